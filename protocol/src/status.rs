@@ -1,0 +1,152 @@
+//! How one replica's execution ended.
+//!
+//! Every status except [`Status::HostTimeout`] is deterministic: two honest hosts running the
+//! same unit with the same limits reach the same status, so statuses take part in quorum.
+//! A host timeout says only that this host's wall-clock guard fired; it is retried
+//! elsewhere and never accepted as a result.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The end of one execution of a unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Status {
+    /// `_start` returned or the task called `proc_exit(0)`.
+    Success,
+    /// The task called `proc_exit` with a non-zero code.
+    ExitCode { code: i32 },
+    /// The task trapped.
+    Trap { trap: TrapKind },
+    /// The job's fuel budget ran out (deterministic: same point on every host).
+    FuelExhausted,
+    /// The task tried to grow linear memory or a table past the job's limit.
+    MemoryLimit,
+    /// The task wrote more to stdout than the job's output limit.
+    OutputLimit,
+    /// This host's wall-clock guard stopped the task; not a result, retry elsewhere.
+    HostTimeout,
+    /// The module could not be compiled or instantiated under Task ABI v1.
+    InvalidModule { reason: String },
+}
+
+/// Why a task trapped, as wasm defines it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrapKind {
+    Unreachable,
+    StackOverflow,
+    MemoryOutOfBounds,
+    HeapMisaligned,
+    TableOutOfBounds,
+    IndirectCallToNull,
+    BadSignature,
+    IntegerOverflow,
+    IntegerDivisionByZero,
+    BadConversionToInteger,
+    NullReference,
+    /// A trap this version of wasmhive has no name for.
+    Other,
+}
+
+impl Status {
+    /// True when replicas may agree on this status (everything but a host timeout).
+    pub fn is_deterministic(&self) -> bool {
+        !matches!(self, Status::HostTimeout)
+    }
+
+    /// True for a clean exit.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Status::Success)
+    }
+
+    /// The canonical text that goes into an outcome digest. Stable across versions of
+    /// Task ABI v1: changing it changes every digest.
+    pub fn canonical_text(&self) -> String {
+        match self {
+            Status::Success => "success".to_string(),
+            Status::ExitCode { code } => format!("exit:{code}"),
+            Status::Trap { trap } => format!("trap:{}", trap.name()),
+            Status::FuelExhausted => "fuel_exhausted".to_string(),
+            Status::MemoryLimit => "memory_limit".to_string(),
+            Status::OutputLimit => "output_limit".to_string(),
+            Status::HostTimeout => "host_timeout".to_string(),
+            Status::InvalidModule { reason } => format!("invalid_module:{reason}"),
+        }
+    }
+
+    /// The process exit code `wasmhive run` uses for this status.
+    pub fn process_exit_code(&self) -> i32 {
+        match self {
+            Status::Success => 0,
+            Status::ExitCode { code } => (*code).clamp(1, 255),
+            Status::Trap { .. } => 134,
+            Status::FuelExhausted => 135,
+            Status::MemoryLimit => 136,
+            Status::OutputLimit => 137,
+            Status::HostTimeout => 124,
+            Status::InvalidModule { .. } => 65,
+        }
+    }
+}
+
+impl TrapKind {
+    /// The snake_case name used in digests, JSON and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::StackOverflow => "stack_overflow",
+            TrapKind::MemoryOutOfBounds => "memory_out_of_bounds",
+            TrapKind::HeapMisaligned => "heap_misaligned",
+            TrapKind::TableOutOfBounds => "table_out_of_bounds",
+            TrapKind::IndirectCallToNull => "indirect_call_to_null",
+            TrapKind::BadSignature => "bad_signature",
+            TrapKind::IntegerOverflow => "integer_overflow",
+            TrapKind::IntegerDivisionByZero => "integer_division_by_zero",
+            TrapKind::BadConversionToInteger => "bad_conversion_to_integer",
+            TrapKind::NullReference => "null_reference",
+            TrapKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Success => write!(formatter, "success"),
+            Status::ExitCode { code } => write!(formatter, "exited with code {code}"),
+            Status::Trap { trap } => write!(formatter, "trapped: {}", trap.name()),
+            Status::FuelExhausted => write!(formatter, "fuel exhausted (raise [limits] fuel)"),
+            Status::MemoryLimit => write!(formatter, "memory limit reached (raise [limits] memory)"),
+            Status::OutputLimit => write!(formatter, "output limit reached (raise [limits] output)"),
+            Status::HostTimeout => write!(formatter, "host timeout (wall-clock guard fired)"),
+            Status::InvalidModule { reason } => write!(formatter, "invalid module: {reason}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_texts_are_distinct_and_json_round_trips() {
+        let statuses = [
+            Status::Success,
+            Status::ExitCode { code: 3 },
+            Status::Trap { trap: TrapKind::Unreachable },
+            Status::FuelExhausted,
+            Status::MemoryLimit,
+            Status::OutputLimit,
+            Status::HostTimeout,
+            Status::InvalidModule { reason: "no _start".into() },
+        ];
+        let texts: std::collections::HashSet<String> =
+            statuses.iter().map(Status::canonical_text).collect();
+        assert_eq!(texts.len(), statuses.len());
+        for status in statuses {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The deterministic WASI environment of Task ABI v1: virtual clocks, a seeded random
+//! stream and capped in-memory stdout/stderr.
+//!
+//! Invariants: nothing a guest can observe depends on the host, the time of day or
+//! another unit. Clocks depend only on the number of clock calls; random bytes only on
+//! (job id, unit index); stdio only on what the guest wrote.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
+
+/// Every monotonic clock read advances the virtual clock by this much.
+pub const MONOTONIC_STEP: Duration = Duration::from_millis(1);
+
+/// The wall clock: fixed for the whole job.
+pub struct FixedWallClock {
+    pub since_unix_epoch: Duration,
+}
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.since_unix_epoch
+    }
+}
+
+/// The monotonic clock: starts at zero and advances by [`MONOTONIC_STEP`] per read.
+#[derive(Default)]
+pub struct SteppingMonotonicClock {
+    reads: AtomicU64,
+}
+
+impl HostMonotonicClock for SteppingMonotonicClock {
+    fn resolution(&self) -> u64 {
+        MONOTONIC_STEP.as_nanos() as u64
+    }
+
+    fn now(&self) -> u64 {
+        let reads = self.reads.fetch_add(1, Ordering::Relaxed);
+        reads.saturating_mul(MONOTONIC_STEP.as_nanos() as u64)
+    }
+}
+
+/// `random_get`: the blake3 extendable output of (job id, unit index), so every replica
+/// of a unit sees the same bytes and different units see unrelated ones.
+pub struct SeededRandom {
+    stream: blake3::OutputReader,
+}
+
+impl SeededRandom {
+    pub fn new(job_id: &str, unit_index: u64, purpose: &str) -> SeededRandom {
+        let mut hasher = blake3::Hasher::new_derive_key("wasmhive task abi v1 random_get");
+        hasher.update(purpose.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&(job_id.len() as u64).to_le_bytes());
+        hasher.update(job_id.as_bytes());
+        hasher.update(&unit_index.to_le_bytes());
+        SeededRandom { stream: hasher.finalize_xof() }
+    }
+}
+
+impl rand_core::TryRng for SeededRandom {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut bytes = [0; 4];
+        self.stream.fill(&mut bytes);
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut bytes = [0; 8];
+        self.stream.fill(&mut bytes);
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn try_fill_bytes(&mut self, destination: &mut [u8]) -> Result<(), Infallible> {
+        self.stream.fill(destination);
+        Ok(())
+    }
+}
+
+/// What a [`CappedPipe`] does with bytes past its cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Trap the guest and remember it (stdout: the output limit is part of the result).
+    TrapGuest,
+    /// Keep the first bytes and drop the rest silently (stderr: diagnostics only).
+    DropExcess,
+}
+
+/// An in-memory stdout or stderr with a byte cap.
+#[derive(Clone)]
+pub struct CappedPipe {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    overflowed: Arc<AtomicBool>,
+    bytes_max: usize,
+    policy: OverflowPolicy,
+}
+
+/// The largest write the pipe offers at once.
+const WRITE_CHUNK_BYTES: usize = 64 << 10;
+
+impl CappedPipe {
+    pub fn new(bytes_max: usize, policy: OverflowPolicy) -> CappedPipe {
+        CappedPipe {
+            buffer: Arc::new(Mutex::new(Vec::new())),
+            overflowed: Arc::new(AtomicBool::new(false)),
+            bytes_max,
+            policy,
+        }
+    }
+
+    /// True once a write went past the cap.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// The bytes written so far (at most the cap).
+    pub fn take_contents(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.buffer.lock().expect("pipe buffer poisoned"))
+    }
+
+    /// Appends what fits; returns false when some bytes did not fit.
+    fn append(&self, bytes: &[u8]) -> bool {
+        let mut buffer = self.buffer.lock().expect("pipe buffer poisoned");
+        let room = self.bytes_max.saturating_sub(buffer.len());
+        let fitting = bytes.len().min(room);
+        buffer.extend_from_slice(&bytes[..fitting]);
+        if fitting < bytes.len() {
+            self.overflowed.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+impl OutputStream for CappedPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        if self.append(&bytes) || self.policy == OverflowPolicy::DropExcess {
+            return Ok(());
+        }
+        Err(StreamError::Trap(wasmtime::format_err!(
+            "output limit of {} bytes reached",
+            self.bytes_max
+        )))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_CHUNK_BYTES)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(self: Pin<&mut Self>, _context: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.append(bytes) || self.policy == OverflowPolicy::DropExcess {
+            return Poll::Ready(Ok(bytes.len()));
+        }
+        Poll::Ready(Err(std::io::Error::other("output limit reached")))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+

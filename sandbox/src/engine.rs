@@ -1,0 +1,122 @@
+//! wasmtime engines, one per combination of engine-level settings, and the epoch ticker.
+//!
+//! Fuel metering, NaN canonicalisation and the wasm stack size are engine settings in
+//! wasmtime, so the sandbox keeps one engine (with its WASI linker) per [`EngineKey`],
+//! created on first use. Every engine is deterministic: relaxed SIMD is deterministic and
+//! wasm threads are off (this build of wasmtime has no threads support at all).
+
+use crate::unit_state::UnitState;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig};
+
+/// How often the wall-clock guard advances every engine's epoch.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Instances that may run at once per engine (pooling allocator slots).
+pub const CONCURRENT_INSTANCES_MAX: u32 = 256;
+
+/// Engine-level settings that change generated code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EngineKey {
+    pub fuel_metering: bool,
+    pub nan_canonicalization: bool,
+    pub wasm_stack_bytes_max: usize,
+}
+
+/// An engine with the Task ABI v1 imports linked.
+pub struct EngineWithLinker {
+    pub engine: Engine,
+    pub linker: Linker<UnitState>,
+}
+
+impl EngineKey {
+    /// A short stable name, used for the on-disk artifact folder and in outcomes.
+    pub fn class_name(&self) -> String {
+        format!(
+            "wasmtime-{}-{}-fuel{}-nan{}-stack{}",
+            wasmtime_version(),
+            std::env::consts::ARCH,
+            u8::from(self.fuel_metering),
+            u8::from(self.nan_canonicalization),
+            self.wasm_stack_bytes_max
+        )
+    }
+}
+
+/// The wasmtime version compiled in (artifacts of other versions are never loaded).
+pub fn wasmtime_version() -> &'static str {
+    "48.0.8"
+}
+
+/// Builds an engine for `key` and registers it with the epoch ticker.
+pub fn build_engine(key: EngineKey) -> wasmtime::Result<EngineWithLinker> {
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .consume_fuel(key.fuel_metering)
+        .cranelift_nan_canonicalization(key.nan_canonicalization)
+        .cranelift_opt_level(OptLevel::Speed)
+        .relaxed_simd_deterministic(true)
+        .max_wasm_stack(key.wasm_stack_bytes_max)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+    let engine = Engine::new(&config)?;
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut UnitState| &mut state.wasi)?;
+    register_with_epoch_ticker(&engine);
+    Ok(EngineWithLinker { engine, linker })
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_core_instances(CONCURRENT_INSTANCES_MAX)
+        .total_memories(CONCURRENT_INSTANCES_MAX)
+        .total_tables(CONCURRENT_INSTANCES_MAX)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .table_elements(crate::limits::TABLE_ELEMENTS_MAX_CEILING)
+        .max_memory_size(crate::limits::MEMORY_BYTES_MAX_CEILING as usize)
+        // Keep the first pages of each slot mapped so tiny units do not pay for page faults.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+    pooling
+}
+
+/// Engines whose epoch the ticker thread advances every [`EPOCH_TICK`].
+static TICKED_ENGINES: OnceLock<Mutex<Vec<EngineWeak>>> = OnceLock::new();
+
+fn register_with_epoch_ticker(engine: &Engine) {
+    let mut started = false;
+    let engines = TICKED_ENGINES.get_or_init(|| {
+        started = true;
+        Mutex::new(Vec::new())
+    });
+    engines.lock().expect("epoch ticker list poisoned").push(engine.weak());
+    if started {
+        std::thread::Builder::new()
+            .name("wasmhive-epoch".into())
+            .spawn(|| run_epoch_ticker(engines))
+            .expect("spawning the epoch ticker thread");
+    }
+}
+
+fn run_epoch_ticker(engines: &'static Mutex<Vec<EngineWeak>>) {
+    loop {
+        std::thread::sleep(EPOCH_TICK);
+        let mut engines = engines.lock().expect("epoch ticker list poisoned");
+        engines.retain(|weak| match weak.upgrade() {
+            Some(engine) => {
+                engine.increment_epoch();
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+/// Epoch ticks for a wall-time limit, rounded up, plus one for the tick in progress.
+pub fn epoch_ticks_for(wall_time: Duration) -> u64 {
+    let tick_nanos = EPOCH_TICK.as_nanos();
+    (wall_time.as_nanos().div_ceil(tick_nanos) as u64).saturating_add(1)
+}

@@ -1,0 +1,207 @@
+//! Compiled modules, cached by (engine, blake3 of the module bytes).
+//!
+//! Invariants:
+//! - a module is compiled at most once per engine while it stays cached, even when many
+//!   threads ask for it at once (the others wait for the first);
+//! - the in-memory cache holds at most `memory_bytes_max` of compiled code (least recently
+//!   used entries are evicted first; an entry in use stays alive until its runs end);
+//! - the disk cache holds only artifacts this host compiled and wrote itself, in a folder
+//!   named after the engine's settings and wasmtime version, so an artifact is never loaded
+//!   into an engine that did not produce it; artifacts received from elsewhere are never read;
+//! - a module that fails to compile is remembered as failed (with its reason) like a success.
+
+use crate::engine::{EngineKey, EngineWithLinker};
+use crate::limits::Limits;
+use crate::unit_state::UnitState;
+use lru::LruCache;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use wasmhive_protocol::Hash;
+use wasmtime::{ExternType, InstancePre, Module};
+
+/// A module ready to instantiate: imports resolved against Task ABI v1, `_start` checked.
+pub struct PreparedModule {
+    pub instance_pre: InstancePre<UnitState>,
+    pub compiled_bytes: usize,
+}
+
+/// Why a module cannot run; the text goes into `Status::InvalidModule`.
+pub type ModuleRejection = String;
+
+type CacheCell = Arc<OnceLock<Result<Arc<PreparedModule>, ModuleRejection>>>;
+
+pub struct ModuleCache {
+    entries: Mutex<CacheEntries>,
+    memory_bytes_max: usize,
+    artifact_dir: Option<PathBuf>,
+}
+
+struct CacheEntries {
+    cells: LruCache<(EngineKey, Hash), CacheCell>,
+    compiled_bytes_total: usize,
+}
+
+impl ModuleCache {
+    pub fn new(memory_bytes_max: usize, artifact_dir: Option<PathBuf>) -> ModuleCache {
+        ModuleCache {
+            entries: Mutex::new(CacheEntries {
+                cells: LruCache::unbounded(),
+                compiled_bytes_total: 0,
+            }),
+            memory_bytes_max,
+            artifact_dir,
+        }
+    }
+
+    /// The prepared module for `bytes` (named `hash`), compiling it if needed.
+    pub fn get_or_prepare(
+        &self,
+        engine_key: EngineKey,
+        engine: &EngineWithLinker,
+        hash: Hash,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Arc<PreparedModule>, ModuleRejection> {
+        let key = (engine_key, hash);
+        let cell = self.cell_for(key);
+        let mut prepared_now = false;
+        let result = cell
+            .get_or_init(|| {
+                prepared_now = true;
+                self.prepare(engine_key, engine, hash, bytes, limits)
+            })
+            .clone();
+        if prepared_now {
+            self.account_and_evict(key, &result);
+        }
+        result
+    }
+
+    /// Modules currently held in memory.
+    pub fn module_count(&self) -> usize {
+        self.entries.lock().expect("module cache poisoned").cells.len()
+    }
+
+    fn cell_for(&self, key: (EngineKey, Hash)) -> CacheCell {
+        let mut entries = self.entries.lock().expect("module cache poisoned");
+        entries.cells.get_or_insert(key, CacheCell::default).clone()
+    }
+
+    fn account_and_evict(&self, key: (EngineKey, Hash), result: &Result<Arc<PreparedModule>, ModuleRejection>) {
+        let added = result.as_ref().map_or(0, |prepared| prepared.compiled_bytes);
+        let mut entries = self.entries.lock().expect("module cache poisoned");
+        entries.compiled_bytes_total += added;
+        while entries.compiled_bytes_total > self.memory_bytes_max && entries.cells.len() > 1 {
+            let Some((evicted_key, evicted)) = entries.cells.pop_lru() else { break };
+            if evicted_key == key {
+                entries.cells.put(evicted_key, evicted);
+                continue;
+            }
+            let freed = evicted.get().and_then(|result| result.as_ref().ok()).map_or(0, |prepared| prepared.compiled_bytes);
+            entries.compiled_bytes_total -= freed;
+        }
+    }
+
+    fn prepare(
+        &self,
+        engine_key: EngineKey,
+        engine: &EngineWithLinker,
+        hash: Hash,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Arc<PreparedModule>, ModuleRejection> {
+        check_module_bytes(bytes, limits)?;
+        let artifact_path = self.artifact_dir.as_ref().map(|dir| artifact_path(dir, engine_key, hash));
+        let module = match artifact_path.as_deref().and_then(|path| load_own_artifact(engine, path)) {
+            Some(module) => module,
+            None => {
+                let module = compile_with_time_limit(engine, bytes, limits)?;
+                if let Some(path) = &artifact_path {
+                    store_artifact(&module, path);
+                }
+                module
+            }
+        };
+        check_start_export(&module)?;
+        let instance_pre = engine.linker.instantiate_pre(&module).map_err(|error| {
+            format!("{error:#}; Task ABI v1 provides only the wasi_snapshot_preview1 imports")
+        })?;
+        let image = module.image_range();
+        let compiled_bytes = (image.end as usize).saturating_sub(image.start as usize).max(bytes.len());
+        Ok(Arc::new(PreparedModule { instance_pre, compiled_bytes }))
+    }
+}
+
+fn check_module_bytes(bytes: &[u8], limits: &Limits) -> Result<(), ModuleRejection> {
+    if bytes.len() > limits.module_bytes_max {
+        return Err(format!(
+            "module is {} bytes, above the module size limit of {} bytes; shrink it (e.g. build in release mode and strip it) or raise the limit",
+            bytes.len(),
+            limits.module_bytes_max
+        ));
+    }
+    if !bytes.starts_with(b"\0asm") {
+        return Err("not a WebAssembly binary (it does not start with \\0asm); build the task for wasm32-wasip1, or convert WAT text with wat2wasm".to_string());
+    }
+    Ok(())
+}
+
+fn check_start_export(module: &Module) -> Result<(), ModuleRejection> {
+    match module.get_export("_start") {
+        Some(ExternType::Func(function)) if function.params().len() == 0 && function.results().len() == 0 => Ok(()),
+        Some(_) => Err("the export `_start` is not a function of no parameters and no results".to_string()),
+        None => Err("the module exports no `_start` function; build the task as a WASI command (a `main` program for wasm32-wasip1), not a library".to_string()),
+    }
+}
+
+/// Compiles on a helper thread and stops waiting after `compile_time_max`. wasmtime cannot
+/// abort a compilation, so a timed-out compilation finishes in the background (bounded by
+/// the module size limit) and its result is dropped.
+fn compile_with_time_limit(engine: &EngineWithLinker, bytes: &[u8], limits: &Limits) -> Result<Module, ModuleRejection> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let engine = engine.engine.clone();
+    let bytes = bytes.to_vec();
+    std::thread::Builder::new()
+        .name("wasmhive-compile".into())
+        .spawn(move || {
+            let _ = sender.send(Module::new(&engine, &bytes));
+        })
+        .map_err(|error| format!("could not start a compilation thread: {error}"))?;
+    match receiver.recv_timeout(limits.compile_time_max) {
+        Ok(Ok(module)) => Ok(module),
+        Ok(Err(error)) => Err(format!("compilation failed: {error:#}")),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+            "compilation took longer than the compile-time limit of {:?}; split the module's largest functions or raise the limit",
+            limits.compile_time_max
+        )),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err("the compilation thread died".to_string()),
+    }
+}
+
+fn artifact_path(dir: &Path, engine_key: EngineKey, hash: Hash) -> PathBuf {
+    dir.join(engine_key.class_name()).join(format!("{}.cwasm", hash.to_hex()))
+}
+
+#[allow(unsafe_code, reason = "deserialising compiled code is unsafe; see the safety note")]
+fn load_own_artifact(engine: &EngineWithLinker, path: &Path) -> Option<Module> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: the artifact folder belongs to this host's data directory and holds only
+    // files written by `store_artifact` from modules this process compiled; wasmtime also
+    // checks that the artifact matches this engine's version and settings.
+    unsafe { Module::deserialize_file(&engine.engine, path) }.ok()
+}
+
+fn store_artifact(module: &Module, path: &Path) {
+    let Ok(serialized) = module.serialize() else { return };
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&temporary, serialized).is_ok() {
+        let _ = std::fs::rename(&temporary, path);
+    }
+}

@@ -1,0 +1,146 @@
+//! Running one unit: build the deterministic WASI context, instantiate, call `_start`,
+//! and turn however it ended into a [`Status`].
+
+use crate::deterministic_wasi::{CappedPipe, FixedWallClock, OverflowPolicy, SeededRandom, SteppingMonotonicClock};
+use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
+use crate::module_cache::ModuleCache;
+use crate::outcome::{Outcome, outcome_digest};
+use crate::unit_state::{UnitLimiter, UnitState};
+use crate::UnitRequest;
+use std::time::Instant;
+use wasmhive_protocol::{Status, TrapKind};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+
+/// Largest `random_get` request served at once (the guest may loop for more).
+const RANDOM_GET_BYTES_MAX: u64 = 1 << 20;
+
+pub fn run_unit(modules: &ModuleCache, engine_key: EngineKey, engine: &EngineWithLinker, request: &UnitRequest<'_>) -> Outcome {
+    let started = Instant::now();
+    let limits = request.limits;
+    let prepared = modules.get_or_prepare(engine_key, engine, request.module.hash, &request.module.bytes, limits);
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(reason) => {
+            let status = Status::InvalidModule { reason };
+            return finish(status, Vec::new(), Vec::new(), None, started, engine_key, "the module was rejected".into());
+        }
+    };
+    let stdout = CappedPipe::new(limits.stdout_bytes_max, OverflowPolicy::TrapGuest);
+    let stderr = CappedPipe::new(limits.stderr_bytes_max, OverflowPolicy::DropExcess);
+    let mut store = Store::new(&engine.engine, unit_state(request, &stdout, &stderr));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(epoch_ticks_for(limits.wall_time_max));
+    store.epoch_deadline_trap();
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel).expect("fuel metering is on for engines of jobs with a fuel budget");
+    }
+    let result = prepared.instance_pre.instantiate(&mut store).and_then(|instance| {
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call(&mut store, ())
+    });
+    let fuel_used = limits.fuel.map(|budget| budget - store.get_fuel().unwrap_or(0));
+    let limit_hit = store.data().limiter.limit_hit;
+    let (status, message) = match result {
+        Ok(()) => (Status::Success, "the task returned from _start".to_string()),
+        Err(error) => classify_error(&error, limit_hit, stdout.overflowed()),
+    };
+    finish(status, stdout.take_contents(), stderr.take_contents(), fuel_used, started, engine_key, message)
+}
+
+fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPipe) -> UnitState {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdin(MemoryInputPipe::new(request.input.to_vec()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .arg(request.task_name)
+        .args(request.args)
+        .env("WASMHIVE_JOB", request.job_id)
+        .env("WASMHIVE_UNIT", request.unit_index.to_string())
+        .wall_clock(FixedWallClock { since_unix_epoch: request.job_time })
+        .monotonic_clock(SteppingMonotonicClock::default())
+        .secure_random(SeededRandom::new(request.job_id, request.unit_index, "secure"))
+        .insecure_random(SeededRandom::new(request.job_id, request.unit_index, "insecure"))
+        .insecure_random_seed(insecure_seed(request))
+        .max_random_size(RANDOM_GET_BYTES_MAX);
+    UnitState {
+        wasi: builder.build_p1(),
+        limiter: UnitLimiter {
+            memory_bytes_max: request.limits.memory_bytes_max,
+            table_elements_max: request.limits.table_elements_max,
+            limit_hit: false,
+        },
+    }
+}
+
+fn insecure_seed(request: &UnitRequest<'_>) -> u128 {
+    let mut seed = [0u8; 16];
+    rand_core::TryRng::try_fill_bytes(&mut SeededRandom::new(request.job_id, request.unit_index, "seed"), &mut seed)
+        .expect("the seeded stream never fails");
+    u128::from_le_bytes(seed)
+}
+
+/// Maps how a run failed to its status. Limits the sandbox enforces itself are checked
+/// first, because the guest-visible symptom of hitting them varies.
+fn classify_error(error: &wasmtime::Error, limit_hit: bool, stdout_overflowed: bool) -> (Status, String) {
+    if limit_hit {
+        return (Status::MemoryLimit, format!("{error:#}"));
+    }
+    if stdout_overflowed {
+        return (Status::OutputLimit, format!("{error:#}"));
+    }
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        let status = if exit.0 == 0 { Status::Success } else { Status::ExitCode { code: exit.0 } };
+        return (status, format!("the task called proc_exit({})", exit.0));
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        let status = match trap {
+            Trap::OutOfFuel => Status::FuelExhausted,
+            Trap::Interrupt => Status::HostTimeout,
+            other => Status::Trap { trap: trap_kind(*other) },
+        };
+        return (status, format!("{error:#}"));
+    }
+    (Status::Trap { trap: TrapKind::Other }, format!("{error:#}"))
+}
+
+fn trap_kind(trap: Trap) -> TrapKind {
+    match trap {
+        Trap::UnreachableCodeReached => TrapKind::Unreachable,
+        Trap::StackOverflow => TrapKind::StackOverflow,
+        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+        Trap::HeapMisaligned => TrapKind::HeapMisaligned,
+        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+        Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
+        Trap::BadSignature => TrapKind::BadSignature,
+        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+        Trap::IntegerDivisionByZero => TrapKind::IntegerDivisionByZero,
+        Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
+        Trap::NullReference => TrapKind::NullReference,
+        _ => TrapKind::Other,
+    }
+}
+
+fn finish(
+    status: Status,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    fuel_used: Option<u64>,
+    started: Instant,
+    engine_key: EngineKey,
+    message: String,
+) -> Outcome {
+    let digest = outcome_digest(&status, &stdout);
+    Outcome {
+        status,
+        stdout,
+        stderr,
+        fuel_used,
+        digest,
+        wall_time: started.elapsed(),
+        engine_class: engine_key.class_name(),
+        message,
+    }
+}

@@ -1,0 +1,59 @@
+//! The per-unit store data: the WASI context and the resource limiter.
+
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// Everything a running unit's `Store` holds.
+pub struct UnitState {
+    pub wasi: WasiP1Ctx,
+    pub limiter: UnitLimiter,
+}
+
+/// Refuses linear memory and table growth past the unit's limits, and remembers that it
+/// did so, so the outcome says `memory limit` rather than whatever trap the guest's
+/// allocator turns a failed `memory.grow` into.
+pub struct UnitLimiter {
+    pub memory_bytes_max: u64,
+    pub table_elements_max: u64,
+    pub limit_hit: bool,
+}
+
+impl ResourceLimiter for UnitLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_bytes_max {
+            self.limit_hit = true;
+            wasmtime::bail!("memory limit of {} bytes reached", self.memory_bytes_max);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_elements_max {
+            self.limit_hit = true;
+            wasmtime::bail!("table limit of {} elements reached", self.table_elements_max);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
