@@ -66,6 +66,11 @@ impl SeededRandom {
         hasher.update(&unit_index.to_le_bytes());
         SeededRandom { stream: hasher.finalize_xof() }
     }
+
+    /// Fills `destination` with the next bytes of the stream.
+    pub fn fill(&mut self, destination: &mut [u8]) {
+        self.stream.fill(destination);
+    }
 }
 
 impl rand_core::TryRng for SeededRandom {
@@ -87,6 +92,13 @@ impl rand_core::TryRng for SeededRandom {
         self.stream.fill(destination);
         Ok(())
     }
+}
+
+/// The bytes a unit's `random_get` calls return, in order, as a fill function: lets native
+/// code (benchmarks, tests) consume exactly the stream the guest sees.
+pub fn random_get_stream(job_id: &str, unit_index: u64) -> impl FnMut(&mut [u8]) {
+    let mut random = SeededRandom::new(job_id, unit_index, "random_get");
+    move |destination: &mut [u8]| random.fill(destination)
 }
 
 /// What a [`CappedPipe`] does with bytes past its cap.

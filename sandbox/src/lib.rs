@@ -17,13 +17,14 @@
 
 mod deterministic_wasi;
 mod engine;
+mod host_overrides;
 mod limits;
 mod module_cache;
 mod outcome;
 mod run;
 mod unit_state;
 
-pub use deterministic_wasi::MONOTONIC_STEP;
+pub use deterministic_wasi::{MONOTONIC_STEP, random_get_stream};
 pub use engine::{EPOCH_TICK, wasmtime_version};
 pub use limits::{Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT, WASM_STACK_BYTES_MAX_CEILING};
 pub use outcome::{Outcome, outcome_digest};

@@ -54,7 +54,7 @@ pub const MEMORY_BYTES_MAX_CEILING: u64 = 4 << 30;
 /// Largest table any job may ask for, in elements.
 pub const TABLE_ELEMENTS_MAX_CEILING: usize = 1_000_000;
 /// Deepest wasm stack any job may ask for.
-pub const WASM_STACK_BYTES_MAX_CEILING: usize = 8 << 20;
+pub const WASM_STACK_BYTES_MAX_CEILING: usize = 1 << 20;
 
 impl Limits {
     /// Checks the limits against the sandbox's ceilings; the error says which key to fix.
@@ -73,7 +73,7 @@ impl Limits {
         }
         if self.wasm_stack_bytes_max == 0 || self.wasm_stack_bytes_max > WASM_STACK_BYTES_MAX_CEILING {
             return Err(format!(
-                "wasm stack limit {} bytes must be between 1 byte and 8 MiB",
+                "wasm stack limit {} bytes must be between 1 byte and 1 MiB (wasm runs on the calling thread's stack, 2 MiB for spawned threads)",
                 self.wasm_stack_bytes_max
             ));
         }

@@ -67,6 +67,7 @@ fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPip
         .max_random_size(RANDOM_GET_BYTES_MAX);
     UnitState {
         wasi: builder.build_p1(),
+        random: SeededRandom::new(request.job_id, request.unit_index, "random_get"),
         limiter: UnitLimiter {
             memory_bytes_max: request.limits.memory_bytes_max,
             table_elements_max: request.limits.table_elements_max,

@@ -1,11 +1,14 @@
 //! The per-unit store data: the WASI context and the resource limiter.
 
+use crate::deterministic_wasi::SeededRandom;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// Everything a running unit's `Store` holds.
 pub struct UnitState {
     pub wasi: WasiP1Ctx,
+    /// The unit's `random_get` stream (see `host_overrides`).
+    pub random: SeededRandom,
     pub limiter: UnitLimiter,
 }
 

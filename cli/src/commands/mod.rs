@@ -1,0 +1,3 @@
+//! One module per `wasmhive` subcommand.
+
+pub mod run;

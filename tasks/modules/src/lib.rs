@@ -1,0 +1,38 @@
+//! The Rust task modules as bytes, built by this crate's build script for `wasm32-wasip1`.
+//!
+//! | name | input | output |
+//! | --- | --- | --- |
+//! | `sum` | `START END` | sum of the integers in [START, END) |
+//! | `primes` | `START END` | count of primes in [START, END) |
+//! | `pi` | `SAMPLES` | `HITS SAMPLES ESTIMATE` (Monte Carlo, seeded WASI random) |
+//! | `mandelbrot` | `WIDTH HEIGHT ROW_START ROW_END MAX_ITER` | PGM tile of those rows |
+//! | `hashcash` | `PREFIX BITS` | `NONCE HASH_HEX` |
+//! | `probe` | (argv selects a misbehaviour) | test guest for the sandbox |
+
+macro_rules! task_module {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".wasm"))
+    };
+}
+
+pub const SUM: &[u8] = task_module!("sum");
+pub const PRIMES: &[u8] = task_module!("primes");
+pub const PI: &[u8] = task_module!("pi");
+pub const MANDELBROT: &[u8] = task_module!("mandelbrot");
+pub const HASHCASH: &[u8] = task_module!("hashcash");
+pub const PROBE: &[u8] = task_module!("probe");
+
+/// Every embedded task module by name (the probe, a test guest, included).
+pub const ALL: &[(&str, &[u8])] = &[
+    ("sum", SUM),
+    ("primes", PRIMES),
+    ("pi", PI),
+    ("mandelbrot", MANDELBROT),
+    ("hashcash", HASHCASH),
+    ("probe", PROBE),
+];
+
+/// The module named `name`, if embedded.
+pub fn by_name(name: &str) -> Option<&'static [u8]> {
+    ALL.iter().find(|(module_name, _)| *module_name == name).map(|(_, bytes)| *bytes)
+}

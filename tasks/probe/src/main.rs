@@ -1,0 +1,116 @@
+//! `probe`: a test guest that does one thing a task should not (or that shows what the
+//! sandbox lets it see), chosen by its first argument. The sandbox tests run it under each
+//! mode and check the status and output. Modes:
+//!
+//! `echo`, `abi` (args and env), `loop`, `memory-bomb`, `recursion`, `stdout-flood`,
+//! `stderr-flood`, `exit CODE`, `read-file`, `socket`, `clocks`, `random`, `nan`.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+
+const FLOOD_BYTES: usize = 16 << 20;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map(String::as_str).unwrap_or("");
+    match mode {
+        "echo" => echo(),
+        "abi" => print_abi(&args),
+        "loop" => spin_forever(),
+        "memory-bomb" => grow_memory_forever(),
+        "recursion" => println!("{}", recurse(black_box(u64::MAX))),
+        "stdout-flood" => flood(&mut std::io::stdout()),
+        "stderr-flood" => {
+            flood(&mut std::io::stderr());
+            println!("survived the stderr flood");
+        }
+        "exit" => std::process::exit(args.get(2).and_then(|code| code.parse().ok()).unwrap_or(1)),
+        "read-file" => match std::fs::read("/etc/passwd") {
+            Ok(bytes) => println!("read {} bytes", bytes.len()),
+            Err(error) => println!("read-file refused: {:?}", error.kind()),
+        },
+        "socket" => match std::net::TcpStream::connect("127.0.0.1:80") {
+            Ok(_) => println!("connected"),
+            Err(error) => println!("socket refused: {:?}", error.kind()),
+        },
+        "clocks" => print_clocks(),
+        "random" => print_random(),
+        "nan" => print_nan_bits(),
+        other => {
+            eprintln!("unknown probe mode {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn echo() {
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).expect("stdin");
+    std::io::stdout().write_all(&input).expect("stdout");
+}
+
+fn print_abi(args: &[String]) {
+    println!("args={args:?}");
+    let mut variables: Vec<(String, String)> = std::env::vars().collect();
+    variables.sort();
+    println!("env={variables:?}");
+    println!("preopened_root={:?}", std::fs::read_dir("/").map(|_| ()).map_err(|error| error.kind()));
+}
+
+fn spin_forever() {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+fn grow_memory_forever() {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        blocks.push(vec![1u8; 1 << 20]);
+        black_box(&blocks);
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let padding = black_box([depth; 16]);
+    recurse(black_box(depth - 1)) + padding[3]
+}
+
+fn flood(stream: &mut dyn Write) {
+    let block = vec![b'x'; 64 << 10];
+    for _ in 0..FLOOD_BYTES / block.len() {
+        if stream.write_all(&block).is_err() {
+            std::process::exit(4);
+        }
+    }
+}
+
+fn print_clocks() {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    let first = std::time::Instant::now();
+    let second = std::time::Instant::now();
+    println!("wall_ns={} monotonic_step_ns={}", wall.as_nanos(), second.duration_since(first).as_nanos());
+}
+
+fn print_random() {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("random_get");
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    println!("random={hex}");
+}
+
+fn print_nan_bits() {
+    let zero64 = black_box(0.0f64);
+    let zero32 = black_box(0.0f32);
+    let minus_one = black_box(-1.0f64);
+    println!(
+        "f64_div={:016x} f32_div={:08x} f64_sqrt={:016x}",
+        (zero64 / zero64).to_bits(),
+        (zero32 / zero32).to_bits(),
+        minus_one.sqrt().to_bits()
+    );
+}

@@ -1,0 +1,48 @@
+//! Helpers shared by wasmhive's integration tests and benchmarks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, UnitRequest};
+
+/// Job id every test unit runs under unless a test says otherwise.
+pub const TEST_JOB: &str = "test-job";
+
+/// Runs one unit with the usual test settings (NaN canonicalisation on, job time 0).
+pub fn run_unit(sandbox: &Sandbox, module: &ModuleBytes, input: &[u8], args: &[&str], limits: &Limits) -> Outcome {
+    run_unit_as(sandbox, module, input, args, limits, 0)
+}
+
+/// [`run_unit`] with a chosen unit index (the second half of the random seed).
+pub fn run_unit_as(sandbox: &Sandbox, module: &ModuleBytes, input: &[u8], args: &[&str], limits: &Limits, unit_index: u64) -> Outcome {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    let request = UnitRequest {
+        module,
+        input,
+        task_name: "task",
+        args: &args,
+        job_id: TEST_JOB,
+        unit_index,
+        job_time: Duration::ZERO,
+        limits,
+        nan_canonicalization: true,
+    };
+    sandbox.run(&request).expect("the test limits are valid")
+}
+
+/// The embedded task module `name`.
+pub fn task_module(name: &str) -> ModuleBytes {
+    ModuleBytes::new(task_modules::by_name(name).unwrap_or_else(|| panic!("no task module {name}")))
+}
+
+/// The `wasmhive` binary of this build. `scripts/test` builds it before the tests run.
+pub fn wasmhive_binary() -> PathBuf {
+    let test_executable = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = test_executable.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let binary = profile_dir.join("wasmhive");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p wasmhive` (scripts/test does this) and run the tests again",
+        binary.display()
+    );
+    binary
+}

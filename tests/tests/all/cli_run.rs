@@ -1,0 +1,69 @@
+//! `wasmhive run` as a user calls it: output on stdout, outcome on stderr, exit code from
+//! the status, clear errors for bad files and sizes.
+
+use std::process::{Command, Output};
+use wasmhive_tests::wasmhive_binary;
+
+fn wasmhive(args: &[&str]) -> Output {
+    Command::new(wasmhive_binary()).args(args).output().expect("running wasmhive")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_the_output_and_the_outcome() {
+    let output = wasmhive(&["run", "primes", "--input-text", "0 1000", "--fuel", "100000000"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "168\n");
+    let outcome = stderr(&output);
+    assert!(outcome.contains("status: success"), "{outcome}");
+    assert!(outcome.contains("digest: "), "{outcome}");
+    assert!(!outcome.contains("fuel: off"), "{outcome}");
+}
+
+#[test]
+fn run_reads_a_module_file_and_input_from_stdin() {
+    let directory = std::env::temp_dir().join(format!("wasmhive-run-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let module = directory.join("sum.wasm");
+    std::fs::write(&module, task_modules::SUM).unwrap();
+    let mut child = Command::new(wasmhive_binary())
+        .args(["run", module.to_str().unwrap(), "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"1 101").unwrap();
+    let output = child.wait_with_output().unwrap();
+    std::fs::remove_dir_all(&directory).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "5050\n", "{}", stderr(&output));
+}
+
+#[test]
+fn run_exit_code_reflects_the_status() {
+    let bad_input = wasmhive(&["run", "primes", "--input-text", "ten"]);
+    assert_eq!(bad_input.status.code(), Some(2));
+    assert!(stderr(&bad_input).contains("exited with code 2"), "{}", stderr(&bad_input));
+    let out_of_fuel = wasmhive(&["run", "primes", "--input-text", "0 1000000", "--fuel", "1000"]);
+    assert_eq!(out_of_fuel.status.code(), Some(135));
+    assert!(stderr(&out_of_fuel).contains("fuel exhausted"), "{}", stderr(&out_of_fuel));
+}
+
+#[test]
+fn run_explains_bad_modules_and_bad_sizes() {
+    let missing = wasmhive(&["run", "no-such-module.wasm"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("built-in task"), "{}", stderr(&missing));
+    let not_wasm = wasmhive(&["run", "Cargo.toml"]);
+    assert_eq!(not_wasm.status.code(), Some(2));
+    assert!(stderr(&not_wasm).contains("not a WebAssembly module"), "{}", stderr(&not_wasm));
+    let bad_size = wasmhive(&["run", "sum", "--memory", "lots"]);
+    assert_eq!(bad_size.status.code(), Some(2));
+    assert!(stderr(&bad_size).contains("256 MiB"), "{}", stderr(&bad_size));
+    let too_big = wasmhive(&["run", "sum", "--memory", "8 GiB"]);
+    assert!(stderr(&too_big).contains("4 GiB"), "{}", stderr(&too_big));
+}
