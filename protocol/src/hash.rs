@@ -57,9 +57,7 @@ impl FromStr for Hash {
     fn from_str(text: &str) -> Result<Hash, HashParseError> {
         blake3::Hash::from_hex(text)
             .map(Hash::from)
-            .map_err(|_| HashParseError {
-                text: text.chars().take(80).collect(),
-            })
+            .map_err(|_| HashParseError { text: text.chars().take(80).collect() })
     }
 }
 

@@ -141,8 +141,7 @@ mod tests {
             Status::HostTimeout,
             Status::InvalidModule { reason: "no _start".into() },
         ];
-        let texts: std::collections::HashSet<String> =
-            statuses.iter().map(Status::canonical_text).collect();
+        let texts: std::collections::HashSet<String> = statuses.iter().map(Status::canonical_text).collect();
         assert_eq!(texts.len(), statuses.len());
         for status in statuses {
             let json = serde_json::to_string(&status).unwrap();

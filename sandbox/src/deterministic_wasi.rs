@@ -161,10 +161,7 @@ impl OutputStream for CappedPipe {
         if self.append(&bytes) || self.policy == OverflowPolicy::DropExcess {
             return Ok(());
         }
-        Err(StreamError::Trap(wasmtime::format_err!(
-            "output limit of {} bytes reached",
-            self.bytes_max
-        )))
+        Err(StreamError::Trap(wasmtime::format_err!("output limit of {} bytes reached", self.bytes_max)))
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -198,7 +195,11 @@ impl StdoutStream for CappedPipe {
 }
 
 impl tokio::io::AsyncWrite for CappedPipe {
-    fn poll_write(self: Pin<&mut Self>, _context: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         if self.append(bytes) || self.policy == OverflowPolicy::DropExcess {
             return Poll::Ready(Ok(bytes.len()));
         }
@@ -213,4 +214,3 @@ impl tokio::io::AsyncWrite for CappedPipe {
         Poll::Ready(Ok(()))
     }
 }
-

@@ -8,7 +8,9 @@
 use crate::unit_state::UnitState;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, EngineWeak, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig,
+};
 
 /// How often the wall-clock guard advances every engine's epoch.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);

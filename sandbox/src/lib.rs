@@ -26,7 +26,10 @@ mod unit_state;
 
 pub use deterministic_wasi::{MONOTONIC_STEP, random_get_stream};
 pub use engine::{EPOCH_TICK, wasmtime_version};
-pub use limits::{Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT, WASM_STACK_BYTES_MAX_CEILING};
+pub use limits::{
+    Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT,
+    WASM_STACK_BYTES_MAX_CEILING,
+};
 pub use outcome::{Outcome, outcome_digest};
 pub use wasmhive_protocol::{Hash, Status, TrapKind};
 
@@ -48,10 +51,7 @@ pub struct SandboxConfig {
 
 impl Default for SandboxConfig {
     fn default() -> SandboxConfig {
-        SandboxConfig {
-            module_cache_bytes_max: 512 << 20,
-            artifact_dir: None,
-        }
+        SandboxConfig { module_cache_bytes_max: 512 << 20, artifact_dir: None }
     }
 }
 

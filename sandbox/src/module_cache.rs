@@ -45,10 +45,7 @@ struct CacheEntries {
 impl ModuleCache {
     pub fn new(memory_bytes_max: usize, artifact_dir: Option<PathBuf>) -> ModuleCache {
         ModuleCache {
-            entries: Mutex::new(CacheEntries {
-                cells: LruCache::unbounded(),
-                compiled_bytes_total: 0,
-            }),
+            entries: Mutex::new(CacheEntries { cells: LruCache::unbounded(), compiled_bytes_total: 0 }),
             memory_bytes_max,
             artifact_dir,
         }
@@ -88,7 +85,11 @@ impl ModuleCache {
         entries.cells.get_or_insert(key, CacheCell::default).clone()
     }
 
-    fn account_and_evict(&self, key: (EngineKey, Hash), result: &Result<Arc<PreparedModule>, ModuleRejection>) {
+    fn account_and_evict(
+        &self,
+        key: (EngineKey, Hash),
+        result: &Result<Arc<PreparedModule>, ModuleRejection>,
+    ) {
         let added = result.as_ref().map_or(0, |prepared| prepared.compiled_bytes);
         let mut entries = self.entries.lock().expect("module cache poisoned");
         entries.compiled_bytes_total += added;
@@ -98,7 +99,10 @@ impl ModuleCache {
                 entries.cells.put(evicted_key, evicted);
                 continue;
             }
-            let freed = evicted.get().and_then(|result| result.as_ref().ok()).map_or(0, |prepared| prepared.compiled_bytes);
+            let freed = evicted
+                .get()
+                .and_then(|result| result.as_ref().ok())
+                .map_or(0, |prepared| prepared.compiled_bytes);
             entries.compiled_bytes_total -= freed;
         }
     }
@@ -158,7 +162,11 @@ fn check_start_export(module: &Module) -> Result<(), ModuleRejection> {
 /// Compiles on a helper thread and stops waiting after `compile_time_max`. wasmtime cannot
 /// abort a compilation, so a timed-out compilation finishes in the background (bounded by
 /// the module size limit) and its result is dropped.
-fn compile_with_time_limit(engine: &EngineWithLinker, bytes: &[u8], limits: &Limits) -> Result<Module, ModuleRejection> {
+fn compile_with_time_limit(
+    engine: &EngineWithLinker,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Module, ModuleRejection> {
     let (sender, receiver) = mpsc::sync_channel(1);
     let engine = engine.engine.clone();
     let bytes = bytes.to_vec();

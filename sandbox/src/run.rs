@@ -1,12 +1,14 @@
 //! Running one unit: build the deterministic WASI context, instantiate, call `_start`,
 //! and turn however it ended into a [`Status`].
 
-use crate::deterministic_wasi::{CappedPipe, FixedWallClock, OverflowPolicy, SeededRandom, SteppingMonotonicClock};
+use crate::UnitRequest;
+use crate::deterministic_wasi::{
+    CappedPipe, FixedWallClock, OverflowPolicy, SeededRandom, SteppingMonotonicClock,
+};
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
 use crate::module_cache::ModuleCache;
 use crate::outcome::{Outcome, outcome_digest};
 use crate::unit_state::{UnitLimiter, UnitState};
-use crate::UnitRequest;
 use std::time::Instant;
 use wasmhive_protocol::{Status, TrapKind};
 use wasmtime::{Store, Trap};
@@ -16,15 +18,29 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 /// Largest `random_get` request served at once (the guest may loop for more).
 const RANDOM_GET_BYTES_MAX: u64 = 1 << 20;
 
-pub fn run_unit(modules: &ModuleCache, engine_key: EngineKey, engine: &EngineWithLinker, request: &UnitRequest<'_>) -> Outcome {
+pub fn run_unit(
+    modules: &ModuleCache,
+    engine_key: EngineKey,
+    engine: &EngineWithLinker,
+    request: &UnitRequest<'_>,
+) -> Outcome {
     let started = Instant::now();
     let limits = request.limits;
-    let prepared = modules.get_or_prepare(engine_key, engine, request.module.hash, &request.module.bytes, limits);
+    let prepared =
+        modules.get_or_prepare(engine_key, engine, request.module.hash, &request.module.bytes, limits);
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(reason) => {
             let status = Status::InvalidModule { reason };
-            return finish(status, Vec::new(), Vec::new(), None, started, engine_key, "the module was rejected".into());
+            return finish(
+                status,
+                Vec::new(),
+                Vec::new(),
+                None,
+                started,
+                engine_key,
+                "the module was rejected".into(),
+            );
         }
     };
     let stdout = CappedPipe::new(limits.stdout_bytes_max, OverflowPolicy::TrapGuest);
@@ -78,8 +94,11 @@ fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPip
 
 fn insecure_seed(request: &UnitRequest<'_>) -> u128 {
     let mut seed = [0u8; 16];
-    rand_core::TryRng::try_fill_bytes(&mut SeededRandom::new(request.job_id, request.unit_index, "seed"), &mut seed)
-        .expect("the seeded stream never fails");
+    rand_core::TryRng::try_fill_bytes(
+        &mut SeededRandom::new(request.job_id, request.unit_index, "seed"),
+        &mut seed,
+    )
+    .expect("the seeded stream never fails");
     u128::from_le_bytes(seed)
 }
 

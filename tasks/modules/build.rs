@@ -17,7 +17,8 @@ const TASKS: &[(&str, &str)] = &[
 const WASM_TARGET: &str = "wasm32-wasip1";
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let tasks_dir = manifest_dir.parent().expect("tasks/modules has a parent");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (_, binary) in TASKS {
@@ -37,7 +38,8 @@ fn main() {
 
 fn ensure_wasm_target_installed() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(rustc).args(["--print", "sysroot"]).output().expect("running rustc --print sysroot");
+    let output =
+        Command::new(rustc).args(["--print", "sysroot"]).output().expect("running rustc --print sysroot");
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     if !sysroot.join("lib/rustlib").join(WASM_TARGET).exists() {
         panic!(

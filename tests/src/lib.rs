@@ -8,12 +8,25 @@ use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, UnitRequest};
 pub const TEST_JOB: &str = "test-job";
 
 /// Runs one unit with the usual test settings (NaN canonicalisation on, job time 0).
-pub fn run_unit(sandbox: &Sandbox, module: &ModuleBytes, input: &[u8], args: &[&str], limits: &Limits) -> Outcome {
+pub fn run_unit(
+    sandbox: &Sandbox,
+    module: &ModuleBytes,
+    input: &[u8],
+    args: &[&str],
+    limits: &Limits,
+) -> Outcome {
     run_unit_as(sandbox, module, input, args, limits, 0)
 }
 
 /// [`run_unit`] with a chosen unit index (the second half of the random seed).
-pub fn run_unit_as(sandbox: &Sandbox, module: &ModuleBytes, input: &[u8], args: &[&str], limits: &Limits, unit_index: u64) -> Outcome {
+pub fn run_unit_as(
+    sandbox: &Sandbox,
+    module: &ModuleBytes,
+    input: &[u8],
+    args: &[&str],
+    limits: &Limits,
+    unit_index: u64,
+) -> Outcome {
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let request = UnitRequest {
         module,

@@ -10,10 +10,9 @@ pub fn parse_numbers<const N: usize>(text: &str, expected: [&str; N]) -> Result<
     }
     let mut numbers = [0u64; N];
     for (index, word) in words.iter().enumerate() {
-        numbers[index] = word
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("`{}` in `{usage}` must be a whole number ≥ 0, got {word:?}", expected[index]))?;
+        numbers[index] = word.replace('_', "").parse().map_err(|_| {
+            format!("`{}` in `{usage}` must be a whole number ≥ 0, got {word:?}", expected[index])
+        })?;
     }
     Ok(numbers)
 }

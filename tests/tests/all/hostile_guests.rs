@@ -2,12 +2,21 @@
 //! readable message, and the host (this test process) survives all of them.
 
 use std::time::Duration;
-use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, Status, TrapKind, WALL_TIME_MAX_DEFAULT};
+use wasmhive_sandbox::{
+    Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, Status, TrapKind, WALL_TIME_MAX_DEFAULT,
+};
 use wasmhive_tests::{run_unit, task_module};
 
 /// Runs `module` with `args` and checks the status and that `needle` is in the outcome's
 /// message, stdout or stderr.
-fn check(name: &str, module: &ModuleBytes, args: &[&str], limits: &Limits, expected: Status, needle: &str) -> Outcome {
+fn check(
+    name: &str,
+    module: &ModuleBytes,
+    args: &[&str],
+    limits: &Limits,
+    expected: Status,
+    needle: &str,
+) -> Outcome {
     let sandbox = Sandbox::new(SandboxConfig::default());
     let outcome = run_unit(&sandbox, module, b"", args, limits);
     let same_kind = match (&expected, &outcome.status) {
@@ -46,15 +55,33 @@ fn runaway_loops_are_stopped_by_fuel_or_by_the_wall_clock_guard() {
 
 #[test]
 fn with_default_limits_an_infinite_loop_ends_at_the_documented_guard() {
-    let outcome = check("loop, defaults", &task_module("probe"), &["loop"], &Limits::default(), Status::HostTimeout, "host timeout");
+    let outcome = check(
+        "loop, defaults",
+        &task_module("probe"),
+        &["loop"],
+        &Limits::default(),
+        Status::HostTimeout,
+        "host timeout",
+    );
     assert!(outcome.wall_time >= WALL_TIME_MAX_DEFAULT, "stopped early: {:?}", outcome.wall_time);
-    assert!(outcome.wall_time < WALL_TIME_MAX_DEFAULT + Duration::from_secs(5), "stopped late: {:?}", outcome.wall_time);
+    assert!(
+        outcome.wall_time < WALL_TIME_MAX_DEFAULT + Duration::from_secs(5),
+        "stopped late: {:?}",
+        outcome.wall_time
+    );
 }
 
 #[test]
 fn memory_bombs_hit_the_memory_limit() {
     let limits = Limits { memory_bytes_max: 64 << 20, ..Limits::default() };
-    check("memory bomb", &task_module("probe"), &["memory-bomb"], &limits, Status::MemoryLimit, "memory limit");
+    check(
+        "memory bomb",
+        &task_module("probe"),
+        &["memory-bomb"],
+        &limits,
+        Status::MemoryLimit,
+        "memory limit",
+    );
     let big_initial = wat(r#"(module (memory 2000) (func (export "_start")))"#);
     check("large initial memory", &big_initial, &[], &limits, Status::MemoryLimit, "memory limit");
 }
@@ -66,14 +93,22 @@ fn deep_recursion_overflows_the_wasm_stack_or_the_shadow_stack() {
     // Rust keeps large frames on a shadow stack in linear memory (1 MiB by default) whose
     // overflow runs below address 0: an out-of-bounds access, not a wasm stack overflow.
     let probe = task_module("probe");
-    check("rust recursion", &probe, &["recursion"], &Limits::default(), trap(TrapKind::MemoryOutOfBounds), "out of bounds");
+    check(
+        "rust recursion",
+        &probe,
+        &["recursion"],
+        &Limits::default(),
+        trap(TrapKind::MemoryOutOfBounds),
+        "out of bounds",
+    );
 }
 
 #[test]
 fn a_stdout_flood_hits_the_output_limit_and_a_stderr_flood_is_truncated() {
     let limits = Limits { stdout_bytes_max: 100_000, stderr_bytes_max: 10_000, ..Limits::default() };
     let probe = task_module("probe");
-    let stdout = check("stdout flood", &probe, &["stdout-flood"], &limits, Status::OutputLimit, "output limit");
+    let stdout =
+        check("stdout flood", &probe, &["stdout-flood"], &limits, Status::OutputLimit, "output limit");
     assert_eq!(stdout.stdout.len(), 100_000);
     let stderr = check("stderr flood", &probe, &["stderr-flood"], &limits, Status::Success, "survived");
     assert_eq!(stderr.stderr.len(), 10_000);
@@ -86,7 +121,14 @@ fn wasm_traps_have_their_own_kinds() {
     check("unreachable", &unreachable, &[], &limits, trap(TrapKind::Unreachable), "unreachable");
     let divide_by_zero =
         wat(r#"(module (func (export "_start") (drop (i32.div_u (i32.const 1) (i32.const 0)))))"#);
-    check("divide by zero", &divide_by_zero, &[], &limits, trap(TrapKind::IntegerDivisionByZero), "divide by zero");
+    check(
+        "divide by zero",
+        &divide_by_zero,
+        &[],
+        &limits,
+        trap(TrapKind::IntegerDivisionByZero),
+        "divide by zero",
+    );
     let out_of_bounds =
         wat(r#"(module (memory 1) (func (export "_start") (drop (i32.load (i32.const 70000)))))"#);
     check("out of bounds", &out_of_bounds, &[], &limits, trap(TrapKind::MemoryOutOfBounds), "out of bounds");
@@ -96,14 +138,28 @@ fn wasm_traps_have_their_own_kinds() {
 fn exit_codes_are_statuses() {
     let probe = task_module("probe");
     check("exit 3", &probe, &["exit", "3"], &Limits::default(), Status::ExitCode { code: 3 }, "proc_exit(3)");
-    check("exit 255", &probe, &["exit", "255"], &Limits::default(), Status::ExitCode { code: 255 }, "proc_exit(255)");
+    check(
+        "exit 255",
+        &probe,
+        &["exit", "255"],
+        &Limits::default(),
+        Status::ExitCode { code: 255 },
+        "proc_exit(255)",
+    );
     check("exit 0", &probe, &["exit", "0"], &Limits::default(), Status::Success, "proc_exit(0)");
 }
 
 #[test]
 fn files_and_sockets_are_not_there() {
     let probe = task_module("probe");
-    let file = check("read a file", &probe, &["read-file"], &Limits::default(), Status::Success, "read-file refused");
+    let file = check(
+        "read a file",
+        &probe,
+        &["read-file"],
+        &Limits::default(),
+        Status::Success,
+        "read-file refused",
+    );
     assert!(!String::from_utf8_lossy(&file.stdout).contains("root"));
     check("open a socket", &probe, &["socket"], &Limits::default(), Status::Success, "socket refused");
 }
@@ -127,19 +183,37 @@ fn modules_that_are_not_task_modules_are_invalid_with_a_reason() {
     check("no _start", &no_start, &[], &limits, invalid_module(), "_start");
     let unknown_import = wat(r#"(module (import "env" "launch_missiles" (func)) (func (export "_start")))"#);
     check("unknown import", &unknown_import, &[], &limits, invalid_module(), "launch_missiles");
-    check("not wasm", &ModuleBytes::new(b"#!/bin/sh\nrm -rf /\n".to_vec()), &[], &limits, invalid_module(), "\\0asm");
+    check(
+        "not wasm",
+        &ModuleBytes::new(b"#!/bin/sh\nrm -rf /\n".to_vec()),
+        &[],
+        &limits,
+        invalid_module(),
+        "\\0asm",
+    );
     let mut garbage = b"\0asm\x01\0\0\0".to_vec();
     garbage.extend_from_slice(&[0xff; 64]);
-    check("garbage after the header", &ModuleBytes::new(garbage), &[], &limits, invalid_module(), "compilation failed");
+    check(
+        "garbage after the header",
+        &ModuleBytes::new(garbage),
+        &[],
+        &limits,
+        invalid_module(),
+        "compilation failed",
+    );
 }
 
 #[test]
 fn huge_and_slow_to_compile_modules_are_refused() {
     let small_modules = Limits { module_bytes_max: 1 << 20, ..Limits::default() };
-    let huge = wat(&format!(r#"(module (memory 40) (data (i32.const 0) "{}") (func (export "_start")))"#, "x".repeat(2 << 20)));
+    let huge = wat(&format!(
+        r#"(module (memory 40) (data (i32.const 0) "{}") (func (export "_start")))"#,
+        "x".repeat(2 << 20)
+    ));
     check("huge module", &huge, &[], &small_modules, invalid_module(), "module size limit");
     let quick_compile = Limits { compile_time_max: Duration::from_millis(20), ..Limits::default() };
-    let body = "(local.set 0 (i64.mul (local.get 0) (i64.add (local.get 0) (i64.const 7))))\n".repeat(200_000);
+    let body =
+        "(local.set 0 (i64.mul (local.get 0) (i64.add (local.get 0) (i64.const 7))))\n".repeat(200_000);
     let slow = wat(&format!(r#"(module (func (export "_start") (local i64) {body}))"#));
     check("slow to compile", &slow, &[], &quick_compile, invalid_module(), "compile-time limit");
 }

@@ -92,7 +92,8 @@ fn random_is_seeded_by_job_and_unit() {
 #[test]
 fn the_guest_sees_only_its_args_and_the_two_wasmhive_variables() {
     let sandbox = Sandbox::new(SandboxConfig::default());
-    let outcome = run_unit_as(&sandbox, &task_module("probe"), b"", &["abi", "--flag"], &Limits::default(), 42);
+    let outcome =
+        run_unit_as(&sandbox, &task_module("probe"), b"", &["abi", "--flag"], &Limits::default(), 42);
     let text = String::from_utf8_lossy(&outcome.stdout);
     assert_eq!(
         text,

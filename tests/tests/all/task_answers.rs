@@ -32,7 +32,9 @@ fn primes_matches_native() {
 #[test]
 fn pi_matches_native_on_the_same_random_stream() {
     for samples in ["0", "1000", "300000"] {
-        check("pi", samples, |input| task_kernels::pi::run(input, &mut wasmhive_sandbox::random_get_stream(TEST_JOB, 7)));
+        check("pi", samples, |input| {
+            task_kernels::pi::run(input, &mut wasmhive_sandbox::random_get_stream(TEST_JOB, 7))
+        });
     }
 }
 
