@@ -1,3 +1,5 @@
-//! The coordinator: jobs, units, leases, quorum and the store, around a sans-IO core.
+//! The coordinator (a job's owner): jobs, units, leases, quorum and the store.
 //!
-//! Built in step 2 (issue 3); see ARCHITECTURE.md.
+//! `core` is the sans-IO scheduling core; everything else is a thin shell around it.
+
+pub mod core;

@@ -1,11 +1,19 @@
 //! wasmhive's shared vocabulary and wire types.
 //!
 //! This crate knows nothing of tokio, wasmtime or SQLite. It defines the words that cross
-//! crate and network boundaries: content hashes ([`Hash`]) and the status of one replica's
-//! execution ([`Status`]), whose canonical text is part of every outcome digest.
+//! crate and network boundaries: content hashes ([`Hash`]), the status of one replica's
+//! execution ([`Status`], whose canonical text is part of every outcome digest), and the
+//! messages peers exchange ([`Message`]) with their codec and size limits.
 
+pub mod base64_bytes;
+mod codec;
 mod hash;
+mod messages;
 mod status;
 
+pub use codec::{DecodeError, decode_blob, decode_message, encode_blob, encode_message};
 pub use hash::{Hash, HashParseError};
-pub use status::{Status, TrapKind};
+pub use messages::{
+    BLOB_FRAME_BYTES_MAX, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, WireLimits,
+};
+pub use status::{Status, TrapKind, outcome_digest};

@@ -90,6 +90,16 @@ impl Status {
     }
 }
 
+/// The digest replicas compare: blake3(canonical status text, 0, stdout). Owners recompute
+/// it from the reported bytes; a worker's own digest is never trusted.
+pub fn outcome_digest(status: &Status, stdout: &[u8]) -> crate::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(status.canonical_text().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(stdout);
+    hasher.finalize().into()
+}
+
 impl TrapKind {
     /// The snake_case name used in digests, JSON and messages.
     pub fn name(&self) -> &'static str {

@@ -30,8 +30,8 @@ pub use limits::{
     Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT,
     WASM_STACK_BYTES_MAX_CEILING,
 };
-pub use outcome::{Outcome, outcome_digest};
-pub use wasmhive_protocol::{Hash, Status, TrapKind};
+pub use outcome::Outcome;
+pub use wasmhive_protocol::{Hash, Status, TrapKind, outcome_digest};
 
 use engine::{EngineKey, EngineWithLinker, build_engine};
 use module_cache::ModuleCache;

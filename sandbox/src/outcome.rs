@@ -22,12 +22,3 @@ pub struct Outcome {
     /// A readable account of how the run ended, for people.
     pub message: String,
 }
-
-/// The digest replicas compare: blake3(canonical status text, 0, stdout).
-pub fn outcome_digest(status: &Status, stdout: &[u8]) -> Hash {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(status.canonical_text().as_bytes());
-    hasher.update(&[0]);
-    hasher.update(stdout);
-    hasher.finalize().into()
-}

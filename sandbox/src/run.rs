@@ -7,10 +7,10 @@ use crate::deterministic_wasi::{
 };
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
 use crate::module_cache::ModuleCache;
-use crate::outcome::{Outcome, outcome_digest};
+use crate::outcome::Outcome;
 use crate::unit_state::{UnitLimiter, UnitState};
 use std::time::Instant;
-use wasmhive_protocol::{Status, TrapKind};
+use wasmhive_protocol::{Status, TrapKind, outcome_digest};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};

@@ -1,0 +1,239 @@
+//! One job's units in the core: which are in flight, which need another replica, and the
+//! quorum decision.
+
+use super::{ACTIVE_UNITS_MAX, LeaseId, ResumeState, UnitDecision};
+use std::collections::{BTreeMap, BTreeSet};
+use wasmhive_protocol::{Hash, Status};
+
+/// A job's verification and lease settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobPolicy {
+    /// Matching replicas needed to accept a unit.
+    pub quorum: u32,
+    /// Replicas after which a unit without quorum fails.
+    pub max_replicas: u32,
+    /// How long a worker has before its replica is re-issued.
+    pub lease_ms: u64,
+}
+
+/// A completed replica: who ran it and what it produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    pub worker_id: String,
+    pub status: Status,
+    pub digest: Hash,
+}
+
+/// A started, undecided unit as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveUnitRecord {
+    pub unit_index: u64,
+    pub replicas: Vec<ReplicaRecord>,
+}
+
+/// Counts for status pages and progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    pub units: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub active: u64,
+    pub leased: u64,
+}
+
+impl JobProgress {
+    pub fn decided(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.decided() == self.units
+    }
+}
+
+#[derive(Default)]
+struct ActiveUnit {
+    replicas: Vec<ReplicaRecord>,
+    leases: Vec<(LeaseId, String)>,
+    /// Workers whose wall-clock guard fired on this unit since it was last leased: the
+    /// next replica goes elsewhere (cleared on that lease, so a unit is never stranded).
+    timed_out_workers: Vec<String>,
+    host_timeouts: u32,
+}
+
+impl ActiveUnit {
+    fn worker_can_take(&self, worker_id: &str) -> bool {
+        !self.replicas.iter().any(|replica| replica.worker_id == worker_id)
+            && !self.leases.iter().any(|(_, leased_to)| leased_to == worker_id)
+            && !self.timed_out_workers.iter().any(|timed_out| timed_out == worker_id)
+    }
+
+    fn largest_agreement(&self) -> (u32, Option<&ReplicaRecord>) {
+        let mut best: (u32, Option<&ReplicaRecord>) = (0, None);
+        for replica in &self.replicas {
+            let agreeing = self.replicas.iter().filter(|other| other.digest == replica.digest).count() as u32;
+            if agreeing > best.0 {
+                best = (agreeing, Some(replica));
+            }
+        }
+        best
+    }
+
+    fn replicas_needed(&self, policy: &JobPolicy) -> u32 {
+        let missing = policy.quorum.saturating_sub(self.largest_agreement().0);
+        let in_flight = self.leases.len() as u32;
+        let room = policy.max_replicas.saturating_sub(self.replicas.len() as u32 + in_flight);
+        missing.saturating_sub(in_flight).min(room)
+    }
+}
+
+pub(super) struct CoreJob {
+    pub(super) policy: JobPolicy,
+    unit_count: u64,
+    next_fresh_unit: u64,
+    active: BTreeMap<u64, ActiveUnit>,
+    needs_replica: BTreeSet<u64>,
+    succeeded: u64,
+    failed: u64,
+}
+
+impl CoreJob {
+    pub(super) fn resumed(unit_count: u64, policy: JobPolicy, resume: ResumeState) -> CoreJob {
+        let mut job = CoreJob {
+            policy,
+            unit_count,
+            next_fresh_unit: resume.next_fresh_unit.min(unit_count),
+            active: BTreeMap::new(),
+            needs_replica: BTreeSet::new(),
+            succeeded: resume.succeeded_units,
+            failed: resume.failed_units,
+        };
+        for record in resume.active_units {
+            assert!(record.unit_index < unit_count, "stored unit index beyond the job");
+            let unit = ActiveUnit { replicas: record.replicas, ..ActiveUnit::default() };
+            job.active.insert(record.unit_index, unit);
+            job.refresh_needs(record.unit_index);
+        }
+        job
+    }
+
+    pub(super) fn progress(&self) -> JobProgress {
+        JobProgress {
+            units: self.unit_count,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            active: self.active.len() as u64,
+            leased: self.active.values().map(|unit| unit.leases.len() as u64).sum(),
+        }
+    }
+
+    /// A unit this worker may run next: one waiting for another replica, else a fresh one.
+    pub(super) fn take_unit_for(&mut self, worker_id: &str) -> Option<u64> {
+        let waiting = self.needs_replica.iter().copied().find(|unit_index| {
+            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id))
+        });
+        if waiting.is_some() {
+            return waiting;
+        }
+        if self.active.len() >= ACTIVE_UNITS_MAX || self.next_fresh_unit >= self.unit_count {
+            return None;
+        }
+        let unit_index = self.next_fresh_unit;
+        self.next_fresh_unit += 1;
+        self.active.insert(unit_index, ActiveUnit::default());
+        Some(unit_index)
+    }
+
+    pub(super) fn lease_opened(&mut self, unit_index: u64, worker_id: &str, lease_id: LeaseId) {
+        let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
+        assert!(unit.worker_can_take(worker_id), "two replicas of a unit went to one worker");
+        unit.leases.push((lease_id, worker_id.to_string()));
+        unit.timed_out_workers.clear();
+        self.refresh_needs(unit_index);
+    }
+
+    pub(super) fn lease_closed_without_outcome(&mut self, unit_index: u64, lease_id: LeaseId) {
+        if let Some(unit) = self.active.get_mut(&unit_index) {
+            unit.leases.retain(|(open, _)| *open != lease_id);
+            self.refresh_needs(unit_index);
+        }
+    }
+
+    pub(super) fn record_outcome(
+        &mut self,
+        unit_index: u64,
+        lease_id: LeaseId,
+        worker_id: &str,
+        status: &Status,
+        digest: Hash,
+    ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
+        let policy = self.policy;
+        let Some(unit) = self.active.get_mut(&unit_index) else {
+            return (None, None); // decided while this replica was running
+        };
+        unit.leases.retain(|(open, _)| *open != lease_id);
+        if !status.is_deterministic() {
+            unit.timed_out_workers.push(worker_id.to_string());
+            unit.host_timeouts += 1;
+            let decision = (unit.host_timeouts >= policy.max_replicas).then(|| {
+                UnitDecision::Failed {
+                    reason: format!(
+                        "host timeout {} times: the unit runs longer than the wall-clock guard; raise [limits] timeout",
+                        unit.host_timeouts
+                    ),
+                    replicas: unit.replicas.len() as u32,
+                }
+            });
+            return (None, self.finish_or_refresh(unit_index, decision));
+        }
+        let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
+        unit.replicas.push(replica.clone());
+        let decision = decide(unit, &policy);
+        (Some(replica), self.finish_or_refresh(unit_index, decision))
+    }
+
+    fn finish_or_refresh(&mut self, unit_index: u64, decision: Option<UnitDecision>) -> Option<UnitDecision> {
+        match &decision {
+            Some(UnitDecision::Accepted { status, .. }) if status.is_success() => self.succeeded += 1,
+            Some(_) => self.failed += 1,
+            None => {
+                self.refresh_needs(unit_index);
+                return None;
+            }
+        }
+        self.active.remove(&unit_index);
+        self.needs_replica.remove(&unit_index);
+        assert!(self.succeeded + self.failed <= self.unit_count, "more units decided than exist");
+        decision
+    }
+
+    fn refresh_needs(&mut self, unit_index: u64) {
+        let needed = self.active.get(&unit_index).map_or(0, |unit| unit.replicas_needed(&self.policy));
+        if needed > 0 {
+            self.needs_replica.insert(unit_index);
+        } else {
+            self.needs_replica.remove(&unit_index);
+        }
+    }
+}
+
+fn decide(unit: &ActiveUnit, policy: &JobPolicy) -> Option<UnitDecision> {
+    let replicas = unit.replicas.len() as u32;
+    let (agreeing, canonical) = unit.largest_agreement();
+    if agreeing >= policy.quorum {
+        let canonical = canonical.expect("an agreement has a replica");
+        return Some(UnitDecision::Accepted { digest: canonical.digest, status: canonical.status.clone(), replicas });
+    }
+    if replicas >= policy.max_replicas && unit.leases.is_empty() {
+        let distinct: BTreeSet<Hash> = unit.replicas.iter().map(|replica| replica.digest).collect();
+        return Some(UnitDecision::Failed {
+            reason: format!(
+                "no quorum of {} after {replicas} replicas ({} different outputs)",
+                policy.quorum,
+                distinct.len()
+            ),
+            replicas,
+        });
+    }
+    None
+}

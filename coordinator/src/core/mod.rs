@@ -1,0 +1,254 @@
+//! The sans-IO scheduling core: leases, deadlines, re-issue, quorum by digest.
+//!
+//! Plain data and functions over an explicit `now` (milliseconds); no IO, no clock, no
+//! async. The server feeds it events and carries out what it returns; the simulation and
+//! the unit tests drive it directly.
+//!
+//! Invariants (checked by `tests.rs`):
+//! - two replicas of one unit never go to the same worker identity;
+//! - a unit is decided (accepted or failed) exactly once, and only when `quorum` completed
+//!   replicas have the same digest, or when `max_replicas` replicas produced no quorum;
+//! - a unit's replicas (completed + leased) never exceed `max_replicas`;
+//! - a `HostTimeout` outcome is never a result: the replica is re-issued to another worker;
+//! - every unit of a job is eventually decided once workers keep asking for work (leases
+//!   that expire, are returned or whose worker disconnects go back to the queue);
+//! - memory is bounded by the units in flight (at most `ACTIVE_UNITS_MAX` per job), not by
+//!   the size of the job.
+
+mod job;
+#[cfg(test)]
+mod tests;
+
+pub use job::{ActiveUnitRecord, JobPolicy, JobProgress, ReplicaRecord};
+
+use job::CoreJob;
+use std::collections::{BTreeMap, HashMap};
+use wasmhive_protocol::{Hash, Status};
+
+/// Units of one job in flight at once (leased or waiting for more replicas).
+pub const ACTIVE_UNITS_MAX: usize = 4096;
+
+pub type LeaseId = u64;
+
+/// A lease the server must send to a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub lease_id: LeaseId,
+    pub job_id: String,
+    pub unit_index: u64,
+    pub deadline_ms: u64,
+}
+
+/// A lease the core remembers until its outcome arrives or it ends.
+#[derive(Clone, Debug)]
+struct OpenLease {
+    job_id: String,
+    unit_index: u64,
+    worker_id: String,
+    deadline_ms: u64,
+}
+
+/// What the server must persist after an outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutcomeEffect {
+    pub job_id: String,
+    pub unit_index: u64,
+    /// The replica to record (absent for a host timeout, which is not a result).
+    pub replica: Option<ReplicaRecord>,
+    pub decision: Option<UnitDecision>,
+}
+
+/// How a unit ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnitDecision {
+    /// `quorum` replicas agree; the outcome being reported carries the canonical bytes.
+    /// `status` may be a failure that replicas agree on (e.g. exit code 2).
+    Accepted { digest: Hash, status: Status, replicas: u32 },
+    /// No quorum was reached; the unit failed with this reason.
+    Failed { reason: String, replicas: u32 },
+}
+
+/// Why an outcome was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutcomeRejection {
+    /// Expired, returned, cancelled or never issued; the worker may forget it.
+    #[error("lease {0} is not open (expired, returned or cancelled)")]
+    UnknownLease(LeaseId),
+    /// The lease belongs to another worker.
+    #[error("lease {0} was issued to another worker")]
+    NotYourLease(LeaseId),
+}
+
+/// The scheduling state of one owner.
+#[derive(Default)]
+pub struct Core {
+    jobs: BTreeMap<String, CoreJob>,
+    leases: HashMap<LeaseId, OpenLease>,
+    next_lease_id: LeaseId,
+    /// Job to start the next round-robin pass at.
+    job_cursor: Option<String>,
+}
+
+impl Core {
+    pub fn new() -> Core {
+        Core { next_lease_id: 1, ..Core::default() }
+    }
+
+    /// Adds a job, fresh (`resume` empty) or as the store left it.
+    pub fn add_job(&mut self, job_id: &str, unit_count: u64, policy: JobPolicy, resume: ResumeState) {
+        assert!(policy.quorum >= 1, "quorum is validated before it reaches the core");
+        assert!(policy.max_replicas >= policy.quorum, "max_replicas is validated to be at least quorum");
+        let job = CoreJob::resumed(unit_count, policy, resume);
+        self.jobs.insert(job_id.to_string(), job);
+    }
+
+    /// Stops handing out a job's units; returns the open leases to cancel, per worker.
+    pub fn remove_job(&mut self, job_id: &str) -> Vec<(String, LeaseId)> {
+        self.jobs.remove(job_id);
+        let cancelled: Vec<(String, LeaseId)> = self
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.job_id == job_id)
+            .map(|(lease_id, lease)| (lease.worker_id.clone(), *lease_id))
+            .collect();
+        for (_, lease_id) in &cancelled {
+            self.leases.remove(lease_id);
+        }
+        cancelled
+    }
+
+    pub fn progress(&self, job_id: &str) -> Option<JobProgress> {
+        self.jobs.get(job_id).map(CoreJob::progress)
+    }
+
+    pub fn job_ids(&self) -> impl Iterator<Item = &String> {
+        self.jobs.keys()
+    }
+
+    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin.
+    pub fn request_work(&mut self, worker_id: &str, slots: u32, now_ms: u64) -> Vec<LeaseGrant> {
+        let mut grants = Vec::new();
+        let job_ids = self.jobs_in_round_robin_order();
+        let mut exhausted = vec![false; job_ids.len()];
+        while grants.len() < slots as usize && exhausted.iter().any(|done| !done) {
+            for (position, job_id) in job_ids.iter().enumerate() {
+                if grants.len() >= slots as usize || exhausted[position] {
+                    continue;
+                }
+                let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
+                match job.take_unit_for(worker_id) {
+                    Some(unit_index) => {
+                        let lease_id = self.next_lease_id;
+                        self.next_lease_id += 1;
+                        let deadline_ms = now_ms + job.policy.lease_ms;
+                        job.lease_opened(unit_index, worker_id, lease_id);
+                        let lease = OpenLease {
+                            job_id: job_id.clone(),
+                            unit_index,
+                            worker_id: worker_id.to_string(),
+                            deadline_ms,
+                        };
+                        self.leases.insert(lease_id, lease);
+                        grants.push(LeaseGrant { lease_id, job_id: job_id.clone(), unit_index, deadline_ms });
+                    }
+                    None => exhausted[position] = true,
+                }
+            }
+        }
+        if let Some(last) = grants.last() {
+            self.job_cursor = Some(last.job_id.clone());
+        }
+        grants
+    }
+
+    /// Records a replica's outcome. `digest` must be recomputed by the caller from the
+    /// reported bytes, never taken from the worker.
+    pub fn report_outcome(
+        &mut self,
+        worker_id: &str,
+        lease_id: LeaseId,
+        status: &Status,
+        digest: Hash,
+    ) -> Result<OutcomeEffect, OutcomeRejection> {
+        let lease = self.leases.get(&lease_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
+        if lease.worker_id != worker_id {
+            return Err(OutcomeRejection::NotYourLease(lease_id));
+        }
+        let lease = self.leases.remove(&lease_id).expect("checked above");
+        let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
+        let (replica, decision) = job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest);
+        Ok(OutcomeEffect { job_id: lease.job_id, unit_index: lease.unit_index, replica, decision })
+    }
+
+    /// A worker gives leases back unrun; their units go back to the queue.
+    pub fn return_leases(&mut self, worker_id: &str, lease_ids: &[LeaseId]) {
+        for lease_id in lease_ids {
+            if self.leases.get(lease_id).is_some_and(|lease| lease.worker_id == worker_id) {
+                self.close_lease(*lease_id);
+            }
+        }
+    }
+
+    /// A worker went away: its open leases go back to the queue at once.
+    pub fn worker_disconnected(&mut self, worker_id: &str) -> usize {
+        let lease_ids: Vec<LeaseId> = self
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.worker_id == worker_id)
+            .map(|(lease_id, _)| *lease_id)
+            .collect();
+        for lease_id in &lease_ids {
+            self.close_lease(*lease_id);
+        }
+        lease_ids.len()
+    }
+
+    /// Leases past their deadline go back to the queue; returns them.
+    pub fn expire_leases(&mut self, now_ms: u64) -> Vec<LeaseId> {
+        let expired: Vec<LeaseId> = self
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.deadline_ms <= now_ms)
+            .map(|(lease_id, _)| *lease_id)
+            .collect();
+        for lease_id in &expired {
+            self.close_lease(*lease_id);
+        }
+        expired
+    }
+
+    /// Open leases, for status pages.
+    pub fn open_lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
+    fn close_lease(&mut self, lease_id: LeaseId) {
+        let Some(lease) = self.leases.remove(&lease_id) else { return };
+        if let Some(job) = self.jobs.get_mut(&lease.job_id) {
+            job.lease_closed_without_outcome(lease.unit_index, lease_id);
+        }
+    }
+
+    fn jobs_in_round_robin_order(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.jobs.keys().cloned().collect();
+        if let Some(cursor) = &self.job_cursor
+            && let Some(position) = ids.iter().position(|id| id == cursor)
+        {
+            ids.rotate_left(position + 1);
+        }
+        ids
+    }
+}
+
+/// Where a job stood when the store last saw it.
+#[derive(Clone, Debug, Default)]
+pub struct ResumeState {
+    /// Units below this index were started at some point.
+    pub next_fresh_unit: u64,
+    /// Units decided with a successful canonical result.
+    pub succeeded_units: u64,
+    /// Units decided as failed (an agreed failure status, or no quorum).
+    pub failed_units: u64,
+    /// Started, undecided units with the replicas recorded so far.
+    pub active_units: Vec<ActiveUnitRecord>,
+}

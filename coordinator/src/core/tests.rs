@@ -1,0 +1,208 @@
+//! Tests of the sans-IO core, including a seeded fault simulation. Every randomized test
+//! prints its seed so a failure replays.
+
+use super::*;
+use std::collections::{HashMap, HashSet};
+
+const POLICY: JobPolicy = JobPolicy { quorum: 2, max_replicas: 5, lease_ms: 1_000 };
+
+fn honest_digest(job_id: &str, unit_index: u64) -> Hash {
+    Hash::of(format!("{job_id}/{unit_index}").as_bytes())
+}
+
+/// Runs every open lease of `worker` to completion, honestly or not.
+fn finish_leases(core: &mut Core, worker: &str, grants: &[LeaseGrant], liar: bool) -> Vec<OutcomeEffect> {
+    grants
+        .iter()
+        .map(|grant| {
+            let digest = if liar {
+                Hash::of(format!("lie {}", grant.lease_id).as_bytes())
+            } else {
+                honest_digest(&grant.job_id, grant.unit_index)
+            };
+            core.report_outcome(worker, grant.lease_id, &Status::Success, digest).expect("lease is open")
+        })
+        .collect()
+}
+
+#[test]
+fn three_honest_workers_decide_every_unit_once_with_distinct_replicas() {
+    let mut core = Core::new();
+    core.add_job("job", 100, POLICY, ResumeState::default());
+    let mut decided = HashMap::new();
+    let mut runners: HashMap<u64, HashSet<String>> = HashMap::new();
+    for round in 0..1000 {
+        let worker = format!("worker-{}", round % 3);
+        let grants = core.request_work(&worker, 4, round);
+        for grant in &grants {
+            assert!(runners.entry(grant.unit_index).or_default().insert(worker.clone()), "same worker twice");
+        }
+        for effect in finish_leases(&mut core, &worker, &grants, false) {
+            if let Some(decision) = effect.decision {
+                assert!(decided.insert(effect.unit_index, decision).is_none(), "unit decided twice");
+            }
+        }
+    }
+    assert_eq!(decided.len(), 100);
+    assert!(core.progress("job").unwrap().is_complete());
+    for (unit_index, decision) in decided {
+        assert_eq!(
+            decision,
+            UnitDecision::Accepted { digest: honest_digest("job", unit_index), status: Status::Success, replicas: 2 }
+        );
+    }
+}
+
+#[test]
+fn a_single_worker_never_gets_two_replicas_of_a_unit_and_in_flight_units_stay_bounded() {
+    let mut core = Core::new();
+    core.add_job("job", 1_000_000, POLICY, ResumeState::default());
+    let mut seen = HashSet::new();
+    for round in 0..200 {
+        let grants = core.request_work("alone", 64, round);
+        for grant in &grants {
+            assert!(seen.insert(grant.unit_index), "unit {} leased twice to one worker", grant.unit_index);
+        }
+        finish_leases(&mut core, "alone", &grants, false);
+    }
+    let progress = core.progress("job").unwrap();
+    assert_eq!(progress.decided(), 0, "quorum 2 needs a second worker");
+    assert_eq!(progress.active, ACTIVE_UNITS_MAX as u64);
+}
+
+#[test]
+fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy { quorum: 2, max_replicas: 3, lease_ms: 1_000 }, ResumeState::default());
+    let mut decisions = Vec::new();
+    for worker in ["a", "b", "c", "d"] {
+        let grants = core.request_work(worker, 1, 0);
+        decisions.extend(finish_leases(&mut core, worker, &grants, true).into_iter().filter_map(|e| e.decision));
+    }
+    assert_eq!(decisions.len(), 1);
+    let UnitDecision::Failed { reason, replicas } = &decisions[0] else { panic!("{decisions:?}") };
+    assert_eq!(*replicas, 3);
+    assert!(reason.contains("no quorum"), "{reason}");
+}
+
+#[test]
+fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy { quorum: 1, max_replicas: 3, lease_ms: 1_000 }, ResumeState::default());
+    let grant = core.request_work("slow", 1, 0).remove(0);
+    let effect = core.report_outcome("slow", grant.lease_id, &Status::HostTimeout, Hash::of(b"x")).unwrap();
+    assert_eq!((effect.replica, effect.decision), (None, None));
+    assert!(core.request_work("slow", 1, 1).is_empty(), "the timed-out worker gets the unit again");
+    let grant = core.request_work("fast", 1, 1).remove(0);
+    let effect = core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0)).unwrap();
+    assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
+}
+
+#[test]
+fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
+    let mut core = Core::new();
+    core.add_job("job", 3, JobPolicy { quorum: 1, max_replicas: 2, lease_ms: 100 }, ResumeState::default());
+    let expiring = core.request_work("a", 1, 0);
+    let returned = core.request_work("b", 1, 0);
+    assert_eq!(core.request_work("c", 1, 0).len(), 1);
+    assert!(core.request_work("d", 3, 0).is_empty());
+    core.return_leases("b", &[returned[0].lease_id]);
+    core.worker_disconnected("c");
+    assert_eq!(core.expire_leases(100), vec![expiring[0].lease_id]);
+    let again = core.request_work("d", 3, 100);
+    assert_eq!(again.len(), 3);
+    assert_eq!(
+        core.report_outcome("a", expiring[0].lease_id, &Status::Success, honest_digest("job", 0)),
+        Err(OutcomeRejection::UnknownLease(expiring[0].lease_id))
+    );
+    assert_eq!(
+        core.report_outcome("e", again[0].lease_id, &Status::Success, honest_digest("job", 0)),
+        Err(OutcomeRejection::NotYourLease(again[0].lease_id))
+    );
+}
+
+#[test]
+fn a_resumed_job_keeps_its_replicas_and_counts() {
+    let mut core = Core::new();
+    let replica = ReplicaRecord { worker_id: "a".into(), status: Status::Success, digest: honest_digest("job", 1) };
+    let resume = ResumeState {
+        next_fresh_unit: 2,
+        succeeded_units: 1,
+        failed_units: 0,
+        active_units: vec![ActiveUnitRecord { unit_index: 1, replicas: vec![replica] }],
+    };
+    core.add_job("job", 3, POLICY, resume);
+    assert!(core.request_work("a", 1, 0).iter().all(|grant| grant.unit_index != 1), "a already ran unit 1");
+    let grants = core.request_work("b", 1, 0);
+    assert_eq!(grants[0].unit_index, 1, "units waiting for a replica come first");
+    let effect = finish_leases(&mut core, "b", &grants, false).remove(0);
+    assert!(matches!(effect.decision, Some(UnitDecision::Accepted { replicas: 2, .. })));
+    assert_eq!(core.progress("job").unwrap().succeeded, 2);
+}
+
+#[test]
+fn simulation_with_faults_decides_every_unit_exactly_once_and_never_accepts_a_lie() {
+    for seed in 0..40u64 {
+        simulate(seed);
+    }
+}
+
+/// 6 workers (one liar), 2 jobs; random disconnects, returns, expiries and host timeouts
+/// for 300 steps, then a fault-free drain. Checks the core's invariants throughout.
+fn simulate(seed: u64) {
+    println!("simulation seed {seed}");
+    let mut random = fastrand::Rng::with_seed(seed);
+    let mut core = Core::new();
+    for job in ["job-a", "job-b"] {
+        core.add_job(job, 60, JobPolicy { quorum: 2, max_replicas: 6, lease_ms: 50 }, ResumeState::default());
+    }
+    let workers: Vec<String> = (0..6).map(|index| format!("worker-{index}")).collect();
+    let mut open: Vec<(String, LeaseGrant)> = Vec::new();
+    let mut decided: HashSet<(String, u64)> = HashSet::new();
+    let mut runners: HashSet<(String, u64, String)> = HashSet::new();
+    for now in 0..3000u64 {
+        let faults = now < 300;
+        let worker = &workers[random.usize(..workers.len())];
+        for grant in core.request_work(worker, random.u32(1..4), now) {
+            open.push((worker.clone(), grant));
+        }
+        if open.is_empty() {
+            continue;
+        }
+        let (worker, grant) = open.swap_remove(random.usize(..open.len()));
+        let liar = worker == "worker-0";
+        let roll = random.u32(0..10);
+        if faults && roll == 0 {
+            core.worker_disconnected(&worker);
+            open.retain(|(owner, _)| *owner != worker);
+            continue;
+        }
+        if faults && roll == 1 {
+            core.return_leases(&worker, &[grant.lease_id]);
+            continue;
+        }
+        if faults && roll == 2 {
+            core.expire_leases(grant.deadline_ms);
+            open.retain(|(_, other)| other.deadline_ms > grant.deadline_ms);
+            continue;
+        }
+        let status = if faults && roll == 3 { Status::HostTimeout } else { Status::Success };
+        let digest =
+            if liar { Hash::of(format!("lie {seed}").as_bytes()) } else { honest_digest(&grant.job_id, grant.unit_index) };
+        let Ok(effect) = core.report_outcome(&worker, grant.lease_id, &status, digest) else { continue };
+        if let Some(replica) = &effect.replica {
+            let key = (effect.job_id.clone(), effect.unit_index, replica.worker_id.clone());
+            assert!(runners.insert(key), "seed {seed}: two replicas of a unit from {worker}");
+        }
+        if let Some(decision) = effect.decision {
+            assert!(decided.insert((effect.job_id.clone(), effect.unit_index)), "seed {seed}: decided twice");
+            if let UnitDecision::Accepted { digest, .. } = decision {
+                assert_eq!(digest, honest_digest(&effect.job_id, effect.unit_index), "seed {seed}: a lie accepted");
+            }
+        }
+    }
+    for job in ["job-a", "job-b"] {
+        assert!(core.progress(job).unwrap().is_complete(), "seed {seed}: {job} {:?}", core.progress(job));
+    }
+    assert_eq!(decided.len(), 120, "seed {seed}");
+}

@@ -1,0 +1,132 @@
+//! The messages peers exchange over a WebSocket (DESIGN.md section 6).
+//!
+//! Control messages are JSON text frames tagged by `type`. Blob bytes (modules) travel in
+//! binary frames: 32 bytes of blake3 hash followed by the bytes. The first frame of a
+//! connection is `hello` from the side that connected, carrying [`PROTOCOL_VERSION`].
+
+use crate::{Hash, Status};
+use serde::{Deserialize, Serialize};
+
+/// The version of this protocol; a peer speaking another version is refused in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A control message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Message {
+    /// First frame from a connecting worker.
+    Hello(Hello),
+    /// The owner's answer to `hello`.
+    Welcome { protocol_version: u32, owner_id: String },
+    /// A worker asks for up to `slots` more leases.
+    RequestWork { slots: u32 },
+    /// The owner hands out leases.
+    Leases { leases: Vec<Lease> },
+    /// Nothing to do now; ask again after this long.
+    NoWork { retry_after_ms: u64 },
+    /// A worker reports finished replicas.
+    Outcomes { outcomes: Vec<OutcomeReport> },
+    /// The owner committed these outcomes; the worker may forget them.
+    Acknowledged { lease_ids: Vec<u64> },
+    /// A worker gives leases back unrun (e.g. on shutdown).
+    ReturnLeases { lease_ids: Vec<u64> },
+    /// These leases are void (job cancelled or finished); do not run them.
+    Cancel { lease_ids: Vec<u64> },
+    /// Ask for the blob with this hash; answered by a binary frame.
+    Want { hash: Hash },
+    /// The sender is closing the connection for this reason.
+    Goodbye { reason: String },
+}
+
+/// Who a worker is and what it offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    pub protocol_version: u32,
+    /// Persistent identity of the worker (its data directory keeps it).
+    pub worker_id: String,
+    /// Cores the worker runs units on.
+    pub cores: u32,
+    /// wasmhive version and engine class, for logs.
+    pub agent: String,
+}
+
+/// One replica of one unit handed to one worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub lease_id: u64,
+    pub job_id: String,
+    pub unit_index: u64,
+    pub task_name: String,
+    pub module: Hash,
+    /// The unit's input bytes, base64.
+    #[serde(with = "crate::base64_bytes")]
+    pub input: Vec<u8>,
+    pub args: Vec<String>,
+    pub limits: WireLimits,
+    /// Seconds since 1970 that the unit's wall clock reads.
+    pub job_time_s: u64,
+    pub nan_canonicalization: bool,
+    /// Milliseconds the worker has before the owner re-issues the replica.
+    pub lease_ms: u64,
+}
+
+/// Unit limits as sent on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireLimits {
+    pub fuel: Option<u64>,
+    pub memory_bytes_max: u64,
+    pub stdout_bytes_max: u64,
+    pub wall_time_ms_max: u64,
+}
+
+/// What one replica produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReport {
+    pub lease_id: u64,
+    pub status: Status,
+    /// stdout bytes, base64.
+    #[serde(with = "crate::base64_bytes")]
+    pub output: Vec<u8>,
+    pub digest: Hash,
+    pub fuel_used: Option<u64>,
+    pub wall_time_ms: u64,
+    pub engine_class: String,
+}
+
+impl Message {
+    /// The message's `type` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Welcome { .. } => "welcome",
+            Message::RequestWork { .. } => "request_work",
+            Message::Leases { .. } => "leases",
+            Message::NoWork { .. } => "no_work",
+            Message::Outcomes { .. } => "outcomes",
+            Message::Acknowledged { .. } => "acknowledged",
+            Message::ReturnLeases { .. } => "return_leases",
+            Message::Cancel { .. } => "cancel",
+            Message::Want { .. } => "want",
+            Message::Goodbye { .. } => "goodbye",
+        }
+    }
+
+    /// Largest encoded size accepted for this kind of message.
+    pub fn encoded_bytes_max(&self) -> usize {
+        match self {
+            Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
+            Message::RequestWork { .. } | Message::NoWork { .. } | Message::Goodbye { .. } => 4 << 10,
+            Message::Acknowledged { .. } | Message::ReturnLeases { .. } | Message::Cancel { .. } => 1 << 20,
+            Message::Leases { .. } | Message::Outcomes { .. } => TEXT_FRAME_BYTES_MAX,
+        }
+    }
+}
+
+/// Largest text frame of any kind (a batch of leases or outcomes).
+pub const TEXT_FRAME_BYTES_MAX: usize = 64 << 20;
+/// Largest binary frame (a blob: 32-byte hash + bytes).
+pub const BLOB_FRAME_BYTES_MAX: usize = 64 << 20;
