@@ -3,3 +3,6 @@
 //! `core` is the sans-IO scheduling core; everything else is a thin shell around it.
 
 pub mod core;
+pub mod human_units;
+pub mod job_spec;
+pub mod store;

@@ -5,6 +5,7 @@
 //! execution ([`Status`], whose canonical text is part of every outcome digest), and the
 //! messages peers exchange ([`Message`]) with their codec and size limits.
 
+pub mod api;
 pub mod base64_bytes;
 mod codec;
 mod hash;

@@ -14,18 +14,24 @@ const REPEATS: usize = 3;
 const PRIMES_INPUT: &str = "0 3000000";
 const MANDELBROT_INPUT: &str = "1200 800 0 800 2000";
 
+/// `cargo bench -p wasmhive-tests --bench sandbox [-- tiny|kernels]` runs one section.
 fn main() {
+    let section = std::env::args().skip(1).find(|arg| !arg.starts_with('-')).unwrap_or_default();
     let sandbox = Sandbox::new(SandboxConfig::default());
     println!(
         "wasmhive sandbox benchmark · wasmtime {} · {} cores",
         wasmhive_sandbox::wasmtime_version(),
         rayon::current_num_threads()
     );
-    tiny_units(&sandbox);
-    println!();
-    println!("{:<12} {:<28} {:>10} {:>10}", "task", "configuration", "time", "vs native");
-    kernel_ratios(&sandbox, "primes", PRIMES_INPUT, task_kernels::primes::run);
-    kernel_ratios(&sandbox, "mandelbrot", MANDELBROT_INPUT, task_kernels::mandelbrot::run);
+    if section.is_empty() || section == "tiny" {
+        tiny_units(&sandbox);
+    }
+    if section.is_empty() || section == "kernels" {
+        println!();
+        println!("{:<12} {:<28} {:>10} {:>10}", "task", "configuration", "time", "vs native");
+        kernel_ratios(&sandbox, "primes", PRIMES_INPUT, task_kernels::primes::run);
+        kernel_ratios(&sandbox, "mandelbrot", MANDELBROT_INPUT, task_kernels::mandelbrot::run);
+    }
 }
 
 fn tiny_units(sandbox: &Sandbox) {

@@ -1,0 +1,316 @@
+//! The owner's store: jobs, their modules and inputs, replicas and accepted results, in
+//! SQLite (WAL, `synchronous=FULL`).
+//!
+//! Invariants:
+//! - an outcome batch is committed in one transaction before it is acknowledged;
+//! - a result row exists once per decided unit (primary key), never twice;
+//! - `jobs.next_fresh_unit` may lag behind the units actually started (it is saved with
+//!   outcome batches); on load it is raised past every unit with a stored replica, so a
+//!   restart re-issues at worst units that were leased but never reported: none is lost.
+
+mod schema;
+
+use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, ResumeState, UnitDecision};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use wasmhive_protocol::api::{JobInputs, JobSubmission};
+use wasmhive_protocol::{Hash, Status};
+
+/// A store problem (disk, corruption); the operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A job as stored, without its inputs.
+#[derive(Clone, Debug)]
+pub struct StoredJob {
+    pub job_id: String,
+    pub name: String,
+    pub task_name: String,
+    pub module_hash: Hash,
+    pub args: Vec<String>,
+    pub quorum: u32,
+    pub max_replicas: u32,
+    pub limits: wasmhive_protocol::api::JobLimits,
+    pub nan_canonicalization: bool,
+    /// `Some` for range jobs: the input of unit k is computed, not stored.
+    pub range: Option<(u64, u64, u64)>,
+    pub unit_count: u64,
+    pub created_s: u64,
+    pub state: String,
+}
+
+/// One outcome of a batch, as the server hands it to the store.
+pub struct OutcomeToCommit<'a> {
+    pub effect: &'a OutcomeEffect,
+    pub lease_id: u64,
+    pub output: &'a [u8],
+    pub fuel_used: Option<u64>,
+    pub engine_class: &'a str,
+}
+
+/// A decided unit as stored.
+#[derive(Clone, Debug)]
+pub struct StoredResult {
+    pub unit_index: u64,
+    pub status: Status,
+    pub digest: Option<Hash>,
+    pub output: Vec<u8>,
+    pub replicas: u32,
+    pub failure: Option<String>,
+}
+
+pub struct Store {
+    connection: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let connection = Connection::open(path)?;
+        schema::prepare(&connection)?;
+        Ok(Store { connection })
+    }
+
+    /// Saves a new job with its module and inputs in one transaction.
+    pub fn insert_job(&mut self, job_id: &str, submission: &JobSubmission, unit_count: u64, created_s: u64) -> StoreResult<()> {
+        let transaction = self.connection.transaction()?;
+        let module_hash = Hash::of(&submission.module);
+        transaction.execute(
+            "INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?1, ?2)",
+            params![module_hash.to_hex(), submission.module],
+        )?;
+        let range = match submission.inputs {
+            JobInputs::Range { start, end, step } => Some(serde_json::json!([start, end, step]).to_string()),
+            _ => None,
+        };
+        let settings = serde_json::json!({
+            "task_name": submission.task_name,
+            "args": submission.args,
+            "quorum": submission.quorum,
+            "max_replicas": submission.max_replicas,
+            "limits": submission.limits,
+            "nan_canonicalization": submission.nan_canonicalization,
+        });
+        transaction.execute(
+            "INSERT INTO jobs (job_id, name, module_hash, settings, range, unit_count, created_s, state, next_fresh_unit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0)",
+            params![job_id, submission.name, module_hash.to_hex(), settings.to_string(), range, unit_count as i64, created_s as i64],
+        )?;
+        {
+            let mut insert = transaction.prepare("INSERT INTO unit_inputs (job_id, unit_index, label, input) VALUES (?1, ?2, ?3, ?4)")?;
+            match &submission.inputs {
+                JobInputs::Range { .. } => {}
+                JobInputs::Lines { lines } => {
+                    for (index, line) in lines.iter().enumerate() {
+                        insert.execute(params![job_id, index as i64, line, line.as_bytes()])?;
+                    }
+                }
+                JobInputs::Files { files } => {
+                    for (index, file) in files.iter().enumerate() {
+                        insert.execute(params![job_id, index as i64, file.name, file.bytes])?;
+                    }
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    pub fn jobs(&self) -> StoreResult<Vec<StoredJob>> {
+        let mut select = self.connection.prepare(
+            "SELECT job_id, name, module_hash, settings, range, unit_count, created_s, state FROM jobs ORDER BY created_s, job_id",
+        )?;
+        let rows = select.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (job_id, name, module_hash, settings, range, unit_count, created_s, state) = row?;
+            jobs.push(schema::stored_job(job_id, name, &module_hash, &settings, range, unit_count, created_s, state)?);
+        }
+        Ok(jobs)
+    }
+
+    pub fn blob(&self, hash: &Hash) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .connection
+            .query_row("SELECT bytes FROM blobs WHERE hash = ?1", params![hash.to_hex()], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The stored input and label of a lines or files unit.
+    pub fn unit_input(&self, job_id: &str, unit_index: u64) -> StoreResult<Option<(String, Vec<u8>)>> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT label, input FROM unit_inputs WHERE job_id = ?1 AND unit_index = ?2",
+                params![job_id, unit_index as i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Where a job stood: for the core after a restart.
+    pub fn resume_state(&self, job_id: &str) -> StoreResult<ResumeState> {
+        let stored_next: i64 =
+            self.connection.query_row("SELECT next_fresh_unit FROM jobs WHERE job_id = ?1", params![job_id], |row| row.get(0))?;
+        let decided = self.decided_units(job_id)?;
+        let mut replicas: BTreeMap<u64, Vec<ReplicaRecord>> = BTreeMap::new();
+        let mut select = self.connection.prepare(
+            "SELECT unit_index, worker_id, status, digest FROM replicas WHERE job_id = ?1 ORDER BY unit_index, rowid",
+        )?;
+        let mut rows = select.query(params![job_id])?;
+        let mut highest_started = None;
+        while let Some(row) = rows.next()? {
+            let unit_index = row.get::<_, i64>(0)? as u64;
+            highest_started = highest_started.max(Some(unit_index));
+            if decided.0.contains(&unit_index) {
+                continue;
+            }
+            let replica = ReplicaRecord {
+                worker_id: row.get(1)?,
+                status: schema::status_from_json(&row.get::<_, String>(2)?)?,
+                digest: schema::hash_from_hex(&row.get::<_, String>(3)?)?,
+            };
+            replicas.entry(unit_index).or_default().push(replica);
+        }
+        let next_fresh_unit = (stored_next as u64).max(highest_started.map_or(0, |unit| unit + 1));
+        let active_units = (0..next_fresh_unit)
+            .filter(|unit_index| !decided.0.contains(unit_index))
+            .map(|unit_index| ActiveUnitRecord { unit_index, replicas: replicas.remove(&unit_index).unwrap_or_default() })
+            .collect();
+        Ok(ResumeState { next_fresh_unit, succeeded_units: decided.1, failed_units: decided.2, active_units })
+    }
+
+    /// (decided unit indexes, succeeded count, failed count)
+    fn decided_units(&self, job_id: &str) -> StoreResult<(HashSet<u64>, u64, u64)> {
+        let mut select = self.connection.prepare("SELECT unit_index, failure IS NULL FROM results WHERE job_id = ?1")?;
+        let mut rows = select.query(params![job_id])?;
+        let (mut units, mut succeeded, mut failed) = (HashSet::new(), 0, 0);
+        while let Some(row) = rows.next()? {
+            units.insert(row.get::<_, i64>(0)? as u64);
+            if row.get::<_, bool>(1)? {
+                succeeded += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        Ok((units, succeeded, failed))
+    }
+
+    /// Commits a batch of outcomes (replicas and decisions) and the jobs' fresh-unit marks
+    /// in one transaction. Only after this returns may the outcomes be acknowledged.
+    pub fn commit_outcomes(&mut self, outcomes: &[OutcomeToCommit<'_>], next_fresh: &[(String, u64)]) -> StoreResult<()> {
+        let transaction = self.connection.transaction()?;
+        {
+            let mut insert_replica = transaction.prepare_cached(
+                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut insert_result = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for outcome in outcomes {
+                let effect = outcome.effect;
+                if let Some(replica) = &effect.replica {
+                    insert_replica.execute(params![
+                        effect.job_id,
+                        effect.unit_index as i64,
+                        replica.worker_id,
+                        outcome.lease_id as i64,
+                        serde_json::to_string(&replica.status).expect("status serialises"),
+                        replica.digest.to_hex(),
+                        outcome.fuel_used.map(|fuel| fuel as i64),
+                        outcome.engine_class,
+                    ])?;
+                }
+                match &effect.decision {
+                    Some(UnitDecision::Accepted { digest, status, replicas }) => {
+                        let failure = (!status.is_success()).then(|| status.to_string());
+                        insert_result.execute(params![
+                            effect.job_id,
+                            effect.unit_index as i64,
+                            serde_json::to_string(status).expect("status serialises"),
+                            digest.to_hex(),
+                            outcome.output,
+                            replicas,
+                            failure,
+                        ])?;
+                    }
+                    Some(UnitDecision::Failed { reason, replicas }) => {
+                        let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
+                        insert_result.execute(params![
+                            effect.job_id,
+                            effect.unit_index as i64,
+                            serde_json::to_string(&status).expect("status serialises"),
+                            Option::<String>::None,
+                            Vec::<u8>::new(),
+                            replicas,
+                            reason,
+                        ])?;
+                    }
+                    None => {}
+                }
+            }
+            let mut update_next = transaction
+                .prepare_cached("UPDATE jobs SET next_fresh_unit = MAX(next_fresh_unit, ?2) WHERE job_id = ?1")?;
+            for (job_id, next) in next_fresh {
+                update_next.execute(params![job_id, *next as i64])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    pub fn set_job_state(&mut self, job_id: &str, state: &str) -> StoreResult<()> {
+        self.connection.execute("UPDATE jobs SET state = ?2 WHERE job_id = ?1", params![job_id, state])?;
+        Ok(())
+    }
+
+    /// Up to `limit` results of a job with unit index ≥ `from_unit`, in unit order.
+    pub fn results_page(&self, job_id: &str, from_unit: u64, limit: u32) -> StoreResult<Vec<StoredResult>> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT unit_index, status, digest, output, replicas, failure FROM results
+             WHERE job_id = ?1 AND unit_index >= ?2 ORDER BY unit_index LIMIT ?3",
+        )?;
+        let mut rows = select.query(params![job_id, from_unit as i64, limit])?;
+        let mut results = Vec::new();
+        while let Some(row) = rows.next()? {
+            let digest: Option<String> = row.get(2)?;
+            results.push(StoredResult {
+                unit_index: row.get::<_, i64>(0)? as u64,
+                status: schema::status_from_json(&row.get::<_, String>(1)?)?,
+                digest: digest.as_deref().map(schema::hash_from_hex).transpose()?,
+                output: row.get(3)?,
+                replicas: row.get(4)?,
+                failure: row.get(5)?,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Distinct workers whose replicas of `unit_index` are stored (for tests and audits).
+    pub fn replica_workers(&self, job_id: &str, unit_index: u64) -> StoreResult<Vec<String>> {
+        let mut select =
+            self.connection.prepare("SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 ORDER BY rowid")?;
+        let workers = select.query_map(params![job_id, unit_index as i64], |row| row.get(0))?;
+        Ok(workers.collect::<Result<_, _>>()?)
+    }
+}

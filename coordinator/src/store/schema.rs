@@ -1,0 +1,108 @@
+//! The SQLite schema and row conversions.
+
+use super::{StoreError, StoreResult, StoredJob};
+use rusqlite::Connection;
+use wasmhive_protocol::{Hash, Status};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    module_hash TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    range TEXT,
+    unit_count INTEGER NOT NULL,
+    created_s INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    next_fresh_unit INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS unit_inputs (
+    job_id TEXT NOT NULL,
+    unit_index INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    input BLOB NOT NULL,
+    PRIMARY KEY (job_id, unit_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replicas (
+    job_id TEXT NOT NULL,
+    unit_index INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    lease_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    fuel_used INTEGER,
+    engine_class TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replicas_by_unit ON replicas (job_id, unit_index);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT NOT NULL,
+    unit_index INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    digest TEXT,
+    output BLOB NOT NULL,
+    replicas INTEGER NOT NULL,
+    failure TEXT,
+    PRIMARY KEY (job_id, unit_index)
+) WITHOUT ROWID;
+";
+
+pub fn prepare(connection: &Connection) -> StoreResult<()> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+pub fn status_from_json(text: &str) -> StoreResult<Status> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("status {text:?}: {error}")))
+}
+
+pub fn hash_from_hex(text: &str) -> StoreResult<Hash> {
+    text.parse().map_err(|error| StoreError::Corrupt(format!("{error}")))
+}
+
+#[derive(serde::Deserialize)]
+struct JobSettings {
+    task_name: String,
+    args: Vec<String>,
+    quorum: u32,
+    max_replicas: u32,
+    limits: wasmhive_protocol::api::JobLimits,
+    nan_canonicalization: bool,
+}
+
+#[allow(clippy::too_many_arguments, reason = "one argument per column of the jobs row")]
+pub fn stored_job(
+    job_id: String,
+    name: String,
+    module_hash: &str,
+    settings: &str,
+    range: Option<String>,
+    unit_count: i64,
+    created_s: i64,
+    state: String,
+) -> StoreResult<StoredJob> {
+    let settings: JobSettings =
+        serde_json::from_str(settings).map_err(|error| StoreError::Corrupt(format!("job {job_id} settings: {error}")))?;
+    let range = range
+        .map(|text| serde_json::from_str::<(u64, u64, u64)>(&text))
+        .transpose()
+        .map_err(|error| StoreError::Corrupt(format!("job {job_id} range: {error}")))?;
+    Ok(StoredJob {
+        module_hash: hash_from_hex(module_hash)?,
+        job_id,
+        name,
+        task_name: settings.task_name,
+        args: settings.args,
+        quorum: settings.quorum,
+        max_replicas: settings.max_replicas,
+        limits: settings.limits,
+        nan_canonicalization: settings.nan_canonicalization,
+        range,
+        unit_count: unit_count as u64,
+        created_s: created_s as u64,
+        state,
+    })
+}

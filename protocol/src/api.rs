@@ -1,0 +1,107 @@
+//! The JSON bodies of the owner's HTTP API (`/api/...`).
+
+use crate::{Hash, Status};
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/jobs`: a job, with its module and inputs inline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSubmission {
+    pub name: String,
+    /// argv\[0\] of every unit.
+    pub task_name: String,
+    #[serde(with = "crate::base64_bytes")]
+    pub module: Vec<u8>,
+    pub args: Vec<String>,
+    pub inputs: JobInputs,
+    pub quorum: u32,
+    pub max_replicas: u32,
+    pub limits: JobLimits,
+    pub nan_canonicalization: bool,
+}
+
+/// Where a job's units come from: one unit per range step, per line, or per file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobInputs {
+    /// Unit k gets the text `A B` with A = start + k·step and B = min(A + step, end).
+    Range { start: u64, end: u64, step: u64 },
+    /// Unit k gets line k (without its newline).
+    Lines { lines: Vec<String> },
+    /// Unit k gets the bytes of file k.
+    Files { files: Vec<NamedInput> },
+}
+
+/// One input file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedInput {
+    pub name: String,
+    #[serde(with = "crate::base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// A job's limits as submitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobLimits {
+    pub fuel: Option<u64>,
+    pub memory_bytes: u64,
+    pub output_bytes: u64,
+    pub lease_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// `POST /api/jobs` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitAnswer {
+    pub job_id: String,
+    pub units: u64,
+}
+
+/// `GET /api/jobs/{id}` answer, and one entry of `GET /api/jobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub name: String,
+    /// `running`, `completed` or `cancelled`.
+    pub state: String,
+    pub units: u64,
+    /// Units accepted with a successful canonical result.
+    pub verified: u64,
+    /// Units that failed (an agreed failure status, or no quorum).
+    pub failed: u64,
+    /// Units with a replica leased right now.
+    pub leased: u64,
+    pub quorum: u32,
+    pub module: Hash,
+    pub created_s: u64,
+}
+
+/// One line of `GET /api/jobs/{id}/results` (JSON Lines).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitResult {
+    pub unit: u64,
+    /// The unit's input as text (UTF-8, lossy) or its file name.
+    pub input: String,
+    /// `success`, `failed`.
+    pub state: String,
+    pub status: Status,
+    /// The canonical output, when it is UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output: Option<String>,
+    /// The canonical output, base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_base64: Option<String>,
+    pub digest: Option<Hash>,
+    pub replicas: u32,
+    /// Why the unit failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure: Option<String>,
+}
+
+/// The body of every API error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
