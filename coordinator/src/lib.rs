@@ -5,4 +5,5 @@
 pub mod core;
 pub mod human_units;
 pub mod job_spec;
+pub mod server;
 pub mod store;

@@ -1,3 +1,62 @@
-//! The worker: pulls leases, runs them on a rayon pool through the sandbox, returns outcomes.
+//! The worker: donates cores to an owner. It connects over a WebSocket, keeps a prefetch
+//! queue of leases, runs them on a rayon pool through the sandbox, and returns outcomes in
+//! batches.
 //!
-//! Built in step 2 (issue 3); see ARCHITECTURE.md.
+//! Invariants:
+//! - a lease runs at most once here; a lease that was cancelled, returned or whose
+//!   connection dropped before it started is skipped;
+//! - an outcome is kept until the owner acknowledges it, and re-sent after a reconnect;
+//! - each module is fetched once by hash, checked against the hash, and kept on disk;
+//! - on shutdown, units already running finish within the grace period; the rest are
+//!   handed back with `return_leases`.
+
+mod connection;
+mod execution;
+mod identity;
+mod module_store;
+mod session;
+
+pub use identity::worker_id;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The owner's address: `ws://host:port/ws`, `http://host:port` or `host:port`.
+    pub join: String,
+    /// Threads that run units.
+    pub cpus: usize,
+    /// Keeps the identity, modules and compiled artifacts.
+    pub data_dir: PathBuf,
+    /// How long running units may take to finish on shutdown.
+    pub grace: Duration,
+    /// Leases kept queued per core so no core waits on the network.
+    pub prefetch_per_core: usize,
+}
+
+impl WorkerConfig {
+    pub fn new(join: impl Into<String>, data_dir: impl Into<PathBuf>) -> WorkerConfig {
+        WorkerConfig {
+            join: join.into(),
+            cpus: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            data_dir: data_dir.into(),
+            grace: Duration::from_secs(30),
+            prefetch_per_core: 4,
+        }
+    }
+}
+
+/// A problem that stops the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDirectory { path: PathBuf, source: std::io::Error },
+    #[error("bad --join address {address:?}: {reason}")]
+    BadAddress { address: String, reason: String },
+    #[error("could not start the compute pool: {0}")]
+    Pool(String),
+}
+
+pub use session::run_worker;

@@ -127,6 +127,10 @@ impl CoreJob {
         }
     }
 
+    pub(super) fn next_fresh_unit(&self) -> u64 {
+        self.next_fresh_unit
+    }
+
     /// A unit this worker may run next: one waiting for another replica, else a fresh one.
     pub(super) fn take_unit_for(&mut self, worker_id: &str) -> Option<u64> {
         let waiting = self.needs_replica.iter().copied().find(|unit_index| {

@@ -121,6 +121,11 @@ impl Core {
         self.jobs.get(job_id).map(CoreJob::progress)
     }
 
+    /// Units of the job below this index have been started at some point.
+    pub fn next_fresh_unit(&self, job_id: &str) -> Option<u64> {
+        self.jobs.get(job_id).map(CoreJob::next_fresh_unit)
+    }
+
     pub fn job_ids(&self) -> impl Iterator<Item = &String> {
         self.jobs.keys()
     }

@@ -198,6 +198,16 @@ impl Store {
         Ok(ResumeState { next_fresh_unit, succeeded_units: decided.1, failed_units: decided.2, active_units })
     }
 
+    /// (succeeded, failed) units of a job.
+    pub fn result_counts(&self, job_id: &str) -> StoreResult<(u64, u64)> {
+        Ok(self.connection.query_row(
+            "SELECT COUNT(*) FILTER (WHERE failure IS NULL), COUNT(*) FILTER (WHERE failure IS NOT NULL)
+             FROM results WHERE job_id = ?1",
+            params![job_id],
+            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
     /// (decided unit indexes, succeeded count, failed count)
     fn decided_units(&self, job_id: &str) -> StoreResult<(HashSet<u64>, u64, u64)> {
         let mut select = self.connection.prepare("SELECT unit_index, failure IS NULL FROM results WHERE job_id = ?1")?;

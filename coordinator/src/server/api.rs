@@ -1,0 +1,128 @@
+//! The JSON HTTP API. Every route needs the bearer token the coordinator keeps in its data
+//! directory; a missing or wrong token gets 401 saying where to find it.
+
+use super::state::{ApiProblem, Coordinator};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use wasmhive_protocol::api::{ApiError, JobSubmission, UnitResult};
+use wasmhive_protocol::base64_bytes;
+
+/// Results sent per page of a streamed results answer.
+const RESULTS_PAGE_UNITS: u32 = 1000;
+
+impl IntoResponse for ApiProblem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ApiError { error: self.message })).into_response()
+    }
+}
+
+fn authorize(coordinator: &Coordinator, headers: &HeaderMap) -> Result<(), ApiProblem> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if coordinator.token_matches(token.trim()) => Ok(()),
+        _ => Err(ApiProblem {
+            status: 401,
+            message: format!(
+                "missing or wrong bearer token: the coordinator's token is in {} on its machine; \
+                 pass it with --token or WASMHIVE_TOKEN",
+                coordinator.token_path().display()
+            ),
+        }),
+    }
+}
+
+pub async fn submit_job(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    let submission: JobSubmission = serde_json::from_slice(&body)
+        .map_err(|error| ApiProblem::bad_request(format!("the body is not a job submission: {error}")))?;
+    let answer = tokio::task::spawn_blocking(move || coordinator.submit(submission))
+        .await
+        .map_err(ApiProblem::internal)??;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+pub async fn list_jobs(State(coordinator): State<Arc<Coordinator>>, headers: HeaderMap) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    Ok(Json(coordinator.statuses()).into_response())
+}
+
+pub async fn job_status(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    let status = coordinator.status(&job_id).ok_or_else(|| ApiProblem::not_found(&job_id))?;
+    Ok(Json(status).into_response())
+}
+
+pub async fn cancel_job(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    Ok(Json(coordinator.cancel(&job_id)?).into_response())
+}
+
+/// JSON Lines, one [`UnitResult`] per decided unit in unit order, streamed page by page.
+pub async fn job_results(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    coordinator.status(&job_id).ok_or_else(|| ApiProblem::not_found(&job_id))?;
+    let pages = futures_util::stream::unfold(Some(0u64), move |from_unit| {
+        let coordinator = coordinator.clone();
+        let job_id = job_id.clone();
+        async move {
+            let from_unit = from_unit?;
+            let page = tokio::task::spawn_blocking(move || coordinator.results_page(&job_id, from_unit, RESULTS_PAGE_UNITS))
+                .await
+                .ok()?
+                .ok()?;
+            if page.is_empty() {
+                return None;
+            }
+            let next = page.last().map(|(_, result)| result.unit_index + 1);
+            let mut lines = Vec::new();
+            for (label, result) in page {
+                serde_json::to_writer(&mut lines, &unit_result(label, result)).expect("results serialise");
+                lines.push(b'\n');
+            }
+            Some((Ok::<_, std::io::Error>(lines), next))
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(pages)).into_response())
+}
+
+fn unit_result(label: String, result: crate::store::StoredResult) -> UnitResult {
+    let (output, output_base64) = match String::from_utf8(result.output) {
+        Ok(text) => (Some(text), None),
+        Err(error) => (None, Some(base64_bytes::encode(error.as_bytes()))),
+    };
+    UnitResult {
+        unit: result.unit_index,
+        input: label,
+        state: if result.failure.is_none() { "success" } else { "failed" }.to_string(),
+        status: result.status,
+        output: output.filter(|_| result.digest.is_some()),
+        output_base64,
+        digest: result.digest,
+        replicas: result.replicas,
+        failure: result.failure,
+    }
+}

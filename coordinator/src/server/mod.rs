@@ -1,0 +1,57 @@
+//! The coordinator's shell: one listening port with the WebSocket endpoint for workers
+//! (`/ws`) and the JSON HTTP API (`/api/...`), around the sans-IO core and the store.
+//!
+//! Invariants:
+//! - the core's mutex is never held across an `.await` or a store call;
+//! - an outcome is acknowledged only after the store committed it;
+//! - a bad frame, a bad request or a slow client affects only its own connection;
+//! - every connection's buffers are bounded (see `worker_connection`).
+
+mod api;
+mod job_runtime;
+mod state;
+mod worker_connection;
+
+pub use state::{Coordinator, CoordinatorError};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Largest HTTP request body (a job with its module and inputs inline).
+pub const SUBMISSION_BYTES_MAX: usize = 512 << 20;
+
+/// How often expired leases are re-queued.
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Serves `coordinator` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Arc<Coordinator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
+    let router = Router::new()
+        .route("/ws", get(worker_connection::upgrade))
+        .route("/api/jobs", post(api::submit_job).get(api::list_jobs))
+        .route("/api/jobs/{job_id}", get(api::job_status))
+        .route("/api/jobs/{job_id}/results", get(api::job_results))
+        .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
+        .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
+        .with_state(coordinator);
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    expiry.abort();
+    result
+}
+
+async fn expire_leases_forever(coordinator: Arc<Coordinator>) {
+    let mut interval = tokio::time::interval(EXPIRY_INTERVAL);
+    loop {
+        interval.tick().await;
+        coordinator.expire_leases();
+    }
+}

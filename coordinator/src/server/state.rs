@@ -1,0 +1,395 @@
+//! The coordinator's state: the core, the store, the jobs' runtime data and the token.
+
+use super::job_runtime::JobRuntime;
+use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect};
+use crate::job_spec::{QUORUM_MAX, UNITS_MAX, unit_count};
+use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use wasmhive_protocol::api::{JobInputs, JobStatus, JobSubmission, SubmitAnswer};
+use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
+
+/// A problem opening the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDirectory { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request the API refuses, with the HTTP status to answer.
+#[derive(Debug)]
+pub struct ApiProblem {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiProblem {
+    pub fn bad_request(message: impl Into<String>) -> ApiProblem {
+        ApiProblem { status: 400, message: message.into() }
+    }
+
+    pub fn not_found(job_id: &str) -> ApiProblem {
+        ApiProblem { status: 404, message: format!("no job {job_id:?}; `wasmhive status` lists the jobs") }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> ApiProblem {
+        ApiProblem { status: 500, message: error.to_string() }
+    }
+}
+
+/// Most leases one `request_work` may ask for.
+pub const SLOTS_PER_REQUEST_MAX: u32 = 1024;
+
+pub struct Coordinator {
+    core: Mutex<Core>,
+    store: Mutex<Store>,
+    jobs: RwLock<HashMap<String, Arc<JobRuntime>>>,
+    connections: Mutex<HashMap<u64, (String, mpsc::Sender<Message>)>>,
+    token: String,
+    token_path: PathBuf,
+    started: Instant,
+    next_connection_id: Mutex<u64>,
+}
+
+impl Coordinator {
+    /// Opens (or creates) the coordinator's data directory and resumes every running job.
+    pub fn open(data_dir: &Path) -> Result<Arc<Coordinator>, CoordinatorError> {
+        let directory_error = |source| CoordinatorError::DataDirectory { path: data_dir.to_path_buf(), source };
+        std::fs::create_dir_all(data_dir).map_err(directory_error)?;
+        let token_path = data_dir.join("token");
+        let token = read_or_create_token(&token_path).map_err(directory_error)?;
+        let store = Store::open(&data_dir.join("coordinator.sqlite"))?;
+        let mut core = Core::new();
+        let mut jobs = HashMap::new();
+        for stored in store.jobs()? {
+            let module = store.blob(&stored.module_hash)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("module {} of job {} is missing", stored.module_hash, stored.job_id))
+            })?;
+            if stored.state == "running" {
+                let resume = store.resume_state(&stored.job_id)?;
+                core.add_job(&stored.job_id, stored.unit_count, policy_of(&stored), resume);
+            }
+            jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime { stored, module: Arc::new(module) }));
+        }
+        Ok(Arc::new(Coordinator {
+            core: Mutex::new(core),
+            store: Mutex::new(store),
+            jobs: RwLock::new(jobs),
+            connections: Mutex::new(HashMap::new()),
+            token,
+            token_path,
+            started: Instant::now(),
+            next_connection_id: Mutex::new(1),
+        }))
+    }
+
+    pub fn token_path(&self) -> &Path {
+        &self.token_path
+    }
+
+    /// True when `presented` is this coordinator's token.
+    pub fn token_matches(&self, presented: &str) -> bool {
+        let expected = self.token.as_bytes();
+        let presented = presented.as_bytes();
+        expected.len() == presented.len() && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn job(&self, job_id: &str) -> Option<Arc<JobRuntime>> {
+        self.jobs.read().expect("jobs lock").get(job_id).cloned()
+    }
+
+    /// Validates and stores a job, then starts handing out its units.
+    pub fn submit(&self, submission: JobSubmission) -> Result<SubmitAnswer, ApiProblem> {
+        validate_submission(&submission)?;
+        let units = unit_count(&submission.inputs);
+        let job_id = new_job_id(&submission.name);
+        let created_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        self.store.lock().expect("store lock").insert_job(&job_id, &submission, units, created_s).map_err(ApiProblem::internal)?;
+        let stored = self
+            .store
+            .lock()
+            .expect("store lock")
+            .jobs()
+            .map_err(ApiProblem::internal)?
+            .into_iter()
+            .find(|job| job.job_id == job_id)
+            .ok_or_else(|| ApiProblem::internal("the job vanished after it was stored"))?;
+        let policy = policy_of(&stored);
+        let runtime = Arc::new(JobRuntime { stored, module: Arc::new(submission.module) });
+        self.jobs.write().expect("jobs lock").insert(job_id.clone(), runtime);
+        self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
+        tracing::info!(job = %job_id, units, "job submitted");
+        Ok(SubmitAnswer { job_id, units })
+    }
+
+    pub fn statuses(&self) -> Vec<JobStatus> {
+        let mut ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
+        ids.sort();
+        let mut statuses: Vec<JobStatus> = ids.iter().filter_map(|id| self.status(id)).collect();
+        statuses.sort_by_key(|status| status.created_s);
+        statuses
+    }
+
+    pub fn status(&self, job_id: &str) -> Option<JobStatus> {
+        let job = self.job(job_id)?;
+        let stored = &job.stored;
+        let progress = self.core.lock().expect("core lock").progress(job_id);
+        let (verified, failed, leased, state) = match progress {
+            Some(progress) => (progress.succeeded, progress.failed, progress.leased, "running".to_string()),
+            None => {
+                let counts = self.store.lock().expect("store lock").result_counts(job_id).unwrap_or((0, 0));
+                (counts.0, counts.1, 0, self.stored_state(job_id).unwrap_or_else(|| stored.state.clone()))
+            }
+        };
+        Some(JobStatus {
+            job_id: job_id.to_string(),
+            name: stored.name.clone(),
+            state,
+            units: stored.unit_count,
+            verified,
+            failed,
+            leased,
+            quorum: stored.quorum,
+            module: stored.module_hash,
+            created_s: stored.created_s,
+        })
+    }
+
+    fn stored_state(&self, job_id: &str) -> Option<String> {
+        let jobs = self.store.lock().expect("store lock").jobs().ok()?;
+        jobs.into_iter().find(|job| job.job_id == job_id).map(|job| job.state)
+    }
+
+    /// Stops a job: no more leases; open leases are cancelled on their workers.
+    pub fn cancel(&self, job_id: &str) -> Result<JobStatus, ApiProblem> {
+        if self.job(job_id).is_none() {
+            return Err(ApiProblem::not_found(job_id));
+        }
+        let cancelled = self.core.lock().expect("core lock").remove_job(job_id);
+        self.store.lock().expect("store lock").set_job_state(job_id, "cancelled").map_err(ApiProblem::internal)?;
+        let mut by_worker: HashMap<String, Vec<LeaseId>> = HashMap::new();
+        for (worker_id, lease_id) in cancelled {
+            by_worker.entry(worker_id).or_default().push(lease_id);
+        }
+        for (_, (worker_id, sender)) in self.connections.lock().expect("connections lock").iter() {
+            if let Some(lease_ids) = by_worker.get(worker_id) {
+                let _ = sender.try_send(Message::Cancel { lease_ids: lease_ids.clone() });
+            }
+        }
+        tracing::info!(job = %job_id, "job cancelled");
+        self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
+    }
+
+    /// Registers a worker connection; returns its id and the receiver of messages pushed
+    /// to it (cancels).
+    pub fn connection_opened(&self, worker_id: &str) -> (u64, mpsc::Receiver<Message>) {
+        let (sender, receiver) = mpsc::channel(64);
+        let mut next = self.next_connection_id.lock().expect("connection id lock");
+        let connection_id = *next;
+        *next += 1;
+        self.connections.lock().expect("connections lock").insert(connection_id, (worker_id.to_string(), sender));
+        (connection_id, receiver)
+    }
+
+    /// A worker connection ended: its open leases go back to the queue.
+    pub fn connection_closed(&self, connection_id: u64, worker_id: &str) {
+        let mut connections = self.connections.lock().expect("connections lock");
+        connections.remove(&connection_id);
+        let still_connected = connections.values().any(|(other, _)| other == worker_id);
+        drop(connections);
+        if !still_connected {
+            let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
+            tracing::info!(worker = %worker_id, released, "worker disconnected");
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().expect("connections lock").len()
+    }
+
+    /// Leases for a worker asking for `slots` more.
+    pub fn request_work(&self, worker_id: &str, slots: u32) -> Result<Vec<Lease>, StoreError> {
+        let slots = slots.min(SLOTS_PER_REQUEST_MAX);
+        let grants = self.core.lock().expect("core lock").request_work(worker_id, slots, self.now_ms());
+        let store = self.store.lock().expect("store lock");
+        let mut leases = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let Some(job) = self.job(&grant.job_id) else { continue };
+            let (_, input) = job.unit_input(&store, grant.unit_index)?;
+            leases.push(job.lease(grant.lease_id, grant.unit_index, input));
+        }
+        Ok(leases)
+    }
+
+    pub fn return_leases(&self, worker_id: &str, lease_ids: &[LeaseId]) {
+        self.core.lock().expect("core lock").return_leases(worker_id, lease_ids);
+    }
+
+    pub fn expire_leases(&self) {
+        let now_ms = self.now_ms();
+        let expired = self.core.lock().expect("core lock").expire_leases(now_ms);
+        if !expired.is_empty() {
+            tracing::info!(count = expired.len(), "leases expired and were re-queued");
+        }
+    }
+
+    pub fn module(&self, hash: &Hash) -> Option<Arc<Vec<u8>>> {
+        let jobs = self.jobs.read().expect("jobs lock");
+        jobs.values().find(|job| job.stored.module_hash == *hash).map(|job| job.module.clone())
+    }
+
+    /// Records a batch of outcomes and commits it; returns the lease ids to acknowledge
+    /// (all of them: those the core no longer knows are acknowledged so the worker forgets
+    /// them). Err is a protocol violation: close the connection with it.
+    pub fn commit_outcomes(&self, worker_id: &str, reports: &[OutcomeReport]) -> Result<Vec<LeaseId>, String> {
+        let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
+        {
+            let mut core = self.core.lock().expect("core lock");
+            for (position, report) in reports.iter().enumerate() {
+                let recomputed = outcome_digest(&report.status, &report.output);
+                if recomputed != report.digest {
+                    return Err(format!("outcome of lease {} has a digest that does not match its output", report.lease_id));
+                }
+                match core.report_outcome(worker_id, report.lease_id, &report.status, recomputed) {
+                    Ok(effect) => effects.push((position, effect)),
+                    Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
+                }
+            }
+        }
+        self.check_output_limits(reports, &effects)?;
+        let next_fresh: Vec<(String, u64)> = {
+            let core = self.core.lock().expect("core lock");
+            let mut job_ids: Vec<&String> = effects.iter().map(|(_, effect)| &effect.job_id).collect();
+            job_ids.dedup();
+            job_ids.into_iter().filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.clone(), next))).collect()
+        };
+        let to_commit: Vec<OutcomeToCommit<'_>> = effects
+            .iter()
+            .map(|(position, effect)| OutcomeToCommit {
+                effect,
+                lease_id: reports[*position].lease_id,
+                output: &reports[*position].output,
+                fuel_used: reports[*position].fuel_used,
+                engine_class: &reports[*position].engine_class,
+            })
+            .collect();
+        let mut store = self.store.lock().expect("store lock");
+        if let Err(error) = store.commit_outcomes(&to_commit, &next_fresh) {
+            tracing::error!(%error, "committing outcomes failed; they are not acknowledged");
+            return Ok(Vec::new());
+        }
+        drop(store);
+        self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
+        Ok(reports.iter().map(|report| report.lease_id).collect())
+    }
+
+    fn check_output_limits(&self, reports: &[OutcomeReport], effects: &[(usize, OutcomeEffect)]) -> Result<(), String> {
+        for (position, effect) in effects {
+            let limit = self.job(&effect.job_id).map_or(0, |job| job.stored.limits.output_bytes);
+            if reports[*position].output.len() as u64 > limit {
+                return Err(format!("outcome of lease {} is larger than the job's output limit", reports[*position].lease_id));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_completed_jobs<'a>(&self, job_ids: impl Iterator<Item = &'a str>) {
+        let mut finished = Vec::new();
+        {
+            let mut core = self.core.lock().expect("core lock");
+            for job_id in job_ids {
+                if core.progress(job_id).is_some_and(|progress| progress.is_complete()) {
+                    core.remove_job(job_id);
+                    finished.push(job_id.to_string());
+                }
+            }
+        }
+        for job_id in finished {
+            if let Err(error) = self.store.lock().expect("store lock").set_job_state(&job_id, "completed") {
+                tracing::error!(%error, job = %job_id, "could not mark the job completed");
+            }
+            tracing::info!(job = %job_id, "job completed");
+        }
+    }
+
+    /// A page of a job's results with each unit's input label.
+    pub fn results_page(&self, job_id: &str, from_unit: u64, limit: u32) -> Result<Vec<(String, StoredResult)>, ApiProblem> {
+        let job = self.job(job_id).ok_or_else(|| ApiProblem::not_found(job_id))?;
+        let store = self.store.lock().expect("store lock");
+        let page = store.results_page(job_id, from_unit, limit).map_err(ApiProblem::internal)?;
+        page.into_iter()
+            .map(|result| {
+                let (label, _) = job.unit_input(&store, result.unit_index).map_err(ApiProblem::internal)?;
+                Ok((label, result))
+            })
+            .collect()
+    }
+}
+
+fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
+    JobPolicy { quorum: stored.quorum, max_replicas: stored.max_replicas, lease_ms: stored.limits.lease_ms }
+}
+
+fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
+    let problem = |text: String| Err(ApiProblem::bad_request(text));
+    if submission.quorum == 0 || submission.quorum > QUORUM_MAX {
+        return problem(format!("quorum {} must be 1 to {QUORUM_MAX}", submission.quorum));
+    }
+    if submission.max_replicas < submission.quorum || submission.max_replicas > 4 * QUORUM_MAX {
+        return problem(format!("max_replicas {} must be from quorum to {}", submission.max_replicas, 4 * QUORUM_MAX));
+    }
+    if !submission.module.starts_with(b"\0asm") || submission.module.len() > 32 << 20 {
+        return problem("module must be a WebAssembly binary of at most 32 MiB".into());
+    }
+    if let JobInputs::Range { start, end, step } = submission.inputs
+        && (start >= end || step == 0)
+    {
+        return problem(format!("range {start}..{end} step {step} must have start < end and step ≥ 1"));
+    }
+    let units = unit_count(&submission.inputs);
+    if units == 0 || units > UNITS_MAX {
+        return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
+    }
+    let limits = &submission.limits;
+    if limits.memory_bytes > 4 << 30 || limits.output_bytes > 64 << 20 || limits.timeout_ms == 0 || limits.lease_ms < 100 {
+        return problem("limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout > 0 and lease ≥ 100 ms".into());
+    }
+    if limits.fuel == Some(0) {
+        return problem("limits.fuel must be above 0, or absent to turn metering off".into());
+    }
+    Ok(())
+}
+
+fn new_job_id(name: &str) -> String {
+    let mut random = [0u8; 4];
+    getrandom::fill(&mut random).expect("the OS random source works");
+    let slug: String =
+        name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect::<String>().to_lowercase();
+    let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
+}
+
+fn read_or_create_token(path: &Path) -> std::io::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        return Ok(token.trim().to_string());
+    }
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(std::io::Error::other)?;
+    let token: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    std::fs::write(path, format!("{token}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(token)
+}

@@ -1,0 +1,169 @@
+//! One worker's WebSocket session: `hello`, then leases out and outcomes in.
+//!
+//! Limits: the first frame must come within [`HELLO_TIMEOUT`]; frames are at most
+//! `TEXT_FRAME_BYTES_MAX`; the read buffer starts at [`READ_BUFFER_BYTES`] so an idle
+//! connection costs little; a send that does not complete in [`SEND_TIMEOUT`] (a client
+//! that stopped reading) ends the connection. A bad frame ends only this connection, with
+//! its reason in a `goodbye` message and the close frame.
+
+use super::state::Coordinator;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmhive_protocol::{
+    BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message, encode_blob,
+    encode_message,
+};
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_BUFFER_BYTES: usize = 4 << 10;
+/// How long a worker waits before asking again when there is no work.
+const NO_WORK_RETRY_MS: u64 = 250;
+
+pub async fn upgrade(State(coordinator): State<Arc<Coordinator>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
+        .max_frame_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
+        .on_upgrade(move |socket| serve_worker(socket, coordinator))
+}
+
+/// Why a session ended; sent to the worker as the close reason.
+type Ending = String;
+
+async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(ending)) => return close(socket, ending).await,
+        Err(_) => return close(socket, "no hello within 10 s".into()).await,
+    };
+    let worker_id = hello.worker_id.clone();
+    let welcome = Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: "coordinator".into() };
+    if send(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+    tracing::info!(worker = %worker_id, cores = hello.cores, agent = %hello.agent, "worker connected");
+    let (connection_id, mut pushed) = coordinator.connection_opened(&worker_id);
+    let ending = session_loop(&mut socket, &coordinator, &worker_id, &mut pushed).await;
+    coordinator.connection_closed(connection_id, &worker_id);
+    if let Some(ending) = ending {
+        tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
+        close(socket, ending).await;
+    }
+}
+
+async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {
+    let frame = socket.recv().await.ok_or("closed before hello")?.map_err(|error| error.to_string())?;
+    let Frame::Text(text) = frame else { return Err("the first frame must be a hello text frame".into()) };
+    match decode_message(&text) {
+        Ok(Message::Hello(hello)) if hello.protocol_version == PROTOCOL_VERSION => Ok(hello),
+        Ok(Message::Hello(hello)) => Err(format!(
+            "protocol version {} is not supported (this owner speaks {PROTOCOL_VERSION}); upgrade wasmhive",
+            hello.protocol_version
+        )),
+        Ok(other) => Err(format!("the first message must be hello, not {}", other.kind())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Runs until the worker leaves (None) or breaks the protocol (Some(reason)).
+async fn session_loop(
+    socket: &mut WebSocket,
+    coordinator: &Arc<Coordinator>,
+    worker_id: &str,
+    pushed: &mut tokio::sync::mpsc::Receiver<Message>,
+) -> Option<Ending> {
+    loop {
+        let frame = tokio::select! {
+            frame = socket.recv() => frame,
+            Some(message) = pushed.recv() => {
+                if send(socket, &message).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let text = match frame {
+            None | Some(Err(_)) | Some(Ok(Frame::Close(_))) => return None,
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+            Some(Ok(Frame::Binary(_))) => return Some("workers send no binary frames".into()),
+            Some(Ok(Frame::Text(text))) => text,
+        };
+        let message = match decode_message(&text) {
+            Ok(message) => message,
+            Err(error) => return Some(error.to_string()),
+        };
+        if let Err(ending) = handle_message(socket, coordinator, worker_id, message).await {
+            return Some(ending);
+        }
+    }
+}
+
+async fn handle_message(
+    socket: &mut WebSocket,
+    coordinator: &Arc<Coordinator>,
+    worker_id: &str,
+    message: Message,
+) -> Result<(), Ending> {
+    match message {
+        Message::RequestWork { slots } => {
+            let leases = coordinator.request_work(worker_id, slots).map_err(|error| error.to_string())?;
+            let answer = if leases.is_empty() {
+                Message::NoWork { retry_after_ms: NO_WORK_RETRY_MS }
+            } else {
+                Message::Leases { leases }
+            };
+            send(socket, &answer).await
+        }
+        Message::Outcomes { outcomes } => {
+            let coordinator = coordinator.clone();
+            let worker = worker_id.to_string();
+            let acknowledged = tokio::task::spawn_blocking(move || coordinator.commit_outcomes(&worker, &outcomes))
+                .await
+                .map_err(|error| format!("committing outcomes: {error}"))??;
+            if acknowledged.is_empty() {
+                return Ok(());
+            }
+            send(socket, &Message::Acknowledged { lease_ids: acknowledged }).await
+        }
+        Message::ReturnLeases { lease_ids } => {
+            coordinator.return_leases(worker_id, &lease_ids);
+            Ok(())
+        }
+        Message::Want { hash } => match coordinator.module(&hash) {
+            Some(bytes) => send_frame(socket, Frame::Binary(encode_blob(&bytes).into())).await,
+            None => Err(format!("no blob {hash} here")),
+        },
+        Message::Goodbye { reason } => {
+            tracing::info!(worker = %worker_id, %reason, "worker said goodbye");
+            Err(String::new())
+        }
+        other => Err(format!("a worker may not send {}", other.kind())),
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Ending> {
+    send_frame(socket, Frame::Text(encode_message(message).into())).await
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: Frame) -> Result<(), Ending> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("the worker stopped reading".into()),
+    }
+}
+
+async fn close(mut socket: WebSocket, reason: Ending) {
+    if !reason.is_empty() {
+        let goodbye = Message::Goodbye { reason: reason.clone() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Frame::Text(encode_message(&goodbye).into()))).await;
+    }
+    let reason: String = reason.chars().take(120).collect();
+    let close = Frame::Close(Some(CloseFrame { code: 1008, reason: reason.into() }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
+}

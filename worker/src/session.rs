@@ -1,0 +1,346 @@
+//! The worker's main loop: connect, say hello, keep the prefetch queue full, run leases,
+//! return outcomes, reconnect when the connection drops, and shut down gracefully.
+
+use crate::connection::{Backoff, Socket, connect, websocket_url};
+use crate::execution::{Finished, NotStarted, spawn_lease};
+use crate::module_store::ModuleStore;
+use crate::{WorkerConfig, WorkerError, identity};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::{Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message};
+use wasmhive_sandbox::{Sandbox, SandboxConfig};
+
+/// How often outcomes are flushed and the queue topped up.
+const TICK: Duration = Duration::from_millis(2);
+/// Outcomes sent in one message at most.
+const OUTCOMES_PER_MESSAGE_MAX: usize = 256;
+/// The prefetch target never grows beyond this many leases.
+const PREFETCH_MAX: usize = 4096;
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+const ACKNOWLEDGE_WAIT_ON_SHUTDOWN: Duration = Duration::from_secs(2);
+
+type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+struct Worker {
+    config: WorkerConfig,
+    worker_id: String,
+    pool: rayon::ThreadPool,
+    sandbox: Arc<Sandbox>,
+    modules: ModuleStore,
+    not_started: NotStarted,
+    finished_sender: mpsc::UnboundedSender<Finished>,
+    finished: mpsc::UnboundedReceiver<Finished>,
+    /// Leases on the pool (queued or running) whose end has not been seen.
+    in_pool: usize,
+    waiting_for_module: HashMap<Hash, Vec<Lease>>,
+    pending: Vec<OutcomeReport>,
+    unacknowledged: BTreeMap<u64, OutcomeReport>,
+    prefetch_target: usize,
+    requested: bool,
+    retry_at: Option<Instant>,
+}
+
+/// Runs a worker until `shutdown` resolves, reconnecting with backoff whenever the owner
+/// cannot be reached.
+pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
+    let url = websocket_url(&config.join)?;
+    let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
+    let worker_id = identity::worker_id(&config.data_dir).map_err(directory_error)?;
+    let mut worker = Worker::new(config, worker_id)?;
+    let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
+    let mut backoff = Backoff::new();
+    tracing::info!(worker = %worker.worker_id, cpus = worker.config.cpus, %url, "worker starting");
+    loop {
+        let connected = tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            connected = connect(&url) => connected,
+        };
+        let ending = match connected {
+            Ok(socket) => {
+                backoff.reset();
+                match worker.session(socket, shutdown.as_mut()).await {
+                    SessionEnd::Shutdown => return Ok(()),
+                    SessionEnd::Lost(reason) => reason,
+                }
+            }
+            Err(error) => error,
+        };
+        worker.connection_lost();
+        let delay = backoff.next_delay();
+        tracing::warn!(%url, reason = %ending, retry_in_ms = delay.as_millis() as u64, "not connected to the owner");
+        tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+impl Worker {
+    fn new(config: WorkerConfig, worker_id: String) -> Result<Worker, WorkerError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.cpus.max(1))
+            .thread_name(|index| format!("wasmhive-unit-{index}"))
+            .stack_size(8 << 20)
+            .build()
+            .map_err(|error| WorkerError::Pool(error.to_string()))?;
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+            artifact_dir: Some(config.data_dir.join("artifacts")),
+            ..SandboxConfig::default()
+        }));
+        let (finished_sender, finished) = mpsc::unbounded_channel();
+        let prefetch_target = (config.cpus * config.prefetch_per_core).max(1);
+        Ok(Worker {
+            modules: ModuleStore::new(config.data_dir.join("modules")),
+            config,
+            worker_id,
+            pool,
+            sandbox,
+            not_started: NotStarted::default(),
+            finished_sender,
+            finished,
+            in_pool: 0,
+            waiting_for_module: HashMap::new(),
+            pending: Vec::new(),
+            unacknowledged: BTreeMap::new(),
+            prefetch_target,
+            requested: false,
+            retry_at: None,
+        })
+    }
+
+    async fn session(&mut self, mut socket: Socket, mut shutdown: Shutdown<'_>) -> SessionEnd {
+        if let Err(reason) = self.handshake(&mut socket).await {
+            return SessionEnd::Lost(reason);
+        }
+        tracing::info!(worker = %self.worker_id, "connected to the owner");
+        self.requested = false;
+        self.retry_at = None;
+        let resend: Vec<OutcomeReport> = self.unacknowledged.values().cloned().collect();
+        for chunk in resend.chunks(OUTCOMES_PER_MESSAGE_MAX) {
+            if let Err(reason) = send(&mut socket, &Message::Outcomes { outcomes: chunk.to_vec() }).await {
+                return SessionEnd::Lost(reason);
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                () = shutdown.as_mut() => return self.shut_down(socket).await,
+                frame = socket.next() => self.handle_frame(&mut socket, frame).await,
+                Some(finished) = self.finished.recv() => {
+                    self.record_finished(finished);
+                    Ok(())
+                }
+                _ = tick.tick() => self.flush_outcomes(&mut socket).await,
+            };
+            let step = match step {
+                Ok(()) => self.top_up(&mut socket).await,
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = step {
+                return SessionEnd::Lost(reason);
+            }
+        }
+    }
+
+    async fn handshake(&mut self, socket: &mut Socket) -> Result<(), String> {
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            worker_id: self.worker_id.clone(),
+            cores: self.config.cpus as u32,
+            agent: format!("wasmhive/{} wasmtime/{}", env!("CARGO_PKG_VERSION"), wasmhive_sandbox::wasmtime_version()),
+        };
+        send(socket, &Message::Hello(hello)).await?;
+        let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next()).await.map_err(|_| "no welcome within 10 s")?;
+        match frame {
+            Some(Ok(Frame::Text(text))) => match decode_message(&text) {
+                Ok(Message::Welcome { .. }) => Ok(()),
+                Ok(Message::Goodbye { reason }) => Err(format!("the owner refused us: {reason}")),
+                Ok(other) => Err(format!("expected welcome, got {}", other.kind())),
+                Err(error) => Err(error.to_string()),
+            },
+            _ => Err("the connection closed before welcome".into()),
+        }
+    }
+
+    async fn handle_frame(
+        &mut self,
+        socket: &mut Socket,
+        frame: Option<Result<Frame, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Result<(), String> {
+        match frame {
+            None => Err("the owner closed the connection".into()),
+            Some(Err(error)) => Err(error.to_string()),
+            Some(Ok(Frame::Text(text))) => {
+                let message = decode_message(&text).map_err(|error| error.to_string())?;
+                self.handle_message(socket, message).await
+            }
+            Some(Ok(Frame::Binary(bytes))) => {
+                let (hash, bytes) = decode_blob(&bytes).map_err(|error| error.to_string())?;
+                let module = self.modules.insert(hash, bytes);
+                for lease in self.waiting_for_module.remove(&hash).unwrap_or_default() {
+                    self.dispatch(module.clone(), lease);
+                }
+                Ok(())
+            }
+            Some(Ok(Frame::Close(close))) => Err(format!("the owner closed the connection: {close:?}")),
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
+    async fn handle_message(&mut self, socket: &mut Socket, message: Message) -> Result<(), String> {
+        match message {
+            Message::Leases { leases } => {
+                if self.in_pool == 0 && self.prefetch_target < PREFETCH_MAX {
+                    self.prefetch_target = (self.prefetch_target * 2).min(PREFETCH_MAX);
+                }
+                self.requested = false;
+                for lease in leases {
+                    self.accept_lease(socket, lease).await?;
+                }
+                Ok(())
+            }
+            Message::NoWork { retry_after_ms } => {
+                self.requested = false;
+                self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
+                Ok(())
+            }
+            Message::Acknowledged { lease_ids } => {
+                for lease_id in lease_ids {
+                    self.unacknowledged.remove(&lease_id);
+                }
+                Ok(())
+            }
+            Message::Cancel { lease_ids } => {
+                self.not_started.take_back(&lease_ids);
+                for leases in self.waiting_for_module.values_mut() {
+                    leases.retain(|lease| !lease_ids.contains(&lease.lease_id));
+                }
+                Ok(())
+            }
+            Message::Goodbye { reason } => Err(format!("the owner said goodbye: {reason}")),
+            other => Err(format!("an owner may not send {}", other.kind())),
+        }
+    }
+
+    async fn accept_lease(&mut self, socket: &mut Socket, lease: Lease) -> Result<(), String> {
+        if let Some(module) = self.modules.get(&lease.module) {
+            self.dispatch(module, lease);
+            return Ok(());
+        }
+        let hash = lease.module;
+        let first_waiter = !self.waiting_for_module.contains_key(&hash);
+        self.waiting_for_module.entry(hash).or_default().push(lease);
+        if first_waiter {
+            send(socket, &Message::Want { hash }).await?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {
+        self.in_pool += 1;
+        let sandbox = self.sandbox.clone();
+        spawn_lease(&self.pool, sandbox, module, lease, self.not_started.clone(), self.finished_sender.clone());
+    }
+
+    fn record_finished(&mut self, finished: Finished) {
+        self.in_pool -= 1;
+        if let Finished::Ran(report) = finished {
+            self.pending.push(*report);
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.in_pool + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Asks for more leases when the queue is below half its target.
+    async fn top_up(&mut self, socket: &mut Socket) -> Result<(), String> {
+        if self.pending.len() >= OUTCOMES_PER_MESSAGE_MAX || (self.in_pool == 0 && !self.pending.is_empty()) {
+            self.flush_outcomes(socket).await?;
+        }
+        let queued = self.queued();
+        let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
+        if self.requested || waiting_out_retry || queued * 2 > self.prefetch_target {
+            return Ok(());
+        }
+        let slots = (self.prefetch_target - queued) as u32;
+        self.requested = true;
+        send(socket, &Message::RequestWork { slots }).await
+    }
+
+    async fn flush_outcomes(&mut self, socket: &mut Socket) -> Result<(), String> {
+        while !self.pending.is_empty() {
+            let count = self.pending.len().min(OUTCOMES_PER_MESSAGE_MAX);
+            let outcomes: Vec<OutcomeReport> = self.pending.drain(..count).collect();
+            for outcome in &outcomes {
+                self.unacknowledged.insert(outcome.lease_id, outcome.clone());
+            }
+            send(socket, &Message::Outcomes { outcomes }).await?;
+        }
+        Ok(())
+    }
+
+    /// The connection dropped: the owner re-queues our open leases, so unstarted ones are
+    /// dropped here rather than run for nothing.
+    fn connection_lost(&mut self) {
+        self.not_started.take_back_all();
+        self.waiting_for_module.clear();
+        self.requested = false;
+    }
+
+    /// Hands back unstarted leases, lets running ones finish within the grace period,
+    /// sends their outcomes, waits briefly for acknowledgements and says goodbye.
+    async fn shut_down(&mut self, mut socket: Socket) -> SessionEnd {
+        let mut returned = self.not_started.take_back_all();
+        returned.extend(self.waiting_for_module.drain().flat_map(|(_, leases)| leases).map(|lease| lease.lease_id));
+        tracing::info!(returned = returned.len(), running = self.in_pool, "shutting down: handing back unstarted leases");
+        if !returned.is_empty() && send(&mut socket, &Message::ReturnLeases { lease_ids: returned }).await.is_err() {
+            return SessionEnd::Shutdown;
+        }
+        let grace_ends = Instant::now() + self.config.grace;
+        while self.in_pool > 0 {
+            match tokio::time::timeout_at(grace_ends.into(), self.finished.recv()).await {
+                Ok(Some(finished)) => self.record_finished(finished),
+                _ => break,
+            }
+        }
+        if self.flush_outcomes(&mut socket).await.is_err() {
+            return SessionEnd::Shutdown;
+        }
+        let acknowledge_ends = Instant::now() + ACKNOWLEDGE_WAIT_ON_SHUTDOWN;
+        while !self.unacknowledged.is_empty() {
+            match tokio::time::timeout_at(acknowledge_ends.into(), socket.next()).await {
+                Ok(Some(Ok(Frame::Text(text)))) => {
+                    if let Ok(Message::Acknowledged { lease_ids }) = decode_message(&text) {
+                        lease_ids.iter().for_each(|lease_id| {
+                            self.unacknowledged.remove(lease_id);
+                        });
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        let goodbye = Message::Goodbye { reason: "worker shutting down".into() };
+        let _ = send(&mut socket, &goodbye).await;
+        let _ = socket.close(None).await;
+        tracing::info!(unacknowledged = self.unacknowledged.len(), "worker stopped");
+        SessionEnd::Shutdown
+    }
+}
+
+async fn send(socket: &mut Socket, message: &Message) -> Result<(), String> {
+    socket.send(Frame::Text(encode_message(message).into())).await.map_err(|error| error.to_string())
+}
