@@ -1,7 +1,8 @@
 //! The `wasmhive` command.
 
+mod client;
 mod commands;
-mod units;
+mod local;
 
 use clap::{Parser, Subcommand};
 
@@ -15,16 +16,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a local grid (a coordinator and two workers) and run a verified primes job.
+    Demo(commands::demo::DemoArgs),
+    /// Own jobs: accept submissions, hand out units to workers, verify their outcomes.
+    Coordinator(commands::coordinator::CoordinatorArgs),
+    /// Donate CPU: run units for a coordinator.
+    Worker(commands::worker::WorkerArgs),
+    /// Submit a job spec (TOML); prints the job id on the last line of stdout.
+    Submit(commands::submit::SubmitArgs),
+    /// Show the progress of one job, or of all jobs.
+    Status(commands::status::StatusArgs),
+    /// Print or save a job's verified results.
+    Results(commands::results::ResultsArgs),
+    /// Stop a job.
+    Cancel(commands::cancel::CancelArgs),
     /// Run one unit of a task module locally, exactly as the grid's sandbox runs it.
     Run(commands::run::RunArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let exit_code = match cli.command {
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Run(_) | Command::Submit(_));
+    local::init_logging(if quiet { "warn" } else { "info" });
+    let result = match cli.command {
+        Command::Demo(arguments) => commands::demo::demo(arguments),
+        Command::Coordinator(arguments) => commands::coordinator::coordinator(arguments),
+        Command::Worker(arguments) => commands::worker::worker(arguments),
+        Command::Submit(arguments) => commands::submit::submit(arguments),
+        Command::Status(arguments) => commands::status::status(arguments),
+        Command::Results(arguments) => commands::results::results(arguments),
+        Command::Cancel(arguments) => commands::cancel::cancel(arguments),
         Command::Run(arguments) => commands::run::run(arguments),
     };
-    match exit_code {
+    match result {
         Ok(code) => std::process::exit(code),
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -46,11 +46,16 @@ pub fn load_job_spec(
     path: &Path,
     builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<JobSubmission, JobSpecError> {
-    let spec = SpecReader { file: path.display().to_string(), dir: path.parent().unwrap_or(Path::new(".")).into() };
+    let spec =
+        SpecReader { file: path.display().to_string(), dir: path.parent().unwrap_or(Path::new(".")).into() };
     let text = std::fs::read_to_string(path)
         .map_err(|error| spec.error("(file)", format!("cannot read it: {error}"), "check the path"))?;
     let table: Table = text.parse().map_err(|error: toml::de::Error| {
-        spec.error("(file)", format!("not valid TOML: {}", error.message()), "fix the syntax at the place shown")
+        spec.error(
+            "(file)",
+            format!("not valid TOML: {}", error.message()),
+            "fix the syntax at the place shown",
+        )
     })?;
     spec.submission(&table, builtin_module)
 }
@@ -64,7 +69,12 @@ const TOP_KEYS: &[&str] = &["name", "module", "args", "nan_canonicalization", "i
 
 impl SpecReader {
     fn error(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> JobSpecError {
-        JobSpecError { file: self.file.clone(), key: key.to_string(), problem: problem.into(), fix: fix.into() }
+        JobSpecError {
+            file: self.file.clone(),
+            key: key.to_string(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     fn submission(
@@ -80,9 +90,14 @@ impl SpecReader {
         self.reject_unknown_keys(&verify, "verify.", &["quorum", "max_replicas"])?;
         let quorum = self.integer(&verify, "verify.quorum", "quorum")?.unwrap_or(2);
         if quorum == 0 || quorum > u64::from(QUORUM_MAX) {
-            return Err(self.error("verify.quorum", format!("{quorum} is out of range"), "use 1 to 16 (2 or more to verify)"));
+            return Err(self.error(
+                "verify.quorum",
+                format!("{quorum} is out of range"),
+                "use 1 to 16 (2 or more to verify)",
+            ));
         }
-        let max_replicas = self.integer(&verify, "verify.max_replicas", "max_replicas")?.unwrap_or(quorum + 3);
+        let max_replicas =
+            self.integer(&verify, "verify.max_replicas", "max_replicas")?.unwrap_or(quorum + 3);
         if max_replicas < quorum || max_replicas > 4 * u64::from(QUORUM_MAX) {
             return Err(self.error(
                 "verify.max_replicas",
@@ -109,10 +124,12 @@ impl SpecReader {
         builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> Result<(String, Vec<u8>), JobSpecError> {
         let path = self.dir.join(module_name);
-        let stem = Path::new(module_name).file_stem().map_or("task".into(), |s| s.to_string_lossy().into_owned());
+        let stem =
+            Path::new(module_name).file_stem().map_or("task".into(), |s| s.to_string_lossy().into_owned());
         if path.is_file() {
-            let bytes = std::fs::read(&path)
-                .map_err(|error| self.error("module", format!("cannot read {}: {error}", path.display()), "check the file"))?;
+            let bytes = std::fs::read(&path).map_err(|error| {
+                self.error("module", format!("cannot read {}: {error}", path.display()), "check the file")
+            })?;
             if !bytes.starts_with(b"\0asm") {
                 return Err(self.error(
                     "module",
@@ -137,7 +154,11 @@ impl SpecReader {
         let array = value.as_array().ok_or_else(|| self.error("args", "must be a list of strings", fix))?;
         array
             .iter()
-            .map(|item| item.as_str().map(str::to_string).ok_or_else(|| self.error("args", "must be a list of strings", fix)))
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| self.error("args", "must be a list of strings", fix))
+            })
             .collect()
     }
 
@@ -173,18 +194,29 @@ impl SpecReader {
         }
         let units = (end - start).div_ceil(step);
         if units > UNITS_MAX {
-            return Err(self.error("inputs.range", format!("makes {units} units, above {UNITS_MAX}"), "use a larger step"));
+            return Err(self.error(
+                "inputs.range",
+                format!("makes {units} units, above {UNITS_MAX}"),
+                "use a larger step",
+            ));
         }
         Ok(JobInputs::Range { start, end, step })
     }
 
     fn lines(&self, value: &Value) -> Result<JobInputs, JobSpecError> {
-        let file = value.as_str().ok_or_else(|| self.error("inputs.lines", "must be a file name", "write `lines = \"inputs.txt\"`"))?;
+        let file = value.as_str().ok_or_else(|| {
+            self.error("inputs.lines", "must be a file name", "write `lines = \"inputs.txt\"`")
+        })?;
         let path = self.dir.join(file);
         let text = std::fs::read_to_string(&path).map_err(|error| {
-            self.error("inputs.lines", format!("cannot read {}: {error}", path.display()), "name a UTF-8 text file relative to the spec")
+            self.error(
+                "inputs.lines",
+                format!("cannot read {}: {error}", path.display()),
+                "name a UTF-8 text file relative to the spec",
+            )
         })?;
-        let lines: Vec<String> = text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect();
+        let lines: Vec<String> =
+            text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect();
         if lines.is_empty() || lines.len() as u64 > UNITS_MAX {
             return Err(self.error(
                 "inputs.lines",
@@ -197,13 +229,16 @@ impl SpecReader {
 
     fn files(&self, value: &Value) -> Result<JobInputs, JobSpecError> {
         let fix = "write `files = \"data/*.bin\"` (a glob relative to the spec)";
-        let pattern = value.as_str().ok_or_else(|| self.error("inputs.files", "must be a glob pattern", fix))?;
+        let pattern =
+            value.as_str().ok_or_else(|| self.error("inputs.files", "must be a glob pattern", fix))?;
         let full_pattern = self.dir.join(pattern).display().to_string();
-        let paths = glob::glob(&full_pattern).map_err(|error| self.error("inputs.files", format!("bad pattern: {error}"), fix))?;
+        let paths = glob::glob(&full_pattern)
+            .map_err(|error| self.error("inputs.files", format!("bad pattern: {error}"), fix))?;
         let mut files = Vec::new();
         for path in paths.flatten().filter(|path| path.is_file()) {
-            let bytes = std::fs::read(&path)
-                .map_err(|error| self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix))?;
+            let bytes = std::fs::read(&path).map_err(|error| {
+                self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix)
+            })?;
             let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
             files.push(NamedInput { name, bytes });
         }
@@ -218,11 +253,19 @@ impl SpecReader {
         self.reject_unknown_keys(&limits, "limits.", &["fuel", "memory", "output", "lease", "timeout"])?;
         let fuel = self.integer(&limits, "limits.fuel", "fuel")?;
         if fuel == Some(0) {
-            return Err(self.error("limits.fuel", "is 0", "give a budget above 0, or remove the key to turn metering off"));
+            return Err(self.error(
+                "limits.fuel",
+                "is 0",
+                "give a budget above 0, or remove the key to turn metering off",
+            ));
         }
         let memory_bytes = self.size(&limits, "memory")?.unwrap_or(256 << 20);
         if memory_bytes > 4 << 30 {
-            return Err(self.error("limits.memory", "is above 4 GiB, all that wasm32 can address", "use at most \"4 GiB\""));
+            return Err(self.error(
+                "limits.memory",
+                "is above 4 GiB, all that wasm32 can address",
+                "use at most \"4 GiB\"",
+            ));
         }
         Ok(JobLimits {
             fuel,
@@ -238,10 +281,14 @@ impl SpecReader {
         match table.get(key) {
             None => Ok(None),
             Some(Value::Integer(bytes)) if *bytes > 0 => Ok(Some(*bytes as u64)),
-            Some(Value::String(text)) => {
-                parse_byte_size(text).map(Some).map_err(|problem| self.error(&full_key, problem, "write a size like \"256 MiB\""))
-            }
-            Some(other) => Err(self.error(&full_key, format!("a {} is not a size", other.type_str()), "write a size like \"256 MiB\"")),
+            Some(Value::String(text)) => parse_byte_size(text)
+                .map(Some)
+                .map_err(|problem| self.error(&full_key, problem, "write a size like \"256 MiB\"")),
+            Some(other) => Err(self.error(
+                &full_key,
+                format!("a {} is not a size", other.type_str()),
+                "write a size like \"256 MiB\"",
+            )),
         }
     }
 
@@ -255,7 +302,9 @@ impl SpecReader {
                 Ok(_) => Err(self.error(&full_key, "is zero", fix)),
                 Err(problem) => Err(self.error(&full_key, problem, fix)),
             },
-            Some(other) => Err(self.error(&full_key, format!("a {} is not a duration", other.type_str()), fix)),
+            Some(other) => {
+                Err(self.error(&full_key, format!("a {} is not a duration", other.type_str()), fix))
+            }
         }
     }
 
@@ -271,19 +320,38 @@ impl SpecReader {
         match table.get(key) {
             None => Ok(None),
             Some(Value::Integer(value)) if *value >= 0 => Ok(Some(*value as u64)),
-            Some(other) => Err(self.error(full_key, format!("{} is not a whole number ≥ 0", show(other)), "write a number like 1_000_000")),
+            Some(other) => Err(self.error(
+                full_key,
+                format!("{} is not a whole number ≥ 0", show(other)),
+                "write a number like 1_000_000",
+            )),
         }
     }
 
-    fn required_string(&self, table: &Table, full_key: &str, key: &str, fix: &str) -> Result<String, JobSpecError> {
+    fn required_string(
+        &self,
+        table: &Table,
+        full_key: &str,
+        key: &str,
+        fix: &str,
+    ) -> Result<String, JobSpecError> {
         self.optional_string(table, full_key, key)?.ok_or_else(|| self.error(full_key, "is missing", fix))
     }
 
-    fn optional_string(&self, table: &Table, full_key: &str, key: &str) -> Result<Option<String>, JobSpecError> {
+    fn optional_string(
+        &self,
+        table: &Table,
+        full_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, JobSpecError> {
         match table.get(key) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(other) => Err(self.error(full_key, format!("a {} is not a string", other.type_str()), "put the value in quotes")),
+            Some(other) => Err(self.error(
+                full_key,
+                format!("a {} is not a string", other.type_str()),
+                "put the value in quotes",
+            )),
         }
     }
 
@@ -291,7 +359,11 @@ impl SpecReader {
         match table.get(key) {
             None => Ok(None),
             Some(Value::Boolean(flag)) => Ok(Some(*flag)),
-            Some(other) => Err(self.error(key, format!("a {} is not true or false", other.type_str()), "write true or false")),
+            Some(other) => Err(self.error(
+                key,
+                format!("a {} is not true or false", other.type_str()),
+                "write true or false",
+            )),
         }
     }
 
@@ -301,7 +373,10 @@ impl SpecReader {
             Some(unknown) => Err(self.error(
                 &format!("{prefix}{unknown}"),
                 "is not a known key",
-                format!("use one of: {}", known.iter().map(|key| format!("{prefix}{key}")).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "use one of: {}",
+                    known.iter().map(|key| format!("{prefix}{key}")).collect::<Vec<_>>().join(", ")
+                ),
             )),
         }
     }

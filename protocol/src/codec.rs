@@ -1,8 +1,8 @@
 //! Encoding and decoding of frames. Decoding never panics: a bad frame is a
 //! [`DecodeError`] whose text is the reason the connection is closed with.
 
-use crate::messages::{BLOB_FRAME_BYTES_MAX, Message, TEXT_FRAME_BYTES_MAX};
 use crate::Hash;
+use crate::messages::{BLOB_FRAME_BYTES_MAX, Message, TEXT_FRAME_BYTES_MAX};
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,9 +31,8 @@ pub fn decode_message(text: &str) -> Result<Message, DecodeError> {
     if text.len() > TEXT_FRAME_BYTES_MAX {
         return Err(DecodeError::FrameTooLarge { size: text.len(), limit: TEXT_FRAME_BYTES_MAX });
     }
-    let message: Message = serde_json::from_str(text).map_err(|error| DecodeError::Malformed {
-        reason: error.to_string().chars().take(200).collect(),
-    })?;
+    let message: Message = serde_json::from_str(text)
+        .map_err(|error| DecodeError::Malformed { reason: error.to_string().chars().take(200).collect() })?;
     let limit = message.encoded_bytes_max();
     if text.len() > limit {
         return Err(DecodeError::MessageTooLarge { kind: message.kind(), size: text.len(), limit });
@@ -60,7 +59,9 @@ pub fn decode_blob(frame: &[u8]) -> Result<(Hash, &[u8]), DecodeError> {
     let (hash_bytes, bytes) = frame.split_at(32);
     let hash = Hash(hash_bytes.try_into().expect("split at 32"));
     if Hash::of(bytes) != hash {
-        return Err(DecodeError::BadBlob { reason: format!("bytes do not match their hash {}", hash.short()) });
+        return Err(DecodeError::BadBlob {
+            reason: format!("bytes do not match their hash {}", hash.short()),
+        });
     }
     Ok((hash, bytes))
 }
@@ -88,7 +89,10 @@ mod tests {
         assert!(unknown.to_string().contains("launch_missiles"), "{unknown}");
         let padded = format!(r#"{{"type":"goodbye","reason":"{}"}}"#, "x".repeat(10_000));
         assert!(matches!(decode_message(&padded), Err(DecodeError::MessageTooLarge { kind: "goodbye", .. })));
-        assert!(matches!(decode_message(r#"{"type":"request_work","slots":-1}"#), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(
+            decode_message(r#"{"type":"request_work","slots":-1}"#),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::unit_state::UnitState;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use wasmtime::{
-    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig,
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker, OptLevel,
+    PoolingAllocationConfig,
 };
 
 /// How often the wall-clock guard advances every engine's epoch.

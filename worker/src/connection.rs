@@ -15,7 +15,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `ws://host:port/ws` from `ws://…`, `http://…` or a bare `host:port`.
 pub fn websocket_url(join: &str) -> Result<String, WorkerError> {
-    let bad = |reason: &str| WorkerError::BadAddress { address: join.to_string(), reason: reason.to_string() };
+    let bad =
+        |reason: &str| WorkerError::BadAddress { address: join.to_string(), reason: reason.to_string() };
     let join = join.trim();
     let rest = if let Some(rest) = join.strip_prefix("ws://") {
         rest

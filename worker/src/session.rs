@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_protocol::{Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message};
+use wasmhive_protocol::{
+    Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
+};
 use wasmhive_sandbox::{Sandbox, SandboxConfig};
 
 /// How often outcomes are flushed and the queue topped up.
@@ -53,7 +55,10 @@ struct Worker {
 
 /// Runs a worker until `shutdown` resolves, reconnecting with backoff whenever the owner
 /// cannot be reached.
-pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
+pub async fn run_worker(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
     let url = websocket_url(&config.join)?;
     let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
     let worker_id = identity::worker_id(&config.data_dir).map_err(directory_error)?;
@@ -159,10 +164,16 @@ impl Worker {
             protocol_version: PROTOCOL_VERSION,
             worker_id: self.worker_id.clone(),
             cores: self.config.cpus as u32,
-            agent: format!("wasmhive/{} wasmtime/{}", env!("CARGO_PKG_VERSION"), wasmhive_sandbox::wasmtime_version()),
+            agent: format!(
+                "wasmhive/{} wasmtime/{}",
+                env!("CARGO_PKG_VERSION"),
+                wasmhive_sandbox::wasmtime_version()
+            ),
         };
         send(socket, &Message::Hello(hello)).await?;
-        let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next()).await.map_err(|_| "no welcome within 10 s")?;
+        let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next())
+            .await
+            .map_err(|_| "no welcome within 10 s")?;
         match frame {
             Some(Ok(Frame::Text(text))) => match decode_message(&text) {
                 Ok(Message::Welcome { .. }) => Ok(()),
@@ -251,7 +262,14 @@ impl Worker {
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {
         self.in_pool += 1;
         let sandbox = self.sandbox.clone();
-        spawn_lease(&self.pool, sandbox, module, lease, self.not_started.clone(), self.finished_sender.clone());
+        spawn_lease(
+            &self.pool,
+            sandbox,
+            module,
+            lease,
+            self.not_started.clone(),
+            self.finished_sender.clone(),
+        );
     }
 
     fn record_finished(&mut self, finished: Finished) {
@@ -304,9 +322,17 @@ impl Worker {
     /// sends their outcomes, waits briefly for acknowledgements and says goodbye.
     async fn shut_down(&mut self, mut socket: Socket) -> SessionEnd {
         let mut returned = self.not_started.take_back_all();
-        returned.extend(self.waiting_for_module.drain().flat_map(|(_, leases)| leases).map(|lease| lease.lease_id));
-        tracing::info!(returned = returned.len(), running = self.in_pool, "shutting down: handing back unstarted leases");
-        if !returned.is_empty() && send(&mut socket, &Message::ReturnLeases { lease_ids: returned }).await.is_err() {
+        returned.extend(
+            self.waiting_for_module.drain().flat_map(|(_, leases)| leases).map(|lease| lease.lease_id),
+        );
+        tracing::info!(
+            returned = returned.len(),
+            running = self.in_pool,
+            "shutting down: handing back unstarted leases"
+        );
+        if !returned.is_empty()
+            && send(&mut socket, &Message::ReturnLeases { lease_ids: returned }).await.is_err()
+        {
             return SessionEnd::Shutdown;
         }
         let grace_ends = Instant::now() + self.config.grace;

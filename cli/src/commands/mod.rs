@@ -1,3 +1,10 @@
 //! One module per `wasmhive` subcommand.
 
+pub mod cancel;
+pub mod coordinator;
+pub mod demo;
+pub mod results;
 pub mod run;
+pub mod status;
+pub mod submit;
+pub mod worker;

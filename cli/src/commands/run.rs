@@ -3,12 +3,12 @@
 //! stdout gets the unit's output bytes; stderr gets the outcome (status, fuel, digest,
 //! time) and the task's own stderr; the exit code reflects the status.
 
-use crate::units::{parse_byte_size, parse_duration};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
+use wasmhive_coordinator::human_units::{parse_byte_size, parse_duration};
 use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, SandboxConfig, UnitRequest};
 
 #[derive(Args)]

@@ -226,7 +226,11 @@ fn decide(unit: &ActiveUnit, policy: &JobPolicy) -> Option<UnitDecision> {
     let (agreeing, canonical) = unit.largest_agreement();
     if agreeing >= policy.quorum {
         let canonical = canonical.expect("an agreement has a replica");
-        return Some(UnitDecision::Accepted { digest: canonical.digest, status: canonical.status.clone(), replicas });
+        return Some(UnitDecision::Accepted {
+            digest: canonical.digest,
+            status: canonical.status.clone(),
+            replicas,
+        });
     }
     if replicas >= policy.max_replicas && unit.leases.is_empty() {
         let distinct: BTreeSet<Hash> = unit.replicas.iter().map(|replica| replica.digest).collect();

@@ -48,7 +48,11 @@ fn three_honest_workers_decide_every_unit_once_with_distinct_replicas() {
     for (unit_index, decision) in decided {
         assert_eq!(
             decision,
-            UnitDecision::Accepted { digest: honest_digest("job", unit_index), status: Status::Success, replicas: 2 }
+            UnitDecision::Accepted {
+                digest: honest_digest("job", unit_index),
+                status: Status::Success,
+                replicas: 2
+            }
         );
     }
 }
@@ -77,7 +81,8 @@ fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
     let mut decisions = Vec::new();
     for worker in ["a", "b", "c", "d"] {
         let grants = core.request_work(worker, 1, 0);
-        decisions.extend(finish_leases(&mut core, worker, &grants, true).into_iter().filter_map(|e| e.decision));
+        decisions
+            .extend(finish_leases(&mut core, worker, &grants, true).into_iter().filter_map(|e| e.decision));
     }
     assert_eq!(decisions.len(), 1);
     let UnitDecision::Failed { reason, replicas } = &decisions[0] else { panic!("{decisions:?}") };
@@ -94,7 +99,8 @@ fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
     assert_eq!((effect.replica, effect.decision), (None, None));
     assert!(core.request_work("slow", 1, 1).is_empty(), "the timed-out worker gets the unit again");
     let grant = core.request_work("fast", 1, 1).remove(0);
-    let effect = core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0)).unwrap();
+    let effect =
+        core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0)).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
 }
 
@@ -124,7 +130,8 @@ fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
 #[test]
 fn a_resumed_job_keeps_its_replicas_and_counts() {
     let mut core = Core::new();
-    let replica = ReplicaRecord { worker_id: "a".into(), status: Status::Success, digest: honest_digest("job", 1) };
+    let replica =
+        ReplicaRecord { worker_id: "a".into(), status: Status::Success, digest: honest_digest("job", 1) };
     let resume = ResumeState {
         next_fresh_unit: 2,
         succeeded_units: 1,
@@ -187,8 +194,11 @@ fn simulate(seed: u64) {
             continue;
         }
         let status = if faults && roll == 3 { Status::HostTimeout } else { Status::Success };
-        let digest =
-            if liar { Hash::of(format!("lie {seed}").as_bytes()) } else { honest_digest(&grant.job_id, grant.unit_index) };
+        let digest = if liar {
+            Hash::of(format!("lie {seed}").as_bytes())
+        } else {
+            honest_digest(&grant.job_id, grant.unit_index)
+        };
         let Ok(effect) = core.report_outcome(&worker, grant.lease_id, &status, digest) else { continue };
         if let Some(replica) = &effect.replica {
             let key = (effect.job_id.clone(), effect.unit_index, replica.worker_id.clone());
@@ -197,7 +207,11 @@ fn simulate(seed: u64) {
         if let Some(decision) = effect.decision {
             assert!(decided.insert((effect.job_id.clone(), effect.unit_index)), "seed {seed}: decided twice");
             if let UnitDecision::Accepted { digest, .. } = decision {
-                assert_eq!(digest, honest_digest(&effect.job_id, effect.unit_index), "seed {seed}: a lie accepted");
+                assert_eq!(
+                    digest,
+                    honest_digest(&effect.job_id, effect.unit_index),
+                    "seed {seed}: a lie accepted"
+                );
             }
         }
     }

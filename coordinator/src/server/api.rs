@@ -53,7 +53,10 @@ pub async fn submit_job(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-pub async fn list_jobs(State(coordinator): State<Arc<Coordinator>>, headers: HeaderMap) -> Result<Response, ApiProblem> {
+pub async fn list_jobs(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
     Ok(Json(coordinator.statuses()).into_response())
 }
@@ -90,10 +93,12 @@ pub async fn job_results(
         let job_id = job_id.clone();
         async move {
             let from_unit = from_unit?;
-            let page = tokio::task::spawn_blocking(move || coordinator.results_page(&job_id, from_unit, RESULTS_PAGE_UNITS))
-                .await
-                .ok()?
-                .ok()?;
+            let page = tokio::task::spawn_blocking(move || {
+                coordinator.results_page(&job_id, from_unit, RESULTS_PAGE_UNITS)
+            })
+            .await
+            .ok()?
+            .ok()?;
             if page.is_empty() {
                 return None;
             }

@@ -59,7 +59,8 @@ pub struct Coordinator {
 impl Coordinator {
     /// Opens (or creates) the coordinator's data directory and resumes every running job.
     pub fn open(data_dir: &Path) -> Result<Arc<Coordinator>, CoordinatorError> {
-        let directory_error = |source| CoordinatorError::DataDirectory { path: data_dir.to_path_buf(), source };
+        let directory_error =
+            |source| CoordinatorError::DataDirectory { path: data_dir.to_path_buf(), source };
         std::fs::create_dir_all(data_dir).map_err(directory_error)?;
         let token_path = data_dir.join("token");
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
@@ -68,7 +69,10 @@ impl Coordinator {
         let mut jobs = HashMap::new();
         for stored in store.jobs()? {
             let module = store.blob(&stored.module_hash)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("module {} of job {} is missing", stored.module_hash, stored.job_id))
+                StoreError::Corrupt(format!(
+                    "module {} of job {} is missing",
+                    stored.module_hash, stored.job_id
+                ))
             })?;
             if stored.state == "running" {
                 let resume = store.resume_state(&stored.job_id)?;
@@ -96,7 +100,8 @@ impl Coordinator {
     pub fn token_matches(&self, presented: &str) -> bool {
         let expected = self.token.as_bytes();
         let presented = presented.as_bytes();
-        expected.len() == presented.len() && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        expected.len() == presented.len()
+            && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     fn now_ms(&self) -> u64 {
@@ -113,7 +118,11 @@ impl Coordinator {
         let units = unit_count(&submission.inputs);
         let job_id = new_job_id(&submission.name);
         let created_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
-        self.store.lock().expect("store lock").insert_job(&job_id, &submission, units, created_s).map_err(ApiProblem::internal)?;
+        self.store
+            .lock()
+            .expect("store lock")
+            .insert_job(&job_id, &submission, units, created_s)
+            .map_err(ApiProblem::internal)?;
         let stored = self
             .store
             .lock()
@@ -175,7 +184,11 @@ impl Coordinator {
             return Err(ApiProblem::not_found(job_id));
         }
         let cancelled = self.core.lock().expect("core lock").remove_job(job_id);
-        self.store.lock().expect("store lock").set_job_state(job_id, "cancelled").map_err(ApiProblem::internal)?;
+        self.store
+            .lock()
+            .expect("store lock")
+            .set_job_state(job_id, "cancelled")
+            .map_err(ApiProblem::internal)?;
         let mut by_worker: HashMap<String, Vec<LeaseId>> = HashMap::new();
         for (worker_id, lease_id) in cancelled {
             by_worker.entry(worker_id).or_default().push(lease_id);
@@ -196,7 +209,10 @@ impl Coordinator {
         let mut next = self.next_connection_id.lock().expect("connection id lock");
         let connection_id = *next;
         *next += 1;
-        self.connections.lock().expect("connections lock").insert(connection_id, (worker_id.to_string(), sender));
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .insert(connection_id, (worker_id.to_string(), sender));
         (connection_id, receiver)
     }
 
@@ -250,14 +266,21 @@ impl Coordinator {
     /// Records a batch of outcomes and commits it; returns the lease ids to acknowledge
     /// (all of them: those the core no longer knows are acknowledged so the worker forgets
     /// them). Err is a protocol violation: close the connection with it.
-    pub fn commit_outcomes(&self, worker_id: &str, reports: &[OutcomeReport]) -> Result<Vec<LeaseId>, String> {
+    pub fn commit_outcomes(
+        &self,
+        worker_id: &str,
+        reports: &[OutcomeReport],
+    ) -> Result<Vec<LeaseId>, String> {
         let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
         {
             let mut core = self.core.lock().expect("core lock");
             for (position, report) in reports.iter().enumerate() {
                 let recomputed = outcome_digest(&report.status, &report.output);
                 if recomputed != report.digest {
-                    return Err(format!("outcome of lease {} has a digest that does not match its output", report.lease_id));
+                    return Err(format!(
+                        "outcome of lease {} has a digest that does not match its output",
+                        report.lease_id
+                    ));
                 }
                 match core.report_outcome(worker_id, report.lease_id, &report.status, recomputed) {
                     Ok(effect) => effects.push((position, effect)),
@@ -270,7 +293,10 @@ impl Coordinator {
             let core = self.core.lock().expect("core lock");
             let mut job_ids: Vec<&String> = effects.iter().map(|(_, effect)| &effect.job_id).collect();
             job_ids.dedup();
-            job_ids.into_iter().filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.clone(), next))).collect()
+            job_ids
+                .into_iter()
+                .filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.clone(), next)))
+                .collect()
         };
         let to_commit: Vec<OutcomeToCommit<'_>> = effects
             .iter()
@@ -292,11 +318,18 @@ impl Coordinator {
         Ok(reports.iter().map(|report| report.lease_id).collect())
     }
 
-    fn check_output_limits(&self, reports: &[OutcomeReport], effects: &[(usize, OutcomeEffect)]) -> Result<(), String> {
+    fn check_output_limits(
+        &self,
+        reports: &[OutcomeReport],
+        effects: &[(usize, OutcomeEffect)],
+    ) -> Result<(), String> {
         for (position, effect) in effects {
             let limit = self.job(&effect.job_id).map_or(0, |job| job.stored.limits.output_bytes);
             if reports[*position].output.len() as u64 > limit {
-                return Err(format!("outcome of lease {} is larger than the job's output limit", reports[*position].lease_id));
+                return Err(format!(
+                    "outcome of lease {} is larger than the job's output limit",
+                    reports[*position].lease_id
+                ));
             }
         }
         Ok(())
@@ -322,7 +355,12 @@ impl Coordinator {
     }
 
     /// A page of a job's results with each unit's input label.
-    pub fn results_page(&self, job_id: &str, from_unit: u64, limit: u32) -> Result<Vec<(String, StoredResult)>, ApiProblem> {
+    pub fn results_page(
+        &self,
+        job_id: &str,
+        from_unit: u64,
+        limit: u32,
+    ) -> Result<Vec<(String, StoredResult)>, ApiProblem> {
         let job = self.job(job_id).ok_or_else(|| ApiProblem::not_found(job_id))?;
         let store = self.store.lock().expect("store lock");
         let page = store.results_page(job_id, from_unit, limit).map_err(ApiProblem::internal)?;
@@ -345,7 +383,11 @@ fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
         return problem(format!("quorum {} must be 1 to {QUORUM_MAX}", submission.quorum));
     }
     if submission.max_replicas < submission.quorum || submission.max_replicas > 4 * QUORUM_MAX {
-        return problem(format!("max_replicas {} must be from quorum to {}", submission.max_replicas, 4 * QUORUM_MAX));
+        return problem(format!(
+            "max_replicas {} must be from quorum to {}",
+            submission.max_replicas,
+            4 * QUORUM_MAX
+        ));
     }
     if !submission.module.starts_with(b"\0asm") || submission.module.len() > 32 << 20 {
         return problem("module must be a WebAssembly binary of at most 32 MiB".into());
@@ -360,7 +402,11 @@ fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
         return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
     }
     let limits = &submission.limits;
-    if limits.memory_bytes > 4 << 30 || limits.output_bytes > 64 << 20 || limits.timeout_ms == 0 || limits.lease_ms < 100 {
+    if limits.memory_bytes > 4 << 30
+        || limits.output_bytes > 64 << 20
+        || limits.timeout_ms == 0
+        || limits.lease_ms < 100
+    {
         return problem("limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout > 0 and lease ≥ 100 ms".into());
     }
     if limits.fuel == Some(0) {
@@ -372,8 +418,12 @@ fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
 fn new_job_id(name: &str) -> String {
     let mut random = [0u8; 4];
     getrandom::fill(&mut random).expect("the OS random source works");
-    let slug: String =
-        name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect::<String>().to_lowercase();
+    let slug: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(24)
+        .collect::<String>()
+        .to_lowercase();
     let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
     if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
 }

@@ -13,8 +13,8 @@ use axum::response::Response;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmhive_protocol::{
-    BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message, encode_blob,
-    encode_message,
+    BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message,
+    encode_blob, encode_message,
 };
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +51,9 @@ async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
     let ending = session_loop(&mut socket, &coordinator, &worker_id, &mut pushed).await;
     coordinator.connection_closed(connection_id, &worker_id);
     if let Some(ending) = ending {
-        tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
+        if !ending.is_empty() {
+            tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
+        }
         close(socket, ending).await;
     }
 }
@@ -122,9 +124,10 @@ async fn handle_message(
         Message::Outcomes { outcomes } => {
             let coordinator = coordinator.clone();
             let worker = worker_id.to_string();
-            let acknowledged = tokio::task::spawn_blocking(move || coordinator.commit_outcomes(&worker, &outcomes))
-                .await
-                .map_err(|error| format!("committing outcomes: {error}"))??;
+            let acknowledged =
+                tokio::task::spawn_blocking(move || coordinator.commit_outcomes(&worker, &outcomes))
+                    .await
+                    .map_err(|error| format!("committing outcomes: {error}"))??;
             if acknowledged.is_empty() {
                 return Ok(());
             }
@@ -161,7 +164,11 @@ async fn send_frame(socket: &mut WebSocket, frame: Frame) -> Result<(), Ending> 
 async fn close(mut socket: WebSocket, reason: Ending) {
     if !reason.is_empty() {
         let goodbye = Message::Goodbye { reason: reason.clone() };
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Frame::Text(encode_message(&goodbye).into()))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Frame::Text(encode_message(&goodbye).into())),
+        )
+        .await;
     }
     let reason: String = reason.chars().take(120).collect();
     let close = Frame::Close(Some(CloseFrame { code: 1008, reason: reason.into() }));

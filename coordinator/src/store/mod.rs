@@ -79,7 +79,13 @@ impl Store {
     }
 
     /// Saves a new job with its module and inputs in one transaction.
-    pub fn insert_job(&mut self, job_id: &str, submission: &JobSubmission, unit_count: u64, created_s: u64) -> StoreResult<()> {
+    pub fn insert_job(
+        &mut self,
+        job_id: &str,
+        submission: &JobSubmission,
+        unit_count: u64,
+        created_s: u64,
+    ) -> StoreResult<()> {
         let transaction = self.connection.transaction()?;
         let module_hash = Hash::of(&submission.module);
         transaction.execute(
@@ -104,7 +110,9 @@ impl Store {
             params![job_id, submission.name, module_hash.to_hex(), settings.to_string(), range, unit_count as i64, created_s as i64],
         )?;
         {
-            let mut insert = transaction.prepare("INSERT INTO unit_inputs (job_id, unit_index, label, input) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut insert = transaction.prepare(
+                "INSERT INTO unit_inputs (job_id, unit_index, label, input) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             match &submission.inputs {
                 JobInputs::Range { .. } => {}
                 JobInputs::Lines { lines } => {
@@ -142,7 +150,16 @@ impl Store {
         let mut jobs = Vec::new();
         for row in rows {
             let (job_id, name, module_hash, settings, range, unit_count, created_s, state) = row?;
-            jobs.push(schema::stored_job(job_id, name, &module_hash, &settings, range, unit_count, created_s, state)?);
+            jobs.push(schema::stored_job(
+                job_id,
+                name,
+                &module_hash,
+                &settings,
+                range,
+                unit_count,
+                created_s,
+                state,
+            )?);
         }
         Ok(jobs)
     }
@@ -168,8 +185,11 @@ impl Store {
 
     /// Where a job stood: for the core after a restart.
     pub fn resume_state(&self, job_id: &str) -> StoreResult<ResumeState> {
-        let stored_next: i64 =
-            self.connection.query_row("SELECT next_fresh_unit FROM jobs WHERE job_id = ?1", params![job_id], |row| row.get(0))?;
+        let stored_next: i64 = self.connection.query_row(
+            "SELECT next_fresh_unit FROM jobs WHERE job_id = ?1",
+            params![job_id],
+            |row| row.get(0),
+        )?;
         let decided = self.decided_units(job_id)?;
         let mut replicas: BTreeMap<u64, Vec<ReplicaRecord>> = BTreeMap::new();
         let mut select = self.connection.prepare(
@@ -193,7 +213,10 @@ impl Store {
         let next_fresh_unit = (stored_next as u64).max(highest_started.map_or(0, |unit| unit + 1));
         let active_units = (0..next_fresh_unit)
             .filter(|unit_index| !decided.0.contains(unit_index))
-            .map(|unit_index| ActiveUnitRecord { unit_index, replicas: replicas.remove(&unit_index).unwrap_or_default() })
+            .map(|unit_index| ActiveUnitRecord {
+                unit_index,
+                replicas: replicas.remove(&unit_index).unwrap_or_default(),
+            })
             .collect();
         Ok(ResumeState { next_fresh_unit, succeeded_units: decided.1, failed_units: decided.2, active_units })
     }
@@ -210,7 +233,8 @@ impl Store {
 
     /// (decided unit indexes, succeeded count, failed count)
     fn decided_units(&self, job_id: &str) -> StoreResult<(HashSet<u64>, u64, u64)> {
-        let mut select = self.connection.prepare("SELECT unit_index, failure IS NULL FROM results WHERE job_id = ?1")?;
+        let mut select =
+            self.connection.prepare("SELECT unit_index, failure IS NULL FROM results WHERE job_id = ?1")?;
         let mut rows = select.query(params![job_id])?;
         let (mut units, mut succeeded, mut failed) = (HashSet::new(), 0, 0);
         while let Some(row) = rows.next()? {
@@ -226,7 +250,11 @@ impl Store {
 
     /// Commits a batch of outcomes (replicas and decisions) and the jobs' fresh-unit marks
     /// in one transaction. Only after this returns may the outcomes be acknowledged.
-    pub fn commit_outcomes(&mut self, outcomes: &[OutcomeToCommit<'_>], next_fresh: &[(String, u64)]) -> StoreResult<()> {
+    pub fn commit_outcomes(
+        &mut self,
+        outcomes: &[OutcomeToCommit<'_>],
+        next_fresh: &[(String, u64)],
+    ) -> StoreResult<()> {
         let transaction = self.connection.transaction()?;
         {
             let mut insert_replica = transaction.prepare_cached(
@@ -265,7 +293,10 @@ impl Store {
                         ])?;
                     }
                     Some(UnitDecision::Failed { reason, replicas }) => {
-                        let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
+                        let status = effect
+                            .replica
+                            .as_ref()
+                            .map_or(Status::HostTimeout, |replica| replica.status.clone());
                         insert_result.execute(params![
                             effect.job_id,
                             effect.unit_index as i64,
@@ -279,8 +310,9 @@ impl Store {
                     None => {}
                 }
             }
-            let mut update_next = transaction
-                .prepare_cached("UPDATE jobs SET next_fresh_unit = MAX(next_fresh_unit, ?2) WHERE job_id = ?1")?;
+            let mut update_next = transaction.prepare_cached(
+                "UPDATE jobs SET next_fresh_unit = MAX(next_fresh_unit, ?2) WHERE job_id = ?1",
+            )?;
             for (job_id, next) in next_fresh {
                 update_next.execute(params![job_id, *next as i64])?;
             }
@@ -318,8 +350,9 @@ impl Store {
 
     /// Distinct workers whose replicas of `unit_index` are stored (for tests and audits).
     pub fn replica_workers(&self, job_id: &str, unit_index: u64) -> StoreResult<Vec<String>> {
-        let mut select =
-            self.connection.prepare("SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 ORDER BY rowid")?;
+        let mut select = self
+            .connection
+            .prepare("SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 ORDER BY rowid")?;
         let workers = select.query_map(params![job_id, unit_index as i64], |row| row.get(0))?;
         Ok(workers.collect::<Result<_, _>>()?)
     }

@@ -84,8 +84,8 @@ pub fn stored_job(
     created_s: i64,
     state: String,
 ) -> StoreResult<StoredJob> {
-    let settings: JobSettings =
-        serde_json::from_str(settings).map_err(|error| StoreError::Corrupt(format!("job {job_id} settings: {error}")))?;
+    let settings: JobSettings = serde_json::from_str(settings)
+        .map_err(|error| StoreError::Corrupt(format!("job {job_id} settings: {error}")))?;
     let range = range
         .map(|text| serde_json::from_str::<(u64, u64, u64)>(&text))
         .transpose()

@@ -1,0 +1,133 @@
+//! `wasmhive results JOB`: the verified results of a job.
+//!
+//! - default: one line per unit, `UNIT<TAB>INPUT<TAB>OUTPUT` (output text on one line);
+//! - `--jsonl`: one JSON object per unit (`unit`, `input`, `state`, `status`, `output` or
+//!   `output_base64`, `digest`, `replicas`, `failure`);
+//! - `--out DIR`: one file per unit, `DIR/unit-000042.out` (or `.failed` with the reason);
+//! - `--png FILE`: stacks the units' PGM tiles (the mandelbrot task) into one PNG.
+
+use crate::client::Connection;
+use anyhow::{Context, bail};
+use clap::Args;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wasmhive_protocol::api::UnitResult;
+use wasmhive_protocol::base64_bytes;
+
+#[derive(Args)]
+pub struct ResultsArgs {
+    /// The job id.
+    job: String,
+    #[command(flatten)]
+    connection: Connection,
+    /// Write one file per unit into this directory.
+    #[arg(long, conflicts_with_all = ["jsonl", "png"])]
+    out: Option<PathBuf>,
+    /// Print one JSON object per unit.
+    #[arg(long, conflicts_with = "png")]
+    jsonl: bool,
+    /// Assemble the units' PGM tiles, top to bottom, into this PNG file.
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+pub fn results(arguments: ResultsArgs) -> anyhow::Result<i32> {
+    let client = arguments.connection.client()?;
+    let lines = client.get_lines(&format!("/api/jobs/{}/results", arguments.job))?;
+    let mut tiles = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        let line = line.context("reading the results stream")?;
+        if arguments.jsonl {
+            writeln!(stdout, "{line}")?;
+            continue;
+        }
+        let result: UnitResult =
+            serde_json::from_str(&line).context("a results line is not a unit result")?;
+        if let Some(directory) = &arguments.out {
+            write_unit_file(directory, &result)?;
+        } else if arguments.png.is_some() {
+            tiles.push(output_bytes(&result)?);
+        } else {
+            let shown = result.output.clone().unwrap_or_else(|| result.failure.clone().unwrap_or_default());
+            writeln!(stdout, "{}\t{}\t{}", result.unit, result.input, shown.trim_end().replace('\n', " "))?;
+        }
+    }
+    if let Some(path) = &arguments.png {
+        write_png(path, &tiles)?;
+        eprintln!("wrote {} ({} tiles)", path.display(), tiles.len());
+    }
+    Ok(0)
+}
+
+fn output_bytes(result: &UnitResult) -> anyhow::Result<Vec<u8>> {
+    if let Some(text) = &result.output {
+        return Ok(text.clone().into_bytes());
+    }
+    if let Some(encoded) = &result.output_base64 {
+        return base64_bytes::decode(encoded)
+            .map_err(|error| anyhow::anyhow!("unit {}: {error}", result.unit));
+    }
+    bail!("unit {} has no output: {}", result.unit, result.failure.clone().unwrap_or_default())
+}
+
+fn write_unit_file(directory: &Path, result: &UnitResult) -> anyhow::Result<()> {
+    std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
+    match output_bytes(result) {
+        Ok(bytes) => std::fs::write(directory.join(format!("unit-{:06}.out", result.unit)), bytes)?,
+        Err(error) => {
+            std::fs::write(directory.join(format!("unit-{:06}.failed", result.unit)), format!("{error}\n"))?
+        }
+    }
+    Ok(())
+}
+
+/// One binary PGM (`P5 W H 255` + W·H bytes): (width, height, pixels).
+fn parse_pgm(bytes: &[u8]) -> anyhow::Result<(u32, u32, &[u8])> {
+    let mut fields = Vec::new();
+    let mut position = 0;
+    while fields.len() < 4 {
+        while position < bytes.len() && bytes[position].is_ascii_whitespace() {
+            position += 1;
+        }
+        let start = position;
+        while position < bytes.len() && !bytes[position].is_ascii_whitespace() {
+            position += 1;
+        }
+        if start == position {
+            bail!("not a binary PGM: the header ends early");
+        }
+        fields.push(std::str::from_utf8(&bytes[start..position])?.to_string());
+    }
+    if fields[0] != "P5" || fields[3] != "255" {
+        bail!("not an 8-bit binary PGM (P5 … 255)");
+    }
+    let (width, height): (u32, u32) = (fields[1].parse()?, fields[2].parse()?);
+    let pixels = &bytes[(position + 1).min(bytes.len())..];
+    if pixels.len() != width as usize * height as usize {
+        bail!("PGM of {width}×{height} has {} pixel bytes", pixels.len());
+    }
+    Ok((width, height, pixels))
+}
+
+fn write_png(path: &Path, tiles: &[Vec<u8>]) -> anyhow::Result<()> {
+    let mut width = None;
+    let mut height = 0;
+    let mut pixels = Vec::new();
+    for (index, tile) in tiles.iter().enumerate() {
+        let (tile_width, tile_height, tile_pixels) =
+            parse_pgm(tile).with_context(|| format!("tile {index}"))?;
+        if *width.get_or_insert(tile_width) != tile_width {
+            bail!("tile {index} is {tile_width} wide, the others {}", width.unwrap_or(0));
+        }
+        height += tile_height;
+        pixels.extend_from_slice(tile_pixels);
+    }
+    let width = width.context("the job has no results to assemble")?;
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&pixels)?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `wasmhive status [JOB]`: one job's progress, or a table of all jobs.
+
+use crate::client::Connection;
+use clap::Args;
+use wasmhive_protocol::api::JobStatus;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The job id (default: all jobs).
+    job: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
+    let client = arguments.connection.client()?;
+    let statuses: Vec<JobStatus> = match &arguments.job {
+        Some(job_id) => vec![client.get(&format!("/api/jobs/{job_id}"))?],
+        None => client.get("/api/jobs")?,
+    };
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<28} {:<10} {:>9} {:>9} {:>7} {:>7} {:>6}",
+        "JOB", "STATE", "UNITS", "VERIFIED", "FAILED", "LEASED", "QUORUM"
+    );
+    for status in statuses {
+        println!(
+            "{:<28} {:<10} {:>9} {:>9} {:>7} {:>7} {:>6}",
+            status.job_id,
+            status.state,
+            status.units,
+            status.verified,
+            status.failed,
+            status.leased,
+            status.quorum
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,70 @@
+//! `wasmhive submit`: send a job spec to a coordinator; optionally wait with a progress bar.
+//! The job id is printed alone on the last line of stdout; everything else goes to stderr.
+
+use crate::client::{Client, Connection};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmhive_coordinator::job_spec::load_job_spec;
+use wasmhive_protocol::api::{JobStatus, SubmitAnswer};
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The job spec (TOML).
+    spec: PathBuf,
+    #[command(flatten)]
+    connection: Connection,
+    /// Wait for the job to finish, with a progress bar.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub fn submit(arguments: SubmitArgs) -> anyhow::Result<i32> {
+    let submission = load_job_spec(&arguments.spec, &|name| task_modules::by_name(name).map(<[u8]>::to_vec))?;
+    let client = arguments.connection.client()?;
+    let answer: SubmitAnswer = client.post("/api/jobs", &submission)?;
+    eprintln!("submitted {} ({} units, quorum {})", answer.job_id, answer.units, submission.quorum);
+    let code = if arguments.wait { wait_for_job(&client, &answer.job_id)? } else { 0 };
+    println!("{}", answer.job_id);
+    Ok(code)
+}
+
+/// Polls the job's status until it ends, drawing units verified/total, rate and ETA.
+/// Returns 0 when every unit verified, 1 when some failed or the job was cancelled.
+pub fn wait_for_job(client: &Client, job_id: &str) -> anyhow::Result<i32> {
+    let status: JobStatus = client.get(&format!("/api/jobs/{job_id}"))?;
+    let bar = progress_bar(status.units);
+    let final_status = loop {
+        let status: JobStatus = client.get(&format!("/api/jobs/{job_id}"))?;
+        bar.set_position(status.verified + status.failed);
+        bar.set_message(format!(
+            "{} verified · {} failed · {} leased",
+            status.verified, status.failed, status.leased
+        ));
+        if status.state != "running" {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    bar.finish();
+    eprintln!(
+        "{}: {} · {} of {} units verified, {} failed",
+        final_status.job_id,
+        final_status.state,
+        final_status.verified,
+        final_status.units,
+        final_status.failed
+    );
+    Ok(if final_status.state == "completed" && final_status.failed == 0 { 0 } else { 1 })
+}
+
+pub fn progress_bar(units: u64) -> ProgressBar {
+    let bar = ProgressBar::new(units);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} units · {per_sec} · ETA {eta} · {msg}")
+            .expect("the template is valid"),
+    );
+    bar
+}

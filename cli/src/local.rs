@@ -1,0 +1,49 @@
+//! Local conventions: the data directory, logging, the default address, signals.
+
+use std::path::PathBuf;
+
+/// Where a coordinator or worker listens and clients connect by default.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7878";
+
+/// `--data`, else `$WASMHIVE_DATA`, else `$XDG_DATA_HOME/wasmhive`, else
+/// `~/.local/share/wasmhive`.
+pub fn data_dir(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(directory) = explicit {
+        return directory;
+    }
+    if let Some(directory) = std::env::var_os("WASMHIVE_DATA") {
+        return PathBuf::from(directory);
+    }
+    if let Some(directory) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(directory).join("wasmhive");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/wasmhive")
+}
+
+/// Logs to stderr; `RUST_LOG` chooses the level (default: `default_level`).
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
