@@ -1,5 +1,7 @@
 //! Helpers shared by wasmhive's integration tests and benchmarks.
 
+pub mod grid;
+
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, UnitRequest};

@@ -1,6 +1,10 @@
 //! wasmhive's integration tests: one binary, one module per capability.
 
 mod cli_run;
+mod grid_hostile_peers;
+mod grid_jobs;
+mod grid_support;
 mod hostile_guests;
+mod job_specs;
 mod sandbox_determinism;
 mod task_answers;

@@ -1,0 +1,151 @@
+//! Real processes on loopback: a coordinator and workers started from the `wasmhive`
+//! binary, killed on drop.
+
+use crate::wasmhive_binary;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process that is killed (SIGKILL) when dropped.
+pub struct Running {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Running {
+    /// SIGKILL now, like a crash or `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_logged(args: &[&str], log: PathBuf) -> Running {
+    let log_file = std::fs::File::create(&log).expect("creating a log file");
+    let child = Command::new(wasmhive_binary())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file handle"))
+        .stderr(log_file)
+        .spawn()
+        .expect("starting wasmhive");
+    Running { child, log }
+}
+
+/// Starts `wasmhive coordinator` on `listen` (e.g. `127.0.0.1:0`) and waits for its
+/// address.
+pub fn start_coordinator(data: &Path, listen: &str) -> (Running, SocketAddr) {
+    std::fs::create_dir_all(data).expect("coordinator data directory");
+    let log = data.join(format!("coordinator-{}.log", unique_suffix()));
+    let running = spawn_logged(&["coordinator", "--listen", listen, "--data", data.to_str().unwrap()], log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = running.log_text();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            let address = rest.split_whitespace().next().expect("an address follows");
+            return (running, address.parse().expect("a socket address"));
+        }
+        assert!(Instant::now() < deadline, "the coordinator did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts `wasmhive worker` joining `address` with `cpus` threads.
+pub fn start_worker(address: SocketAddr, data: &Path, cpus: usize) -> Running {
+    std::fs::create_dir_all(data).expect("worker data directory");
+    let log = data.join(format!("worker-{}.log", unique_suffix()));
+    let join = address.to_string();
+    spawn_logged(
+        &[
+            "worker",
+            "--join",
+            &join,
+            "--cpus",
+            &cpus.to_string(),
+            "--data",
+            data.to_str().unwrap(),
+            "--grace",
+            "5",
+        ],
+        log,
+    )
+}
+
+/// Runs `wasmhive ARGS` to completion.
+pub fn wasmhive(args: &[&str]) -> Output {
+    let mut child = Command::new(wasmhive_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running wasmhive");
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    Output { status, stdout, stderr }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("wasmhive-test-{name}-{}", unique_suffix()));
+        std::fs::create_dir_all(&path).expect("creating a temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

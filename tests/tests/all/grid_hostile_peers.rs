@@ -1,0 +1,161 @@
+//! Workers that lie and clients that misbehave: the coordinator never accepts a lie when
+//! honest workers exist, and keeps serving everyone else.
+
+use crate::grid_support::{check_primes_results, primes_spec, results, status, submit};
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::{
+    Hash, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
+};
+use wasmhive_tests::grid::{TempDir, start_coordinator, start_worker, wait_until};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn hello(worker_id: &str) -> Frame {
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: worker_id.into(),
+        cores: 1,
+        agent: "test".into(),
+    };
+    Frame::Text(encode_message(&Message::Hello(hello)).into())
+}
+
+async fn connect(address: SocketAddr) -> Socket {
+    tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.expect("connecting").0
+}
+
+/// A worker that speaks the protocol correctly but reports `999` for every unit, with a
+/// digest that matches its (wrong) output.
+async fn run_liar(address: SocketAddr, stop: Arc<AtomicBool>, lies: Arc<AtomicU64>) {
+    let mut socket = connect(address).await;
+    socket.send(hello("liar")).await.unwrap();
+    let _welcome = socket.next().await;
+    while !stop.load(Ordering::Relaxed) {
+        socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
+        let Some(Ok(Frame::Text(text))) = socket.next().await else { return };
+        match wasmhive_protocol::decode_message(&text).unwrap() {
+            Message::Leases { leases } => {
+                let outcomes = leases
+                    .iter()
+                    .map(|lease| OutcomeReport {
+                        lease_id: lease.lease_id,
+                        status: Status::Success,
+                        output: b"999\n".to_vec(),
+                        digest: outcome_digest(&Status::Success, b"999\n"),
+                        fuel_used: None,
+                        wall_time_ms: 1,
+                        engine_class: "liar".into(),
+                    })
+                    .collect();
+                lies.fetch_add(leases.len() as u64, Ordering::Relaxed);
+                socket
+                    .send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into()))
+                    .await
+                    .unwrap();
+                let _acknowledged = socket.next().await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[test]
+fn a_lying_worker_never_has_an_output_accepted() {
+    let directory = TempDir::new("liar");
+    let coordinator_data = directory.path().join("coordinator");
+    let (_coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (stop, lies) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (end, step) = (2_000_000, 50_000);
+    let job_id = submit(address, &coordinator_data, &primes_spec(directory.path(), end, step, 2), false);
+    let liar = runtime.spawn(run_liar(address, stop.clone(), lies.clone()));
+    wait_until(Duration::from_secs(30), "the liar to get work", || lies.load(Ordering::Relaxed) > 0);
+    let _honest: Vec<_> = (0..2)
+        .map(|index| start_worker(address, &directory.path().join(format!("honest-{index}")), 1))
+        .collect();
+    wait_until(Duration::from_secs(120), "the job to complete", || {
+        status(address, &coordinator_data, &job_id).state == "completed"
+    });
+    stop.store(true, Ordering::Relaxed);
+    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), liar).await }).ok();
+    println!("the liar reported {} wrong outcomes", lies.load(Ordering::Relaxed));
+    check_primes_results(&results(address, &coordinator_data, &job_id), end, step, 2);
+}
+
+/// Sends `frames` and returns everything the coordinator said before closing.
+async fn refusal(address: SocketAddr, frames: Vec<Frame>) -> String {
+    let mut socket = connect(address).await;
+    for frame in frames {
+        if socket.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let mut said = String::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(15), socket.next()).await {
+        match frame {
+            Frame::Text(text) => said.push_str(&text),
+            Frame::Close(Some(close)) => said.push_str(&close.reason),
+            Frame::Close(None) => break,
+            _ => {}
+        }
+    }
+    said
+}
+
+#[test]
+fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
+    let directory = TempDir::new("hostile-clients");
+    let coordinator_data = directory.path().join("coordinator");
+    let (_coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (end, step) = (3_000_000, 100_000);
+    let job_id = submit(address, &coordinator_data, &primes_spec(directory.path(), end, step, 2), false);
+    let _honest: Vec<_> = (0..2)
+        .map(|index| start_worker(address, &directory.path().join(format!("honest-{index}")), 1))
+        .collect();
+    let stalled = runtime.block_on(async {
+        let mut stalled = connect(address).await;
+        stalled.send(hello("stalled")).await.unwrap();
+        let want = encode_message(&Message::Want { hash: Hash::of(task_modules::PRIMES) });
+        for _ in 0..200 {
+            stalled.send(Frame::Text(want.clone().into())).await.unwrap();
+        }
+        stalled
+    });
+    let cases: Vec<(Vec<Frame>, &str)> = vec![
+        (vec![hello("g"), Frame::Text("{definitely not json".into())], "malformed"),
+        (vec![hello("u"), Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
+        (vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
+        (
+            vec![Frame::Text(
+                format!(
+                    r#"{{"type":"hello","protocol_version":1,"worker_id":"big","cores":1,"agent":"{}"}}"#,
+                    "x".repeat(10_000)
+                )
+                .into(),
+            )],
+            "larger than",
+        ),
+        (
+            vec![Frame::Text(
+                r#"{"type":"hello","protocol_version":99,"worker_id":"old","cores":1,"agent":"a"}"#.into(),
+            )],
+            "protocol version",
+        ),
+        (vec![hello("bin"), Frame::Binary(vec![0; 64].into())], "binary"),
+    ];
+    for (frames, expected) in cases {
+        let said = runtime.block_on(refusal(address, frames));
+        assert!(said.contains(expected), "expected {expected:?} in {said:?}");
+    }
+    wait_until(Duration::from_secs(120), "the job to complete", || {
+        status(address, &coordinator_data, &job_id).state == "completed"
+    });
+    check_primes_results(&results(address, &coordinator_data, &job_id), end, step, 2);
+    drop(stalled);
+}

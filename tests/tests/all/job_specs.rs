@@ -1,0 +1,100 @@
+//! Broken job specs give errors that name the file, the key and the fix.
+
+use std::path::Path;
+use wasmhive_coordinator::job_spec::load_job_spec;
+use wasmhive_tests::grid::{TempDir, wasmhive};
+
+fn load(directory: &Path, text: &str) -> Result<wasmhive_protocol::api::JobSubmission, String> {
+    let path = directory.join("job.toml");
+    std::fs::write(&path, text).unwrap();
+    load_job_spec(&path, &|name| task_modules::by_name(name).map(<[u8]>::to_vec))
+        .map_err(|error| error.to_string())
+}
+
+fn check(directory: &Path, text: &str, expected: &[&str]) {
+    let error = load(directory, text).expect_err("the spec is broken");
+    assert!(error.contains("job.toml"), "names the file: {error}");
+    for needle in expected {
+        assert!(error.contains(needle), "expected {needle:?} in {error:?}");
+    }
+}
+
+#[test]
+fn broken_specs_name_the_file_the_key_and_the_fix() {
+    let directory = TempDir::new("specs");
+    let directory = directory.path();
+    let range = "[inputs]\nrange = { start = 0, end = 100, step = 10 }\n";
+    check(
+        directory,
+        &format!("module = \"missing.wasm\"\n{range}"),
+        &["module", "missing.wasm", "built-in task"],
+    );
+    check(directory, range, &["module", "is missing", "module = "]);
+    check(
+        directory,
+        "module = \"primes\"\n[inputs]\nrange = { start = 50, end = 10 }\n",
+        &["inputs.range", "start 50"],
+    );
+    check(
+        directory,
+        "module = \"primes\"\n[inputs]\nrange = { end = 10, step = 0 }\n",
+        &["inputs.range.step", "step ≥ 1"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\nquorom = 2\n{range}"),
+        &["quorom", "is not a known key", "use one of"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[verify]\nquorum = 0\n"),
+        &["verify.quorum", "1 to 16"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[verify]\nquorum = 3\nmax_replicas = 2\n"),
+        &["verify.max_replicas"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[limits]\nmemory = \"lots\"\n"),
+        &["limits.memory", "256 MiB"],
+    );
+    check(directory, &format!("module = \"primes\"\n{range}[limits]\nlease = 5\n"), &["limits.lease", "10m"]);
+    check(directory, "module = \"primes\"\n[inputs]\nlines = \"nope.txt\"\n", &["inputs.lines", "nope.txt"]);
+    check(directory, "module = \"primes\"\n", &["inputs", "exactly one of"]);
+    check(directory, "module = \"primes\n", &["(file)", "TOML"]);
+    std::fs::write(directory.join("not-wasm.wasm"), "hello").unwrap();
+    check(
+        directory,
+        &format!("module = \"not-wasm.wasm\"\n{range}"),
+        &["module", "not a WebAssembly module"],
+    );
+}
+
+#[test]
+fn good_specs_load_lines_and_files() {
+    let directory = TempDir::new("good-specs");
+    let directory = directory.path();
+    std::fs::write(directory.join("inputs.txt"), "0 10\n\n10 20\n").unwrap();
+    let lines = load(directory, "module = \"primes\"\n[inputs]\nlines = \"inputs.txt\"\n").unwrap();
+    assert_eq!(wasmhive_coordinator::job_spec::unit_count(&lines.inputs), 2);
+    assert_eq!((lines.quorum, lines.max_replicas), (2, 5));
+    std::fs::create_dir_all(directory.join("data")).unwrap();
+    for name in ["a.bin", "b.bin", "c.txt"] {
+        std::fs::write(directory.join("data").join(name), name).unwrap();
+    }
+    let files = load(directory, "module = \"sum\"\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n")
+        .unwrap();
+    assert_eq!(wasmhive_coordinator::job_spec::unit_count(&files.inputs), 2);
+}
+
+#[test]
+fn submit_reports_spec_errors_before_contacting_anyone() {
+    let directory = TempDir::new("submit-spec");
+    let spec = directory.path().join("job.toml");
+    std::fs::write(&spec, "module = \"primes\"\n[inputs]\nrange = { start = 5, end = 1 }\n").unwrap();
+    let output = wasmhive(&["submit", spec.to_str().unwrap(), "--to", "127.0.0.1:9", "--token", "x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("inputs.range"));
+}
