@@ -104,13 +104,13 @@ fn print_random() {
 }
 
 fn print_nan_bits() {
-    let zero64 = black_box(0.0f64);
-    let zero32 = black_box(0.0f32);
+    let (zero64, other_zero64) = (black_box(0.0f64), black_box(0.0f64));
+    let (zero32, other_zero32) = (black_box(0.0f32), black_box(0.0f32));
     let minus_one = black_box(-1.0f64);
     println!(
         "f64_div={:016x} f32_div={:08x} f64_sqrt={:016x}",
-        (zero64 / zero64).to_bits(),
-        (zero32 / zero32).to_bits(),
+        (zero64 / other_zero64).to_bits(),
+        (zero32 / other_zero32).to_bits(),
         minus_one.sqrt().to_bits()
     );
 }

@@ -1,0 +1,232 @@
+//! Grid benchmark: W1 (10,000 tiny `sum` units) and W2 (64 `primes` units of ~0.3 s native
+//! each) through a coordinator and workers over WebSockets on loopback, at quorum 1 and 2,
+//! against the native rayon baseline of the same kernels measured in the same run; and the
+//! coordinator's memory per idle worker connection with 1,000 connections open.
+//!
+//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|connections]`. Prints figures; asserts
+//! only that every result is right.
+
+use futures_util::{SinkExt, StreamExt};
+use rayon::prelude::*;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_coordinator::server::{Coordinator, serve};
+use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
+use wasmhive_protocol::{Hello, Message, PROTOCOL_VERSION, encode_message};
+use wasmhive_tests::grid::TempDir;
+use wasmhive_worker::{WorkerConfig, run_worker};
+
+const W1_UNITS: u64 = 10_000;
+const W2_UNITS: u64 = 64;
+/// W2 units: [W2_START + k·W2_STEP, +W2_STEP), about 0.3 s each natively on this machine.
+const W2_START: u64 = 30_000_000;
+const W2_STEP: u64 = 720_000;
+const IDLE_CONNECTIONS: usize = 1000;
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(position) = arguments.iter().position(|argument| argument == "--serve-coordinator") {
+        return serve_coordinator_child(Path::new(&arguments[position + 1]));
+    }
+    let section =
+        arguments.iter().skip(1).find(|argument| !argument.starts_with('-')).cloned().unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    println!("wasmhive grid benchmark · {cores} cores · coordinator + workers over WebSockets on loopback");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    if section.is_empty() || section == "w1" {
+        let native = native_time(|| {
+            (0..W1_UNITS).into_par_iter().for_each(|unit| drop(task_kernels::sum::run(&w1_input(unit))))
+        });
+        println!("W1: {W1_UNITS} `sum` units (tiny)");
+        for quorum in [1, 2] {
+            let grid = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
+            report(quorum, W1_UNITS, grid, native);
+        }
+    }
+    if section.is_empty() || section == "w2" {
+        let one_unit = native_time(|| drop(task_kernels::primes::run(&w2_input(W2_UNITS - 1))));
+        let native = native_time(|| {
+            (0..W2_UNITS).into_par_iter().for_each(|unit| drop(task_kernels::primes::run(&w2_input(unit))))
+        });
+        println!("W2: {W2_UNITS} `primes` units (last unit alone natively: {:.2} s)", one_unit.as_secs_f64());
+        for quorum in [1, 2] {
+            let grid = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
+            report(quorum, W2_UNITS, grid, native);
+        }
+    }
+    if section.is_empty() || section == "connections" {
+        idle_connection_memory(&runtime);
+    }
+}
+
+fn w1_input(unit: u64) -> String {
+    format!("{} {}", unit * 10, unit * 10 + 10)
+}
+
+fn w2_input(unit: u64) -> String {
+    let start = W2_START + unit * W2_STEP;
+    format!("{start} {}", start + W2_STEP)
+}
+
+fn job(name: &str, module: &[u8], inputs: JobInputs, quorum: u32) -> JobSubmission {
+    JobSubmission {
+        name: name.into(),
+        task_name: name.into(),
+        module: module.to_vec(),
+        args: Vec::new(),
+        inputs,
+        quorum,
+        max_replicas: quorum + 2,
+        limits: JobLimits {
+            fuel: None,
+            memory_bytes: 64 << 20,
+            output_bytes: 1 << 10,
+            lease_ms: 600_000,
+            timeout_ms: 600_000,
+        },
+        nan_canonicalization: true,
+    }
+}
+
+fn w1_job(quorum: u32) -> JobSubmission {
+    job("sum", task_modules::SUM, JobInputs::Range { start: 0, end: W1_UNITS * 10, step: 10 }, quorum)
+}
+
+fn w2_job(quorum: u32) -> JobSubmission {
+    let end = W2_START + W2_UNITS * W2_STEP;
+    job("primes", task_modules::PRIMES, JobInputs::Range { start: W2_START, end, step: W2_STEP }, quorum)
+}
+
+fn native_time(mut run: impl FnMut()) -> Duration {
+    run();
+    let started = Instant::now();
+    run();
+    started.elapsed()
+}
+
+fn report(quorum: u32, units: u64, grid: Duration, native: Duration) {
+    println!(
+        "  quorum {quorum}: grid {:>8.3} s {:>9.0} units/s · native rayon {:>7.3} s {:>9.0} units/s · grid/native {:.2}x",
+        grid.as_secs_f64(),
+        units as f64 / grid.as_secs_f64(),
+        native.as_secs_f64(),
+        units as f64 / native.as_secs_f64(),
+        grid.as_secs_f64() / native.as_secs_f64()
+    );
+}
+
+/// Runs one job on a fresh coordinator with `quorum` workers of `cores` threads each (a
+/// unit's replicas need distinct workers); returns submit-to-completion time. The module
+/// is compiled once beforehand so the figure is the steady state.
+async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> Duration {
+    let directory = TempDir::new("bench-grid");
+    let coordinator = Coordinator::open(&directory.path().join("coordinator")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, coordinator.clone(), wait_for(stopped.clone())));
+    let mut workers = Vec::new();
+    for index in 0..quorum {
+        let mut config =
+            WorkerConfig::new(address.to_string(), directory.path().join(format!("worker-{index}")));
+        config.cpus = cores;
+        workers.push(tokio::spawn(run_worker(config, wait_for(stopped.clone()))));
+    }
+    let mut warm_up = submission.clone();
+    warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
+    finish(&coordinator, warm_up).await;
+    let elapsed = finish(&coordinator, submission).await;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let _ = server.await;
+    elapsed
+}
+
+async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> Duration {
+    let started = Instant::now();
+    let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
+    loop {
+        let status = coordinator.status(&job.job_id).unwrap();
+        if status.state != "running" {
+            assert_eq!(status.verified, status.units, "every unit verified");
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Child mode: a coordinator alone in its process, so its memory can be read from /proc.
+fn serve_coordinator_child(directory: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let coordinator = Coordinator::open(directory).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        serve(listener, coordinator, std::future::pending()).await.unwrap();
+    });
+}
+
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+fn idle_connection_memory(runtime: &tokio::runtime::Runtime) {
+    let directory = TempDir::new("bench-connections");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-coordinator", directory.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address: std::net::SocketAddr = line.trim().parse().unwrap();
+    let sockets = runtime.block_on(async {
+        let mut sockets = vec![open_idle_connection(address, 0).await];
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = resident_bytes(child.id());
+        for index in 1..=IDLE_CONNECTIONS {
+            sockets.push(open_idle_connection(address, index).await);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = resident_bytes(child.id());
+        let per_connection = after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64;
+        println!(
+            "idle worker connections: {IDLE_CONNECTIONS} open · coordinator RSS {:.1} MiB → {:.1} MiB · {:.1} KiB per connection (target ≤ 16 KiB)",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            per_connection / 1024.0
+        );
+        sockets
+    });
+    drop(sockets);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn open_idle_connection(
+    address: std::net::SocketAddr,
+    index: usize,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.unwrap();
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: format!("idle-{index}"),
+        cores: 1,
+        agent: "bench".into(),
+    };
+    socket.send(Frame::Text(encode_message(&Message::Hello(hello)).into())).await.unwrap();
+    let _welcome = socket.next().await;
+    socket
+}
