@@ -87,10 +87,10 @@ mod tests {
         assert!(matches!(decode_message("{not json"), Err(DecodeError::Malformed { .. })));
         let unknown = decode_message(r#"{"type":"launch_missiles"}"#).unwrap_err();
         assert!(unknown.to_string().contains("launch_missiles"), "{unknown}");
-        let padded = format!(r#"{{"type":"goodbye","reason":"{}"}}"#, "x".repeat(10_000));
+        let padded = format!(r#"{{"type":"goodbye","body":{{"reason":"{}"}}}}"#, "x".repeat(10_000));
         assert!(matches!(decode_message(&padded), Err(DecodeError::MessageTooLarge { kind: "goodbye", .. })));
         assert!(matches!(
-            decode_message(r#"{"type":"request_work","slots":-1}"#),
+            decode_message(r#"{"type":"request_work","body":{"slots":-1}}"#),
             Err(DecodeError::Malformed { .. })
         ));
     }

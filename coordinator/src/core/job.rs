@@ -95,6 +95,8 @@ pub(super) struct CoreJob {
     needs_replica: BTreeSet<u64>,
     succeeded: u64,
     failed: u64,
+    /// Leases open on this job's units (kept, not summed, so `progress` is O(1)).
+    open_leases: u64,
 }
 
 impl CoreJob {
@@ -107,6 +109,7 @@ impl CoreJob {
             needs_replica: BTreeSet::new(),
             succeeded: resume.succeeded_units,
             failed: resume.failed_units,
+            open_leases: 0,
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
@@ -118,12 +121,17 @@ impl CoreJob {
     }
 
     pub(super) fn progress(&self) -> JobProgress {
+        debug_assert_eq!(
+            self.open_leases,
+            self.active.values().map(|unit| unit.leases.len() as u64).sum::<u64>(),
+            "the open-lease count drifted"
+        );
         JobProgress {
             units: self.unit_count,
             succeeded: self.succeeded,
             failed: self.failed,
             active: self.active.len() as u64,
-            leased: self.active.values().map(|unit| unit.leases.len() as u64).sum(),
+            leased: self.open_leases,
         }
     }
 
@@ -131,9 +139,12 @@ impl CoreJob {
         self.next_fresh_unit
     }
 
-    /// A unit this worker may run next: one waiting for another replica, else a fresh one.
-    pub(super) fn take_unit_for(&mut self, worker_id: &str) -> Option<u64> {
-        let waiting = self.needs_replica.iter().copied().find(|unit_index| {
+    /// A unit this worker may run next: one waiting for another replica (after `scanned_up_to`,
+    /// the last waiting unit a previous call of the same request looked at), else a fresh one.
+    pub(super) fn take_unit_for(&mut self, worker_id: &str, scanned_up_to: &mut Option<u64>) -> Option<u64> {
+        let from = scanned_up_to.map_or(0, |unit_index| unit_index + 1);
+        let waiting = self.needs_replica.range(from..).copied().find(|unit_index| {
+            *scanned_up_to = Some(*unit_index);
             self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id))
         });
         if waiting.is_some() {
@@ -153,12 +164,15 @@ impl CoreJob {
         assert!(unit.worker_can_take(worker_id), "two replicas of a unit went to one worker");
         unit.leases.push((lease_id, worker_id.to_string()));
         unit.timed_out_workers.clear();
+        self.open_leases += 1;
         self.refresh_needs(unit_index);
     }
 
     pub(super) fn lease_closed_without_outcome(&mut self, unit_index: u64, lease_id: LeaseId) {
         if let Some(unit) = self.active.get_mut(&unit_index) {
+            let before = unit.leases.len();
             unit.leases.retain(|(open, _)| *open != lease_id);
+            self.open_leases -= (before - unit.leases.len()) as u64;
             self.refresh_needs(unit_index);
         }
     }
@@ -175,7 +189,9 @@ impl CoreJob {
         let Some(unit) = self.active.get_mut(&unit_index) else {
             return (None, None); // decided while this replica was running
         };
+        let before = unit.leases.len();
         unit.leases.retain(|(open, _)| *open != lease_id);
+        self.open_leases -= (before - unit.leases.len()) as u64;
         if !status.is_deterministic() {
             unit.timed_out_workers.push(worker_id.to_string());
             unit.host_timeouts += 1;
@@ -205,7 +221,9 @@ impl CoreJob {
                 return None;
             }
         }
-        self.active.remove(&unit_index);
+        if let Some(unit) = self.active.remove(&unit_index) {
+            self.open_leases -= unit.leases.len() as u64;
+        }
         self.needs_replica.remove(&unit_index);
         assert!(self.succeeded + self.failed <= self.unit_count, "more units decided than exist");
         decision

@@ -135,13 +135,14 @@ impl Core {
         let mut grants = Vec::new();
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
+        let mut scanned_up_to = vec![None; job_ids.len()];
         while grants.len() < slots as usize && exhausted.iter().any(|done| !done) {
             for (position, job_id) in job_ids.iter().enumerate() {
                 if grants.len() >= slots as usize || exhausted[position] {
                     continue;
                 }
                 let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
-                match job.take_unit_for(worker_id) {
+                match job.take_unit_for(worker_id, &mut scanned_up_to[position]) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;

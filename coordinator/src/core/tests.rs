@@ -200,6 +200,7 @@ fn simulate(seed: u64) {
             honest_digest(&grant.job_id, grant.unit_index)
         };
         let Ok(effect) = core.report_outcome(&worker, grant.lease_id, &status, digest) else { continue };
+        let _checks_lease_count = core.progress(&effect.job_id);
         if let Some(replica) = &effect.replica {
             let key = (effect.job_id.clone(), effect.unit_index, replica.worker_id.clone());
             assert!(runners.insert(key), "seed {seed}: two replicas of a unit from {worker}");

@@ -134,7 +134,7 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         (
             vec![Frame::Text(
                 format!(
-                    r#"{{"type":"hello","protocol_version":1,"worker_id":"big","cores":1,"agent":"{}"}}"#,
+                    r#"{{"type":"hello","body":{{"protocol_version":1,"worker_id":"big","cores":1,"agent":"{}"}}}}"#,
                     "x".repeat(10_000)
                 )
                 .into(),
@@ -143,7 +143,7 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         ),
         (
             vec![Frame::Text(
-                r#"{"type":"hello","protocol_version":99,"worker_id":"old","cores":1,"agent":"a"}"#.into(),
+                r#"{"type":"hello","body":{"protocol_version":99,"worker_id":"old","cores":1,"agent":"a"}}"#.into(),
             )],
             "protocol version",
         ),
