@@ -127,10 +127,8 @@ impl Coordinator {
             .store
             .lock()
             .expect("store lock")
-            .jobs()
+            .job(&job_id)
             .map_err(ApiProblem::internal)?
-            .into_iter()
-            .find(|job| job.job_id == job_id)
             .ok_or_else(|| ApiProblem::internal("the job vanished after it was stored"))?;
         let policy = policy_of(&stored);
         let runtime = Arc::new(JobRuntime { stored, module: Arc::new(submission.module) });
@@ -174,8 +172,7 @@ impl Coordinator {
     }
 
     fn stored_state(&self, job_id: &str) -> Option<String> {
-        let jobs = self.store.lock().expect("store lock").jobs().ok()?;
-        jobs.into_iter().find(|job| job.job_id == job_id).map(|job| job.state)
+        self.store.lock().expect("store lock").job(job_id).ok()?.map(|job| job.state)
     }
 
     /// Stops a job: no more leases; open leases are cancelled on their workers.

@@ -131,11 +131,20 @@ impl Store {
         Ok(())
     }
 
+    /// Every job, oldest first.
     pub fn jobs(&self) -> StoreResult<Vec<StoredJob>> {
-        let mut select = self.connection.prepare(
-            "SELECT job_id, name, module_hash, settings, range, unit_count, created_s, state FROM jobs ORDER BY created_s, job_id",
-        )?;
-        let rows = select.query_map([], |row| {
+        self.select_jobs("ORDER BY created_s, job_id", &[])
+    }
+
+    pub fn job(&self, job_id: &str) -> StoreResult<Option<StoredJob>> {
+        Ok(self.select_jobs("WHERE job_id = ?1", &[&job_id])?.pop())
+    }
+
+    fn select_jobs(&self, clause: &str, arguments: &[&dyn rusqlite::ToSql]) -> StoreResult<Vec<StoredJob>> {
+        let mut select = self.connection.prepare(&format!(
+            "SELECT job_id, name, module_hash, settings, range, unit_count, created_s, state FROM jobs {clause}"
+        ))?;
+        let rows = select.query_map(arguments, |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
