@@ -1,10 +1,9 @@
 //! The example jobs load, and the mandelbrot and pi examples run end to end on a grid.
 
-use crate::grid_support::{results, status, submit};
+use crate::grid_support::TestGrid;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use wasmhive_coordinator::job_spec::{load_job_spec, unit_count};
-use wasmhive_tests::grid::{TempDir, start_coordinator, start_worker, wait_until, wasmhive};
+use wasmhive_tests::grid::wasmhive;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).join("job.toml")
@@ -22,36 +21,21 @@ fn every_example_spec_loads() {
 
 #[test]
 fn the_mandelbrot_example_assembles_into_a_png_and_pi_agrees_across_runs() {
-    let directory = TempDir::new("examples");
-    let coordinator_data = directory.path().join("coordinator");
-    let (_coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
-    let _workers: Vec<_> = (0..2)
-        .map(|index| start_worker(address, &directory.path().join(format!("worker-{index}")), 1))
-        .collect();
-    let mandelbrot = submit(address, &coordinator_data, example("mandelbrot").to_str().unwrap(), true);
-    let png = directory.path().join("mandelbrot.png");
-    let data = coordinator_data.to_str().unwrap();
-    let output = wasmhive(&[
-        "results",
-        &mandelbrot,
-        "--png",
-        png.to_str().unwrap(),
-        "--to",
-        &address.to_string(),
-        "--data",
-        data,
-    ]);
+    let grid = TestGrid::start("examples", 2);
+    let mandelbrot = grid.submit(example("mandelbrot").to_str().unwrap(), true);
+    let png = grid.directory.path().join("mandelbrot.png");
+    let mut args = vec!["results".to_string(), mandelbrot, "--png".into(), png.to_str().unwrap().into()];
+    args.extend(grid.connection_args());
+    let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let bytes = std::fs::read(&png).expect("the PNG was written");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 1200, "PNG width");
     assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 800, "PNG height");
 
-    let pi = submit(address, &coordinator_data, example("pi").to_str().unwrap(), false);
-    wait_until(Duration::from_secs(120), "the pi job", || {
-        status(address, &coordinator_data, &pi).state == "completed"
-    });
-    let units = results(address, &coordinator_data, &pi);
+    let pi = grid.submit(example("pi").to_str().unwrap(), false);
+    grid.wait_for_completion(&pi);
+    let units = grid.results(&pi);
     let (hits, samples) = units.iter().fold((0u64, 0u64), |(hits, samples), unit| {
         let text = unit.output.as_deref().expect("text output");
         let fields: Vec<u64> = text.split_whitespace().take(2).map(|field| field.parse().unwrap()).collect();
@@ -59,10 +43,9 @@ fn the_mandelbrot_example_assembles_into_a_png_and_pi_agrees_across_runs() {
     });
     let estimate = 4.0 * hits as f64 / samples as f64;
     assert!((estimate - std::f64::consts::PI).abs() < 0.01, "estimate {estimate}");
-    let first_unit = &units[0];
     let native = task_kernels::pi::run("2000000", &mut wasmhive_sandbox::random_get_stream(&pi, 0)).unwrap();
     assert_eq!(
-        first_unit.output.as_deref().map(str::as_bytes),
+        units[0].output.as_deref().map(str::as_bytes),
         Some(native.as_slice()),
         "seeded by (job, unit)"
     );

@@ -1,7 +1,7 @@
 //! Workers that lie and clients that misbehave: the coordinator never accepts a lie when
 //! honest workers exist, and keeps serving everyone else.
 
-use crate::grid_support::{check_primes_results, primes_spec, results, status, submit};
+use crate::grid_support::{TestGrid, check_primes_results};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::{
     Hash, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
 };
-use wasmhive_tests::grid::{TempDir, start_coordinator, start_worker, wait_until};
+use wasmhive_tests::grid::wait_until;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -66,25 +66,19 @@ async fn run_liar(address: SocketAddr, stop: Arc<AtomicBool>, lies: Arc<AtomicU6
 
 #[test]
 fn a_lying_worker_never_has_an_output_accepted() {
-    let directory = TempDir::new("liar");
-    let coordinator_data = directory.path().join("coordinator");
-    let (_coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
+    let mut grid = TestGrid::start("liar", 0);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (stop, lies) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let (end, step) = (2_000_000, 50_000);
-    let job_id = submit(address, &coordinator_data, &primes_spec(directory.path(), end, step, 2), false);
-    let liar = runtime.spawn(run_liar(address, stop.clone(), lies.clone()));
+    let job_id = grid.submit(&grid.primes_spec(end, step, 2), false);
+    let liar = runtime.spawn(run_liar(grid.address, stop.clone(), lies.clone()));
     wait_until(Duration::from_secs(30), "the liar to get work", || lies.load(Ordering::Relaxed) > 0);
-    let _honest: Vec<_> = (0..2)
-        .map(|index| start_worker(address, &directory.path().join(format!("honest-{index}")), 1))
-        .collect();
-    wait_until(Duration::from_secs(120), "the job to complete", || {
-        status(address, &coordinator_data, &job_id).state == "completed"
-    });
+    grid.workers = vec![grid.start_worker("honest-0"), grid.start_worker("honest-1")];
+    grid.wait_for_completion(&job_id);
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), liar).await }).ok();
     println!("the liar reported {} wrong outcomes", lies.load(Ordering::Relaxed));
-    check_primes_results(&results(address, &coordinator_data, &job_id), end, step, 2);
+    check_primes_results(&grid.results(&job_id), end, step, 2);
 }
 
 /// Sends `frames` and returns everything the coordinator said before closing.
@@ -109,15 +103,11 @@ async fn refusal(address: SocketAddr, frames: Vec<Frame>) -> String {
 
 #[test]
 fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
-    let directory = TempDir::new("hostile-clients");
-    let coordinator_data = directory.path().join("coordinator");
-    let (_coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
+    let grid = TestGrid::start("hostile-clients", 2);
+    let address = grid.address;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (end, step) = (3_000_000, 100_000);
-    let job_id = submit(address, &coordinator_data, &primes_spec(directory.path(), end, step, 2), false);
-    let _honest: Vec<_> = (0..2)
-        .map(|index| start_worker(address, &directory.path().join(format!("honest-{index}")), 1))
-        .collect();
+    let job_id = grid.submit(&grid.primes_spec(end, step, 2), false);
     let stalled = runtime.block_on(async {
         let mut stalled = connect(address).await;
         stalled.send(hello("stalled")).await.unwrap();
@@ -153,9 +143,7 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         let said = runtime.block_on(refusal(address, frames));
         assert!(said.contains(expected), "expected {expected:?} in {said:?}");
     }
-    wait_until(Duration::from_secs(120), "the job to complete", || {
-        status(address, &coordinator_data, &job_id).state == "completed"
-    });
-    check_primes_results(&results(address, &coordinator_data, &job_id), end, step, 2);
+    grid.wait_for_completion(&job_id);
+    check_primes_results(&grid.results(&job_id), end, step, 2);
     drop(stalled);
 }

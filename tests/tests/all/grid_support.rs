@@ -1,9 +1,77 @@
 //! Shared steps of the grid tests: specs, submitting, status and results through the CLI.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use wasmhive_protocol::api::{JobStatus, UnitResult};
-use wasmhive_tests::grid::wasmhive;
+use wasmhive_tests::grid::{Running, TempDir, start_coordinator, start_worker, wait_until, wasmhive};
+
+/// A coordinator process and worker processes (one core each) in a temp directory.
+pub struct TestGrid {
+    pub directory: TempDir,
+    pub coordinator_data: PathBuf,
+    pub coordinator: Running,
+    pub address: SocketAddr,
+    pub workers: Vec<Running>,
+}
+
+impl TestGrid {
+    pub fn start(name: &str, workers: usize) -> TestGrid {
+        let directory = TempDir::new(name);
+        let coordinator_data = directory.path().join("coordinator");
+        let (coordinator, address) = start_coordinator(&coordinator_data, "127.0.0.1:0");
+        let mut grid = TestGrid { directory, coordinator_data, coordinator, address, workers: Vec::new() };
+        for index in 0..workers {
+            let worker = grid.start_worker(&format!("worker-{index}"));
+            grid.workers.push(worker);
+        }
+        grid
+    }
+
+    /// Starts one more worker, with its own data directory (so its own identity).
+    pub fn start_worker(&self, name: &str) -> Running {
+        start_worker(self.address, &self.directory.path().join(name), 1)
+    }
+
+    /// Kills the coordinator (SIGKILL) and starts it again on the same address and data.
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator.kill();
+        let (coordinator, address) = start_coordinator(&self.coordinator_data, &self.address.to_string());
+        assert_eq!(address, self.address);
+        self.coordinator = coordinator;
+    }
+
+    pub fn primes_spec(&self, end: u64, step: u64, quorum: u32) -> String {
+        primes_spec(self.directory.path(), end, step, quorum)
+    }
+
+    pub fn submit(&self, spec: &str, wait: bool) -> String {
+        submit(self.address, &self.coordinator_data, spec, wait)
+    }
+
+    pub fn status(&self, job_id: &str) -> JobStatus {
+        status(self.address, &self.coordinator_data, job_id)
+    }
+
+    pub fn results(&self, job_id: &str) -> Vec<UnitResult> {
+        results(self.address, &self.coordinator_data, job_id)
+    }
+
+    pub fn wait_for_verified(&self, job_id: &str, units: u64) {
+        wait_until(Duration::from_secs(60), "some verified units", || self.status(job_id).verified >= units);
+    }
+
+    pub fn wait_for_completion(&self, job_id: &str) {
+        wait_until(Duration::from_secs(120), "the job to complete", || {
+            self.status(job_id).state == "completed"
+        });
+    }
+
+    /// `--to ADDR --data DIR` for CLI calls against this grid.
+    pub fn connection_args(&self) -> Vec<String> {
+        connection(self.address, &self.coordinator_data)
+    }
+}
 
 /// Writes a primes job spec counting primes in [0, end) in units of `step`.
 pub fn primes_spec(directory: &Path, end: u64, step: u64, quorum: u32) -> String {
