@@ -76,6 +76,7 @@ mod tests {
         let hello = Message::Hello(Hello {
             protocol_version: 1,
             worker_id: "w".into(),
+            public_key: "k".into(),
             cores: 2,
             agent: "test".into(),
         });

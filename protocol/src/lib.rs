@@ -9,6 +9,7 @@ pub mod api;
 pub mod base64_bytes;
 mod codec;
 mod hash;
+pub mod identity;
 mod messages;
 mod status;
 

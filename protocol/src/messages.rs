@@ -18,7 +18,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Message {
     /// First frame from a connecting worker.
     Hello(Hello),
-    /// The owner's answer to `hello`.
+    /// The owner asks the worker to sign `nonce` with the key of its `hello`.
+    Challenge { nonce: String },
+    /// The worker's signature of the challenge (hex).
+    Proof { signature: String },
+    /// The owner accepted the worker's identity.
     Welcome { protocol_version: u32, owner_id: String },
     /// A worker asks for up to `slots` more leases.
     RequestWork { slots: u32 },
@@ -45,8 +49,10 @@ pub enum Message {
 #[serde(deny_unknown_fields)]
 pub struct Hello {
     pub protocol_version: u32,
-    /// Persistent identity of the worker (its data directory keeps it).
+    /// The worker's peer id: derived from `public_key` (see `identity`).
     pub worker_id: String,
+    /// The worker's ed25519 public key, hex.
+    pub public_key: String,
     /// Cores the worker runs units on.
     pub cores: u32,
     /// wasmhive version and engine class, for logs.
@@ -104,6 +110,8 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Hello(_) => "hello",
+            Message::Challenge { .. } => "challenge",
+            Message::Proof { .. } => "proof",
             Message::Welcome { .. } => "welcome",
             Message::RequestWork { .. } => "request_work",
             Message::Leases { .. } => "leases",
@@ -121,6 +129,7 @@ impl Message {
     pub fn encoded_bytes_max(&self) -> usize {
         match self {
             Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
+            Message::Challenge { .. } | Message::Proof { .. } => 4 << 10,
             Message::RequestWork { .. } | Message::NoWork { .. } | Message::Goodbye { .. } => 4 << 10,
             Message::Acknowledged { .. } | Message::ReturnLeases { .. } | Message::Cancel { .. } => 1 << 20,
             Message::Leases { .. } | Message::Outcomes { .. } => TEXT_FRAME_BYTES_MAX,

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_coordinator::server::{Coordinator, serve};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
+use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hello, Message, PROTOCOL_VERSION, encode_message};
 use wasmhive_tests::grid::TempDir;
 use wasmhive_worker::{WorkerConfig, run_worker};
@@ -220,13 +221,23 @@ async fn open_idle_connection(
     index: usize,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.unwrap();
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    let key = PeerKey::from_secret(secret);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
-        worker_id: format!("idle-{index}"),
+        worker_id: key.peer_id(),
+        public_key: key.public_key_hex(),
         cores: 1,
         agent: "bench".into(),
     };
     socket.send(Frame::Text(encode_message(&Message::Hello(hello)).into())).await.unwrap();
+    let Some(Ok(Frame::Text(challenge))) = socket.next().await else { panic!("expected a challenge") };
+    let Ok(Message::Challenge { nonce }) = wasmhive_protocol::decode_message(&challenge) else {
+        panic!("a challenge")
+    };
+    let proof = Message::Proof { signature: key.sign_challenge(&nonce) };
+    socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
     let _welcome = socket.next().await;
     socket
 }

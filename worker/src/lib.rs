@@ -16,7 +16,7 @@ mod identity;
 mod module_store;
 mod session;
 
-pub use identity::worker_id;
+pub use identity::peer_key;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
 };
@@ -36,6 +37,7 @@ enum SessionEnd {
 
 struct Worker {
     config: WorkerConfig,
+    key: PeerKey,
     worker_id: String,
     pool: rayon::ThreadPool,
     sandbox: Arc<Sandbox>,
@@ -61,8 +63,8 @@ pub async fn run_worker(
 ) -> Result<(), WorkerError> {
     let url = websocket_url(&config.join)?;
     let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
-    let worker_id = identity::worker_id(&config.data_dir).map_err(directory_error)?;
-    let mut worker = Worker::new(config, worker_id)?;
+    let key = identity::peer_key(&config.data_dir).map_err(directory_error)?;
+    let mut worker = Worker::new(config, key)?;
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Backoff::new();
     tracing::info!(worker = %worker.worker_id, cpus = worker.config.cpus, %url, "worker starting");
@@ -92,7 +94,7 @@ pub async fn run_worker(
 }
 
 impl Worker {
-    fn new(config: WorkerConfig, worker_id: String) -> Result<Worker, WorkerError> {
+    fn new(config: WorkerConfig, key: PeerKey) -> Result<Worker, WorkerError> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.cpus.max(1))
             .thread_name(|index| format!("wasmhive-unit-{index}"))
@@ -108,7 +110,8 @@ impl Worker {
         Ok(Worker {
             modules: ModuleStore::new(config.data_dir.join("modules")),
             config,
-            worker_id,
+            worker_id: key.peer_id(),
+            key,
             pool,
             sandbox,
             not_started: NotStarted::default(),
@@ -163,6 +166,7 @@ impl Worker {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             worker_id: self.worker_id.clone(),
+            public_key: self.key.public_key_hex(),
             cores: self.config.cpus as u32,
             agent: format!(
                 "wasmhive/{} wasmtime/{}",
@@ -171,17 +175,13 @@ impl Worker {
             ),
         };
         send(socket, &Message::Hello(hello)).await?;
-        let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next())
-            .await
-            .map_err(|_| "no welcome within 10 s")?;
-        match frame {
-            Some(Ok(Frame::Text(text))) => match decode_message(&text) {
-                Ok(Message::Welcome { .. }) => Ok(()),
-                Ok(Message::Goodbye { reason }) => Err(format!("the owner refused us: {reason}")),
-                Ok(other) => Err(format!("expected welcome, got {}", other.kind())),
-                Err(error) => Err(error.to_string()),
-            },
-            _ => Err("the connection closed before welcome".into()),
+        let Message::Challenge { nonce } = receive_during_handshake(socket, "challenge").await? else {
+            return Err("expected a challenge".into());
+        };
+        send(socket, &Message::Proof { signature: self.key.sign_challenge(&nonce) }).await?;
+        match receive_during_handshake(socket, "welcome").await? {
+            Message::Welcome { .. } => Ok(()),
+            other => Err(format!("expected welcome, got {}", other.kind())),
         }
     }
 
@@ -364,6 +364,20 @@ impl Worker {
         let _ = socket.close(None).await;
         tracing::info!(unacknowledged = self.unacknowledged.len(), "worker stopped");
         SessionEnd::Shutdown
+    }
+}
+
+async fn receive_during_handshake(socket: &mut Socket, expected: &str) -> Result<Message, String> {
+    let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next())
+        .await
+        .map_err(|_| format!("no {expected} within 10 s"))?;
+    match frame {
+        Some(Ok(Frame::Text(text))) => match decode_message(&text) {
+            Ok(Message::Goodbye { reason }) => Err(format!("the owner refused us: {reason}")),
+            Ok(message) => Ok(message),
+            Err(error) => Err(error.to_string()),
+        },
+        _ => Err(format!("the connection closed before {expected}")),
     }
 }
 

@@ -12,6 +12,7 @@ use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrad
 use axum::response::Response;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmhive_protocol::identity::verify_challenge;
 use wasmhive_protocol::{
     BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message,
     encode_blob, encode_message,
@@ -36,10 +37,10 @@ pub async fn upgrade(State(coordinator): State<Arc<Coordinator>>, upgrade: WebSo
 type Ending = String;
 
 async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello_and_proof(&mut socket)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(ending)) => return close(socket, ending).await,
-        Err(_) => return close(socket, "no hello within 10 s".into()).await,
+        Err(_) => return close(socket, "no hello and proof within 10 s".into()).await,
     };
     let worker_id = hello.worker_id.clone();
     let welcome = Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: "coordinator".into() };
@@ -56,6 +57,30 @@ async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
         }
         close(socket, ending).await;
     }
+}
+
+/// `hello`, then a challenge the worker must sign with the key its peer id derives from.
+async fn receive_hello_and_proof(socket: &mut WebSocket) -> Result<Hello, Ending> {
+    let hello = receive_hello(socket).await?;
+    let nonce = new_nonce();
+    send(socket, &Message::Challenge { nonce: nonce.clone() }).await?;
+    let frame = socket.recv().await.ok_or("closed before the proof")?.map_err(|error| error.to_string())?;
+    let Frame::Text(text) = frame else { return Err("the proof must be a text frame".into()) };
+    match decode_message(&text) {
+        Ok(Message::Proof { signature }) => {
+            verify_challenge(&hello.worker_id, &hello.public_key, &nonce, &signature)
+                .map_err(|error| format!("identity refused: {error}"))?;
+            Ok(hello)
+        }
+        Ok(other) => Err(format!("expected proof, got {}", other.kind())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn new_nonce() -> String {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).expect("the OS random source works");
+    random.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hash, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
 };
@@ -15,10 +16,15 @@ use wasmhive_tests::grid::wait_until;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn hello(worker_id: &str) -> Frame {
+fn key(seed: u8) -> PeerKey {
+    PeerKey::from_secret([seed; 32])
+}
+
+fn hello(key: &PeerKey) -> Frame {
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
-        worker_id: worker_id.into(),
+        worker_id: key.peer_id(),
+        public_key: key.public_key_hex(),
         cores: 1,
         agent: "test".into(),
     };
@@ -29,12 +35,28 @@ async fn connect(address: SocketAddr) -> Socket {
     tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.expect("connecting").0
 }
 
+async fn next_message(socket: &mut Socket) -> Message {
+    let Some(Ok(Frame::Text(text))) = socket.next().await else { panic!("expected a text frame") };
+    wasmhive_protocol::decode_message(&text).expect("a message")
+}
+
+/// Connects and completes hello, challenge and proof as `key`.
+async fn connect_as(address: SocketAddr, key: &PeerKey) -> Socket {
+    let mut socket = connect(address).await;
+    socket.send(hello(key)).await.unwrap();
+    let Message::Challenge { nonce } = next_message(&mut socket).await else {
+        panic!("expected a challenge")
+    };
+    let proof = Message::Proof { signature: key.sign_challenge(&nonce) };
+    socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
+    assert!(matches!(next_message(&mut socket).await, Message::Welcome { .. }));
+    socket
+}
+
 /// A worker that speaks the protocol correctly but reports `999` for every unit, with a
 /// digest that matches its (wrong) output.
 async fn run_liar(address: SocketAddr, stop: Arc<AtomicBool>, lies: Arc<AtomicU64>) {
-    let mut socket = connect(address).await;
-    socket.send(hello("liar")).await.unwrap();
-    let _welcome = socket.next().await;
+    let mut socket = connect_as(address, &key(66)).await;
     while !stop.load(Ordering::Relaxed) {
         socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
         let Some(Ok(Frame::Text(text))) = socket.next().await else { return };
@@ -81,9 +103,13 @@ fn a_lying_worker_never_has_an_output_accepted() {
     check_primes_results(&grid.results(&job_id), end, step, 2);
 }
 
-/// Sends `frames` and returns everything the coordinator said before closing.
-async fn refusal(address: SocketAddr, frames: Vec<Frame>) -> String {
-    let mut socket = connect(address).await;
+/// Sends `frames` (after a completed handshake as `identity`, if given) and returns
+/// everything the coordinator said before closing.
+async fn refusal(address: SocketAddr, identity: Option<PeerKey>, frames: Vec<Frame>) -> String {
+    let mut socket = match &identity {
+        Some(key) => connect_as(address, key).await,
+        None => connect(address).await,
+    };
     for frame in frames {
         if socket.send(frame).await.is_err() {
             break;
@@ -109,22 +135,32 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
     let (end, step) = (3_000_000, 100_000);
     let job_id = grid.submit(&grid.primes_spec(end, step, 2), false);
     let stalled = runtime.block_on(async {
-        let mut stalled = connect(address).await;
-        stalled.send(hello("stalled")).await.unwrap();
+        let mut stalled = connect_as(address, &key(1)).await;
         let want = encode_message(&Message::Want { hash: Hash::of(task_modules::PRIMES) });
         for _ in 0..200 {
             stalled.send(Frame::Text(want.clone().into())).await.unwrap();
         }
         stalled
     });
-    let cases: Vec<(Vec<Frame>, &str)> = vec![
-        (vec![hello("g"), Frame::Text("{definitely not json".into())], "malformed"),
-        (vec![hello("u"), Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
-        (vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
+    let someone = key(2);
+    let impostor_hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: someone.peer_id(),
+        public_key: key(3).public_key_hex(),
+        cores: 1,
+        agent: "impostor".into(),
+    };
+    let forged_proof = Message::Proof { signature: key(3).sign_challenge("not the nonce") };
+    let cases: Vec<(Option<PeerKey>, Vec<Frame>, &str)> = vec![
+        (Some(key(4)), vec![Frame::Text("{definitely not json".into())], "malformed"),
+        (Some(key(5)), vec![Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
+        (Some(key(6)), vec![Frame::Binary(vec![0; 64].into())], "binary"),
+        (None, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
         (
+            None,
             vec![Frame::Text(
                 format!(
-                    r#"{{"type":"hello","body":{{"protocol_version":1,"worker_id":"big","cores":1,"agent":"{}"}}}}"#,
+                    r#"{{"type":"hello","body":{{"protocol_version":1,"worker_id":"big","public_key":"k","cores":1,"agent":"{}"}}}}"#,
                     "x".repeat(10_000)
                 )
                 .into(),
@@ -132,15 +168,25 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
             "larger than",
         ),
         (
+            None,
             vec![Frame::Text(
-                r#"{"type":"hello","body":{"protocol_version":99,"worker_id":"old","cores":1,"agent":"a"}}"#.into(),
+                r#"{"type":"hello","body":{"protocol_version":99,"worker_id":"old","public_key":"k","cores":1,"agent":"a"}}"#
+                    .into(),
             )],
             "protocol version",
         ),
-        (vec![hello("bin"), Frame::Binary(vec![0; 64].into())], "binary"),
+        (
+            None,
+            vec![
+                Frame::Text(encode_message(&Message::Hello(impostor_hello)).into()),
+                Frame::Text(encode_message(&forged_proof).into()),
+            ],
+            "identity refused",
+        ),
+        (None, vec![hello(&key(7)), Frame::Text(encode_message(&forged_proof).into())], "identity refused"),
     ];
-    for (frames, expected) in cases {
-        let said = runtime.block_on(refusal(address, frames));
+    for (identity, frames, expected) in cases {
+        let said = runtime.block_on(refusal(address, identity, frames));
         assert!(said.contains(expected), "expected {expected:?} in {said:?}");
     }
     grid.wait_for_completion(&job_id);
