@@ -18,6 +18,10 @@ struct Cli {
 enum Command {
     /// Start a local grid (a coordinator and two workers) and run a verified primes job.
     Demo(commands::demo::DemoArgs),
+    /// Own jobs and run units in one process; find other peers by gossip.
+    Peer(commands::peer::PeerArgs),
+    /// List the peers a peer knows, with spare slots.
+    Peers(commands::peers::PeersArgs),
     /// Own jobs: accept submissions, hand out units to workers, verify their outcomes.
     Coordinator(commands::coordinator::CoordinatorArgs),
     /// Donate CPU: run units for a coordinator.
@@ -40,6 +44,8 @@ fn main() {
     local::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Demo(arguments) => commands::demo::demo(arguments),
+        Command::Peer(arguments) => commands::peer::peer(arguments),
+        Command::Peers(arguments) => commands::peers::peers(arguments),
         Command::Coordinator(arguments) => commands::coordinator::coordinator(arguments),
         Command::Worker(arguments) => commands::worker::worker(arguments),
         Command::Submit(arguments) => commands::submit::submit(arguments),

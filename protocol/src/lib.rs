@@ -8,6 +8,7 @@
 pub mod api;
 pub mod base64_bytes;
 mod codec;
+pub mod gossip;
 mod hash;
 pub mod identity;
 mod messages;

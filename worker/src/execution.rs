@@ -42,6 +42,9 @@ pub enum Finished {
     Skipped,
 }
 
+/// Counts units running on the pool while it lives.
+pub struct RunningCount(pub Arc<std::sync::atomic::AtomicUsize>);
+
 /// Queues `lease` on the pool; its result arrives on `finished`.
 pub fn spawn_lease(
     pool: &rayon::ThreadPool,
@@ -50,6 +53,7 @@ pub fn spawn_lease(
     lease: Lease,
     not_started: NotStarted,
     finished: mpsc::UnboundedSender<Finished>,
+    running: RunningCount,
 ) {
     not_started.add(lease.lease_id);
     pool.spawn(move || {
@@ -57,7 +61,9 @@ pub fn spawn_lease(
             let _ = finished.send(Finished::Skipped);
             return;
         }
+        running.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let report = run_lease(&sandbox, &module, &lease);
+        running.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let _ = finished.send(Finished::Ran(Box::new(report)));
     });
 }

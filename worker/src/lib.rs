@@ -59,4 +59,4 @@ pub enum WorkerError {
     Pool(String),
 }
 
-pub use session::run_worker;
+pub use session::{Execution, run_owner_session, run_worker};

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use crate::execution::RunningCount;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
@@ -35,13 +38,59 @@ enum SessionEnd {
     Lost(String),
 }
 
-struct Worker {
+/// What every owner session of one worker (or peer) shares: identity, compute pool,
+/// sandbox and modules. Create it once; run one session per owner.
+pub struct Execution {
     config: WorkerConfig,
     key: PeerKey,
-    worker_id: String,
     pool: rayon::ThreadPool,
     sandbox: Arc<Sandbox>,
-    modules: ModuleStore,
+    modules: Mutex<ModuleStore>,
+    /// Units running right now (for the spare slots a peer advertises).
+    running: Arc<AtomicUsize>,
+}
+
+impl Execution {
+    pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
+        let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
+        let key = identity::peer_key(&config.data_dir).map_err(directory_error)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.cpus.max(1))
+            .thread_name(|index| format!("wasmhive-unit-{index}"))
+            .stack_size(8 << 20)
+            .build()
+            .map_err(|error| WorkerError::Pool(error.to_string()))?;
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+            artifact_dir: Some(config.data_dir.join("artifacts")),
+            ..SandboxConfig::default()
+        }));
+        Ok(Arc::new(Execution {
+            modules: Mutex::new(ModuleStore::new(config.data_dir.join("modules"))),
+            config,
+            key,
+            pool,
+            sandbox,
+            running: Arc::new(AtomicUsize::new(0)),
+        }))
+    }
+
+    pub fn peer_id(&self) -> String {
+        self.key.peer_id()
+    }
+
+    pub fn cores(&self) -> usize {
+        self.config.cpus.max(1)
+    }
+
+    /// Cores not running a unit right now.
+    pub fn spare_slots(&self) -> usize {
+        self.cores().saturating_sub(self.running.load(Ordering::Relaxed))
+    }
+}
+
+struct Worker {
+    execution: Arc<Execution>,
+    worker_id: String,
     not_started: NotStarted,
     finished_sender: mpsc::UnboundedSender<Finished>,
     finished: mpsc::UnboundedReceiver<Finished>,
@@ -61,13 +110,21 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
-    let url = websocket_url(&config.join)?;
-    let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
-    let key = identity::peer_key(&config.data_dir).map_err(directory_error)?;
-    let mut worker = Worker::new(config, key)?;
+    let join = config.join.clone();
+    run_owner_session(Execution::new(config)?, &join, shutdown).await
+}
+
+/// Works for the owner at `join` on a shared [`Execution`] until `shutdown` resolves.
+pub async fn run_owner_session(
+    execution: Arc<Execution>,
+    join: &str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
+    let url = websocket_url(join)?;
+    let mut worker = Worker::new(execution);
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Backoff::new();
-    tracing::info!(worker = %worker.worker_id, cpus = worker.config.cpus, %url, "worker starting");
+    tracing::info!(worker = %worker.worker_id, cpus = worker.execution.config.cpus, %url, "worker starting");
     loop {
         let connected = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
@@ -94,26 +151,12 @@ pub async fn run_worker(
 }
 
 impl Worker {
-    fn new(config: WorkerConfig, key: PeerKey) -> Result<Worker, WorkerError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.cpus.max(1))
-            .thread_name(|index| format!("wasmhive-unit-{index}"))
-            .stack_size(8 << 20)
-            .build()
-            .map_err(|error| WorkerError::Pool(error.to_string()))?;
-        let sandbox = Arc::new(Sandbox::new(SandboxConfig {
-            artifact_dir: Some(config.data_dir.join("artifacts")),
-            ..SandboxConfig::default()
-        }));
+    fn new(execution: Arc<Execution>) -> Worker {
         let (finished_sender, finished) = mpsc::unbounded_channel();
-        let prefetch_target = (config.cpus * config.prefetch_per_core).max(1);
-        Ok(Worker {
-            modules: ModuleStore::new(config.data_dir.join("modules")),
-            config,
-            worker_id: key.peer_id(),
-            key,
-            pool,
-            sandbox,
+        let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
+        Worker {
+            worker_id: execution.key.peer_id(),
+            execution,
             not_started: NotStarted::default(),
             finished_sender,
             finished,
@@ -124,7 +167,7 @@ impl Worker {
             prefetch_target,
             requested: false,
             retry_at: None,
-        })
+        }
     }
 
     async fn session(&mut self, mut socket: Socket, mut shutdown: Shutdown<'_>) -> SessionEnd {
@@ -166,8 +209,8 @@ impl Worker {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             worker_id: self.worker_id.clone(),
-            public_key: self.key.public_key_hex(),
-            cores: self.config.cpus as u32,
+            public_key: self.execution.key.public_key_hex(),
+            cores: self.execution.config.cpus as u32,
             agent: format!(
                 "wasmhive/{} wasmtime/{}",
                 env!("CARGO_PKG_VERSION"),
@@ -178,7 +221,7 @@ impl Worker {
         let Message::Challenge { nonce } = receive_during_handshake(socket, "challenge").await? else {
             return Err("expected a challenge".into());
         };
-        send(socket, &Message::Proof { signature: self.key.sign_challenge(&nonce) }).await?;
+        send(socket, &Message::Proof { signature: self.execution.key.sign_challenge(&nonce) }).await?;
         match receive_during_handshake(socket, "welcome").await? {
             Message::Welcome { .. } => Ok(()),
             other => Err(format!("expected welcome, got {}", other.kind())),
@@ -199,7 +242,7 @@ impl Worker {
             }
             Some(Ok(Frame::Binary(bytes))) => {
                 let (hash, bytes) = decode_blob(&bytes).map_err(|error| error.to_string())?;
-                let module = self.modules.insert(hash, bytes);
+                let module = self.execution.modules.lock().expect("module store lock").insert(hash, bytes);
                 for lease in self.waiting_for_module.remove(&hash).unwrap_or_default() {
                     self.dispatch(module.clone(), lease);
                 }
@@ -246,7 +289,8 @@ impl Worker {
     }
 
     async fn accept_lease(&mut self, socket: &mut Socket, lease: Lease) -> Result<(), String> {
-        if let Some(module) = self.modules.get(&lease.module) {
+        let known = self.execution.modules.lock().expect("module store lock").get(&lease.module);
+        if let Some(module) = known {
             self.dispatch(module, lease);
             return Ok(());
         }
@@ -261,14 +305,15 @@ impl Worker {
 
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {
         self.in_pool += 1;
-        let sandbox = self.sandbox.clone();
+        let execution = &self.execution;
         spawn_lease(
-            &self.pool,
-            sandbox,
+            &execution.pool,
+            execution.sandbox.clone(),
             module,
             lease,
             self.not_started.clone(),
             self.finished_sender.clone(),
+            RunningCount(execution.running.clone()),
         );
     }
 
@@ -335,7 +380,7 @@ impl Worker {
         {
             return SessionEnd::Shutdown;
         }
-        let grace_ends = Instant::now() + self.config.grace;
+        let grace_ends = Instant::now() + self.execution.config.grace;
         while self.in_pool > 0 {
             match tokio::time::timeout_at(grace_ends.into(), self.finished.recv()).await {
                 Ok(Some(finished)) => self.record_finished(finished),

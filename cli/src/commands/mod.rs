@@ -3,6 +3,8 @@
 pub mod cancel;
 pub mod coordinator;
 pub mod demo;
+pub mod peer;
+pub mod peers;
 pub mod results;
 pub mod run;
 pub mod status;

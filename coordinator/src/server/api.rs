@@ -21,7 +21,8 @@ impl IntoResponse for ApiProblem {
     }
 }
 
-fn authorize(coordinator: &Coordinator, headers: &HeaderMap) -> Result<(), ApiProblem> {
+/// Checks the bearer token; the error says where the token is.
+pub fn authorize(coordinator: &Coordinator, headers: &HeaderMap) -> Result<(), ApiProblem> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -12,7 +12,8 @@ mod job_runtime;
 mod state;
 mod worker_connection;
 
-pub use state::{Coordinator, CoordinatorError};
+pub use api::authorize;
+pub use state::{ApiProblem, Coordinator, CoordinatorError};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +35,16 @@ pub async fn serve(
     coordinator: Arc<Coordinator>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, coordinator, Router::new(), shutdown).await
+}
+
+/// [`serve`] with more routes on the same port (a peer adds its mesh endpoint).
+pub async fn serve_with(
+    listener: TcpListener,
+    coordinator: Arc<Coordinator>,
+    extra_routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
     let router = Router::new()
         .route("/ws", get(worker_connection::upgrade))
@@ -42,7 +53,8 @@ pub async fn serve(
         .route("/api/jobs/{job_id}/results", get(api::job_results))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
-        .with_state(coordinator);
+        .with_state(coordinator)
+        .merge(extra_routes);
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     expiry.abort();
     result

@@ -1,0 +1,38 @@
+//! `wasmhive peers`: the peers a peer knows, its neighbours, their spare slots.
+
+use crate::client::Connection;
+use clap::Args;
+use wasmhive_protocol::gossip::PeerRow;
+
+#[derive(Args)]
+pub struct PeersArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn peers(arguments: PeersArgs) -> anyhow::Result<i32> {
+    let rows: Vec<PeerRow> = arguments.connection.client()?.get("/api/peers")?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!("{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}", "PEER", "ADDRESS", "CORES", "SPARE", "NEIGHBOUR", "HEARD", "REPUTATION");
+    for row in rows {
+        let heard = row.heard_ms_ago.map_or("gossip".to_string(), |ago| format!("{:.1}s ago", ago as f64 / 1000.0));
+        let reputation = row.reputation.map_or("-".to_string(), |value| format!("{value:.2}"));
+        println!(
+            "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}",
+            row.peer_id,
+            row.address.unwrap_or_else(|| "(nat)".into()),
+            row.cores,
+            row.spare_slots,
+            if row.neighbour { "yes" } else { "" },
+            heard,
+            reputation
+        );
+    }
+    Ok(0)
+}

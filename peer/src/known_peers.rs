@@ -1,0 +1,29 @@
+//! The peer list saved in `DATA/peers.json`, so a restarted peer rejoins without `--join`.
+
+use crate::PeerState;
+use wasmhive_protocol::gossip::PeerInfo;
+
+const FILE: &str = "peers.json";
+
+pub fn load_into(state: &PeerState) {
+    let Ok(text) = std::fs::read_to_string(state.data_dir.join(FILE)) else { return };
+    let Ok(peers) = serde_json::from_str::<Vec<PeerInfo>>(&text) else {
+        tracing::warn!("ignoring an unreadable {FILE}");
+        return;
+    };
+    let now_ms = state.now_ms();
+    let mut membership = state.membership.lock().expect("membership lock");
+    for peer in peers {
+        membership.learn(peer, now_ms);
+    }
+}
+
+pub fn save(state: &PeerState) {
+    let peers = state.membership.lock().expect("membership lock").known_peers();
+    let path = state.data_dir.join(FILE);
+    let temporary = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(&peers).expect("peer lists serialise");
+    if std::fs::write(&temporary, text).is_ok() {
+        let _ = std::fs::rename(&temporary, &path);
+    }
+}

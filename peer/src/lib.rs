@@ -1,0 +1,117 @@
+//! A peer: owner (coordinator) and worker in one process, on one port, finding other peers
+//! by gossip and pulling work from whichever owners announce it.
+//!
+//! - `membership.rs`: the sans-IO membership state (known peers, neighbours, haves).
+//! - `mesh.rs`: the `/mesh` endpoint (one push-pull gossip exchange per WebSocket) and
+//!   `/api/peers`; `gossip.rs` the task that starts exchanges every second.
+//! - `puller.rs`: one worker session per owner with pending work (our own included), all
+//!   on one shared compute pool.
+//! - `known_peers.rs`: the peer list saved in the data directory for the next start.
+
+mod gossip;
+mod known_peers;
+pub mod membership;
+mod mesh;
+mod puller;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+use wasmhive_coordinator::server::{Coordinator, serve_with};
+use wasmhive_protocol::gossip::PeerInfo;
+use wasmhive_worker::{Execution, WorkerConfig};
+
+/// How a peer runs.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// `HOST:PORT` to listen on; `None` behind NAT: outbound connections only (it still runs
+    /// units for others, but cannot own jobs others can reach).
+    pub listen: Option<String>,
+    /// Addresses (`HOST:PORT`) to introduce us to the mesh.
+    pub join: Vec<String>,
+    pub cpus: usize,
+    pub data_dir: PathBuf,
+}
+
+/// A problem that stops the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Coordinator(#[from] wasmhive_coordinator::server::CoordinatorError),
+    #[error(transparent)]
+    Worker(#[from] wasmhive_worker::WorkerError),
+    #[error("cannot listen on {address}: {source}; pick another --listen address")]
+    Listen { address: String, source: std::io::Error },
+}
+
+/// State the peer's tasks share.
+pub struct PeerState {
+    pub coordinator: Arc<Coordinator>,
+    pub execution: Arc<Execution>,
+    pub membership: Mutex<membership::Membership>,
+    pub started: Instant,
+    pub data_dir: PathBuf,
+}
+
+impl PeerState {
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// Runs a peer until `shutdown` resolves. `on_listening` gets the bound address.
+pub async fn run_peer(
+    config: PeerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(Option<std::net::SocketAddr>),
+) -> Result<(), PeerError> {
+    let coordinator = Coordinator::open(&config.data_dir)?;
+    let mut worker_config = WorkerConfig::new(String::new(), config.data_dir.clone());
+    worker_config.cpus = config.cpus.max(1);
+    let execution = Execution::new(worker_config)?;
+    let listener = match &config.listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| PeerError::Listen { address: address.clone(), source })?,
+        ),
+        None => None,
+    };
+    let local_address = listener.as_ref().and_then(|listener| listener.local_addr().ok());
+    let me = PeerInfo {
+        peer_id: execution.peer_id(),
+        address: local_address.map(|address| address.to_string()),
+        cores: execution.cores() as u32,
+        spare_slots: execution.spare_slots() as u32,
+    };
+    let state = Arc::new(PeerState {
+        coordinator: coordinator.clone(),
+        execution,
+        membership: Mutex::new(membership::Membership::new(me)),
+        started: Instant::now(),
+        data_dir: config.data_dir.clone(),
+    });
+    known_peers::load_into(&state);
+    on_listening(local_address);
+    let (stop, stopped) = watch::channel(false);
+    let server = listener.map(|listener| {
+        let routes = mesh::routes(state.clone());
+        tokio::spawn(serve_with(listener, coordinator, routes, wait_for(stopped.clone())))
+    });
+    let gossip = tokio::spawn(gossip::run(state.clone(), config.join.clone(), wait_for(stopped.clone())));
+    let puller = tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone())));
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = puller.await;
+    let _ = gossip.await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    known_peers::save(&state);
+    Ok(())
+}
+
+pub async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
