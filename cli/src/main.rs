@@ -34,13 +34,16 @@ enum Command {
     Results(commands::results::ResultsArgs),
     /// Stop a job.
     Cancel(commands::cancel::CancelArgs),
+    /// Simulate parts of the grid with the real code and no sockets (e.g. `simulate mesh`).
+    Simulate(commands::simulate::SimulateArgs),
     /// Run one unit of a task module locally, exactly as the grid's sandbox runs it.
     Run(commands::run::RunArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Run(_) | Command::Submit(_));
+    let quiet =
+        matches!(cli.command, Command::Demo(_) | Command::Run(_) | Command::Submit(_) | Command::Simulate(_));
     local::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Demo(arguments) => commands::demo::demo(arguments),
@@ -53,6 +56,7 @@ fn main() {
         Command::Results(arguments) => commands::results::results(arguments),
         Command::Cancel(arguments) => commands::cancel::cancel(arguments),
         Command::Run(arguments) => commands::run::run(arguments),
+        Command::Simulate(arguments) => commands::simulate::simulate(arguments),
     };
     match result {
         Ok(code) => std::process::exit(code),

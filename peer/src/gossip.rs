@@ -79,7 +79,8 @@ fn announce_own_work(state: &PeerState) {
 async fn exchange(address: &str, gossip: &Gossip) -> Result<Gossip, String> {
     let url = format!("ws://{address}/mesh");
     let exchange = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|error| error.to_string())?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(&url).await.map_err(|error| error.to_string())?;
         let text = serde_json::to_string(gossip).expect("gossip serialises");
         socket.send(Frame::Text(text.into())).await.map_err(|error| error.to_string())?;
         let answer = match socket.next().await {

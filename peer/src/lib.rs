@@ -12,6 +12,7 @@ mod gossip;
 mod known_peers;
 pub mod membership;
 mod mesh;
+pub mod mesh_simulation;
 mod puller;
 
 use std::path::PathBuf;
@@ -21,6 +22,11 @@ use tokio::sync::watch;
 use wasmhive_coordinator::server::{Coordinator, serve_with};
 use wasmhive_protocol::gossip::PeerInfo;
 use wasmhive_worker::{Execution, WorkerConfig};
+
+/// How often a peer starts a gossip exchange.
+pub fn gossip_interval() -> std::time::Duration {
+    gossip::GOSSIP_INTERVAL
+}
 
 /// How a peer runs.
 #[derive(Clone, Debug)]

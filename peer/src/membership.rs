@@ -116,7 +116,9 @@ impl Membership {
 
     fn receive_have(&mut self, have: Have, now_ms: u64) {
         let keep = match self.haves.get(&have.job_id) {
-            Some(existing) => have.ttl >= existing.have.ttl || now_ms > existing.received_ms + HAVE_LIFETIME_MS / 2,
+            Some(existing) => {
+                have.ttl >= existing.have.ttl || now_ms > existing.received_ms + HAVE_LIFETIME_MS / 2
+            }
             None => true,
         };
         if keep {
@@ -143,7 +145,8 @@ impl Membership {
     /// peer in place of a neighbour, so the neighbour set keeps refreshing.
     pub fn next_exchange(&mut self, random: &mut fastrand::Rng) -> Option<PeerInfo> {
         if !self.known.is_empty() && random.u32(0..4) == 0 {
-            let outsiders: Vec<&String> = self.known.keys().filter(|id| !self.neighbours.contains(*id)).collect();
+            let outsiders: Vec<&String> =
+                self.known.keys().filter(|id| !self.neighbours.contains(*id)).collect();
             if !outsiders.is_empty() {
                 let chosen = outsiders[random.usize(..outsiders.len())].clone();
                 if self.neighbours.len() >= NEIGHBOURS_MAX {
@@ -178,7 +181,9 @@ impl Membership {
         let forgotten: Vec<String> = self
             .known
             .iter()
-            .filter(|(_, known)| known.mentioned_ms.max(known.heard_ms.unwrap_or(0)) + FORGET_AFTER_MS < now_ms)
+            .filter(|(_, known)| {
+                known.mentioned_ms.max(known.heard_ms.unwrap_or(0)) + FORGET_AFTER_MS < now_ms
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in forgotten {
@@ -186,7 +191,8 @@ impl Membership {
             self.neighbours.remove(&id);
         }
         let me = self.me.peer_id.clone();
-        self.haves.retain(|_, record| record.have.owner_id == me || record.received_ms + HAVE_LIFETIME_MS > now_ms);
+        self.haves
+            .retain(|_, record| record.have.owner_id == me || record.received_ms + HAVE_LIFETIME_MS > now_ms);
         self.fill_neighbours();
     }
 
@@ -224,7 +230,9 @@ impl Membership {
 
     fn fill_neighbours(&mut self) {
         while self.neighbours.len() < NEIGHBOURS_MAX.min(self.known.len()) {
-            let Some(id) = self.known.keys().find(|id| !self.neighbours.contains(*id)).cloned() else { break };
+            let Some(id) = self.known.keys().find(|id| !self.neighbours.contains(*id)).cloned() else {
+                break;
+            };
             self.neighbours.insert(id);
         }
     }
@@ -235,5 +243,66 @@ impl Membership {
             self.known.remove(&id);
             self.neighbours.remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(index: u32) -> PeerInfo {
+        PeerInfo {
+            peer_id: format!("p{index}"),
+            address: Some(format!("127.0.0.1:{}", 7000 + index)),
+            cores: 1,
+            spare_slots: 1,
+        }
+    }
+
+    fn have(owner: u32, ttl: u8) -> Have {
+        Have {
+            job_id: format!("job-{owner}"),
+            owner_id: format!("p{owner}"),
+            owner_address: "a:1".into(),
+            pending: 5,
+            ttl,
+        }
+    }
+
+    #[test]
+    fn a_neighbour_that_stops_answering_is_dropped_and_we_never_list_ourselves() {
+        let mut membership = Membership::new(peer(0));
+        membership.learn(peer(0), 0);
+        membership.learn(peer(1), 0);
+        membership.learn(peer(2), 0);
+        assert_eq!(membership.known_count(), 2);
+        for _ in 0..FAILURES_MAX {
+            membership.exchange_failed("p1");
+        }
+        assert_eq!(membership.known_count(), 1);
+        assert!(membership.view(0).iter().all(|view| view.info.peer_id == "p2" && view.neighbour));
+    }
+
+    #[test]
+    fn haves_travel_with_a_shrinking_ttl_and_expire() {
+        let mut membership = Membership::new(peer(0));
+        membership.receive(Gossip { from: peer(1), peers: vec![], haves: vec![have(1, 2), have(2, 0)] }, 0);
+        assert_eq!(membership.owners_with_work().len(), 2);
+        let forwarded = membership.gossip(&mut fastrand::Rng::with_seed(1)).haves;
+        assert_eq!(forwarded, vec![have(1, 1)], "ttl 0 haves are not forwarded");
+        membership.expire(HAVE_LIFETIME_MS + 1);
+        assert!(membership.owners_with_work().is_empty());
+    }
+
+    #[test]
+    fn neighbours_stay_bounded_and_silent_peers_are_forgotten() {
+        let mut membership = Membership::new(peer(0));
+        for index in 1..=40 {
+            membership.learn(peer(index), 0);
+        }
+        let neighbours = membership.view(0).iter().filter(|view| view.neighbour).count();
+        assert_eq!(neighbours, NEIGHBOURS_MAX);
+        membership.expire(FORGET_AFTER_MS + 1);
+        assert_eq!(membership.known_count(), 0);
     }
 }

@@ -95,6 +95,9 @@ pub struct UnitResult {
     pub output_base64: Option<String>,
     pub digest: Option<Hash>,
     pub replicas: u32,
+    /// The peers (worker ids) whose replicas matched the canonical result.
+    #[serde(default)]
+    pub replica_peers: Vec<String>,
     /// Why the unit failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub failure: Option<String>,

@@ -2,6 +2,7 @@
 //! return outcomes, reconnect when the connection drops, and shut down gracefully.
 
 use crate::connection::{Backoff, Socket, connect, websocket_url};
+use crate::execution::RunningCount;
 use crate::execution::{Finished, NotStarted, spawn_lease};
 use crate::module_store::ModuleStore;
 use crate::{WorkerConfig, WorkerError, identity};
@@ -10,12 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use crate::execution::RunningCount;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,

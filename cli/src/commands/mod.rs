@@ -7,6 +7,7 @@ pub mod peer;
 pub mod peers;
 pub mod results;
 pub mod run;
+pub mod simulate;
 pub mod status;
 pub mod submit;
 pub mod worker;

@@ -27,9 +27,11 @@ pub struct PeerArgs {
 
 pub fn peer(arguments: PeerArgs) -> anyhow::Result<i32> {
     let data_dir = data_dir(arguments.data);
-    let cpus = arguments.cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
+    let cpus =
+        arguments.cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()));
     anyhow::ensure!(cpus >= 1, "--cpus must be at least 1");
-    let join = arguments.join.iter().map(|address| address.trim_start_matches("http://").to_string()).collect();
+    let join =
+        arguments.join.iter().map(|address| address.trim_start_matches("http://").to_string()).collect();
     let config = PeerConfig {
         listen: (!arguments.no_listen).then_some(arguments.listen),
         join,

@@ -19,9 +19,13 @@ pub fn peers(arguments: PeersArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
-    println!("{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}", "PEER", "ADDRESS", "CORES", "SPARE", "NEIGHBOUR", "HEARD", "REPUTATION");
+    println!(
+        "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}",
+        "PEER", "ADDRESS", "CORES", "SPARE", "NEIGHBOUR", "HEARD", "REPUTATION"
+    );
     for row in rows {
-        let heard = row.heard_ms_ago.map_or("gossip".to_string(), |ago| format!("{:.1}s ago", ago as f64 / 1000.0));
+        let heard =
+            row.heard_ms_ago.map_or("gossip".to_string(), |ago| format!("{:.1}s ago", ago as f64 / 1000.0));
         let reputation = row.reputation.map_or("-".to_string(), |value| format!("{value:.2}"));
         println!(
             "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}",

@@ -129,6 +129,7 @@ fn unit_result(label: String, result: crate::store::StoredResult) -> UnitResult 
         output_base64,
         digest: result.digest,
         replicas: result.replicas,
+        replica_peers: result.replica_workers,
         failure: result.failure,
     }
 }

@@ -60,6 +60,8 @@ pub struct OutcomeToCommit<'a> {
 #[derive(Clone, Debug)]
 pub struct StoredResult {
     pub unit_index: u64,
+    /// Workers whose replicas matched the canonical digest.
+    pub replica_workers: Vec<String>,
     pub status: Status,
     pub digest: Option<Hash>,
     pub output: Vec<u8>,
@@ -346,6 +348,7 @@ impl Store {
         while let Some(row) = rows.next()? {
             let digest: Option<String> = row.get(2)?;
             results.push(StoredResult {
+                replica_workers: Vec::new(),
                 unit_index: row.get::<_, i64>(0)? as u64,
                 status: schema::status_from_json(&row.get::<_, String>(1)?)?,
                 digest: digest.as_deref().map(schema::hash_from_hex).transpose()?,
@@ -354,15 +357,22 @@ impl Store {
                 failure: row.get(5)?,
             });
         }
+        drop(rows);
+        for result in &mut results {
+            if let Some(digest) = &result.digest {
+                result.replica_workers = self.replica_workers(job_id, result.unit_index, digest)?;
+            }
+        }
         Ok(results)
     }
 
-    /// Distinct workers whose replicas of `unit_index` are stored (for tests and audits).
-    pub fn replica_workers(&self, job_id: &str, unit_index: u64) -> StoreResult<Vec<String>> {
-        let mut select = self
-            .connection
-            .prepare("SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 ORDER BY rowid")?;
-        let workers = select.query_map(params![job_id, unit_index as i64], |row| row.get(0))?;
+    /// Workers whose replicas of `unit_index` produced `digest`.
+    pub fn replica_workers(&self, job_id: &str, unit_index: u64, digest: &Hash) -> StoreResult<Vec<String>> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3 ORDER BY rowid",
+        )?;
+        let workers =
+            select.query_map(params![job_id, unit_index as i64, digest.to_hex()], |row| row.get(0))?;
         Ok(workers.collect::<Result<_, _>>()?)
     }
 }
