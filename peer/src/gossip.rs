@@ -14,8 +14,6 @@ use wasmhive_protocol::gossip::{Gossip, Have};
 
 pub const GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Save the peer list every this many rounds.
-const SAVE_EVERY_ROUNDS: u64 = 10;
 
 pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future<Output = ()>) {
     let mut random = fastrand::Rng::new();
@@ -49,9 +47,8 @@ pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future
                 }
             }
         }
-        if round % SAVE_EVERY_ROUNDS == 0 {
-            known_peers::save(&state);
-        }
+        // A small file, so a peer that is killed still rejoins on its next start.
+        known_peers::save(&state);
     }
 }
 

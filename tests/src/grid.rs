@@ -64,6 +64,23 @@ pub fn start_coordinator(data: &Path, listen: &str) -> (Running, SocketAddr) {
     std::fs::create_dir_all(data).expect("coordinator data directory");
     let log = data.join(format!("coordinator-{}.log", unique_suffix()));
     let running = spawn_logged(&["coordinator", "--listen", listen, "--data", data.to_str().unwrap()], log);
+    wait_for_address(running)
+}
+
+/// Starts `wasmhive peer` on `listen`, joining through `join` (if any), with one core.
+pub fn start_peer(data: &Path, listen: &str, join: Option<SocketAddr>) -> (Running, SocketAddr) {
+    std::fs::create_dir_all(data).expect("peer data directory");
+    let log = data.join(format!("peer-{}.log", unique_suffix()));
+    let mut args = vec!["peer", "--listen", listen, "--data", data.to_str().unwrap(), "--cpus", "1"];
+    let join = join.map(|address| address.to_string());
+    if let Some(join) = &join {
+        args.extend(["--join", join]);
+    }
+    wait_for_address(spawn_logged(&args, log))
+}
+
+/// Waits for the "listening on http://ADDR" line of a coordinator or peer.
+fn wait_for_address(running: Running) -> (Running, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = running.log_text();
@@ -71,7 +88,7 @@ pub fn start_coordinator(data: &Path, listen: &str) -> (Running, SocketAddr) {
             let address = rest.split_whitespace().next().expect("an address follows");
             return (running, address.parse().expect("a socket address"));
         }
-        assert!(Instant::now() < deadline, "the coordinator did not start:\n{text}");
+        assert!(Instant::now() < deadline, "the process did not start:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

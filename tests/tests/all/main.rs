@@ -7,5 +7,6 @@ mod grid_jobs;
 mod grid_support;
 mod hostile_guests;
 mod job_specs;
+mod peer_mesh;
 mod sandbox_determinism;
 mod task_answers;

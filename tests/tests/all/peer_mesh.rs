@@ -1,0 +1,107 @@
+//! Peers on distinct loopback addresses (127.0.0.x): the mesh forms by gossip, jobs
+//! submitted to any peer complete with replicas on distinct peers, and the mesh survives
+//! losing its bootstrap peer and peers that crash and come back.
+
+use crate::grid_support::{check_primes_results, primes_spec, results, status, submit};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmhive_protocol::gossip::PeerRow;
+use wasmhive_tests::grid::{Running, TempDir, start_peer, wait_until, wasmhive};
+
+struct TestPeer {
+    process: Running,
+    address: SocketAddr,
+    data: PathBuf,
+}
+
+/// `count` peers with one core each: peer 0 on 127.0.0.1 is the bootstrap, peer k listens
+/// on 127.0.0.(k+1) and joins through peer 0.
+fn start_mesh(directory: &TempDir, count: usize) -> Vec<TestPeer> {
+    let mut peers: Vec<TestPeer> = Vec::new();
+    for index in 0..count {
+        let data = directory.path().join(format!("peer-{index}"));
+        let join = peers.first().map(|bootstrap| bootstrap.address);
+        let (process, address) = start_peer(&data, &format!("127.0.0.{}:0", index + 1), join);
+        peers.push(TestPeer { process, address, data });
+    }
+    for peer in &peers {
+        wait_until(Duration::from_secs(30), "every peer to learn the mesh", || {
+            known_peers(peer).len() >= count - 1
+        });
+    }
+    peers
+}
+
+fn known_peers(peer: &TestPeer) -> Vec<PeerRow> {
+    let address = peer.address.to_string();
+    let output = wasmhive(&["peers", "--json", "--to", &address, "--data", peer.data.to_str().unwrap()]);
+    if !output.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&output.stdout).unwrap_or_default()
+}
+
+fn wait_for_completion(peer: &TestPeer, job_id: &str) {
+    wait_until(Duration::from_secs(120), "the job to complete", || {
+        status(peer.address, &peer.data, job_id).state == "completed"
+    });
+}
+
+#[test]
+fn six_peers_complete_two_jobs_submitted_to_two_peers_at_once() {
+    let directory = TempDir::new("six-peers");
+    let peers = start_mesh(&directory, 6);
+    let (end, step) = (3_000_000, 100_000);
+    let spec = primes_spec(directory.path(), end, step, 2);
+    let first = submit(peers[1].address, &peers[1].data, &spec, false);
+    let second = submit(peers[2].address, &peers[2].data, &spec, false);
+    wait_for_completion(&peers[1], &first);
+    wait_for_completion(&peers[2], &second);
+    let mut helpers = std::collections::HashSet::new();
+    for (peer, job_id) in [(&peers[1], &first), (&peers[2], &second)] {
+        let units = results(peer.address, &peer.data, job_id);
+        check_primes_results(&units, end, step, 2);
+        helpers.extend(units.iter().flat_map(|unit| unit.replica_peers.clone()));
+    }
+    assert!(helpers.len() >= 3, "work spread over the mesh, not only over the two owners: {helpers:?}");
+}
+
+#[test]
+fn the_mesh_outlives_its_bootstrap_peer() {
+    let directory = TempDir::new("bootstrap-dies");
+    let mut peers = start_mesh(&directory, 4);
+    peers[0].process.kill();
+    let (end, step) = (2_000_000, 100_000);
+    let job_id =
+        submit(peers[2].address, &peers[2].data, &primes_spec(directory.path(), end, step, 2), false);
+    wait_for_completion(&peers[2], &job_id);
+    check_primes_results(&results(peers[2].address, &peers[2].data, &job_id), end, step, 2);
+}
+
+#[test]
+fn two_peers_killed_and_restarted_during_a_job_lose_nothing() {
+    let directory = TempDir::new("peers-restart");
+    let mut peers = start_mesh(&directory, 4);
+    let (end, step) = (6_000_000, 100_000);
+    let owner = 1;
+    let job_id =
+        submit(peers[owner].address, &peers[owner].data, &primes_spec(directory.path(), end, step, 2), false);
+    wait_until(Duration::from_secs(60), "some verified units", || {
+        status(peers[owner].address, &peers[owner].data, &job_id).verified >= 5
+    });
+    for index in [2, 3] {
+        peers[index].process.kill();
+    }
+    for index in [2, 3] {
+        // No --join: a restarted peer finds the mesh from the peer list it saved.
+        let (process, address) = start_peer(&peers[index].data, &peers[index].address.to_string(), None);
+        assert_eq!(address, peers[index].address);
+        peers[index].process = process;
+    }
+    wait_for_completion(&peers[owner], &job_id);
+    check_primes_results(&results(peers[owner].address, &peers[owner].data, &job_id), end, step, 2);
+    wait_until(Duration::from_secs(30), "the restarted peers to rejoin", || {
+        known_peers(&peers[2]).len() >= 2
+    });
+}
