@@ -79,6 +79,17 @@ pub fn start_peer(data: &Path, listen: &str, join: Option<SocketAddr>) -> (Runni
     wait_for_address(spawn_logged(&args, log))
 }
 
+/// Starts `wasmhive peer --no-listen` (behind NAT: outbound connections only) joining `join`.
+pub fn start_peer_behind_nat(data: &Path, join: SocketAddr) -> Running {
+    std::fs::create_dir_all(data).expect("peer data directory");
+    let log = data.join(format!("peer-{}.log", unique_suffix()));
+    let join = join.to_string();
+    spawn_logged(
+        &["peer", "--no-listen", "--join", &join, "--data", data.to_str().unwrap(), "--cpus", "1"],
+        log,
+    )
+}
+
 /// Waits for the "listening on http://ADDR" line of a coordinator or peer.
 fn wait_for_address(running: Running) -> (Running, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);

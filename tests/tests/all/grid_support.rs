@@ -134,6 +134,13 @@ pub fn check_primes_results(results: &[UnitResult], end: u64, step: u64, quorum:
         assert_eq!(result.unit, index as u64, "units in order, none twice, none missing");
         assert_eq!(result.state, "success", "unit {}: {:?}", result.unit, result.failure);
         assert!(result.replicas >= quorum, "unit {} accepted with {} replicas", result.unit, result.replicas);
+        let distinct: std::collections::HashSet<&String> = result.replica_peers.iter().collect();
+        assert!(
+            distinct.len() as u32 >= quorum && distinct.len() == result.replica_peers.len(),
+            "unit {}: matching replicas must come from {quorum} distinct peers: {:?}",
+            result.unit,
+            result.replica_peers
+        );
         let start = index as u64 * step;
         let expected = task_kernels::primes::count_primes(start, (start + step).min(end));
         assert_eq!(result.output.as_deref(), Some(format!("{expected}\n").as_str()), "unit {}", result.unit);

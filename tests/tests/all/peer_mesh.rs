@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_protocol::gossip::PeerRow;
-use wasmhive_tests::grid::{Running, TempDir, start_peer, wait_until, wasmhive};
+use wasmhive_tests::grid::{Running, TempDir, start_peer, start_peer_behind_nat, wait_until, wasmhive};
 
 struct TestPeer {
     process: Running,
@@ -104,4 +104,18 @@ fn two_peers_killed_and_restarted_during_a_job_lose_nothing() {
     wait_until(Duration::from_secs(30), "the restarted peers to rejoin", || {
         known_peers(&peers[2]).len() >= 2
     });
+}
+
+#[test]
+fn a_peer_behind_nat_runs_units_with_outbound_connections_only() {
+    let directory = TempDir::new("nat-peer");
+    let peers = start_mesh(&directory, 2);
+    let _behind_nat = start_peer_behind_nat(&directory.path().join("behind-nat"), peers[0].address);
+    let (end, step) = (1_000_000, 100_000);
+    let spec = primes_spec(directory.path(), end, step, 3);
+    let job_id = submit(peers[0].address, &peers[0].data, &spec, false);
+    wait_for_completion(&peers[0], &job_id);
+    // Quorum 3 with two listening peers: every unit needed the peer behind NAT as well
+    // (check_primes_results checks 3 distinct replica peers per unit).
+    check_primes_results(&results(peers[0].address, &peers[0].data, &job_id), end, step, 3);
 }
