@@ -66,12 +66,30 @@ impl PeerState {
     }
 }
 
-/// Runs a peer until `shutdown` resolves. `on_listening` gets the bound address.
-pub async fn run_peer(
-    config: PeerConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(Option<std::net::SocketAddr>),
-) -> Result<(), PeerError> {
+/// A started peer: its coordinator (to submit jobs in-process), its address, and the
+/// handles to stop it.
+pub struct RunningPeer {
+    pub coordinator: Arc<Coordinator>,
+    pub address: Option<std::net::SocketAddr>,
+    state: Arc<PeerState>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningPeer {
+    /// Stops the peer's tasks (workers drain within their grace period) and saves its peers.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        known_peers::save(&self.state);
+    }
+}
+
+/// Starts a peer: binds, opens its store and identity, and spawns the server, gossip and
+/// puller tasks.
+pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     let coordinator = Coordinator::open(&config.data_dir)?;
     let mut worker_config = WorkerConfig::new(String::new(), config.data_dir.clone());
     worker_config.cpus = config.cpus.max(1);
@@ -84,10 +102,10 @@ pub async fn run_peer(
         ),
         None => None,
     };
-    let local_address = listener.as_ref().and_then(|listener| listener.local_addr().ok());
+    let address = listener.as_ref().and_then(|listener| listener.local_addr().ok());
     let me = PeerInfo {
         peer_id: execution.peer_id(),
-        address: local_address.map(|address| address.to_string()),
+        address: address.map(|address| address.to_string()),
         cores: execution.cores() as u32,
         spare_slots: execution.spare_slots() as u32,
     };
@@ -99,22 +117,33 @@ pub async fn run_peer(
         data_dir: config.data_dir.clone(),
     });
     known_peers::load_into(&state);
-    on_listening(local_address);
     let (stop, stopped) = watch::channel(false);
-    let server = listener.map(|listener| {
+    let mut tasks = vec![
+        tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone()))),
+        tokio::spawn(gossip::run(state.clone(), config.join.clone(), wait_for(stopped.clone()))),
+    ];
+    if let Some(listener) = listener {
         let routes = mesh::routes(state.clone());
-        tokio::spawn(serve_with(listener, coordinator, routes, wait_for(stopped.clone())))
-    });
-    let gossip = tokio::spawn(gossip::run(state.clone(), config.join.clone(), wait_for(stopped.clone())));
-    let puller = tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone())));
-    shutdown.await;
-    let _ = stop.send(true);
-    let _ = puller.await;
-    let _ = gossip.await;
-    if let Some(server) = server {
-        let _ = server.await;
+        let server = serve_with(listener, coordinator.clone(), routes, wait_for(stopped.clone()));
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "the peer's server stopped");
+            }
+        }));
     }
-    known_peers::save(&state);
+    Ok(RunningPeer { coordinator, address, state, stop, tasks })
+}
+
+/// Runs a peer until `shutdown` resolves. `on_listening` gets the bound address.
+pub async fn run_peer(
+    config: PeerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(Option<std::net::SocketAddr>),
+) -> Result<(), PeerError> {
+    let peer = start_peer(config).await?;
+    on_listening(peer.address);
+    shutdown.await;
+    peer.stop().await;
     Ok(())
 }
 

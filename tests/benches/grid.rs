@@ -3,7 +3,7 @@
 //! against the native rayon baseline of the same kernels measured in the same run; and the
 //! coordinator's memory per idle worker connection with 1,000 connections open.
 //!
-//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|connections]`. Prints figures; asserts
+//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|peers|connections]`. Prints figures; asserts
 //! only that every result is right.
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_coordinator::server::{Coordinator, serve};
+use wasmhive_peer::{PeerConfig, RunningPeer, start_peer};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hello, Message, PROTOCOL_VERSION, encode_message};
@@ -57,6 +58,23 @@ fn main() {
         for quorum in [1, 2] {
             let grid = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
             report(quorum, W2_UNITS, grid, native);
+        }
+    }
+    if section.is_empty() || section == "peers" {
+        let single = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
+        println!(
+            "W1 on 4 peers (1 core each, gossip mesh, submitted to one peer) vs the single coordinator + 1 worker:"
+        );
+        for quorum in [1, 2] {
+            let on_peers = runtime.block_on(run_peer_job(w1_job(quorum), 4));
+            println!(
+                "  quorum {quorum}: 4 peers {:>7.3} s {:>8.0} units/s · single coordinator (quorum 1) {:>7.3} s {:>8.0} units/s · ratio {:.2}x",
+                on_peers.as_secs_f64(),
+                W1_UNITS as f64 / on_peers.as_secs_f64(),
+                single.as_secs_f64(),
+                W1_UNITS as f64 / single.as_secs_f64(),
+                on_peers.as_secs_f64() / single.as_secs_f64()
+            );
         }
     }
     if section.is_empty() || section == "connections" {
@@ -146,6 +164,36 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
         let _ = worker.await;
     }
     let _ = server.await;
+    elapsed
+}
+
+/// Runs one job on `count` in-process peers that found each other by gossip; returns
+/// submit-to-completion time after a warm-up job.
+async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
+    let directory = TempDir::new("bench-peers");
+    let mut peers: Vec<RunningPeer> = Vec::new();
+    for index in 0..count {
+        let config = PeerConfig {
+            listen: Some("127.0.0.1:0".into()),
+            join: peers
+                .first()
+                .and_then(|first| first.address)
+                .map(|address| address.to_string())
+                .into_iter()
+                .collect(),
+            cpus: 1,
+            data_dir: directory.path().join(format!("peer-{index}")),
+        };
+        peers.push(start_peer(config).await.unwrap());
+    }
+    let owner = peers[0].coordinator.clone();
+    let mut warm_up = submission.clone();
+    warm_up.inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
+    finish(&owner, warm_up).await;
+    let elapsed = finish(&owner, submission).await;
+    for peer in peers {
+        peer.stop().await;
+    }
     elapsed
 }
 
