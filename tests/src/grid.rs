@@ -46,8 +46,21 @@ impl Drop for Running {
 }
 
 fn spawn_logged(args: &[&str], log: PathBuf) -> Running {
+    spawn_logged_in(None, args, log)
+}
+
+/// Spawns `wasmhive ARGS`, inside network namespace `namespace` if given.
+fn spawn_logged_in(namespace: Option<&str>, args: &[&str], log: PathBuf) -> Running {
     let log_file = std::fs::File::create(&log).expect("creating a log file");
-    let child = Command::new(wasmhive_binary())
+    let mut command = match namespace {
+        Some(namespace) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", namespace]).arg(wasmhive_binary());
+            command
+        }
+        None => Command::new(wasmhive_binary()),
+    };
+    let child = command
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -69,6 +82,16 @@ pub fn start_coordinator(data: &Path, listen: &str) -> (Running, SocketAddr) {
 
 /// Starts `wasmhive peer` on `listen`, joining through `join` (if any), with one core.
 pub fn start_peer(data: &Path, listen: &str, join: Option<SocketAddr>) -> (Running, SocketAddr) {
+    start_peer_in(None, data, listen, join)
+}
+
+/// [`start_peer`] inside network namespace `namespace` if given.
+pub fn start_peer_in(
+    namespace: Option<&str>,
+    data: &Path,
+    listen: &str,
+    join: Option<SocketAddr>,
+) -> (Running, SocketAddr) {
     std::fs::create_dir_all(data).expect("peer data directory");
     let log = data.join(format!("peer-{}.log", unique_suffix()));
     let mut args = vec!["peer", "--listen", listen, "--data", data.to_str().unwrap(), "--cpus", "1"];
@@ -76,7 +99,7 @@ pub fn start_peer(data: &Path, listen: &str, join: Option<SocketAddr>) -> (Runni
     if let Some(join) = &join {
         args.extend(["--join", join]);
     }
-    wait_for_address(spawn_logged(&args, log))
+    wait_for_address(spawn_logged_in(namespace, &args, log))
 }
 
 /// Starts `wasmhive peer --no-listen` (behind NAT: outbound connections only) joining `join`.

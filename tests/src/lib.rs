@@ -1,6 +1,7 @@
 //! Helpers shared by wasmhive's integration tests and benchmarks.
 
 pub mod grid;
+pub mod netns;
 
 use std::path::PathBuf;
 use std::time::Duration;

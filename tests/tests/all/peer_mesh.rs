@@ -119,3 +119,35 @@ fn a_peer_behind_nat_runs_units_with_outbound_connections_only() {
     // (check_primes_results checks 3 distinct replica peers per unit).
     check_primes_results(&results(peers[0].address, &peers[0].data, &job_id), end, step, 3);
 }
+
+#[test]
+fn peers_in_two_network_namespaces_finish_a_job_across_a_cut_and_restored_link() {
+    let host = wasmhive_tests::netns::NamespaceHost::create();
+    let directory = TempDir::new("netns");
+    let (process, address) =
+        start_peer(&directory.path().join("here"), &format!("{}:0", host.local_address), None);
+    let here = TestPeer { process, address, data: directory.path().join("here") };
+    let there_data = directory.path().join("there");
+    let (_there, _) = wasmhive_tests::grid::start_peer_in(
+        Some(&host.namespace),
+        &there_data,
+        &format!("{}:0", host.remote_address),
+        Some(here.address),
+    );
+    wait_until(Duration::from_secs(30), "the peers to meet across the link", || {
+        !known_peers(&here).is_empty()
+    });
+    let (end, step) = (4_000_000, 100_000);
+    let job_id = submit(here.address, &here.data, &primes_spec(directory.path(), end, step, 2), false);
+    wait_until(Duration::from_secs(60), "some verified units", || {
+        status(here.address, &here.data, &job_id).verified >= 3
+    });
+    host.set_link(false);
+    // The fault lasts a few seconds: longer than the owner takes to see the worker gone.
+    std::thread::sleep(Duration::from_secs(4));
+    let during_cut = status(here.address, &here.data, &job_id);
+    assert_ne!(during_cut.state, "completed", "quorum 2 needs the peer across the cut link");
+    host.set_link(true);
+    wait_for_completion(&here, &job_id);
+    check_primes_results(&results(here.address, &here.data, &job_id), end, step, 2);
+}
