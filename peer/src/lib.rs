@@ -94,6 +94,8 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     let mut worker_config = WorkerConfig::new(String::new(), config.data_dir.clone());
     worker_config.cpus = config.cpus.max(1);
     let execution = Execution::new(worker_config)?;
+    let cache = execution.clone();
+    coordinator.set_blob_source(Box::new(move |hash| cache.cached_module(hash)));
     let listener = match &config.listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)

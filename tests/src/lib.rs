@@ -2,6 +2,7 @@
 
 pub mod grid;
 pub mod netns;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -34,6 +34,8 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// Leases kept queued per core so no core waits on the network.
     pub prefetch_per_core: usize,
+    /// Bytes of modules kept in the on-disk cache (least recently used go first).
+    pub module_cache_bytes_max: u64,
 }
 
 impl WorkerConfig {
@@ -44,6 +46,7 @@ impl WorkerConfig {
             data_dir: data_dir.into(),
             grace: Duration::from_secs(30),
             prefetch_per_core: 4,
+            module_cache_bytes_max: module_store::MODULE_CACHE_BYTES_MAX,
         }
     }
 }

@@ -65,7 +65,10 @@ impl Execution {
             ..SandboxConfig::default()
         }));
         Ok(Arc::new(Execution {
-            modules: Mutex::new(ModuleStore::new(config.data_dir.join("modules"))),
+            modules: Mutex::new(ModuleStore::new(
+                config.data_dir.join("modules"),
+                config.module_cache_bytes_max,
+            )),
             config,
             key,
             pool,
@@ -80,6 +83,11 @@ impl Execution {
 
     pub fn cores(&self) -> usize {
         self.config.cpus.max(1)
+    }
+
+    /// A module this peer has cached (so it can serve it to others), by hash.
+    pub fn cached_module(&self, hash: &Hash) -> Option<Vec<u8>> {
+        self.modules.lock().expect("module store lock").get(hash).map(|module| module.bytes.to_vec())
     }
 
     /// Cores not running a unit right now.

@@ -54,7 +54,12 @@ pub struct Coordinator {
     token_path: PathBuf,
     started: Instant,
     next_connection_id: Mutex<u64>,
+    /// Where blobs that are not our jobs' modules come from (a peer's module cache).
+    blob_source: RwLock<Option<BlobSource>>,
 }
+
+/// Looks up cached blobs by hash.
+pub type BlobSource = Box<dyn Fn(&Hash) -> Option<Vec<u8>> + Send + Sync>;
 
 impl Coordinator {
     /// Opens (or creates) the coordinator's data directory and resumes every running job.
@@ -89,6 +94,7 @@ impl Coordinator {
             token_path,
             started: Instant::now(),
             next_connection_id: Mutex::new(1),
+            blob_source: RwLock::new(None),
         }))
     }
 
@@ -255,9 +261,21 @@ impl Coordinator {
         }
     }
 
+    /// A blob by hash: one of our jobs' modules, else one the blob source has cached, so any
+    /// peer that holds a module can serve it.
     pub fn module(&self, hash: &Hash) -> Option<Arc<Vec<u8>>> {
         let jobs = self.jobs.read().expect("jobs lock");
-        jobs.values().find(|job| job.stored.module_hash == *hash).map(|job| job.module.clone())
+        if let Some(job) = jobs.values().find(|job| job.stored.module_hash == *hash) {
+            return Some(job.module.clone());
+        }
+        drop(jobs);
+        let source = self.blob_source.read().expect("blob source lock");
+        source.as_ref().and_then(|source| source(hash)).map(Arc::new)
+    }
+
+    /// Serves blobs from `source` too (a peer passes its module cache).
+    pub fn set_blob_source(&self, source: BlobSource) {
+        *self.blob_source.write().expect("blob source lock") = Some(source);
     }
 
     /// Records a batch of outcomes and commits it; returns the lease ids to acknowledge

@@ -13,45 +13,7 @@ use wasmhive_protocol::{
     Hash, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
 };
 use wasmhive_tests::grid::wait_until;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn key(seed: u8) -> PeerKey {
-    PeerKey::from_secret([seed; 32])
-}
-
-fn hello(key: &PeerKey) -> Frame {
-    let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
-        worker_id: key.peer_id(),
-        public_key: key.public_key_hex(),
-        cores: 1,
-        agent: "test".into(),
-    };
-    Frame::Text(encode_message(&Message::Hello(hello)).into())
-}
-
-async fn connect(address: SocketAddr) -> Socket {
-    tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.expect("connecting").0
-}
-
-async fn next_message(socket: &mut Socket) -> Message {
-    let Some(Ok(Frame::Text(text))) = socket.next().await else { panic!("expected a text frame") };
-    wasmhive_protocol::decode_message(&text).expect("a message")
-}
-
-/// Connects and completes hello, challenge and proof as `key`.
-async fn connect_as(address: SocketAddr, key: &PeerKey) -> Socket {
-    let mut socket = connect(address).await;
-    socket.send(hello(key)).await.unwrap();
-    let Message::Challenge { nonce } = next_message(&mut socket).await else {
-        panic!("expected a challenge")
-    };
-    let proof = Message::Proof { signature: key.sign_challenge(&nonce) };
-    socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Message::Welcome { .. }));
-    socket
-}
+use wasmhive_tests::wire::{connect, connect_as, hello, key};
 
 /// A worker that speaks the protocol correctly but reports `999` for every unit, with a
 /// digest that matches its (wrong) output.

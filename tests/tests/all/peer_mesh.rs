@@ -151,3 +151,33 @@ fn peers_in_two_network_namespaces_finish_a_job_across_a_cut_and_restored_link()
     wait_for_completion(&here, &job_id);
     check_primes_results(&results(here.address, &here.data, &job_id), end, step, 2);
 }
+
+#[test]
+fn any_peer_that_ran_a_job_serves_its_module_by_hash() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    use wasmhive_protocol::{Hash, Message, decode_blob, encode_message};
+    let directory = TempDir::new("blob-from-peer");
+    let peers = start_mesh(&directory, 2);
+    let (end, step) = (200_000, 100_000);
+    let job_id =
+        submit(peers[0].address, &peers[0].data, &primes_spec(directory.path(), end, step, 2), false);
+    wait_for_completion(&peers[0], &job_id);
+    let module = Hash::of(task_modules::PRIMES);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let served = runtime.block_on(async {
+        let mut socket =
+            wasmhive_tests::wire::connect_as(peers[1].address, &wasmhive_tests::wire::key(9)).await;
+        socket.send(Frame::Text(encode_message(&Message::Want { hash: module }).into())).await.unwrap();
+        match socket.next().await {
+            Some(Ok(Frame::Binary(bytes))) => bytes.to_vec(),
+            other => panic!("expected the module as a binary frame, got {other:?}"),
+        }
+    });
+    let (hash, bytes) = decode_blob(&served).expect("a blob checked against its hash");
+    assert_eq!(
+        (hash, bytes),
+        (module, task_modules::PRIMES),
+        "peer 1 does not own the job but cached its module"
+    );
+}
