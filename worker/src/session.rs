@@ -48,6 +48,8 @@ pub struct Execution {
     modules: Mutex<ModuleStore>,
     /// Units running right now (for the spare slots a peer advertises).
     running: Arc<AtomicUsize>,
+    /// Owner sessions open right now: each gets an equal share of the prefetch queue.
+    sessions: AtomicUsize,
 }
 
 impl Execution {
@@ -74,6 +76,7 @@ impl Execution {
             pool,
             sandbox,
             running: Arc::new(AtomicUsize::new(0)),
+            sessions: AtomicUsize::new(0),
         }))
     }
 
@@ -93,6 +96,22 @@ impl Execution {
     /// Cores not running a unit right now.
     pub fn spare_slots(&self) -> usize {
         self.cores().saturating_sub(self.running.load(Ordering::Relaxed))
+    }
+}
+
+/// Counts an open owner session for as long as it lives.
+struct SessionCount(Arc<Execution>);
+
+impl SessionCount {
+    fn enter(execution: &Arc<Execution>) -> SessionCount {
+        execution.sessions.fetch_add(1, Ordering::Relaxed);
+        SessionCount(execution.clone())
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -129,7 +148,8 @@ pub async fn run_owner_session(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
     let url = websocket_url(join)?;
-    let mut worker = Worker::new(execution);
+    let _session = SessionCount::enter(&execution);
+    let mut worker = Worker::new(execution.clone());
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Backoff::new();
     tracing::info!(worker = %worker.worker_id, cpus = worker.execution.config.cpus, %url, "worker starting");
@@ -343,10 +363,13 @@ impl Worker {
         }
         let queued = self.queued();
         let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
-        if self.requested || waiting_out_retry || queued * 2 > self.prefetch_target {
+        // Slots are spread over owners: each session queues its share of the target.
+        let sessions = self.execution.sessions.load(Ordering::Relaxed).max(1);
+        let target = (self.prefetch_target / sessions).max(1);
+        if self.requested || waiting_out_retry || queued * 2 > target {
             return Ok(());
         }
-        let slots = (self.prefetch_target - queued) as u32;
+        let slots = (target - queued) as u32;
         self.requested = true;
         send(socket, &Message::RequestWork { slots }).await
     }
