@@ -8,6 +8,7 @@
 //!   on one shared compute pool.
 //! - `known_peers.rs`: the peer list saved in the data directory for the next start.
 
+mod blobs;
 mod gossip;
 mod known_peers;
 pub mod membership;
@@ -119,6 +120,10 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
         data_dir: config.data_dir.clone(),
     });
     known_peers::load_into(&state);
+    let weak_state = Arc::downgrade(&state);
+    state.execution.set_blob_fetcher(Arc::new(move |hash, owner_address| {
+        Box::pin(blobs::fetch_from_peers(weak_state.clone(), hash, owner_address))
+    }));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![
         tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone()))),

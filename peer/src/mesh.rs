@@ -18,7 +18,11 @@ pub const GOSSIP_BYTES_MAX: usize = 256 << 10;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn routes(state: Arc<PeerState>) -> Router {
-    Router::new().route("/mesh", get(upgrade)).route("/api/peers", get(peers)).with_state(state)
+    Router::new()
+        .route("/mesh", get(upgrade))
+        .route("/blobs", get(crate::blobs::upgrade))
+        .route("/api/peers", get(peers))
+        .with_state(state)
 }
 
 async fn upgrade(State(state): State<Arc<PeerState>>, upgrade: WebSocketUpgrade) -> Response {

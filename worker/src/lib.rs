@@ -62,4 +62,4 @@ pub enum WorkerError {
     Pool(String),
 }
 
-pub use session::{Execution, run_owner_session, run_worker};
+pub use session::{BlobFetcher, Execution, run_owner_session, run_worker};

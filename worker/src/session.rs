@@ -50,7 +50,14 @@ pub struct Execution {
     running: Arc<AtomicUsize>,
     /// Owner sessions open right now: each gets an equal share of the prefetch queue.
     sessions: AtomicUsize,
+    /// Fetches a module from other peers before asking its owner (a peer sets this).
+    blob_fetcher: std::sync::OnceLock<BlobFetcher>,
 }
+
+/// Fetches a blob by hash from somewhere other than the owner; the bytes must already be
+/// checked against the hash. `None`: ask the owner.
+pub type BlobFetcher =
+    Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
@@ -77,6 +84,7 @@ impl Execution {
             sandbox,
             running: Arc::new(AtomicUsize::new(0)),
             sessions: AtomicUsize::new(0),
+            blob_fetcher: std::sync::OnceLock::new(),
         }))
     }
 
@@ -86,6 +94,12 @@ impl Execution {
 
     pub fn cores(&self) -> usize {
         self.config.cpus.max(1)
+    }
+
+    /// Lets sessions fetch modules from other peers first; `fetcher` gets the hash and the
+    /// owner's address (to try others before it).
+    pub fn set_blob_fetcher(&self, fetcher: BlobFetcher) {
+        let _ = self.blob_fetcher.set(fetcher);
     }
 
     /// A module this peer has cached (so it can serve it to others), by hash.
@@ -124,6 +138,10 @@ struct Worker {
     /// Leases on the pool (queued or running) whose end has not been seen.
     in_pool: usize,
     waiting_for_module: HashMap<Hash, Vec<Lease>>,
+    /// Modules fetched from other peers (or `None`: ask the owner).
+    fetched_sender: mpsc::UnboundedSender<(Hash, Option<Vec<u8>>)>,
+    fetched: mpsc::UnboundedReceiver<(Hash, Option<Vec<u8>>)>,
+    owner_address: String,
     pending: Vec<OutcomeReport>,
     unacknowledged: BTreeMap<u64, OutcomeReport>,
     prefetch_target: usize,
@@ -149,7 +167,7 @@ pub async fn run_owner_session(
 ) -> Result<(), WorkerError> {
     let url = websocket_url(join)?;
     let _session = SessionCount::enter(&execution);
-    let mut worker = Worker::new(execution.clone());
+    let mut worker = Worker::new(execution.clone(), join.to_string());
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Backoff::new();
     tracing::info!(worker = %worker.worker_id, cpus = worker.execution.config.cpus, %url, "worker starting");
@@ -179,8 +197,9 @@ pub async fn run_owner_session(
 }
 
 impl Worker {
-    fn new(execution: Arc<Execution>) -> Worker {
+    fn new(execution: Arc<Execution>, owner_address: String) -> Worker {
         let (finished_sender, finished) = mpsc::unbounded_channel();
+        let (fetched_sender, fetched) = mpsc::unbounded_channel();
         let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
         Worker {
             worker_id: execution.key.peer_id(),
@@ -190,6 +209,9 @@ impl Worker {
             finished,
             in_pool: 0,
             waiting_for_module: HashMap::new(),
+            fetched_sender,
+            fetched,
+            owner_address,
             pending: Vec::new(),
             unacknowledged: BTreeMap::new(),
             prefetch_target,
@@ -221,6 +243,7 @@ impl Worker {
                     self.record_finished(finished);
                     Ok(())
                 }
+                Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
                 _ = tick.tick() => self.flush_outcomes(&mut socket).await,
             };
             let step = match step {
@@ -270,10 +293,7 @@ impl Worker {
             }
             Some(Ok(Frame::Binary(bytes))) => {
                 let (hash, bytes) = decode_blob(&bytes).map_err(|error| error.to_string())?;
-                let module = self.execution.modules.lock().expect("module store lock").insert(hash, bytes);
-                for lease in self.waiting_for_module.remove(&hash).unwrap_or_default() {
-                    self.dispatch(module.clone(), lease);
-                }
+                self.module_arrived(hash, bytes);
                 Ok(())
             }
             Some(Ok(Frame::Close(close))) => Err(format!("the owner closed the connection: {close:?}")),
@@ -325,10 +345,44 @@ impl Worker {
         let hash = lease.module;
         let first_waiter = !self.waiting_for_module.contains_key(&hash);
         self.waiting_for_module.entry(hash).or_default().push(lease);
-        if first_waiter {
-            send(socket, &Message::Want { hash }).await?;
+        if !first_waiter {
+            return Ok(());
         }
-        Ok(())
+        match self.execution.blob_fetcher.get() {
+            Some(fetcher) => {
+                let fetching = fetcher(hash, self.owner_address.clone());
+                let fetched = self.fetched_sender.clone();
+                tokio::spawn(async move {
+                    let _ = fetched.send((hash, fetching.await));
+                });
+                Ok(())
+            }
+            None => send(socket, &Message::Want { hash }).await,
+        }
+    }
+
+    /// A fetch from other peers ended: keep the module, or ask the owner after all.
+    async fn module_fetched(
+        &mut self,
+        socket: &mut Socket,
+        hash: Hash,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<(), String> {
+        match bytes {
+            Some(bytes) if Hash::of(&bytes) == hash => {
+                self.module_arrived(hash, &bytes);
+                Ok(())
+            }
+            _ if self.waiting_for_module.contains_key(&hash) => send(socket, &Message::Want { hash }).await,
+            _ => Ok(()),
+        }
+    }
+
+    fn module_arrived(&mut self, hash: Hash, bytes: &[u8]) {
+        let module = self.execution.modules.lock().expect("module store lock").insert(hash, bytes);
+        for lease in self.waiting_for_module.remove(&hash).unwrap_or_default() {
+            self.dispatch(module.clone(), lease);
+        }
     }
 
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {

@@ -181,3 +181,30 @@ fn any_peer_that_ran_a_job_serves_its_module_by_hash() {
         "peer 1 does not own the job but cached its module"
     );
 }
+
+#[test]
+fn a_newcomer_fetches_the_module_from_a_peer_that_cached_it_not_from_the_owner() {
+    let directory = TempDir::new("blob-fetch");
+    let mut peers = start_mesh(&directory, 2);
+    let first_job =
+        submit(peers[0].address, &peers[0].data, &primes_spec(directory.path(), 200_000, 100_000, 2), false);
+    wait_for_completion(&peers[0], &first_job);
+    let data = directory.path().join("newcomer");
+    let (process, address) = start_peer(&data, "127.0.0.3:0", Some(peers[1].address));
+    let newcomer = TestPeer { process, address, data };
+    wait_until(Duration::from_secs(30), "the newcomer to learn the mesh", || {
+        known_peers(&newcomer).len() >= 2
+    });
+    let (end, step) = (300_000, 100_000);
+    let job_id =
+        submit(peers[0].address, &peers[0].data, &primes_spec(directory.path(), end, step, 3), false);
+    wait_for_completion(&peers[0], &job_id);
+    check_primes_results(&results(peers[0].address, &peers[0].data, &job_id), end, step, 3);
+    let log = newcomer.process.log_text();
+    let cached_at = peers[1].address.to_string();
+    assert!(
+        log.lines().any(|line| line.contains("module fetched from a peer") && line.contains(&cached_at)),
+        "the newcomer should fetch from {cached_at}, the peer that cached the module:\n{log}"
+    );
+    peers.push(newcomer);
+}
