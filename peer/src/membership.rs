@@ -69,13 +69,7 @@ impl Membership {
         if info.peer_id == self.me.peer_id || info.address.is_none() {
             return;
         }
-        let entry = self.known.entry(info.peer_id.clone()).or_insert_with(|| KnownPeer {
-            info: info.clone(),
-            heard_ms: None,
-            mentioned_ms: now_ms,
-            failures: 0,
-        });
-        entry.mentioned_ms = now_ms;
+        let entry = self.known_entry(&info, now_ms);
         if entry.heard_ms.is_none() {
             entry.info = info;
         }
@@ -89,15 +83,9 @@ impl Membership {
     pub fn receive(&mut self, gossip: Gossip, now_ms: u64) {
         let from = gossip.from.clone();
         if from.peer_id != self.me.peer_id {
-            let entry = self.known.entry(from.peer_id.clone()).or_insert_with(|| KnownPeer {
-                info: from.clone(),
-                heard_ms: None,
-                mentioned_ms: now_ms,
-                failures: 0,
-            });
+            let entry = self.known_entry(&from, now_ms);
             entry.info = from;
             entry.heard_ms = Some(now_ms);
-            entry.mentioned_ms = now_ms;
             entry.failures = 0;
         }
         for info in gossip.peers.into_iter().take(GOSSIP_ENTRIES_MAX) {
@@ -226,6 +214,18 @@ impl Membership {
                 heard_ms_ago: known.heard_ms.map(|heard| now_ms.saturating_sub(heard)),
             })
             .collect()
+    }
+
+    /// The record of `info`'s peer, created if new, marked as mentioned now.
+    fn known_entry(&mut self, info: &PeerInfo, now_ms: u64) -> &mut KnownPeer {
+        let entry = self.known.entry(info.peer_id.clone()).or_insert_with(|| KnownPeer {
+            info: info.clone(),
+            heard_ms: None,
+            mentioned_ms: now_ms,
+            failures: 0,
+        });
+        entry.mentioned_ms = now_ms;
+        entry
     }
 
     fn fill_neighbours(&mut self) {
