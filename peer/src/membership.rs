@@ -8,7 +8,8 @@
 //!   nobody mentioned for [`FORGET_AFTER_MS`] is forgotten;
 //! - a `have` is forwarded with its ttl decreased, never with ttl 0, and forgotten after
 //!   [`HAVE_LIFETIME_MS`] unless renewed;
-//! - we never list ourselves as a neighbour.
+//! - we never list ourselves as a neighbour, nor a peer we cannot dial (behind NAT: it
+//!   dials us, and is listed as known).
 
 use std::collections::{BTreeMap, BTreeSet};
 use wasmhive_protocol::gossip::{GOSSIP_ENTRIES_MAX, Gossip, Have, PeerInfo};
