@@ -26,6 +26,8 @@ use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission, NamedInput};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
+/// Largest input of one unit (it travels inline in the lease).
+pub const UNIT_INPUT_BYTES_MAX: usize = 16 << 20;
 /// Most replicas a unit may need.
 pub const QUORUM_MAX: u32 = 16;
 
@@ -240,6 +242,17 @@ impl SpecReader {
                 self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix)
             })?;
             let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
+            if bytes.len() > UNIT_INPUT_BYTES_MAX {
+                return Err(self.error(
+                    "inputs.files",
+                    format!(
+                        "{} is {} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit",
+                        path.display(),
+                        bytes.len()
+                    ),
+                    "split it into smaller files (one unit each)",
+                ));
+            }
             files.push(NamedInput { name, bytes });
         }
         if files.is_empty() {

@@ -2,7 +2,7 @@
 
 use super::job_runtime::JobRuntime;
 use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect};
-use crate::job_spec::{QUORUM_MAX, UNITS_MAX, unit_count};
+use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,9 @@ impl ApiProblem {
 
 /// Most leases one `request_work` may ask for.
 pub const SLOTS_PER_REQUEST_MAX: u32 = 1024;
+/// Input bytes of one `leases` message at most (base64 makes it 4/3 larger on the wire,
+/// still under the 64 MiB frame limit).
+pub const LEASE_BATCH_INPUT_BYTES_MAX: usize = 24 << 20;
 
 pub struct Coordinator {
     core: Mutex<Core>,
@@ -235,16 +238,28 @@ impl Coordinator {
         self.connections.lock().expect("connections lock").len()
     }
 
-    /// Leases for a worker asking for `slots` more.
+    /// Leases for a worker asking for `slots` more. The batch's inputs stay under
+    /// [`LEASE_BATCH_INPUT_BYTES_MAX`] so it fits one message; the rest go back to the queue.
     pub fn request_work(&self, worker_id: &str, slots: u32) -> Result<Vec<Lease>, StoreError> {
         let slots = slots.min(SLOTS_PER_REQUEST_MAX);
         let grants = self.core.lock().expect("core lock").request_work(worker_id, slots, self.now_ms());
         let store = self.store.lock().expect("store lock");
         let mut leases = Vec::with_capacity(grants.len());
+        let mut input_bytes = 0;
+        let mut unsent = Vec::new();
         for grant in grants {
             let Some(job) = self.job(&grant.job_id) else { continue };
             let (_, input) = job.unit_input(&store, grant.unit_index)?;
+            if !leases.is_empty() && input_bytes + input.len() > LEASE_BATCH_INPUT_BYTES_MAX {
+                unsent.push(grant.lease_id);
+                continue;
+            }
+            input_bytes += input.len();
             leases.push(job.lease(grant.lease_id, grant.unit_index, input));
+        }
+        drop(store);
+        if !unsent.is_empty() {
+            self.core.lock().expect("core lock").return_leases(worker_id, &unsent);
         }
         Ok(leases)
     }
@@ -411,6 +426,14 @@ fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
         && (start >= end || step == 0)
     {
         return problem(format!("range {start}..{end} step {step} must have start < end and step ≥ 1"));
+    }
+    if let JobInputs::Files { files } = &submission.inputs
+        && let Some(file) = files.iter().find(|file| file.bytes.len() > UNIT_INPUT_BYTES_MAX)
+    {
+        return problem(format!(
+            "input file {} is larger than {UNIT_INPUT_BYTES_MAX} bytes per unit; split it",
+            file.name
+        ));
     }
     let units = unit_count(&submission.inputs);
     if units == 0 || units > UNITS_MAX {

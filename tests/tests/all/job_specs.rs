@@ -64,6 +64,13 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
     check(directory, "module = \"primes\"\n[inputs]\nlines = \"nope.txt\"\n", &["inputs.lines", "nope.txt"]);
     check(directory, "module = \"primes\"\n", &["inputs", "exactly one of"]);
     check(directory, "module = \"primes\n", &["(file)", "TOML"]);
+    std::fs::create_dir_all(directory.join("big")).unwrap();
+    std::fs::write(directory.join("big/huge.bin"), vec![0u8; (16 << 20) + 1]).unwrap();
+    check(
+        directory,
+        "module = \"sum\"\n[inputs]\nfiles = \"big/*.bin\"\n",
+        &["inputs.files", "huge.bin", "split it"],
+    );
     std::fs::write(directory.join("not-wasm.wasm"), "hello").unwrap();
     check(
         directory,
