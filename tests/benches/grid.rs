@@ -46,7 +46,7 @@ fn main() {
         println!("W1: {W1_UNITS} `sum` units (tiny)");
         for quorum in [1, 2] {
             let grid = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
-            report(quorum, W1_UNITS, grid, native);
+            report(quorum, W1_UNITS, ("grid", grid), ("native rayon", native));
         }
     }
     if section.is_empty() || section == "w2" {
@@ -57,7 +57,7 @@ fn main() {
         println!("W2: {W2_UNITS} `primes` units (last unit alone natively: {:.2} s)", one_unit.as_secs_f64());
         for quorum in [1, 2] {
             let grid = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
-            report(quorum, W2_UNITS, grid, native);
+            report(quorum, W2_UNITS, ("grid", grid), ("native rayon", native));
         }
     }
     if section.is_empty() || section == "peers" {
@@ -67,14 +67,7 @@ fn main() {
         );
         for quorum in [1, 2] {
             let on_peers = runtime.block_on(run_peer_job(w1_job(quorum), 4));
-            println!(
-                "  quorum {quorum}: 4 peers {:>7.3} s {:>8.0} units/s · single coordinator (quorum 1) {:>7.3} s {:>8.0} units/s · ratio {:.2}x",
-                on_peers.as_secs_f64(),
-                W1_UNITS as f64 / on_peers.as_secs_f64(),
-                single.as_secs_f64(),
-                W1_UNITS as f64 / single.as_secs_f64(),
-                on_peers.as_secs_f64() / single.as_secs_f64()
-            );
+            report(quorum, W1_UNITS, ("4 peers", on_peers), ("single coordinator (quorum 1)", single));
         }
     }
     if section.is_empty() || section == "connections" {
@@ -127,14 +120,18 @@ fn native_time(mut run: impl FnMut()) -> Duration {
     started.elapsed()
 }
 
-fn report(quorum: u32, units: u64, grid: Duration, native: Duration) {
+/// One line: the measured run, its baseline, and their time ratio.
+fn report(quorum: u32, units: u64, measured: (&str, Duration), baseline: (&str, Duration)) {
+    let rate = |time: Duration| units as f64 / time.as_secs_f64();
     println!(
-        "  quorum {quorum}: grid {:>8.3} s {:>9.0} units/s · native rayon {:>7.3} s {:>9.0} units/s · grid/native {:.2}x",
-        grid.as_secs_f64(),
-        units as f64 / grid.as_secs_f64(),
-        native.as_secs_f64(),
-        units as f64 / native.as_secs_f64(),
-        grid.as_secs_f64() / native.as_secs_f64()
+        "  quorum {quorum}: {} {:>8.3} s {:>9.0} units/s · {} {:>7.3} s {:>9.0} units/s · ratio {:.2}x",
+        measured.0,
+        measured.1.as_secs_f64(),
+        rate(measured.1),
+        baseline.0,
+        baseline.1.as_secs_f64(),
+        rate(baseline.1),
+        measured.1.as_secs_f64() / baseline.1.as_secs_f64()
     );
 }
 
