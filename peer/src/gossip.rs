@@ -57,16 +57,12 @@ fn announce_own_work(state: &PeerState) {
     let me = state.membership.lock().expect("membership lock").me().clone();
     let Some(address) = me.address else { return };
     let now_ms = state.now_ms();
-    for status in state.coordinator.statuses() {
-        let remaining = status.units.saturating_sub(status.verified + status.failed);
-        if status.state != "running" || remaining == 0 {
-            continue;
-        }
+    for (job_id, undecided) in state.coordinator.jobs_with_undecided_units() {
         let have = Have {
-            job_id: status.job_id,
+            job_id,
             owner_id: me.peer_id.clone(),
             owner_address: address.clone(),
-            pending: remaining,
+            pending: undecided,
             ttl: HAVE_TTL,
         };
         state.membership.lock().expect("membership lock").announce(have, now_ms);

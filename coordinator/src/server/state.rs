@@ -147,6 +147,19 @@ impl Coordinator {
         Ok(SubmitAnswer { job_id, units })
     }
 
+    /// Running jobs with undecided units, and how many (from the core alone: cheap).
+    pub fn jobs_with_undecided_units(&self) -> Vec<(String, u64)> {
+        let core = self.core.lock().expect("core lock");
+        let ids: Vec<String> = core.job_ids().cloned().collect();
+        ids.into_iter()
+            .filter_map(|job_id| {
+                let progress = core.progress(&job_id)?;
+                let undecided = progress.units - progress.decided();
+                (undecided > 0).then_some((job_id, undecided))
+            })
+            .collect()
+    }
+
     pub fn statuses(&self) -> Vec<JobStatus> {
         let mut ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
         ids.sort();
