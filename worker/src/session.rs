@@ -22,6 +22,8 @@ use wasmhive_protocol::{
 };
 use wasmhive_sandbox::{Sandbox, SandboxConfig};
 
+/// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often outcomes are flushed and the queue topped up.
 const TICK: Duration = Duration::from_millis(2);
 /// Outcomes sent in one message at most.
@@ -235,6 +237,7 @@ impl Worker {
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             let step = tokio::select! {
                 () = shutdown.as_mut() => return self.shut_down(socket).await,
@@ -245,6 +248,7 @@ impl Worker {
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
                 _ = tick.tick() => self.flush_outcomes(&mut socket).await,
+                _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string()),
             };
             let step = match step {
                 Ok(()) => self.top_up(&mut socket).await,

@@ -4,7 +4,8 @@
 //! `TEXT_FRAME_BYTES_MAX`; the read buffer starts at [`READ_BUFFER_BYTES`] so an idle
 //! connection costs little; a send that does not complete in [`SEND_TIMEOUT`] (a client
 //! that stopped reading) ends the connection. A bad frame ends only this connection, with
-//! its reason in a `goodbye` message and the close frame.
+//! its reason in a `goodbye` message and the close frame. A worker silent for
+//! [`SILENCE_MAX`] is dropped and its leases re-queued.
 
 use super::state::Coordinator;
 use axum::extract::State;
@@ -21,6 +22,9 @@ use wasmhive_protocol::{
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BUFFER_BYTES: usize = 4 << 10;
+/// A worker silent this long is gone (its TCP connection may never say so): its leases go
+/// back to the queue. Workers ping every 15 s.
+const SILENCE_MAX: Duration = Duration::from_secs(60);
 /// How long a worker waits before asking again when there is no work.
 const NO_WORK_RETRY_MS: u64 = 250;
 
@@ -106,7 +110,10 @@ async fn session_loop(
 ) -> Option<Ending> {
     loop {
         let frame = tokio::select! {
-            frame = socket.recv() => frame,
+            frame = tokio::time::timeout(SILENCE_MAX, socket.recv()) => match frame {
+                Ok(frame) => frame,
+                Err(_) => return Some(format!("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())),
+            },
             Some(message) = pushed.recv() => {
                 if send(socket, &message).await.is_err() {
                     return None;
