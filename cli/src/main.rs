@@ -32,6 +32,8 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Print or save a job's verified results.
     Results(commands::results::ResultsArgs),
+    /// Show the reputation of the workers that ran an owner's units.
+    Reputation(commands::reputation::ReputationArgs),
     /// Stop a job.
     Cancel(commands::cancel::CancelArgs),
     /// Simulate parts of the grid with the real code and no sockets (e.g. `simulate mesh`).
@@ -55,6 +57,7 @@ fn main() {
         Command::Status(arguments) => commands::status::status(arguments),
         Command::Results(arguments) => commands::results::results(arguments),
         Command::Cancel(arguments) => commands::cancel::cancel(arguments),
+        Command::Reputation(arguments) => commands::reputation::reputation(arguments),
         Command::Run(arguments) => commands::run::run(arguments),
         Command::Simulate(arguments) => commands::simulate::simulate(arguments),
     };

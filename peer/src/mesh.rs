@@ -53,6 +53,7 @@ async fn answer_gossip(mut socket: WebSocket, state: Arc<PeerState>) {
 
 async fn peers(State(state): State<Arc<PeerState>>, headers: HeaderMap) -> Result<Response, ApiProblem> {
     authorize(&state.coordinator, &headers)?;
+    let coordinator = state.coordinator.clone();
     let rows: Vec<PeerRow> = state
         .membership
         .lock()
@@ -60,13 +61,13 @@ async fn peers(State(state): State<Arc<PeerState>>, headers: HeaderMap) -> Resul
         .view(state.now_ms())
         .into_iter()
         .map(|view| PeerRow {
+            reputation: coordinator.reputation(&view.info.peer_id).map(|reputation| reputation.trust),
             peer_id: view.info.peer_id,
             address: view.info.address,
             cores: view.info.cores,
             spare_slots: view.info.spare_slots,
             neighbour: view.neighbour,
             heard_ms_ago: view.heard_ms_ago,
-            reputation: None,
         })
         .collect();
     Ok(axum::Json(rows).into_response())

@@ -108,3 +108,16 @@ pub struct UnitResult {
 pub struct ApiError {
     pub error: String,
 }
+
+/// One row of `GET /api/reputation`: what this owner knows of a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReputation {
+    pub worker_id: String,
+    /// 1 − the estimated error rate: 0.9 for a stranger, towards 1 with a clean record.
+    pub trust: f64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub consecutive_valid: u64,
+    /// Seconds of quarantine left (no leases), when quarantined.
+    pub quarantined_for_s: Option<u64>,
+}

@@ -48,6 +48,7 @@ pub struct PeerRow {
     pub neighbour: bool,
     /// Milliseconds since this peer was last heard from directly (None: only by gossip).
     pub heard_ms_ago: Option<u64>,
-    /// Step 4 fills this in; `None` until then.
+    /// This peer's trust in it as an owner (1 − estimated error rate), once it has judged
+    /// some of its results.
     pub reputation: Option<f64>,
 }

@@ -5,6 +5,7 @@ pub mod coordinator;
 pub mod demo;
 pub mod peer;
 pub mod peers;
+pub mod reputation;
 pub mod results;
 pub mod run;
 pub mod simulate;

@@ -97,6 +97,8 @@ pub(super) struct CoreJob {
     failed: u64,
     /// Leases open on this job's units (kept, not summed, so `progress` is O(1)).
     open_leases: u64,
+    /// Replicas judged by the last acceptance, until the core takes them.
+    judged: Vec<(String, bool)>,
 }
 
 impl CoreJob {
@@ -110,6 +112,7 @@ impl CoreJob {
             succeeded: resume.succeeded_units,
             failed: resume.failed_units,
             open_leases: 0,
+            judged: Vec::new(),
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
@@ -209,7 +212,20 @@ impl CoreJob {
         let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
         unit.replicas.push(replica.clone());
         let decision = decide(unit, &policy);
+        if let Some(UnitDecision::Accepted { digest: canonical, .. }) = &decision {
+            self.judged = unit
+                .replicas
+                .iter()
+                .map(|replica| (replica.worker_id.clone(), replica.digest == *canonical))
+                .collect();
+        }
         (Some(replica), self.finish_or_refresh(unit_index, decision))
+    }
+
+    /// The (worker, agreed with the canonical result) pairs of the unit accepted last;
+    /// taken once by the core for reputation.
+    pub(super) fn take_judged(&mut self) -> Vec<(String, bool)> {
+        std::mem::take(&mut self.judged)
     }
 
     fn finish_or_refresh(&mut self, unit_index: u64, decision: Option<UnitDecision>) -> Option<UnitDecision> {

@@ -16,10 +16,12 @@
 //!   the size of the job.
 
 mod job;
+mod reputation;
 #[cfg(test)]
 mod tests;
 
 pub use job::{ActiveUnitRecord, JobPolicy, JobProgress, ReplicaRecord};
+pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
 use std::collections::{BTreeMap, HashMap};
@@ -49,13 +51,16 @@ struct OpenLease {
 }
 
 /// What the server must persist after an outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OutcomeEffect {
     pub job_id: String,
     pub unit_index: u64,
     /// The replica to record (absent for a host timeout, which is not a result).
     pub replica: Option<ReplicaRecord>,
     pub decision: Option<UnitDecision>,
+    /// Workers whose reputation this outcome changed, with their new reputation (an
+    /// accepted unit judges every replica against the canonical result).
+    pub reputations: Vec<(String, Reputation)>,
 }
 
 /// How a unit ended.
@@ -87,6 +92,7 @@ pub struct Core {
     next_lease_id: LeaseId,
     /// Job to start the next round-robin pass at.
     job_cursor: Option<String>,
+    reputations: ReputationBook,
 }
 
 impl Core {
@@ -130,9 +136,13 @@ impl Core {
         self.jobs.keys()
     }
 
-    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin.
+    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin; none while the
+    /// worker is quarantined.
     pub fn request_work(&mut self, worker_id: &str, slots: u32, now_ms: u64) -> Vec<LeaseGrant> {
         let mut grants = Vec::new();
+        if self.reputations.is_quarantined(worker_id, now_ms) {
+            return grants;
+        }
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
         let mut scanned_up_to = vec![None; job_ids.len()];
@@ -175,6 +185,7 @@ impl Core {
         lease_id: LeaseId,
         status: &Status,
         digest: Hash,
+        now_ms: u64,
     ) -> Result<OutcomeEffect, OutcomeRejection> {
         let lease = self.leases.get(&lease_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
         if lease.worker_id != worker_id {
@@ -183,7 +194,21 @@ impl Core {
         let lease = self.leases.remove(&lease_id).expect("checked above");
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
         let (replica, decision) = job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest);
-        Ok(OutcomeEffect { job_id: lease.job_id, unit_index: lease.unit_index, replica, decision })
+        let reputations = job
+            .take_judged()
+            .into_iter()
+            .map(|(worker, agreed)| {
+                let reputation = self.reputations.record(&worker, agreed, now_ms);
+                (worker, reputation)
+            })
+            .collect();
+        Ok(OutcomeEffect {
+            job_id: lease.job_id,
+            unit_index: lease.unit_index,
+            replica,
+            decision,
+            reputations,
+        })
     }
 
     /// A worker gives leases back unrun; their units go back to the queue.
@@ -221,6 +246,19 @@ impl Core {
             self.close_lease(*lease_id);
         }
         expired
+    }
+
+    /// Reputations as the store kept them (on start).
+    pub fn restore_reputation(&mut self, worker_id: &str, reputation: Reputation) {
+        self.reputations.restore(worker_id, reputation);
+    }
+
+    pub fn reputation(&self, worker_id: &str) -> Option<Reputation> {
+        self.reputations.get(worker_id)
+    }
+
+    pub fn reputations(&self) -> Vec<(String, Reputation)> {
+        self.reputations.all()
     }
 
     /// Open leases, for status pages.

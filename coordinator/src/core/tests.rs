@@ -20,7 +20,7 @@ fn finish_leases(core: &mut Core, worker: &str, grants: &[LeaseGrant], liar: boo
             } else {
                 honest_digest(&grant.job_id, grant.unit_index)
             };
-            core.report_outcome(worker, grant.lease_id, &Status::Success, digest).expect("lease is open")
+            core.report_outcome(worker, grant.lease_id, &Status::Success, digest, 0).expect("lease is open")
         })
         .collect()
 }
@@ -95,12 +95,13 @@ fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
     let mut core = Core::new();
     core.add_job("job", 1, JobPolicy { quorum: 1, max_replicas: 3, lease_ms: 1_000 }, ResumeState::default());
     let grant = core.request_work("slow", 1, 0).remove(0);
-    let effect = core.report_outcome("slow", grant.lease_id, &Status::HostTimeout, Hash::of(b"x")).unwrap();
+    let effect =
+        core.report_outcome("slow", grant.lease_id, &Status::HostTimeout, Hash::of(b"x"), 0).unwrap();
     assert_eq!((effect.replica, effect.decision), (None, None));
     assert!(core.request_work("slow", 1, 1).is_empty(), "the timed-out worker gets the unit again");
     let grant = core.request_work("fast", 1, 1).remove(0);
     let effect =
-        core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0)).unwrap();
+        core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
 }
 
@@ -118,11 +119,11 @@ fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
     let again = core.request_work("d", 3, 100);
     assert_eq!(again.len(), 3);
     assert_eq!(
-        core.report_outcome("a", expiring[0].lease_id, &Status::Success, honest_digest("job", 0)),
+        core.report_outcome("a", expiring[0].lease_id, &Status::Success, honest_digest("job", 0), 0),
         Err(OutcomeRejection::UnknownLease(expiring[0].lease_id))
     );
     assert_eq!(
-        core.report_outcome("e", again[0].lease_id, &Status::Success, honest_digest("job", 0)),
+        core.report_outcome("e", again[0].lease_id, &Status::Success, honest_digest("job", 0), 0),
         Err(OutcomeRejection::NotYourLease(again[0].lease_id))
     );
 }
@@ -199,7 +200,7 @@ fn simulate(seed: u64) {
         } else {
             honest_digest(&grant.job_id, grant.unit_index)
         };
-        let Ok(effect) = core.report_outcome(&worker, grant.lease_id, &status, digest) else { continue };
+        let Ok(effect) = core.report_outcome(&worker, grant.lease_id, &status, digest, now) else { continue };
         let _checks_lease_count = core.progress(&effect.job_id);
         if let Some(replica) = &effect.replica {
             let key = (effect.job_id.clone(), effect.unit_index, replica.worker_id.clone());
@@ -220,4 +221,40 @@ fn simulate(seed: u64) {
         assert!(core.progress(job).unwrap().is_complete(), "seed {seed}: {job} {:?}", core.progress(job));
     }
     assert_eq!(decided.len(), 120, "seed {seed}");
+}
+
+#[test]
+fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_after_the_period() {
+    let mut core = Core::new();
+    core.add_job(
+        "job",
+        1000,
+        JobPolicy { quorum: 2, max_replicas: 5, lease_ms: 60_000 },
+        ResumeState::default(),
+    );
+    let mut lies_judged = 0;
+    for round in 0..20 {
+        if core.reputation("liar").is_some_and(|reputation| reputation.quarantined_until_ms.is_some()) {
+            break;
+        }
+        let lies = core.request_work("liar", 1, round);
+        finish_leases(&mut core, "liar", &lies, true);
+        for worker in ["honest-a", "honest-b"] {
+            let grants = core.request_work(worker, 1, round);
+            lies_judged += finish_leases(&mut core, worker, &grants, false)
+                .iter()
+                .flat_map(|effect| effect.reputations.iter())
+                .filter(|(worker, _)| worker == "liar")
+                .count();
+        }
+    }
+    let liar = core.reputation("liar").expect("the liar was judged");
+    assert!(lies_judged >= 3, "{lies_judged} judgements");
+    assert_eq!(liar.valid, 0);
+    assert!(liar.error_rate > 0.8, "quick to lose: {liar:?}");
+    let until = liar.quarantined_until_ms.expect("three strikes quarantine");
+    assert!(core.request_work("liar", 4, until - 1).is_empty(), "no leases while quarantined");
+    assert!(!core.request_work("liar", 1, until).is_empty(), "leases again after the period");
+    let honest = core.reputation("honest-a").unwrap();
+    assert!(honest.error_rate < 0.1 && honest.invalid == 0, "slow to earn: {honest:?}");
 }

@@ -62,6 +62,14 @@ pub async fn list_jobs(
     Ok(Json(coordinator.statuses()).into_response())
 }
 
+pub async fn reputation(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    Ok(Json(coordinator.reputations()).into_response())
+}
+
 pub async fn job_status(
     State(coordinator): State<Arc<Coordinator>>,
     headers: HeaderMap,

@@ -50,6 +50,7 @@ pub async fn serve_with(
         .route("/ws", get(worker_connection::upgrade))
         .route("/api/jobs", post(api::submit_job).get(api::list_jobs))
         .route("/api/jobs/{job_id}", get(api::job_status))
+        .route("/api/reputation", get(api::reputation))
         .route("/api/jobs/{job_id}/results", get(api::job_results))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))

@@ -1,7 +1,7 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
 use super::job_runtime::JobRuntime;
-use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect};
+use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use wasmhive_protocol::api::{JobInputs, JobStatus, JobSubmission, SubmitAnswer};
+use wasmhive_protocol::api::{JobInputs, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
 use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
 
 /// A problem opening the coordinator.
@@ -56,6 +56,8 @@ pub struct Coordinator {
     token: String,
     token_path: PathBuf,
     started: Instant,
+    /// Unix milliseconds at `started`: converts the core's clock for the store.
+    started_unix_ms: u64,
     next_connection_id: Mutex<u64>,
     /// Where blobs that are not our jobs' modules come from (a peer's module cache).
     blob_source: RwLock<Option<BlobSource>>,
@@ -74,6 +76,12 @@ impl Coordinator {
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
         let store = Store::open(&data_dir.join("coordinator.sqlite"))?;
         let mut core = Core::new();
+        let started_unix_ms = unix_ms();
+        for (worker_id, mut reputation) in store.reputations()? {
+            reputation.quarantined_until_ms =
+                reputation.quarantined_until_ms.map(|until| until.saturating_sub(started_unix_ms));
+            core.restore_reputation(&worker_id, reputation);
+        }
         let mut jobs = HashMap::new();
         for stored in store.jobs()? {
             let module = store.blob(&stored.module_hash)?.ok_or_else(|| {
@@ -96,6 +104,7 @@ impl Coordinator {
             token,
             token_path,
             started: Instant::now(),
+            started_unix_ms: unix_ms(),
             next_connection_id: Mutex::new(1),
             blob_source: RwLock::new(None),
         }))
@@ -145,6 +154,24 @@ impl Coordinator {
         self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
         tracing::info!(job = %job_id, units, "job submitted");
         Ok(SubmitAnswer { job_id, units })
+    }
+
+    /// Every worker this owner has judged, with its reputation (quarantine in seconds left).
+    pub fn reputations(&self) -> Vec<WorkerReputation> {
+        let now_ms = self.now_ms();
+        self.core
+            .lock()
+            .expect("core lock")
+            .reputations()
+            .into_iter()
+            .map(|(worker_id, reputation)| worker_reputation(worker_id, &reputation, now_ms))
+            .collect()
+    }
+
+    /// One worker's reputation, if this owner has judged it.
+    pub fn reputation(&self, worker_id: &str) -> Option<WorkerReputation> {
+        let reputation = self.core.lock().expect("core lock").reputation(worker_id)?;
+        Some(worker_reputation(worker_id.to_string(), &reputation, self.now_ms()))
     }
 
     /// Running jobs with undecided units, and how many (from the core alone: cheap).
@@ -315,6 +342,7 @@ impl Coordinator {
         reports: &[OutcomeReport],
     ) -> Result<Vec<LeaseId>, String> {
         let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
+        let now_ms = self.now_ms();
         {
             let mut core = self.core.lock().expect("core lock");
             for (position, report) in reports.iter().enumerate() {
@@ -325,7 +353,7 @@ impl Coordinator {
                         report.lease_id
                     ));
                 }
-                match core.report_outcome(worker_id, report.lease_id, &report.status, recomputed) {
+                match core.report_outcome(worker_id, report.lease_id, &report.status, recomputed, now_ms) {
                     Ok(effect) => effects.push((position, effect)),
                     Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
                 }
@@ -351,8 +379,17 @@ impl Coordinator {
                 engine_class: &reports[*position].engine_class,
             })
             .collect();
+        let reputations: Vec<(String, Reputation)> = effects
+            .iter()
+            .flat_map(|(_, effect)| effect.reputations.iter().cloned())
+            .map(|(worker_id, mut reputation)| {
+                reputation.quarantined_until_ms =
+                    reputation.quarantined_until_ms.map(|until| until + self.started_unix_ms);
+                (worker_id, reputation)
+            })
+            .collect();
         let mut store = self.store.lock().expect("store lock");
-        if let Err(error) = store.commit_outcomes(&to_commit, &next_fresh) {
+        if let Err(error) = store.commit_outcomes(&to_commit, &next_fresh, &reputations) {
             tracing::error!(%error, "committing outcomes failed; they are not acknowledged");
             return Ok(Vec::new());
         }
@@ -414,6 +451,24 @@ impl Coordinator {
             })
             .collect()
     }
+}
+
+fn worker_reputation(worker_id: String, reputation: &Reputation, now_ms: u64) -> WorkerReputation {
+    WorkerReputation {
+        worker_id,
+        trust: reputation.trust(),
+        valid: reputation.valid,
+        invalid: reputation.invalid,
+        consecutive_valid: reputation.consecutive_valid,
+        quarantined_for_s: reputation
+            .quarantined_until_ms
+            .filter(|until| *until > now_ms)
+            .map(|until| (until - now_ms) / 1000),
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {

@@ -10,7 +10,7 @@
 
 mod schema;
 
-use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, ResumeState, UnitDecision};
+use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -259,15 +259,33 @@ impl Store {
         Ok((units, succeeded, failed))
     }
 
-    /// Commits a batch of outcomes (replicas and decisions) and the jobs' fresh-unit marks
-    /// in one transaction. Only after this returns may the outcomes be acknowledged.
+    /// Commits a batch of outcomes (replicas and decisions), the jobs' fresh-unit marks and
+    /// the reputations they changed (`quarantined_until_ms` in Unix milliseconds) in one
+    /// transaction. Only after this returns may the outcomes be acknowledged.
     pub fn commit_outcomes(
         &mut self,
         outcomes: &[OutcomeToCommit<'_>],
         next_fresh: &[(String, u64)],
+        reputations: &[(String, Reputation)],
     ) -> StoreResult<()> {
         let transaction = self.connection.transaction()?;
         {
+            let mut upsert_reputation = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO reputation
+                 (worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (worker_id, reputation) in reputations {
+                upsert_reputation.execute(params![
+                    worker_id,
+                    reputation.valid as i64,
+                    reputation.invalid as i64,
+                    reputation.consecutive_valid as i64,
+                    reputation.strikes,
+                    reputation.error_rate,
+                    reputation.quarantined_until_ms.map(|until| until as i64),
+                ])?;
+            }
             let mut insert_replica = transaction.prepare_cached(
                 "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -330,6 +348,27 @@ impl Store {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Every stored reputation (`quarantined_until_ms` in Unix milliseconds).
+    pub fn reputations(&self) -> StoreResult<Vec<(String, Reputation)>> {
+        let mut select = self.connection.prepare(
+            "SELECT worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms FROM reputation",
+        )?;
+        let rows = select.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                Reputation {
+                    valid: row.get::<_, i64>(1)? as u64,
+                    invalid: row.get::<_, i64>(2)? as u64,
+                    consecutive_valid: row.get::<_, i64>(3)? as u64,
+                    strikes: row.get(4)?,
+                    error_rate: row.get(5)?,
+                    quarantined_until_ms: row.get::<_, Option<i64>>(6)?.map(|until| until as u64),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn set_job_state(&mut self, job_id: &str, state: &str) -> StoreResult<()> {

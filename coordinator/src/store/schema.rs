@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS replicas (
     engine_class TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS replicas_by_unit ON replicas (job_id, unit_index);
+CREATE TABLE IF NOT EXISTS reputation (
+    worker_id TEXT PRIMARY KEY,
+    valid INTEGER NOT NULL,
+    invalid INTEGER NOT NULL,
+    consecutive_valid INTEGER NOT NULL,
+    strikes INTEGER NOT NULL,
+    error_rate REAL NOT NULL,
+    quarantined_until_unix_ms INTEGER
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     unit_index INTEGER NOT NULL,

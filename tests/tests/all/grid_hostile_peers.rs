@@ -63,6 +63,21 @@ fn a_lying_worker_never_has_an_output_accepted() {
     runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), liar).await }).ok();
     println!("the liar reported {} wrong outcomes", lies.load(Ordering::Relaxed));
     check_primes_results(&grid.results(&job_id), end, step, 2);
+    let mut args = vec!["reputation".to_string(), "--json".to_string()];
+    args.extend(grid.connection_args());
+    let output = wasmhive_tests::grid::wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let reputations: Vec<wasmhive_protocol::api::WorkerReputation> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    let liar =
+        reputations.iter().find(|row| row.worker_id == key(66).peer_id()).expect("the liar was judged");
+    assert_eq!(liar.valid, 0, "{liar:?}");
+    assert!(liar.invalid >= 3 && liar.quarantined_for_s.is_some(), "three strikes quarantine: {liar:?}");
+    assert!(
+        reputations
+            .iter()
+            .filter(|row| row.worker_id != liar.worker_id)
+            .all(|row| row.invalid == 0 && row.trust > 0.9)
+    );
 }
 
 /// Sends `frames` (after a completed handshake as `identity`, if given) and returns

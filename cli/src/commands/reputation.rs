@@ -1,0 +1,34 @@
+//! `wasmhive reputation`: what an owner knows of the workers that ran its units.
+
+use crate::client::Connection;
+use clap::Args;
+use wasmhive_protocol::api::WorkerReputation;
+
+#[derive(Args)]
+pub struct ReputationArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn reputation(arguments: ReputationArgs) -> anyhow::Result<i32> {
+    let rows: Vec<WorkerReputation> = arguments.connection.client()?.get("/api/reputation")?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<34} {:>6} {:>7} {:>7} {:>11} {:>12}",
+        "WORKER", "TRUST", "VALID", "INVALID", "IN A ROW", "QUARANTINED"
+    );
+    for row in rows {
+        let quarantined = row.quarantined_for_s.map_or(String::new(), |seconds| format!("{seconds} s left"));
+        println!(
+            "{:<34} {:>6.3} {:>7} {:>7} {:>11} {:>12}",
+            row.worker_id, row.trust, row.valid, row.invalid, row.consecutive_valid, quarantined
+        );
+    }
+    Ok(0)
+}

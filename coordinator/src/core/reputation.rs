@@ -1,0 +1,95 @@
+//! Reputation per worker identity, sans IO: slow to earn, quick to lose.
+//!
+//! Every replica of an accepted unit is judged: it agreed with the canonical result or it
+//! did not. The error-rate estimate starts at [`ERROR_RATE_START`] (a stranger is not
+//! trusted), shrinks by [`EARN_FACTOR`] per valid result (about 45 valid results to go from
+//! 0.1 to 0.01) and jumps halfway to 1 per invalid one. [`INVALID_STRIKES`] invalid results
+//! with no valid one in between quarantine the worker for [`QUARANTINE_MS`]: it gets no
+//! leases until then.
+
+use std::collections::BTreeMap;
+
+pub const ERROR_RATE_START: f64 = 0.1;
+pub const EARN_FACTOR: f64 = 0.95;
+pub const INVALID_STRIKES: u32 = 3;
+pub const QUARANTINE_MS: u64 = 10 * 60 * 1000;
+
+/// What an owner knows of one worker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reputation {
+    pub valid: u64,
+    pub invalid: u64,
+    pub consecutive_valid: u64,
+    /// Invalid results since the last valid one.
+    pub strikes: u32,
+    pub error_rate: f64,
+    /// In the owner's clock; no leases before then.
+    pub quarantined_until_ms: Option<u64>,
+}
+
+impl Default for Reputation {
+    fn default() -> Reputation {
+        Reputation {
+            valid: 0,
+            invalid: 0,
+            consecutive_valid: 0,
+            strikes: 0,
+            error_rate: ERROR_RATE_START,
+            quarantined_until_ms: None,
+        }
+    }
+}
+
+impl Reputation {
+    /// 1 − error rate: 0.9 for a stranger, towards 1 with a clean record.
+    pub fn trust(&self) -> f64 {
+        1.0 - self.error_rate
+    }
+}
+
+#[derive(Default)]
+pub struct ReputationBook {
+    workers: BTreeMap<String, Reputation>,
+}
+
+impl ReputationBook {
+    /// Records one judged replica; returns the worker's new reputation.
+    pub fn record(&mut self, worker_id: &str, agreed: bool, now_ms: u64) -> Reputation {
+        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        if agreed {
+            reputation.valid += 1;
+            reputation.consecutive_valid += 1;
+            reputation.strikes = 0;
+            reputation.error_rate *= EARN_FACTOR;
+        } else {
+            reputation.invalid += 1;
+            reputation.consecutive_valid = 0;
+            reputation.strikes += 1;
+            reputation.error_rate = (reputation.error_rate + 1.0) / 2.0;
+            if reputation.strikes >= INVALID_STRIKES {
+                reputation.quarantined_until_ms = Some(now_ms + QUARANTINE_MS);
+                reputation.strikes = 0;
+            }
+        }
+        *reputation
+    }
+
+    pub fn is_quarantined(&self, worker_id: &str, now_ms: u64) -> bool {
+        self.workers
+            .get(worker_id)
+            .and_then(|reputation| reputation.quarantined_until_ms)
+            .is_some_and(|until| now_ms < until)
+    }
+
+    pub fn restore(&mut self, worker_id: &str, reputation: Reputation) {
+        self.workers.insert(worker_id.to_string(), reputation);
+    }
+
+    pub fn get(&self, worker_id: &str) -> Option<Reputation> {
+        self.workers.get(worker_id).copied()
+    }
+
+    pub fn all(&self) -> Vec<(String, Reputation)> {
+        self.workers.iter().map(|(id, reputation)| (id.clone(), *reputation)).collect()
+    }
+}
