@@ -7,3 +7,4 @@ pub mod human_units;
 pub mod job_spec;
 pub mod server;
 pub mod store;
+pub mod trust_simulation;

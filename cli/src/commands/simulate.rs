@@ -2,6 +2,7 @@
 //! and prints how fast the mesh forms and what gossip costs when idle.
 
 use clap::{Args, Subcommand};
+use wasmhive_coordinator::trust_simulation::{TrustScenario, simulate_trust};
 use wasmhive_peer::gossip_interval;
 use wasmhive_peer::mesh_simulation::simulate_mesh;
 
@@ -19,6 +20,27 @@ enum Simulation {
         #[arg(long, default_value_t = 50)]
         peers: usize,
         /// Seed of the run (print it to replay a run).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Verification against dishonest workers, through the real scheduling core.
+    Trust {
+        #[arg(long, default_value_t = 20)]
+        peers: usize,
+        #[arg(long, default_value_t = 2000)]
+        units: u64,
+        /// Fraction of peers that lie on every unit (0 to 1).
+        #[arg(long, default_value_t = 0.3)]
+        saboteurs: f64,
+        /// Saboteurs return the same wrong output for a unit (they can form a quorum).
+        #[arg(long)]
+        colluding: bool,
+        /// Extra colluding identities run by the saboteurs.
+        #[arg(long, default_value_t = 0)]
+        sybil: usize,
+        /// Matching replicas needed (fixed replication).
+        #[arg(long, default_value_t = 2)]
+        quorum: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -50,6 +72,41 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 figures.idle_messages_per_peer_per_round / seconds,
                 figures.idle_exchanges_per_peer_max
             );
+            Ok(0)
+        }
+        Simulation::Trust { peers, units, saboteurs, colluding, sybil, quorum, seed } => {
+            anyhow::ensure!((1..=10_000).contains(&peers), "--peers must be 1 to 10000");
+            anyhow::ensure!((0.0..=1.0).contains(&saboteurs), "--saboteurs is a fraction from 0 to 1");
+            anyhow::ensure!((1..=16).contains(&quorum), "--quorum must be 1 to 16");
+            anyhow::ensure!((1..=1_000_000).contains(&units), "--units must be 1 to 1000000");
+            let scenario = TrustScenario {
+                peers,
+                units,
+                saboteur_fraction: saboteurs,
+                colluding,
+                sybil: sybil.min(10_000),
+                quorum,
+                seed,
+            };
+            let figures = simulate_trust(&scenario);
+            let kind = if colluding { "colluding" } else { "independent" };
+            println!(
+                "trust simulation · {peers} peers · {units} units · {saboteurs:.2} {kind} saboteurs · {sybil} sybil identities · quorum {quorum} · seed {seed}"
+            );
+            println!(
+                "  units accepted: {} · wrong results accepted: {} · units failed: {}",
+                figures.units_accepted, figures.wrong_accepted, figures.units_failed
+            );
+            println!(
+                "  replicas per accepted unit: {:.3} · rounds: {}",
+                figures.replicas_per_accepted_unit, figures.rounds
+            );
+            let caught: Vec<String> = figures
+                .results_until_quarantine
+                .iter()
+                .map(|results| results.map_or("never".to_string(), |results| results.to_string()))
+                .collect();
+            println!("  results each saboteur reported before quarantine: [{}]", caught.join(", "));
             Ok(0)
         }
     }
