@@ -32,6 +32,8 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Print or save a job's verified results.
     Results(commands::results::ResultsArgs),
+    /// Show the validated work (credit) each worker did, per job.
+    Credit(commands::credit::CreditArgs),
     /// Show the reputation of the workers that ran an owner's units.
     Reputation(commands::reputation::ReputationArgs),
     /// Stop a job.
@@ -57,6 +59,7 @@ fn main() {
         Command::Status(arguments) => commands::status::status(arguments),
         Command::Results(arguments) => commands::results::results(arguments),
         Command::Cancel(arguments) => commands::cancel::cancel(arguments),
+        Command::Credit(arguments) => commands::credit::credit(arguments),
         Command::Reputation(arguments) => commands::reputation::reputation(arguments),
         Command::Run(arguments) => commands::run::run(arguments),
         Command::Simulate(arguments) => commands::simulate::simulate(arguments),

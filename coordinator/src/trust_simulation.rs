@@ -69,10 +69,12 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                     .report_outcome(&workers[index], grant.lease_id, &Status::Success, digest, now_ms)
                     .expect("the lease was just granted");
                 *reported.entry(index).or_default() += 1;
-                for (worker, reputation) in &effect.reputations {
-                    let judged =
-                        workers.iter().position(|candidate| candidate == worker).expect("a known worker");
-                    if is_saboteur(judged) && reputation.quarantined_until_ms.is_some() {
+                for judgement in &effect.judgements {
+                    let judged = workers
+                        .iter()
+                        .position(|candidate| *candidate == judgement.worker_id)
+                        .expect("a known worker");
+                    if is_saboteur(judged) && judgement.reputation.quarantined_until_ms.is_some() {
                         quarantined_after.entry(judged).or_insert(reported[&judged]);
                     }
                 }

@@ -121,3 +121,16 @@ pub struct WorkerReputation {
     /// Seconds of quarantine left (no leases), when quarantined.
     pub quarantined_for_s: Option<u64>,
 }
+
+/// One row of `GET /api/credit`: the validated work a worker did for one job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRow {
+    pub job_id: String,
+    pub worker_id: String,
+    /// Replicas of this worker that matched an accepted result (each credited once).
+    pub replicas: u64,
+    pub credit: u64,
+    /// `fuel` (the canonical fuel of each credited replica) when the job metered fuel, else
+    /// `units` (one per credited replica).
+    pub measure: String,
+}

@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod coordinator;
+pub mod credit;
 pub mod demo;
 pub mod peer;
 pub mod peers;

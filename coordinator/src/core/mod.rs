@@ -58,9 +58,18 @@ pub struct OutcomeEffect {
     /// The replica to record (absent for a host timeout, which is not a result).
     pub replica: Option<ReplicaRecord>,
     pub decision: Option<UnitDecision>,
-    /// Workers whose reputation this outcome changed, with their new reputation (an
-    /// accepted unit judges every replica against the canonical result).
-    pub reputations: Vec<(String, Reputation)>,
+    /// An accepted unit judges every replica against the canonical result: these are the
+    /// judgements, each with the worker's new reputation.
+    pub judgements: Vec<Judgement>,
+}
+
+/// One replica of an accepted unit, judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    pub worker_id: String,
+    /// The replica matched the canonical result (and earns credit).
+    pub agreed: bool,
+    pub reputation: Reputation,
 }
 
 /// How a unit ended.
@@ -194,12 +203,12 @@ impl Core {
         let lease = self.leases.remove(&lease_id).expect("checked above");
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
         let (replica, decision) = job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest);
-        let reputations = job
+        let judgements = job
             .take_judged()
             .into_iter()
-            .map(|(worker, agreed)| {
-                let reputation = self.reputations.record(&worker, agreed, now_ms);
-                (worker, reputation)
+            .map(|(worker_id, agreed)| {
+                let reputation = self.reputations.record(&worker_id, agreed, now_ms);
+                Judgement { worker_id, agreed, reputation }
             })
             .collect();
         Ok(OutcomeEffect {
@@ -207,7 +216,7 @@ impl Core {
             unit_index: lease.unit_index,
             replica,
             decision,
-            reputations,
+            judgements,
         })
     }
 

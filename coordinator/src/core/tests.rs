@@ -243,8 +243,8 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
             let grants = core.request_work(worker, 1, round);
             lies_judged += finish_leases(&mut core, worker, &grants, false)
                 .iter()
-                .flat_map(|effect| effect.reputations.iter())
-                .filter(|(worker, _)| worker == "liar")
+                .flat_map(|effect| effect.judgements.iter())
+                .filter(|judgement| judgement.worker_id == "liar")
                 .count();
         }
     }

@@ -70,6 +70,20 @@ pub async fn reputation(
     Ok(Json(coordinator.reputations()).into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub struct CreditQuery {
+    job: Option<String>,
+}
+
+pub async fn credit(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<CreditQuery>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    Ok(Json(coordinator.credits(query.job.as_deref())?).into_response())
+}
+
 pub async fn job_status(
     State(coordinator): State<Arc<Coordinator>>,
     headers: HeaderMap,

@@ -51,6 +51,7 @@ pub async fn serve_with(
         .route("/api/jobs", post(api::submit_job).get(api::list_jobs))
         .route("/api/jobs/{job_id}", get(api::job_status))
         .route("/api/reputation", get(api::reputation))
+        .route("/api/credit", get(api::credit))
         .route("/api/jobs/{job_id}/results", get(api::job_results))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))

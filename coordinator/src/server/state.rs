@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use wasmhive_protocol::api::{JobInputs, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
+use wasmhive_protocol::api::{
+    CreditRow, JobInputs, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation,
+};
 use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
 
 /// A problem opening the coordinator.
@@ -154,6 +156,24 @@ impl Coordinator {
         self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
         tracing::info!(job = %job_id, units, "job submitted");
         Ok(SubmitAnswer { job_id, units })
+    }
+
+    /// Credit per (job, worker), for one job or all.
+    pub fn credits(&self, job_id: Option<&str>) -> Result<Vec<CreditRow>, ApiProblem> {
+        let credits = self.store.lock().expect("store lock").credits(job_id).map_err(ApiProblem::internal)?;
+        Ok(credits
+            .into_iter()
+            .map(|credit| {
+                let metered = self.job(&credit.job_id).is_some_and(|job| job.stored.limits.fuel.is_some());
+                CreditRow {
+                    job_id: credit.job_id,
+                    worker_id: credit.worker_id,
+                    replicas: credit.replicas,
+                    credit: credit.amount,
+                    measure: if metered { "fuel" } else { "units" }.to_string(),
+                }
+            })
+            .collect())
     }
 
     /// Every worker this owner has judged, with its reputation (quarantine in seconds left).
@@ -381,11 +401,12 @@ impl Coordinator {
             .collect();
         let reputations: Vec<(String, Reputation)> = effects
             .iter()
-            .flat_map(|(_, effect)| effect.reputations.iter().cloned())
-            .map(|(worker_id, mut reputation)| {
+            .flat_map(|(_, effect)| effect.judgements.iter())
+            .map(|judgement| {
+                let mut reputation = judgement.reputation;
                 reputation.quarantined_until_ms =
                     reputation.quarantined_until_ms.map(|until| until + self.started_unix_ms);
-                (worker_id, reputation)
+                (judgement.worker_id.clone(), reputation)
             })
             .collect();
         let mut store = self.store.lock().expect("store lock");

@@ -56,6 +56,39 @@ pub struct OutcomeToCommit<'a> {
     pub engine_class: &'a str,
 }
 
+/// Credits each replica that agreed with the canonical result, once: the canonical fuel
+/// (the least fuel any agreeing replica reported; honest metering is deterministic, so
+/// agreeing honest replicas report the same) when the job metered fuel, else one unit.
+fn grant_credit(
+    transaction: &rusqlite::Transaction<'_>,
+    effect: &OutcomeEffect,
+    canonical: &Hash,
+) -> StoreResult<()> {
+    let fuel: Option<i64> = transaction.query_row(
+        "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
+        params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
+        |row| row.get(0),
+    )?;
+    let amount = fuel.unwrap_or(1).max(0);
+    let mut add = transaction.prepare_cached(
+        "INSERT INTO credit (job_id, worker_id, replicas, amount) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3",
+    )?;
+    for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
+        add.execute(params![effect.job_id, judgement.worker_id, amount])?;
+    }
+    Ok(())
+}
+
+/// Credit a worker earned on one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCredit {
+    pub job_id: String,
+    pub worker_id: String,
+    pub replicas: u64,
+    pub amount: u64,
+}
+
 /// A decided unit as stored.
 #[derive(Clone, Debug)]
 pub struct StoredResult {
@@ -310,6 +343,7 @@ impl Store {
                 }
                 match &effect.decision {
                     Some(UnitDecision::Accepted { digest, status, replicas }) => {
+                        grant_credit(&transaction, effect, digest)?;
                         let failure = (!status.is_success()).then(|| status.to_string());
                         insert_result.execute(params![
                             effect.job_id,
@@ -348,6 +382,22 @@ impl Store {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Credit per (job, worker), optionally for one job.
+    pub fn credits(&self, job_id: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
+        let mut select = self.connection.prepare(
+            "SELECT job_id, worker_id, replicas, amount FROM credit WHERE ?1 IS NULL OR job_id = ?1 ORDER BY job_id, amount DESC",
+        )?;
+        let rows = select.query_map(params![job_id], |row| {
+            Ok(StoredCredit {
+                job_id: row.get(0)?,
+                worker_id: row.get(1)?,
+                replicas: row.get::<_, i64>(2)? as u64,
+                amount: row.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored reputation (`quarantined_until_ms` in Unix milliseconds).

@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS reputation (
     error_rate REAL NOT NULL,
     quarantined_until_unix_ms INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credit (
+    job_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    replicas INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (job_id, worker_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     unit_index INTEGER NOT NULL,

@@ -9,7 +9,31 @@ fn a_job_with_three_workers_and_quorum_two_gives_the_right_answer() {
     let grid = TestGrid::start("three-workers", 3);
     let job_id = grid.submit(&grid.primes_spec(2_000_000, 50_000, 2), true);
     assert_eq!(grid.status(&job_id).state, "completed");
-    check_primes_results(&grid.results(&job_id), 2_000_000, 50_000, 2);
+    let results = grid.results(&job_id);
+    check_primes_results(&results, 2_000_000, 50_000, 2);
+    // Credit: one unit per replica that matched an accepted result, granted once each.
+    let credit = grid.credit(&job_id);
+    let matching_replicas: usize = results.iter().map(|unit| unit.replica_peers.len()).sum();
+    assert_eq!(credit.iter().map(|row| row.replicas).sum::<u64>() as usize, matching_replicas);
+    assert!(credit.iter().all(|row| row.measure == "units" && row.credit == row.replicas), "{credit:?}");
+}
+
+#[test]
+fn metered_jobs_credit_the_canonical_fuel_of_each_matching_replica() {
+    let grid = TestGrid::start("fuel-credit", 2);
+    let spec = grid.directory.path().join("metered.toml");
+    std::fs::write(
+        &spec,
+        "module = \"primes\"\n[inputs]\nrange = { start = 0, end = 400_000, step = 100_000 }\n\
+         [verify]\nquorum = 2\n[limits]\nfuel = 100_000_000_000\n",
+    )
+    .unwrap();
+    let job_id = grid.submit(spec.to_str().unwrap(), true);
+    let credit = grid.credit(&job_id);
+    assert_eq!(credit.len(), 2, "both workers ran every unit: {credit:?}");
+    assert!(credit.iter().all(|row| row.measure == "fuel" && row.replicas == 4), "{credit:?}");
+    assert_eq!(credit[0].credit, credit[1].credit, "the same units cost the same canonical fuel: {credit:?}");
+    assert!(credit[0].credit > 1_000_000, "fuel, not a count: {credit:?}");
 }
 
 #[test]

@@ -67,6 +67,16 @@ impl TestGrid {
         });
     }
 
+    /// `wasmhive credit --job JOB --json`, parsed.
+    pub fn credit(&self, job_id: &str) -> Vec<wasmhive_protocol::api::CreditRow> {
+        let mut args =
+            vec!["credit".to_string(), "--job".to_string(), job_id.to_string(), "--json".to_string()];
+        args.extend(self.connection_args());
+        let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(output.status.success(), "credit failed: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("credit JSON")
+    }
+
     /// `--to ADDR --data DIR` for CLI calls against this grid.
     pub fn connection_args(&self) -> Vec<String> {
         connection(self.address, &self.coordinator_data)

@@ -1,0 +1,37 @@
+//! `wasmhive credit [--job JOB]`: the validated work each worker did for an owner's jobs.
+
+use crate::client::Connection;
+use clap::Args;
+use wasmhive_protocol::api::CreditRow;
+
+#[derive(Args)]
+pub struct CreditArgs {
+    /// Only this job.
+    #[arg(long)]
+    job: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn credit(arguments: CreditArgs) -> anyhow::Result<i32> {
+    let path = match &arguments.job {
+        Some(job_id) => format!("/api/credit?job={job_id}"),
+        None => "/api/credit".to_string(),
+    };
+    let rows: Vec<CreditRow> = arguments.connection.client()?.get(&path)?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!("{:<28} {:<34} {:>9} {:>16} {:<6}", "JOB", "WORKER", "REPLICAS", "CREDIT", "MEASURE");
+    for row in rows {
+        println!(
+            "{:<28} {:<34} {:>9} {:>16} {:<6}",
+            row.job_id, row.worker_id, row.replicas, row.credit, row.measure
+        );
+    }
+    Ok(0)
+}
