@@ -10,6 +10,8 @@
 mod api;
 mod job_runtime;
 mod state;
+mod submission;
+mod token;
 mod worker_connection;
 
 pub use api::authorize;

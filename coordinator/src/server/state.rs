@@ -1,17 +1,17 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
 use super::job_runtime::JobRuntime;
+use super::submission::{new_job_id, validate_submission};
+use super::token::read_or_create_token;
 use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
-use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
+use crate::job_spec::unit_count;
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use wasmhive_protocol::api::{
-    CreditRow, JobInputs, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation,
-};
+use wasmhive_protocol::api::{CreditRow, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
 use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
 
 /// A problem opening the coordinator.
@@ -98,7 +98,8 @@ impl Coordinator {
             }
             jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime { stored, module: Arc::new(module) }));
         }
-        Ok(Arc::new(Coordinator {
+        let running: Vec<String> = core.job_ids().cloned().collect();
+        let coordinator = Coordinator {
             core: Mutex::new(core),
             store: Mutex::new(store),
             jobs: RwLock::new(jobs),
@@ -109,7 +110,11 @@ impl Coordinator {
             started_unix_ms: unix_ms(),
             next_connection_id: Mutex::new(1),
             blob_source: RwLock::new(None),
-        }))
+        };
+        // A crash between a job's last commit and marking it completed leaves it running
+        // with nothing left to decide: finish it now, as the next commit would have.
+        coordinator.finish_completed_jobs(running.iter().map(String::as_str));
+        Ok(Arc::new(coordinator))
     }
 
     pub fn token_path(&self) -> &Path {
@@ -494,79 +499,4 @@ fn unix_ms() -> u64 {
 
 fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
     JobPolicy { quorum: stored.quorum, max_replicas: stored.max_replicas, lease_ms: stored.limits.lease_ms }
-}
-
-fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
-    let problem = |text: String| Err(ApiProblem::bad_request(text));
-    if submission.quorum == 0 || submission.quorum > QUORUM_MAX {
-        return problem(format!("quorum {} must be 1 to {QUORUM_MAX}", submission.quorum));
-    }
-    if submission.max_replicas < submission.quorum || submission.max_replicas > 4 * QUORUM_MAX {
-        return problem(format!(
-            "max_replicas {} must be from quorum to {}",
-            submission.max_replicas,
-            4 * QUORUM_MAX
-        ));
-    }
-    if !submission.module.starts_with(b"\0asm") || submission.module.len() > 32 << 20 {
-        return problem("module must be a WebAssembly binary of at most 32 MiB".into());
-    }
-    if let JobInputs::Range { start, end, step } = submission.inputs
-        && (start >= end || step == 0)
-    {
-        return problem(format!("range {start}..{end} step {step} must have start < end and step ≥ 1"));
-    }
-    if let JobInputs::Files { files } = &submission.inputs
-        && let Some(file) = files.iter().find(|file| file.bytes.len() > UNIT_INPUT_BYTES_MAX)
-    {
-        return problem(format!(
-            "input file {} is larger than {UNIT_INPUT_BYTES_MAX} bytes per unit; split it",
-            file.name
-        ));
-    }
-    let units = unit_count(&submission.inputs);
-    if units == 0 || units > UNITS_MAX {
-        return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
-    }
-    let limits = &submission.limits;
-    if limits.memory_bytes > 4 << 30
-        || limits.output_bytes > 64 << 20
-        || limits.timeout_ms == 0
-        || limits.lease_ms < 100
-    {
-        return problem("limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout > 0 and lease ≥ 100 ms".into());
-    }
-    if limits.fuel == Some(0) {
-        return problem("limits.fuel must be above 0, or absent to turn metering off".into());
-    }
-    Ok(())
-}
-
-fn new_job_id(name: &str) -> String {
-    let mut random = [0u8; 4];
-    getrandom::fill(&mut random).expect("the OS random source works");
-    let slug: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(24)
-        .collect::<String>()
-        .to_lowercase();
-    let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
-}
-
-fn read_or_create_token(path: &Path) -> std::io::Result<String> {
-    if let Ok(token) = std::fs::read_to_string(path) {
-        return Ok(token.trim().to_string());
-    }
-    let mut random = [0u8; 24];
-    getrandom::fill(&mut random).map_err(std::io::Error::other)?;
-    let token: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    std::fs::write(path, format!("{token}\n"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(token)
 }

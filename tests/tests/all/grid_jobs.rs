@@ -102,3 +102,52 @@ fn cancelling_a_job_stops_it() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(grid.status(&job_id).state, "cancelled");
 }
+
+#[test]
+fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_restart() {
+    use wasmhive_coordinator::server::Coordinator;
+    use wasmhive_coordinator::store::Store;
+    use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
+    use wasmhive_protocol::{OutcomeReport, Status, outcome_digest};
+    let directory = wasmhive_tests::grid::TempDir::new("restart-completed");
+    let coordinator = Coordinator::open(directory.path()).unwrap();
+    let submission = JobSubmission {
+        name: "sum".into(),
+        task_name: "sum".into(),
+        module: task_modules::SUM.to_vec(),
+        args: Vec::new(),
+        inputs: JobInputs::Range { start: 0, end: 10, step: 10 },
+        quorum: 1,
+        max_replicas: 2,
+        limits: JobLimits {
+            fuel: None,
+            memory_bytes: 1 << 20,
+            output_bytes: 1 << 10,
+            lease_ms: 60_000,
+            timeout_ms: 1000,
+        },
+        nan_canonicalization: true,
+    };
+    let job_id = coordinator.submit(submission).map_err(|problem| problem.message).unwrap().job_id;
+    let lease = coordinator.request_work("worker", 1).unwrap().remove(0);
+    let report = OutcomeReport {
+        lease_id: lease.lease_id,
+        status: Status::Success,
+        output: b"45\n".to_vec(),
+        digest: outcome_digest(&Status::Success, b"45\n"),
+        fuel_used: None,
+        wall_time_ms: 1,
+        engine_class: "test".into(),
+    };
+    coordinator.commit_outcomes("worker", &[report]).unwrap();
+    assert_eq!(coordinator.status(&job_id).unwrap().state, "completed");
+    drop(coordinator);
+    // The crash: the result is committed but the job was not yet marked completed.
+    Store::open(&directory.path().join("coordinator.sqlite"))
+        .unwrap()
+        .set_job_state(&job_id, "running")
+        .unwrap();
+    let restarted = Coordinator::open(directory.path()).unwrap();
+    let status = restarted.status(&job_id).unwrap();
+    assert_eq!((status.state.as_str(), status.verified), ("completed", 1));
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmhive_protocol::api::{JobStatus, UnitResult};
-use wasmhive_tests::grid::{Running, TempDir, start_coordinator, start_worker, wait_until, wasmhive};
+use wasmhive_tests::grid::{Running, TempDir, start_coordinator, start_worker, wasmhive};
 
 /// A coordinator process and worker processes (one core each) in a temp directory.
 pub struct TestGrid {
@@ -58,13 +58,28 @@ impl TestGrid {
     }
 
     pub fn wait_for_verified(&self, job_id: &str, units: u64) {
-        wait_until(Duration::from_secs(60), "some verified units", || self.status(job_id).verified >= units);
+        self.wait(Duration::from_secs(60), "some verified units", || self.status(job_id).verified >= units);
     }
 
     pub fn wait_for_completion(&self, job_id: &str) {
-        wait_until(Duration::from_secs(120), "the job to complete", || {
+        self.wait(Duration::from_secs(120), "the job to complete", || {
             self.status(job_id).state == "completed"
         });
+    }
+
+    /// Like `wait_until`, but a timeout shows the end of every process's log.
+    fn wait(&self, timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !condition() {
+            if std::time::Instant::now() >= deadline {
+                let mut logs = format!("coordinator:\n{}", tail(&self.coordinator.log_text()));
+                for (index, worker) in self.workers.iter().enumerate() {
+                    logs.push_str(&format!("\nworker {index}:\n{}", tail(&worker.log_text())));
+                }
+                panic!("timed out waiting for {what}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `wasmhive credit --job JOB --json`, parsed.
@@ -81,6 +96,11 @@ impl TestGrid {
     pub fn connection_args(&self) -> Vec<String> {
         connection(self.address, &self.coordinator_data)
     }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
 }
 
 /// Writes a primes job spec counting primes in [0, end) in units of `step`.

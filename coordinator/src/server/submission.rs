@@ -1,0 +1,66 @@
+//! Checking a submitted job before anything is stored, and naming it.
+
+use super::state::ApiProblem;
+use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
+use wasmhive_protocol::api::{JobInputs, JobSubmission};
+
+/// The API's own check of a submission: HTTP clients need not have used the job-spec parser.
+pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
+    let problem = |text: String| Err(ApiProblem::bad_request(text));
+    if submission.quorum == 0 || submission.quorum > QUORUM_MAX {
+        return problem(format!("quorum {} must be 1 to {QUORUM_MAX}", submission.quorum));
+    }
+    if submission.max_replicas < submission.quorum || submission.max_replicas > 4 * QUORUM_MAX {
+        return problem(format!(
+            "max_replicas {} must be from quorum to {}",
+            submission.max_replicas,
+            4 * QUORUM_MAX
+        ));
+    }
+    if !submission.module.starts_with(b"\0asm") || submission.module.len() > 32 << 20 {
+        return problem("module must be a WebAssembly binary of at most 32 MiB".into());
+    }
+    if let JobInputs::Range { start, end, step } = submission.inputs
+        && (start >= end || step == 0)
+    {
+        return problem(format!("range {start}..{end} step {step} must have start < end and step ≥ 1"));
+    }
+    if let JobInputs::Files { files } = &submission.inputs
+        && let Some(file) = files.iter().find(|file| file.bytes.len() > UNIT_INPUT_BYTES_MAX)
+    {
+        return problem(format!(
+            "input file {} is larger than {UNIT_INPUT_BYTES_MAX} bytes per unit; split it",
+            file.name
+        ));
+    }
+    let units = unit_count(&submission.inputs);
+    if units == 0 || units > UNITS_MAX {
+        return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
+    }
+    let limits = &submission.limits;
+    if limits.memory_bytes > 4 << 30
+        || limits.output_bytes > 64 << 20
+        || limits.timeout_ms == 0
+        || limits.lease_ms < 100
+    {
+        return problem("limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout > 0 and lease ≥ 100 ms".into());
+    }
+    if limits.fuel == Some(0) {
+        return problem("limits.fuel must be above 0, or absent to turn metering off".into());
+    }
+    Ok(())
+}
+
+/// `NAME-xxxxxxxx`: the job's name (letters, digits, dashes) and 8 random hex digits.
+pub fn new_job_id(name: &str) -> String {
+    let mut random = [0u8; 4];
+    getrandom::fill(&mut random).expect("the OS random source works");
+    let slug: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(24)
+        .collect::<String>()
+        .to_lowercase();
+    let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
+}
