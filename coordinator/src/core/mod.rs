@@ -106,7 +106,16 @@ pub struct Core {
 
 impl Core {
     pub fn new() -> Core {
-        Core { next_lease_id: 1, ..Core::default() }
+        Core::with_first_lease_id(1)
+    }
+
+    /// A core whose lease ids start at `first`. An owner starts each run at a new range
+    /// (its start time in milliseconds << 12: below 2^53, 4096 ids per millisecond between
+    /// restarts), so a worker's outcome for a lease of an
+    /// earlier run can never be taken for a lease of this one.
+    pub fn with_first_lease_id(first: LeaseId) -> Core {
+        assert!(first > 0, "lease ids start above 0");
+        Core { next_lease_id: first, ..Core::default() }
     }
 
     /// Adds a job, fresh (`resume` empty) or as the store left it.

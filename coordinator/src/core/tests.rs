@@ -258,3 +258,22 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
     let honest = core.reputation("honest-a").unwrap();
     assert!(honest.error_rate < 0.1 && honest.invalid == 0, "slow to earn: {honest:?}");
 }
+
+#[test]
+fn an_owner_restarted_later_never_reuses_a_lease_id_of_an_earlier_run() {
+    let policy = JobPolicy { quorum: 1, max_replicas: 2, lease_ms: 1_000 };
+    let mut first_run = Core::with_first_lease_id(1_000 << 20);
+    first_run.add_job("job", 10, policy, ResumeState::default());
+    let old = first_run.request_work("worker", 4, 0);
+    let mut second_run = Core::with_first_lease_id(1_001 << 20);
+    second_run.add_job("job", 10, policy, ResumeState::default());
+    let new = second_run.request_work("worker", 4, 0);
+    for grant in &old {
+        assert!(new.iter().all(|fresh| fresh.lease_id != grant.lease_id));
+        assert_eq!(
+            second_run.report_outcome("worker", grant.lease_id, &Status::Success, honest_digest("job", 0), 0),
+            Err(OutcomeRejection::UnknownLease(grant.lease_id)),
+            "an outcome of the earlier run is not taken for a lease of this one"
+        );
+    }
+}

@@ -77,8 +77,8 @@ impl Coordinator {
         let token_path = data_dir.join("token");
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
         let store = Store::open(&data_dir.join("coordinator.sqlite"))?;
-        let mut core = Core::new();
         let started_unix_ms = unix_ms();
+        let mut core = Core::with_first_lease_id(started_unix_ms.max(1) << 12);
         for (worker_id, mut reputation) in store.reputations()? {
             reputation.quarantined_until_ms =
                 reputation.quarantined_until_ms.map(|until| until.saturating_sub(started_unix_ms));
