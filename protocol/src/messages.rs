@@ -95,6 +95,9 @@ pub struct WireLimits {
 #[serde(deny_unknown_fields)]
 pub struct OutcomeReport {
     pub lease_id: u64,
+    /// The lease's job and unit, repeated so the owner can check they match the lease.
+    pub job_id: String,
+    pub unit_index: u64,
     pub status: Status,
     /// stdout bytes, base64.
     #[serde(with = "crate::base64_bytes")]

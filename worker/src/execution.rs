@@ -90,6 +90,8 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeR
     match sandbox.run(&request) {
         Ok(outcome) => OutcomeReport {
             lease_id: lease.lease_id,
+            job_id: lease.job_id.clone(),
+            unit_index: lease.unit_index,
             status: outcome.status,
             output: outcome.stdout,
             digest: outcome.digest,
@@ -101,6 +103,8 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeR
             let status = Status::InvalidModule { reason: error.to_string() };
             OutcomeReport {
                 lease_id: lease.lease_id,
+                job_id: lease.job_id.clone(),
+                unit_index: lease.unit_index,
                 digest: wasmhive_protocol::outcome_digest(&status, &[]),
                 status,
                 output: Vec::new(),

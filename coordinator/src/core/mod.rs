@@ -229,6 +229,11 @@ impl Core {
         })
     }
 
+    /// The (job, unit) an open lease is for.
+    pub fn lease_target(&self, lease_id: LeaseId) -> Option<(&str, u64)> {
+        self.leases.get(&lease_id).map(|lease| (lease.job_id.as_str(), lease.unit_index))
+    }
+
     /// A worker gives leases back unrun; their units go back to the queue.
     pub fn return_leases(&mut self, worker_id: &str, lease_ids: &[LeaseId]) {
         for lease_id in lease_ids {

@@ -371,6 +371,11 @@ impl Coordinator {
         {
             let mut core = self.core.lock().expect("core lock");
             for (position, report) in reports.iter().enumerate() {
+                let target = core.lease_target(report.lease_id);
+                if target.is_some_and(|target| target != (report.job_id.as_str(), report.unit_index)) {
+                    tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
+                    continue;
+                }
                 let recomputed = outcome_digest(&report.status, &report.output);
                 if recomputed != report.digest {
                     return Err(format!(

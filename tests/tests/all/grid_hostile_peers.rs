@@ -28,6 +28,8 @@ async fn run_liar(address: SocketAddr, stop: Arc<AtomicBool>, lies: Arc<AtomicU6
                     .iter()
                     .map(|lease| OutcomeReport {
                         lease_id: lease.lease_id,
+                        job_id: lease.job_id.clone(),
+                        unit_index: lease.unit_index,
                         status: Status::Success,
                         output: b"999\n".to_vec(),
                         digest: outcome_digest(&Status::Success, b"999\n"),

@@ -132,6 +132,8 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
     let lease = coordinator.request_work("worker", 1).unwrap().remove(0);
     let report = OutcomeReport {
         lease_id: lease.lease_id,
+        job_id: lease.job_id.clone(),
+        unit_index: lease.unit_index,
         status: Status::Success,
         output: b"45\n".to_vec(),
         digest: outcome_digest(&Status::Success, b"45\n"),
