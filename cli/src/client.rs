@@ -54,6 +54,15 @@ impl Connection {
     }
 }
 
+/// Prints `rows` as pretty JSON and returns true when `json` is set; otherwise the caller
+/// prints its table.
+pub fn printed_as_json<T: Serialize>(rows: &T, json: bool) -> anyhow::Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    }
+    Ok(json)
+}
+
 /// An agent that hands back error answers, so their explanation can be shown.
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()

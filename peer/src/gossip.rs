@@ -47,7 +47,7 @@ pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future
                 }
             }
         }
-        // A small file, so a peer that is killed still rejoins on its next start.
+        // Saved as soon as it changes, so a peer that is killed still rejoins on its next start.
         known_peers::save(&state);
     }
 }

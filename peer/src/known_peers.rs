@@ -18,12 +18,17 @@ pub fn load_into(state: &PeerState) {
     }
 }
 
+/// Writes the known peers, unless they are what was written last.
 pub fn save(state: &PeerState) {
     let peers = state.membership.lock().expect("membership lock").known_peers();
+    let text = serde_json::to_string_pretty(&peers).expect("peer lists serialise");
+    let mut last_saved = state.peers_last_saved.lock().expect("last saved lock");
+    if *last_saved == text {
+        return;
+    }
     let path = state.data_dir.join(FILE);
     let temporary = path.with_extension("tmp");
-    let text = serde_json::to_string_pretty(&peers).expect("peer lists serialise");
-    if std::fs::write(&temporary, text).is_ok() {
-        let _ = std::fs::rename(&temporary, &path);
+    if std::fs::write(&temporary, &text).is_ok() && std::fs::rename(&temporary, &path).is_ok() {
+        *last_saved = text;
     }
 }

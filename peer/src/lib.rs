@@ -59,6 +59,8 @@ pub struct PeerState {
     pub membership: Mutex<membership::Membership>,
     pub started: Instant,
     pub data_dir: PathBuf,
+    /// The peer list as last written to `peers.json` (it is rewritten only on change).
+    pub peers_last_saved: Mutex<String>,
 }
 
 impl PeerState {
@@ -118,6 +120,7 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
         membership: Mutex::new(membership::Membership::new(me)),
         started: Instant::now(),
         data_dir: config.data_dir.clone(),
+        peers_last_saved: Mutex::new(String::new()),
     });
     known_peers::load_into(&state);
     let weak_state = Arc::downgrade(&state);

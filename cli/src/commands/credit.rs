@@ -1,6 +1,6 @@
 //! `wasmhive credit [--job JOB]`: the validated work each worker did for an owner's jobs.
 
-use crate::client::Connection;
+use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::CreditRow;
 
@@ -22,8 +22,7 @@ pub fn credit(arguments: CreditArgs) -> anyhow::Result<i32> {
         None => "/api/credit".to_string(),
     };
     let rows: Vec<CreditRow> = arguments.connection.client()?.get(&path)?;
-    if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+    if printed_as_json(&rows, arguments.json)? {
         return Ok(0);
     }
     println!("{:<28} {:<34} {:>9} {:>16} {:<6}", "JOB", "WORKER", "REPLICAS", "CREDIT", "MEASURE");

@@ -1,6 +1,6 @@
 //! `wasmhive peers`: the peers a peer knows, its neighbours, their spare slots.
 
-use crate::client::Connection;
+use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::gossip::PeerRow;
 
@@ -15,8 +15,7 @@ pub struct PeersArgs {
 
 pub fn peers(arguments: PeersArgs) -> anyhow::Result<i32> {
     let rows: Vec<PeerRow> = arguments.connection.client()?.get("/api/peers")?;
-    if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+    if printed_as_json(&rows, arguments.json)? {
         return Ok(0);
     }
     println!(

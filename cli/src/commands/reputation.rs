@@ -1,6 +1,6 @@
 //! `wasmhive reputation`: what an owner knows of the workers that ran its units.
 
-use crate::client::Connection;
+use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::WorkerReputation;
 
@@ -15,8 +15,7 @@ pub struct ReputationArgs {
 
 pub fn reputation(arguments: ReputationArgs) -> anyhow::Result<i32> {
     let rows: Vec<WorkerReputation> = arguments.connection.client()?.get("/api/reputation")?;
-    if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+    if printed_as_json(&rows, arguments.json)? {
         return Ok(0);
     }
     println!(

@@ -1,6 +1,6 @@
 //! `wasmhive status [JOB]`: one job's progress, or a table of all jobs.
 
-use crate::client::Connection;
+use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::JobStatus;
 
@@ -21,8 +21,7 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
         Some(job_id) => vec![client.get(&format!("/api/jobs/{job_id}"))?],
         None => client.get("/api/jobs")?,
     };
-    if arguments.json {
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    if printed_as_json(&statuses, arguments.json)? {
         return Ok(0);
     }
     println!(
