@@ -8,9 +8,14 @@
 //! nan_canonicalization = true
 //! [inputs]                    # exactly one of range, lines, files
 //! range = { start = 0, end = 100_000_000, step = 1_000_000 }
+//! reducer = "sum-columns"   # optional: folds the accepted outputs into one result
 //! [verify]
 //! quorum = 2
 //! max_replicas = 5
+//! policy = "quorum"          # or "adaptive": trusted peers' results may stand alone
+//! spot_check = 0.05          # adaptive: fraction of trusted results checked anyway
+//! known_answers = 2          # known-answer units for a peer with a shorter record
+//! validator = "tolerant-compare"  # optional: says whether two outputs agree
 //! [limits]
 //! fuel = 50_000_000_000
 //! memory = "256 MiB"
@@ -22,7 +27,7 @@
 use crate::human_units::{parse_byte_size, parse_duration};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
-use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission, NamedInput};
+use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission, NamedInput, VerifyPolicy, VerifySettings};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
@@ -67,7 +72,9 @@ struct SpecReader {
     dir: PathBuf,
 }
 
-const TOP_KEYS: &[&str] = &["name", "module", "args", "nan_canonicalization", "inputs", "verify", "limits"];
+const TOP_KEYS: &[&str] =
+    &["name", "module", "args", "nan_canonicalization", "inputs", "verify", "limits", "reducer"];
+const VERIFY_KEYS: &[&str] = &["quorum", "max_replicas", "policy", "spot_check", "known_answers", "validator"];
 
 impl SpecReader {
     fn error(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> JobSpecError {
@@ -86,10 +93,10 @@ impl SpecReader {
     ) -> Result<JobSubmission, JobSpecError> {
         self.reject_unknown_keys(table, "", TOP_KEYS)?;
         let module_name = self.required_string(table, "module", "module", "set `module = \"task.wasm\"`")?;
-        let (task_name, module) = self.module(&module_name, builtin_module)?;
+        let (task_name, module) = self.module("module", &module_name, builtin_module)?;
         let name = self.optional_string(table, "name", "name")?.unwrap_or_else(|| task_name.clone());
         let verify = self.sub_table(table, "verify")?;
-        self.reject_unknown_keys(&verify, "verify.", &["quorum", "max_replicas"])?;
+        self.reject_unknown_keys(&verify, "verify.", VERIFY_KEYS)?;
         let quorum = self.integer(&verify, "verify.quorum", "quorum")?.unwrap_or(2);
         if quorum == 0 || quorum > u64::from(QUORUM_MAX) {
             return Err(self.error(
@@ -115,13 +122,65 @@ impl SpecReader {
             inputs: self.inputs(table)?,
             quorum: quorum as u32,
             max_replicas: max_replicas as u32,
+            verify: self.verify_settings(&verify)?,
             limits: self.limits(table)?,
             nan_canonicalization: self.optional_bool(table, "nan_canonicalization")?.unwrap_or(true),
+            validator: self.optional_module(&verify, "verify.validator", "validator", builtin_module)?,
+            reducer: self.optional_module(table, "reducer", "reducer", builtin_module)?,
         })
+    }
+
+    fn verify_settings(&self, verify: &Table) -> Result<VerifySettings, JobSpecError> {
+        let policy = match self.optional_string(verify, "verify.policy", "policy")?.as_deref() {
+            None | Some("quorum") => VerifyPolicy::Quorum,
+            Some("adaptive") => VerifyPolicy::Adaptive,
+            Some(other) => {
+                return Err(self.error(
+                    "verify.policy",
+                    format!("\"{other}\" is not a policy"),
+                    "use \"quorum\" (every unit replicated) or \"adaptive\" (trusted peers' results may stand alone)",
+                ));
+            }
+        };
+        let defaults = VerifySettings::default();
+        let spot_check = match verify.get("spot_check") {
+            None => defaults.spot_check,
+            Some(Value::Float(fraction)) if (0.0..=1.0).contains(fraction) => *fraction,
+            Some(Value::Integer(whole)) if (0..=1).contains(whole) => *whole as f64,
+            Some(other) => {
+                return Err(self.error(
+                    "verify.spot_check",
+                    format!("{} is not a fraction from 0 to 1", show(other)),
+                    "write a fraction like 0.05 (5% of trusted results are checked anyway)",
+                ));
+            }
+        };
+        let default_probes = if policy == VerifyPolicy::Adaptive { 2 } else { 0 };
+        let known_answers = self.integer(verify, "verify.known_answers", "known_answers")?.unwrap_or(default_probes);
+        if known_answers > 100 {
+            return Err(self.error(
+                "verify.known_answers",
+                format!("{known_answers} is too many"),
+                "use 0 to 100 (2 is usual)",
+            ));
+        }
+        Ok(VerifySettings { policy, spot_check, known_answers: known_answers as u32 })
+    }
+
+    fn optional_module(
+        &self,
+        table: &Table,
+        full_key: &str,
+        key: &str,
+        builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, JobSpecError> {
+        let Some(name) = self.optional_string(table, full_key, key)? else { return Ok(None) };
+        self.module(full_key, &name, builtin_module).map(|(_, bytes)| Some(bytes))
     }
 
     fn module(
         &self,
+        key: &str,
         module_name: &str,
         builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> Result<(String, Vec<u8>), JobSpecError> {
@@ -130,11 +189,11 @@ impl SpecReader {
             Path::new(module_name).file_stem().map_or("task".into(), |s| s.to_string_lossy().into_owned());
         if path.is_file() {
             let bytes = std::fs::read(&path).map_err(|error| {
-                self.error("module", format!("cannot read {}: {error}", path.display()), "check the file")
+                self.error(key, format!("cannot read {}: {error}", path.display()), "check the file")
             })?;
             if !bytes.starts_with(b"\0asm") {
                 return Err(self.error(
-                    "module",
+                    key,
                     format!("{} is not a WebAssembly module", path.display()),
                     "build the task for wasm32-wasip1 and name the .wasm file",
                 ));
@@ -143,9 +202,9 @@ impl SpecReader {
         }
         builtin_module(module_name).map(|bytes| (module_name.to_string(), bytes)).ok_or_else(|| {
             self.error(
-                "module",
+                key,
                 format!("no module file {} (paths are relative to the spec)", path.display()),
-                "name a .wasm file next to the spec, or a built-in task: sum, primes, pi, mandelbrot, hashcash",
+                "name a .wasm file next to the spec, or a built-in module: sum, primes, pi, mandelbrot, hashcash, sum-columns, tolerant-compare",
             )
         })
     }

@@ -5,8 +5,10 @@
 //! return the true digest. Saboteurs lie on every unit: alone (`colluding = false`) each lie
 //! is different; colluding, all saboteurs return the same wrong digest for a unit, so two
 //! of them can form a quorum. A Sybil attacker adds `sybil` more colluding identities.
+//! With `adaptive`, the job uses adaptive replication (5% spot checks) and two known-answer
+//! units per stranger.
 
-use crate::core::{Core, JobPolicy, ResumeState, UnitDecision};
+use crate::core::{AdaptivePolicy, Core, JobPolicy, ResumeState, UnitDecision};
 use std::collections::BTreeMap;
 use wasmhive_protocol::{Hash, Status};
 
@@ -18,6 +20,7 @@ pub struct TrustScenario {
     pub colluding: bool,
     pub sybil: usize,
     pub quorum: u32,
+    pub adaptive: bool,
     pub seed: u64,
 }
 
@@ -27,6 +30,10 @@ pub struct TrustFigures {
     pub wrong_accepted: u64,
     pub units_failed: u64,
     pub replicas_per_accepted_unit: f64,
+    /// Over the second half of the accepted units (after reputations had time to form).
+    pub replicas_per_unit_after_warm_up: f64,
+    /// Replicas run for known-answer units (verification cost on top of the replicas).
+    pub known_answer_replicas: u64,
     /// Per saboteur identity: results it reported before it was quarantined (None: never).
     pub results_until_quarantine: Vec<Option<u64>>,
     pub rounds: u64,
@@ -46,13 +53,16 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
         (0..scenario.peers + sybil).map(|index| format!("worker-{index:04}")).collect();
     let is_saboteur = |index: usize| index < saboteurs || index >= scenario.peers;
     let mut core = Core::new();
-    let policy =
-        JobPolicy { quorum: scenario.quorum, max_replicas: scenario.quorum + 4, lease_ms: 1_000_000 };
+    let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 4, 1_000_000);
+    if scenario.adaptive {
+        policy.adaptive = Some(AdaptivePolicy { spot_check_per_mille: 50 });
+        policy.known_answer_probes = 2;
+    }
     core.add_job("job", scenario.units, policy, ResumeState::default());
     let mut figures = TrustFigures::default();
     let mut reported: BTreeMap<usize, u64> = BTreeMap::new();
     let mut quarantined_after: BTreeMap<usize, u64> = BTreeMap::new();
-    let mut replicas_total = 0u64;
+    let mut replicas_per_accepted = Vec::new();
     let mut order: Vec<usize> = (0..workers.len()).collect();
     for round in 0..ROUNDS_MAX {
         figures.rounds = round + 1;
@@ -69,6 +79,9 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                     .report_outcome(&workers[index], grant.lease_id, &Status::Success, digest, now_ms)
                     .expect("the lease was just granted");
                 *reported.entry(index).or_default() += 1;
+                if effect.replica.is_none() && !effect.judgements.is_empty() {
+                    figures.known_answer_replicas += 1;
+                }
                 for judgement in &effect.judgements {
                     let judged = workers
                         .iter()
@@ -81,7 +94,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                 match effect.decision {
                     Some(UnitDecision::Accepted { digest, replicas, .. }) => {
                         figures.units_accepted += 1;
-                        replicas_total += u64::from(replicas);
+                        replicas_per_accepted.push(u64::from(replicas));
                         if digest != truth(effect.unit_index) {
                             figures.wrong_accepted += 1;
                         }
@@ -95,7 +108,8 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
             break;
         }
     }
-    figures.replicas_per_accepted_unit = replicas_total as f64 / figures.units_accepted.max(1) as f64;
+    figures.replicas_per_accepted_unit = mean(&replicas_per_accepted);
+    figures.replicas_per_unit_after_warm_up = mean(&replicas_per_accepted[replicas_per_accepted.len() / 2..]);
     figures.results_until_quarantine = (0..workers.len())
         .filter(|index| is_saboteur(*index))
         .map(|index| quarantined_after.get(&index).copied())
@@ -103,12 +117,42 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     figures
 }
 
+fn mean(values: &[u64]) -> f64 {
+    values.iter().sum::<u64>() as f64 / values.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scenario(saboteur_fraction: f64, colluding: bool, sybil: usize, seed: u64) -> TrustScenario {
-        TrustScenario { peers: 20, units: 2000, saboteur_fraction, colluding, sybil, quorum: 2, seed }
+        TrustScenario { peers: 20, units: 2000, saboteur_fraction, colluding, sybil, quorum: 2, adaptive: false, seed }
+    }
+
+    /// Adaptive replication on an honest network: once peers have a record (about 60 valid
+    /// results each: 600 units of 20 peers at quorum 2), almost every unit runs once; spot
+    /// checks (5%) and the remaining doubt of newer records keep it above 1.
+    #[test]
+    fn an_honest_network_with_adaptive_replication_needs_at_most_1_2_replicas_per_unit_after_warm_up() {
+        for seed in 0..3 {
+            let figures = simulate_trust(&TrustScenario { units: 6000, adaptive: true, ..scenario(0.0, false, 0, seed) });
+            println!("seed {seed}: {figures:?}");
+            assert_eq!(figures.units_accepted, 6000, "seed {seed}");
+            assert!(figures.replicas_per_unit_after_warm_up <= 1.2, "seed {seed}: {figures:?}");
+        }
+    }
+
+    /// Adaptive replication does not let random saboteurs through: they never earn trust,
+    /// so their every result needs a matching replica, and known-answer units judge them
+    /// before they hold any unit.
+    #[test]
+    fn random_saboteurs_under_adaptive_replication_get_nothing_accepted() {
+        for seed in 0..3 {
+            let figures = simulate_trust(&TrustScenario { adaptive: true, ..scenario(0.3, false, 0, seed) });
+            println!("seed {seed}: {figures:?}");
+            assert_eq!(figures.wrong_accepted, 0, "seed {seed}");
+            assert_eq!(figures.units_accepted + figures.units_failed, 2000, "seed {seed}");
+        }
     }
 
     #[test]
@@ -147,6 +191,7 @@ mod attacks {
                 colluding: true,
                 sybil: 0,
                 quorum: 2,
+                adaptive: false,
                 seed,
             });
             println!("colluding, seed {seed}: {colluding:?}");
@@ -158,6 +203,7 @@ mod attacks {
                 colluding: true,
                 sybil: 10,
                 quorum: 2,
+                adaptive: false,
                 seed,
             });
             println!("sybil, seed {seed}: {sybil:?}");

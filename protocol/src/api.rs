@@ -16,8 +16,46 @@ pub struct JobSubmission {
     pub inputs: JobInputs,
     pub quorum: u32,
     pub max_replicas: u32,
+    /// Adaptive replication and known-answer units (absent: fixed quorum, none).
+    #[serde(default)]
+    pub verify: VerifySettings,
     pub limits: JobLimits,
     pub nan_canonicalization: bool,
+    /// A wasm module that says whether two outputs agree (exit 0) or not (exit 1); stdin
+    /// is the first output's length in decimal, a newline, the first output, the second.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::base64_bytes::optional")]
+    pub validator: Option<Vec<u8>>,
+    /// A wasm module that folds the accepted outputs (concatenated in unit order on stdin)
+    /// into the job's final result (its stdout).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::base64_bytes::optional")]
+    pub reducer: Option<Vec<u8>>,
+}
+
+/// How a job verifies results beyond its quorum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyPolicy {
+    /// Every unit needs `quorum` matching replicas.
+    #[default]
+    Quorum,
+    /// A trusted worker's result may be accepted alone; the rest need `quorum`.
+    Adaptive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    pub policy: VerifyPolicy,
+    /// Adaptive: the fraction of trusted results checked by a replica anyway (0 to 1).
+    pub spot_check: f64,
+    /// Known-answer units given to a worker with fewer judged results than this.
+    pub known_answers: u32,
+}
+
+impl Default for VerifySettings {
+    fn default() -> VerifySettings {
+        VerifySettings { policy: VerifyPolicy::Quorum, spot_check: 0.05, known_answers: 0 }
+    }
 }
 
 /// Where a job's units come from: one unit per range step, per line, or per file.

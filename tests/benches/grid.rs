@@ -101,6 +101,9 @@ fn job(name: &str, module: &[u8], inputs: JobInputs, quorum: u32) -> JobSubmissi
             timeout_ms: 600_000,
         },
         nan_canonicalization: true,
+        verify: Default::default(),
+        validator: None,
+        reducer: None,
     }
 }
 

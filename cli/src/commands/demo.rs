@@ -88,6 +88,9 @@ fn primes_job(end: u64, step: u64) -> JobSubmission {
             timeout_ms: 60_000,
         },
         nan_canonicalization: true,
+        verify: Default::default(),
+        validator: None,
+        reducer: None,
     }
 }
 

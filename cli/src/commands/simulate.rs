@@ -1,7 +1,8 @@
 //! `wasmhive simulate mesh`: drives the real membership code with many peers (no sockets)
-//! and prints how fast the mesh forms and what gossip costs when idle.
+//! and prints how fast the mesh forms and what gossip costs when idle. `simulate trust`
+//! drives the real scheduling core with honest and dishonest workers.
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use wasmhive_coordinator::trust_simulation::{TrustScenario, simulate_trust};
 use wasmhive_peer::gossip_interval;
 use wasmhive_peer::mesh_simulation::simulate_mesh;
@@ -38,12 +39,22 @@ enum Simulation {
         /// Extra colluding identities run by the saboteurs.
         #[arg(long, default_value_t = 0)]
         sybil: usize,
-        /// Matching replicas needed (fixed replication).
+        /// Matching replicas needed (for every unit, or for untrusted results under adaptive).
         #[arg(long, default_value_t = 2)]
         quorum: u32,
+        /// `quorum`: every unit replicated; `adaptive`: trusted peers' results may stand
+        /// alone (5% spot checks, 2 known-answer units per stranger).
+        #[arg(long, value_enum, default_value_t = Policy::Quorum)]
+        policy: Policy,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    Quorum,
+    Adaptive,
 }
 
 pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
@@ -74,7 +85,7 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Simulation::Trust { peers, units, saboteurs, colluding, sybil, quorum, seed } => {
+        Simulation::Trust { peers, units, saboteurs, colluding, sybil, quorum, policy, seed } => {
             anyhow::ensure!((1..=10_000).contains(&peers), "--peers must be 1 to 10000");
             anyhow::ensure!((0.0..=1.0).contains(&saboteurs), "--saboteurs is a fraction from 0 to 1");
             anyhow::ensure!((1..=16).contains(&quorum), "--quorum must be 1 to 16");
@@ -86,20 +97,25 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 colluding,
                 sybil: sybil.min(10_000),
                 quorum,
+                adaptive: policy == Policy::Adaptive,
                 seed,
             };
             let figures = simulate_trust(&scenario);
             let kind = if colluding { "colluding" } else { "independent" };
+            let policy_name = if scenario.adaptive { "adaptive" } else { "quorum" };
             println!(
-                "trust simulation · {peers} peers · {units} units · {saboteurs:.2} {kind} saboteurs · {sybil} sybil identities · quorum {quorum} · seed {seed}"
+                "trust simulation · {peers} peers · {units} units · {saboteurs:.2} {kind} saboteurs · {sybil} sybil identities · {policy_name} policy, quorum {quorum} · seed {seed}"
             );
             println!(
                 "  units accepted: {} · wrong results accepted: {} · units failed: {}",
                 figures.units_accepted, figures.wrong_accepted, figures.units_failed
             );
             println!(
-                "  replicas per accepted unit: {:.3} · rounds: {}",
-                figures.replicas_per_accepted_unit, figures.rounds
+                "  replicas per accepted unit: {:.3} (second half of the job: {:.3}) · known-answer replicas: {} · rounds: {}",
+                figures.replicas_per_accepted_unit,
+                figures.replicas_per_unit_after_warm_up,
+                figures.known_answer_replicas,
+                figures.rounds
             );
             let caught: Vec<String> = figures
                 .results_until_quarantine

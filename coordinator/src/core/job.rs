@@ -2,18 +2,49 @@
 //! quorum decision.
 
 use super::{ACTIVE_UNITS_MAX, LeaseId, ResumeState, UnitDecision};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
 /// A job's verification and lease settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobPolicy {
-    /// Matching replicas needed to accept a unit.
+    /// Matching replicas needed to accept a unit (under `adaptive`: a unit whose first
+    /// replica was not accepted alone).
     pub quorum: u32,
     /// Replicas after which a unit without quorum fails.
     pub max_replicas: u32,
     /// How long a worker has before its replica is re-issued.
     pub lease_ms: u64,
+    /// `Some`: adaptive replication (see `adaptive.rs`); `None`: fixed quorum.
+    pub adaptive: Option<AdaptivePolicy>,
+    /// Known-answer units given to a worker with fewer judged results than this.
+    pub known_answer_probes: u32,
+}
+
+/// Adaptive replication's one setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptivePolicy {
+    /// Results of trusted workers checked by a replica anyway, per thousand.
+    pub spot_check_per_mille: u32,
+}
+
+impl JobPolicy {
+    /// Fixed replication: every unit needs `quorum` matching replicas.
+    pub const fn fixed(quorum: u32, max_replicas: u32, lease_ms: u64) -> JobPolicy {
+        JobPolicy { quorum, max_replicas, lease_ms, adaptive: None, known_answer_probes: 0 }
+    }
+}
+
+/// How many recently accepted units a job keeps as known answers.
+const KNOWN_ANSWERS_KEPT: usize = 32;
+
+/// A unit accepted by a quorum of at least two, whose digest tests strangers.
+#[derive(Clone, Debug)]
+pub(super) struct KnownAnswer {
+    pub(super) unit_index: u64,
+    pub(super) digest: Hash,
+    /// Workers whose replicas decided it (they would only repeat themselves).
+    pub(super) workers: Vec<String>,
 }
 
 /// A completed replica: who ran it and what it produced.
@@ -59,6 +90,9 @@ struct ActiveUnit {
     /// next replica goes elsewhere (cleared on that lease, so a unit is never stranded).
     timed_out_workers: Vec<String>,
     host_timeouts: u32,
+    /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
+    /// only replica belongs to a trusted worker.
+    quorum: u32,
 }
 
 impl ActiveUnit {
@@ -66,6 +100,10 @@ impl ActiveUnit {
         !self.replicas.iter().any(|replica| replica.worker_id == worker_id)
             && !self.leases.iter().any(|(_, leased_to)| leased_to == worker_id)
             && !self.timed_out_workers.iter().any(|timed_out| timed_out == worker_id)
+    }
+
+    fn new(quorum: u32) -> ActiveUnit {
+        ActiveUnit { quorum, ..ActiveUnit::default() }
     }
 
     fn largest_agreement(&self) -> (u32, Option<&ReplicaRecord>) {
@@ -80,7 +118,7 @@ impl ActiveUnit {
     }
 
     fn replicas_needed(&self, policy: &JobPolicy) -> u32 {
-        let missing = policy.quorum.saturating_sub(self.largest_agreement().0);
+        let missing = self.quorum.saturating_sub(self.largest_agreement().0);
         let in_flight = self.leases.len() as u32;
         let room = policy.max_replicas.saturating_sub(self.replicas.len() as u32 + in_flight);
         missing.saturating_sub(in_flight).min(room)
@@ -99,6 +137,8 @@ pub(super) struct CoreJob {
     open_leases: u64,
     /// Replicas judged by the last acceptance, until the core takes them.
     judged: Vec<(String, bool)>,
+    /// Recently accepted units with their canonical digests, newest last.
+    known_answers: VecDeque<KnownAnswer>,
 }
 
 impl CoreJob {
@@ -113,10 +153,11 @@ impl CoreJob {
             failed: resume.failed_units,
             open_leases: 0,
             judged: Vec::new(),
+            known_answers: VecDeque::new(),
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
-            let unit = ActiveUnit { replicas: record.replicas, ..ActiveUnit::default() };
+            let unit = ActiveUnit { replicas: record.replicas, ..ActiveUnit::new(policy.quorum) };
             job.active.insert(record.unit_index, unit);
             job.refresh_needs(record.unit_index);
         }
@@ -158,13 +199,18 @@ impl CoreJob {
         }
         let unit_index = self.next_fresh_unit;
         self.next_fresh_unit += 1;
-        self.active.insert(unit_index, ActiveUnit::default());
+        let quorum = if self.policy.adaptive.is_some() { 1 } else { self.policy.quorum };
+        self.active.insert(unit_index, ActiveUnit::new(quorum));
         Some(unit_index)
     }
 
-    pub(super) fn lease_opened(&mut self, unit_index: u64, worker_id: &str, lease_id: LeaseId) {
+    /// Records a lease; a worker that is not `trusted` raises the unit to the full quorum.
+    pub(super) fn lease_opened(&mut self, unit_index: u64, worker_id: &str, lease_id: LeaseId, trusted: bool) {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
         assert!(unit.worker_can_take(worker_id), "two replicas of a unit went to one worker");
+        if !trusted {
+            unit.quorum = self.policy.quorum;
+        }
         unit.leases.push((lease_id, worker_id.to_string()));
         unit.timed_out_workers.clear();
         self.open_leases += 1;
@@ -180,6 +226,9 @@ impl CoreJob {
         }
     }
 
+    /// Records a replica. `accept_alone`: the core's draw for adaptive replication; a
+    /// unit whose single replica is not accepted alone (draw lost, or not a success) now
+    /// needs the full quorum.
     pub(super) fn record_outcome(
         &mut self,
         unit_index: u64,
@@ -187,6 +236,7 @@ impl CoreJob {
         worker_id: &str,
         status: &Status,
         digest: Hash,
+        accept_alone: bool,
     ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
         let policy = self.policy;
         let Some(unit) = self.active.get_mut(&unit_index) else {
@@ -211,15 +261,36 @@ impl CoreJob {
         }
         let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
         unit.replicas.push(replica.clone());
+        if unit.quorum < policy.quorum && !(accept_alone && status.is_success()) {
+            unit.quorum = policy.quorum;
+        }
         let decision = decide(unit, &policy);
-        if let Some(UnitDecision::Accepted { digest: canonical, .. }) = &decision {
+        if let Some(UnitDecision::Accepted { digest: canonical, status, replicas }) = &decision
+            && *replicas >= 2
+        {
             self.judged = unit
                 .replicas
                 .iter()
                 .map(|replica| (replica.worker_id.clone(), replica.digest == *canonical))
                 .collect();
+            if status.is_success() {
+                self.remember_known_answer(unit_index, *canonical);
+            }
         }
         (Some(replica), self.finish_or_refresh(unit_index, decision))
+    }
+
+    fn remember_known_answer(&mut self, unit_index: u64, digest: Hash) {
+        if self.known_answers.len() >= KNOWN_ANSWERS_KEPT {
+            self.known_answers.pop_front();
+        }
+        let workers = self.judged.iter().map(|(worker_id, _)| worker_id.clone()).collect();
+        self.known_answers.push_back(KnownAnswer { unit_index, digest, workers });
+    }
+
+    /// A known answer `worker_id` did not help decide, newest first.
+    pub(super) fn known_answer_for(&self, worker_id: &str) -> Option<&KnownAnswer> {
+        self.known_answers.iter().rev().find(|known| !known.workers.iter().any(|worker| worker == worker_id))
     }
 
     /// The (worker, agreed with the canonical result) pairs of the unit accepted last;
@@ -258,7 +329,7 @@ impl CoreJob {
 fn decide(unit: &ActiveUnit, policy: &JobPolicy) -> Option<UnitDecision> {
     let replicas = unit.replicas.len() as u32;
     let (agreeing, canonical) = unit.largest_agreement();
-    if agreeing >= policy.quorum {
+    if agreeing >= unit.quorum {
         let canonical = canonical.expect("an agreement has a replica");
         return Some(UnitDecision::Accepted {
             digest: canonical.digest,

@@ -15,12 +15,14 @@
 //! - memory is bounded by the units in flight (at most `ACTIVE_UNITS_MAX` per job), not by
 //!   the size of the job.
 
+mod adaptive;
 mod job;
 mod reputation;
 #[cfg(test)]
 mod tests;
 
-pub use job::{ActiveUnitRecord, JobPolicy, JobProgress, ReplicaRecord};
+pub use adaptive::{chance_alone, is_trusted};
+pub use job::{ActiveUnitRecord, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
@@ -48,6 +50,8 @@ struct OpenLease {
     unit_index: u64,
     worker_id: String,
     deadline_ms: u64,
+    /// `Some` for a known-answer unit: the digest its outcome must have.
+    known_answer: Option<Hash>,
 }
 
 /// What the server must persist after an outcome.
@@ -94,7 +98,6 @@ pub enum OutcomeRejection {
 }
 
 /// The scheduling state of one owner.
-#[derive(Default)]
 pub struct Core {
     jobs: BTreeMap<String, CoreJob>,
     leases: HashMap<LeaseId, OpenLease>,
@@ -102,20 +105,32 @@ pub struct Core {
     /// Job to start the next round-robin pass at.
     job_cursor: Option<String>,
     reputations: ReputationBook,
+    /// The owner's secret draws (adaptive replication): seeded from the OS by the
+    /// server, from a fixed seed by tests and simulations.
+    random: fastrand::Rng,
 }
 
 impl Core {
+    /// A core with lease ids from 1 and a fixed random seed (tests and simulations).
     pub fn new() -> Core {
-        Core::with_first_lease_id(1)
+        Core::with_first_lease_id(1, 1)
     }
 
     /// A core whose lease ids start at `first`. An owner starts each run at a new range
     /// (its start time in milliseconds << 12: below 2^53, 4096 ids per millisecond between
     /// restarts), so a worker's outcome for a lease of an
-    /// earlier run can never be taken for a lease of this one.
-    pub fn with_first_lease_id(first: LeaseId) -> Core {
+    /// earlier run can never be taken for a lease of this one. `seed` seeds the draws of
+    /// adaptive replication; a server passes a secret one.
+    pub fn with_first_lease_id(first: LeaseId, seed: u64) -> Core {
         assert!(first > 0, "lease ids start above 0");
-        Core { next_lease_id: first, ..Core::default() }
+        Core {
+            jobs: BTreeMap::new(),
+            leases: HashMap::new(),
+            next_lease_id: first,
+            job_cursor: None,
+            reputations: ReputationBook::default(),
+            random: fastrand::Rng::with_seed(seed),
+        }
     }
 
     /// Adds a job, fresh (`resume` empty) or as the store left it.
@@ -155,12 +170,15 @@ impl Core {
     }
 
     /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin; none while the
-    /// worker is quarantined.
+    /// worker is quarantined. A worker with too short a record for a job's
+    /// `known_answer_probes` first gets one known-answer unit (one at a time).
     pub fn request_work(&mut self, worker_id: &str, slots: u32, now_ms: u64) -> Vec<LeaseGrant> {
         let mut grants = Vec::new();
-        if self.reputations.is_quarantined(worker_id, now_ms) {
+        if self.reputations.is_quarantined(worker_id, now_ms) || slots == 0 {
             return grants;
         }
+        grants.extend(self.known_answer_probe(worker_id, now_ms));
+        let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
         let mut scanned_up_to = vec![None; job_ids.len()];
@@ -175,12 +193,13 @@ impl Core {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
                         let deadline_ms = now_ms + job.policy.lease_ms;
-                        job.lease_opened(unit_index, worker_id, lease_id);
+                        job.lease_opened(unit_index, worker_id, lease_id, trusted);
                         let lease = OpenLease {
                             job_id: job_id.clone(),
                             unit_index,
                             worker_id: worker_id.to_string(),
                             deadline_ms,
+                            known_answer: None,
                         };
                         self.leases.insert(lease_id, lease);
                         grants.push(LeaseGrant { lease_id, job_id: job_id.clone(), unit_index, deadline_ms });
@@ -193,6 +212,35 @@ impl Core {
             self.job_cursor = Some(last.job_id.clone());
         }
         grants
+    }
+
+    /// A known-answer lease for a worker with fewer judged results than some job's
+    /// `known_answer_probes`, unless it already holds one.
+    fn known_answer_probe(&mut self, worker_id: &str, now_ms: u64) -> Option<LeaseGrant> {
+        let judged = self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
+        let holds_probe =
+            self.leases.values().any(|lease| lease.worker_id == worker_id && lease.known_answer.is_some());
+        if holds_probe {
+            return None;
+        }
+        let (job_id, job) = self
+            .jobs
+            .iter()
+            .find(|(_, job)| judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(worker_id).is_some())?;
+        let known = job.known_answer_for(worker_id).expect("found above");
+        let lease_id = self.next_lease_id;
+        self.next_lease_id += 1;
+        let deadline_ms = now_ms + job.policy.lease_ms;
+        let grant = LeaseGrant { lease_id, job_id: job_id.clone(), unit_index: known.unit_index, deadline_ms };
+        let lease = OpenLease {
+            job_id: job_id.clone(),
+            unit_index: known.unit_index,
+            worker_id: worker_id.to_string(),
+            deadline_ms,
+            known_answer: Some(known.digest),
+        };
+        self.leases.insert(lease_id, lease);
+        Some(grant)
     }
 
     /// Records a replica's outcome. `digest` must be recomputed by the caller from the
@@ -210,8 +258,25 @@ impl Core {
             return Err(OutcomeRejection::NotYourLease(lease_id));
         }
         let lease = self.leases.remove(&lease_id).expect("checked above");
+        if let Some(known) = lease.known_answer {
+            let agreed = status.is_success() && digest == known;
+            let reputation = self.reputations.record(worker_id, agreed, now_ms);
+            let judgement = Judgement { worker_id: worker_id.to_string(), agreed, reputation };
+            return Ok(OutcomeEffect {
+                job_id: lease.job_id,
+                unit_index: lease.unit_index,
+                replica: None,
+                decision: None,
+                judgements: vec![judgement],
+            });
+        }
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
-        let (replica, decision) = job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest);
+        let accept_alone = job.policy.adaptive.is_some_and(|adaptive| {
+            let chance = chance_alone(self.reputations.get(worker_id).as_ref(), adaptive.spot_check_per_mille);
+            chance > 0.0 && self.random.f64() < chance
+        });
+        let (replica, decision) =
+            job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest, accept_alone);
         let judgements = job
             .take_judged()
             .into_iter()
@@ -291,6 +356,9 @@ impl Core {
 
     fn close_lease(&mut self, lease_id: LeaseId) {
         let Some(lease) = self.leases.remove(&lease_id) else { return };
+        if lease.known_answer.is_some() {
+            return;
+        }
         if let Some(job) = self.jobs.get_mut(&lease.job_id) {
             job.lease_closed_without_outcome(lease.unit_index, lease_id);
         }

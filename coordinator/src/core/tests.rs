@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::{HashMap, HashSet};
 
-const POLICY: JobPolicy = JobPolicy { quorum: 2, max_replicas: 5, lease_ms: 1_000 };
+const POLICY: JobPolicy = JobPolicy::fixed(2, 5, 1_000);
 
 fn honest_digest(job_id: &str, unit_index: u64) -> Hash {
     Hash::of(format!("{job_id}/{unit_index}").as_bytes())
@@ -77,7 +77,7 @@ fn a_single_worker_never_gets_two_replicas_of_a_unit_and_in_flight_units_stay_bo
 #[test]
 fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
     let mut core = Core::new();
-    core.add_job("job", 1, JobPolicy { quorum: 2, max_replicas: 3, lease_ms: 1_000 }, ResumeState::default());
+    core.add_job("job", 1, JobPolicy::fixed(2, 3, 1_000), ResumeState::default());
     let mut decisions = Vec::new();
     for worker in ["a", "b", "c", "d"] {
         let grants = core.request_work(worker, 1, 0);
@@ -93,7 +93,7 @@ fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
 #[test]
 fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
     let mut core = Core::new();
-    core.add_job("job", 1, JobPolicy { quorum: 1, max_replicas: 3, lease_ms: 1_000 }, ResumeState::default());
+    core.add_job("job", 1, JobPolicy::fixed(1, 3, 1_000), ResumeState::default());
     let grant = core.request_work("slow", 1, 0).remove(0);
     let effect =
         core.report_outcome("slow", grant.lease_id, &Status::HostTimeout, Hash::of(b"x"), 0).unwrap();
@@ -108,7 +108,7 @@ fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
 #[test]
 fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
     let mut core = Core::new();
-    core.add_job("job", 3, JobPolicy { quorum: 1, max_replicas: 2, lease_ms: 100 }, ResumeState::default());
+    core.add_job("job", 3, JobPolicy::fixed(1, 2, 100), ResumeState::default());
     let expiring = core.request_work("a", 1, 0);
     let returned = core.request_work("b", 1, 0);
     assert_eq!(core.request_work("c", 1, 0).len(), 1);
@@ -162,7 +162,7 @@ fn simulate(seed: u64) {
     let mut random = fastrand::Rng::with_seed(seed);
     let mut core = Core::new();
     for job in ["job-a", "job-b"] {
-        core.add_job(job, 60, JobPolicy { quorum: 2, max_replicas: 6, lease_ms: 50 }, ResumeState::default());
+        core.add_job(job, 60, JobPolicy::fixed(2, 6, 50), ResumeState::default());
     }
     let workers: Vec<String> = (0..6).map(|index| format!("worker-{index}")).collect();
     let mut open: Vec<(String, LeaseGrant)> = Vec::new();
@@ -229,7 +229,7 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
     core.add_job(
         "job",
         1000,
-        JobPolicy { quorum: 2, max_replicas: 5, lease_ms: 60_000 },
+        JobPolicy::fixed(2, 5, 60_000),
         ResumeState::default(),
     );
     let mut lies_judged = 0;
@@ -261,11 +261,11 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
 
 #[test]
 fn an_owner_restarted_later_never_reuses_a_lease_id_of_an_earlier_run() {
-    let policy = JobPolicy { quorum: 1, max_replicas: 2, lease_ms: 1_000 };
-    let mut first_run = Core::with_first_lease_id(1_000 << 20);
+    let policy = JobPolicy::fixed(1, 2, 1_000);
+    let mut first_run = Core::with_first_lease_id(1_000 << 20, 1);
     first_run.add_job("job", 10, policy, ResumeState::default());
     let old = first_run.request_work("worker", 4, 0);
-    let mut second_run = Core::with_first_lease_id(1_001 << 20);
+    let mut second_run = Core::with_first_lease_id(1_001 << 20, 1);
     second_run.add_job("job", 10, policy, ResumeState::default());
     let new = second_run.request_work("worker", 4, 0);
     for grant in &old {
@@ -276,4 +276,75 @@ fn an_owner_restarted_later_never_reuses_a_lease_id_of_an_earlier_run() {
             "an outcome of the earlier run is not taken for a lease of this one"
         );
     }
+}
+
+fn adaptive_policy(spot_check_per_mille: u32, known_answer_probes: u32) -> JobPolicy {
+    JobPolicy {
+        adaptive: Some(AdaptivePolicy { spot_check_per_mille }),
+        known_answer_probes,
+        ..JobPolicy::fixed(2, 5, 1_000)
+    }
+}
+
+/// Gives `worker` a clean record of `count` valid results.
+fn build_record(core: &mut Core, worker: &str, count: u64) {
+    for _ in 0..count {
+        core.reputations.record(worker, true, 0);
+    }
+}
+
+#[test]
+fn adaptive_never_accepts_a_strangers_result_alone() {
+    let mut core = Core::new();
+    core.add_job("job", 50, adaptive_policy(0, 0), ResumeState::default());
+    let grants = core.request_work("stranger", 50, 0);
+    assert_eq!(grants.len(), 50);
+    let effects = finish_leases(&mut core, "stranger", &grants, false);
+    assert!(effects.iter().all(|effect| effect.decision.is_none()), "a stranger's result stood alone");
+    let second = core.request_work("other", 50, 0);
+    assert_eq!(second.len(), 50, "every unit wants a second replica");
+}
+
+#[test]
+fn adaptive_accepts_most_of_a_trusted_workers_results_alone_but_never_a_failure() {
+    let mut core = Core::new();
+    core.add_job("job", 200, adaptive_policy(100, 0), ResumeState::default());
+    build_record(&mut core, "trusted", 300);
+    let grants = core.request_work("trusted", 200, 0);
+    let effects = finish_leases(&mut core, "trusted", &grants, false);
+    let alone = effects.iter().filter(|effect| effect.decision.is_some()).count();
+    // The chance is (1 − error rate/0.05)·(1 − 0.1) ≈ 0.9 after 300 clean results.
+    assert!((160..=195).contains(&alone), "{alone} of 200 accepted alone");
+    assert!(effects.iter().all(|effect| effect.judgements.is_empty()), "results alone judge nobody");
+
+    let mut core = Core::new();
+    core.add_job("job", 20, adaptive_policy(0, 0), ResumeState::default());
+    build_record(&mut core, "trusted", 300);
+    for grant in core.request_work("trusted", 20, 0) {
+        let effect = core
+            .report_outcome("trusted", grant.lease_id, &Status::ExitCode { code: 2 }, Hash::of(b"failed"), 0)
+            .unwrap();
+        assert_eq!(effect.decision, None, "a failure status is never accepted alone");
+    }
+}
+
+#[test]
+fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust() {
+    let mut core = Core::new();
+    core.add_job("job", 100, adaptive_policy(50, 2), ResumeState::default());
+    for worker in ["a", "b"] {
+        let grants = core.request_work(worker, 4, 0);
+        finish_leases(&mut core, worker, &grants, false);
+    }
+    assert_eq!(core.progress("job").unwrap().succeeded, 4);
+    let grants = core.request_work("liar", 3, 0);
+    assert_eq!(grants.len(), 3);
+    let probe = &grants[0];
+    assert!(probe.unit_index < 4, "the first lease is a decided unit: {grants:?}");
+    let effect = core.report_outcome("liar", probe.lease_id, &Status::Success, Hash::of(b"lie"), 0).unwrap();
+    assert_eq!((effect.replica, effect.decision), (None, None));
+    assert_eq!(effect.judgements.len(), 1);
+    assert!(!effect.judgements[0].agreed);
+    assert_eq!(core.reputation("liar").unwrap().invalid, 1);
+    assert_eq!(core.progress("job").unwrap().succeeded, 4, "a known-answer unit decides nothing");
 }

@@ -3,7 +3,8 @@
 use super::job_runtime::JobRuntime;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
-use crate::core::{Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
+use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
+use wasmhive_protocol::api::VerifyPolicy;
 use crate::job_spec::unit_count;
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
@@ -78,7 +79,11 @@ impl Coordinator {
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
         let store = Store::open(&data_dir.join("coordinator.sqlite"))?;
         let started_unix_ms = unix_ms();
-        let mut core = Core::with_first_lease_id(started_unix_ms.max(1) << 12);
+        let secret_seed = getrandom::u64().map_err(|error| CoordinatorError::DataDirectory {
+            path: data_dir.to_path_buf(),
+            source: std::io::Error::other(format!("no OS randomness for the owner's draws: {error}")),
+        })?;
+        let mut core = Core::with_first_lease_id(started_unix_ms.max(1) << 12, secret_seed);
         for (worker_id, mut reputation) in store.reputations()? {
             reputation.quarantined_until_ms =
                 reputation.quarantined_until_ms.map(|until| until.saturating_sub(started_unix_ms));
@@ -503,5 +508,14 @@ fn unix_ms() -> u64 {
 }
 
 fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
-    JobPolicy { quorum: stored.quorum, max_replicas: stored.max_replicas, lease_ms: stored.limits.lease_ms }
+    let adaptive = (stored.verify.policy == VerifyPolicy::Adaptive).then(|| AdaptivePolicy {
+        spot_check_per_mille: (stored.verify.spot_check.clamp(0.0, 1.0) * 1000.0).round() as u32,
+    });
+    JobPolicy {
+        quorum: stored.quorum,
+        max_replicas: stored.max_replicas,
+        lease_ms: stored.limits.lease_ms,
+        adaptive,
+        known_answer_probes: stored.verify.known_answers,
+    }
 }

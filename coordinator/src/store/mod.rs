@@ -14,7 +14,7 @@ use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, Reputation, Re
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use wasmhive_protocol::api::{JobInputs, JobSubmission};
+use wasmhive_protocol::api::{JobInputs, JobSubmission, VerifySettings};
 use wasmhive_protocol::{Hash, Status};
 
 /// A store problem (disk, corruption); the operation did not happen.
@@ -38,8 +38,12 @@ pub struct StoredJob {
     pub args: Vec<String>,
     pub quorum: u32,
     pub max_replicas: u32,
+    pub verify: VerifySettings,
     pub limits: wasmhive_protocol::api::JobLimits,
     pub nan_canonicalization: bool,
+    /// The validator and reducer modules (blobs), when the job has them.
+    pub validator: Option<Hash>,
+    pub reducer: Option<Hash>,
     /// `Some` for range jobs: the input of unit k is computed, not stored.
     pub range: Option<(u64, u64, u64)>,
     pub unit_count: u64,
@@ -56,26 +60,52 @@ pub struct OutcomeToCommit<'a> {
     pub engine_class: &'a str,
 }
 
-/// Credits each replica that agreed with the canonical result, once: the canonical fuel
-/// (the least fuel any agreeing replica reported; honest metering is deterministic, so
-/// agreeing honest replicas report the same) when the job metered fuel, else one unit.
+/// Credits the replicas of an accepted unit, once each. Replicas that agreed with the
+/// canonical result of a replicated unit earn the canonical fuel (the least fuel any
+/// agreeing replica reported: honest metering is deterministic, so agreeing honest replicas
+/// report the same, and one replica cannot raise it alone) when the job meters fuel, else
+/// one unit. A unit accepted from a single replica (adaptive replication, or quorum 1)
+/// earns the job's mean credit per validated replica so far, never the fuel its one
+/// worker claims: 0 while no unit of the job has been replicated.
 fn grant_credit(
     transaction: &rusqlite::Transaction<'_>,
     effect: &OutcomeEffect,
     canonical: &Hash,
 ) -> StoreResult<()> {
+    let mut add = transaction.prepare_cached(
+        "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
+         VALUES (?1, ?2, 1, ?3, ?4, ?4 * ?3)
+         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3,
+         validated = validated + ?4, validated_amount = validated_amount + ?4 * ?3",
+    )?;
+    let metered: bool = transaction.query_row(
+        "SELECT COUNT(*) > 0 FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND fuel_used IS NOT NULL",
+        params![effect.job_id, effect.unit_index as i64],
+        |row| row.get(0),
+    )?;
+    if effect.judgements.is_empty() {
+        let Some(replica) = &effect.replica else { return Ok(()) };
+        let amount: i64 = if metered {
+            transaction.query_row(
+                "SELECT COALESCE(SUM(validated_amount) / NULLIF(SUM(validated), 0), 0) FROM credit
+                 WHERE job_id = ?1 AND validated > 0",
+                params![effect.job_id],
+                |row| row.get(0),
+            )?
+        } else {
+            1
+        };
+        add.execute(params![effect.job_id, replica.worker_id, amount, 0])?;
+        return Ok(());
+    }
     let fuel: Option<i64> = transaction.query_row(
         "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
         params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
         |row| row.get(0),
     )?;
     let amount = fuel.unwrap_or(1).max(0);
-    let mut add = transaction.prepare_cached(
-        "INSERT INTO credit (job_id, worker_id, replicas, amount) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3",
-    )?;
     for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
-        add.execute(params![effect.job_id, judgement.worker_id, amount])?;
+        add.execute(params![effect.job_id, judgement.worker_id, amount, 1])?;
     }
     Ok(())
 }
@@ -123,10 +153,17 @@ impl Store {
     ) -> StoreResult<()> {
         let transaction = self.connection.transaction()?;
         let module_hash = Hash::of(&submission.module);
-        transaction.execute(
-            "INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?1, ?2)",
-            params![module_hash.to_hex(), submission.module],
-        )?;
+        let mut insert_blob = |bytes: &[u8]| -> StoreResult<Hash> {
+            let hash = Hash::of(bytes);
+            transaction.execute(
+                "INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?1, ?2)",
+                params![hash.to_hex(), bytes],
+            )?;
+            Ok(hash)
+        };
+        insert_blob(&submission.module)?;
+        let validator = submission.validator.as_deref().map(&mut insert_blob).transpose()?;
+        let reducer = submission.reducer.as_deref().map(&mut insert_blob).transpose()?;
         let range = match submission.inputs {
             JobInputs::Range { start, end, step } => Some(serde_json::json!([start, end, step]).to_string()),
             _ => None,
@@ -136,6 +173,9 @@ impl Store {
             "args": submission.args,
             "quorum": submission.quorum,
             "max_replicas": submission.max_replicas,
+            "verify": submission.verify,
+            "validator": validator,
+            "reducer": reducer,
             "limits": submission.limits,
             "nan_canonicalization": submission.nan_canonicalization,
         });

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS credit (
     worker_id TEXT NOT NULL,
     replicas INTEGER NOT NULL,
     amount INTEGER NOT NULL,
+    validated INTEGER NOT NULL DEFAULT 0,
+    validated_amount INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, worker_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
@@ -85,6 +87,12 @@ struct JobSettings {
     args: Vec<String>,
     quorum: u32,
     max_replicas: u32,
+    #[serde(default)]
+    verify: wasmhive_protocol::api::VerifySettings,
+    #[serde(default)]
+    validator: Option<Hash>,
+    #[serde(default)]
+    reducer: Option<Hash>,
     limits: wasmhive_protocol::api::JobLimits,
     nan_canonicalization: bool,
 }
@@ -114,8 +122,11 @@ pub fn stored_job(
         args: settings.args,
         quorum: settings.quorum,
         max_replicas: settings.max_replicas,
+        verify: settings.verify,
         limits: settings.limits,
         nan_canonicalization: settings.nan_canonicalization,
+        validator: settings.validator,
+        reducer: settings.reducer,
         range,
         unit_count: unit_count as u64,
         created_s: created_s as u64,

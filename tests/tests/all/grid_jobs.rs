@@ -127,6 +127,9 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
             timeout_ms: 1000,
         },
         nan_canonicalization: true,
+        verify: Default::default(),
+        validator: None,
+        reducer: None,
     };
     let job_id = coordinator.submit(submission).map_err(|problem| problem.message).unwrap().job_id;
     let lease = coordinator.request_work("worker", 1).unwrap().remove(0);
