@@ -74,7 +74,8 @@ struct SpecReader {
 
 const TOP_KEYS: &[&str] =
     &["name", "module", "args", "nan_canonicalization", "inputs", "verify", "limits", "reducer"];
-const VERIFY_KEYS: &[&str] = &["quorum", "max_replicas", "policy", "spot_check", "known_answers", "validator"];
+const VERIFY_KEYS: &[&str] =
+    &["quorum", "max_replicas", "policy", "spot_check", "known_answers", "validator"];
 
 impl SpecReader {
     fn error(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> JobSpecError {
@@ -156,7 +157,8 @@ impl SpecReader {
             }
         };
         let default_probes = if policy == VerifyPolicy::Adaptive { 2 } else { 0 };
-        let known_answers = self.integer(verify, "verify.known_answers", "known_answers")?.unwrap_or(default_probes);
+        let known_answers =
+            self.integer(verify, "verify.known_answers", "known_answers")?.unwrap_or(default_probes);
         if known_answers > 100 {
             return Err(self.error(
                 "verify.known_answers",

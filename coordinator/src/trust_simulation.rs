@@ -126,7 +126,16 @@ mod tests {
     use super::*;
 
     fn scenario(saboteur_fraction: f64, colluding: bool, sybil: usize, seed: u64) -> TrustScenario {
-        TrustScenario { peers: 20, units: 2000, saboteur_fraction, colluding, sybil, quorum: 2, adaptive: false, seed }
+        TrustScenario {
+            peers: 20,
+            units: 2000,
+            saboteur_fraction,
+            colluding,
+            sybil,
+            quorum: 2,
+            adaptive: false,
+            seed,
+        }
     }
 
     /// Adaptive replication on an honest network: once peers have a record (about 60 valid
@@ -135,7 +144,11 @@ mod tests {
     #[test]
     fn an_honest_network_with_adaptive_replication_needs_at_most_1_2_replicas_per_unit_after_warm_up() {
         for seed in 0..3 {
-            let figures = simulate_trust(&TrustScenario { units: 6000, adaptive: true, ..scenario(0.0, false, 0, seed) });
+            let figures = simulate_trust(&TrustScenario {
+                units: 6000,
+                adaptive: true,
+                ..scenario(0.0, false, 0, seed)
+            });
             println!("seed {seed}: {figures:?}");
             assert_eq!(figures.units_accepted, 6000, "seed {seed}");
             assert!(figures.replicas_per_unit_after_warm_up <= 1.2, "seed {seed}: {figures:?}");

@@ -114,6 +114,24 @@ pub struct JobStatus {
     pub quorum: u32,
     pub module: Hash,
     pub created_s: u64,
+    /// For a job with a reducer: `waiting for the job`, `running`, `done` or `failed: ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduced: Option<String>,
+}
+
+/// `GET /api/jobs/{id}/reduced`: the reducer's result over the accepted outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReducedResult {
+    pub job_id: String,
+    pub status: Status,
+    /// The reduced output, when it is UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output: Option<String>,
+    /// The reduced output, base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_base64: Option<String>,
+    /// The reducer's stderr, or why it could not run.
+    pub message: String,
 }
 
 /// One line of `GET /api/jobs/{id}/results` (JSON Lines).

@@ -12,6 +12,8 @@ const TASKS: &[(&str, &str)] = &[
     ("task-mandelbrot", "mandelbrot"),
     ("task-hashcash", "hashcash"),
     ("task-probe", "probe"),
+    ("task-sum-columns", "sum-columns"),
+    ("task-tolerant-compare", "tolerant-compare"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip1";

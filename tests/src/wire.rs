@@ -2,9 +2,14 @@
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hello, Message, PROTOCOL_VERSION, encode_message};
+use wasmhive_protocol::{
+    Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
+};
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -44,4 +49,49 @@ pub async fn connect_as(address: SocketAddr, key: &PeerKey) -> Socket {
     socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
     assert!(matches!(next_message(&mut socket).await, Message::Welcome { .. }));
     socket
+}
+
+/// A worker that speaks the protocol correctly and answers every lease with
+/// `answer(input)` (status success, a digest that matches), counting the outcomes it sent,
+/// until `stop` is set.
+pub async fn run_scripted_worker(
+    address: SocketAddr,
+    identity: PeerKey,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    answer: fn(&[u8]) -> Vec<u8>,
+) {
+    let mut socket = connect_as(address, &identity).await;
+    while !stop.load(Ordering::Relaxed) {
+        socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
+        let Some(Ok(Frame::Text(text))) = socket.next().await else { return };
+        match wasmhive_protocol::decode_message(&text).unwrap() {
+            Message::Leases { leases } => {
+                let outcomes = leases
+                    .iter()
+                    .map(|lease| {
+                        let output = answer(&lease.input);
+                        OutcomeReport {
+                            lease_id: lease.lease_id,
+                            job_id: lease.job_id.clone(),
+                            unit_index: lease.unit_index,
+                            status: Status::Success,
+                            digest: outcome_digest(&Status::Success, &output),
+                            output,
+                            fuel_used: None,
+                            wall_time_ms: 1,
+                            engine_class: "scripted".into(),
+                        }
+                    })
+                    .collect();
+                sent.fetch_add(leases.len() as u64, Ordering::Relaxed);
+                socket
+                    .send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into()))
+                    .await
+                    .unwrap();
+                let _acknowledged = socket.next().await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `wasmhive results JOB`: the verified results of a job.
 //!
-//! - default: one line per unit, `UNIT<TAB>INPUT<TAB>OUTPUT` (output text on one line);
+//! - default: the reduced result when the job has a reducer (and `--units` is not given),
+//!   else one line per unit, `UNIT<TAB>INPUT<TAB>OUTPUT` (output text on one line);
 //! - `--jsonl`: one JSON object per unit (`unit`, `input`, `state`, `status`, `output` or
 //!   `output_base64`, `digest`, `replicas`, `failure`);
 //! - `--out DIR`: one file per unit, `DIR/unit-000042.out` (or `.failed` with the reason);
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use wasmhive_protocol::api::UnitResult;
+use wasmhive_protocol::api::{JobStatus, ReducedResult, UnitResult};
 use wasmhive_protocol::base64_bytes;
 
 #[derive(Args)]
@@ -29,10 +30,20 @@ pub struct ResultsArgs {
     /// Assemble the units' PGM tiles, top to bottom, into this PNG file.
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Per-unit results even when the job has a reduced result.
+    #[arg(long)]
+    units: bool,
 }
 
 pub fn results(arguments: ResultsArgs) -> anyhow::Result<i32> {
     let client = arguments.connection.client()?;
+    let plain = !arguments.units && !arguments.jsonl && arguments.out.is_none() && arguments.png.is_none();
+    if plain {
+        let status: JobStatus = client.get(&format!("/api/jobs/{}", arguments.job))?;
+        if status.reduced.is_some() {
+            return print_reduced(&client, &arguments.job);
+        }
+    }
     let lines = client.get_lines(&format!("/api/jobs/{}/results", arguments.job))?;
     let mut tiles = Vec::new();
     let mut stdout = std::io::stdout().lock();
@@ -57,6 +68,23 @@ pub fn results(arguments: ResultsArgs) -> anyhow::Result<i32> {
         write_png(path, &tiles)?;
         eprintln!("wrote {} ({} tiles)", path.display(), tiles.len());
     }
+    Ok(0)
+}
+
+/// Prints the reduced result (exit 1 when the reducer failed or has not finished).
+fn print_reduced(client: &crate::client::Client, job_id: &str) -> anyhow::Result<i32> {
+    let reduced: ReducedResult = client.get(&format!("/api/jobs/{job_id}/reduced"))?;
+    if !reduced.status.is_success() {
+        eprintln!("the reducer failed: {}; {}", reduced.status, reduced.message);
+        return Ok(1);
+    }
+    let bytes = match (reduced.output, reduced.output_base64) {
+        (Some(text), _) => text.into_bytes(),
+        (None, Some(encoded)) => base64_bytes::decode(&encoded).map_err(|error| anyhow::anyhow!(error))?,
+        (None, None) => Vec::new(),
+    };
+    std::io::stdout().lock().write_all(&bytes)?;
+    eprintln!("(the reduced result; `--units` shows each unit's)");
     Ok(0)
 }
 

@@ -39,6 +39,9 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
             status.leased,
             status.quorum
         );
+        if let Some(reduced) = &status.reduced {
+            println!("  reduced result: {reduced}");
+        }
     }
     Ok(0)
 }

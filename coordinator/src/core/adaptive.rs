@@ -24,7 +24,8 @@ pub const ERROR_RATE_TRUSTED: f64 = 0.05;
 /// Whether a worker may hold an adaptive unit's only lease.
 pub fn is_trusted(reputation: Option<&Reputation>) -> bool {
     reputation.is_some_and(|reputation| {
-        reputation.consecutive_valid >= CONSECUTIVE_VALID_TRUSTED && reputation.error_rate < ERROR_RATE_TRUSTED
+        reputation.consecutive_valid >= CONSECUTIVE_VALID_TRUSTED
+            && reputation.error_rate < ERROR_RATE_TRUSTED
     })
 }
 
@@ -61,8 +62,10 @@ mod tests {
 
     #[test]
     fn the_chance_grows_with_the_record_and_stays_under_the_spot_check() {
-        let chances: Vec<f64> =
-            [20, 30, 60, 200].iter().map(|count| chance_alone(Some(&after_valid_results(*count)), 50)).collect();
+        let chances: Vec<f64> = [20, 30, 60, 200]
+            .iter()
+            .map(|count| chance_alone(Some(&after_valid_results(*count)), 50))
+            .collect();
         assert!(chances.windows(2).all(|pair| pair[0] < pair[1]), "{chances:?}");
         assert!(chances.iter().all(|chance| *chance <= 0.95), "{chances:?}");
         assert!(chances[3] > 0.94, "{chances:?}");

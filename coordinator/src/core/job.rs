@@ -205,7 +205,13 @@ impl CoreJob {
     }
 
     /// Records a lease; a worker that is not `trusted` raises the unit to the full quorum.
-    pub(super) fn lease_opened(&mut self, unit_index: u64, worker_id: &str, lease_id: LeaseId, trusted: bool) {
+    pub(super) fn lease_opened(
+        &mut self,
+        unit_index: u64,
+        worker_id: &str,
+        lease_id: LeaseId,
+        trusted: bool,
+    ) {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
         assert!(unit.worker_can_take(worker_id), "two replicas of a unit went to one worker");
         if !trusted {

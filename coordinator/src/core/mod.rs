@@ -110,6 +110,12 @@ pub struct Core {
     random: fastrand::Rng,
 }
 
+impl Default for Core {
+    fn default() -> Core {
+        Core::new()
+    }
+}
+
 impl Core {
     /// A core with lease ids from 1 and a fixed random seed (tests and simulations).
     pub fn new() -> Core {
@@ -217,21 +223,22 @@ impl Core {
     /// A known-answer lease for a worker with fewer judged results than some job's
     /// `known_answer_probes`, unless it already holds one.
     fn known_answer_probe(&mut self, worker_id: &str, now_ms: u64) -> Option<LeaseGrant> {
-        let judged = self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
+        let judged =
+            self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
         let holds_probe =
             self.leases.values().any(|lease| lease.worker_id == worker_id && lease.known_answer.is_some());
         if holds_probe {
             return None;
         }
-        let (job_id, job) = self
-            .jobs
-            .iter()
-            .find(|(_, job)| judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(worker_id).is_some())?;
+        let (job_id, job) = self.jobs.iter().find(|(_, job)| {
+            judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(worker_id).is_some()
+        })?;
         let known = job.known_answer_for(worker_id).expect("found above");
         let lease_id = self.next_lease_id;
         self.next_lease_id += 1;
         let deadline_ms = now_ms + job.policy.lease_ms;
-        let grant = LeaseGrant { lease_id, job_id: job_id.clone(), unit_index: known.unit_index, deadline_ms };
+        let grant =
+            LeaseGrant { lease_id, job_id: job_id.clone(), unit_index: known.unit_index, deadline_ms };
         let lease = OpenLease {
             job_id: job_id.clone(),
             unit_index: known.unit_index,
@@ -272,7 +279,8 @@ impl Core {
         }
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
         let accept_alone = job.policy.adaptive.is_some_and(|adaptive| {
-            let chance = chance_alone(self.reputations.get(worker_id).as_ref(), adaptive.spot_check_per_mille);
+            let chance =
+                chance_alone(self.reputations.get(worker_id).as_ref(), adaptive.spot_check_per_mille);
             chance > 0.0 && self.random.f64() < chance
         });
         let (replica, decision) =
@@ -291,6 +299,13 @@ impl Core {
             replica,
             decision,
             judgements,
+        })
+    }
+
+    /// True when `lease_id` is open, held by `worker_id` and for this (job, unit).
+    pub fn holds_lease(&self, worker_id: &str, lease_id: LeaseId, job_id: &str, unit_index: u64) -> bool {
+        self.leases.get(&lease_id).is_some_and(|lease| {
+            lease.worker_id == worker_id && lease.job_id == job_id && lease.unit_index == unit_index
         })
     }
 

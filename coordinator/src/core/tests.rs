@@ -226,12 +226,7 @@ fn simulate(seed: u64) {
 #[test]
 fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_after_the_period() {
     let mut core = Core::new();
-    core.add_job(
-        "job",
-        1000,
-        JobPolicy::fixed(2, 5, 60_000),
-        ResumeState::default(),
-    );
+    core.add_job("job", 1000, JobPolicy::fixed(2, 5, 60_000), ResumeState::default());
     let mut lies_judged = 0;
     for round in 0..20 {
         if core.reputation("liar").is_some_and(|reputation| reputation.quarantined_until_ms.is_some()) {

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use wasmhive_protocol::api::{ApiError, JobSubmission, UnitResult};
+use wasmhive_protocol::api::{ApiError, JobSubmission, ReducedResult, UnitResult};
 use wasmhive_protocol::base64_bytes;
 
 /// Results sent per page of a streamed results answer.
@@ -137,11 +137,43 @@ pub async fn job_results(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(pages)).into_response())
 }
 
-fn unit_result(label: String, result: crate::store::StoredResult) -> UnitResult {
-    let (output, output_base64) = match String::from_utf8(result.output) {
+/// The job's reduced result; 404 saying why while there is none.
+pub async fn job_reduced(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    let state = coordinator.status(&job_id).ok_or_else(|| ApiProblem::not_found(&job_id))?.reduced;
+    let reduction = coordinator.reduction(&job_id)?.ok_or_else(|| ApiProblem {
+        status: 404,
+        message: match state {
+            None => {
+                format!("job {job_id} has no reducer; its results are per unit (`wasmhive results {job_id}`)")
+            }
+            Some(state) => format!("job {job_id} has no reduced result yet: {state}"),
+        },
+    })?;
+    let (output, output_base64) = text_or_base64(reduction.output);
+    Ok(Json(ReducedResult {
+        job_id,
+        status: reduction.status,
+        output,
+        output_base64,
+        message: reduction.message,
+    })
+    .into_response())
+}
+
+fn text_or_base64(bytes: Vec<u8>) -> (Option<String>, Option<String>) {
+    match String::from_utf8(bytes) {
         Ok(text) => (Some(text), None),
         Err(error) => (None, Some(base64_bytes::encode(error.as_bytes()))),
-    };
+    }
+}
+
+fn unit_result(label: String, result: crate::store::StoredResult) -> UnitResult {
+    let (output, output_base64) = text_or_base64(result.output);
     UnitResult {
         unit: result.unit_index,
         input: label,

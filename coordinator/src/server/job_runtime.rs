@@ -1,16 +1,44 @@
 //! What the shell keeps in memory per job: its stored description and module bytes, and
 //! how to build a unit's input and lease.
 
-use crate::store::{Store, StoreResult, StoredJob};
+use super::job_modules::JobContext;
+use crate::store::{Store, StoreError, StoreResult, StoredJob};
 use std::sync::Arc;
-use wasmhive_protocol::{Lease, WireLimits};
+use wasmhive_protocol::{Hash, Lease, WireLimits};
+use wasmhive_sandbox::ModuleBytes;
 
 pub struct JobRuntime {
     pub stored: StoredJob,
     pub module: Arc<Vec<u8>>,
+    pub validator: Option<ModuleBytes>,
+    pub reducer: Option<ModuleBytes>,
 }
 
 impl JobRuntime {
+    /// The job with its modules, read from the store's blobs.
+    pub fn load(stored: StoredJob, store: &Store) -> StoreResult<JobRuntime> {
+        let blob = |hash: &Hash, what: &str| {
+            store.blob(hash)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("{what} {hash} of job {} is missing", stored.job_id))
+            })
+        };
+        let module = Arc::new(blob(&stored.module_hash, "module")?);
+        let validator =
+            stored.validator.map(|hash| blob(&hash, "validator").map(ModuleBytes::new)).transpose()?;
+        let reducer = stored.reducer.map(|hash| blob(&hash, "reducer").map(ModuleBytes::new)).transpose()?;
+        Ok(JobRuntime { stored, module, validator, reducer })
+    }
+
+    /// What the owner's runs of the job's validator and reducer need.
+    pub fn context(&self) -> JobContext<'_> {
+        JobContext {
+            job_id: &self.stored.job_id,
+            limits: &self.stored.limits,
+            job_time_s: self.stored.created_s,
+            nan_canonicalization: self.stored.nan_canonicalization,
+        }
+    }
+
     /// The unit's input bytes and a label for people (the range text, line or file name).
     pub fn unit_input(&self, store: &Store, unit_index: u64) -> StoreResult<(String, Vec<u8>)> {
         if let Some((start, end, step)) = self.stored.range {

@@ -8,6 +8,7 @@
 //! - every connection's buffers are bounded (see `worker_connection`).
 
 mod api;
+mod job_modules;
 mod job_runtime;
 mod state;
 mod submission;
@@ -55,6 +56,7 @@ pub async fn serve_with(
         .route("/api/reputation", get(api::reputation))
         .route("/api/credit", get(api::credit))
         .route("/api/jobs/{job_id}/results", get(api::job_results))
+        .route("/api/jobs/{job_id}/reduced", get(api::job_reduced))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
         .with_state(coordinator)

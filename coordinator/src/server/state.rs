@@ -1,17 +1,18 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
+use super::job_modules::{OwnerSandbox, reduce_job, reduction_summary};
 use super::job_runtime::JobRuntime;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
 use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
-use wasmhive_protocol::api::VerifyPolicy;
 use crate::job_spec::unit_count;
-use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
+use crate::store::{OutcomeToCommit, Store, StoreError, StoredReduction, StoredResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use wasmhive_protocol::api::VerifyPolicy;
 use wasmhive_protocol::api::{CreditRow, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
 use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
 
@@ -64,6 +65,12 @@ pub struct Coordinator {
     next_connection_id: Mutex<u64>,
     /// Where blobs that are not our jobs' modules come from (a peer's module cache).
     blob_source: RwLock<Option<BlobSource>>,
+    /// Runs jobs' validators and reducers.
+    owner_sandbox: Arc<OwnerSandbox>,
+    /// Held while outcomes of jobs with a validator are classified and committed.
+    validation: Mutex<()>,
+    /// The store's file (a reduction opens its own connection on its own thread).
+    store_path: PathBuf,
 }
 
 /// Looks up cached blobs by hash.
@@ -77,7 +84,8 @@ impl Coordinator {
         std::fs::create_dir_all(data_dir).map_err(directory_error)?;
         let token_path = data_dir.join("token");
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
-        let store = Store::open(&data_dir.join("coordinator.sqlite"))?;
+        let store_path = data_dir.join("coordinator.sqlite");
+        let store = Store::open(&store_path)?;
         let started_unix_ms = unix_ms();
         let secret_seed = getrandom::u64().map_err(|error| CoordinatorError::DataDirectory {
             path: data_dir.to_path_buf(),
@@ -91,17 +99,11 @@ impl Coordinator {
         }
         let mut jobs = HashMap::new();
         for stored in store.jobs()? {
-            let module = store.blob(&stored.module_hash)?.ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "module {} of job {} is missing",
-                    stored.module_hash, stored.job_id
-                ))
-            })?;
             if stored.state == "running" {
                 let resume = store.resume_state(&stored.job_id)?;
                 core.add_job(&stored.job_id, stored.unit_count, policy_of(&stored), resume);
             }
-            jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime { stored, module: Arc::new(module) }));
+            jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime::load(stored, &store)?));
         }
         let running: Vec<String> = core.job_ids().cloned().collect();
         let coordinator = Coordinator {
@@ -115,10 +117,14 @@ impl Coordinator {
             started_unix_ms: unix_ms(),
             next_connection_id: Mutex::new(1),
             blob_source: RwLock::new(None),
+            owner_sandbox: Arc::new(OwnerSandbox::new()),
+            validation: Mutex::new(()),
+            store_path,
         };
         // A crash between a job's last commit and marking it completed leaves it running
         // with nothing left to decide: finish it now, as the next commit would have.
         coordinator.finish_completed_jobs(running.iter().map(String::as_str));
+        coordinator.reduce_completed_jobs_without_reduction();
         Ok(Arc::new(coordinator))
     }
 
@@ -161,7 +167,10 @@ impl Coordinator {
             .map_err(ApiProblem::internal)?
             .ok_or_else(|| ApiProblem::internal("the job vanished after it was stored"))?;
         let policy = policy_of(&stored);
-        let runtime = Arc::new(JobRuntime { stored, module: Arc::new(submission.module) });
+        let runtime = Arc::new(
+            JobRuntime::load(stored, &self.store.lock().expect("store lock"))
+                .map_err(ApiProblem::internal)?,
+        );
         self.jobs.write().expect("jobs lock").insert(job_id.clone(), runtime);
         self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
         tracing::info!(job = %job_id, units, "job submitted");
@@ -236,6 +245,7 @@ impl Coordinator {
                 (counts.0, counts.1, 0, self.stored_state(job_id).unwrap_or_else(|| stored.state.clone()))
             }
         };
+        let reduced = self.reduction_state(&job, &state);
         Some(JobStatus {
             job_id: job_id.to_string(),
             name: stored.name.clone(),
@@ -247,6 +257,7 @@ impl Coordinator {
             quorum: stored.quorum,
             module: stored.module_hash,
             created_s: stored.created_s,
+            reduced,
         })
     }
 
@@ -371,6 +382,30 @@ impl Coordinator {
         worker_id: &str,
         reports: &[OutcomeReport],
     ) -> Result<Vec<LeaseId>, String> {
+        for report in reports {
+            if outcome_digest(&report.status, &report.output) != report.digest {
+                return Err(format!(
+                    "outcome of lease {} has a digest that does not match its output",
+                    report.lease_id
+                ));
+            }
+        }
+        self.check_output_limits(reports)?;
+        let with_validator =
+            |report: &OutcomeReport| self.job(&report.job_id).filter(|job| job.validator.is_some());
+        let _validating = reports
+            .iter()
+            .any(|report| with_validator(report).is_some())
+            .then(|| self.validation.lock().expect("validation lock"));
+        let class_digests: Vec<Hash> = reports
+            .iter()
+            .map(|report| match with_validator(report) {
+                Some(job) if report.status.is_success() && self.holds_lease(worker_id, report) => {
+                    self.class_digest(&job, report)
+                }
+                _ => report.digest,
+            })
+            .collect();
         let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
         let now_ms = self.now_ms();
         {
@@ -381,20 +416,13 @@ impl Coordinator {
                     tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
                     continue;
                 }
-                let recomputed = outcome_digest(&report.status, &report.output);
-                if recomputed != report.digest {
-                    return Err(format!(
-                        "outcome of lease {} has a digest that does not match its output",
-                        report.lease_id
-                    ));
-                }
-                match core.report_outcome(worker_id, report.lease_id, &report.status, recomputed, now_ms) {
+                let digest = class_digests[position];
+                match core.report_outcome(worker_id, report.lease_id, &report.status, digest, now_ms) {
                     Ok(effect) => effects.push((position, effect)),
                     Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
                 }
             }
         }
-        self.check_output_limits(reports, &effects)?;
         let next_fresh: Vec<(String, u64)> = {
             let core = self.core.lock().expect("core lock");
             let mut job_ids: Vec<&String> = effects.iter().map(|(_, effect)| &effect.job_id).collect();
@@ -412,6 +440,7 @@ impl Coordinator {
                 output: &reports[*position].output,
                 fuel_used: reports[*position].fuel_used,
                 engine_class: &reports[*position].engine_class,
+                keep_output: with_validator(&reports[*position]).is_some(),
             })
             .collect();
         let reputations: Vec<(String, Reputation)> = effects
@@ -434,17 +463,47 @@ impl Coordinator {
         Ok(reports.iter().map(|report| report.lease_id).collect())
     }
 
-    fn check_output_limits(
-        &self,
-        reports: &[OutcomeReport],
-        effects: &[(usize, OutcomeEffect)],
-    ) -> Result<(), String> {
-        for (position, effect) in effects {
-            let limit = self.job(&effect.job_id).map_or(0, |job| job.stored.limits.output_bytes);
-            if reports[*position].output.len() as u64 > limit {
+    /// The digest a successful replica counts under for a job with a validator: that of the
+    /// first stored replica of the unit whose output the validator says agrees, else its own.
+    fn class_digest(&self, job: &JobRuntime, report: &OutcomeReport) -> Hash {
+        let validator = job.validator.as_ref().expect("only jobs with a validator are classified");
+        let classes = match self
+            .store
+            .lock()
+            .expect("store lock")
+            .replica_classes(&report.job_id, report.unit_index)
+        {
+            Ok(classes) => classes,
+            Err(error) => {
+                tracing::error!(%error, "reading a unit's replicas failed; the replica counts by its own digest");
+                return report.digest;
+            }
+        };
+        if classes.iter().any(|(digest, _)| *digest == report.digest) {
+            return report.digest;
+        }
+        classes
+            .iter()
+            .find(|(_, output)| {
+                self.owner_sandbox.outputs_agree(&job.context(), validator, output, &report.output)
+            })
+            .map_or(report.digest, |(digest, _)| *digest)
+    }
+
+    fn holds_lease(&self, worker_id: &str, report: &OutcomeReport) -> bool {
+        let core = self.core.lock().expect("core lock");
+        core.holds_lease(worker_id, report.lease_id, &report.job_id, report.unit_index)
+    }
+
+    /// Every outcome's output fits its job's output limit (checked before anything runs
+    /// on it).
+    fn check_output_limits(&self, reports: &[OutcomeReport]) -> Result<(), String> {
+        for report in reports {
+            let Some(job) = self.job(&report.job_id) else { continue };
+            if report.output.len() as u64 > job.stored.limits.output_bytes {
                 return Err(format!(
                     "outcome of lease {} is larger than the job's output limit",
-                    reports[*position].lease_id
+                    report.lease_id
                 ));
             }
         }
@@ -467,6 +526,45 @@ impl Coordinator {
                 tracing::error!(%error, job = %job_id, "could not mark the job completed");
             }
             tracing::info!(job = %job_id, "job completed");
+            self.start_reduction(&job_id);
+        }
+    }
+
+    /// Runs the job's reducer on its own thread, when it has one.
+    fn start_reduction(&self, job_id: &str) {
+        let Some(job) = self.job(job_id).filter(|job| job.reducer.is_some()) else { return };
+        let (store_path, sandbox) = (self.store_path.clone(), self.owner_sandbox.clone());
+        std::thread::Builder::new()
+            .name(format!("reduce {job_id}"))
+            .spawn(move || reduce_job(&store_path, &job, &sandbox))
+            .map_or_else(|error| tracing::error!(%error, "cannot start a reduction thread"), drop);
+    }
+
+    /// A crash between a job's completion and its reduction: reduce it now.
+    fn reduce_completed_jobs_without_reduction(&self) {
+        let job_ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
+        for job_id in job_ids {
+            let completed = self.stored_state(&job_id).is_some_and(|state| state == "completed");
+            let reduced = self.store.lock().expect("store lock").reduction(&job_id).ok().flatten().is_some();
+            if completed && !reduced {
+                self.start_reduction(&job_id);
+            }
+        }
+    }
+
+    /// The job's reduced result: `Ok(None)` while it has none (yet).
+    pub fn reduction(&self, job_id: &str) -> Result<Option<StoredReduction>, ApiProblem> {
+        self.job(job_id).ok_or_else(|| ApiProblem::not_found(job_id))?;
+        self.store.lock().expect("store lock").reduction(job_id).map_err(ApiProblem::internal)
+    }
+
+    /// `running`, `done` or `failed: ...` for a job with a reducer, else `None`.
+    fn reduction_state(&self, job: &JobRuntime, state: &str) -> Option<String> {
+        job.reducer.as_ref()?;
+        match self.store.lock().expect("store lock").reduction(&job.stored.job_id) {
+            Ok(Some(reduction)) => Some(reduction_summary(&reduction.status, &reduction.message)),
+            _ if state == "completed" => Some("running".to_string()),
+            _ => Some("waiting for the job".to_string()),
         }
     }
 

@@ -58,6 +58,16 @@ pub struct OutcomeToCommit<'a> {
     pub output: &'a [u8],
     pub fuel_used: Option<u64>,
     pub engine_class: &'a str,
+    /// Keep the replica's output (jobs with a validator compare later replicas with it).
+    pub keep_output: bool,
+}
+
+/// A job's reduced result (the reducer's run over the accepted outputs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredReduction {
+    pub status: Status,
+    pub output: Vec<u8>,
+    pub message: String,
 }
 
 /// Credits the replicas of an accepted unit, once each. Replicas that agreed with the
@@ -360,8 +370,8 @@ impl Store {
                 ])?;
             }
             let mut insert_replica = transaction.prepare_cached(
-                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut insert_result = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
@@ -379,6 +389,7 @@ impl Store {
                         replica.digest.to_hex(),
                         outcome.fuel_used.map(|fuel| fuel as i64),
                         outcome.engine_class,
+                        outcome.keep_output.then_some(outcome.output),
                     ])?;
                 }
                 match &effect.decision {
@@ -422,6 +433,70 @@ impl Store {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// One kept output per distinct digest among a unit's replicas (jobs with a validator).
+    pub fn replica_classes(&self, job_id: &str, unit_index: u64) -> StoreResult<Vec<(Hash, Vec<u8>)>> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT digest, MIN(output) FROM replicas
+             WHERE job_id = ?1 AND unit_index = ?2 AND output IS NOT NULL GROUP BY digest",
+        )?;
+        let rows = select.query_map(params![job_id, unit_index as i64], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|row| {
+            let (digest, output) = row?;
+            Ok((schema::hash_from_hex(&digest)?, output))
+        })
+        .collect()
+    }
+
+    /// The successful canonical outputs of a job in unit order, concatenated; `Err` text
+    /// when they exceed `bytes_max`.
+    pub fn accepted_outputs(&self, job_id: &str, bytes_max: usize) -> StoreResult<Result<Vec<u8>, String>> {
+        let mut select = self.connection.prepare(
+            "SELECT output FROM results WHERE job_id = ?1 AND failure IS NULL ORDER BY unit_index",
+        )?;
+        let mut rows = select.query(params![job_id])?;
+        let mut outputs = Vec::new();
+        while let Some(row) = rows.next()? {
+            let output = row.get_ref(0)?.as_blob().map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            if outputs.len() + output.len() > bytes_max {
+                return Ok(Err(format!(
+                    "the accepted outputs exceed {bytes_max} bytes, the most a reducer reads"
+                )));
+            }
+            outputs.extend_from_slice(output);
+        }
+        Ok(Ok(outputs))
+    }
+
+    pub fn save_reduction(&mut self, job_id: &str, reduction: &StoredReduction) -> StoreResult<()> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO reductions (job_id, status, output, message) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                job_id,
+                serde_json::to_string(&reduction.status).expect("status serialises"),
+                reduction.output,
+                reduction.message
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn reduction(&self, job_id: &str) -> StoreResult<Option<StoredReduction>> {
+        let row = self
+            .connection
+            .query_row(
+                "SELECT status, output, message FROM reductions WHERE job_id = ?1",
+                params![job_id],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)),
+            )
+            .optional()?;
+        row.map(|(status, output, message)| {
+            Ok(StoredReduction { status: schema::status_from_json(&status)?, output, message })
+        })
+        .transpose()
     }
 
     /// Credit per (job, worker), optionally for one job.

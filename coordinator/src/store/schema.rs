@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS replicas (
     status TEXT NOT NULL,
     digest TEXT NOT NULL,
     fuel_used INTEGER,
-    engine_class TEXT NOT NULL
+    engine_class TEXT NOT NULL,
+    output BLOB
 );
 CREATE INDEX IF NOT EXISTS replicas_by_unit ON replicas (job_id, unit_index);
 CREATE TABLE IF NOT EXISTS reputation (
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS credit (
     validated_amount INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, worker_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reductions (
+    job_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    output BLOB NOT NULL,
+    message TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     unit_index INTEGER NOT NULL,
@@ -70,6 +77,27 @@ pub fn prepare(connection: &Connection) -> StoreResult<()> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     connection.execute_batch(SCHEMA)?;
+    add_columns_of_newer_versions(connection)
+}
+
+/// Stores written by earlier versions get the columns added since.
+fn add_columns_of_newer_versions(connection: &Connection) -> StoreResult<()> {
+    let has_column = |table: &str, column: &str| -> StoreResult<bool> {
+        Ok(connection.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?)
+    };
+    if !has_column("credit", "validated")? {
+        connection.execute_batch(
+            "ALTER TABLE credit ADD COLUMN validated INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE credit ADD COLUMN validated_amount INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
+    if !has_column("replicas", "output")? {
+        connection.execute_batch("ALTER TABLE replicas ADD COLUMN output BLOB;")?;
+    }
     Ok(())
 }
 

@@ -7,10 +7,12 @@
 //!
 //! wasm32 trap: `usize` is 32 bits there. Kernels use `u64` for anything that can pass 2^32.
 
+pub mod compare;
 pub mod guest;
 pub mod hashcash;
 pub mod input;
 pub mod mandelbrot;
 pub mod pi;
 pub mod primes;
+pub mod reduce;
 pub mod sum;

@@ -8,6 +8,8 @@
 //! | `mandelbrot` | `WIDTH HEIGHT ROW_START ROW_END MAX_ITER` | PGM tile of those rows |
 //! | `hashcash` | `PREFIX BITS` | `NONCE HASH_HEX` |
 //! | `probe` | (argv selects a misbehaviour) | test guest for the sandbox |
+//! | `sum-columns` | accepted outputs, concatenated | column sums (a reducer) |
+//! | `tolerant-compare` | `LEN\n` + output A + output B | exit 0 if they agree (a validator) |
 
 macro_rules! task_module {
     ($name:literal) => {
@@ -21,6 +23,8 @@ pub const PI: &[u8] = task_module!("pi");
 pub const MANDELBROT: &[u8] = task_module!("mandelbrot");
 pub const HASHCASH: &[u8] = task_module!("hashcash");
 pub const PROBE: &[u8] = task_module!("probe");
+pub const SUM_COLUMNS: &[u8] = task_module!("sum-columns");
+pub const TOLERANT_COMPARE: &[u8] = task_module!("tolerant-compare");
 
 /// Every embedded task module by name (the probe, a test guest, included).
 pub const ALL: &[(&str, &[u8])] = &[
@@ -30,6 +34,8 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("mandelbrot", MANDELBROT),
     ("hashcash", HASHCASH),
     ("probe", PROBE),
+    ("sum-columns", SUM_COLUMNS),
+    ("tolerant-compare", TOLERANT_COMPARE),
 ];
 
 /// The module named `name`, if embedded.

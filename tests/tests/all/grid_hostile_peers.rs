@@ -9,46 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{
-    Hash, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
-};
+use wasmhive_protocol::{Hash, Hello, Message, PROTOCOL_VERSION, encode_message};
 use wasmhive_tests::grid::wait_until;
-use wasmhive_tests::wire::{connect, connect_as, hello, key};
-
-/// A worker that speaks the protocol correctly but reports `999` for every unit, with a
-/// digest that matches its (wrong) output.
-async fn run_liar(address: SocketAddr, stop: Arc<AtomicBool>, lies: Arc<AtomicU64>) {
-    let mut socket = connect_as(address, &key(66)).await;
-    while !stop.load(Ordering::Relaxed) {
-        socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
-        let Some(Ok(Frame::Text(text))) = socket.next().await else { return };
-        match wasmhive_protocol::decode_message(&text).unwrap() {
-            Message::Leases { leases } => {
-                let outcomes = leases
-                    .iter()
-                    .map(|lease| OutcomeReport {
-                        lease_id: lease.lease_id,
-                        job_id: lease.job_id.clone(),
-                        unit_index: lease.unit_index,
-                        status: Status::Success,
-                        output: b"999\n".to_vec(),
-                        digest: outcome_digest(&Status::Success, b"999\n"),
-                        fuel_used: None,
-                        wall_time_ms: 1,
-                        engine_class: "liar".into(),
-                    })
-                    .collect();
-                lies.fetch_add(leases.len() as u64, Ordering::Relaxed);
-                socket
-                    .send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into()))
-                    .await
-                    .unwrap();
-                let _acknowledged = socket.next().await;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
+use wasmhive_tests::wire::{connect, connect_as, hello, key, run_scripted_worker};
 
 #[test]
 fn a_lying_worker_never_has_an_output_accepted() {
@@ -57,7 +20,8 @@ fn a_lying_worker_never_has_an_output_accepted() {
     let (stop, lies) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let (end, step) = (2_000_000, 50_000);
     let job_id = grid.submit(&grid.primes_spec(end, step, 2), false);
-    let liar = runtime.spawn(run_liar(grid.address, stop.clone(), lies.clone()));
+    let liar = runtime
+        .spawn(run_scripted_worker(grid.address, key(66), stop.clone(), lies.clone(), |_| b"999\n".to_vec()));
     wait_until(Duration::from_secs(30), "the liar to get work", || lies.load(Ordering::Relaxed) > 0);
     grid.workers = vec![grid.start_worker("honest-0"), grid.start_worker("honest-1")];
     grid.wait_for_completion(&job_id);

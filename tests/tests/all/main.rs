@@ -5,6 +5,7 @@ mod examples;
 mod grid_hostile_peers;
 mod grid_jobs;
 mod grid_support;
+mod grid_trust;
 mod hostile_guests;
 mod job_specs;
 mod peer_mesh;

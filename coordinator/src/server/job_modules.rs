@@ -1,0 +1,144 @@
+//! The job's own wasm modules, run by the owner in its own sandbox: the *validator* (do two
+//! outputs agree?) and the *reducer* (fold the accepted outputs into one final result,
+//! BOINC's assimilator).
+//!
+//! Both run under the job's limits (fuel, memory, output, wall time) with the same
+//! deterministic ABI as units. A validator exits 0 when the two outputs agree and 1 when
+//! they differ; anything else (a trap, another exit code) counts as "differ", so a broken
+//! validator can only make a unit need more replicas, never accept a wrong one. Its stdin
+//! is the first output's length in decimal, a newline, the first output, the second.
+//! A reducer's stdin is every accepted successful output concatenated in unit order, at
+//! most [`REDUCER_INPUT_BYTES_MAX`]; its stdout is the job's reduced result.
+//!
+//! Invariants: validation is serialised per owner (a replica is compared with the classes
+//! already stored before it is stored itself), and a replica's class digest is the digest
+//! of the first stored replica the validator says it agrees with, so the core's quorum by
+//! digest counts agreeing replicas.
+
+use super::job_runtime::JobRuntime;
+use crate::store::{Store, StoredReduction};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+use wasmhive_protocol::Status;
+use wasmhive_protocol::api::JobLimits;
+use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
+
+/// Most bytes a reducer reads (the accepted outputs of the whole job).
+pub const REDUCER_INPUT_BYTES_MAX: usize = 256 << 20;
+
+/// Unit index given to validator and reducer runs (outside any job's units).
+const OWNER_RUN_UNIT: u64 = u64::MAX;
+
+/// The owner's sandbox, created on first use: jobs without modules of their own never
+/// start an engine on the owner.
+pub struct OwnerSandbox {
+    sandbox: OnceLock<Sandbox>,
+}
+
+/// What a job's module run needs from the job.
+pub struct JobContext<'a> {
+    pub job_id: &'a str,
+    pub limits: &'a JobLimits,
+    pub job_time_s: u64,
+    pub nan_canonicalization: bool,
+}
+
+impl OwnerSandbox {
+    pub fn new() -> OwnerSandbox {
+        OwnerSandbox { sandbox: OnceLock::new() }
+    }
+
+    /// Runs the validator on two outputs: `true` only when it exits 0.
+    pub fn outputs_agree(
+        &self,
+        job: &JobContext<'_>,
+        validator: &ModuleBytes,
+        first: &[u8],
+        second: &[u8],
+    ) -> bool {
+        let mut input = format!("{}\n", first.len()).into_bytes();
+        input.extend_from_slice(first);
+        input.extend_from_slice(second);
+        match self.run(job, validator, "validator", &input) {
+            Ok(outcome) => outcome.status.is_success(),
+            Err(error) => {
+                tracing::warn!(job = %job.job_id, %error, "the validator could not run; the outputs count as different");
+                false
+            }
+        }
+    }
+
+    /// Runs the reducer over the accepted outputs.
+    pub fn reduce(
+        &self,
+        job: &JobContext<'_>,
+        reducer: &ModuleBytes,
+        outputs: &[u8],
+    ) -> Result<Outcome, String> {
+        self.run(job, reducer, "reducer", outputs)
+    }
+
+    fn run(
+        &self,
+        job: &JobContext<'_>,
+        module: &ModuleBytes,
+        task_name: &str,
+        input: &[u8],
+    ) -> Result<Outcome, String> {
+        let sandbox = self.sandbox.get_or_init(|| Sandbox::new(SandboxConfig::default()));
+        let limits = Limits {
+            fuel: job.limits.fuel,
+            memory_bytes_max: job.limits.memory_bytes,
+            stdout_bytes_max: job.limits.output_bytes as usize,
+            wall_time_max: Duration::from_millis(job.limits.timeout_ms),
+            ..Limits::default()
+        };
+        let request = UnitRequest {
+            module,
+            input,
+            task_name,
+            args: &[],
+            job_id: job.job_id,
+            unit_index: OWNER_RUN_UNIT,
+            job_time: Duration::from_secs(job.job_time_s),
+            limits: &limits,
+            nan_canonicalization: job.nan_canonicalization,
+        };
+        sandbox.run(&request).map_err(|error| error.to_string())
+    }
+}
+
+/// Runs a completed job's reducer over its accepted outputs and stores the reduced result
+/// (on its own thread with its own store connection: a reduction can take a while).
+pub fn reduce_job(store_path: &Path, job: &JobRuntime, sandbox: &OwnerSandbox) {
+    let Some(reducer) = &job.reducer else { return };
+    let job_id = &job.stored.job_id;
+    let saved = Store::open(store_path).and_then(|mut store| {
+        let reduction = match store.accepted_outputs(job_id, REDUCER_INPUT_BYTES_MAX)? {
+            Ok(outputs) => match sandbox.reduce(&job.context(), reducer, &outputs) {
+                Ok(outcome) => StoredReduction {
+                    message: String::from_utf8_lossy(&outcome.stderr).trim().to_string(),
+                    status: outcome.status,
+                    output: outcome.stdout,
+                },
+                Err(error) => failed_reduction(error),
+            },
+            Err(too_large) => failed_reduction(too_large),
+        };
+        tracing::info!(job = %job_id, status = %reduction.status, "job reduced");
+        store.save_reduction(job_id, &reduction)
+    });
+    if let Err(error) = saved {
+        tracing::error!(job = %job_id, %error, "the reduction could not be stored; it runs again on restart");
+    }
+}
+
+fn failed_reduction(message: String) -> StoredReduction {
+    StoredReduction { status: Status::InvalidModule { reason: message.clone() }, output: Vec::new(), message }
+}
+
+/// How a reduction ended, for status pages.
+pub fn reduction_summary(status: &Status, message: &str) -> String {
+    if status.is_success() { "done".to_string() } else { format!("failed: {status}; {message}") }
+}
