@@ -15,6 +15,7 @@ pub mod membership;
 mod mesh;
 pub mod mesh_simulation;
 mod puller;
+pub mod reciprocity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

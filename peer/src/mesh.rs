@@ -54,6 +54,7 @@ async fn answer_gossip(mut socket: WebSocket, state: Arc<PeerState>) {
 async fn peers(State(state): State<Arc<PeerState>>, headers: HeaderMap) -> Result<Response, ApiProblem> {
     authorize(&state.coordinator, &headers)?;
     let coordinator = state.coordinator.clone();
+    let done_for_us = coordinator.replicas_per_worker();
     let rows: Vec<PeerRow> = state
         .membership
         .lock()
@@ -61,6 +62,7 @@ async fn peers(State(state): State<Arc<PeerState>>, headers: HeaderMap) -> Resul
         .view(state.now_ms())
         .into_iter()
         .map(|view| PeerRow {
+            replicas_done_for_us: done_for_us.get(&view.info.peer_id).copied().unwrap_or(0),
             reputation: coordinator.reputation(&view.info.peer_id).map(|reputation| reputation.trust),
             peer_id: view.info.peer_id,
             address: view.info.address,

@@ -1,7 +1,9 @@
 //! Pulling work: one worker session per owner that announces pending units (our own
 //! coordinator included), all on the peer's one compute pool. A session whose owner has
-//! announced nothing for [`IDLE_OWNER_MS`] is closed.
+//! announced nothing for [`IDLE_OWNER_MS`] is closed. The prefetch slots are split between
+//! the owners by reciprocity (`reciprocity.rs`), recomputed on every pass.
 
+use crate::reciprocity::{OwnerRecord, slot_shares};
 use crate::{PeerState, wait_for};
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +34,7 @@ pub async fn run(state: Arc<PeerState>, shutdown: impl Future<Output = ()>) {
         }
         let now_ms = state.now_ms();
         let owners = state.membership.lock().expect("membership lock").owners_with_work();
+        share_slots_by_reciprocity(&state, &owners);
         for (owner_id, address) in owners {
             if let Some(session) = sessions.get_mut(&owner_id) {
                 session.last_announced_ms = now_ms;
@@ -56,6 +59,25 @@ pub async fn run(state: Arc<PeerState>, shutdown: impl Future<Output = ()>) {
         let _ = session.stop.send(true);
         let _ = session.task.await;
     }
+}
+
+fn share_slots_by_reciprocity(state: &PeerState, owners: &[(String, String)]) {
+    let done_for_us = state.coordinator.replicas_per_worker();
+    let own_id = state.execution.peer_id();
+    let records: Vec<OwnerRecord> = owners
+        .iter()
+        .map(|(owner_id, _)| OwnerRecord {
+            owner_id: owner_id.clone(),
+            replicas_done_for_us: done_for_us.get(owner_id).copied().unwrap_or(0),
+            is_self: *owner_id == own_id,
+        })
+        .collect();
+    let shares = slot_shares(&records);
+    let by_address = owners
+        .iter()
+        .filter_map(|(owner_id, address)| shares.get(owner_id).map(|share| (address.clone(), *share)))
+        .collect();
+    state.execution.set_slot_shares(by_address);
 }
 
 fn start_session(state: &Arc<PeerState>, address: String, now_ms: u64) -> OwnerSession {

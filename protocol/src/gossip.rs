@@ -51,4 +51,7 @@ pub struct PeerRow {
     /// This peer's trust in it as an owner (1 − estimated error rate), once it has judged
     /// some of its results.
     pub reputation: Option<f64>,
+    /// Accepted replicas this peer ran for our jobs: what reciprocity rewards.
+    #[serde(default)]
+    pub replicas_done_for_us: u64,
 }

@@ -50,8 +50,11 @@ pub struct Execution {
     modules: Mutex<ModuleStore>,
     /// Units running right now (for the spare slots a peer advertises).
     running: Arc<AtomicUsize>,
-    /// Owner sessions open right now: each gets an equal share of the prefetch queue.
+    /// Owner sessions open right now: each gets an equal share of the prefetch queue
+    /// unless `slot_shares` names its owner.
     sessions: AtomicUsize,
+    /// Share of the prefetch queue per owner address (a peer sets it for reciprocity).
+    slot_shares: Mutex<HashMap<String, f64>>,
     /// Fetches a module from other peers before asking its owner (a peer sets this).
     blob_fetcher: std::sync::OnceLock<BlobFetcher>,
 }
@@ -86,6 +89,7 @@ impl Execution {
             sandbox,
             running: Arc::new(AtomicUsize::new(0)),
             sessions: AtomicUsize::new(0),
+            slot_shares: Mutex::new(HashMap::new()),
             blob_fetcher: std::sync::OnceLock::new(),
         }))
     }
@@ -107,6 +111,19 @@ impl Execution {
     /// A module this peer has cached (so it can serve it to others), by hash.
     pub fn cached_module(&self, hash: &Hash) -> Option<Vec<u8>> {
         self.modules.lock().expect("module store lock").get(hash).map(|module| module.bytes.to_vec())
+    }
+
+    /// Sets each owner's share (0 to 1) of the prefetch queue, by owner address; sessions
+    /// of owners not named get an equal share.
+    pub fn set_slot_shares(&self, shares: HashMap<String, f64>) {
+        *self.slot_shares.lock().expect("slot shares lock") = shares;
+    }
+
+    /// How many leases the session for `owner_address` keeps queued, out of `target`.
+    fn session_target(&self, owner_address: &str, target: usize) -> usize {
+        let share = self.slot_shares.lock().expect("slot shares lock").get(owner_address).copied();
+        let share = share.unwrap_or_else(|| 1.0 / self.sessions.load(Ordering::Relaxed).max(1) as f64);
+        ((target as f64 * share).round() as usize).max(1)
     }
 
     /// Cores not running a unit right now.
@@ -422,8 +439,7 @@ impl Worker {
         let queued = self.queued();
         let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
         // Slots are spread over owners: each session queues its share of the target.
-        let sessions = self.execution.sessions.load(Ordering::Relaxed).max(1);
-        let target = (self.prefetch_target / sessions).max(1);
+        let target = self.execution.session_target(&self.owner_address, self.prefetch_target);
         if self.requested || waiting_out_retry || queued * 2 > target {
             return Ok(());
         }

@@ -19,22 +19,23 @@ pub fn peers(arguments: PeersArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}",
-        "PEER", "ADDRESS", "CORES", "SPARE", "NEIGHBOUR", "HEARD", "REPUTATION"
+        "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10} {:>12}",
+        "PEER", "ADDRESS", "CORES", "SPARE", "NEIGHBOUR", "HEARD", "REPUTATION", "DONE FOR US"
     );
     for row in rows {
         let heard =
             row.heard_ms_ago.map_or("gossip".to_string(), |ago| format!("{:.1}s ago", ago as f64 / 1000.0));
         let reputation = row.reputation.map_or("-".to_string(), |value| format!("{value:.2}"));
         println!(
-            "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10}",
+            "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10} {:>12}",
             row.peer_id,
             row.address.unwrap_or_else(|| "(nat)".into()),
             row.cores,
             row.spare_slots,
             if row.neighbour { "yes" } else { "" },
             heard,
-            reputation
+            reputation,
+            row.replicas_done_for_us
         );
     }
     Ok(0)

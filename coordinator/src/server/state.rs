@@ -195,6 +195,14 @@ impl Coordinator {
             .collect())
     }
 
+    /// Accepted replicas per worker id over all of this owner's jobs (for reciprocity).
+    pub fn replicas_per_worker(&self) -> HashMap<String, u64> {
+        self.store.lock().expect("store lock").replicas_per_worker().unwrap_or_else(|error| {
+            tracing::error!(%error, "reading credit failed");
+            HashMap::new()
+        })
+    }
+
     /// Every worker this owner has judged, with its reputation (quarantine in seconds left).
     pub fn reputations(&self) -> Vec<WorkerReputation> {
         let now_ms = self.now_ms();

@@ -12,7 +12,7 @@ mod schema;
 
 use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use wasmhive_protocol::api::{JobInputs, JobSubmission, VerifySettings};
 use wasmhive_protocol::{Hash, Status};
@@ -497,6 +497,16 @@ impl Store {
             Ok(StoredReduction { status: schema::status_from_json(&status)?, output, message })
         })
         .transpose()
+    }
+
+    /// Accepted replicas per worker over all jobs (the work each did for this owner).
+    pub fn replicas_per_worker(&self) -> StoreResult<HashMap<String, u64>> {
+        let mut select = self
+            .connection
+            .prepare_cached("SELECT worker_id, SUM(replicas) FROM credit GROUP BY worker_id")?;
+        let rows =
+            select.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Credit per (job, worker), optionally for one job.
