@@ -142,3 +142,52 @@ fn failed_reduction(message: String) -> StoredReduction {
 pub fn reduction_summary(status: &Status, message: &str) -> String {
     if status.is_success() { "done".to_string() } else { format!("failed: {status}; {message}") }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(limits: &JobLimits) -> JobContext<'_> {
+        JobContext { job_id: "job", limits, job_time_s: 0, nan_canonicalization: true }
+    }
+
+    fn limits() -> JobLimits {
+        JobLimits {
+            fuel: None,
+            memory_bytes: 64 << 20,
+            output_bytes: 1 << 20,
+            lease_ms: 60_000,
+            timeout_ms: 5_000,
+        }
+    }
+
+    #[test]
+    fn the_validator_decides_agreement_and_a_broken_one_never_agrees() {
+        let sandbox = OwnerSandbox::new();
+        let limits = limits();
+        let tolerant = ModuleBytes::new(task_modules::TOLERANT_COMPARE.to_vec());
+        assert!(sandbox.outputs_agree(
+            &context(&limits),
+            &tolerant,
+            b"pi 3.141592653589793\n",
+            b"pi   3.1415926535897931"
+        ));
+        assert!(!sandbox.outputs_agree(&context(&limits), &tolerant, b"pi 3.14", b"pi 3.15"));
+        let broken = ModuleBytes::new(task_modules::PROBE.to_vec());
+        assert!(
+            !sandbox.outputs_agree(&context(&limits), &broken, b"same", b"same"),
+            "an unknown probe mode exits 2"
+        );
+        let garbage = ModuleBytes::new(b"not wasm".to_vec());
+        assert!(!sandbox.outputs_agree(&context(&limits), &garbage, b"same", b"same"));
+    }
+
+    #[test]
+    fn the_reducer_folds_outputs() {
+        let sandbox = OwnerSandbox::new();
+        let limits = limits();
+        let reducer = ModuleBytes::new(task_modules::SUM_COLUMNS.to_vec());
+        let outcome = sandbox.reduce(&context(&limits), &reducer, b"4\n21\n").unwrap();
+        assert_eq!((outcome.status, outcome.stdout), (Status::Success, b"25\n".to_vec()));
+    }
+}

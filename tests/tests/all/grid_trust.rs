@@ -97,3 +97,23 @@ fn adaptive_replication_over_the_network_accepts_trusted_results_alone_and_stays
     let credited: u64 = credit.iter().map(|row| row.replicas).sum();
     assert_eq!(credited, u64::from(replicas), "every accepted replica earns credit once: {credit:?}");
 }
+
+#[test]
+fn a_failing_reducer_is_reported_and_the_unit_results_stay_available() {
+    let grid = TestGrid::start("bad-reducer", 1);
+    let spec = write_spec(
+        &grid,
+        "bad-reducer.toml",
+        "module = \"sum\"\nreducer = \"probe\"\n[inputs]\nrange = { start = 0, end = 100, step = 10 }\n[verify]\nquorum = 1\n",
+    );
+    let job_id = grid.submit(&spec, true);
+    wait_until(Duration::from_secs(30), "the reduction", || {
+        grid.status(&job_id).reduced.is_some_and(|state| state.starts_with("failed"))
+    });
+    let mut args = vec!["results".to_string(), job_id.clone()];
+    args.extend(grid.connection_args());
+    let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the reducer failed"), "{output:?}");
+    assert_eq!(grid.results(&job_id).len(), 10, "per-unit results are still there");
+}

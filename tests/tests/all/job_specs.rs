@@ -27,7 +27,7 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
     check(
         directory,
         &format!("module = \"missing.wasm\"\n{range}"),
-        &["module", "missing.wasm", "built-in task"],
+        &["module", "missing.wasm", "built-in module"],
     );
     check(directory, range, &["module", "is missing", "module = "]);
     check(
@@ -63,6 +63,22 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
     check(directory, &format!("module = \"primes\"\n{range}[limits]\nlease = 5\n"), &["limits.lease", "10m"]);
     check(directory, "module = \"primes\"\n[inputs]\nlines = \"nope.txt\"\n", &["inputs.lines", "nope.txt"]);
     check(directory, "module = \"primes\"\n", &["inputs", "exactly one of"]);
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[verify]\npolicy = \"trusting\"\n"),
+        &["verify.policy", "\"trusting\"", "adaptive"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[verify]\npolicy = \"adaptive\"\nspot_check = 5\n"),
+        &["verify.spot_check", "fraction", "0.05"],
+    );
+    check(
+        directory,
+        &format!("module = \"primes\"\n{range}[verify]\nvalidator = \"nope.wasm\"\n"),
+        &["verify.validator", "nope.wasm"],
+    );
+    check(directory, &format!("module = \"primes\"\nreducer = 3\n{range}"), &["reducer", "not a string"]);
     check(directory, "module = \"primes\n", &["(file)", "TOML"]);
     std::fs::create_dir_all(directory.join("big")).unwrap();
     std::fs::write(directory.join("big/huge.bin"), vec![0u8; (16 << 20) + 1]).unwrap();
@@ -94,6 +110,18 @@ fn good_specs_load_lines_and_files() {
     let files = load(directory, "module = \"sum\"\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n")
         .unwrap();
     assert_eq!(wasmhive_coordinator::job_spec::unit_count(&files.inputs), 2);
+    let adaptive = load(
+        directory,
+        "module = \"primes\"\nreducer = \"sum-columns\"\n[inputs]\nlines = \"inputs.txt\"\n\
+         [verify]\npolicy = \"adaptive\"\nspot_check = 0.1\nvalidator = \"tolerant-compare\"\n",
+    )
+    .unwrap();
+    let verify = adaptive.verify;
+    assert_eq!(
+        (verify.policy, verify.spot_check, verify.known_answers),
+        (wasmhive_protocol::api::VerifyPolicy::Adaptive, 0.1, 2)
+    );
+    assert!(adaptive.validator.is_some() && adaptive.reducer.is_some());
 }
 
 #[test]
