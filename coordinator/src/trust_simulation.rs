@@ -194,33 +194,42 @@ mod attacks {
     /// replicas; one saboteur with 10 more Sybil identities (11 of 30): at most 10%
     /// (measured 1.2–3.7%). Quorum 2 alone cannot do better against
     /// collusion; adaptive replication and known-answer units (step 4) are the remedy.
+    /// The same bounds hold under adaptive replication (measured over these seeds: 30%
+    /// colluders 0.05–0.4% wrong; 1+10 Sybil 0.85–4.2%): colluders rarely become trusted,
+    /// because they disagree with honest replicas before they reach 10 clean results, so
+    /// their units stay replicated and the attack is the one fixed quorum faces.
     #[test]
     fn colluding_saboteurs_and_a_sybil_stay_within_the_bounds() {
-        for seed in 0..5 {
-            let colluding = simulate_trust(&TrustScenario {
-                peers: 20,
-                units: 2000,
-                saboteur_fraction: 0.3,
-                colluding: true,
-                sybil: 0,
-                quorum: 2,
-                adaptive: false,
-                seed,
-            });
-            println!("colluding, seed {seed}: {colluding:?}");
-            assert!(colluding.wrong_accepted * 20 <= colluding.units_accepted, "seed {seed}: {colluding:?}");
-            let sybil = simulate_trust(&TrustScenario {
-                peers: 20,
-                units: 2000,
-                saboteur_fraction: 0.05,
-                colluding: true,
-                sybil: 10,
-                quorum: 2,
-                adaptive: false,
-                seed,
-            });
-            println!("sybil, seed {seed}: {sybil:?}");
-            assert!(sybil.wrong_accepted * 10 <= sybil.units_accepted, "seed {seed}: {sybil:?}");
+        for adaptive in [false, true] {
+            for seed in 0..5 {
+                let colluding = simulate_trust(&TrustScenario {
+                    peers: 20,
+                    units: 2000,
+                    saboteur_fraction: 0.3,
+                    colluding: true,
+                    sybil: 0,
+                    quorum: 2,
+                    adaptive,
+                    seed,
+                });
+                println!("colluding, adaptive {adaptive}, seed {seed}: {colluding:?}");
+                assert!(
+                    colluding.wrong_accepted * 20 <= colluding.units_accepted,
+                    "seed {seed}: {colluding:?}"
+                );
+                let sybil = simulate_trust(&TrustScenario {
+                    peers: 20,
+                    units: 2000,
+                    saboteur_fraction: 0.05,
+                    colluding: true,
+                    sybil: 10,
+                    quorum: 2,
+                    adaptive,
+                    seed,
+                });
+                println!("sybil, adaptive {adaptive}, seed {seed}: {sybil:?}");
+                assert!(sybil.wrong_accepted * 10 <= sybil.units_accepted, "seed {seed}: {sybil:?}");
+            }
         }
     }
 }
