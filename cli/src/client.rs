@@ -69,6 +69,19 @@ fn agent() -> ureq::Agent {
 }
 
 impl Client {
+    /// A client of a worker's local control endpoint.
+    pub fn local(address: &str, token: &str) -> Client {
+        Client { base: format!("http://{address}"), token: token.to_string(), agent: agent() }
+    }
+
+    /// `GET` or `POST` (empty body) answering JSON.
+    pub fn request<T: DeserializeOwned>(&self, method: &str, path: &str) -> anyhow::Result<T> {
+        if method == "POST" {
+            return self.post(path, &serde_json::json!({}));
+        }
+        self.get(path)
+    }
+
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self.agent.get(self.url(path)).header("Authorization", self.bearer()).call();
         read_json(response, &self.url(path))

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod local;
+mod settings;
 
 use clap::{Parser, Subcommand};
 

@@ -23,6 +23,8 @@ use std::time::Instant;
 use tokio::sync::watch;
 use wasmhive_coordinator::server::{Coordinator, serve_with};
 use wasmhive_protocol::gossip::PeerInfo;
+use wasmhive_worker::control::serve_control;
+use wasmhive_worker::volunteer::VolunteerSettings;
 use wasmhive_worker::{Execution, WorkerConfig};
 
 /// How often a peer starts a gossip exchange.
@@ -40,6 +42,25 @@ pub struct PeerConfig {
     pub join: Vec<String>,
     pub cpus: usize,
     pub data_dir: PathBuf,
+    /// Bytes of modules kept in the on-disk cache.
+    pub module_cache_bytes_max: u64,
+    /// Only spare CPU: duty cycle, pauses, schedule, battery, memory cap.
+    pub volunteer: VolunteerSettings,
+}
+
+impl PeerConfig {
+    /// A peer with the default volunteer settings and cache size.
+    pub fn new(listen: Option<String>, join: Vec<String>, cpus: usize, data_dir: PathBuf) -> PeerConfig {
+        let defaults = WorkerConfig::new(String::new(), data_dir.clone());
+        PeerConfig {
+            listen,
+            join,
+            cpus,
+            data_dir,
+            module_cache_bytes_max: defaults.module_cache_bytes_max,
+            volunteer: defaults.volunteer,
+        }
+    }
 }
 
 /// A problem that stops the peer.
@@ -97,6 +118,8 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     let coordinator = Coordinator::open(&config.data_dir)?;
     let mut worker_config = WorkerConfig::new(String::new(), config.data_dir.clone());
     worker_config.cpus = config.cpus.max(1);
+    worker_config.module_cache_bytes_max = config.module_cache_bytes_max;
+    worker_config.volunteer = config.volunteer.clone();
     let execution = Execution::new(worker_config)?;
     let cache = execution.clone();
     coordinator.set_blob_source(Box::new(move |hash| cache.cached_module(hash)));
@@ -129,7 +152,9 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
         Box::pin(blobs::fetch_from_peers(weak_state.clone(), hash, owner_address))
     }));
     let (stop, stopped) = watch::channel(false);
+    let control = serve_control(state.execution.clone(), config.data_dir.clone(), wait_for(stopped.clone()));
     let mut tasks = vec![
+        tokio::spawn(control),
         tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone()))),
         tokio::spawn(gossip::run(state.clone(), config.join.clone(), wait_for(stopped.clone()))),
     ];

@@ -190,3 +190,38 @@ pub struct CreditRow {
     /// `units` (one per credited replica).
     pub measure: String,
 }
+
+/// `GET /status` of a worker's local control endpoint (`wasmhive worker status`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerControlStatus {
+    pub peer_id: String,
+    pub uptime_s: u64,
+    pub cpus: u32,
+    pub cpu_percent: u32,
+    pub running_units: u32,
+    /// Units this worker ran since it started.
+    pub units_done: u64,
+    /// Units finished in the last minute (or per minute since start, if shorter).
+    pub units_per_minute: f64,
+    /// Fuel its units used (jobs that meter fuel).
+    pub fuel_used: u64,
+    pub paused: bool,
+    /// Why it is paused (empty when running).
+    pub pause_reasons: Vec<String>,
+    /// Other programs' CPU use, percent of the whole machine, at the last check.
+    pub others_cpu_percent: f64,
+    pub pause_when_busy_percent: Option<u32>,
+    pub schedule: String,
+    pub memory_reserved_bytes: u64,
+    pub memory_bytes_max: u64,
+    /// Credit as each owner last reported it.
+    pub credit: Vec<OwnerCredit>,
+}
+
+/// The credit one owner granted this worker so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerCredit {
+    pub owner: String,
+    pub replicas: u64,
+    pub credit: u64,
+}

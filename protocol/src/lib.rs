@@ -17,7 +17,7 @@ mod status;
 pub use codec::{DecodeError, decode_blob, decode_message, encode_blob, encode_message};
 pub use hash::{Hash, HashParseError};
 pub use messages::{
-    BLOB_FRAME_BYTES_MAX, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX,
-    WireLimits,
+    BLOB_FRAME_BYTES_MAX, CreditSoFar, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION,
+    TEXT_FRAME_BYTES_MAX, WireLimits,
 };
 pub use status::{Status, TrapKind, outcome_digest};

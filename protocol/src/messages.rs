@@ -32,8 +32,13 @@ pub enum Message {
     NoWork { retry_after_ms: u64 },
     /// A worker reports finished replicas.
     Outcomes { outcomes: Vec<OutcomeReport> },
-    /// The owner committed these outcomes; the worker may forget them.
-    Acknowledged { lease_ids: Vec<u64> },
+    /// The owner committed these outcomes; the worker may forget them. `credit`: what the
+    /// owner has credited this worker so far, over all its jobs.
+    Acknowledged {
+        lease_ids: Vec<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credit: Option<CreditSoFar>,
+    },
     /// A worker gives leases back unrun (e.g. on shutdown).
     ReturnLeases { lease_ids: Vec<u64> },
     /// These leases are void (job cancelled or finished); do not run them.
@@ -57,6 +62,15 @@ pub struct Hello {
     pub cores: u32,
     /// wasmhive version and engine class, for logs.
     pub agent: String,
+}
+
+/// Credit one owner granted one worker, over all the owner's jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditSoFar {
+    /// Accepted replicas credited.
+    pub replicas: u64,
+    /// Their credit (fuel or units, per job).
+    pub amount: u64,
 }
 
 /// One replica of one unit handed to one worker.

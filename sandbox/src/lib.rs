@@ -22,6 +22,7 @@ mod limits;
 mod module_cache;
 mod outcome;
 mod run;
+mod run_gate;
 mod unit_state;
 
 pub use deterministic_wasi::{MONOTONIC_STEP, random_get_stream};
@@ -31,6 +32,7 @@ pub use limits::{
     WASM_STACK_BYTES_MAX_CEILING,
 };
 pub use outcome::Outcome;
+pub use run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 pub use wasmhive_protocol::{Hash, Status, TrapKind, outcome_digest};
 
 use engine::{EngineKey, EngineWithLinker, build_engine};
@@ -47,11 +49,13 @@ pub struct SandboxConfig {
     pub module_cache_bytes_max: usize,
     /// Where this host keeps the modules it compiled, or `None` for memory only.
     pub artifact_dir: Option<PathBuf>,
+    /// Pauses and throttles running units (a volunteer's controls), if set.
+    pub run_gate: Option<SharedRunGate>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> SandboxConfig {
-        SandboxConfig { module_cache_bytes_max: 512 << 20, artifact_dir: None }
+        SandboxConfig { module_cache_bytes_max: 512 << 20, artifact_dir: None, run_gate: None }
     }
 }
 
@@ -103,6 +107,7 @@ pub enum SandboxError {
 pub struct Sandbox {
     engines: Mutex<HashMap<EngineKey, Arc<EngineWithLinker>>>,
     modules: ModuleCache,
+    run_gate: Option<SharedRunGate>,
 }
 
 impl Sandbox {
@@ -110,6 +115,7 @@ impl Sandbox {
         Sandbox {
             engines: Mutex::new(HashMap::new()),
             modules: ModuleCache::new(config.module_cache_bytes_max, config.artifact_dir),
+            run_gate: config.run_gate,
         }
     }
 
@@ -123,7 +129,7 @@ impl Sandbox {
             wasm_stack_bytes_max: request.limits.wasm_stack_bytes_max,
         };
         let engine = self.engine_for(engine_key)?;
-        Ok(run::run_unit(&self.modules, engine_key, &engine, request))
+        Ok(run::run_unit(&self.modules, engine_key, &engine, request, self.run_gate.as_ref()))
     }
 
     /// Compiled modules held in memory.

@@ -8,10 +8,12 @@ use crate::deterministic_wasi::{
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
 use crate::module_cache::ModuleCache;
 use crate::outcome::Outcome;
+use crate::run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 use crate::unit_state::{UnitLimiter, UnitState};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmhive_protocol::{Status, TrapKind, outcome_digest};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
@@ -23,6 +25,7 @@ pub fn run_unit(
     engine_key: EngineKey,
     engine: &EngineWithLinker,
     request: &UnitRequest<'_>,
+    run_gate: Option<&SharedRunGate>,
 ) -> Outcome {
     let started = Instant::now();
     let limits = request.limits;
@@ -47,8 +50,13 @@ pub fn run_unit(
     let stderr = CappedPipe::new(limits.stderr_bytes_max, OverflowPolicy::DropExcess);
     let mut store = Store::new(&engine.engine, unit_state(request, &stdout, &stderr));
     store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(epoch_ticks_for(limits.wall_time_max));
-    store.epoch_deadline_trap();
+    match run_gate {
+        Some(gate) => guard_with_checkpoints(&mut store, gate.0.clone(), limits.wall_time_max),
+        None => {
+            store.set_epoch_deadline(epoch_ticks_for(limits.wall_time_max));
+            store.epoch_deadline_trap();
+        }
+    }
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).expect("fuel metering is on for engines of jobs with a fuel budget");
     }
@@ -63,6 +71,25 @@ pub fn run_unit(
         Err(error) => classify_error(&error, limit_hit, stdout.overflowed()),
     };
     finish(status, stdout.take_contents(), stderr.take_contents(), fuel_used, started, engine_key, message)
+}
+
+/// The wall-clock guard as a callback every [`CHECKPOINT_INTERVAL`]: running time only
+/// (time blocked in the gate does not count).
+fn guard_with_checkpoints(store: &mut Store<UnitState>, gate: Arc<dyn RunGate>, wall_time_max: Duration) {
+    let ticks = epoch_ticks_for(CHECKPOINT_INTERVAL);
+    let mut running = Duration::ZERO;
+    let mut since = Instant::now();
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_callback(move |_| {
+        let ran = since.elapsed();
+        running += ran;
+        if running >= wall_time_max {
+            return Err(Trap::Interrupt.into());
+        }
+        gate.checkpoint(ran);
+        since = Instant::now();
+        Ok(UpdateDeadline::Continue(ticks))
+    });
 }
 
 fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPipe) -> UnitState {

@@ -173,17 +173,13 @@ async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
     let directory = TempDir::new("bench-peers");
     let mut peers: Vec<RunningPeer> = Vec::new();
     for index in 0..count {
-        let config = PeerConfig {
-            listen: Some("127.0.0.1:0".into()),
-            join: peers
-                .first()
-                .and_then(|first| first.address)
-                .map(|address| address.to_string())
-                .into_iter()
-                .collect(),
-            cpus: 1,
-            data_dir: directory.path().join(format!("peer-{index}")),
-        };
+        let join = peers.first().and_then(|first| first.address).map(|address| address.to_string());
+        let config = PeerConfig::new(
+            Some("127.0.0.1:0".into()),
+            join.into_iter().collect(),
+            1,
+            directory.path().join(format!("peer-{index}")),
+        );
         peers.push(start_peer(config).await.unwrap());
     }
     let owner = peers[0].coordinator.clone();

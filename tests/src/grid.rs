@@ -15,6 +15,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL now, like a crash or `kill -9`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -129,23 +133,19 @@ fn wait_for_address(running: Running) -> (Running, SocketAddr) {
 
 /// Starts `wasmhive worker` joining `address` with `cpus` threads.
 pub fn start_worker(address: SocketAddr, data: &Path, cpus: usize) -> Running {
+    start_worker_with(address, data, cpus, &[])
+}
+
+/// [`start_worker`] with more flags (volunteer controls).
+pub fn start_worker_with(address: SocketAddr, data: &Path, cpus: usize, extra: &[&str]) -> Running {
     std::fs::create_dir_all(data).expect("worker data directory");
     let log = data.join(format!("worker-{}.log", unique_suffix()));
     let join = address.to_string();
-    spawn_logged(
-        &[
-            "worker",
-            "--join",
-            &join,
-            "--cpus",
-            &cpus.to_string(),
-            "--data",
-            data.to_str().unwrap(),
-            "--grace",
-            "5",
-        ],
-        log,
-    )
+    let cpus = cpus.to_string();
+    let mut args =
+        vec!["worker", "--join", &join, "--cpus", &cpus, "--data", data.to_str().unwrap(), "--grace", "5s"];
+    args.extend_from_slice(extra);
+    spawn_logged(&args, log)
 }
 
 /// Runs `wasmhive ARGS` to completion.

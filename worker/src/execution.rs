@@ -1,11 +1,13 @@
 //! Running leases on the rayon pool and turning outcomes into reports.
 
+use crate::Execution;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wasmhive_protocol::{Lease, OutcomeReport, Status};
-use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, UnitRequest};
+use wasmhive_sandbox::{Limits, ModuleBytes, RunGate, Sandbox, UnitRequest};
 
 /// Leases queued on the pool that have not started: the shared list lets the session take
 /// them back (cancel, shutdown, lost connection) before a thread picks them up.
@@ -42,28 +44,31 @@ pub enum Finished {
     Skipped,
 }
 
-/// Counts units running on the pool while it lives.
-pub struct RunningCount(pub Arc<std::sync::atomic::AtomicUsize>);
-
-/// Queues `lease` on the pool; its result arrives on `finished`.
+/// Queues `lease` on the pool; its result arrives on `finished`. On its thread it first
+/// reserves its memory limit under the worker's cap (waiting for room), then runs.
 pub fn spawn_lease(
-    pool: &rayon::ThreadPool,
-    sandbox: Arc<Sandbox>,
+    execution: Arc<Execution>,
     module: ModuleBytes,
     lease: Lease,
     not_started: NotStarted,
     finished: mpsc::UnboundedSender<Finished>,
-    running: RunningCount,
 ) {
     not_started.add(lease.lease_id);
-    pool.spawn(move || {
+    let pool_execution = execution.clone();
+    pool_execution.pool.spawn(move || {
+        let controls = execution.controls();
+        controls.gate.checkpoint(Duration::ZERO);
+        let _memory = controls.memory.reserve(lease.limits.memory_bytes_max);
         if !not_started.claim(lease.lease_id) {
             let _ = finished.send(Finished::Skipped);
             return;
         }
-        running.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let report = run_lease(&sandbox, &module, &lease);
-        running.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        execution.running.fetch_add(1, Ordering::Relaxed);
+        controls.gate.unit_starting();
+        let report = run_lease(&execution.sandbox, &module, &lease);
+        controls.gate.unit_finished();
+        execution.running.fetch_sub(1, Ordering::Relaxed);
+        controls.unit_finished(report.fuel_used);
         let _ = finished.send(Finished::Ran(Box::new(report)));
     });
 }

@@ -25,15 +25,20 @@ pub fn peer_key(data_dir: &Path) -> std::io::Result<PeerKey> {
     getrandom::fill(&mut secret).map_err(std::io::Error::other)?;
     let key = PeerKey::from_secret(secret);
     let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private_file(&path, &format!("{hex}\n"))?;
+    Ok(key)
+}
+
+/// Writes `contents` to `path` atomically, readable only by this user.
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, format!("{hex}\n"))?;
+    std::fs::write(&temporary, contents)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
     }
-    std::fs::rename(&temporary, &path)?;
-    Ok(key)
+    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

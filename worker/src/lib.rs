@@ -11,10 +11,12 @@
 //!   handed back with `return_leases`.
 
 mod connection;
+pub mod control;
 mod execution;
 mod identity;
 mod module_store;
 mod session;
+pub mod volunteer;
 
 pub use identity::peer_key;
 
@@ -36,6 +38,8 @@ pub struct WorkerConfig {
     pub prefetch_per_core: usize,
     /// Bytes of modules kept in the on-disk cache (least recently used go first).
     pub module_cache_bytes_max: u64,
+    /// Only spare CPU: duty cycle, pauses, schedule, battery, memory cap.
+    pub volunteer: volunteer::VolunteerSettings,
 }
 
 impl WorkerConfig {
@@ -47,6 +51,7 @@ impl WorkerConfig {
             grace: Duration::from_secs(30),
             prefetch_per_core: 4,
             module_cache_bytes_max: module_store::MODULE_CACHE_BYTES_MAX,
+            volunteer: volunteer::VolunteerSettings::default(),
         }
     }
 }

@@ -2,9 +2,9 @@
 //! return outcomes, reconnect when the connection drops, and shut down gracefully.
 
 use crate::connection::{Backoff, Socket, connect, websocket_url};
-use crate::execution::RunningCount;
 use crate::execution::{Finished, NotStarted, spawn_lease};
 use crate::module_store::ModuleStore;
+use crate::volunteer::{VolunteerControls, priority};
 use crate::{WorkerConfig, WorkerError, identity};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashMap};
@@ -16,16 +16,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
 };
-use wasmhive_sandbox::{Sandbox, SandboxConfig};
+use wasmhive_sandbox::{Sandbox, SandboxConfig, SharedRunGate};
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often outcomes are flushed and the queue topped up.
-const TICK: Duration = Duration::from_millis(2);
+/// How long a finished outcome waits for others to share its message.
+const FLUSH_DELAY: Duration = Duration::from_millis(2);
+/// How often a session looks again without any event (retry after `no_work`, resume after
+/// a pause); everything else is event-driven, so an idle or throttled worker costs its
+/// machine next to nothing.
+const IDLE_TICK: Duration = Duration::from_millis(100);
 /// Outcomes sent in one message at most.
 const OUTCOMES_PER_MESSAGE_MAX: usize = 256;
 /// The prefetch target never grows beyond this many leases.
@@ -45,11 +50,11 @@ enum SessionEnd {
 pub struct Execution {
     config: WorkerConfig,
     key: PeerKey,
-    pool: rayon::ThreadPool,
-    sandbox: Arc<Sandbox>,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) sandbox: Arc<Sandbox>,
     modules: Mutex<ModuleStore>,
     /// Units running right now (for the spare slots a peer advertises).
-    running: Arc<AtomicUsize>,
+    pub(crate) running: Arc<AtomicUsize>,
     /// Owner sessions open right now: each gets an equal share of the prefetch queue
     /// unless `slot_shares` names its owner.
     sessions: AtomicUsize,
@@ -57,6 +62,8 @@ pub struct Execution {
     slot_shares: Mutex<HashMap<String, f64>>,
     /// Fetches a module from other peers before asking its owner (a peer sets this).
     blob_fetcher: std::sync::OnceLock<BlobFetcher>,
+    /// Pauses, duty cycle, memory cap, and what the worker did.
+    controls: Arc<VolunteerControls>,
 }
 
 /// Fetches a blob by hash from somewhere other than the owner; the bytes must already be
@@ -72,10 +79,17 @@ impl Execution {
             .num_threads(config.cpus.max(1))
             .thread_name(|index| format!("wasmhive-unit-{index}"))
             .stack_size(8 << 20)
+            .start_handler(|_| {
+                if let Err(problem) = priority::lower_this_thread() {
+                    tracing::warn!(%problem, "a unit thread keeps its normal priority");
+                }
+            })
             .build()
             .map_err(|error| WorkerError::Pool(error.to_string()))?;
+        let controls = VolunteerControls::start(config.volunteer.clone());
         let sandbox = Arc::new(Sandbox::new(SandboxConfig {
             artifact_dir: Some(config.data_dir.join("artifacts")),
+            run_gate: Some(SharedRunGate(controls.gate.clone())),
             ..SandboxConfig::default()
         }));
         Ok(Arc::new(Execution {
@@ -91,6 +105,7 @@ impl Execution {
             sessions: AtomicUsize::new(0),
             slot_shares: Mutex::new(HashMap::new()),
             blob_fetcher: std::sync::OnceLock::new(),
+            controls,
         }))
     }
 
@@ -126,9 +141,21 @@ impl Execution {
         ((target as f64 * share).round() as usize).max(1)
     }
 
-    /// Cores not running a unit right now.
+    /// Cores not running a unit right now (none while paused).
     pub fn spare_slots(&self) -> usize {
+        if self.controls.is_paused() {
+            return 0;
+        }
         self.cores().saturating_sub(self.running.load(Ordering::Relaxed))
+    }
+
+    pub fn controls(&self) -> &Arc<VolunteerControls> {
+        &self.controls
+    }
+
+    /// What `wasmhive worker status` shows.
+    pub fn control_status(&self) -> WorkerControlStatus {
+        self.controls.status(self.peer_id(), self.cores(), self.running.load(Ordering::Relaxed))
     }
 }
 
@@ -166,6 +193,8 @@ struct Worker {
     prefetch_target: usize,
     requested: bool,
     retry_at: Option<Instant>,
+    /// When waiting outcomes are sent (set when the first of a batch finishes).
+    flush_at: Option<Instant>,
 }
 
 /// Runs a worker until `shutdown` resolves, reconnecting with backoff whenever the owner
@@ -175,7 +204,16 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
     let join = config.join.clone();
-    run_owner_session(Execution::new(config)?, &join, shutdown).await
+    let data_dir = config.data_dir.clone();
+    let execution = Execution::new(config)?;
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let control = tokio::spawn(crate::control::serve_control(execution.clone(), data_dir, async {
+        let _ = control_stopped.await;
+    }));
+    let result = run_owner_session(execution, &join, shutdown).await;
+    let _ = stop_control.send(());
+    let _ = control.await;
+    result
 }
 
 /// Works for the owner at `join` on a shared [`Execution`] until `shutdown` resolves.
@@ -215,6 +253,12 @@ pub async fn run_owner_session(
     }
 }
 
+async fn sleep_until_flush(flush_at: Option<Instant>) {
+    if let Some(flush_at) = flush_at {
+        tokio::time::sleep_until(flush_at.into()).await;
+    }
+}
+
 impl Worker {
     fn new(execution: Arc<Execution>, owner_address: String) -> Worker {
         let (finished_sender, finished) = mpsc::unbounded_channel();
@@ -236,6 +280,7 @@ impl Worker {
             prefetch_target,
             requested: false,
             retry_at: None,
+            flush_at: None,
         }
     }
 
@@ -252,8 +297,8 @@ impl Worker {
                 return SessionEnd::Lost(reason);
             }
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle_tick = tokio::time::interval(IDLE_TICK);
+        idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             let step = tokio::select! {
@@ -264,7 +309,11 @@ impl Worker {
                     Ok(())
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
-                _ = tick.tick() => self.flush_outcomes(&mut socket).await,
+                () = sleep_until_flush(self.flush_at), if self.flush_at.is_some() => {
+                    self.flush_at = None;
+                    self.flush_outcomes(&mut socket).await
+                }
+                _ = idle_tick.tick() => Ok(()),
                 _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string()),
             };
             let step = match step {
@@ -339,9 +388,16 @@ impl Worker {
                 self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
                 Ok(())
             }
-            Message::Acknowledged { lease_ids } => {
+            Message::Acknowledged { lease_ids, credit } => {
                 for lease_id in lease_ids {
                     self.unacknowledged.remove(&lease_id);
+                }
+                if let Some(credit) = credit {
+                    self.execution.controls.owner_reported_credit(
+                        &self.owner_address,
+                        credit.replicas,
+                        credit.amount,
+                    );
                 }
                 Ok(())
             }
@@ -358,6 +414,15 @@ impl Worker {
     }
 
     async fn accept_lease(&mut self, socket: &mut Socket, lease: Lease) -> Result<(), String> {
+        if !self.execution.controls.memory.fits(lease.limits.memory_bytes_max) {
+            tracing::warn!(
+                job = %lease.job_id,
+                memory = lease.limits.memory_bytes_max,
+                cap = self.execution.controls.memory.bytes_max(),
+                "a unit may use more memory than this worker's cap; handed back"
+            );
+            return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
+        }
         let known = self.execution.modules.lock().expect("module store lock").get(&lease.module);
         if let Some(module) = known {
             self.dispatch(module, lease);
@@ -408,15 +473,12 @@ impl Worker {
 
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {
         self.in_pool += 1;
-        let execution = &self.execution;
         spawn_lease(
-            &execution.pool,
-            execution.sandbox.clone(),
+            self.execution.clone(),
             module,
             lease,
             self.not_started.clone(),
             self.finished_sender.clone(),
-            RunningCount(execution.running.clone()),
         );
     }
 
@@ -424,6 +486,7 @@ impl Worker {
         self.in_pool -= 1;
         if let Finished::Ran(report) = finished {
             self.pending.push(*report);
+            self.flush_at.get_or_insert_with(|| Instant::now() + FLUSH_DELAY);
         }
     }
 
@@ -435,6 +498,9 @@ impl Worker {
     async fn top_up(&mut self, socket: &mut Socket) -> Result<(), String> {
         if self.pending.len() >= OUTCOMES_PER_MESSAGE_MAX || (self.in_pool == 0 && !self.pending.is_empty()) {
             self.flush_outcomes(socket).await?;
+        }
+        if self.execution.controls.is_paused() {
+            return Ok(());
         }
         let queued = self.queued();
         let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
@@ -499,7 +565,7 @@ impl Worker {
         while !self.unacknowledged.is_empty() {
             match tokio::time::timeout_at(acknowledge_ends.into(), socket.next()).await {
                 Ok(Some(Ok(Frame::Text(text)))) => {
-                    if let Ok(Message::Acknowledged { lease_ids }) = decode_message(&text) {
+                    if let Ok(Message::Acknowledged { lease_ids, .. }) = decode_message(&text) {
                         lease_ids.iter().for_each(|lease_id| {
                             self.unacknowledged.remove(lease_id);
                         });

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use wasmhive_protocol::api::VerifyPolicy;
 use wasmhive_protocol::api::{CreditRow, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
-use wasmhive_protocol::{Hash, Lease, Message, OutcomeReport, outcome_digest};
+use wasmhive_protocol::{CreditSoFar, Hash, Lease, Message, OutcomeReport, outcome_digest};
 
 /// A problem opening the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +193,12 @@ impl Coordinator {
                 }
             })
             .collect())
+    }
+
+    /// What this owner has credited one worker so far, over all its jobs.
+    pub fn credit_of_worker(&self, worker_id: &str) -> Option<CreditSoFar> {
+        let store = self.store.lock().expect("store lock");
+        store.credit_of_worker(worker_id).ok().map(|(replicas, amount)| CreditSoFar { replicas, amount })
     }
 
     /// Accepted replicas per worker id over all of this owner's jobs (for reciprocity).

@@ -154,16 +154,17 @@ async fn handle_message(
             send(socket, &answer).await
         }
         Message::Outcomes { outcomes } => {
-            let coordinator = coordinator.clone();
+            let committing = coordinator.clone();
             let worker = worker_id.to_string();
             let acknowledged =
-                tokio::task::spawn_blocking(move || coordinator.commit_outcomes(&worker, &outcomes))
+                tokio::task::spawn_blocking(move || committing.commit_outcomes(&worker, &outcomes))
                     .await
                     .map_err(|error| format!("committing outcomes: {error}"))??;
             if acknowledged.is_empty() {
                 return Ok(());
             }
-            send(socket, &Message::Acknowledged { lease_ids: acknowledged }).await
+            let credit = coordinator.credit_of_worker(worker_id);
+            send(socket, &Message::Acknowledged { lease_ids: acknowledged, credit }).await
         }
         Message::ReturnLeases { lease_ids } => {
             coordinator.return_leases(worker_id, &lease_ids);

@@ -499,6 +499,16 @@ impl Store {
         .transpose()
     }
 
+    /// (replicas, amount) credited to one worker over all jobs.
+    pub fn credit_of_worker(&self, worker_id: &str) -> StoreResult<(u64, u64)> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT COALESCE(SUM(replicas), 0), COALESCE(SUM(amount), 0) FROM credit WHERE worker_id = ?1",
+        )?;
+        Ok(select.query_row(params![worker_id], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+        })?)
+    }
+
     /// Accepted replicas per worker over all jobs (the work each did for this owner).
     pub fn replicas_per_worker(&self) -> StoreResult<HashMap<String, u64>> {
         let mut select = self

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS reductions (
     output BLOB NOT NULL,
     message TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS credit_by_worker ON credit (worker_id);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
     unit_index INTEGER NOT NULL,

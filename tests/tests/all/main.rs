@@ -11,3 +11,4 @@ mod job_specs;
 mod peer_mesh;
 mod sandbox_determinism;
 mod task_answers;
+mod volunteer_controls;
