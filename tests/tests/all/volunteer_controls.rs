@@ -200,3 +200,18 @@ fn bad_config_values_name_the_key_and_the_fix() {
     let output = wasmhive(&["worker", "--cpu-percent", "0", "--join", "127.0.0.1:1"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("--cpu-percent: is out of range; use 1 to 100"));
 }
+
+#[test]
+fn the_example_service_config_is_valid() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/systemd/config.toml");
+    let output = wasmhive(&["worker", "--config", config, "--print-config"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("pause_when_busy    50%"), "{text}");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/systemd/wasmhive-worker.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/wasmhive worker --config /etc/wasmhive/config.toml"));
+}
