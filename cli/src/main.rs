@@ -43,12 +43,16 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
     /// Run one unit of a task module locally, exactly as the grid's sandbox runs it.
     Run(commands::run::RunArgs),
+    /// Create a task project (Rust, C, Zig, Go, AssemblyScript or WAT) that builds and runs.
+    New(commands::new::NewArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let quiet =
-        matches!(cli.command, Command::Demo(_) | Command::Run(_) | Command::Submit(_) | Command::Simulate(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Demo(_) | Command::Run(_) | Command::Submit(_) | Command::Simulate(_) | Command::New(_)
+    );
     local::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Demo(arguments) => commands::demo::demo(arguments),
@@ -64,6 +68,7 @@ fn main() {
         Command::Reputation(arguments) => commands::reputation::reputation(arguments),
         Command::Run(arguments) => commands::run::run(arguments),
         Command::Simulate(arguments) => commands::simulate::simulate(arguments),
+        Command::New(arguments) => commands::new::new(arguments),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -13,6 +13,7 @@ const TASKS: &[(&str, &str)] = &[
     ("task-hashcash", "hashcash"),
     ("task-probe", "probe"),
     ("task-sum-columns", "sum-columns"),
+    ("task-collatz", "collatz"),
     ("task-tolerant-compare", "tolerant-compare"),
 ];
 

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod coordinator;
 pub mod credit;
 pub mod demo;
+pub mod new;
 pub mod peer;
 pub mod peers;
 pub mod reputation;

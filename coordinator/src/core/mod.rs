@@ -26,7 +26,7 @@ pub use job::{ActiveUnitRecord, AdaptivePolicy, JobPolicy, JobProgress, ReplicaR
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
 
 /// Units of one job in flight at once (leased or waiting for more replicas).
@@ -105,6 +105,8 @@ pub struct Core {
     /// Job to start the next round-robin pass at.
     job_cursor: Option<String>,
     reputations: ReputationBook,
+    /// Workers holding a known-answer lease (at most one each).
+    probe_holders: HashSet<String>,
     /// The owner's secret draws (adaptive replication): seeded from the OS by the
     /// server, from a fixed seed by tests and simulations.
     random: fastrand::Rng,
@@ -135,6 +137,7 @@ impl Core {
             next_lease_id: first,
             job_cursor: None,
             reputations: ReputationBook::default(),
+            probe_holders: HashSet::new(),
             random: fastrand::Rng::with_seed(seed),
         }
     }
@@ -157,7 +160,11 @@ impl Core {
             .map(|(lease_id, lease)| (lease.worker_id.clone(), *lease_id))
             .collect();
         for (_, lease_id) in &cancelled {
-            self.leases.remove(lease_id);
+            if let Some(lease) = self.leases.remove(lease_id)
+                && lease.known_answer.is_some()
+            {
+                self.probe_holders.remove(&lease.worker_id);
+            }
         }
         cancelled
     }
@@ -247,6 +254,7 @@ impl Core {
             known_answer: Some(known.digest),
         };
         self.leases.insert(lease_id, lease);
+        self.probe_holders.insert(worker_id.to_string());
         Some(grant)
     }
 
@@ -266,6 +274,7 @@ impl Core {
         }
         let lease = self.leases.remove(&lease_id).expect("checked above");
         if let Some(known) = lease.known_answer {
+            self.probe_holders.remove(worker_id);
             let agreed = status.is_success() && digest == known;
             let reputation = self.reputations.record(worker_id, agreed, now_ms);
             let judgement = Judgement { worker_id: worker_id.to_string(), agreed, reputation };
@@ -372,6 +381,7 @@ impl Core {
     fn close_lease(&mut self, lease_id: LeaseId) {
         let Some(lease) = self.leases.remove(&lease_id) else { return };
         if lease.known_answer.is_some() {
+            self.probe_holders.remove(&lease.worker_id);
             return;
         }
         if let Some(job) = self.jobs.get_mut(&lease.job_id) {

@@ -455,6 +455,7 @@ impl Coordinator {
                 fuel_used: reports[*position].fuel_used,
                 engine_class: &reports[*position].engine_class,
                 keep_output: with_validator(&reports[*position]).is_some(),
+                metered: self.job(&effect.job_id).is_some_and(|job| job.stored.limits.fuel.is_some()),
             })
             .collect();
         let reputations: Vec<(String, Reputation)> = effects

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmhive_protocol::identity::verify_challenge;
 use wasmhive_protocol::{
     BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message,
@@ -27,6 +27,8 @@ const READ_BUFFER_BYTES: usize = 4 << 10;
 const SILENCE_MAX: Duration = Duration::from_secs(60);
 /// How long a worker waits before asking again when there is no work.
 const NO_WORK_RETRY_MS: u64 = 250;
+/// How often an acknowledgement carries the worker's credit so far (a store query).
+const CREDIT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn upgrade(State(coordinator): State<Arc<Coordinator>>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
@@ -108,6 +110,7 @@ async fn session_loop(
     worker_id: &str,
     pushed: &mut tokio::sync::mpsc::Receiver<Message>,
 ) -> Option<Ending> {
+    let mut credit_due = Instant::now();
     loop {
         let frame = tokio::select! {
             frame = tokio::time::timeout(SILENCE_MAX, socket.recv()) => match frame {
@@ -131,7 +134,7 @@ async fn session_loop(
             Ok(message) => message,
             Err(error) => return Some(error.to_string()),
         };
-        if let Err(ending) = handle_message(socket, coordinator, worker_id, message).await {
+        if let Err(ending) = handle_message(socket, coordinator, worker_id, message, &mut credit_due).await {
             return Some(ending);
         }
     }
@@ -142,6 +145,7 @@ async fn handle_message(
     coordinator: &Arc<Coordinator>,
     worker_id: &str,
     message: Message,
+    credit_due: &mut Instant,
 ) -> Result<(), Ending> {
     match message {
         Message::RequestWork { slots } => {
@@ -163,7 +167,13 @@ async fn handle_message(
             if acknowledged.is_empty() {
                 return Ok(());
             }
-            let credit = coordinator.credit_of_worker(worker_id);
+            let now = Instant::now();
+            let credit = if now >= *credit_due {
+                *credit_due = now + CREDIT_REPORT_INTERVAL;
+                coordinator.credit_of_worker(worker_id)
+            } else {
+                None
+            };
             send(socket, &Message::Acknowledged { lease_ids: acknowledged, credit }).await
         }
         Message::ReturnLeases { lease_ids } => {

@@ -60,6 +60,8 @@ pub struct OutcomeToCommit<'a> {
     pub engine_class: &'a str,
     /// Keep the replica's output (jobs with a validator compare later replicas with it).
     pub keep_output: bool,
+    /// The job meters fuel (credit is fuel, else units).
+    pub metered: bool,
 }
 
 /// A job's reduced result (the reducer's run over the accepted outputs).
@@ -81,17 +83,13 @@ fn grant_credit(
     transaction: &rusqlite::Transaction<'_>,
     effect: &OutcomeEffect,
     canonical: &Hash,
+    metered: bool,
 ) -> StoreResult<()> {
     let mut add = transaction.prepare_cached(
         "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
          VALUES (?1, ?2, 1, ?3, ?4, ?4 * ?3)
          ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3,
          validated = validated + ?4, validated_amount = validated_amount + ?4 * ?3",
-    )?;
-    let metered: bool = transaction.query_row(
-        "SELECT COUNT(*) > 0 FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND fuel_used IS NOT NULL",
-        params![effect.job_id, effect.unit_index as i64],
-        |row| row.get(0),
     )?;
     if effect.judgements.is_empty() {
         let Some(replica) = &effect.replica else { return Ok(()) };
@@ -108,12 +106,16 @@ fn grant_credit(
         add.execute(params![effect.job_id, replica.worker_id, amount, 0])?;
         return Ok(());
     }
-    let fuel: Option<i64> = transaction.query_row(
-        "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
-        params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
-        |row| row.get(0),
-    )?;
-    let amount = fuel.unwrap_or(1).max(0);
+    let amount = if metered {
+        let fuel: Option<i64> = transaction.query_row(
+            "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
+            params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
+            |row| row.get(0),
+        )?;
+        fuel.unwrap_or(0).max(0)
+    } else {
+        1
+    };
     for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
         add.execute(params![effect.job_id, judgement.worker_id, amount, 1])?;
     }
@@ -394,7 +396,7 @@ impl Store {
                 }
                 match &effect.decision {
                     Some(UnitDecision::Accepted { digest, status, replicas }) => {
-                        grant_credit(&transaction, effect, digest)?;
+                        grant_credit(&transaction, effect, digest, outcome.metered)?;
                         let failure = (!status.is_success()).then(|| status.to_string());
                         insert_result.execute(params![
                             effect.job_id,

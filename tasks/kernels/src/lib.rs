@@ -7,6 +7,7 @@
 //!
 //! wasm32 trap: `usize` is 32 bits there. Kernels use `u64` for anything that can pass 2^32.
 
+pub mod collatz;
 pub mod compare;
 pub mod guest;
 pub mod hashcash;

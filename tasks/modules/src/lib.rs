@@ -8,6 +8,7 @@
 //! | `mandelbrot` | `WIDTH HEIGHT ROW_START ROW_END MAX_ITER` | PGM tile of those rows |
 //! | `hashcash` | `PREFIX BITS` | `NONCE HASH_HEX` |
 //! | `probe` | (argv selects a misbehaviour) | test guest for the sandbox |
+//! | `collatz` | `START END` | `N STEPS`: the longest Collatz trajectory in [START, END) |
 //! | `sum-columns` | accepted outputs, concatenated | column sums (a reducer) |
 //! | `tolerant-compare` | `LEN\n` + output A + output B | exit 0 if they agree (a validator) |
 
@@ -24,6 +25,7 @@ pub const MANDELBROT: &[u8] = task_module!("mandelbrot");
 pub const HASHCASH: &[u8] = task_module!("hashcash");
 pub const PROBE: &[u8] = task_module!("probe");
 pub const SUM_COLUMNS: &[u8] = task_module!("sum-columns");
+pub const COLLATZ: &[u8] = task_module!("collatz");
 pub const TOLERANT_COMPARE: &[u8] = task_module!("tolerant-compare");
 
 /// Every embedded task module by name (the probe, a test guest, included).
@@ -35,6 +37,7 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("hashcash", HASHCASH),
     ("probe", PROBE),
     ("sum-columns", SUM_COLUMNS),
+    ("collatz", COLLATZ),
     ("tolerant-compare", TOLERANT_COMPARE),
 ];
 

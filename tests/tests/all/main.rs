@@ -11,4 +11,5 @@ mod job_specs;
 mod peer_mesh;
 mod sandbox_determinism;
 mod task_answers;
+mod task_languages;
 mod volunteer_controls;

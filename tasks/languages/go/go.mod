@@ -1,0 +1,3 @@
+module wasmhive.tasks
+
+go 1.21
