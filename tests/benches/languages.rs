@@ -12,7 +12,10 @@ use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, SandboxConfig};
 use wasmhive_tests::{run_unit, task_module};
 
 const REPEATS: usize = 3;
-const TASKS: [(&str, &str, fn(&str) -> Result<Vec<u8>, String>); 2] = [
+/// A native kernel: input text to output bytes.
+type Kernel = fn(&str) -> Result<Vec<u8>, String>;
+
+const TASKS: [(&str, &str, Kernel); 2] = [
     ("primes", "0 3000000", task_kernels::primes::run),
     ("collatz", "1 1000000", task_kernels::collatz::run),
 ];
