@@ -30,10 +30,16 @@ pub struct Client {
 
 impl Connection {
     pub fn client(&self) -> anyhow::Result<Client> {
+        let (base, token) = self.base_and_token()?;
+        Ok(Client { base, token, agent: agent() })
+    }
+
+    /// `http://HOST:PORT` and the token to use there.
+    pub fn base_and_token(&self) -> anyhow::Result<(String, String)> {
         let address = self.to.trim_end_matches('/');
         let base =
             if address.starts_with("http://") { address.to_string() } else { format!("http://{address}") };
-        Ok(Client { base, token: self.resolve_token()?, agent: agent() })
+        Ok((base, self.resolve_token()?))
     }
 
     fn resolve_token(&self) -> anyhow::Result<String> {

@@ -43,6 +43,8 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
     /// Run one unit of a task module locally, exactly as the grid's sandbox runs it.
     Run(commands::run::RunArgs),
+    /// Print the dashboard's address (with the token) for a browser.
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Create a task project (Rust, C, Zig, Go, AssemblyScript or WAT) that builds and runs.
     New(commands::new::NewArgs),
 }
@@ -69,6 +71,7 @@ fn main() {
         Command::Run(arguments) => commands::run::run(arguments),
         Command::Simulate(arguments) => commands::simulate::simulate(arguments),
         Command::New(arguments) => commands::new::new(arguments),
+        Command::Dashboard(arguments) => commands::dashboard::dashboard(arguments),
     };
     match result {
         Ok(code) => std::process::exit(code),

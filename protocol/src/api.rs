@@ -117,6 +117,51 @@ pub struct JobStatus {
     /// For a job with a reducer: `waiting for the job`, `running`, `done` or `failed: ...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduced: Option<String>,
+    /// Seconds left at the job's rate over the last 30 s, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<u64>,
+    /// Why a running job makes no progress (no workers, no spare slots, waiting for quorum...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+}
+
+/// Units decided per second at one moment (the dashboard's chart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputPoint {
+    pub at_s: u64,
+    pub units_per_s: f64,
+}
+
+/// A replica whose output differed from the accepted result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disagreement {
+    pub job_id: String,
+    pub unit: u64,
+    pub worker_id: String,
+    pub at_s: u64,
+}
+
+/// One worker connected to this owner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectedWorker {
+    pub worker_id: String,
+    pub cores: u32,
+    pub leased: u64,
+    pub spare_slots: u64,
+    /// This owner's trust in it, once judged.
+    pub trust: Option<f64>,
+    pub quarantined: bool,
+}
+
+/// `GET /api/dashboard` and each event of `GET /api/events`: everything the dashboard shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DashboardSnapshot {
+    pub jobs: Vec<JobStatus>,
+    pub throughput: Vec<ThroughputPoint>,
+    pub workers: Vec<ConnectedWorker>,
+    pub reputation: Vec<WorkerReputation>,
+    pub credit: Vec<CreditRow>,
+    pub disagreements: Vec<Disagreement>,
 }
 
 /// `GET /api/jobs/{id}/reduced`: the reducer's result over the accepted outputs.
@@ -214,6 +259,9 @@ pub struct WorkerControlStatus {
     pub schedule: String,
     pub memory_reserved_bytes: u64,
     pub memory_bytes_max: u64,
+    /// Why it runs nothing (paused, no owner with work, what the owners answered).
+    #[serde(default)]
+    pub why_no_work: Option<String>,
     /// Credit as each owner last reported it.
     pub credit: Vec<OwnerCredit>,
 }

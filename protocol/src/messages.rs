@@ -29,7 +29,12 @@ pub enum Message {
     /// The owner hands out leases.
     Leases { leases: Vec<Lease> },
     /// Nothing to do now; ask again after this long.
-    NoWork { retry_after_ms: u64 },
+    NoWork {
+        retry_after_ms: u64,
+        /// Why (quarantined, nothing pending, every pending unit already has your replica).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A worker reports finished replicas.
     Outcomes { outcomes: Vec<OutcomeReport> },
     /// The owner committed these outcomes; the worker may forget them. `credit`: what the

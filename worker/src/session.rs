@@ -155,7 +155,8 @@ impl Execution {
 
     /// What `wasmhive worker status` shows.
     pub fn control_status(&self) -> WorkerControlStatus {
-        self.controls.status(self.peer_id(), self.cores(), self.running.load(Ordering::Relaxed))
+        let owners = self.sessions.load(Ordering::Relaxed);
+        self.controls.status(self.peer_id(), self.cores(), self.running.load(Ordering::Relaxed), owners)
     }
 }
 
@@ -374,6 +375,7 @@ impl Worker {
     async fn handle_message(&mut self, socket: &mut Socket, message: Message) -> Result<(), String> {
         match message {
             Message::Leases { leases } => {
+                self.execution.controls.owner_has_work(&self.owner_address);
                 if self.in_pool == 0 && self.prefetch_target < PREFETCH_MAX {
                     self.prefetch_target = (self.prefetch_target * 2).min(PREFETCH_MAX);
                 }
@@ -383,7 +385,8 @@ impl Worker {
                 }
                 Ok(())
             }
-            Message::NoWork { retry_after_ms } => {
+            Message::NoWork { retry_after_ms, reason } => {
+                self.execution.controls.owner_has_no_work(&self.owner_address, reason);
                 self.requested = false;
                 self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
                 Ok(())

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod coordinator;
 pub mod credit;
+pub mod dashboard;
 pub mod demo;
 pub mod new;
 pub mod peer;

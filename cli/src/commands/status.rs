@@ -39,6 +39,12 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
             status.leased,
             status.quorum
         );
+        if let Some(eta) = status.eta_s {
+            println!("  about {eta} s left at the current rate");
+        }
+        if let Some(waiting_for) = &status.waiting_for {
+            println!("  waiting: {waiting_for}");
+        }
         if let Some(reduced) = &status.reduced {
             println!("  reduced result: {reduced}");
         }

@@ -105,6 +105,9 @@ fn print_status(status: &WorkerControlStatus) {
         if status.paused { format!("paused: {}", status.pause_reasons.join("; ")) } else { "running".into() };
     println!("peer        {}", status.peer_id);
     println!("state       {state}");
+    if let Some(why) = &status.why_no_work {
+        println!("no work     {why}");
+    }
     println!("uptime      {} s", status.uptime_s);
     println!("cpus        {} at {}% each", status.cpus, status.cpu_percent);
     println!("running     {} units", status.running_units);

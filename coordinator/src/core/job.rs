@@ -62,6 +62,20 @@ pub struct ActiveUnitRecord {
     pub replicas: Vec<ReplicaRecord>,
 }
 
+/// A started, undecided unit, for status pages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ActiveUnitView {
+    pub unit_index: u64,
+    /// Completed replicas.
+    pub replicas: u32,
+    /// Replicas running now.
+    pub leased: u32,
+    /// Matching replicas the unit needs.
+    pub matching_needed: u32,
+    /// The largest group of matching replicas so far.
+    pub matching_best: u32,
+}
+
 /// Counts for status pages and progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobProgress {
@@ -177,6 +191,25 @@ impl CoreJob {
             active: self.active.len() as u64,
             leased: self.open_leases,
         }
+    }
+
+    /// Started, undecided units (at most `limit`, lowest index first).
+    pub(super) fn active_units(&self, limit: usize) -> Vec<ActiveUnitView> {
+        self.active
+            .iter()
+            .take(limit)
+            .map(|(unit_index, unit)| ActiveUnitView {
+                unit_index: *unit_index,
+                replicas: unit.replicas.len() as u32,
+                leased: unit.leases.len() as u32,
+                matching_needed: unit.quorum,
+                matching_best: unit.largest_agreement().0,
+            })
+            .collect()
+    }
+
+    pub(super) fn units_waiting_for_replica(&self) -> usize {
+        self.needs_replica.len()
     }
 
     pub(super) fn next_fresh_unit(&self) -> u64 {

@@ -22,7 +22,7 @@ mod reputation;
 mod tests;
 
 pub use adaptive::{chance_alone, is_trusted};
-pub use job::{ActiveUnitRecord, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
+pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
@@ -376,6 +376,29 @@ impl Core {
     /// Open leases, for status pages.
     pub fn open_lease_count(&self) -> usize {
         self.leases.len()
+    }
+
+    /// Open leases per worker (for spare slots and status pages).
+    pub fn leases_per_worker(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for lease in self.leases.values() {
+            *counts.entry(lease.worker_id.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// A job's started, undecided units (at most `limit`).
+    pub fn active_units(&self, job_id: &str, limit: usize) -> Vec<ActiveUnitView> {
+        self.jobs.get(job_id).map_or_else(Vec::new, |job| job.active_units(limit))
+    }
+
+    /// Started units of a job that wait for another replica no open lease covers.
+    pub fn units_waiting_for_replica(&self, job_id: &str) -> usize {
+        self.jobs.get(job_id).map_or(0, CoreJob::units_waiting_for_replica)
+    }
+
+    pub fn is_quarantined(&self, worker_id: &str, now_ms: u64) -> bool {
+        self.reputations.is_quarantined(worker_id, now_ms)
     }
 
     fn close_lease(&mut self, lease_id: LeaseId) {

@@ -7,9 +7,15 @@
 //! - a bad frame, a bad request or a slow client affects only its own connection;
 //! - every connection's buffers are bounded (see `worker_connection`).
 
+mod activity;
 mod api;
+mod connections;
+mod dashboard;
+mod explain;
 mod job_modules;
 mod job_runtime;
+mod metrics;
+mod observe;
 mod state;
 mod submission;
 mod token;
@@ -49,7 +55,13 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
+    let sampling = tokio::spawn(sample_activity_forever(coordinator.clone()));
     let router = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/metrics", get(dashboard::metrics))
+        .route("/api/dashboard", get(dashboard::snapshot))
+        .route("/api/events", get(dashboard::events))
+        .route("/api/jobs/{job_id}/units", get(dashboard::active_units))
         .route("/ws", get(worker_connection::upgrade))
         .route("/api/jobs", post(api::submit_job).get(api::list_jobs))
         .route("/api/jobs/{job_id}", get(api::job_status))
@@ -63,7 +75,16 @@ pub async fn serve_with(
         .merge(extra_routes);
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     expiry.abort();
+    sampling.abort();
     result
+}
+
+async fn sample_activity_forever(coordinator: Arc<Coordinator>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        coordinator.sample_activity();
+    }
 }
 
 async fn expire_leases_forever(coordinator: Arc<Coordinator>) {

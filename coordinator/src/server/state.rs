@@ -1,7 +1,10 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
+use super::activity::Activity;
+use super::connections::Connections;
 use super::job_modules::{OwnerSandbox, reduce_job, reduction_summary};
 use super::job_runtime::JobRuntime;
+use super::metrics::GridMetrics;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
 use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
@@ -53,24 +56,25 @@ pub const SLOTS_PER_REQUEST_MAX: u32 = 1024;
 pub const LEASE_BATCH_INPUT_BYTES_MAX: usize = 24 << 20;
 
 pub struct Coordinator {
-    core: Mutex<Core>,
-    store: Mutex<Store>,
-    jobs: RwLock<HashMap<String, Arc<JobRuntime>>>,
-    connections: Mutex<HashMap<u64, (String, mpsc::Sender<Message>)>>,
-    token: String,
-    token_path: PathBuf,
-    started: Instant,
+    pub(super) core: Mutex<Core>,
+    pub(super) store: Mutex<Store>,
+    pub(super) jobs: RwLock<HashMap<String, Arc<JobRuntime>>>,
+    pub(super) connections: Mutex<Connections>,
+    pub(super) token: String,
+    pub(super) token_path: PathBuf,
+    pub(super) started: Instant,
     /// Unix milliseconds at `started`: converts the core's clock for the store.
-    started_unix_ms: u64,
-    next_connection_id: Mutex<u64>,
+    pub(super) started_unix_ms: u64,
     /// Where blobs that are not our jobs' modules come from (a peer's module cache).
-    blob_source: RwLock<Option<BlobSource>>,
+    pub(super) blob_source: RwLock<Option<BlobSource>>,
     /// Runs jobs' validators and reducers.
-    owner_sandbox: Arc<OwnerSandbox>,
+    pub(super) owner_sandbox: Arc<OwnerSandbox>,
     /// Held while outcomes of jobs with a validator are classified and committed.
-    validation: Mutex<()>,
+    pub(super) validation: Mutex<()>,
     /// The store's file (a reduction opens its own connection on its own thread).
-    store_path: PathBuf,
+    pub(super) store_path: PathBuf,
+    pub(super) metrics: GridMetrics,
+    pub(super) activity: Mutex<Activity>,
 }
 
 /// Looks up cached blobs by hash.
@@ -110,16 +114,17 @@ impl Coordinator {
             core: Mutex::new(core),
             store: Mutex::new(store),
             jobs: RwLock::new(jobs),
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Connections::default()),
             token,
             token_path,
             started: Instant::now(),
             started_unix_ms: unix_ms(),
-            next_connection_id: Mutex::new(1),
             blob_source: RwLock::new(None),
             owner_sandbox: Arc::new(OwnerSandbox::new()),
             validation: Mutex::new(()),
             store_path,
+            metrics: GridMetrics::new(),
+            activity: Mutex::new(Activity::default()),
         };
         // A crash between a job's last commit and marking it completed leaves it running
         // with nothing left to decide: finish it now, as the next commit would have.
@@ -140,11 +145,11 @@ impl Coordinator {
             && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn job(&self, job_id: &str) -> Option<Arc<JobRuntime>> {
+    pub(super) fn job(&self, job_id: &str) -> Option<Arc<JobRuntime>> {
         self.jobs.read().expect("jobs lock").get(job_id).cloned()
     }
 
@@ -260,6 +265,14 @@ impl Coordinator {
             }
         };
         let reduced = self.reduction_state(&job, &state);
+        let units_left = stored.unit_count.saturating_sub(verified + failed);
+        let (eta_s, waiting_for) = match progress {
+            Some(_) => {
+                let eta_s = self.activity.lock().expect("activity lock").eta_s(job_id, units_left);
+                (eta_s, self.why_job_waits(&job))
+            }
+            None => (None, None),
+        };
         Some(JobStatus {
             job_id: job_id.to_string(),
             name: stored.name.clone(),
@@ -272,6 +285,8 @@ impl Coordinator {
             module: stored.module_hash,
             created_s: stored.created_s,
             reduced,
+            eta_s,
+            waiting_for,
         })
     }
 
@@ -294,43 +309,32 @@ impl Coordinator {
         for (worker_id, lease_id) in cancelled {
             by_worker.entry(worker_id).or_default().push(lease_id);
         }
-        for (_, (worker_id, sender)) in self.connections.lock().expect("connections lock").iter() {
-            if let Some(lease_ids) = by_worker.get(worker_id) {
-                let _ = sender.try_send(Message::Cancel { lease_ids: lease_ids.clone() });
-            }
+        let connections = self.connections.lock().expect("connections lock");
+        for (worker_id, lease_ids) in by_worker {
+            connections.push_to(&worker_id, &Message::Cancel { lease_ids });
         }
+        drop(connections);
         tracing::info!(job = %job_id, "job cancelled");
         self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
     }
 
     /// Registers a worker connection; returns its id and the receiver of messages pushed
     /// to it (cancels).
-    pub fn connection_opened(&self, worker_id: &str) -> (u64, mpsc::Receiver<Message>) {
-        let (sender, receiver) = mpsc::channel(64);
-        let mut next = self.next_connection_id.lock().expect("connection id lock");
-        let connection_id = *next;
-        *next += 1;
-        self.connections
-            .lock()
-            .expect("connections lock")
-            .insert(connection_id, (worker_id.to_string(), sender));
-        (connection_id, receiver)
+    pub fn connection_opened(&self, worker_id: &str, cores: u32) -> (u64, mpsc::Receiver<Message>) {
+        self.connections.lock().expect("connections lock").open(worker_id, cores)
     }
 
     /// A worker connection ended: its open leases go back to the queue.
     pub fn connection_closed(&self, connection_id: u64, worker_id: &str) {
-        let mut connections = self.connections.lock().expect("connections lock");
-        connections.remove(&connection_id);
-        let still_connected = connections.values().any(|(other, _)| other == worker_id);
-        drop(connections);
-        if !still_connected {
+        let last_of_worker = self.connections.lock().expect("connections lock").close(connection_id);
+        if last_of_worker {
             let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
             tracing::info!(worker = %worker_id, released, "worker disconnected");
         }
     }
 
     pub fn connection_count(&self) -> usize {
-        self.connections.lock().expect("connections lock").len()
+        self.connections.lock().expect("connections lock").count()
     }
 
     /// Leases for a worker asking for `slots` more. The batch's inputs stay under
@@ -356,6 +360,7 @@ impl Coordinator {
         if !unsent.is_empty() {
             self.core.lock().expect("core lock").return_leases(worker_id, &unsent);
         }
+        self.metrics.units_leased.inc_by(leases.len() as u64);
         Ok(leases)
     }
 
@@ -474,6 +479,7 @@ impl Coordinator {
             return Ok(Vec::new());
         }
         drop(store);
+        self.observe_outcomes(reports, &effects);
         self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
         Ok(reports.iter().map(|report| report.lease_id).collect())
     }

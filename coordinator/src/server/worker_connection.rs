@@ -54,7 +54,7 @@ async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
         return;
     }
     tracing::info!(worker = %worker_id, cores = hello.cores, agent = %hello.agent, "worker connected");
-    let (connection_id, mut pushed) = coordinator.connection_opened(&worker_id);
+    let (connection_id, mut pushed) = coordinator.connection_opened(&worker_id, hello.cores);
     let ending = session_loop(&mut socket, &coordinator, &worker_id, &mut pushed).await;
     coordinator.connection_closed(connection_id, &worker_id);
     if let Some(ending) = ending {
@@ -151,7 +151,10 @@ async fn handle_message(
         Message::RequestWork { slots } => {
             let leases = coordinator.request_work(worker_id, slots).map_err(|error| error.to_string())?;
             let answer = if leases.is_empty() {
-                Message::NoWork { retry_after_ms: NO_WORK_RETRY_MS }
+                Message::NoWork {
+                    retry_after_ms: NO_WORK_RETRY_MS,
+                    reason: Some(coordinator.why_no_work(worker_id)),
+                }
             } else {
                 Message::Leases { leases }
             };

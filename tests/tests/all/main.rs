@@ -1,6 +1,7 @@
 //! wasmhive's integration tests: one binary, one module per capability.
 
 mod cli_run;
+mod dashboard;
 mod examples;
 mod grid_hostile_peers;
 mod grid_jobs;

@@ -87,6 +87,8 @@ struct WorkStats {
     recent: VecDeque<Instant>,
     /// Credit as each owner last reported it, by owner address.
     credit: BTreeMap<String, (u64, u64)>,
+    /// Owners whose last answer was `no_work`, with their reason.
+    no_work: BTreeMap<String, String>,
 }
 
 pub struct VolunteerControls {
@@ -140,6 +142,15 @@ impl VolunteerControls {
         }
     }
 
+    pub fn owner_has_no_work(&self, owner_address: &str, reason: Option<String>) {
+        let reason = reason.unwrap_or_else(|| "no reason given".into());
+        self.stats.lock().expect("work stats lock").no_work.insert(owner_address.to_string(), reason);
+    }
+
+    pub fn owner_has_work(&self, owner_address: &str) {
+        self.stats.lock().expect("work stats lock").no_work.remove(owner_address);
+    }
+
     pub fn owner_reported_credit(&self, owner_address: &str, replicas: u64, amount: u64) {
         self.stats
             .lock()
@@ -148,7 +159,13 @@ impl VolunteerControls {
             .insert(owner_address.to_string(), (replicas, amount));
     }
 
-    pub fn status(&self, peer_id: String, cpus: usize, running_units: usize) -> WorkerControlStatus {
+    pub fn status(
+        &self,
+        peer_id: String,
+        cpus: usize,
+        running_units: usize,
+        owners: usize,
+    ) -> WorkerControlStatus {
         let stats = self.stats.lock().expect("work stats lock");
         let now = Instant::now();
         let last_minute =
@@ -170,6 +187,7 @@ impl VolunteerControls {
             schedule: self.settings.schedule.to_string(),
             memory_reserved_bytes: self.memory.reserved(),
             memory_bytes_max: self.memory.bytes_max(),
+            why_no_work: why_no_work(&self.gate.reasons(), owners, running_units, &stats.no_work),
             credit: stats
                 .credit
                 .iter()
@@ -181,6 +199,32 @@ impl VolunteerControls {
                 .collect(),
         }
     }
+}
+
+/// Why this worker runs nothing, or `None` while it runs units.
+fn why_no_work(
+    pauses: &[PauseReason],
+    owners: usize,
+    running_units: usize,
+    no_work: &BTreeMap<String, String>,
+) -> Option<String> {
+    if !pauses.is_empty() {
+        let reasons: Vec<String> = pauses.iter().map(ToString::to_string).collect();
+        return Some(format!("paused: {}", reasons.join("; ")));
+    }
+    if running_units > 0 {
+        return None;
+    }
+    if owners == 0 {
+        return Some(
+            "no owner to work for: no peer has announced pending work (or the owner is unreachable)".into(),
+        );
+    }
+    if no_work.is_empty() {
+        return None;
+    }
+    let answers: Vec<String> = no_work.iter().map(|(owner, reason)| format!("{owner}: {reason}")).collect();
+    Some(format!("owners have no work for it: {}", answers.join("; ")))
 }
 
 /// Re-evaluates the pause reasons until the controls are dropped.

@@ -1,0 +1,96 @@
+//! Why a job makes no progress, or why a worker gets no lease: plain sentences for
+//! `wasmhive status`, the dashboard and `no_work` answers. Pure functions over facts.
+
+/// What the owner knows about one running job and its workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFacts {
+    pub quorum: u32,
+    pub units_left: u64,
+    /// Units never started yet.
+    pub fresh_units_left: u64,
+    pub leased: u64,
+    /// Started units waiting for a replica that no open lease covers.
+    pub waiting_for_replica: u64,
+    pub workers_connected: u64,
+    pub workers_quarantined: u64,
+    /// Cores of connected, unquarantined workers not holding a lease.
+    pub spare_slots: u64,
+}
+
+/// Why the job is not moving, or `None` when it is (or is done).
+pub fn why_job_waits(facts: &JobFacts) -> Option<String> {
+    if facts.units_left == 0 {
+        return None;
+    }
+    if facts.workers_connected == 0 {
+        return Some(
+            "no workers or peers are connected to this owner; start `wasmhive worker --join ADDR` or a peer"
+                .into(),
+        );
+    }
+    if facts.workers_quarantined >= facts.workers_connected {
+        return Some(format!(
+            "every connected worker ({}) is quarantined after invalid results; wait or add workers",
+            facts.workers_connected
+        ));
+    }
+    let eligible = facts.workers_connected - facts.workers_quarantined;
+    if facts.waiting_for_replica > 0 && facts.leased == 0 && facts.fresh_units_left == 0 {
+        return Some(format!(
+            "waiting for quorum: {} units need a replica from a worker that has not run them, and the {eligible} connected workers all have (quorum {})",
+            facts.waiting_for_replica, facts.quorum
+        ));
+    }
+    if facts.spare_slots == 0 && facts.leased == 0 {
+        return Some("no spare slots: the connected workers are busy with other work or paused".into());
+    }
+    if facts.fresh_units_left == 0 && facts.waiting_for_replica == 0 && facts.leased > 0 {
+        return Some(format!("all remaining units are leased; waiting for {} outcomes", facts.leased));
+    }
+    None
+}
+
+/// Why an owner answered a worker's request with no lease.
+pub fn why_no_work(quarantined_for_s: Option<u64>, running_jobs: usize) -> String {
+    match (quarantined_for_s, running_jobs) {
+        (Some(seconds), _) => format!("quarantined for {seconds} s more after invalid results"),
+        (None, 0) => "this owner has no running job".into(),
+        (None, _) => "every pending unit is leased or already has a replica from this worker".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> JobFacts {
+        JobFacts {
+            quorum: 2,
+            units_left: 10,
+            fresh_units_left: 5,
+            leased: 0,
+            waiting_for_replica: 0,
+            workers_connected: 2,
+            workers_quarantined: 0,
+            spare_slots: 4,
+        }
+    }
+
+    #[test]
+    fn each_reason_is_named() {
+        assert_eq!(why_job_waits(&facts()), None, "work is available: not waiting");
+        assert!(why_job_waits(&JobFacts { workers_connected: 0, ..facts() }).unwrap().contains("no workers"));
+        assert!(
+            why_job_waits(&JobFacts { workers_quarantined: 2, ..facts() }).unwrap().contains("quarantined")
+        );
+        let quorum =
+            JobFacts { fresh_units_left: 0, waiting_for_replica: 3, workers_connected: 1, ..facts() };
+        assert!(why_job_waits(&quorum).unwrap().contains("waiting for quorum"));
+        assert!(why_job_waits(&JobFacts { spare_slots: 0, ..facts() }).unwrap().contains("no spare slots"));
+        let leased = JobFacts { fresh_units_left: 0, leased: 4, ..facts() };
+        assert!(why_job_waits(&leased).unwrap().contains("all remaining units are leased"));
+        assert_eq!(why_job_waits(&JobFacts { units_left: 0, workers_connected: 0, ..facts() }), None);
+        assert!(why_no_work(Some(30), 1).contains("quarantined for 30 s"));
+        assert!(why_no_work(None, 0).contains("no running job"));
+    }
+}
