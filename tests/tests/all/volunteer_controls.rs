@@ -102,10 +102,11 @@ fn the_duty_cycle_holds_and_unit_threads_run_at_the_lowest_priority() {
     std::thread::sleep(Duration::from_secs(5));
     let share = (cpu_seconds(worker.pid()) - cpu_before) / wall_before.elapsed().as_secs_f64();
     println!("a 1-core worker at --cpu-percent 30 used {:.0}% of a core", share * 100.0);
-    // 30% of one core, ±: checkpoints come every 50 ms of running, so a unit overshoots by at
-    // most one checkpoint per cycle; the process's network threads add a little; a loaded
-    // CI machine can starve SCHED_IDLE threads (lower), never push them past the cap.
-    assert!((0.10..=0.40).contains(&share), "CPU share {share:.2} is not about 0.30");
+    // The cap is the point: at most 30% of one core plus 10 points for the process's other
+    // threads and the 50 ms checkpoint granularity (measured alone: 30%). The lower bound
+    // only says units ran: other tests running at normal priority on a 2-core CI machine
+    // can starve SCHED_IDLE threads far below their share, never push them past the cap.
+    assert!((0.03..=0.40).contains(&share), "CPU share {share:.2} is not at most about 0.30");
     assert!(grid.status(&job_id).state == "running");
     let mut unit_threads = 0;
     for task in std::fs::read_dir(format!("/proc/{}/task", worker.pid())).unwrap() {
