@@ -8,7 +8,12 @@
 //! - the disk cache holds only artifacts this host compiled and wrote itself, in a folder
 //!   named after the engine's settings and wasmtime version, so an artifact is never loaded
 //!   into an engine that did not produce it; artifacts received from elsewhere are never read;
-//! - a module that fails to compile is remembered as failed (with its reason) like a success.
+//! - a module that is invalid (not wasm, too big, fails to compile, no `_start`, unknown
+//!   imports) is remembered as failed (with its reason) like a success: that is
+//!   deterministic. A compilation that takes longer than the compile-time limit is not: it
+//!   depends on the host and its load. It is reported as [`ModuleRejection::TooSlowToCompile`]
+//!   (a host timeout, retried elsewhere), is not remembered, and the compilation finishes in
+//!   the background and writes its artifact, so a later unit on this host loads it.
 
 use crate::engine::{EngineKey, EngineWithLinker};
 use crate::limits::Limits;
@@ -26,8 +31,20 @@ pub struct PreparedModule {
     pub compiled_bytes: usize,
 }
 
-/// Why a module cannot run; the text goes into `Status::InvalidModule`.
-pub type ModuleRejection = String;
+/// Why a module cannot run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleRejection {
+    /// Deterministic: every host rejects it (`Status::InvalidModule`).
+    Invalid(String),
+    /// This host did not finish compiling in time (`Status::HostTimeout`).
+    TooSlowToCompile(String),
+}
+
+impl From<String> for ModuleRejection {
+    fn from(reason: String) -> ModuleRejection {
+        ModuleRejection::Invalid(reason)
+    }
+}
 
 type CacheCell = Arc<OnceLock<Result<Arc<PreparedModule>, ModuleRejection>>>;
 
@@ -70,7 +87,11 @@ impl ModuleCache {
             })
             .clone();
         if prepared_now {
-            self.account_and_evict(key, &result);
+            if matches!(result, Err(ModuleRejection::TooSlowToCompile(_))) {
+                self.entries.lock().expect("module cache poisoned").cells.pop(&key);
+            } else {
+                self.account_and_evict(key, &result);
+            }
         }
         result
     }
@@ -119,17 +140,13 @@ impl ModuleCache {
         let artifact_path = self.artifact_dir.as_ref().map(|dir| artifact_path(dir, engine_key, hash));
         let module = match artifact_path.as_deref().and_then(|path| load_own_artifact(engine, path)) {
             Some(module) => module,
-            None => {
-                let module = compile_with_time_limit(engine, bytes, limits)?;
-                if let Some(path) = &artifact_path {
-                    store_artifact(&module, path);
-                }
-                module
-            }
+            None => compile_with_time_limit(engine, bytes, limits, artifact_path)?,
         };
         check_start_export(&module)?;
         let instance_pre = engine.linker.instantiate_pre(&module).map_err(|error| {
-            format!("{error:#}; Task ABI v1 provides only the wasi_snapshot_preview1 imports")
+            ModuleRejection::Invalid(format!(
+                "{error:#}; Task ABI v1 provides only the wasi_snapshot_preview1 imports"
+            ))
         })?;
         let image = module.image_range();
         let compiled_bytes = (image.end as usize).saturating_sub(image.start as usize).max(bytes.len());
@@ -139,14 +156,14 @@ impl ModuleCache {
 
 fn check_module_bytes(bytes: &[u8], limits: &Limits) -> Result<(), ModuleRejection> {
     if bytes.len() > limits.module_bytes_max {
-        return Err(format!(
+        return Err(ModuleRejection::Invalid(format!(
             "module is {} bytes, above the module size limit of {} bytes; shrink it (e.g. build in release mode and strip it) or raise the limit",
             bytes.len(),
             limits.module_bytes_max
-        ));
+        )));
     }
     if !bytes.starts_with(b"\0asm") {
-        return Err("not a WebAssembly binary (it does not start with \\0asm); build the task for wasm32-wasip1, or convert WAT text with wat2wasm".to_string());
+        return Err(ModuleRejection::Invalid("not a WebAssembly binary (it does not start with \\0asm); build the task for wasm32-wasip1, or convert WAT text with wat2wasm".to_string()));
     }
     Ok(())
 }
@@ -154,18 +171,19 @@ fn check_module_bytes(bytes: &[u8], limits: &Limits) -> Result<(), ModuleRejecti
 fn check_start_export(module: &Module) -> Result<(), ModuleRejection> {
     match module.get_export("_start") {
         Some(ExternType::Func(function)) if function.params().len() == 0 && function.results().len() == 0 => Ok(()),
-        Some(_) => Err("the export `_start` is not a function of no parameters and no results".to_string()),
-        None => Err("the module exports no `_start` function; build the task as a WASI command (a `main` program for wasm32-wasip1), not a library".to_string()),
+        Some(_) => Err("the export `_start` is not a function of no parameters and no results".to_string().into()),
+        None => Err("the module exports no `_start` function; build the task as a WASI command (a `main` program for wasm32-wasip1), not a library".to_string().into()),
     }
 }
 
 /// Compiles on a helper thread and stops waiting after `compile_time_max`. wasmtime cannot
 /// abort a compilation, so a timed-out compilation finishes in the background (bounded by
-/// the module size limit) and its result is dropped.
+/// the module size limit); the thread writes the artifact (to `artifact_path`) either way.
 fn compile_with_time_limit(
     engine: &EngineWithLinker,
     bytes: &[u8],
     limits: &Limits,
+    artifact_path: Option<PathBuf>,
 ) -> Result<Module, ModuleRejection> {
     let (sender, receiver) = mpsc::sync_channel(1);
     let engine = engine.engine.clone();
@@ -173,17 +191,25 @@ fn compile_with_time_limit(
     std::thread::Builder::new()
         .name("wasmhive-compile".into())
         .spawn(move || {
-            let _ = sender.send(Module::new(&engine, &bytes));
+            let compiled = Module::new(&engine, &bytes);
+            if let (Ok(module), Some(path)) = (&compiled, &artifact_path) {
+                store_artifact(module, path);
+            }
+            let _ = sender.send(compiled);
         })
-        .map_err(|error| format!("could not start a compilation thread: {error}"))?;
+        .map_err(|error| {
+            ModuleRejection::TooSlowToCompile(format!("could not start a compilation thread: {error}"))
+        })?;
     match receiver.recv_timeout(limits.compile_time_max) {
         Ok(Ok(module)) => Ok(module),
-        Ok(Err(error)) => Err(format!("compilation failed: {error:#}")),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-            "compilation took longer than the compile-time limit of {:?}; split the module's largest functions or raise the limit",
+        Ok(Err(error)) => Err(ModuleRejection::Invalid(format!("compilation failed: {error:#}"))),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(ModuleRejection::TooSlowToCompile(format!(
+            "this host did not finish compiling the module within the compile-time limit of {:?}; the unit goes to another host (the compilation continues here for later units)",
             limits.compile_time_max
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err("the compilation thread died".to_string()),
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(ModuleRejection::TooSlowToCompile("the compilation thread died".to_string()))
+        }
     }
 }
 

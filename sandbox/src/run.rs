@@ -6,7 +6,7 @@ use crate::deterministic_wasi::{
     CappedPipe, FixedWallClock, OverflowPolicy, SeededRandom, SteppingMonotonicClock,
 };
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
-use crate::module_cache::ModuleCache;
+use crate::module_cache::{ModuleCache, ModuleRejection};
 use crate::outcome::Outcome;
 use crate::run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 use crate::unit_state::{UnitLimiter, UnitState};
@@ -33,17 +33,14 @@ pub fn run_unit(
         modules.get_or_prepare(engine_key, engine, request.module.hash, &request.module.bytes, limits);
     let prepared = match prepared {
         Ok(prepared) => prepared,
-        Err(reason) => {
-            let status = Status::InvalidModule { reason };
-            return finish(
-                status,
-                Vec::new(),
-                Vec::new(),
-                None,
-                started,
-                engine_key,
-                "the module was rejected".into(),
-            );
+        Err(rejection) => {
+            let (status, message) = match rejection {
+                ModuleRejection::Invalid(reason) => {
+                    (Status::InvalidModule { reason }, "the module was rejected".into())
+                }
+                ModuleRejection::TooSlowToCompile(reason) => (Status::HostTimeout, reason),
+            };
+            return finish(status, Vec::new(), Vec::new(), None, started, engine_key, message);
         }
     };
     let stdout = CappedPipe::new(limits.stdout_bytes_max, OverflowPolicy::TrapGuest);

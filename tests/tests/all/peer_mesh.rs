@@ -52,7 +52,9 @@ fn wait_for_completion(peer: &TestPeer, job_id: &str) {
 fn six_peers_complete_two_jobs_submitted_to_two_peers_at_once() {
     let directory = TempDir::new("six-peers");
     let peers = start_mesh(&directory, 6);
-    let (end, step) = (3_000_000, 100_000);
+    // Units of a few hundred milliseconds, so the job lasts long enough (seconds) for the
+    // other peers to hear the owners' `have` announcements even on a loaded machine.
+    let (end, step) = (16_000_000, 400_000);
     let spec = primes_spec(directory.path(), end, step, 2);
     let first = submit(peers[1].address, &peers[1].data, &spec, false);
     let second = submit(peers[2].address, &peers[2].data, &spec, false);
