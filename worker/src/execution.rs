@@ -1,13 +1,151 @@
-//! Running leases on the rayon pool and turning outcomes into reports.
+//! What every owner session shares (`Execution`: identity, compute pool, sandbox, module
+//! store, volunteer controls), and running leases on the pool into reports.
 
-use crate::Execution;
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use crate::module_store::ModuleStore;
+use crate::volunteer::{VolunteerControls, priority};
+use crate::{WorkerConfig, WorkerError, identity};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use wasmhive_protocol::{Lease, OutcomeReport, Status};
-use wasmhive_sandbox::{Limits, ModuleBytes, RunGate, Sandbox, UnitRequest};
+use wasmhive_protocol::api::WorkerControlStatus;
+use wasmhive_protocol::identity::PeerKey;
+use wasmhive_protocol::{Hash, Lease, OutcomeReport, Status};
+use wasmhive_sandbox::{Limits, ModuleBytes, RunGate, Sandbox, SandboxConfig, SharedRunGate, UnitRequest};
+
+/// What every owner session of one worker (or peer) shares: identity, compute pool,
+/// sandbox and modules. Create it once; run one session per owner.
+pub struct Execution {
+    pub(crate) config: WorkerConfig,
+    pub(crate) key: PeerKey,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) modules: Mutex<ModuleStore>,
+    /// Units running right now (for the spare slots a peer advertises).
+    pub(crate) running: Arc<AtomicUsize>,
+    /// Owner sessions open right now: each gets an equal share of the prefetch queue
+    /// unless `slot_shares` names its owner.
+    pub(crate) sessions: AtomicUsize,
+    /// Share of the prefetch queue per owner address (a peer sets it for reciprocity).
+    pub(crate) slot_shares: Mutex<HashMap<String, f64>>,
+    /// Fetches a module from other peers before asking its owner (a peer sets this).
+    pub(crate) blob_fetcher: std::sync::OnceLock<BlobFetcher>,
+    /// Pauses, duty cycle, memory cap, and what the worker did.
+    pub(crate) controls: Arc<VolunteerControls>,
+}
+
+/// Fetches a blob by hash from somewhere other than the owner; the bytes must already be
+/// checked against the hash. `None`: ask the owner.
+pub type BlobFetcher =
+    Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
+
+impl Execution {
+    pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
+        let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
+        let key = identity::peer_key(&config.data_dir).map_err(directory_error)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.cpus.max(1))
+            .thread_name(|index| format!("wasmhive-unit-{index}"))
+            .stack_size(8 << 20)
+            .start_handler(|_| {
+                if let Err(problem) = priority::lower_this_thread() {
+                    tracing::warn!(%problem, "a unit thread keeps its normal priority");
+                }
+            })
+            .build()
+            .map_err(|error| WorkerError::Pool(error.to_string()))?;
+        let controls = VolunteerControls::start(config.volunteer.clone());
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+            artifact_dir: Some(config.data_dir.join("artifacts")),
+            run_gate: Some(SharedRunGate(controls.gate.clone())),
+            ..SandboxConfig::default()
+        }));
+        Ok(Arc::new(Execution {
+            modules: Mutex::new(ModuleStore::new(
+                config.data_dir.join("modules"),
+                config.module_cache_bytes_max,
+            )),
+            config,
+            key,
+            pool,
+            sandbox,
+            running: Arc::new(AtomicUsize::new(0)),
+            sessions: AtomicUsize::new(0),
+            slot_shares: Mutex::new(HashMap::new()),
+            blob_fetcher: std::sync::OnceLock::new(),
+            controls,
+        }))
+    }
+
+    pub fn peer_id(&self) -> String {
+        self.key.peer_id()
+    }
+
+    pub fn cores(&self) -> usize {
+        self.config.cpus.max(1)
+    }
+
+    /// Lets sessions fetch modules from other peers first; `fetcher` gets the hash and the
+    /// owner's address (to try others before it).
+    pub fn set_blob_fetcher(&self, fetcher: BlobFetcher) {
+        let _ = self.blob_fetcher.set(fetcher);
+    }
+
+    /// A module this peer has cached (so it can serve it to others), by hash.
+    pub fn cached_module(&self, hash: &Hash) -> Option<Vec<u8>> {
+        self.modules.lock().expect("module store lock").get(hash).map(|module| module.bytes.to_vec())
+    }
+
+    /// Sets each owner's share (0 to 1) of the prefetch queue, by owner address; sessions
+    /// of owners not named get an equal share.
+    pub fn set_slot_shares(&self, shares: HashMap<String, f64>) {
+        *self.slot_shares.lock().expect("slot shares lock") = shares;
+    }
+
+    /// How many leases the session for `owner_address` keeps queued, out of `target`.
+    pub(crate) fn session_target(&self, owner_address: &str, target: usize) -> usize {
+        let share = self.slot_shares.lock().expect("slot shares lock").get(owner_address).copied();
+        let share = share.unwrap_or_else(|| 1.0 / self.sessions.load(Ordering::Relaxed).max(1) as f64);
+        ((target as f64 * share).round() as usize).max(1)
+    }
+
+    /// Cores not running a unit right now (none while paused).
+    pub fn spare_slots(&self) -> usize {
+        if self.controls.is_paused() {
+            return 0;
+        }
+        self.cores().saturating_sub(self.running.load(Ordering::Relaxed))
+    }
+
+    pub fn controls(&self) -> &Arc<VolunteerControls> {
+        &self.controls
+    }
+
+    /// What `wasmhive worker status` shows.
+    pub fn control_status(&self) -> WorkerControlStatus {
+        let owners = self.sessions.load(Ordering::Relaxed);
+        self.controls.status(self.peer_id(), self.cores(), self.running.load(Ordering::Relaxed), owners)
+    }
+}
+
+/// Counts an open owner session for as long as it lives.
+pub(crate) struct SessionCount(Arc<Execution>);
+
+impl SessionCount {
+    pub(crate) fn enter(execution: &Arc<Execution>) -> SessionCount {
+        execution.sessions.fetch_add(1, Ordering::Relaxed);
+        SessionCount(execution.clone())
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Leases queued on the pool that have not started: the shared list lets the session take
 /// them back (cancel, shutdown, lost connection) before a thread picks them up.

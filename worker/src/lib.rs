@@ -67,4 +67,5 @@ pub enum WorkerError {
     Pool(String),
 }
 
-pub use session::{BlobFetcher, Execution, run_owner_session, run_worker};
+pub use execution::{BlobFetcher, Execution};
+pub use session::{run_owner_session, run_worker};

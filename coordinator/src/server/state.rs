@@ -2,14 +2,14 @@
 
 use super::activity::Activity;
 use super::connections::Connections;
-use super::job_modules::{OwnerSandbox, reduce_job, reduction_summary};
+use super::job_modules::OwnerSandbox;
 use super::job_runtime::JobRuntime;
 use super::metrics::GridMetrics;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
 use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
 use crate::job_spec::unit_count;
-use crate::store::{OutcomeToCommit, Store, StoreError, StoredReduction, StoredResult};
+use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -290,7 +290,7 @@ impl Coordinator {
         })
     }
 
-    fn stored_state(&self, job_id: &str) -> Option<String> {
+    pub(super) fn stored_state(&self, job_id: &str) -> Option<String> {
         self.store.lock().expect("store lock").job(job_id).ok()?.map(|job| job.state)
     }
 
@@ -484,38 +484,6 @@ impl Coordinator {
         Ok(reports.iter().map(|report| report.lease_id).collect())
     }
 
-    /// The digest a successful replica counts under for a job with a validator: that of the
-    /// first stored replica of the unit whose output the validator says agrees, else its own.
-    fn class_digest(&self, job: &JobRuntime, report: &OutcomeReport) -> Hash {
-        let validator = job.validator.as_ref().expect("only jobs with a validator are classified");
-        let classes = match self
-            .store
-            .lock()
-            .expect("store lock")
-            .replica_classes(&report.job_id, report.unit_index)
-        {
-            Ok(classes) => classes,
-            Err(error) => {
-                tracing::error!(%error, "reading a unit's replicas failed; the replica counts by its own digest");
-                return report.digest;
-            }
-        };
-        if classes.iter().any(|(digest, _)| *digest == report.digest) {
-            return report.digest;
-        }
-        classes
-            .iter()
-            .find(|(_, output)| {
-                self.owner_sandbox.outputs_agree(&job.context(), validator, output, &report.output)
-            })
-            .map_or(report.digest, |(digest, _)| *digest)
-    }
-
-    fn holds_lease(&self, worker_id: &str, report: &OutcomeReport) -> bool {
-        let core = self.core.lock().expect("core lock");
-        core.holds_lease(worker_id, report.lease_id, &report.job_id, report.unit_index)
-    }
-
     /// Every outcome's output fits its job's output limit (checked before anything runs
     /// on it).
     fn check_output_limits(&self, reports: &[OutcomeReport]) -> Result<(), String> {
@@ -548,44 +516,6 @@ impl Coordinator {
             }
             tracing::info!(job = %job_id, "job completed");
             self.start_reduction(&job_id);
-        }
-    }
-
-    /// Runs the job's reducer on its own thread, when it has one.
-    fn start_reduction(&self, job_id: &str) {
-        let Some(job) = self.job(job_id).filter(|job| job.reducer.is_some()) else { return };
-        let (store_path, sandbox) = (self.store_path.clone(), self.owner_sandbox.clone());
-        std::thread::Builder::new()
-            .name(format!("reduce {job_id}"))
-            .spawn(move || reduce_job(&store_path, &job, &sandbox))
-            .map_or_else(|error| tracing::error!(%error, "cannot start a reduction thread"), drop);
-    }
-
-    /// A crash between a job's completion and its reduction: reduce it now.
-    fn reduce_completed_jobs_without_reduction(&self) {
-        let job_ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
-        for job_id in job_ids {
-            let completed = self.stored_state(&job_id).is_some_and(|state| state == "completed");
-            let reduced = self.store.lock().expect("store lock").reduction(&job_id).ok().flatten().is_some();
-            if completed && !reduced {
-                self.start_reduction(&job_id);
-            }
-        }
-    }
-
-    /// The job's reduced result: `Ok(None)` while it has none (yet).
-    pub fn reduction(&self, job_id: &str) -> Result<Option<StoredReduction>, ApiProblem> {
-        self.job(job_id).ok_or_else(|| ApiProblem::not_found(job_id))?;
-        self.store.lock().expect("store lock").reduction(job_id).map_err(ApiProblem::internal)
-    }
-
-    /// `running`, `done` or `failed: ...` for a job with a reducer, else `None`.
-    fn reduction_state(&self, job: &JobRuntime, state: &str) -> Option<String> {
-        job.reducer.as_ref()?;
-        match self.store.lock().expect("store lock").reduction(&job.stored.job_id) {
-            Ok(Some(reduction)) => Some(reduction_summary(&reduction.status, &reduction.message)),
-            _ if state == "completed" => Some("running".to_string()),
-            _ => Some("waiting for the job".to_string()),
         }
     }
 

@@ -8,11 +8,15 @@
 //!   outcome batches); on load it is raised past every unit with a stored replica, so a
 //!   restart re-issues at worst units that were leased but never reported: none is lost.
 
+mod credit;
 mod schema;
+
+pub use credit::StoredCredit;
+use credit::grant_credit;
 
 use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use wasmhive_protocol::api::{JobInputs, JobSubmission, VerifySettings};
 use wasmhive_protocol::{Hash, Status};
@@ -70,65 +74,6 @@ pub struct StoredReduction {
     pub status: Status,
     pub output: Vec<u8>,
     pub message: String,
-}
-
-/// Credits the replicas of an accepted unit, once each. Replicas that agreed with the
-/// canonical result of a replicated unit earn the canonical fuel (the least fuel any
-/// agreeing replica reported: honest metering is deterministic, so agreeing honest replicas
-/// report the same, and one replica cannot raise it alone) when the job meters fuel, else
-/// one unit. A unit accepted from a single replica (adaptive replication, or quorum 1)
-/// earns the job's mean credit per validated replica so far, never the fuel its one
-/// worker claims: 0 while no unit of the job has been replicated.
-fn grant_credit(
-    transaction: &rusqlite::Transaction<'_>,
-    effect: &OutcomeEffect,
-    canonical: &Hash,
-    metered: bool,
-) -> StoreResult<()> {
-    let mut add = transaction.prepare_cached(
-        "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
-         VALUES (?1, ?2, 1, ?3, ?4, ?4 * ?3)
-         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3,
-         validated = validated + ?4, validated_amount = validated_amount + ?4 * ?3",
-    )?;
-    if effect.judgements.is_empty() {
-        let Some(replica) = &effect.replica else { return Ok(()) };
-        let amount: i64 = if metered {
-            transaction.query_row(
-                "SELECT COALESCE(SUM(validated_amount) / NULLIF(SUM(validated), 0), 0) FROM credit
-                 WHERE job_id = ?1 AND validated > 0",
-                params![effect.job_id],
-                |row| row.get(0),
-            )?
-        } else {
-            1
-        };
-        add.execute(params![effect.job_id, replica.worker_id, amount, 0])?;
-        return Ok(());
-    }
-    let amount = if metered {
-        let fuel: Option<i64> = transaction.query_row(
-            "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
-            params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
-            |row| row.get(0),
-        )?;
-        fuel.unwrap_or(0).max(0)
-    } else {
-        1
-    };
-    for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
-        add.execute(params![effect.job_id, judgement.worker_id, amount, 1])?;
-    }
-    Ok(())
-}
-
-/// Credit a worker earned on one job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredCredit {
-    pub job_id: String,
-    pub worker_id: String,
-    pub replicas: u64,
-    pub amount: u64,
 }
 
 /// A decided unit as stored.
@@ -499,42 +444,6 @@ impl Store {
             Ok(StoredReduction { status: schema::status_from_json(&status)?, output, message })
         })
         .transpose()
-    }
-
-    /// (replicas, amount) credited to one worker over all jobs.
-    pub fn credit_of_worker(&self, worker_id: &str) -> StoreResult<(u64, u64)> {
-        let mut select = self.connection.prepare_cached(
-            "SELECT COALESCE(SUM(replicas), 0), COALESCE(SUM(amount), 0) FROM credit WHERE worker_id = ?1",
-        )?;
-        Ok(select.query_row(params![worker_id], |row| {
-            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
-        })?)
-    }
-
-    /// Accepted replicas per worker over all jobs (the work each did for this owner).
-    pub fn replicas_per_worker(&self) -> StoreResult<HashMap<String, u64>> {
-        let mut select = self
-            .connection
-            .prepare_cached("SELECT worker_id, SUM(replicas) FROM credit GROUP BY worker_id")?;
-        let rows =
-            select.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Credit per (job, worker), optionally for one job.
-    pub fn credits(&self, job_id: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
-        let mut select = self.connection.prepare(
-            "SELECT job_id, worker_id, replicas, amount FROM credit WHERE ?1 IS NULL OR job_id = ?1 ORDER BY job_id, amount DESC",
-        )?;
-        let rows = select.query_map(params![job_id], |row| {
-            Ok(StoredCredit {
-                job_id: row.get(0)?,
-                worker_id: row.get(1)?,
-                replicas: row.get::<_, i64>(2)? as u64,
-                amount: row.get::<_, i64>(3)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored reputation (`quarantined_until_ms` in Unix milliseconds).
