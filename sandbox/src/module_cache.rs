@@ -13,15 +13,17 @@
 //!   deterministic. A compilation that takes longer than the compile-time limit is not: it
 //!   depends on the host and its load. It is reported as [`ModuleRejection::TooSlowToCompile`]
 //!   (a host timeout, retried elsewhere), is not remembered, and the compilation finishes in
-//!   the background and writes its artifact, so a later unit on this host loads it.
+//!   the background and writes its artifact, so a later unit on this host loads it;
+//! - at most one compilation of a (engine, module) runs at a time: a unit that asks while
+//!   one runs waits for it (up to its own compile-time limit) instead of starting another.
 
 use crate::engine::{EngineKey, EngineWithLinker};
 use crate::limits::Limits;
 use crate::unit_state::UnitState;
 use lru::LruCache;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use wasmhive_protocol::Hash;
 use wasmtime::{ExternType, InstancePre, Module};
 
@@ -52,6 +54,16 @@ pub struct ModuleCache {
     entries: Mutex<CacheEntries>,
     memory_bytes_max: usize,
     artifact_dir: Option<PathBuf>,
+    /// Compilations running now, so a unit that asks again while one runs late waits for
+    /// it instead of starting another (no compile storms on a loaded host).
+    compiling: Arc<Mutex<HashMap<(EngineKey, Hash), Arc<Compilation>>>>,
+}
+
+/// One compilation running on its helper thread.
+#[derive(Default)]
+struct Compilation {
+    result: Mutex<Option<Result<Module, String>>>,
+    finished: Condvar,
 }
 
 struct CacheEntries {
@@ -65,6 +77,7 @@ impl ModuleCache {
             entries: Mutex::new(CacheEntries { cells: LruCache::unbounded(), compiled_bytes_total: 0 }),
             memory_bytes_max,
             artifact_dir,
+            compiling: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -140,7 +153,7 @@ impl ModuleCache {
         let artifact_path = self.artifact_dir.as_ref().map(|dir| artifact_path(dir, engine_key, hash));
         let module = match artifact_path.as_deref().and_then(|path| load_own_artifact(engine, path)) {
             Some(module) => module,
-            None => compile_with_time_limit(engine, bytes, limits, artifact_path)?,
+            None => self.compile_with_time_limit(engine_key, engine, hash, bytes, limits, artifact_path)?,
         };
         check_start_export(&module)?;
         let instance_pre = engine.linker.instantiate_pre(&module).map_err(|error| {
@@ -151,6 +164,67 @@ impl ModuleCache {
         let image = module.image_range();
         let compiled_bytes = (image.end as usize).saturating_sub(image.start as usize).max(bytes.len());
         Ok(Arc::new(PreparedModule { instance_pre, compiled_bytes }))
+    }
+}
+
+impl ModuleCache {
+    /// Compiles on a helper thread (or joins the one already compiling this module) and
+    /// stops waiting after `compile_time_max`. wasmtime cannot abort a compilation, so a
+    /// late one finishes in the background (bounded by the module size limit) and writes
+    /// its artifact to `artifact_path`, for the host's next unit.
+    fn compile_with_time_limit(
+        &self,
+        engine_key: EngineKey,
+        engine: &EngineWithLinker,
+        hash: Hash,
+        bytes: &[u8],
+        limits: &Limits,
+        artifact_path: Option<PathBuf>,
+    ) -> Result<Module, ModuleRejection> {
+        let key = (engine_key, hash);
+        let (compilation, started_here) = {
+            let mut compiling = self.compiling.lock().expect("compilations lock");
+            match compiling.get(&key) {
+                Some(running) => (running.clone(), false),
+                None => {
+                    let compilation = Arc::new(Compilation::default());
+                    compiling.insert(key, compilation.clone());
+                    (compilation, true)
+                }
+            }
+        };
+        if started_here {
+            let (engine, bytes, running) = (engine.engine.clone(), bytes.to_vec(), compilation.clone());
+            let compiling = self.compiling.clone();
+            let spawned = std::thread::Builder::new().name("wasmhive-compile".into()).spawn(move || {
+                let compiled = Module::new(&engine, &bytes).map_err(|error| format!("{error:#}"));
+                if let (Ok(module), Some(path)) = (&compiled, &artifact_path) {
+                    store_artifact(module, path);
+                }
+                *running.result.lock().expect("compilation lock") = Some(compiled);
+                running.finished.notify_all();
+                compiling.lock().expect("compilations lock").remove(&key);
+            });
+            if let Err(error) = spawned {
+                self.compiling.lock().expect("compilations lock").remove(&key);
+                return Err(ModuleRejection::TooSlowToCompile(format!(
+                    "could not start a compilation thread: {error}"
+                )));
+            }
+        }
+        let result = compilation.result.lock().expect("compilation lock");
+        let (result, _) = compilation
+            .finished
+            .wait_timeout_while(result, limits.compile_time_max, |result| result.is_none())
+            .expect("compilation lock");
+        match result.as_ref() {
+            Some(Ok(module)) => Ok(module.clone()),
+            Some(Err(error)) => Err(ModuleRejection::Invalid(format!("compilation failed: {error}"))),
+            None => Err(ModuleRejection::TooSlowToCompile(format!(
+                "this host did not finish compiling the module within the compile-time limit of {:?}; the unit goes to another host (the compilation continues here for later units)",
+                limits.compile_time_max
+            ))),
+        }
     }
 }
 
@@ -173,43 +247,6 @@ fn check_start_export(module: &Module) -> Result<(), ModuleRejection> {
         Some(ExternType::Func(function)) if function.params().len() == 0 && function.results().len() == 0 => Ok(()),
         Some(_) => Err("the export `_start` is not a function of no parameters and no results".to_string().into()),
         None => Err("the module exports no `_start` function; build the task as a WASI command (a `main` program for wasm32-wasip1), not a library".to_string().into()),
-    }
-}
-
-/// Compiles on a helper thread and stops waiting after `compile_time_max`. wasmtime cannot
-/// abort a compilation, so a timed-out compilation finishes in the background (bounded by
-/// the module size limit); the thread writes the artifact (to `artifact_path`) either way.
-fn compile_with_time_limit(
-    engine: &EngineWithLinker,
-    bytes: &[u8],
-    limits: &Limits,
-    artifact_path: Option<PathBuf>,
-) -> Result<Module, ModuleRejection> {
-    let (sender, receiver) = mpsc::sync_channel(1);
-    let engine = engine.engine.clone();
-    let bytes = bytes.to_vec();
-    std::thread::Builder::new()
-        .name("wasmhive-compile".into())
-        .spawn(move || {
-            let compiled = Module::new(&engine, &bytes);
-            if let (Ok(module), Some(path)) = (&compiled, &artifact_path) {
-                store_artifact(module, path);
-            }
-            let _ = sender.send(compiled);
-        })
-        .map_err(|error| {
-            ModuleRejection::TooSlowToCompile(format!("could not start a compilation thread: {error}"))
-        })?;
-    match receiver.recv_timeout(limits.compile_time_max) {
-        Ok(Ok(module)) => Ok(module),
-        Ok(Err(error)) => Err(ModuleRejection::Invalid(format!("compilation failed: {error:#}"))),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(ModuleRejection::TooSlowToCompile(format!(
-            "this host did not finish compiling the module within the compile-time limit of {:?}; the unit goes to another host (the compilation continues here for later units)",
-            limits.compile_time_max
-        ))),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(ModuleRejection::TooSlowToCompile("the compilation thread died".to_string()))
-        }
     }
 }
 
