@@ -56,8 +56,10 @@ pub struct ModuleCache {
     artifact_dir: Option<PathBuf>,
     /// Compilations running now, so a unit that asks again while one runs late waits for
     /// it instead of starting another (no compile storms on a loaded host).
-    compiling: Arc<Mutex<HashMap<(EngineKey, Hash), Arc<Compilation>>>>,
+    compiling: Compilations,
 }
+
+type Compilations = Arc<Mutex<HashMap<(EngineKey, Hash), Arc<Compilation>>>>;
 
 /// One compilation running on its helper thread.
 #[derive(Default)]

@@ -100,8 +100,8 @@ impl JobProgress {
 struct ActiveUnit {
     replicas: Vec<ReplicaRecord>,
     leases: Vec<(LeaseId, String)>,
-    /// Workers whose wall-clock guard fired on this unit since it was last leased: the
-    /// next replica goes elsewhere (cleared on that lease, so a unit is never stranded).
+    /// The worker whose wall-clock guard fired on this unit last (until the unit is leased
+    /// again): the next replica goes elsewhere if another worker can take it.
     timed_out_workers: Vec<String>,
     host_timeouts: u32,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
@@ -285,7 +285,10 @@ impl CoreJob {
         unit.leases.retain(|(open, _)| *open != lease_id);
         self.open_leases -= (before - unit.leases.len()) as u64;
         if !status.is_deterministic() {
-            unit.timed_out_workers.push(worker_id.to_string());
+            // Only the last worker to time out is kept out: when every worker has timed out
+            // on the unit (both replicas of a quorum-2 unit on a loaded 2-worker grid), the
+            // others may take it again, so the unit is not stranded.
+            unit.timed_out_workers = vec![worker_id.to_string()];
             unit.host_timeouts += 1;
             let decision = (unit.host_timeouts >= policy.max_replicas).then(|| {
                 UnitDecision::Failed {

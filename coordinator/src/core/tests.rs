@@ -343,3 +343,16 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust()
     assert_eq!(core.reputation("liar").unwrap().invalid, 1);
     assert_eq!(core.progress("job").unwrap().succeeded, 4, "a known-answer unit decides nothing");
 }
+
+#[test]
+fn a_unit_whose_replicas_all_timed_out_is_not_stranded() {
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy::fixed(2, 6, 1_000), ResumeState::default());
+    let first = core.request_work("a", 1, 0).remove(0);
+    let second = core.request_work("b", 1, 0).remove(0);
+    for (worker, grant) in [("a", &first), ("b", &second)] {
+        core.report_outcome(worker, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), 0).unwrap();
+    }
+    assert!(core.request_work("b", 1, 1).is_empty(), "the last to time out waits its turn");
+    assert_eq!(core.request_work("a", 1, 1).len(), 1, "the other worker takes the unit again");
+}
