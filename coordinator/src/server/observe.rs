@@ -108,8 +108,7 @@ impl Coordinator {
     }
 
     /// Why a running job is not moving (`None` when it is).
-    pub(super) fn why_job_waits(&self, job: &JobRuntime) -> Option<String> {
-        let workers = self.connected_workers();
+    pub(super) fn why_job_waits(&self, job: &JobRuntime, workers: &[ConnectedWorker]) -> Option<String> {
         let job_id = &job.stored.job_id;
         let core = self.core.lock().expect("core lock");
         let progress = core.progress(job_id)?;

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use wasmhive_protocol::api::VerifyPolicy;
-use wasmhive_protocol::api::{CreditRow, JobStatus, JobSubmission, SubmitAnswer, WorkerReputation};
+use wasmhive_protocol::api::{
+    ConnectedWorker, CreditRow, JobStatus, JobSubmission, SubmitAnswer, VerifyPolicy, WorkerReputation,
+};
 use wasmhive_protocol::{CreditSoFar, Hash, Lease, Message, OutcomeReport, outcome_digest};
 
 /// A problem opening the coordinator.
@@ -248,12 +249,19 @@ impl Coordinator {
     pub fn statuses(&self) -> Vec<JobStatus> {
         let mut ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
         ids.sort();
-        let mut statuses: Vec<JobStatus> = ids.iter().filter_map(|id| self.status(id)).collect();
+        let workers = self.connected_workers();
+        let mut statuses: Vec<JobStatus> =
+            ids.iter().filter_map(|id| self.status_given(id, &workers)).collect();
         statuses.sort_by_key(|status| status.created_s);
         statuses
     }
 
     pub fn status(&self, job_id: &str) -> Option<JobStatus> {
+        self.status_given(job_id, &self.connected_workers())
+    }
+
+    /// A job's status, explained against the workers connected now (read once for a list).
+    fn status_given(&self, job_id: &str, workers: &[ConnectedWorker]) -> Option<JobStatus> {
         let job = self.job(job_id)?;
         let stored = &job.stored;
         let progress = self.core.lock().expect("core lock").progress(job_id);
@@ -269,7 +277,7 @@ impl Coordinator {
         let (eta_s, waiting_for) = match progress {
             Some(_) => {
                 let eta_s = self.activity.lock().expect("activity lock").eta_s(job_id, units_left);
-                (eta_s, self.why_job_waits(&job))
+                (eta_s, self.why_job_waits(&job, workers))
             }
             None => (None, None),
         };
