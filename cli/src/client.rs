@@ -1,62 +1,62 @@
-//! The HTTP client of `submit`, `status`, `results` and `cancel`: the coordinator's
-//! address and token, and JSON requests whose errors carry the server's explanation.
+//! The HTTP client of `submit`, `status`, `results`, `cancel` and the other API commands.
+//!
+//! It speaks HTTP/1.1 over TLS to the owner's one public port, proving nothing itself (API
+//! clients are anonymous; the token authorises them) and checking the owner's key: pinned
+//! with `--to HOST:PORT#PEERID`, else the one recorded in `DATA/known_hosts` on first use.
+//! The token on this machine (`DATA/token`) is sent only to the owner whose key is this
+//! machine's (`DATA/peer.key`); another owner needs `--token` or `WASMHIVE_TOKEN`.
+//! Errors carry the server's explanation.
 
 use crate::local::{DEFAULT_ADDRESS, data_dir};
 use anyhow::{Context, bail};
 use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
+use wasmhive_transport::{Dialer, KnownHosts, PeerAddress, load_or_create_peer_key};
 
-/// Where the coordinator is and how to prove we may use it.
+/// Where the owner is and how to prove we may use it.
 #[derive(Args, Clone)]
 pub struct Connection {
-    /// The coordinator's address (http://HOST:PORT or HOST:PORT).
+    /// The owner's address: HOST:PORT, or HOST:PORT#PEERID to pin its key.
     #[arg(long, default_value = DEFAULT_ADDRESS)]
     to: String,
-    /// The bearer token; else $WASMHIVE_TOKEN; else the `token` file in the data directory.
+    /// The bearer token; else $WASMHIVE_TOKEN; else, for the owner on this machine only,
+    /// the `token` file in the data directory.
     #[arg(long)]
     token: Option<String>,
-    /// The local data directory (where a local coordinator keeps its token).
+    /// The local data directory (the local owner's token and key, and known hosts).
     #[arg(long)]
     data: Option<PathBuf>,
 }
 
 pub struct Client {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
+    target: Target,
+    /// `--token` or `$WASMHIVE_TOKEN`: sent to whichever owner answers.
+    explicit_token: Option<String>,
+    data_dir: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+enum Target {
+    /// A loopback plain-HTTP endpoint of this machine (a worker's control endpoint).
+    Plain(String),
+    Tls {
+        address: PeerAddress,
+        dialer: Dialer,
+    },
 }
 
 impl Connection {
     pub fn client(&self) -> anyhow::Result<Client> {
-        let (base, token) = self.base_and_token()?;
-        Ok(Client { base, token, agent: agent() })
-    }
-
-    /// `http://HOST:PORT` and the token to use there.
-    pub fn base_and_token(&self) -> anyhow::Result<(String, String)> {
-        let address = self.to.trim_end_matches('/');
-        let base =
-            if address.starts_with("http://") { address.to_string() } else { format!("http://{address}") };
-        Ok((base, self.resolve_token()?))
-    }
-
-    fn resolve_token(&self) -> anyhow::Result<String> {
-        if let Some(token) = &self.token {
-            return Ok(token.clone());
-        }
-        if let Ok(token) = std::env::var("WASMHIVE_TOKEN") {
-            return Ok(token);
-        }
-        let path = data_dir(self.data.clone()).join("token");
-        match std::fs::read_to_string(&path) {
-            Ok(token) => Ok(token.trim().to_string()),
-            Err(_) => bail!(
-                "no token: pass --token, set WASMHIVE_TOKEN, or run on the coordinator's machine (it keeps the token in {})",
-                path.display()
-            ),
-        }
+        let address = PeerAddress::parse(&self.to)?;
+        let data_dir = data_dir(self.data.clone());
+        let explicit_token = self.token.clone().or_else(|| std::env::var("WASMHIVE_TOKEN").ok());
+        let dialer = Dialer::new(None, Some(KnownHosts::in_data_dir(&data_dir)));
+        Ok(Client { target: Target::Tls { address, dialer }, explicit_token, data_dir, runtime: runtime()? })
     }
 }
 
@@ -69,15 +69,19 @@ pub fn printed_as_json<T: Serialize>(rows: &T, json: bool) -> anyhow::Result<boo
     Ok(json)
 }
 
-/// An agent that hands back error answers, so their explanation can be shown.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 impl Client {
-    /// A client of a worker's local control endpoint.
-    pub fn local(address: &str, token: &str) -> Client {
-        Client { base: format!("http://{address}"), token: token.to_string(), agent: agent() }
+    /// A client of a worker's local control endpoint (plain HTTP on loopback).
+    pub fn local(address: &str, token: &str) -> anyhow::Result<Client> {
+        Ok(Client {
+            target: Target::Plain(address.to_string()),
+            explicit_token: Some(token.to_string()),
+            data_dir: PathBuf::new(),
+            runtime: runtime()?,
+        })
     }
 
     /// `GET` or `POST` (empty body) answering JSON.
@@ -89,65 +93,166 @@ impl Client {
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self.agent.get(self.url(path)).header("Authorization", self.bearer()).call();
-        read_json(response, &self.url(path))
+        self.runtime.block_on(async {
+            let (status, body) = self.send("GET", path, None).await?;
+            read_json(status, body, path).await
+        })
     }
 
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let response = self.agent.post(self.url(path)).header("Authorization", self.bearer()).send_json(body);
-        read_json(response, &self.url(path))
+        let bytes = serde_json::to_vec(body)?;
+        self.runtime.block_on(async {
+            let (status, body) = self.send("POST", path, Some(bytes)).await?;
+            read_json(status, body, path).await
+        })
     }
 
     /// A streamed text answer (JSON Lines), line by line.
     pub fn get_lines(
         &self,
         path: &str,
-    ) -> anyhow::Result<impl Iterator<Item = std::io::Result<String>> + use<>> {
-        use std::io::BufRead;
-        let url = self.url(path);
-        let response = self.agent.get(&url).header("Authorization", self.bearer()).call();
-        let response = check(response, &url)?;
-        if !response.status().is_success() {
-            bail!("the coordinator refused ({}) {url}", response.status());
+    ) -> anyhow::Result<impl Iterator<Item = std::io::Result<String>> + '_> {
+        let (status, body) = self.runtime.block_on(self.send("GET", path, None))?;
+        if !status.is_success() {
+            let text = self.runtime.block_on(collect_text(body))?;
+            bail!("the owner refused ({status}): {}", api_message(text));
         }
-        Ok(std::io::BufReader::new(response.into_body().into_reader()).lines())
+        Ok(Lines { client: self, body, buffer: Vec::new(), done: false })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// Sends one request on a new connection. Over TLS the owner's key is checked first,
+    /// and the local token is attached only if the owner is this machine's.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(hyper::StatusCode, Incoming)> {
+        match &self.target {
+            Target::Plain(address) => {
+                let stream = tokio::net::TcpStream::connect(address)
+                    .await
+                    .with_context(|| format!("cannot reach {address}; is it running?"))?;
+                let token = self.explicit_token.clone().unwrap_or_default();
+                exchange(stream, address, method, path, &token, body).await
+            }
+            Target::Tls { address, dialer } => {
+                let (stream, owner_id) = dialer.dial(address).await.map_err(|error| {
+                    anyhow::anyhow!("cannot reach the owner at {address}: {error}; is it running?")
+                })?;
+                let token = self.token_for(&owner_id, address)?;
+                exchange(stream, &address.host_port, method, path, &token, body).await
+            }
+        }
     }
 
-    fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
+    fn token_for(&self, owner_id: &str, address: &PeerAddress) -> anyhow::Result<String> {
+        if let Some(token) = &self.explicit_token {
+            return Ok(token.clone());
+        }
+        let key_path = self.data_dir.join("peer.key");
+        let token_path = self.data_dir.join("token");
+        let local_owner = key_path.exists().then(|| load_or_create_peer_key(&self.data_dir)).transpose()?;
+        match local_owner {
+            Some(key) if key.peer_id() == owner_id => std::fs::read_to_string(&token_path)
+                .map(|token| token.trim().to_string())
+                .with_context(|| format!("the local owner's token {} is unreadable", token_path.display())),
+            Some(key) => bail!(
+                "the owner at {address} is peer {owner_id}, not this machine's owner ({}, in {}): the local \
+                 token is sent only to it; pass the other owner's token with --token or WASMHIVE_TOKEN",
+                key.peer_id(),
+                self.data_dir.display()
+            ),
+            None => bail!(
+                "no token for the owner at {address}: pass --token or set WASMHIVE_TOKEN, or run on the \
+                 owner's machine (it keeps the token in {})",
+                token_path.display()
+            ),
+        }
     }
 }
 
-fn check(
-    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    url: &str,
-) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
-    match response {
-        Ok(response) => Ok(response),
-        Err(ureq::Error::StatusCode(code)) => bail!("{url}: HTTP {code}"),
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot reach the coordinator at {url}; is it running?"))
-        }
+async fn exchange<S>(
+    stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(hyper::StatusCode, Incoming)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
     }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+    let response = sender.send_request(request).await.with_context(|| format!("sending {method} {path}"))?;
+    Ok((response.status(), response.into_body()))
 }
 
-fn read_json<T: DeserializeOwned>(
-    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    url: &str,
+async fn collect_text(body: Incoming) -> anyhow::Result<String> {
+    let bytes = body.collect().await.context("reading the owner's answer")?.to_bytes();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn api_message(text: String) -> String {
+    serde_json::from_str::<wasmhive_protocol::api::ApiError>(&text).map_or(text, |error| error.error)
+}
+
+async fn read_json<T: DeserializeOwned>(
+    status: hyper::StatusCode,
+    body: Incoming,
+    path: &str,
 ) -> anyhow::Result<T> {
-    let mut response = check(response, url)?;
-    let status = response.status();
-    let text =
-        response.body_mut().read_to_string().with_context(|| format!("reading the answer of {url}"))?;
+    let text = collect_text(body).await?;
     if !status.is_success() {
-        let message =
-            serde_json::from_str::<wasmhive_protocol::api::ApiError>(&text).map_or(text, |error| error.error);
-        bail!("the coordinator refused ({status}): {message}");
+        bail!("the owner refused ({status}): {}", api_message(text));
     }
     serde_json::from_str(&text)
-        .with_context(|| format!("{url} answered something that is not the expected JSON"))
+        .with_context(|| format!("{path} answered something that is not the expected JSON"))
+}
+
+/// The lines of a streamed body, read frame by frame.
+struct Lines<'a> {
+    client: &'a Client,
+    body: Incoming,
+    buffer: Vec<u8>,
+    done: bool,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|byte| *byte == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return Some(Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()));
+            }
+            if self.done {
+                if self.buffer.is_empty() {
+                    return None;
+                }
+                let rest = std::mem::take(&mut self.buffer);
+                return Some(Ok(String::from_utf8_lossy(&rest).into_owned()));
+            }
+            match self.client.runtime.block_on(self.body.frame()) {
+                None => self.done = true,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => return Some(Err(std::io::Error::other(error))),
+            }
+        }
+    }
 }

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 /// Where a coordinator or worker listens and clients connect by default.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7878";
+/// Where the plain loopback dashboard listens by default (port 0: any free port).
+pub const DEFAULT_DASHBOARD_ADDRESS: &str = "127.0.0.1:0";
+/// The file in the data directory that holds the running owner's dashboard address.
+pub const DASHBOARD_FILE: &str = "dashboard.address";
 
 /// `--data`, else `$WASMHIVE_DATA`, else `$XDG_DATA_HOME/wasmhive`, else
 /// `~/.local/share/wasmhive`.
@@ -46,4 +50,33 @@ pub async fn shutdown_signal() {
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// What an owner prints when it starts listening (the tests read the first line).
+pub struct Listening {
+    pub role: &'static str,
+    pub address: std::net::SocketAddr,
+    pub peer_id: String,
+    pub curl_pin: String,
+    pub dashboard: Option<std::net::SocketAddr>,
+}
+
+impl Listening {
+    /// Prints how to reach this owner and records its dashboard address in `data`.
+    pub fn announce(&self, data: &std::path::Path) {
+        let Listening { role, address, peer_id, curl_pin, dashboard } = self;
+        eprintln!("wasmhive {role} listening on {address}#{peer_id} (TLS 1.3; this peer's id is {peer_id})");
+        eprintln!("  workers and peers: --join {address}#{peer_id}");
+        eprintln!("  remote API: wasmhive status --to {address}#{peer_id} --token TOKEN");
+        eprintln!(
+            "  curl: curl --insecure --pinnedpubkey '{curl_pin}' https://{address}/api/jobs -H 'Authorization: Bearer TOKEN'"
+        );
+        if let Some(dashboard) = dashboard {
+            eprintln!(
+                "  dashboard on this machine: http://{dashboard}/ (`wasmhive dashboard` prints it with the token)"
+            );
+            let _ = std::fs::write(data.join(DASHBOARD_FILE), format!("{dashboard}\n"));
+        }
+        eprintln!("data: {} · token: {}", data.display(), data.join("token").display());
+    }
 }

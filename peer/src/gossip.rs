@@ -1,7 +1,8 @@
-//! The gossip task: every [`GOSSIP_INTERVAL`] (with jitter) it announces our own pending
-//! work, expires what went silent, and does one push-pull exchange with a random
-//! neighbour, or with a `--join` address while we know nobody. A failed exchange counts
-//! as a missed heartbeat for that neighbour.
+//! The gossip task: every [`GOSSIP_INTERVAL`] (with jitter) it signs our own record and
+//! pending work afresh, expires what went silent, and does one push-pull exchange with a
+//! random neighbour, or with a `--join` address while we know nobody. Every exchange is a
+//! TLS connection pinned to the id that signed the address (a `--join` address: its pinned
+//! id, or the one recorded on first use); a failed exchange counts as a missed heartbeat.
 
 use crate::membership::HAVE_TTL;
 use crate::{PeerState, known_peers};
@@ -10,12 +11,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_protocol::gossip::{Gossip, Have};
+use wasmhive_protocol::gossip::{Gossip, Have, PeerInfo};
+use wasmhive_transport::PeerAddress;
 
 pub const GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest gossip message accepted.
+pub const GOSSIP_BYTES_MAX: usize = 256 << 10;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future<Output = ()>) {
+pub async fn run(state: Arc<PeerState>, join: Vec<PeerAddress>, shutdown: impl Future<Output = ()>) {
     let mut random = fastrand::Rng::new();
     let mut interval = tokio::time::interval(GOSSIP_INTERVAL);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -25,23 +29,37 @@ pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future
             _ = interval.tick() => {}
         }
         tokio::time::sleep(Duration::from_millis(random.u64(0..200))).await;
-        announce_own_work(&state);
+        sign_own_records(&state);
         let (target, gossip) = {
             let mut membership = state.membership.lock().expect("membership lock");
-            membership.set_spare_slots(state.execution.spare_slots() as u32);
             membership.expire(state.now_ms());
             let target = membership.next_exchange(&mut random);
             (target, membership.gossip(&mut random))
         };
         let (address, peer_id) = match target {
-            Some(peer) => (peer.address.unwrap_or_default(), Some(peer.peer_id)),
+            Some(peer) => (
+                PeerAddress::pinned(peer.address.as_deref().unwrap_or_default(), &peer.peer_id),
+                Some(peer.peer_id),
+            ),
             None if !join.is_empty() => (join[round as usize % join.len()].clone(), None),
             None => continue,
         };
-        match exchange(&address, &gossip).await {
-            Ok(answer) => state.membership.lock().expect("membership lock").receive(answer, state.now_ms()),
+        match exchange(&state, &address, &gossip).await {
+            Ok((answer, proven)) => {
+                let received = state.membership.lock().expect("membership lock").receive(
+                    answer,
+                    &proven,
+                    state.now_ms(),
+                );
+                if let Err(refused) = received {
+                    tracing::warn!(%address, %refused, "gossip answer refused");
+                }
+            }
             Err(error) => {
                 tracing::debug!(%address, %error, "gossip exchange failed");
+                if peer_id.is_none() && round % 10 == 0 {
+                    tracing::warn!(%address, %error, "cannot reach the --join address; retrying");
+                }
                 if let Some(peer_id) = peer_id {
                     state.membership.lock().expect("membership lock").exchange_failed(&peer_id);
                 }
@@ -52,28 +70,39 @@ pub async fn run(state: Arc<PeerState>, join: Vec<String>, shutdown: impl Future
     }
 }
 
-/// Announces every running job of ours that has undecided units.
-fn announce_own_work(state: &PeerState) {
-    let me = state.membership.lock().expect("membership lock").me().clone();
-    let Some(address) = me.address else { return };
+/// Signs our own record (spare slots change) and a have for every running job of ours
+/// that has undecided units.
+fn sign_own_records(state: &PeerState) {
     let now_ms = state.now_ms();
+    let key = state.execution.key();
+    let me = PeerInfo::signed(
+        key,
+        state.advertised.clone(),
+        state.execution.cores() as u32,
+        state.execution.spare_slots() as u32,
+        now_ms,
+    );
+    let mut membership = state.membership.lock().expect("membership lock");
+    membership.set_me(me);
+    let Some(address) = state.advertised.clone() else { return };
     for (job_id, undecided) in state.coordinator.jobs_with_undecided_units() {
-        let have = Have {
-            job_id,
-            owner_id: me.peer_id.clone(),
-            owner_address: address.clone(),
-            pending: undecided,
-            ttl: HAVE_TTL,
-        };
-        state.membership.lock().expect("membership lock").announce(have, now_ms);
+        membership.announce(Have::signed(key, job_id, address.clone(), undecided, now_ms, HAVE_TTL), now_ms);
     }
 }
 
-async fn exchange(address: &str, gossip: &Gossip) -> Result<Gossip, String> {
-    let url = format!("ws://{address}/mesh");
+/// One exchange over TLS: our gossip out, theirs back, and the id their handshake proved.
+async fn exchange(
+    state: &PeerState,
+    address: &PeerAddress,
+    gossip: &Gossip,
+) -> Result<(Gossip, String), String> {
     let exchange = async {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(&url).await.map_err(|error| error.to_string())?;
+        let (mut socket, proven) = state
+            .execution
+            .dialer()
+            .dial_websocket(address, "/mesh", GOSSIP_BYTES_MAX)
+            .await
+            .map_err(|error| error.to_string())?;
         let text = serde_json::to_string(gossip).expect("gossip serialises");
         socket.send(Frame::Text(text.into())).await.map_err(|error| error.to_string())?;
         let answer = match socket.next().await {
@@ -81,7 +110,7 @@ async fn exchange(address: &str, gossip: &Gossip) -> Result<Gossip, String> {
             _ => Err("no answer".to_string()),
         };
         let _ = socket.close(None).await;
-        answer
+        answer.map(|answer| (answer, proven))
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await.map_err(|_| "timed out".to_string())?
 }

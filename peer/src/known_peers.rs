@@ -1,4 +1,5 @@
-//! The peer list saved in `DATA/peers.json`, so a restarted peer rejoins without `--join`.
+//! The peer list saved in `DATA/peers.json` (signed records, each dialled only pinned to
+//! its key), so a restarted peer rejoins without `--join`.
 
 use crate::PeerState;
 use wasmhive_protocol::gossip::PeerInfo;
@@ -14,7 +15,9 @@ pub fn load_into(state: &PeerState) {
     let now_ms = state.now_ms();
     let mut membership = state.membership.lock().expect("membership lock");
     for peer in peers {
-        membership.learn(peer, now_ms);
+        if let Err(refused) = membership.learn_saved(peer, now_ms) {
+            tracing::debug!(%refused, "a saved peer record was not taken");
+        }
     }
 }
 
@@ -26,9 +29,7 @@ pub fn save(state: &PeerState) {
     if *last_saved == text {
         return;
     }
-    let path = state.data_dir.join(FILE);
-    let temporary = path.with_extension("tmp");
-    if std::fs::write(&temporary, &text).is_ok() && std::fs::rename(&temporary, &path).is_ok() {
+    if wasmhive_transport::write_private_file(&state.data_dir.join(FILE), &text).is_ok() {
         *last_saved = text;
     }
 }

@@ -19,10 +19,10 @@ pub mod reciprocity;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::watch;
-use wasmhive_coordinator::server::{Coordinator, serve_with};
+use wasmhive_coordinator::server::{Coordinator, Listeners, serve_with};
 use wasmhive_protocol::gossip::PeerInfo;
+use wasmhive_transport::{LoopbackListener, PeerAddress, TlsIdentity, check_gossip_address};
 use wasmhive_worker::control::serve_control;
 use wasmhive_worker::volunteer::VolunteerSettings;
 use wasmhive_worker::{Execution, WorkerConfig};
@@ -35,10 +35,15 @@ pub fn gossip_interval() -> std::time::Duration {
 /// How a peer runs.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
-    /// `HOST:PORT` to listen on; `None` behind NAT: outbound connections only (it still runs
-    /// units for others, but cannot own jobs others can reach).
+    /// `HOST:PORT` to listen on (TLS); `None` behind NAT: outbound connections only (it
+    /// still runs units for others, but cannot own jobs others can reach).
     pub listen: Option<String>,
-    /// Addresses (`HOST:PORT`) to introduce us to the mesh.
+    /// `IP:PORT` other peers are told to dial; needed when `listen` is `0.0.0.0` or `[::]`.
+    /// `None`: the bound listen address.
+    pub advertise: Option<String>,
+    /// Plain-HTTP loopback address for the dashboard and API on this machine (`None`: none).
+    pub dashboard_listen: Option<String>,
+    /// Addresses to introduce us to the mesh (`HOST:PORT`, or `HOST:PORT#PEERID` pinned).
     pub join: Vec<String>,
     pub cpus: usize,
     pub data_dir: PathBuf,
@@ -54,6 +59,8 @@ impl PeerConfig {
         let defaults = WorkerConfig::new(String::new(), data_dir.clone());
         PeerConfig {
             listen,
+            advertise: None,
+            dashboard_listen: Some("127.0.0.1:0".into()),
             join,
             cpus,
             data_dir,
@@ -72,6 +79,12 @@ pub enum PeerError {
     Worker(#[from] wasmhive_worker::WorkerError),
     #[error("cannot listen on {address}: {source}; pick another --listen address")]
     Listen { address: String, source: std::io::Error },
+    #[error(transparent)]
+    Address(#[from] wasmhive_transport::AddressError),
+    #[error(
+        "listening on {listen} (every interface) needs --advertise IP:PORT: the address other peers can dial"
+    )]
+    AdvertiseNeeded { listen: String },
 }
 
 /// State the peer's tasks share.
@@ -79,15 +92,20 @@ pub struct PeerState {
     pub coordinator: Arc<Coordinator>,
     pub execution: Arc<Execution>,
     pub membership: Mutex<membership::Membership>,
-    pub started: Instant,
+    /// The address other peers are told (signed into our record and haves).
+    pub advertised: Option<String>,
+    pub mesh_rate_limit: Mutex<mesh::MeshRateLimit>,
     pub data_dir: PathBuf,
     /// The peer list as last written to `peers.json` (it is rewritten only on change).
     pub peers_last_saved: Mutex<String>,
 }
 
 impl PeerState {
+    /// Unix time in ms: the clock gossip records are signed and judged with.
     pub fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64)
     }
 }
 
@@ -95,7 +113,10 @@ impl PeerState {
 /// handles to stop it.
 pub struct RunningPeer {
     pub coordinator: Arc<Coordinator>,
+    /// The public TLS address (peers, workers, remote API clients).
     pub address: Option<std::net::SocketAddr>,
+    /// The plain loopback address of the dashboard and API.
+    pub dashboard_address: Option<std::net::SocketAddr>,
     state: Arc<PeerState>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -132,52 +153,102 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
         None => None,
     };
     let address = listener.as_ref().and_then(|listener| listener.local_addr().ok());
-    let me = PeerInfo {
-        peer_id: execution.peer_id(),
-        address: address.map(|address| address.to_string()),
-        cores: execution.cores() as u32,
-        spare_slots: execution.spare_slots() as u32,
+    let advertised = advertised_address(&config, address)?;
+    let loopback = match (&listener, &config.dashboard_listen) {
+        (Some(_), Some(dashboard)) => Some(
+            LoopbackListener::bind(dashboard)
+                .await
+                .map_err(|source| PeerError::Listen { address: dashboard.clone(), source })?,
+        ),
+        _ => None,
     };
+    let dashboard_address = loopback.as_ref().and_then(|listener| listener.0.local_addr().ok());
+    let now_ms = unix_ms();
+    let me = PeerInfo::signed(
+        execution.key(),
+        advertised.clone(),
+        execution.cores() as u32,
+        execution.spare_slots() as u32,
+        now_ms,
+    );
+    let join: Vec<PeerAddress> =
+        config.join.iter().map(|join| PeerAddress::parse(join)).collect::<Result<_, _>>()?;
     let state = Arc::new(PeerState {
         coordinator: coordinator.clone(),
         execution,
         membership: Mutex::new(membership::Membership::new(me)),
-        started: Instant::now(),
+        advertised,
+        mesh_rate_limit: Mutex::new(mesh::MeshRateLimit::default()),
         data_dir: config.data_dir.clone(),
         peers_last_saved: Mutex::new(String::new()),
     });
     known_peers::load_into(&state);
     let weak_state = Arc::downgrade(&state);
-    state.execution.set_blob_fetcher(Arc::new(move |hash, owner_address| {
-        Box::pin(blobs::fetch_from_peers(weak_state.clone(), hash, owner_address))
+    state.execution.set_blob_fetcher(Arc::new(move |hash, owner_id| {
+        Box::pin(blobs::fetch_from_peers(weak_state.clone(), hash, owner_id))
     }));
     let (stop, stopped) = watch::channel(false);
     let control = serve_control(state.execution.clone(), config.data_dir.clone(), wait_for(stopped.clone()));
     let mut tasks = vec![
         tokio::spawn(control),
         tokio::spawn(puller::run(state.clone(), wait_for(stopped.clone()))),
-        tokio::spawn(gossip::run(state.clone(), config.join.clone(), wait_for(stopped.clone()))),
+        tokio::spawn(gossip::run(state.clone(), join, wait_for(stopped.clone()))),
     ];
     if let Some(listener) = listener {
         let routes = mesh::routes(state.clone());
-        let server = serve_with(listener, coordinator.clone(), routes, wait_for(stopped.clone()));
+        let listeners = Listeners { public: listener, loopback };
+        let server = serve_with(listeners, coordinator.clone(), routes, wait_for(stopped.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(error) = server.await {
                 tracing::error!(%error, "the peer's server stopped");
             }
         }));
     }
-    Ok(RunningPeer { coordinator, address, state, stop, tasks })
+    Ok(RunningPeer { coordinator, address, dashboard_address, state, stop, tasks })
+}
+
+/// The address signed into our records: `--advertise`, else the bound address (which must
+/// then be one a peer can dial).
+fn advertised_address(
+    config: &PeerConfig,
+    bound: Option<std::net::SocketAddr>,
+) -> Result<Option<String>, PeerError> {
+    let Some(bound) = bound else { return Ok(None) };
+    if let Some(advertise) = &config.advertise {
+        return Ok(Some(check_gossip_address(advertise)?.to_string()));
+    }
+    if bound.ip().is_unspecified() {
+        return Err(PeerError::AdvertiseNeeded { listen: bound.to_string() });
+    }
+    Ok(Some(check_gossip_address(&bound.to_string())?.to_string()))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+impl RunningPeer {
+    /// This peer's id (what `--join HOST:PORT#PEERID` pins).
+    pub fn peer_id(&self) -> String {
+        self.state.execution.peer_id()
+    }
+
+    /// curl's `--pinnedpubkey` value for this peer's TLS port.
+    pub fn curl_pin(&self) -> String {
+        TlsIdentity::new(self.state.execution.key()).curl_pin()
+    }
 }
 
 /// Runs a peer until `shutdown` resolves. `on_listening` gets the bound address.
 pub async fn run_peer(
     config: PeerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(Option<std::net::SocketAddr>),
+    on_listening: impl FnOnce(&RunningPeer),
 ) -> Result<(), PeerError> {
     let peer = start_peer(config).await?;
-    on_listening(peer.address);
+    on_listening(&peer);
     shutdown.await;
     peer.stop().await;
     Ok(())

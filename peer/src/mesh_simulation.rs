@@ -3,7 +3,9 @@
 //! the gossip task does every second). Gives the figures `wasmhive simulate mesh` prints.
 
 use crate::membership::Membership;
+use std::collections::HashMap;
 use wasmhive_protocol::gossip::PeerInfo;
+use wasmhive_protocol::identity::PeerKey;
 
 /// What the simulation measured.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,34 +23,50 @@ pub struct MeshFigures {
 
 const ROUNDS_MAX: u32 = 200;
 
-fn info(index: usize) -> PeerInfo {
-    PeerInfo {
-        peer_id: format!("peer-{index:04}"),
-        address: Some(format!("10.0.{}.{}:7878", index / 256, index % 256)),
-        cores: 2,
-        spare_slots: 2,
-    }
+/// The simulation's clock starts here (Unix ms), so signed records look current.
+const CLOCK_START_MS: u64 = 1_800_000_000_000;
+
+fn key(index: usize) -> PeerKey {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    PeerKey::from_secret(secret)
+}
+
+/// Peer `index`'s record, signed at `now_ms`.
+fn info(keys: &[PeerKey], index: usize, now_ms: u64) -> PeerInfo {
+    let address = format!("10.0.{}.{}:7878", index / 256, index % 256);
+    PeerInfo::signed(&keys[index], Some(address), 2, 2, now_ms)
 }
 
 pub fn simulate_mesh(peers: usize, seed: u64) -> MeshFigures {
     assert!(peers >= 2, "a mesh needs two peers");
     let mut random = fastrand::Rng::with_seed(seed);
-    let mut members: Vec<Membership> = (0..peers).map(|index| Membership::new(info(index))).collect();
+    let keys: Vec<PeerKey> = (0..=peers).map(key).collect();
+    let ids: HashMap<String, usize> =
+        keys.iter().enumerate().map(|(index, key)| (key.peer_id(), index)).collect();
+    let mesh = Mesh { keys, ids };
+    let start = CLOCK_START_MS;
+    let mut members: Vec<Membership> =
+        (0..peers).map(|index| Membership::new(info(&mesh.keys, index, start))).collect();
     for member in members.iter_mut().skip(1) {
-        member.learn(info(0), 0);
+        member.learn(info(&mesh.keys, 0, start), start).expect("a valid bootstrap record");
     }
-    let rounds_for_mesh_to_form = run_until(&mut members, &mut random, 0, |members| {
+    let rounds_for_mesh_to_form = run_until(&mesh, &mut members, &mut random, 0, |members| {
         members.iter().all(|member| member.known_count() * 10 >= (peers - 1) * 9)
     });
-    members.push(Membership::new(info(peers)));
-    members[peers].learn(info(0), 0);
-    let rounds_for_newcomer =
-        run_until(&mut members, &mut random, 1000, |members| members[peers].known_count() * 10 >= peers * 9);
+    let newcomer_start = start + 1000 * 1000;
+    members.push(Membership::new(info(&mesh.keys, peers, newcomer_start)));
+    members[peers].learn(info(&mesh.keys, 0, newcomer_start), newcomer_start).expect("a valid record");
+    let rounds_for_newcomer = run_until(&mesh, &mut members, &mut random, 1000, |members| {
+        members[peers].known_count() * 10 >= peers * 9
+    });
     let mut exchanges = vec![0u32; members.len()];
     let idle_rounds = 20;
     let mut total_messages = 0u64;
     for round in 0..idle_rounds {
-        for (index, count) in gossip_round(&mut members, &mut random, 2000 + round).into_iter().enumerate() {
+        for (index, count) in
+            gossip_round(&mesh, &mut members, &mut random, 2000 + round).into_iter().enumerate()
+        {
             exchanges[index] = exchanges[index].max(count);
             total_messages += u64::from(count);
         }
@@ -62,14 +80,21 @@ pub fn simulate_mesh(peers: usize, seed: u64) -> MeshFigures {
     }
 }
 
+/// The simulated peers' keys, and who is who.
+struct Mesh {
+    keys: Vec<PeerKey>,
+    ids: HashMap<String, usize>,
+}
+
 fn run_until(
+    mesh: &Mesh,
     members: &mut [Membership],
     random: &mut fastrand::Rng,
     clock_start: u64,
     done: impl Fn(&[Membership]) -> bool,
 ) -> Option<u32> {
     for round in 1..=ROUNDS_MAX {
-        gossip_round(members, random, clock_start + round as u64);
+        gossip_round(mesh, members, random, clock_start + round as u64);
         if done(members) {
             return Some(round);
         }
@@ -79,10 +104,13 @@ fn run_until(
 
 /// One round: every peer starts one push-pull exchange with the neighbour it picks.
 /// Returns how many exchanges each peer took part in.
-fn gossip_round(members: &mut [Membership], random: &mut fastrand::Rng, round: u64) -> Vec<u32> {
-    let now_ms = round * 1000;
+fn gossip_round(mesh: &Mesh, members: &mut [Membership], random: &mut fastrand::Rng, round: u64) -> Vec<u32> {
+    let now_ms = CLOCK_START_MS + round * 1000;
     let mut exchanges = vec![0u32; members.len()];
-    let index_of = |peer_id: &str| peer_id.trim_start_matches("peer-").parse::<usize>().ok();
+    let index_of = |peer_id: &str| mesh.ids.get(peer_id).copied();
+    for (index, member) in members.iter_mut().enumerate() {
+        member.set_me(info(&mesh.keys, index, now_ms));
+    }
     for caller in 0..members.len() {
         let Some(target) = members[caller].next_exchange(random) else { continue };
         let Some(callee) = index_of(&target.peer_id).filter(|callee| *callee < members.len()) else {
@@ -90,8 +118,10 @@ fn gossip_round(members: &mut [Membership], random: &mut fastrand::Rng, round: u
         };
         let request = members[caller].gossip(random);
         let answer = members[callee].gossip(random);
-        members[callee].receive(request, now_ms);
-        members[caller].receive(answer, now_ms);
+        let caller_id = mesh.keys[caller].peer_id();
+        let callee_id = mesh.keys[callee].peer_id();
+        members[callee].receive(request, &caller_id, now_ms).expect("honest gossip is taken");
+        members[caller].receive(answer, &callee_id, now_ms).expect("honest gossip is taken");
         exchanges[caller] += 1;
         exchanges[callee] += 1;
     }

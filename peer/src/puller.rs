@@ -44,7 +44,9 @@ pub async fn run(state: Arc<PeerState>, shutdown: impl Future<Output = ()>) {
                 break;
             }
             tracing::info!(owner = %owner_id, %address, "pulling work from an owner");
-            sessions.insert(owner_id, start_session(&state, address, now_ms));
+            // Pinned: the session works only for the owner whose key signed the have.
+            let pinned = format!("{address}#{owner_id}");
+            sessions.insert(owner_id, start_session(&state, pinned, now_ms));
         }
         sessions.retain(|owner_id, session| {
             let idle = now_ms > session.last_announced_ms + IDLE_OWNER_MS;
@@ -72,12 +74,7 @@ fn share_slots_by_reciprocity(state: &PeerState, owners: &[(String, String)]) {
             is_self: *owner_id == own_id,
         })
         .collect();
-    let shares = slot_shares(&records);
-    let by_address = owners
-        .iter()
-        .filter_map(|(owner_id, address)| shares.get(owner_id).map(|share| (address.clone(), *share)))
-        .collect();
-    state.execution.set_slot_shares(by_address);
+    state.execution.set_slot_shares(slot_shares(&records).into_iter().collect());
 }
 
 fn start_session(state: &Arc<PeerState>, address: String, now_ms: u64) -> OwnerSession {

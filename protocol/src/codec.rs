@@ -73,13 +73,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let hello = Message::Hello(Hello {
-            protocol_version: 1,
-            worker_id: "w".into(),
-            public_key: "k".into(),
-            cores: 2,
-            agent: "test".into(),
-        });
+        let hello = Message::Hello(Hello { protocol_version: 1, cores: 2, agent: "test".into() });
         assert_eq!(decode_message(&encode_message(&hello)).unwrap(), hello);
     }
 

@@ -21,3 +21,19 @@ pub use messages::{
     TEXT_FRAME_BYTES_MAX, WireLimits,
 };
 pub use status::{Status, TrapKind, outcome_digest};
+
+/// `text` without control characters, cut to `chars_max` characters: how a stranger's
+/// words (a peer id, an address, a reason) are shown in a terminal or a log, so they
+/// cannot move the cursor, change colours or forge lines.
+pub fn printable(text: &str, chars_max: usize) -> String {
+    text.chars().filter(|character| !character.is_control()).take(chars_max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_never_reach_a_terminal() {
+        assert_eq!(super::printable("ok\u{1b}[31mred\r\nfake log line\u{7}", 100), "ok[31mredfake log line");
+        assert_eq!(super::printable("abcdef", 3), "abc");
+    }
+}

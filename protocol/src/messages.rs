@@ -1,14 +1,16 @@
 //! The messages peers exchange over a WebSocket (DESIGN.md section 6).
 //!
 //! Control messages are JSON text frames tagged by `type`. Blob bytes (modules) travel in
-//! binary frames: 32 bytes of blake3 hash followed by the bytes. The first frame of a
-//! connection is `hello` from the side that connected, carrying [`PROTOCOL_VERSION`].
+//! binary frames: 32 bytes of blake3 hash followed by the bytes. Every connection is TLS
+//! with both ends proven by their peer keys (`transport` crate), so no message carries an
+//! identity proof: the first frame is `hello` from the side that connected, carrying
+//! [`PROTOCOL_VERSION`], answered by `welcome` with the owner's proven peer id.
 
 use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -18,11 +20,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Message {
     /// First frame from a connecting worker.
     Hello(Hello),
-    /// The owner asks the worker to sign `nonce` with the key of its `hello`.
-    Challenge { nonce: String },
-    /// The worker's signature of the challenge (hex).
-    Proof { signature: String },
-    /// The owner accepted the worker's identity.
+    /// The owner accepted the worker. `owner_id` is the peer id the TLS handshake proved
+    /// (the worker checks that it is).
     Welcome { protocol_version: u32, owner_id: String },
     /// A worker asks for up to `slots` more leases.
     RequestWork { slots: u32 },
@@ -59,10 +58,6 @@ pub enum Message {
 #[serde(deny_unknown_fields)]
 pub struct Hello {
     pub protocol_version: u32,
-    /// The worker's peer id: derived from `public_key` (see `identity`).
-    pub worker_id: String,
-    /// The worker's ed25519 public key, hex.
-    pub public_key: String,
     /// Cores the worker runs units on.
     pub cores: u32,
     /// wasmhive version and engine class, for logs.
@@ -132,8 +127,6 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Hello(_) => "hello",
-            Message::Challenge { .. } => "challenge",
-            Message::Proof { .. } => "proof",
             Message::Welcome { .. } => "welcome",
             Message::RequestWork { .. } => "request_work",
             Message::Leases { .. } => "leases",
@@ -151,7 +144,6 @@ impl Message {
     pub fn encoded_bytes_max(&self) -> usize {
         match self {
             Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
-            Message::Challenge { .. } | Message::Proof { .. } => 4 << 10,
             Message::RequestWork { .. } | Message::NoWork { .. } | Message::Goodbye { .. } => 4 << 10,
             Message::Acknowledged { .. } | Message::ReturnLeases { .. } | Message::Cancel { .. } => 1 << 20,
             Message::Leases { .. } | Message::Outcomes { .. } => TEXT_FRAME_BYTES_MAX,

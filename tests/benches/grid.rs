@@ -6,19 +6,16 @@
 //! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|peers|connections]`. Prints figures; asserts
 //! only that every result is right.
 
-use futures_util::{SinkExt, StreamExt};
 use rayon::prelude::*;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_coordinator::server::{Coordinator, serve};
+use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
 use wasmhive_peer::{PeerConfig, RunningPeer, start_peer};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hello, Message, PROTOCOL_VERSION, encode_message};
 use wasmhive_tests::grid::TempDir;
 use wasmhive_worker::{WorkerConfig, run_worker};
 
@@ -147,11 +144,12 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, coordinator.clone(), wait_for(stopped.clone())));
+    let listeners = Listeners { public: listener, loopback: None };
+    let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
+    let owner = format!("{address}#{}", coordinator.owner_id());
     let mut workers = Vec::new();
     for index in 0..quorum {
-        let mut config =
-            WorkerConfig::new(address.to_string(), directory.path().join(format!("worker-{index}")));
+        let mut config = WorkerConfig::new(owner.clone(), directory.path().join(format!("worker-{index}")));
         config.cpus = cores;
         workers.push(tokio::spawn(run_worker(config, wait_for(stopped.clone()))));
     }
@@ -217,7 +215,9 @@ fn serve_coordinator_child(directory: &Path) {
         let coordinator = Coordinator::open(directory).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
-        serve(listener, coordinator, std::future::pending()).await.unwrap();
+        serve(Listeners { public: listener, loopback: None }, coordinator, std::future::pending())
+            .await
+            .unwrap();
     });
 }
 
@@ -260,28 +260,8 @@ fn idle_connection_memory(runtime: &tokio::runtime::Runtime) {
     let _ = child.wait();
 }
 
-async fn open_idle_connection(
-    address: std::net::SocketAddr,
-    index: usize,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.unwrap();
+async fn open_idle_connection(address: std::net::SocketAddr, index: usize) -> wasmhive_tests::wire::Socket {
     let mut secret = [0u8; 32];
     secret[..8].copy_from_slice(&(index as u64).to_le_bytes());
-    let key = PeerKey::from_secret(secret);
-    let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
-        worker_id: key.peer_id(),
-        public_key: key.public_key_hex(),
-        cores: 1,
-        agent: "bench".into(),
-    };
-    socket.send(Frame::Text(encode_message(&Message::Hello(hello)).into())).await.unwrap();
-    let Some(Ok(Frame::Text(challenge))) = socket.next().await else { panic!("expected a challenge") };
-    let Ok(Message::Challenge { nonce }) = wasmhive_protocol::decode_message(&challenge) else {
-        panic!("a challenge")
-    };
-    let proof = Message::Proof { signature: key.sign_challenge(&nonce) };
-    socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
-    let _welcome = socket.next().await;
-    socket
+    wasmhive_tests::wire::connect_as(address, &PeerKey::from_secret(secret)).await
 }

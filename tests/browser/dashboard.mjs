@@ -36,6 +36,12 @@ try {
     [bar.firstElementChild.getBoundingClientRect().width, bar.getBoundingClientRect().width]);
   if (!(whole > 0 && filled >= whole - 1)) throw new Error(`the bar is drawn ${filled} of ${whole} px wide`);
   await page.waitForFunction(() => document.querySelectorAll("#credit tr td").length > 1, null, { timeout: 20_000 });
+  // The job's name is markup a stranger chose: it must show as text and run nothing.
+  const shown = await page.$eval(`tr[data-job="${jobId}"] td`, cell => cell.textContent);
+  if (!shown.includes(submission.name)) throw new Error(`the job name is not shown as text: ${shown}`);
+  if (await page.evaluate(() => window.__pwned !== undefined)) throw new Error("markup from the network ran in the page");
+  if (await page.evaluate(() => localStorage.length) !== 0) throw new Error("the page stored something in localStorage");
+  console.log("markup shown as text, nothing ran, nothing in localStorage");
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log("progress 100%; screenshot", screenshot);
 } finally {

@@ -117,13 +117,13 @@ pub fn start_peer_behind_nat(data: &Path, join: SocketAddr) -> Running {
     )
 }
 
-/// Waits for the "listening on http://ADDR" line of a coordinator or peer.
+/// Waits for the "listening on ADDR#PEERID" line of a coordinator or peer.
 fn wait_for_address(running: Running) -> (Running, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = running.log_text();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
-            let address = rest.split_whitespace().next().expect("an address follows");
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            let address = rest.split(['#', ' ']).next().expect("an address follows");
             return (running, address.parse().expect("a socket address"));
         }
         assert!(Instant::now() < deadline, "the process did not start:\n{text}");

@@ -10,27 +10,34 @@ use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
     Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
 };
+use wasmhive_transport::{Dialer, PeerAddress, PeerSocket, TlsIdentity};
 
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Socket = PeerSocket;
 
 pub fn key(seed: u8) -> PeerKey {
     PeerKey::from_secret([seed; 32])
 }
 
-pub fn hello(key: &PeerKey) -> Frame {
-    let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
-        worker_id: key.peer_id(),
-        public_key: key.public_key_hex(),
-        cores: 1,
-        agent: "test".into(),
-    };
+pub fn hello() -> Frame {
+    let hello = Hello { protocol_version: PROTOCOL_VERSION, cores: 1, agent: "test".into() };
     Frame::Text(encode_message(&Message::Hello(hello)).into())
 }
 
-pub async fn connect(address: SocketAddr) -> Socket {
-    tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.expect("connecting").0
+/// A TLS WebSocket to `/ws` as `key` (the TLS handshake proves it), before `hello`.
+pub async fn connect(address: SocketAddr, key: &PeerKey) -> Socket {
+    try_connect(address, Some(key), "/ws").await.expect("connecting")
+}
+
+/// A TLS WebSocket to `path`, as `key` or anonymously; the error says why it failed.
+pub async fn try_connect(address: SocketAddr, key: Option<&PeerKey>, path: &str) -> Result<Socket, String> {
+    let dialer = Dialer::new(key.map(TlsIdentity::new), None);
+    let address = PeerAddress::parse(&address.to_string()).expect("a socket address");
+    let frame_bytes_max = 64 << 20;
+    dialer
+        .dial_websocket(&address, path, frame_bytes_max)
+        .await
+        .map(|(socket, _)| socket)
+        .map_err(|error| error.to_string())
 }
 
 pub async fn next_message(socket: &mut Socket) -> Message {
@@ -38,15 +45,10 @@ pub async fn next_message(socket: &mut Socket) -> Message {
     wasmhive_protocol::decode_message(&text).expect("a message")
 }
 
-/// Connects and completes hello, challenge and proof as `key`.
+/// Connects as `key` and completes hello and welcome.
 pub async fn connect_as(address: SocketAddr, key: &PeerKey) -> Socket {
-    let mut socket = connect(address).await;
-    socket.send(hello(key)).await.unwrap();
-    let Message::Challenge { nonce } = next_message(&mut socket).await else {
-        panic!("expected a challenge")
-    };
-    let proof = Message::Proof { signature: key.sign_challenge(&nonce) };
-    socket.send(Frame::Text(encode_message(&proof).into())).await.unwrap();
+    let mut socket = connect(address, key).await;
+    socket.send(hello()).await.unwrap();
     assert!(matches!(next_message(&mut socket).await, Message::Welcome { .. }));
     socket
 }

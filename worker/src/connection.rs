@@ -1,50 +1,18 @@
-//! Reaching the owner: address normalisation, connecting, and backoff with jitter.
+//! Reaching the owner: a TLS WebSocket through the worker's `Dialer`, and backoff with jitter.
 
-use crate::WorkerError;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, TEXT_FRAME_BYTES_MAX};
+use wasmhive_transport::{Dialer, PeerAddress, PeerSocket};
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = PeerSocket;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `ws://host:port/ws` from `ws://…`, `http://…` or a bare `host:port`.
-pub fn websocket_url(join: &str) -> Result<String, WorkerError> {
-    let bad =
-        |reason: &str| WorkerError::BadAddress { address: join.to_string(), reason: reason.to_string() };
-    let join = join.trim();
-    let rest = if let Some(rest) = join.strip_prefix("ws://") {
-        rest
-    } else if let Some(rest) = join.strip_prefix("http://") {
-        rest
-    } else if join.contains("://") {
-        return Err(bad("use ws://HOST:PORT or http://HOST:PORT (TLS is not supported yet)"));
-    } else {
-        join
-    };
-    let (host_port, path) = rest.split_once('/').map_or((rest, ""), |(host_port, path)| (host_port, path));
-    if host_port.is_empty() || !host_port.contains(':') {
-        return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:7878"));
-    }
-    let path = if path.is_empty() { "ws" } else { path };
-    Ok(format!("ws://{host_port}/{path}"))
-}
-
-pub async fn connect(url: &str) -> Result<Socket, String> {
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX)))
-        .max_frame_size(Some(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX)));
-    let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok((socket, _response))) => Ok(socket),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("timed out".to_string()),
-    }
+/// A WebSocket to the owner at `address` over TLS, and the owner id its handshake proved.
+pub async fn connect(dialer: &Dialer, address: &PeerAddress) -> Result<(Socket, String), String> {
+    let frame_bytes_max = TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX);
+    dialer.dial_websocket(address, "/ws", frame_bytes_max).await.map_err(|error| error.to_string())
 }
 
 /// Exponential backoff with ±50% jitter, so many workers do not reconnect in step.
@@ -71,15 +39,6 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_normalise_or_explain() {
-        assert_eq!(websocket_url("127.0.0.1:7878").unwrap(), "ws://127.0.0.1:7878/ws");
-        assert_eq!(websocket_url("http://127.0.0.1:7878").unwrap(), "ws://127.0.0.1:7878/ws");
-        assert_eq!(websocket_url("ws://host:1/ws").unwrap(), "ws://host:1/ws");
-        assert!(websocket_url("https://host:1").is_err());
-        assert!(websocket_url("localhost").unwrap_err().to_string().contains("HOST:PORT"));
-    }
 
     #[test]
     fn backoff_grows_and_stays_bounded() {

@@ -6,7 +6,6 @@
 //! `POST /resume` (each answers the status), all with `Authorization: Bearer TOKEN`.
 
 use crate::Execution;
-use crate::identity::write_private_file;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wasmhive_transport::write_private_file;
 
 /// Where a running worker's control endpoint is (`DATA/control.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]

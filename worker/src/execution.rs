@@ -3,7 +3,7 @@
 
 use crate::module_store::ModuleStore;
 use crate::volunteer::{VolunteerControls, priority};
-use crate::{WorkerConfig, WorkerError, identity};
+use crate::{WorkerConfig, WorkerError};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -15,12 +15,15 @@ use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hash, Lease, OutcomeReport, Status};
 use wasmhive_sandbox::{Limits, ModuleBytes, RunGate, Sandbox, SandboxConfig, SharedRunGate, UnitRequest};
+use wasmhive_transport::{Dialer, KnownHosts, TlsIdentity};
 
 /// What every owner session of one worker (or peer) shares: identity, compute pool,
 /// sandbox and modules. Create it once; run one session per owner.
 pub struct Execution {
     pub(crate) config: WorkerConfig,
     pub(crate) key: PeerKey,
+    /// Dials owners over TLS as this peer, with pinned and known-host ids.
+    pub(crate) dialer: Dialer,
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) sandbox: Arc<Sandbox>,
     pub(crate) modules: Mutex<ModuleStore>,
@@ -29,7 +32,7 @@ pub struct Execution {
     /// Owner sessions open right now: each gets an equal share of the prefetch queue
     /// unless `slot_shares` names its owner.
     pub(crate) sessions: AtomicUsize,
-    /// Share of the prefetch queue per owner address (a peer sets it for reciprocity).
+    /// Share of the prefetch queue per proven owner id (a peer sets it for reciprocity).
     pub(crate) slot_shares: Mutex<HashMap<String, f64>>,
     /// Fetches a module from other peers before asking its owner (a peer sets this).
     pub(crate) blob_fetcher: std::sync::OnceLock<BlobFetcher>,
@@ -37,15 +40,16 @@ pub struct Execution {
     pub(crate) controls: Arc<VolunteerControls>,
 }
 
-/// Fetches a blob by hash from somewhere other than the owner; the bytes must already be
-/// checked against the hash. `None`: ask the owner.
+/// Fetches a blob by hash from somewhere other than the owner (given by its peer id); the
+/// bytes must already be checked against the hash. `None`: ask the owner.
 pub type BlobFetcher =
     Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
-        let directory_error = |source| WorkerError::DataDirectory { path: config.data_dir.clone(), source };
-        let key = identity::peer_key(&config.data_dir).map_err(directory_error)?;
+        let key = wasmhive_transport::load_or_create_peer_key(&config.data_dir)?;
+        let dialer =
+            Dialer::new(Some(TlsIdentity::new(&key)), Some(KnownHosts::in_data_dir(&config.data_dir)));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.cpus.max(1))
             .thread_name(|index| format!("wasmhive-unit-{index}"))
@@ -70,6 +74,7 @@ impl Execution {
             )),
             config,
             key,
+            dialer,
             pool,
             sandbox,
             running: Arc::new(AtomicUsize::new(0)),
@@ -84,12 +89,22 @@ impl Execution {
         self.key.peer_id()
     }
 
+    /// This peer's key (a peer signs its gossip records with it).
+    pub fn key(&self) -> &PeerKey {
+        &self.key
+    }
+
+    /// Dials other peers over TLS as this peer.
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
     pub fn cores(&self) -> usize {
         self.config.cpus.max(1)
     }
 
     /// Lets sessions fetch modules from other peers first; `fetcher` gets the hash and the
-    /// owner's address (to try others before it).
+    /// owner's peer id (to try others before it).
     pub fn set_blob_fetcher(&self, fetcher: BlobFetcher) {
         let _ = self.blob_fetcher.set(fetcher);
     }
@@ -99,15 +114,15 @@ impl Execution {
         self.modules.lock().expect("module store lock").get(hash).map(|module| module.bytes.to_vec())
     }
 
-    /// Sets each owner's share (0 to 1) of the prefetch queue, by owner address; sessions
+    /// Sets each owner's share (0 to 1) of the prefetch queue, by proven owner id; sessions
     /// of owners not named get an equal share.
     pub fn set_slot_shares(&self, shares: HashMap<String, f64>) {
         *self.slot_shares.lock().expect("slot shares lock") = shares;
     }
 
-    /// How many leases the session for `owner_address` keeps queued, out of `target`.
-    pub(crate) fn session_target(&self, owner_address: &str, target: usize) -> usize {
-        let share = self.slot_shares.lock().expect("slot shares lock").get(owner_address).copied();
+    /// How many leases the session for `owner_id` keeps queued, out of `target`.
+    pub(crate) fn session_target(&self, owner_id: &str, target: usize) -> usize {
+        let share = self.slot_shares.lock().expect("slot shares lock").get(owner_id).copied();
         let share = share.unwrap_or_else(|| 1.0 / self.sessions.load(Ordering::Relaxed).max(1) as f64);
         ((target as f64 * share).round() as usize).max(1)
     }

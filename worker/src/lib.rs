@@ -13,12 +13,11 @@
 mod connection;
 pub mod control;
 mod execution;
-mod identity;
 mod module_store;
 mod session;
 pub mod volunteer;
 
-pub use identity::peer_key;
+pub use wasmhive_transport::load_or_create_peer_key as peer_key;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +25,9 @@ use std::time::Duration;
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// The owner's address: `ws://host:port/ws`, `http://host:port` or `host:port`.
+    /// The owner's address: `HOST:PORT`, or `HOST:PORT#PEERID` to pin its key (a scheme
+    /// prefix is allowed). Without an id the first key that answers is trusted and recorded
+    /// in `DATA/known_hosts`.
     pub join: String,
     /// Threads that run units.
     pub cpus: usize,
@@ -61,10 +62,12 @@ impl WorkerConfig {
 pub enum WorkerError {
     #[error("cannot use the data directory {path}: {source}")]
     DataDirectory { path: PathBuf, source: std::io::Error },
-    #[error("bad --join address {address:?}: {reason}")]
-    BadAddress { address: String, reason: String },
+    #[error("bad --join address: {0}")]
+    BadAddress(#[from] wasmhive_transport::AddressError),
     #[error("could not start the compute pool: {0}")]
     Pool(String),
+    #[error(transparent)]
+    PeerKey(#[from] wasmhive_transport::KeyFileError),
 }
 
 pub use execution::{BlobFetcher, Execution};

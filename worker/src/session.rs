@@ -1,7 +1,7 @@
 //! The worker's main loop: connect, say hello, keep the prefetch queue full, run leases,
 //! return outcomes, reconnect when the connection drops, and shut down gracefully.
 
-use crate::connection::{Backoff, Socket, connect, websocket_url};
+use crate::connection::{Backoff, Socket, connect};
 use crate::execution::{Execution, Finished, NotStarted, SessionCount, spawn_lease};
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::{
     Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
 };
+use wasmhive_transport::PeerAddress;
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -50,7 +51,10 @@ struct Worker {
     /// Modules fetched from other peers (or `None`: ask the owner).
     fetched_sender: mpsc::UnboundedSender<(Hash, Option<Vec<u8>>)>,
     fetched: mpsc::UnboundedReceiver<(Hash, Option<Vec<u8>>)>,
-    owner_address: String,
+    owner_address: PeerAddress,
+    /// The owner's peer id as the TLS handshake proved it (credit, reasons and slot shares
+    /// are kept per proven owner, never per address).
+    owner_id: String,
     pending: Vec<OutcomeReport>,
     unacknowledged: BTreeMap<u64, OutcomeReport>,
     prefetch_target: usize,
@@ -79,26 +83,29 @@ pub async fn run_worker(
     result
 }
 
-/// Works for the owner at `join` on a shared [`Execution`] until `shutdown` resolves.
+/// Works for the owner at `join` (`HOST:PORT`, or `HOST:PORT#PEERID` to pin its key) on a
+/// shared [`Execution`] until `shutdown` resolves.
 pub async fn run_owner_session(
     execution: Arc<Execution>,
     join: &str,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
-    let url = websocket_url(join)?;
+    let address = PeerAddress::parse(join)?;
+    let url = address.to_string();
     let _session = SessionCount::enter(&execution);
-    let mut worker = Worker::new(execution.clone(), join.to_string());
+    let mut worker = Worker::new(execution.clone(), address);
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Backoff::new();
     tracing::info!(worker = %worker.worker_id, cpus = worker.execution.config.cpus, %url, "worker starting");
     loop {
         let connected = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
-            connected = connect(&url) => connected,
+            connected = connect(&worker.execution.dialer, &worker.owner_address) => connected,
         };
         let ending = match connected {
-            Ok(socket) => {
+            Ok((socket, owner_id)) => {
                 backoff.reset();
+                worker.owner_id = owner_id;
                 match worker.session(socket, shutdown.as_mut()).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(reason) => reason,
@@ -123,7 +130,7 @@ async fn sleep_until_flush(flush_at: Option<Instant>) {
 }
 
 impl Worker {
-    fn new(execution: Arc<Execution>, owner_address: String) -> Worker {
+    fn new(execution: Arc<Execution>, owner_address: PeerAddress) -> Worker {
         let (finished_sender, finished) = mpsc::unbounded_channel();
         let (fetched_sender, fetched) = mpsc::unbounded_channel();
         let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
@@ -137,6 +144,7 @@ impl Worker {
             waiting_for_module: HashMap::new(),
             fetched_sender,
             fetched,
+            owner_id: owner_address.peer_id.clone().unwrap_or_default(),
             owner_address,
             pending: Vec::new(),
             unacknowledged: BTreeMap::new(),
@@ -192,8 +200,6 @@ impl Worker {
     async fn handshake(&mut self, socket: &mut Socket) -> Result<(), String> {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
-            worker_id: self.worker_id.clone(),
-            public_key: self.execution.key.public_key_hex(),
             cores: self.execution.config.cpus as u32,
             agent: format!(
                 "wasmhive/{} wasmtime/{}",
@@ -202,12 +208,13 @@ impl Worker {
             ),
         };
         send(socket, &Message::Hello(hello)).await?;
-        let Message::Challenge { nonce } = receive_during_handshake(socket, "challenge").await? else {
-            return Err("expected a challenge".into());
-        };
-        send(socket, &Message::Proof { signature: self.execution.key.sign_challenge(&nonce) }).await?;
         match receive_during_handshake(socket, "welcome").await? {
-            Message::Welcome { .. } => Ok(()),
+            Message::Welcome { owner_id, .. } if owner_id == self.owner_id => Ok(()),
+            Message::Welcome { owner_id, .. } => Err(format!(
+                "the owner's welcome names {}, but its TLS handshake proved {}",
+                wasmhive_protocol::printable(&owner_id, 64),
+                self.owner_id
+            )),
             other => Err(format!("expected welcome, got {}", other.kind())),
         }
     }
@@ -237,7 +244,7 @@ impl Worker {
     async fn handle_message(&mut self, socket: &mut Socket, message: Message) -> Result<(), String> {
         match message {
             Message::Leases { leases } => {
-                self.execution.controls.owner_has_work(&self.owner_address);
+                self.execution.controls.owner_has_work(&self.owner_id);
                 if self.in_pool == 0 && self.prefetch_target < PREFETCH_MAX {
                     self.prefetch_target = (self.prefetch_target * 2).min(PREFETCH_MAX);
                 }
@@ -248,7 +255,7 @@ impl Worker {
                 Ok(())
             }
             Message::NoWork { retry_after_ms, reason } => {
-                self.execution.controls.owner_has_no_work(&self.owner_address, reason);
+                self.execution.controls.owner_has_no_work(&self.owner_id, reason);
                 self.requested = false;
                 self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
                 Ok(())
@@ -259,7 +266,7 @@ impl Worker {
                 }
                 if let Some(credit) = credit {
                     self.execution.controls.owner_reported_credit(
-                        &self.owner_address,
+                        &self.owner_id,
                         credit.replicas,
                         credit.amount,
                     );
@@ -301,7 +308,7 @@ impl Worker {
         }
         match self.execution.blob_fetcher.get() {
             Some(fetcher) => {
-                let fetching = fetcher(hash, self.owner_address.clone());
+                let fetching = fetcher(hash, self.owner_id.clone());
                 let fetched = self.fetched_sender.clone();
                 tokio::spawn(async move {
                     let _ = fetched.send((hash, fetching.await));
@@ -370,7 +377,7 @@ impl Worker {
         let queued = self.queued();
         let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
         // Slots are spread over owners: each session queues its share of the target.
-        let target = self.execution.session_target(&self.owner_address, self.prefetch_target);
+        let target = self.execution.session_target(&self.owner_id, self.prefetch_target);
         if self.requested || waiting_out_retry || queued * 2 > target {
             return Ok(());
         }

@@ -1,16 +1,22 @@
 //! `wasmhive coordinator`: own jobs and serve workers and the API on one port.
 
-use crate::local::{DEFAULT_ADDRESS, data_dir, runtime, shutdown_signal};
+use crate::local::{
+    DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, Listening, data_dir, runtime, shutdown_signal,
+};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
-use wasmhive_coordinator::server::{Coordinator, serve};
+use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
+use wasmhive_transport::LoopbackListener;
 
 #[derive(Args)]
 pub struct CoordinatorArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address of the public TLS port (port 0 picks a free port).
     #[arg(long, default_value = DEFAULT_ADDRESS)]
     listen: String,
+    /// Plain-HTTP loopback address of the dashboard and API for this machine's browser.
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_DASHBOARD_ADDRESS)]
+    dashboard_listen: String,
     /// Data directory (jobs, results, token).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -24,9 +30,22 @@ pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
             format!("cannot listen on {}; pick another --listen address", arguments.listen)
         })?;
         let address = listener.local_addr()?;
-        eprintln!("wasmhive coordinator listening on http://{address} (workers: ws://{address}/ws)");
-        eprintln!("data: {} · token: {}", data.display(), coordinator.token_path().display());
-        serve(listener, coordinator, shutdown_signal()).await?;
+        let loopback = LoopbackListener::bind(&arguments.dashboard_listen).await.with_context(|| {
+            format!(
+                "cannot listen on {}; pick another --dashboard-listen address",
+                arguments.dashboard_listen
+            )
+        })?;
+        let listening = Listening {
+            role: "coordinator",
+            address,
+            peer_id: coordinator.owner_id().to_string(),
+            curl_pin: coordinator.tls_identity().curl_pin(),
+            dashboard: Some(loopback.0.local_addr()?),
+        };
+        listening.announce(&data);
+        serve(Listeners { public: listener, loopback: Some(loopback) }, coordinator, shutdown_signal())
+            .await?;
         eprintln!("wasmhive coordinator stopped");
         Ok(0)
     })

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use wasmhive_coordinator::server::{Coordinator, serve};
+use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_worker::{WorkerConfig, run_worker};
 
@@ -40,12 +40,14 @@ async fn run_demo(directory: &Path, arguments: &DemoArgs) -> anyhow::Result<i32>
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, coordinator.clone(), wait_for(stopped.clone())));
+    let listeners = Listeners { public: listener, loopback: None };
+    let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
+    let owner = format!("{address}#{}", coordinator.owner_id());
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
     let workers: Vec<_> = ["worker-a", "worker-b"]
         .iter()
         .map(|name| {
-            let mut config = WorkerConfig::new(address.to_string(), directory.join(name));
+            let mut config = WorkerConfig::new(owner.clone(), directory.join(name));
             config.cpus = (cores / 2).max(1);
             tokio::spawn(run_worker(config, wait_for(stopped.clone())))
         })

@@ -1,6 +1,6 @@
 //! `wasmhive peer`: own jobs and run units in one process, find other peers by gossip.
 
-use crate::local::{DEFAULT_ADDRESS, runtime, shutdown_signal};
+use crate::local::{DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, runtime, shutdown_signal};
 use crate::settings::{Settings, VolunteerArgs};
 use clap::Args;
 use wasmhive_peer::{PeerConfig, run_peer};
@@ -14,9 +14,16 @@ pub struct PeerArgs {
     /// Listen nowhere (behind NAT): only outbound connections; runs units for others.
     #[arg(long)]
     no_listen: bool,
-    /// A peer to join the mesh through (repeatable); not needed after the first start
-    /// ([peer] join).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// The IP:PORT other peers are told to dial (needed when --listen is 0.0.0.0 or [::]);
+    /// default: the listen address.
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Option<String>,
+    /// Plain-HTTP loopback address of the dashboard and API for this machine's browser.
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_DASHBOARD_ADDRESS)]
+    dashboard_listen: String,
+    /// A peer to join the mesh through (repeatable): HOST:PORT trusts its key on first
+    /// use, HOST:PORT#PEERID pins it; not needed after the first start ([peer] join).
+    #[arg(long, value_name = "HOST:PORT[#PEERID]")]
     join: Vec<String>,
     #[command(flatten)]
     volunteer: VolunteerArgs,
@@ -30,16 +37,23 @@ pub fn peer(arguments: PeerArgs) -> anyhow::Result<i32> {
         settings.print();
         return Ok(0);
     }
-    let join = join.iter().map(|address| address.trim_start_matches("http://").to_string()).collect();
     let data_dir = settings.data_dir.clone();
     let mut config =
         PeerConfig::new((!arguments.no_listen).then_some(listen), join, settings.cpus, data_dir.clone());
+    config.advertise = arguments.advertise;
+    config.dashboard_listen = Some(arguments.dashboard_listen);
     config.module_cache_bytes_max = settings.cache_bytes;
     config.volunteer = settings.volunteer;
-    runtime()?.block_on(run_peer(config, shutdown_signal(), |address| match address {
+    runtime()?.block_on(run_peer(config, shutdown_signal(), |peer| match peer.address {
         Some(address) => {
-            eprintln!("wasmhive peer listening on http://{address} (workers: ws://{address}/ws)");
-            eprintln!("data: {} · token: {}", data_dir.display(), data_dir.join("token").display());
+            let listening = crate::local::Listening {
+                role: "peer",
+                address,
+                peer_id: peer.peer_id(),
+                curl_pin: peer.curl_pin(),
+                dashboard: peer.dashboard_address,
+            };
+            listening.announce(&data_dir);
         }
         None => eprintln!("wasmhive peer (no listen address: outbound only) · data: {}", data_dir.display()),
     }))?;

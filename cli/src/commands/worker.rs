@@ -87,7 +87,7 @@ fn control_request(arguments: &ControlArgs, method: &str, path: &str) -> anyhow:
     })?;
     let control: ControlFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a control file", file_path.display()))?;
-    let status: WorkerControlStatus = crate::client::Client::local(&control.address, &control.token)
+    let status: WorkerControlStatus = crate::client::Client::local(&control.address, &control.token)?
         .request(method, path)
         .with_context(|| {
             format!("the worker's control endpoint {} did not answer; is it still running?", control.address)

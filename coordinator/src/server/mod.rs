@@ -1,5 +1,7 @@
-//! The coordinator's shell: one listening port with the WebSocket endpoint for workers
-//! (`/ws`) and the JSON HTTP API (`/api/...`), around the sans-IO core and the store.
+//! The coordinator's shell: one public TLS port (`transport::TlsListener`) with the
+//! WebSocket endpoint for workers (`/ws`, which needs a proven peer key) and the JSON HTTP
+//! API (`/api/...`, which needs the token), plus an optional plain loopback port with the
+//! API and dashboard only; around the sans-IO core and the store.
 //!
 //! Invariants:
 //! - the core's mutex is never held across an `.await` or a store call;
@@ -31,6 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wasmhive_transport::{LoopbackListener, Remote, TlsListener};
 
 /// Largest HTTP request body (a job with its module and inputs inline).
 pub const SUBMISSION_BYTES_MAX: usize = 512 << 20;
@@ -38,31 +41,76 @@ pub const SUBMISSION_BYTES_MAX: usize = 512 << 20;
 /// How often expired leases are re-queued.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Serves `coordinator` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    coordinator: Arc<Coordinator>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, coordinator, Router::new(), shutdown).await
+/// Where an owner listens: its public TLS port (peers, workers, remote API clients) and,
+/// optionally, a plain loopback port for the dashboard and API on its own machine.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub loopback: Option<LoopbackListener>,
 }
 
-/// [`serve`] with more routes on the same port (a peer adds its mesh endpoint).
-pub async fn serve_with(
-    listener: TcpListener,
+/// Routes a peer adds: `api` on both listeners (token-checked), `peer` on the TLS one only.
+#[derive(Default)]
+pub struct ExtraRoutes {
+    pub api: Router,
+    pub peer: Router,
+}
+
+/// Serves `coordinator` until `shutdown` resolves.
+pub async fn serve(
+    listeners: Listeners,
     coordinator: Arc<Coordinator>,
-    extra_routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listeners, coordinator, ExtraRoutes::default(), shutdown).await
+}
+
+/// [`serve`] with more routes on the same ports (a peer adds its mesh endpoints).
+pub async fn serve_with(
+    listeners: Listeners,
+    coordinator: Arc<Coordinator>,
+    extra: ExtraRoutes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = TlsListener::new(listeners.public, coordinator.tls_identity())?;
     let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
     let sampling = tokio::spawn(sample_activity_forever(coordinator.clone()));
-    let router = Router::new()
+    let api = api_routes(coordinator.clone()).merge(extra.api);
+    let peer = Router::new()
+        .route("/ws", get(worker_connection::upgrade))
+        .with_state(coordinator.clone())
+        .merge(extra.peer)
+        .merge(api.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopped_for = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let loopback = listeners.loopback.map(|listener| {
+        let server = axum::serve(listener, api.into_make_service_with_connect_info::<Remote>())
+            .with_graceful_shutdown(stopped_for(stopped.clone()));
+        tokio::spawn(async move { server.await })
+    });
+    let public = axum::serve(tls, peer.into_make_service_with_connect_info::<Remote>())
+        .with_graceful_shutdown(stopped_for(stopped.clone()));
+    let public = tokio::spawn(async move { public.await });
+    shutdown.await;
+    let _ = stop.send(true);
+    let result = public.await.map_err(std::io::Error::other).and_then(|result| result);
+    if let Some(loopback) = loopback {
+        let _ = loopback.await;
+    }
+    expiry.abort();
+    sampling.abort();
+    result
+}
+
+/// The dashboard, metrics and JSON API: served on both listeners.
+fn api_routes(coordinator: Arc<Coordinator>) -> Router {
+    Router::new()
         .route("/", get(dashboard::page))
         .route("/metrics", get(dashboard::metrics))
         .route("/api/dashboard", get(dashboard::snapshot))
         .route("/api/events", get(dashboard::events))
         .route("/api/jobs/{job_id}/units", get(dashboard::active_units))
-        .route("/ws", get(worker_connection::upgrade))
         .route("/api/jobs", post(api::submit_job).get(api::list_jobs))
         .route("/api/jobs/{job_id}", get(api::job_status))
         .route("/api/reputation", get(api::reputation))
@@ -72,11 +120,6 @@ pub async fn serve_with(
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
         .with_state(coordinator)
-        .merge(extra_routes);
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-    expiry.abort();
-    sampling.abort();
-    result
 }
 
 async fn sample_activity_forever(coordinator: Arc<Coordinator>) {

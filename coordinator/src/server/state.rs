@@ -19,6 +19,7 @@ use wasmhive_protocol::api::{
     ConnectedWorker, CreditRow, JobStatus, JobSubmission, SubmitAnswer, VerifyPolicy, WorkerReputation,
 };
 use wasmhive_protocol::{CreditSoFar, Hash, Lease, Message, OutcomeReport, outcome_digest};
+use wasmhive_transport::{TlsIdentity, load_or_create_peer_key};
 
 /// A problem opening the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum CoordinatorError {
     DataDirectory { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    PeerKey(#[from] wasmhive_transport::KeyFileError),
 }
 
 /// A request the API refuses, with the HTTP status to answer.
@@ -63,6 +66,8 @@ pub struct Coordinator {
     pub(super) connections: Mutex<Connections>,
     pub(super) token: String,
     pub(super) token_path: PathBuf,
+    /// The owner's peer key as TLS wants it; its id is what workers are told in `welcome`.
+    pub(super) tls_identity: TlsIdentity,
     pub(super) started: Instant,
     /// Unix milliseconds at `started`: converts the core's clock for the store.
     pub(super) started_unix_ms: u64,
@@ -89,6 +94,7 @@ impl Coordinator {
         std::fs::create_dir_all(data_dir).map_err(directory_error)?;
         let token_path = data_dir.join("token");
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
+        let tls_identity = TlsIdentity::new(&load_or_create_peer_key(data_dir)?);
         let store_path = data_dir.join("coordinator.sqlite");
         let store = Store::open(&store_path)?;
         let started_unix_ms = unix_ms();
@@ -118,6 +124,7 @@ impl Coordinator {
             connections: Mutex::new(Connections::default()),
             token,
             token_path,
+            tls_identity,
             started: Instant::now(),
             started_unix_ms: unix_ms(),
             blob_source: RwLock::new(None),
@@ -136,6 +143,15 @@ impl Coordinator {
 
     pub fn token_path(&self) -> &Path {
         &self.token_path
+    }
+
+    /// The owner's proven identity: its peer key's certificate.
+    pub fn tls_identity(&self) -> &TlsIdentity {
+        &self.tls_identity
+    }
+
+    pub fn owner_id(&self) -> &str {
+        &self.tls_identity.peer_id
     }
 
     /// True when `presented` is this coordinator's token.

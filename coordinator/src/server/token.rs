@@ -9,11 +9,7 @@ pub fn read_or_create_token(path: &Path) -> std::io::Result<String> {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).map_err(std::io::Error::other)?;
     let token: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    std::fs::write(path, format!("{token}\n"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    // Created 0600: the token is never readable by others, not even for a moment.
+    wasmhive_transport::write_private_file(path, &format!("{token}\n"))?;
     Ok(token)
 }

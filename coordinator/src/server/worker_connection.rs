@@ -1,4 +1,6 @@
-//! One worker's WebSocket session: `hello`, then leases out and outcomes in.
+//! One worker's WebSocket session: `hello`, then leases out and outcomes in. The worker is
+//! the peer id its TLS handshake proved: a connection without a proven peer key is refused
+//! before the upgrade, and nothing in a message can claim another identity.
 //!
 //! Limits: the first frame must come within [`HELLO_TIMEOUT`]; frames are at most
 //! `TEXT_FRAME_BYTES_MAX`; the read buffer starts at [`READ_BUFFER_BYTES`] so an idle
@@ -8,16 +10,17 @@
 //! [`SILENCE_MAX`] is dropped and its leases re-queued.
 
 use super::state::Coordinator;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmhive_protocol::identity::verify_challenge;
 use wasmhive_protocol::{
     BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message,
     encode_blob, encode_message,
 };
+use wasmhive_transport::Remote;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,26 +33,35 @@ const NO_WORK_RETRY_MS: u64 = 250;
 /// How often an acknowledgement carries the worker's credit so far (a store query).
 const CREDIT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-pub async fn upgrade(State(coordinator): State<Arc<Coordinator>>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(coordinator): State<Arc<Coordinator>>,
+    ConnectInfo(remote): ConnectInfo<Remote>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(worker_id) = remote.peer_id else {
+        let reason = "a worker must prove its peer key in the TLS handshake (run `wasmhive worker` or \
+                      `wasmhive peer`); anonymous clients may use only the token-checked API";
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    };
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
         .max_frame_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
-        .on_upgrade(move |socket| serve_worker(socket, coordinator))
+        .on_upgrade(move |socket| serve_worker(socket, coordinator, worker_id))
 }
 
 /// Why a session ended; sent to the worker as the close reason.
 type Ending = String;
 
-async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello_and_proof(&mut socket)).await {
+async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>, worker_id: String) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(ending)) => return close(socket, ending).await,
-        Err(_) => return close(socket, "no hello and proof within 10 s".into()).await,
+        Err(_) => return close(socket, "no hello within 10 s".into()).await,
     };
-    let worker_id = hello.worker_id.clone();
-    let welcome = Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: "coordinator".into() };
+    let welcome =
+        Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: coordinator.owner_id().to_string() };
     if send(&mut socket, &welcome).await.is_err() {
         return;
     }
@@ -63,30 +75,6 @@ async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>) {
         }
         close(socket, ending).await;
     }
-}
-
-/// `hello`, then a challenge the worker must sign with the key its peer id derives from.
-async fn receive_hello_and_proof(socket: &mut WebSocket) -> Result<Hello, Ending> {
-    let hello = receive_hello(socket).await?;
-    let nonce = new_nonce();
-    send(socket, &Message::Challenge { nonce: nonce.clone() }).await?;
-    let frame = socket.recv().await.ok_or("closed before the proof")?.map_err(|error| error.to_string())?;
-    let Frame::Text(text) = frame else { return Err("the proof must be a text frame".into()) };
-    match decode_message(&text) {
-        Ok(Message::Proof { signature }) => {
-            verify_challenge(&hello.worker_id, &hello.public_key, &nonce, &signature)
-                .map_err(|error| format!("identity refused: {error}"))?;
-            Ok(hello)
-        }
-        Ok(other) => Err(format!("expected proof, got {}", other.kind())),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-fn new_nonce() -> String {
-    let mut random = [0u8; 16];
-    getrandom::fill(&mut random).expect("the OS random source works");
-    random.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {

@@ -16,7 +16,7 @@ fn root() -> &'static Path {
 /// A primes job of `units` units of 20,000 numbers (a few seconds in all).
 fn primes_job(units: u64) -> JobSubmission {
     JobSubmission {
-        name: "browser".into(),
+        name: "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>".into(),
         task_name: "primes".into(),
         module: task_modules::PRIMES.to_vec(),
         args: Vec::new(),
@@ -41,7 +41,9 @@ fn primes_job(units: u64) -> JobSubmission {
 fn the_dashboard_shows_a_job_submitted_through_the_api_reach_100_percent_in_chromium() {
     let directory = TempDir::new("dashboard");
     let data = directory.path().join("peer");
-    let (_peer, address) = start_peer(&data, "127.0.0.1:0", None);
+    let (_peer, _address) = start_peer(&data, "127.0.0.1:0", None);
+    let dashboard = std::fs::read_to_string(data.join("dashboard.address"))
+        .expect("the peer records its dashboard address");
     let submission = directory.path().join("submission.json");
     std::fs::write(&submission, serde_json::to_vec(&primes_job(300)).unwrap()).unwrap();
     let artifacts = root().join("target/test-artifacts");
@@ -56,7 +58,7 @@ fn the_dashboard_shows_a_job_submitted_through_the_api_reach_100_percent_in_chro
     );
     let output = Command::new("node")
         .current_dir(&browser)
-        .args(["dashboard.mjs", &format!("http://{address}"), token.trim()])
+        .args(["dashboard.mjs", &format!("http://{}", dashboard.trim()), token.trim()])
         .arg(&submission)
         .arg(&screenshot)
         .output()
@@ -65,15 +67,25 @@ fn the_dashboard_shows_a_job_submitted_through_the_api_reach_100_percent_in_chro
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the browser test failed:\n{log}");
     assert!(log.contains("progress 100%"), "{log}");
+    assert!(log.contains("markup shown as text"), "{log}");
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
 }
 
+/// The README's remote recipe: curl over TLS, the owner's key pinned, no CA.
+fn curl_pinned(data: &Path) -> Command {
+    let key = wasmhive_transport::load_or_create_peer_key(data).unwrap();
+    let pin = wasmhive_transport::TlsIdentity::new(&key).curl_pin();
+    let mut command = Command::new("curl");
+    command.args(["-s", "--insecure", "--pinnedpubkey", &pin]);
+    command
+}
+
 fn get(address: std::net::SocketAddr, data: &Path, path: &str) -> (u16, String) {
     let token = std::fs::read_to_string(data.join("token")).unwrap();
-    let output = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {}", token.trim())])
-        .arg(format!("http://{address}{path}"))
+    let output = curl_pinned(data)
+        .args(["-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {}", token.trim())])
+        .arg(format!("https://{address}{path}"))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&output.stdout).to_string();
@@ -123,9 +135,9 @@ fn metrics_and_explanations_say_what_the_grid_does_and_why_a_job_waits() {
     assert_eq!(code, 200);
     assert!(units.contains("\"matching_needed\":2"), "{units}");
     let token_path = grid.coordinator_data.join("token");
-    let unauthorized = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("http://{}/metrics", grid.address))
+    let unauthorized = curl_pinned(&grid.coordinator_data)
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://{}/metrics", grid.address))
         .output()
         .unwrap();
     assert_eq!(

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hash, Hello, Message, PROTOCOL_VERSION, encode_message};
+use wasmhive_protocol::{Hash, Message, encode_message};
 use wasmhive_tests::grid::wait_until;
-use wasmhive_tests::wire::{connect, connect_as, hello, key, run_scripted_worker};
+use wasmhive_tests::wire::{connect, connect_as, key, run_scripted_worker};
 
 #[test]
 fn a_lying_worker_never_has_an_output_accepted() {
@@ -46,13 +46,11 @@ fn a_lying_worker_never_has_an_output_accepted() {
     );
 }
 
-/// Sends `frames` (after a completed handshake as `identity`, if given) and returns
-/// everything the coordinator said before closing.
-async fn refusal(address: SocketAddr, identity: Option<PeerKey>, frames: Vec<Frame>) -> String {
-    let mut socket = match &identity {
-        Some(key) => connect_as(address, key).await,
-        None => connect(address).await,
-    };
+/// Connects as `identity`, sends `hello` first if `after_hello`, then `frames`, and
+/// returns everything the owner said before closing.
+async fn refusal(address: SocketAddr, identity: &PeerKey, after_hello: bool, frames: Vec<Frame>) -> String {
+    let mut socket =
+        if after_hello { connect_as(address, identity).await } else { connect(address, identity).await };
     for frame in frames {
         if socket.send(frame).await.is_err() {
             break;
@@ -85,25 +83,17 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         }
         stalled
     });
-    let someone = key(2);
-    let impostor_hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
-        worker_id: someone.peer_id(),
-        public_key: key(3).public_key_hex(),
-        cores: 1,
-        agent: "impostor".into(),
-    };
-    let forged_proof = Message::Proof { signature: key(3).sign_challenge("not the nonce") };
-    let cases: Vec<(Option<PeerKey>, Vec<Frame>, &str)> = vec![
-        (Some(key(4)), vec![Frame::Text("{definitely not json".into())], "malformed"),
-        (Some(key(5)), vec![Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
-        (Some(key(6)), vec![Frame::Binary(vec![0; 64].into())], "binary"),
-        (None, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
+    let cases: Vec<(u8, bool, Vec<Frame>, &str)> = vec![
+        (4, true, vec![Frame::Text("{definitely not json".into())], "malformed"),
+        (5, true, vec![Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
+        (6, true, vec![Frame::Binary(vec![0; 64].into())], "binary"),
+        (7, false, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
         (
-            None,
+            8,
+            false,
             vec![Frame::Text(
                 format!(
-                    r#"{{"type":"hello","body":{{"protocol_version":1,"worker_id":"big","public_key":"k","cores":1,"agent":"{}"}}}}"#,
+                    r#"{{"type":"hello","body":{{"protocol_version":2,"cores":1,"agent":"{}"}}}}"#,
                     "x".repeat(10_000)
                 )
                 .into(),
@@ -111,25 +101,22 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
             "larger than",
         ),
         (
-            None,
+            9,
+            false,
             vec![Frame::Text(
-                r#"{"type":"hello","body":{"protocol_version":99,"worker_id":"old","public_key":"k","cores":1,"agent":"a"}}"#
-                    .into(),
+                r#"{"type":"hello","body":{"protocol_version":99,"cores":1,"agent":"a"}}"#.into(),
             )],
             "protocol version",
         ),
         (
-            None,
-            vec![
-                Frame::Text(encode_message(&Message::Hello(impostor_hello)).into()),
-                Frame::Text(encode_message(&forged_proof).into()),
-            ],
-            "identity refused",
+            10,
+            false,
+            vec![Frame::Text(r#"{"type":"challenge","body":{"nonce":"relay me"}}"#.into())],
+            "challenge",
         ),
-        (None, vec![hello(&key(7)), Frame::Text(encode_message(&forged_proof).into())], "identity refused"),
     ];
-    for (identity, frames, expected) in cases {
-        let said = runtime.block_on(refusal(address, identity, frames));
+    for (seed, after_hello, frames, expected) in cases {
+        let said = runtime.block_on(refusal(address, &key(seed), after_hello, frames));
         assert!(said.contains(expected), "expected {expected:?} in {said:?}");
     }
     grid.wait_for_completion(&job_id);

@@ -142,21 +142,21 @@ impl VolunteerControls {
         }
     }
 
-    pub fn owner_has_no_work(&self, owner_address: &str, reason: Option<String>) {
-        let reason = reason.unwrap_or_else(|| "no reason given".into());
-        self.stats.lock().expect("work stats lock").no_work.insert(owner_address.to_string(), reason);
+    /// `owner_id` (proven by the session's handshake) has no work, for `reason` (the
+    /// owner's words: printable characters only, at most 200).
+    pub fn owner_has_no_work(&self, owner_id: &str, reason: Option<String>) {
+        let reason = reason
+            .map_or_else(|| "no reason given".into(), |reason| wasmhive_protocol::printable(&reason, 200));
+        self.stats.lock().expect("work stats lock").no_work.insert(owner_id.to_string(), reason);
     }
 
-    pub fn owner_has_work(&self, owner_address: &str) {
-        self.stats.lock().expect("work stats lock").no_work.remove(owner_address);
+    pub fn owner_has_work(&self, owner_id: &str) {
+        self.stats.lock().expect("work stats lock").no_work.remove(owner_id);
     }
 
-    pub fn owner_reported_credit(&self, owner_address: &str, replicas: u64, amount: u64) {
-        self.stats
-            .lock()
-            .expect("work stats lock")
-            .credit
-            .insert(owner_address.to_string(), (replicas, amount));
+    /// What `owner_id` (proven by the session's handshake) says it credited us.
+    pub fn owner_reported_credit(&self, owner_id: &str, replicas: u64, amount: u64) {
+        self.stats.lock().expect("work stats lock").credit.insert(owner_id.to_string(), (replicas, amount));
     }
 
     pub fn status(

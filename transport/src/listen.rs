@@ -1,0 +1,186 @@
+//! Accepting connections for axum. [`TlsListener`] is a peer's one public port: TLS 1.3,
+//! a client may prove a peer key (peers do) or stay anonymous (API clients with a token);
+//! each accepted connection comes with its [`Remote`]: where it came from and the peer id
+//! its handshake proved. [`LoopbackListener`] is plain HTTP on a loopback address, for the
+//! owner's own browser and tools.
+//!
+//! Limits: a handshake must finish within [`HANDSHAKE_TIMEOUT`]; at most
+//! [`HANDSHAKES_IN_FLIGHT_MAX`] run at once (the rest wait in the kernel's backlog); a
+//! client that speaks plain text gets one plain HTTP answer saying this port speaks TLS.
+
+use crate::certificate::{TlsIdentity, peer_id_of_certificate};
+use crate::verifier::PeerClientVerifier;
+use rustls::ServerConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::server::TlsStream;
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
+/// The first byte of every TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+const PLAIN_TEXT_REFUSAL: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+this port speaks TLS 1.3 only: wasmhive peers prove their keys at every connection. Use a wasmhive \
+command with --to HOST:PORT[#PEERID], or curl https://HOST:PORT/... --insecure --pinnedpubkey \
+sha256//... (the owner prints its pin at start); the owner's own machine can use the plain \
+loopback address it prints for the dashboard.\n";
+
+/// Who is on the other end of an accepted connection.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub address: SocketAddr,
+    /// The peer id the TLS handshake proved; `None` for an anonymous or loopback client.
+    pub peer_id: Option<String>,
+}
+
+/// A TLS listener whose handshakes run concurrently, off axum's accept loop.
+pub struct TlsListener {
+    accepted: mpsc::Receiver<(TlsStream<TcpStream>, Remote)>,
+    local_address: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    pub fn new(listener: TcpListener, identity: &TlsIdentity) -> std::io::Result<TlsListener> {
+        let local_address = listener.local_addr()?;
+        let config = ServerConfig::builder_with_provider(crate::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("ring supports TLS 1.3")
+            .with_client_cert_verifier(Arc::new(PeerClientVerifier))
+            .with_single_cert(vec![identity.certificate.clone()], identity.private_key())
+            .map_err(std::io::Error::other)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (sender, accepted) = mpsc::channel(64);
+        let accepting = tokio::spawn(accept_forever(listener, acceptor, sender));
+        Ok(TlsListener { accepted, local_address, accepting })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+async fn accept_forever(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    accepted: mpsc::Sender<(TlsStream<TcpStream>, Remote)>,
+) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    loop {
+        let permit = handshakes.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let (tcp, address) = match listener.accept().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, tcp, address)).await;
+            drop(permit);
+            match handshake {
+                Ok(Ok(connection)) => {
+                    let _ = accepted.send(connection).await;
+                }
+                Ok(Err(reason)) => tracing::debug!(%address, %reason, "connection refused at the handshake"),
+                Err(_) => tracing::debug!(%address, "no TLS handshake within the time limit"),
+            }
+        });
+    }
+}
+
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut tcp: TcpStream,
+    address: SocketAddr,
+) -> Result<(TlsStream<TcpStream>, Remote), String> {
+    let _ = tcp.set_nodelay(true);
+    let mut first = [0u8; 1];
+    let peeked = tcp.peek(&mut first).await.map_err(|error| error.to_string())?;
+    if peeked == 0 {
+        return Err("closed before a handshake".into());
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        let _ = tcp.write_all(PLAIN_TEXT_REFUSAL.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+        return Err("plain text on the TLS port".into());
+    }
+    let stream = acceptor.accept(tcp).await.map_err(|error| error.to_string())?;
+    let peer_id = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certificates| certificates.first())
+        .and_then(|certificate| peer_id_of_certificate(certificate).ok());
+    Ok((stream, Remote { address, peer_id }))
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = Remote;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(connection) => connection,
+            // The accepting task only ends when the listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Remote> {
+        Ok(Remote { address: self.local_address, peer_id: None })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Remote {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Remote {
+        stream.remote_addr().clone()
+    }
+}
+
+/// Plain HTTP on a loopback address: the owner's own browser opens the dashboard there
+/// without certificate warnings. It serves no peer protocol.
+pub struct LoopbackListener(pub TcpListener);
+
+impl LoopbackListener {
+    /// Binds `address`, which must be a loopback address.
+    pub async fn bind(address: &str) -> std::io::Result<LoopbackListener> {
+        let listener = TcpListener::bind(address).await?;
+        if !listener.local_addr()?.ip().is_loopback() {
+            return Err(std::io::Error::other(format!(
+                "{address} is not a loopback address: the plain-text dashboard listens only on this machine (127.0.0.1 or ::1)"
+            )));
+        }
+        Ok(LoopbackListener(listener))
+    }
+}
+
+impl axum::serve::Listener for LoopbackListener {
+    type Io = TcpStream;
+    type Addr = Remote;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, address) = axum::serve::Listener::accept(&mut self.0).await;
+        (stream, Remote { address, peer_id: None })
+    }
+
+    fn local_addr(&self) -> std::io::Result<Remote> {
+        Ok(Remote { address: self.0.local_addr()?, peer_id: None })
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LoopbackListener>> for Remote {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LoopbackListener>) -> Remote {
+        stream.remote_addr().clone()
+    }
+}
