@@ -138,14 +138,27 @@ pub fn start_worker(address: SocketAddr, data: &Path, cpus: usize) -> Running {
 
 /// [`start_worker`] with more flags (volunteer controls).
 pub fn start_worker_with(address: SocketAddr, data: &Path, cpus: usize, extra: &[&str]) -> Running {
+    start_worker_joining(&address.to_string(), data, cpus, extra)
+}
+
+/// Starts `wasmhive worker --join JOIN` (`HOST:PORT` or `HOST:PORT#PEERID`).
+pub fn start_worker_joining(join: &str, data: &Path, cpus: usize, extra: &[&str]) -> Running {
     std::fs::create_dir_all(data).expect("worker data directory");
     let log = data.join(format!("worker-{}.log", unique_suffix()));
-    let join = address.to_string();
     let cpus = cpus.to_string();
     let mut args =
-        vec!["worker", "--join", &join, "--cpus", &cpus, "--data", data.to_str().unwrap(), "--grace", "5s"];
+        vec!["worker", "--join", join, "--cpus", &cpus, "--data", data.to_str().unwrap(), "--grace", "5s"];
     args.extend_from_slice(extra);
     spawn_logged(&args, log)
+}
+
+/// The peer id an owner printed when it started ("listening on ADDR#PEERID").
+pub fn owner_id(owner: &Running) -> String {
+    let log = owner.log_text();
+    let rest = log.split("listening on ").nth(1).expect("the owner printed its address");
+    let id =
+        rest.split_whitespace().next().and_then(|address| address.split_once('#')).expect("ADDR#PEERID").1;
+    id.to_string()
 }
 
 /// Runs `wasmhive ARGS` to completion.

@@ -3,6 +3,7 @@
 mod cli_run;
 mod dashboard;
 mod examples;
+mod gossip_attacks;
 mod grid_hostile_peers;
 mod grid_jobs;
 mod grid_support;
@@ -11,6 +12,7 @@ mod hostile_guests;
 mod job_specs;
 mod peer_mesh;
 mod sandbox_determinism;
+mod strangers;
 mod task_answers;
 mod task_languages;
 mod volunteer_controls;
