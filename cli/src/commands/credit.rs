@@ -3,6 +3,7 @@
 use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::CreditRow;
+use wasmhive_protocol::printable as shown;
 
 #[derive(Args)]
 pub struct CreditArgs {
@@ -29,7 +30,11 @@ pub fn credit(arguments: CreditArgs) -> anyhow::Result<i32> {
     for row in rows {
         println!(
             "{:<28} {:<34} {:>9} {:>16} {:<6}",
-            row.job_id, row.worker_id, row.replicas, row.credit, row.measure
+            shown(&row.job_id, 64),
+            shown(&row.worker_id, 64),
+            row.replicas,
+            row.credit,
+            shown(&row.measure, 16)
         );
     }
     Ok(0)

@@ -3,6 +3,7 @@
 use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::gossip::PeerRow;
+use wasmhive_protocol::printable as shown;
 
 #[derive(Args)]
 pub struct PeersArgs {
@@ -28,8 +29,8 @@ pub fn peers(arguments: PeersArgs) -> anyhow::Result<i32> {
         let reputation = row.reputation.map_or("-".to_string(), |value| format!("{value:.2}"));
         println!(
             "{:<34} {:<22} {:>5} {:>5} {:>9} {:>10} {:>10} {:>12}",
-            row.peer_id,
-            row.address.unwrap_or_else(|| "(nat)".into()),
+            shown(&row.peer_id, 64),
+            shown(row.address.as_deref().unwrap_or("(nat)"), 64),
             row.cores,
             row.spare_slots,
             if row.neighbour { "yes" } else { "" },

@@ -3,6 +3,7 @@
 use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::WorkerReputation;
+use wasmhive_protocol::printable as shown;
 
 #[derive(Args)]
 pub struct ReputationArgs {
@@ -26,7 +27,12 @@ pub fn reputation(arguments: ReputationArgs) -> anyhow::Result<i32> {
         let quarantined = row.quarantined_for_s.map_or(String::new(), |seconds| format!("{seconds} s left"));
         println!(
             "{:<34} {:>6.3} {:>7} {:>7} {:>11} {:>12}",
-            row.worker_id, row.trust, row.valid, row.invalid, row.consecutive_valid, quarantined
+            shown(&row.worker_id, 64),
+            row.trust,
+            row.valid,
+            row.invalid,
+            row.consecutive_valid,
+            quarantined
         );
     }
     Ok(0)

@@ -3,6 +3,7 @@
 use crate::client::{Connection, printed_as_json};
 use clap::Args;
 use wasmhive_protocol::api::JobStatus;
+use wasmhive_protocol::printable as shown;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -31,8 +32,8 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
     for status in statuses {
         println!(
             "{:<28} {:<10} {:>9} {:>9} {:>7} {:>7} {:>6}",
-            status.job_id,
-            status.state,
+            shown(&status.job_id, 64),
+            shown(&status.state, 16),
             status.units,
             status.verified,
             status.failed,
@@ -43,10 +44,10 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
             println!("  about {eta} s left at the current rate");
         }
         if let Some(waiting_for) = &status.waiting_for {
-            println!("  waiting: {waiting_for}");
+            println!("  waiting: {}", shown(waiting_for, 300));
         }
         if let Some(reduced) = &status.reduced {
-            println!("  reduced result: {reduced}");
+            println!("  reduced result: {}", shown(reduced, 300));
         }
     }
     Ok(0)

@@ -199,3 +199,20 @@ fn the_local_token_is_sent_only_to_the_local_owner() {
     let known_hosts = std::fs::read_to_string(here.coordinator_data.join("known_hosts")).unwrap();
     assert!(known_hosts.contains(&elsewhere.to_string()), "recorded on first use: {known_hosts}");
 }
+
+#[test]
+fn addresses_a_peer_cannot_advertise_or_parse_are_errors_that_name_the_fix() {
+    let directory = wasmhive_tests::grid::TempDir::new("addresses");
+    let data = directory.path().join("peer");
+    let data = data.to_str().unwrap();
+    let everywhere = wasmhive(&["peer", "--listen", "0.0.0.0:0", "--data", data, "--cpus", "1"]);
+    let error = String::from_utf8_lossy(&everywhere.stderr);
+    assert!(!everywhere.status.success() && error.contains("needs --advertise IP:PORT"), "{error}");
+    let bad_join = wasmhive(&["peer", "--listen", "127.0.0.1:0", "--join", "ftp://x:1", "--data", data]);
+    let error = String::from_utf8_lossy(&bad_join.stderr);
+    assert!(!bad_join.status.success() && error.contains("HOST:PORT#PEERID"), "{error}");
+    let bad_advertise =
+        wasmhive(&["peer", "--listen", "127.0.0.1:0", "--advertise", "224.0.0.1:7000", "--data", data]);
+    let error = String::from_utf8_lossy(&bad_advertise.stderr);
+    assert!(!bad_advertise.status.success() && error.contains("multicast"), "{error}");
+}
