@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::gossip::{Gossip, Have, PeerInfo};
-use wasmhive_transport::PeerAddress;
+use wasmhive_transport::{DialError, PeerAddress};
 
 pub const GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest gossip message accepted.
@@ -55,13 +55,19 @@ pub async fn run(state: Arc<PeerState>, join: Vec<PeerAddress>, shutdown: impl F
                     tracing::warn!(%address, %refused, "gossip answer refused");
                 }
             }
-            Err(error) => {
+            Err(failure) => {
+                let error = failure.to_string();
                 tracing::debug!(%address, %error, "gossip exchange failed");
                 if peer_id.is_none() && round % 10 == 0 {
                     tracing::warn!(%address, %error, "cannot reach the --join address; retrying");
                 }
                 if let Some(peer_id) = peer_id {
-                    state.membership.lock().expect("membership lock").exchange_failed(&peer_id);
+                    let mut membership = state.membership.lock().expect("membership lock");
+                    match failure {
+                        // Whoever is at that address is not the peer that signed it.
+                        ExchangeFailure::Dial(DialError::WrongPeer { .. }) => membership.forget(&peer_id),
+                        _ => membership.exchange_failed(&peer_id),
+                    }
                 }
             }
         }
@@ -90,27 +96,35 @@ fn sign_own_records(state: &PeerState) {
     }
 }
 
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeFailure {
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("{0}")]
+    Exchange(String),
+}
+
 /// One exchange over TLS: our gossip out, theirs back, and the id their handshake proved.
 async fn exchange(
     state: &PeerState,
     address: &PeerAddress,
     gossip: &Gossip,
-) -> Result<(Gossip, String), String> {
+) -> Result<(Gossip, String), ExchangeFailure> {
+    let failed = |error: String| ExchangeFailure::Exchange(error);
     let exchange = async {
-        let (mut socket, proven) = state
-            .execution
-            .dialer()
-            .dial_websocket(address, "/mesh", GOSSIP_BYTES_MAX)
-            .await
-            .map_err(|error| error.to_string())?;
+        let (mut socket, proven) =
+            state.execution.dialer().dial_websocket(address, "/mesh", GOSSIP_BYTES_MAX).await?;
         let text = serde_json::to_string(gossip).expect("gossip serialises");
-        socket.send(Frame::Text(text.into())).await.map_err(|error| error.to_string())?;
+        socket.send(Frame::Text(text.into())).await.map_err(|error| failed(error.to_string()))?;
         let answer = match socket.next().await {
-            Some(Ok(Frame::Text(text))) => serde_json::from_str(&text).map_err(|error| error.to_string()),
-            _ => Err("no answer".to_string()),
+            Some(Ok(Frame::Text(text))) => {
+                serde_json::from_str(&text).map_err(|error| failed(error.to_string()))
+            }
+            _ => Err(failed("no answer".to_string())),
         };
         let _ = socket.close(None).await;
         answer.map(|answer| (answer, proven))
     };
-    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await.map_err(|_| failed("timed out".to_string()))?
 }

@@ -255,11 +255,17 @@ impl Membership {
         let Some(known) = self.known.get_mut(peer_id) else { return };
         known.failures += 1;
         if known.failures >= FAILURES_MAX {
-            self.known.remove(peer_id);
-            self.neighbours.remove(peer_id);
-            self.haves.retain(|(owner_id, _), _| owner_id != peer_id);
-            self.fill_neighbours();
+            self.forget(peer_id);
         }
+    }
+
+    /// Forgets `peer_id`, its neighbour slot and its haves (it is gone, or its address
+    /// answered with another key).
+    pub fn forget(&mut self, peer_id: &str) {
+        self.known.remove(peer_id);
+        self.neighbours.remove(peer_id);
+        self.haves.retain(|(owner_id, _), _| owner_id != peer_id);
+        self.fill_neighbours();
     }
 
     /// Forgets silent peers and stale haves.

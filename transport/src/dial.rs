@@ -4,7 +4,7 @@
 use crate::certificate::{TlsIdentity, peer_id_of_certificate};
 use crate::known_hosts::KnownHosts;
 use crate::peer_address::PeerAddress;
-use crate::verifier::PeerServerVerifier;
+use crate::verifier::{PeerServerVerifier, WrongPeer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -24,6 +24,10 @@ pub enum DialError {
     Connect { address: String, reason: String },
     #[error("TLS handshake with {address} failed: {reason}")]
     Handshake { address: String, reason: String },
+    /// The address answered with another key than the pinned one: whoever signed or gave
+    /// that address is not there.
+    #[error("TLS handshake with {address} refused: the peer proved id {proven}, but {expected} was expected")]
+    WrongPeer { address: String, expected: String, proven: String },
     #[error(
         "{address} proved peer id {proven}, but {file} records {known} for it: if that peer was reinstalled, delete its line from {file}, or pin the new id with {address}#{proven}"
     )]
@@ -122,7 +126,14 @@ pub async fn dial_tls(
         |reason: String| DialError::Handshake { address: address.host_port.clone(), reason };
     match tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name, tcp)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(handshake_failed(error.to_string())),
+        Ok(Err(error)) => match WrongPeer::in_handshake_error(&error) {
+            Some(wrong) => Err(DialError::WrongPeer {
+                address: address.host_port.clone(),
+                expected: wrong.expected.clone(),
+                proven: wrong.proven.clone(),
+            }),
+            None => Err(handshake_failed(error.to_string())),
+        },
         Err(_) => Err(handshake_failed("timed out".into())),
     }
 }

@@ -25,6 +25,8 @@ mod key_file;
 mod known_hosts;
 mod listen;
 mod peer_address;
+#[cfg(test)]
+mod tests;
 mod verifier;
 
 pub use certificate::{TlsIdentity, peer_id_of_certificate};
@@ -33,6 +35,7 @@ pub use key_file::{KeyFileError, load_or_create_peer_key, write_private_file};
 pub use known_hosts::{KNOWN_HOSTS_FILE, KnownHosts};
 pub use listen::{HANDSHAKE_TIMEOUT, LoopbackListener, Remote, TlsListener};
 pub use peer_address::{AddressError, PeerAddress, check_gossip_address};
+pub use verifier::WrongPeer;
 
 /// The rustls crypto provider every connection uses (ring: quick to build).
 pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

@@ -8,7 +8,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme,
+};
+use std::sync::Arc;
 
 fn algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms
@@ -23,6 +26,26 @@ fn verify_signature(
         return Err(Error::General("peers sign TLS handshakes with ed25519 only".into()));
     }
     verify_tls13_signature(message, certificate, signed, &algorithms())
+}
+
+/// A dialled peer proved another key than the one expected.
+#[derive(Debug, thiserror::Error)]
+#[error("the peer proved id {proven}, but {expected} was expected")]
+pub struct WrongPeer {
+    pub expected: String,
+    pub proven: String,
+}
+
+impl WrongPeer {
+    /// The [`WrongPeer`] inside a failed TLS handshake's error, if that is why it failed.
+    pub fn in_handshake_error(error: &std::io::Error) -> Option<&WrongPeer> {
+        let Error::InvalidCertificate(CertificateError::Other(other)) =
+            error.get_ref()?.downcast_ref::<Error>()?
+        else {
+            return None;
+        };
+        other.0.downcast_ref::<WrongPeer>()
+    }
 }
 
 /// The dialing side's check of the server: any peer key, or exactly `expected_peer_id`.
@@ -43,7 +66,8 @@ impl ServerCertVerifier for PeerServerVerifier {
         let proven = peer_id_of_certificate(end_entity)?;
         match &self.expected_peer_id {
             Some(expected) if *expected != proven => {
-                Err(Error::General(format!("the peer proved id {proven}, but {expected} was expected")))
+                let wrong = WrongPeer { expected: expected.clone(), proven };
+                Err(Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(wrong)))))
             }
             _ => Ok(ServerCertVerified::assertion()),
         }
