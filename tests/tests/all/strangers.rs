@@ -24,7 +24,7 @@ fn a_plain_text_client_and_an_anonymous_worker_are_refused_with_a_reason() {
     let _ = plain.read_to_string(&mut answer);
     assert!(answer.contains("speaks TLS 1.3 only"), "{answer}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let anonymous = runtime.block_on(try_connect(grid.address, None, "/ws")).err().expect("refused");
+    let anonymous = runtime.block_on(try_connect(grid.address, None, "/ws")).expect_err("refused");
     assert!(anonymous.contains("403") && anonymous.contains("prove its peer key"), "{anonymous}");
     assert!(!grid.coordinator.log_text().contains("worker connected"));
 }
@@ -98,14 +98,17 @@ fn a_relaying_man_in_the_middle_is_refused_at_the_handshake() {
     assert!(!grid.coordinator.log_text().contains("worker connected"), "{}", grid.coordinator.log_text());
 }
 
+/// When the proxy flipped its byte, and when that connection ended.
+type Flip = (Instant, Option<Instant>);
+
 /// A TCP proxy to `owner` that flips one byte, `flip_at` bytes into the first connection's
 /// client-to-owner stream. Returns its address and when the flipped connection ended.
 fn start_byte_flipper(
     runtime: &tokio::runtime::Runtime,
     owner: SocketAddr,
     flip_at: u64,
-) -> (SocketAddr, Arc<std::sync::Mutex<Option<(Instant, Option<Instant>)>>>) {
-    let flipped: Arc<std::sync::Mutex<Option<(Instant, Option<Instant>)>>> = Arc::default();
+) -> (SocketAddr, Arc<std::sync::Mutex<Option<Flip>>>) {
+    let flipped: Arc<std::sync::Mutex<Option<Flip>>> = Arc::default();
     let record = flipped.clone();
     let address = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
