@@ -17,6 +17,13 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
 
+/// The one signature scheme peers use.
+const SCHEMES: [SignatureScheme; 1] = [SignatureScheme::ED25519];
+
+fn tls12_refused() -> Result<HandshakeSignatureValid, Error> {
+    Err(Error::General("peers speak TLS 1.3 only".into()))
+}
+
 fn verify_signature(
     message: &[u8],
     certificate: &CertificateDer<'_>,
@@ -79,7 +86,7 @@ impl ServerCertVerifier for PeerServerVerifier {
         _certificate: &CertificateDer<'_>,
         _signed: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::General("peers speak TLS 1.3 only".into()))
+        tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -92,7 +99,7 @@ impl ServerCertVerifier for PeerServerVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        SCHEMES.to_vec()
     }
 }
 
@@ -131,7 +138,7 @@ impl ClientCertVerifier for PeerClientVerifier {
         _certificate: &CertificateDer<'_>,
         _signed: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::General("peers speak TLS 1.3 only".into()))
+        tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -144,6 +151,6 @@ impl ClientCertVerifier for PeerClientVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        SCHEMES.to_vec()
     }
 }
