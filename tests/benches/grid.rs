@@ -1,9 +1,10 @@
 //! Grid benchmark: W1 (10,000 tiny `sum` units) and W2 (64 `primes` units of ~0.3 s native
 //! each) through a coordinator and workers over WebSockets on loopback, at quorum 1 and 2,
 //! against the native rayon baseline of the same kernels measured in the same run; and the
-//! coordinator's memory per idle worker connection with 1,000 connections open.
+//! coordinator's memory per idle worker connection with 1,000 connections open; connection
+//! set-up times (TCP, TLS handshake, session start). Everything runs over TLS 1.3.
 //!
-//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|peers|connections]`. Prints figures; asserts
+//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|peers|handshake|connections]`. Prints figures; asserts
 //! only that every result is right.
 
 use rayon::prelude::*;
@@ -67,9 +68,60 @@ fn main() {
             report(quorum, W1_UNITS, ("4 peers", on_peers), ("single coordinator (quorum 1)", single));
         }
     }
+    if section.is_empty() || section == "handshake" {
+        runtime.block_on(handshake_times());
+    }
     if section.is_empty() || section == "connections" {
         idle_connection_memory(&runtime);
     }
+}
+
+const HANDSHAKES: usize = 200;
+
+/// Connection set-up to a coordinator on loopback, each step timed on its own: TCP
+/// connect alone (the baseline), the TLS 1.3 handshake proving both keys, and a worker's
+/// whole session start (TLS, WebSocket upgrade, hello, welcome).
+async fn handshake_times() {
+    let directory = TempDir::new("bench-handshake");
+    let coordinator = Coordinator::open(&directory.path().join("coordinator")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let listeners = Listeners { public: listener, loopback: None };
+    let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
+    let pinned = wasmhive_transport::PeerAddress::pinned(&address.to_string(), coordinator.owner_id());
+    let worker_key = PeerKey::from_secret([5; 32]);
+    let identity = wasmhive_transport::TlsIdentity::new(&worker_key);
+    let mut tcp = Vec::new();
+    let mut tls = Vec::new();
+    let mut session = Vec::new();
+    for _ in 0..HANDSHAKES {
+        let started = Instant::now();
+        drop(tokio::net::TcpStream::connect(address).await.unwrap());
+        tcp.push(started.elapsed());
+        let started = Instant::now();
+        drop(wasmhive_transport::dial_tls(&pinned, Some(&identity)).await.unwrap());
+        tls.push(started.elapsed());
+        let started = Instant::now();
+        drop(wasmhive_tests::wire::connect_as(address, &worker_key).await);
+        session.push(started.elapsed());
+    }
+    println!("connection set-up to a coordinator on loopback, {HANDSHAKES} each, median (min–max):");
+    for (name, times) in [
+        ("TCP connect (baseline)", tcp),
+        ("TLS 1.3 handshake, both keys proven", tls),
+        ("worker session start (TLS + WebSocket + hello/welcome)", session),
+    ] {
+        println!("  {name:<56} {}", median_min_max_ms(times));
+    }
+    let _ = stop.send(true);
+    let _ = server.await;
+}
+
+fn median_min_max_ms(mut times: Vec<Duration>) -> String {
+    times.sort();
+    let ms = |time: Duration| time.as_secs_f64() * 1000.0;
+    format!("{:.3} ms ({:.3}–{:.3})", ms(times[times.len() / 2]), ms(times[0]), ms(times[times.len() - 1]))
 }
 
 fn w1_input(unit: u64) -> String {
