@@ -15,7 +15,8 @@ use wasmhive_worker::{WorkerConfig, run_worker};
 pub struct WorkerArgs {
     #[command(subcommand)]
     action: Option<WorkerAction>,
-    /// The owner: ws://HOST:PORT/ws, http://HOST:PORT or HOST:PORT ([worker] join).
+    /// The owner: HOST:PORT#PEERID (its key pinned), or HOST:PORT (its key trusted on first
+    /// use and recorded in DATA/known_hosts) ([worker] join).
     #[arg(long)]
     join: Option<String>,
     /// How long running units may take to finish on Ctrl-C or SIGTERM ([worker] grace).
