@@ -11,6 +11,8 @@
 //! schedule = ["mon-fri 22:00-07:00", "sat,sun 00:00-24:00"]
 //! pause_on_battery = true
 //! memory = "4 GiB"                 # linear memory of all running units together
+//! unit_time_max = "10m"            # longest one unit runs here, whatever its owner asks
+//! unit_output_max = "64 MiB"       # largest output of one unit; larger leases go back
 //! cache = "1 GiB"                  # module cache on disk
 //! [worker]
 //! join = "owner.example:7878"
@@ -40,6 +42,8 @@ const COMMON_KEYS: &[&str] = &[
     "schedule",
     "pause_on_battery",
     "memory",
+    "unit_time_max",
+    "unit_output_max",
     "cache",
     "worker",
     "peer",
@@ -78,6 +82,13 @@ pub struct VolunteerArgs {
     /// Linear memory all running units may reserve together (default: half the RAM).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// Longest a unit may run here, whatever its owner asks (default: 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub unit_time_max: Option<String>,
+    /// Largest output a unit may produce here; leases allowing more are handed back
+    /// (default: 64 MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub unit_output_max: Option<String>,
     /// Bytes of modules kept in the on-disk cache (default: 1 GiB).
     #[arg(long, value_name = "SIZE")]
     pub cache: Option<String>,
@@ -147,6 +158,24 @@ impl Settings {
         )?;
         resolver.show_last(format!("{} MiB", memory_bytes_max >> 20));
         resolver.check("memory", memory_bytes_max >= 1 << 20, "use at least 1 MiB")?;
+        let unit_time_max = resolver.pick_parsed(
+            "unit_time_max",
+            flags.unit_time_max.clone(),
+            defaults.unit_time_max,
+            parse_duration,
+        )?;
+        resolver.check(
+            "unit_time_max",
+            !unit_time_max.is_zero(),
+            "use a duration above zero, e.g. \"10m\"",
+        )?;
+        let unit_output_bytes_max = resolver.pick_parsed(
+            "unit_output_max",
+            flags.unit_output_max.clone(),
+            defaults.unit_output_bytes_max,
+            parse_byte_size,
+        )?;
+        resolver.show_last(format!("{} KiB", unit_output_bytes_max >> 10));
         let cache_bytes = resolver.pick_parsed("cache", flags.cache.clone(), 1 << 30, parse_byte_size)?;
         resolver.show_last(format!("{} MiB", cache_bytes >> 20));
         let volunteer = VolunteerSettings {
@@ -156,6 +185,8 @@ impl Settings {
             schedule,
             pause_on_battery,
             memory_bytes_max,
+            unit_time_max,
+            unit_output_bytes_max,
             power_supply_dir: flags.power_supply_dir.clone().unwrap_or(defaults.power_supply_dir),
         };
         Ok(Settings { data_dir, cpus, cache_bytes, volunteer, resolver })

@@ -2,6 +2,7 @@
 
 pub mod grid;
 pub mod netns;
+pub mod scripted_owner;
 pub mod wire;
 
 use std::path::PathBuf;

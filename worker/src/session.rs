@@ -58,7 +58,9 @@ struct Worker {
     pending: Vec<OutcomeReport>,
     unacknowledged: BTreeMap<u64, OutcomeReport>,
     prefetch_target: usize,
-    requested: bool,
+    /// Leases asked for and not yet answered (0: no request outstanding). An owner may
+    /// answer a request with at most this many; anything else is handed back unrun.
+    requested: u32,
     retry_at: Option<Instant>,
     /// When waiting outcomes are sent (set when the first of a batch finishes).
     flush_at: Option<Instant>,
@@ -149,7 +151,7 @@ impl Worker {
             pending: Vec::new(),
             unacknowledged: BTreeMap::new(),
             prefetch_target,
-            requested: false,
+            requested: 0,
             retry_at: None,
             flush_at: None,
         }
@@ -160,7 +162,7 @@ impl Worker {
             return SessionEnd::Lost(reason);
         }
         tracing::info!(worker = %self.worker_id, "connected to the owner");
-        self.requested = false;
+        self.requested = 0;
         self.retry_at = None;
         let resend: Vec<OutcomeReport> = self.unacknowledged.values().cloned().collect();
         for chunk in resend.chunks(OUTCOMES_PER_MESSAGE_MAX) {
@@ -233,6 +235,10 @@ impl Worker {
             }
             Some(Ok(Frame::Binary(bytes))) => {
                 let (hash, bytes) = decode_blob(&bytes).map_err(|error| error.to_string())?;
+                if !self.waiting_for_module.contains_key(&hash) {
+                    // Only blobs we asked for are kept: an owner cannot fill our disk.
+                    return Err(format!("the owner sent blob {} we did not ask for", hash.short()));
+                }
                 self.module_arrived(hash, bytes);
                 Ok(())
             }
@@ -248,15 +254,20 @@ impl Worker {
                 if self.in_pool == 0 && self.prefetch_target < PREFETCH_MAX {
                     self.prefetch_target = (self.prefetch_target * 2).min(PREFETCH_MAX);
                 }
-                self.requested = false;
-                for lease in leases {
+                let asked = std::mem::take(&mut self.requested) as usize;
+                let unasked: Vec<u64> = leases.iter().skip(asked).map(|lease| lease.lease_id).collect();
+                if !unasked.is_empty() {
+                    tracing::warn!(owner = %self.owner_id, count = unasked.len(), "the owner sent leases we did not ask for; handed back unrun");
+                    send(socket, &Message::ReturnLeases { lease_ids: unasked }).await?;
+                }
+                for lease in leases.into_iter().take(asked) {
                     self.accept_lease(socket, lease).await?;
                 }
                 Ok(())
             }
             Message::NoWork { retry_after_ms, reason } => {
                 self.execution.controls.owner_has_no_work(&self.owner_id, reason);
-                self.requested = false;
+                self.requested = 0;
                 self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
                 Ok(())
             }
@@ -285,7 +296,21 @@ impl Worker {
         }
     }
 
-    async fn accept_lease(&mut self, socket: &mut Socket, lease: Lease) -> Result<(), String> {
+    async fn accept_lease(&mut self, socket: &mut Socket, mut lease: Lease) -> Result<(), String> {
+        let ceilings = &self.execution.config.volunteer;
+        if lease.limits.stdout_bytes_max > ceilings.unit_output_bytes_max {
+            tracing::warn!(
+                job = %wasmhive_protocol::printable(&lease.job_id, 64),
+                output = lease.limits.stdout_bytes_max,
+                ceiling = ceilings.unit_output_bytes_max,
+                "a unit may write more output than this worker allows (--unit-output-max); handed back"
+            );
+            return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
+        }
+        // The wall-clock guard protects this host and never decides a result: clamping it
+        // can only make this replica a host timeout, retried elsewhere.
+        let unit_time_ms_max = u64::try_from(ceilings.unit_time_max.as_millis()).unwrap_or(u64::MAX);
+        lease.limits.wall_time_ms_max = lease.limits.wall_time_ms_max.min(unit_time_ms_max);
         if !self.execution.controls.memory.fits(lease.limits.memory_bytes_max) {
             tracing::warn!(
                 job = %lease.job_id,
@@ -378,11 +403,11 @@ impl Worker {
         let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
         // Slots are spread over owners: each session queues its share of the target.
         let target = self.execution.session_target(&self.owner_id, self.prefetch_target);
-        if self.requested || waiting_out_retry || queued * 2 > target {
+        if self.requested > 0 || waiting_out_retry || queued * 2 > target {
             return Ok(());
         }
         let slots = (target - queued) as u32;
-        self.requested = true;
+        self.requested = slots;
         send(socket, &Message::RequestWork { slots }).await
     }
 
@@ -403,7 +428,7 @@ impl Worker {
     fn connection_lost(&mut self) {
         self.not_started.take_back_all();
         self.waiting_for_module.clear();
-        self.requested = false;
+        self.requested = 0;
     }
 
     /// Hands back unstarted leases, lets running ones finish within the grace period,

@@ -10,6 +10,7 @@ mod grid_support;
 mod grid_trust;
 mod hostile_guests;
 mod job_specs;
+mod malicious_owner;
 mod peer_mesh;
 mod sandbox_determinism;
 mod strangers;

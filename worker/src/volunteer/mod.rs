@@ -51,9 +51,19 @@ pub struct VolunteerSettings {
     pub pause_on_battery: bool,
     /// Linear memory all running units may reserve together.
     pub memory_bytes_max: u64,
+    /// Longest a unit may run here, whatever its lease says (the lease's wall time is
+    /// clamped to it; running over is a host timeout, retried elsewhere).
+    pub unit_time_max: Duration,
+    /// Largest stdout a unit may produce here: a lease that allows more is handed back.
+    pub unit_output_bytes_max: u64,
     /// Where power supplies are described (tests point it elsewhere).
     pub power_supply_dir: PathBuf,
 }
+
+/// The longest a unit runs on a volunteer's machine unless the volunteer says otherwise.
+pub const UNIT_TIME_MAX_DEFAULT: Duration = Duration::from_secs(600);
+/// The largest stdout a unit may produce on a volunteer's machine by default.
+pub const UNIT_OUTPUT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 
 impl Default for VolunteerSettings {
     fn default() -> VolunteerSettings {
@@ -64,6 +74,8 @@ impl Default for VolunteerSettings {
             schedule: Schedule::default(),
             pause_on_battery: true,
             memory_bytes_max: half_of_physical_memory(),
+            unit_time_max: UNIT_TIME_MAX_DEFAULT,
+            unit_output_bytes_max: UNIT_OUTPUT_BYTES_MAX_DEFAULT,
             power_supply_dir: PathBuf::from(POWER_SUPPLY_DIR),
         }
     }
