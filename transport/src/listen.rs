@@ -48,12 +48,16 @@ pub struct TlsListener {
 impl TlsListener {
     pub fn new(listener: TcpListener, identity: &TlsIdentity) -> std::io::Result<TlsListener> {
         let local_address = listener.local_addr()?;
-        let config = ServerConfig::builder_with_provider(crate::crypto_provider())
+        let mut config = ServerConfig::builder_with_provider(crate::crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .expect("ring supports TLS 1.3")
             .with_client_cert_verifier(Arc::new(PeerClientVerifier))
             .with_single_cert(vec![identity.certificate.clone()], identity.private_key())
             .map_err(std::io::Error::other)?;
+        // No resumption: every connection proves both keys afresh, and no session state is
+        // kept per connection or in a cache.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (sender, accepted) = mpsc::channel(64);
         let accepting = tokio::spawn(accept_forever(listener, acceptor, sender));

@@ -24,7 +24,7 @@ use wasmhive_transport::Remote;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_BUFFER_BYTES: usize = 4 << 10;
+const READ_BUFFER_BYTES: usize = 1 << 10;
 /// A worker silent this long is gone (its TCP connection may never say so): its leases go
 /// back to the queue. Workers ping every 15 s.
 const SILENCE_MAX: Duration = Duration::from_secs(60);
