@@ -33,10 +33,25 @@ impl HostWallClock for FixedWallClock {
     }
 }
 
-/// The monotonic clock: starts at zero and advances by [`MONOTONIC_STEP`] per read.
-#[derive(Default)]
+/// The monotonic clock: starts at zero and advances by [`MONOTONIC_STEP`] per read, and
+/// by exactly the time a guest sleeps (`poll_oneoff`, see `host_overrides`), at once.
+/// Clones share one clock: the WASI context reads it, the sleep override advances it.
+#[derive(Clone, Default)]
 pub struct SteppingMonotonicClock {
-    reads: AtomicU64,
+    elapsed_ns: Arc<AtomicU64>,
+}
+
+impl SteppingMonotonicClock {
+    /// The clock's reading without advancing it.
+    pub fn peek(&self) -> u64 {
+        self.elapsed_ns.load(Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward to `deadline_ns` (never backward): a sleep that returns
+    /// at once, having "slept" exactly as long as asked.
+    pub fn advance_to(&self, deadline_ns: u64) {
+        self.elapsed_ns.fetch_max(deadline_ns, Ordering::Relaxed);
+    }
 }
 
 impl HostMonotonicClock for SteppingMonotonicClock {
@@ -45,8 +60,11 @@ impl HostMonotonicClock for SteppingMonotonicClock {
     }
 
     fn now(&self) -> u64 {
-        let reads = self.reads.fetch_add(1, Ordering::Relaxed);
-        reads.saturating_mul(MONOTONIC_STEP.as_nanos() as u64)
+        let step = MONOTONIC_STEP.as_nanos() as u64;
+        let before = self
+            .elapsed_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| Some(now.saturating_add(step)));
+        before.expect("the update always succeeds")
     }
 }
 

@@ -1,4 +1,5 @@
-//! The two WASI preview 1 functions the sandbox defines itself, on top of wasmtime-wasi's:
+//! The WASI preview 1 functions the sandbox defines itself, on top of wasmtime-wasi's
+//! (`poll_oneoff` and `sched_yield` are in `virtual_sleep.rs`):
 //!
 //! - `random_get` fills the buffer straight from the unit's seeded blake3 stream, so the
 //!   bytes a guest sees are exactly [`crate::random_get_stream`] (wasmtime-wasi would draw
@@ -19,6 +20,8 @@ const ERRNO_FAULT: i32 = 21;
 pub fn define_host_overrides(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap(WASI_MODULE, "random_get", random_get)?;
+    linker.func_wrap(WASI_MODULE, "poll_oneoff", crate::virtual_sleep::poll_oneoff)?;
+    linker.func_wrap(WASI_MODULE, "sched_yield", crate::virtual_sleep::sched_yield)?;
     linker.func_wrap(WASI_MODULE, "proc_exit", |code: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(I32Exit(code)))
     })?;

@@ -24,6 +24,7 @@ mod outcome;
 mod run;
 mod run_gate;
 mod unit_state;
+mod virtual_sleep;
 
 pub use deterministic_wasi::{MONOTONIC_STEP, random_get_stream};
 pub use engine::{EPOCH_TICK, wasmtime_version};

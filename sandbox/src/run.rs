@@ -90,6 +90,7 @@ fn guard_with_checkpoints(store: &mut Store<UnitState>, gate: Arc<dyn RunGate>, 
 }
 
 fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPipe) -> UnitState {
+    let monotonic_clock = SteppingMonotonicClock::default();
     let mut builder = WasiCtxBuilder::new();
     builder
         .stdin(MemoryInputPipe::new(request.input.to_vec()))
@@ -100,7 +101,7 @@ fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPip
         .env("WASMHIVE_JOB", request.job_id)
         .env("WASMHIVE_UNIT", request.unit_index.to_string())
         .wall_clock(FixedWallClock { since_unix_epoch: request.job_time })
-        .monotonic_clock(SteppingMonotonicClock::default())
+        .monotonic_clock(monotonic_clock.clone())
         .secure_random(SeededRandom::new(request.job_id, request.unit_index, "secure"))
         .insecure_random(SeededRandom::new(request.job_id, request.unit_index, "insecure"))
         .insecure_random_seed(insecure_seed(request))
@@ -108,6 +109,7 @@ fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPip
     UnitState {
         wasi: builder.build_p1(),
         random: SeededRandom::new(request.job_id, request.unit_index, "random_get"),
+        monotonic_clock,
         limiter: UnitLimiter {
             memory_bytes_max: request.limits.memory_bytes_max,
             table_elements_max: request.limits.table_elements_max,

@@ -1,6 +1,6 @@
 //! The per-unit store data: the WASI context and the resource limiter.
 
-use crate::deterministic_wasi::SeededRandom;
+use crate::deterministic_wasi::{SeededRandom, SteppingMonotonicClock};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -9,6 +9,8 @@ pub struct UnitState {
     pub wasi: WasiP1Ctx,
     /// The unit's `random_get` stream (see `host_overrides`).
     pub random: SeededRandom,
+    /// The unit's virtual monotonic clock (shared with `wasi`), which sleeps advance.
+    pub monotonic_clock: SteppingMonotonicClock,
     pub limiter: UnitLimiter,
 }
 

@@ -3,7 +3,8 @@
 //! mode and check the status and output. Modes:
 //!
 //! `echo`, `abi` (args and env), `loop`, `memory-bomb`, `recursion`, `stdout-flood`,
-//! `stderr-flood`, `exit CODE`, `read-file`, `socket`, `clocks`, `random`, `nan`.
+//! `stderr-flood`, `exit CODE`, `read-file`, `socket`, `clocks`, `random`, `nan`, `sleep`
+//! (an hour, then a yield, then how long the monotonic clock says it took).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -34,6 +35,7 @@ fn main() {
             Err(error) => println!("socket refused: {:?}", error.kind()),
         },
         "clocks" => print_clocks(),
+        "sleep" => sleep_an_hour(),
         "random" => print_random(),
         "nan" => print_nan_bits(),
         other => {
@@ -94,6 +96,13 @@ fn print_clocks() {
     let first = std::time::Instant::now();
     let second = std::time::Instant::now();
     println!("wall_ns={} monotonic_step_ns={}", wall.as_nanos(), second.duration_since(first).as_nanos());
+}
+
+fn sleep_an_hour() {
+    let before = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+    std::thread::yield_now();
+    println!("slept_ns={}", before.elapsed().as_nanos());
 }
 
 fn print_random() {

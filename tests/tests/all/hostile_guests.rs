@@ -165,6 +165,21 @@ fn files_and_sockets_are_not_there() {
 }
 
 #[test]
+fn a_guest_that_sleeps_an_hour_returns_at_once_on_its_virtual_clock() {
+    // An hour's sleep under the default 10 s wall-clock guard: it must neither hang inside
+    // the host call (where the guard cannot reach) nor depend on the host. The monotonic
+    // clock reads 0 before, moves 1 ms per read, and the sleep advances it by exactly 3600 s.
+    check(
+        "sleep",
+        &task_module("probe"),
+        &["sleep"],
+        &Limits::default(),
+        Status::Success,
+        "slept_ns=3600001000000\n",
+    );
+}
+
+#[test]
 fn clocks_are_virtual() {
     check(
         "clocks",
