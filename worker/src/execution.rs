@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hash, Lease, OutcomeReport, Status};
-use wasmhive_sandbox::{Limits, ModuleBytes, RunGate, Sandbox, SandboxConfig, SharedRunGate, UnitRequest};
+use wasmhive_sandbox::{
+    Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedRunGate, UnitRequest,
+};
 use wasmhive_transport::{Dialer, KnownHosts, TlsIdentity};
 
 /// What every owner session of one worker (or peer) shares: identity, compute pool,
@@ -245,31 +247,96 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeR
         limits: &limits,
         nan_canonicalization: lease.nan_canonicalization,
     };
-    match sandbox.run(&request) {
-        Ok(outcome) => OutcomeReport {
+    // A panic on a unit thread would abort the whole process (rayon): it is this unit's
+    // host failure instead, and the worker lives.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sandbox.run(&request)));
+    report_of(lease, ran)
+}
+
+/// The report of one run. Only the guest's behaviour and the lease's own limits give a
+/// status replicas can agree on; a failure of this host (no engine, a panic) is reported
+/// as a host timeout: retried elsewhere, never a result.
+fn report_of(lease: &Lease, ran: std::thread::Result<Result<Outcome, SandboxError>>) -> OutcomeReport {
+    let report =
+        |status: Status, output: Vec<u8>, digest, fuel_used, wall_time_ms, engine_class| OutcomeReport {
             lease_id: lease.lease_id,
             job_id: lease.job_id.clone(),
             unit_index: lease.unit_index,
-            status: outcome.status,
-            output: outcome.stdout,
-            digest: outcome.digest,
-            fuel_used: outcome.fuel_used,
-            wall_time_ms: outcome.wall_time.as_millis() as u64,
-            engine_class: outcome.engine_class,
-        },
-        Err(error) => {
-            let status = Status::InvalidModule { reason: error.to_string() };
-            OutcomeReport {
-                lease_id: lease.lease_id,
-                job_id: lease.job_id.clone(),
-                unit_index: lease.unit_index,
-                digest: wasmhive_protocol::outcome_digest(&status, &[]),
-                status,
-                output: Vec::new(),
-                fuel_used: None,
-                wall_time_ms: 0,
-                engine_class: String::new(),
-            }
+            status,
+            output,
+            digest,
+            fuel_used,
+            wall_time_ms,
+            engine_class,
+        };
+    let failed = |status: Status| {
+        let digest = wasmhive_protocol::outcome_digest(&status, &[]);
+        report(status, Vec::new(), digest, None, 0, String::new())
+    };
+    match ran {
+        Ok(Ok(outcome)) => report(
+            outcome.status,
+            outcome.stdout,
+            outcome.digest,
+            outcome.fuel_used,
+            outcome.wall_time.as_millis() as u64,
+            outcome.engine_class,
+        ),
+        Ok(Err(SandboxError::InvalidLimits(reason))) => failed(Status::InvalidModule { reason }),
+        Ok(Err(SandboxError::Engine(reason))) => {
+            tracing::warn!(job = %lease.job_id, unit = lease.unit_index, %reason, "this host cannot run the unit; handed back as a host failure");
+            failed(Status::HostTimeout)
         }
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(job = %lease.job_id, unit = lease.unit_index, %reason, "a unit thread panicked; reported as a host failure");
+            failed(Status::HostTimeout)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease() -> Lease {
+        Lease {
+            lease_id: 7,
+            job_id: "job".into(),
+            unit_index: 3,
+            task_name: "task".into(),
+            module: wasmhive_protocol::Hash::of(b"m"),
+            input: Vec::new(),
+            args: Vec::new(),
+            limits: wasmhive_protocol::WireLimits {
+                fuel: None,
+                memory_bytes_max: 1 << 20,
+                stdout_bytes_max: 1 << 10,
+                wall_time_ms_max: 1000,
+            },
+            job_time_s: 0,
+            nan_canonicalization: true,
+            lease_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn host_failures_and_panics_are_retried_elsewhere_never_agreed_on() {
+        let panicked = std::panic::catch_unwind(|| -> Result<Outcome, SandboxError> { panic!("boom") });
+        let report = report_of(&lease(), panicked);
+        assert_eq!(report.status, Status::HostTimeout);
+        assert!(!report.status.is_deterministic());
+        assert_eq!((report.lease_id, report.unit_index), (7, 3));
+        let no_engine = report_of(&lease(), Ok(Err(SandboxError::Engine("out of address space".into()))));
+        assert_eq!(no_engine.status, Status::HostTimeout);
+        let bad_limits = report_of(&lease(), Ok(Err(SandboxError::InvalidLimits("memory".into()))));
+        assert!(
+            matches!(bad_limits.status, Status::InvalidModule { .. }),
+            "the lease's own limits are the same everywhere"
+        );
     }
 }

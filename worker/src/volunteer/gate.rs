@@ -128,10 +128,12 @@ mod tests {
         let gate = Arc::new(VolunteerGate::new(100));
         assert!(gate.set(PauseReason::ByUser, true));
         assert!(gate.set(PauseReason::OnBattery, true));
+        // Timed from before the thread exists: the thread may start late, the pauses below
+        // hold it for 200 ms from here in any case.
+        let started = Instant::now();
         let waiting = {
             let gate = gate.clone();
             std::thread::spawn(move || {
-                let started = Instant::now();
                 gate.checkpoint(Duration::ZERO);
                 started.elapsed()
             })
