@@ -42,13 +42,26 @@ fn parse(text: &str) -> Option<PeerKey> {
 fn create(path: &Path) -> Result<PeerKey, KeyFileError> {
     let failed = |source| KeyFileError::Create { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(failed)?;
+        create_private_dir(parent).map_err(failed)?;
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|error| failed(std::io::Error::other(error)))?;
     let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
     write_private_file(path, &format!("{hex}\n")).map_err(failed)?;
     Ok(PeerKey::from_secret(secret))
+}
+
+/// Creates the data directory `path` (and missing parents) readable only by this user
+/// (0700). An existing directory is left as it is: it may be one the user chose to share.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Writes `contents` to `path` atomically; the file is created readable only by this user
@@ -84,8 +97,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(data.join("peer.key")).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data.join("peer.key")), 0o600);
+            assert_eq!(mode(&data), 0o700, "a new data directory is private");
         }
         std::fs::remove_dir_all(&data).unwrap();
     }

@@ -91,7 +91,7 @@ impl Coordinator {
     pub fn open(data_dir: &Path) -> Result<Arc<Coordinator>, CoordinatorError> {
         let directory_error =
             |source| CoordinatorError::DataDirectory { path: data_dir.to_path_buf(), source };
-        std::fs::create_dir_all(data_dir).map_err(directory_error)?;
+        wasmhive_transport::create_private_dir(data_dir).map_err(directory_error)?;
         let token_path = data_dir.join("token");
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
         let tls_identity = TlsIdentity::new(&load_or_create_peer_key(data_dir)?);
