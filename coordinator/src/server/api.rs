@@ -40,12 +40,21 @@ pub fn authorize(coordinator: &Coordinator, headers: &HeaderMap) -> Result<(), A
     }
 }
 
+/// Checks the token from the headers first: a stranger's body is never read.
 pub async fn submit_job(
     State(coordinator): State<Arc<Coordinator>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
+    let body = axum::body::to_bytes(body, super::SUBMISSION_BYTES_MAX).await.map_err(|error| ApiProblem {
+        status: 413,
+        message: format!(
+            "the submission is over the owner's {} MiB limit, or was cut short ({error}); \
+             split the job's inputs into several jobs",
+            super::SUBMISSION_BYTES_MAX >> 20
+        ),
+    })?;
     let submission: JobSubmission = serde_json::from_slice(&body)
         .map_err(|error| ApiProblem::bad_request(format!("the body is not a job submission: {error}")))?;
     let answer = tokio::task::spawn_blocking(move || coordinator.submit(submission))

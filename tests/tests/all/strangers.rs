@@ -219,3 +219,25 @@ fn addresses_a_peer_cannot_advertise_or_parse_are_errors_that_name_the_fix() {
     let error = String::from_utf8_lossy(&bad_advertise.stderr);
     assert!(!bad_advertise.status.success() && error.contains("multicast"), "{error}");
 }
+
+#[test]
+fn a_submission_without_the_token_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let grid = TestGrid::start("auth-before-body", 0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        let address = wasmhive_transport::PeerAddress::parse(&grid.address.to_string()).unwrap();
+        let mut stream = wasmhive_transport::dial_tls(&address, None).await.unwrap();
+        // Announces 512 MiB and sends none of it: an owner that reads bodies before
+        // checking the token waits (and would buffer all of it).
+        let head = "POST /api/jobs HTTP/1.1\r\nHost: owner\r\nContent-Type: application/json\r\nContent-Length: 536870912\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await {
+            Ok(Ok(read)) => String::from_utf8_lossy(&answer[..read]).to_string(),
+            other => format!("no answer: {other:?}"),
+        }
+    });
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("token"), "{answer}");
+}
