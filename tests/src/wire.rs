@@ -63,6 +63,18 @@ pub async fn run_scripted_worker(
     sent: Arc<AtomicU64>,
     answer: fn(&[u8]) -> Vec<u8>,
 ) {
+    run_scripted_worker_claiming_fuel(address, identity, stop, sent, answer, None).await
+}
+
+/// [`run_scripted_worker`] that reports `fuel_used` with every outcome.
+pub async fn run_scripted_worker_claiming_fuel(
+    address: SocketAddr,
+    identity: PeerKey,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    answer: fn(&[u8]) -> Vec<u8>,
+    fuel_used: Option<u64>,
+) {
     let mut socket = connect_as(address, &identity).await;
     while !stop.load(Ordering::Relaxed) {
         socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
@@ -80,7 +92,7 @@ pub async fn run_scripted_worker(
                             status: Status::Success,
                             digest: outcome_digest(&Status::Success, &output),
                             output,
-                            fuel_used: None,
+                            fuel_used,
                             wall_time_ms: 1,
                             engine_class: "scripted".into(),
                         }

@@ -19,17 +19,22 @@ pub(super) fn grant_credit(
     canonical: &Hash,
     metered: bool,
 ) -> StoreResult<()> {
+    // Sums saturate at i64::MAX: SQLite would turn an overflowing sum into a REAL, which
+    // every later read of the row refuses.
     let mut add = transaction.prepare_cached(
         "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
          VALUES (?1, ?2, 1, ?3, ?4, ?4 * ?3)
-         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1, amount = amount + ?3,
-         validated = validated + ?4, validated_amount = validated_amount + ?4 * ?3",
+         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1,
+         amount = CASE WHEN amount > 9223372036854775807 - ?3 THEN 9223372036854775807 ELSE amount + ?3 END,
+         validated = validated + ?4,
+         validated_amount = CASE WHEN validated_amount > 9223372036854775807 - ?4 * ?3
+             THEN 9223372036854775807 ELSE validated_amount + ?4 * ?3 END",
     )?;
     if effect.judgements.is_empty() {
         let Some(replica) = &effect.replica else { return Ok(()) };
         let amount: i64 = if metered {
             transaction.query_row(
-                "SELECT COALESCE(SUM(validated_amount) / NULLIF(SUM(validated), 0), 0) FROM credit
+                "SELECT CAST(COALESCE(TOTAL(validated_amount) / NULLIF(TOTAL(validated), 0), 0) AS INTEGER) FROM credit
                  WHERE job_id = ?1 AND validated > 0",
                 params![effect.job_id],
                 |row| row.get(0),
@@ -68,11 +73,12 @@ pub struct StoredCredit {
 impl Store {
     /// (replicas, amount) credited to one worker over all jobs.
     pub fn credit_of_worker(&self, worker_id: &str) -> StoreResult<(u64, u64)> {
-        let mut select = self.connection.prepare_cached(
-            "SELECT COALESCE(SUM(replicas), 0), COALESCE(SUM(amount), 0) FROM credit WHERE worker_id = ?1",
-        )?;
+        let mut select = self
+            .connection
+            .prepare_cached("SELECT TOTAL(replicas), TOTAL(amount) FROM credit WHERE worker_id = ?1")?;
+        // TOTAL is a float sum: it cannot overflow; the conversion saturates.
         Ok(select.query_row(params![worker_id], |row| {
-            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+            Ok((row.get::<_, f64>(0)? as u64, row.get::<_, f64>(1)? as u64))
         })?)
     }
 

@@ -117,3 +117,44 @@ fn a_failing_reducer_is_reported_and_the_unit_results_stay_available() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("the reducer failed"), "{output:?}");
     assert_eq!(grid.results(&job_id).len(), 10, "per-unit results are still there");
 }
+
+#[test]
+fn workers_claiming_absurd_fuel_earn_at_most_the_jobs_budget_and_the_job_completes() {
+    use wasmhive_tests::wire::run_scripted_worker_claiming_fuel;
+    let grid = TestGrid::start("absurd-fuel", 0);
+    let spec = grid.directory.path().join("metered.toml");
+    let budget: u64 = 1_000_000_000;
+    std::fs::write(
+        &spec,
+        format!("module = \"primes\"\n[inputs]\nrange = {{ start = 0, end = 20, step = 1 }}\n[verify]\nquorum = 2\n[limits]\nfuel = {budget}\n"),
+    )
+    .unwrap();
+    let job_id = grid.submit(spec.to_str().unwrap(), false);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = [70u8, 71]
+        .into_iter()
+        .map(|seed| {
+            let sent = Arc::new(AtomicU64::new(0));
+            let claim = Some(i64::MAX as u64);
+            runtime.spawn(run_scripted_worker_claiming_fuel(
+                grid.address,
+                key(seed),
+                stop.clone(),
+                sent,
+                |_| b"0\n".to_vec(),
+                claim,
+            ))
+        })
+        .collect();
+    grid.wait_for_completion(&job_id);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), worker).await }).ok();
+    }
+    let credit = grid.credit(&job_id);
+    assert_eq!(credit.len(), 2, "{credit:?}");
+    for row in &credit {
+        assert!(row.credit <= row.replicas * budget, "credit is bounded by the job's fuel budget: {row:?}");
+    }
+}
