@@ -196,7 +196,7 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     ];
     if let Some(listener) = listener {
         let routes = mesh::routes(state.clone());
-        let listeners = Listeners { public: listener, loopback };
+        let listeners = Listeners::new(listener, loopback);
         let server = serve_with(listeners, coordinator.clone(), routes, wait_for(stopped.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(error) = server.await {

@@ -87,7 +87,7 @@ async fn handshake_times() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
-    let listeners = Listeners { public: listener, loopback: None };
+    let listeners = Listeners::new(listener, None);
     let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
     let pinned = wasmhive_transport::PeerAddress::pinned(&address.to_string(), coordinator.owner_id());
     let worker_key = PeerKey::from_secret([5; 32]);
@@ -196,7 +196,7 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
-    let listeners = Listeners { public: listener, loopback: None };
+    let listeners = Listeners::new(listener, None);
     let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
     let owner = format!("{address}#{}", coordinator.owner_id());
     let mut workers = Vec::new();
@@ -267,9 +267,10 @@ fn serve_coordinator_child(directory: &Path) {
         let coordinator = Coordinator::open(directory).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
-        serve(Listeners { public: listener, loopback: None }, coordinator, std::future::pending())
-            .await
-            .unwrap();
+        // All 1,000 test connections come from 127.0.0.1: lift the per-address cap.
+        let mut listeners = Listeners::new(listener, None);
+        listeners.limits.per_address_max = IDLE_CONNECTIONS + 16;
+        serve(listeners, coordinator, std::future::pending()).await.unwrap();
     });
 }
 

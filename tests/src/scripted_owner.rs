@@ -5,13 +5,11 @@ use axum::serve::Listener as _;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Lease, Message, PROTOCOL_VERSION, WireLimits, decode_message, encode_message};
-use wasmhive_transport::{TlsIdentity, TlsListener};
+use wasmhive_transport::{PeerStream, TlsIdentity, TlsListener};
 
 pub struct ScriptedOwner {
     listener: TlsListener,
@@ -21,7 +19,7 @@ pub struct ScriptedOwner {
 
 /// One worker's session with the scripted owner.
 pub struct OwnerSession {
-    socket: WebSocketStream<TlsStream<TcpStream>>,
+    socket: WebSocketStream<PeerStream>,
     pub worker_id: String,
 }
 

@@ -33,7 +33,7 @@ pub use certificate::{TlsIdentity, peer_id_of_certificate};
 pub use dial::{DialError, Dialer, PeerSocket, dial_tls};
 pub use key_file::{KeyFileError, create_private_dir, load_or_create_peer_key, write_private_file};
 pub use known_hosts::{KNOWN_HOSTS_FILE, KnownHosts};
-pub use listen::{HANDSHAKE_TIMEOUT, LoopbackListener, Remote, TlsListener};
+pub use listen::{ConnectionLimits, HANDSHAKE_TIMEOUT, LoopbackListener, PeerStream, Remote, TlsListener};
 pub use peer_address::{AddressError, PeerAddress, check_gossip_address};
 pub use verifier::WrongPeer;
 

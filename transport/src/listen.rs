@@ -5,14 +5,19 @@
 //! owner's own browser and tools.
 //!
 //! Limits: a handshake must finish within [`HANDSHAKE_TIMEOUT`]; at most
-//! [`HANDSHAKES_IN_FLIGHT_MAX`] run at once (the rest wait in the kernel's backlog); a
-//! client that speaks plain text gets one plain HTTP answer saying this port speaks TLS.
+//! [`HANDSHAKES_IN_FLIGHT_MAX`] run at once (the rest wait in the kernel's backlog); open
+//! connections are capped in total and per remote IP address ([`ConnectionLimits`]: one
+//! more is closed at once, before its handshake); a client that speaks plain text gets one
+//! plain HTTP answer saying this port speaks TLS.
 
 use crate::certificate::{TlsIdentity, peer_id_of_certificate};
 use crate::verifier::PeerClientVerifier;
 use rustls::ServerConfig;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -30,6 +35,97 @@ command with --to HOST:PORT[#PEERID], or curl https://HOST:PORT/... --insecure -
 sha256//... (the owner prints its pin at start); the owner's own machine can use the plain \
 loopback address it prints for the dashboard.\n";
 
+/// Caps on open connections (handshaking or established).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    pub total_max: usize,
+    /// Per remote IP address (loopback addresses too, each on its own).
+    pub per_address_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits { total_max: 4096, per_address_max: 64 }
+    }
+}
+
+/// The open connections, per remote address.
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// One open connection's place under the caps, given back when the connection ends.
+struct ConnectionSlot {
+    open: Arc<Mutex<OpenConnections>>,
+    address: IpAddr,
+}
+
+impl ConnectionSlot {
+    fn take(
+        open: &Arc<Mutex<OpenConnections>>,
+        address: IpAddr,
+        limits: ConnectionLimits,
+    ) -> Option<ConnectionSlot> {
+        let mut counts = open.lock().expect("connection counts lock");
+        let of_address = counts.per_address.get(&address).copied().unwrap_or(0);
+        if counts.total >= limits.total_max || of_address >= limits.per_address_max {
+            return None;
+        }
+        counts.total += 1;
+        counts.per_address.insert(address, of_address + 1);
+        Some(ConnectionSlot { open: open.clone(), address })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().expect("connection counts lock");
+        counts.total -= 1;
+        if let Some(count) = counts.per_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// An accepted TLS connection; its place under the connection caps is held until it drops.
+pub struct PeerStream {
+    stream: TlsStream<TcpStream>,
+    _slot: ConnectionSlot,
+}
+
+impl tokio::io::AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(context, buffer)
+    }
+}
+
+impl tokio::io::AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(context, bytes)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(context)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(context)
+    }
+}
+
 /// Who is on the other end of an accepted connection.
 #[derive(Clone, Debug)]
 pub struct Remote {
@@ -40,13 +136,21 @@ pub struct Remote {
 
 /// A TLS listener whose handshakes run concurrently, off axum's accept loop.
 pub struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, Remote)>,
+    accepted: mpsc::Receiver<(PeerStream, Remote)>,
     local_address: SocketAddr,
     accepting: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
     pub fn new(listener: TcpListener, identity: &TlsIdentity) -> std::io::Result<TlsListener> {
+        TlsListener::with_limits(listener, identity, ConnectionLimits::default())
+    }
+
+    pub fn with_limits(
+        listener: TcpListener,
+        identity: &TlsIdentity,
+        limits: ConnectionLimits,
+    ) -> std::io::Result<TlsListener> {
         let local_address = listener.local_addr()?;
         let mut config = ServerConfig::builder_with_provider(crate::crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -60,7 +164,7 @@ impl TlsListener {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (sender, accepted) = mpsc::channel(64);
-        let accepting = tokio::spawn(accept_forever(listener, acceptor, sender));
+        let accepting = tokio::spawn(accept_forever(listener, acceptor, sender, limits));
         Ok(TlsListener { accepted, local_address, accepting })
     }
 }
@@ -74,9 +178,11 @@ impl Drop for TlsListener {
 async fn accept_forever(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    accepted: mpsc::Sender<(TlsStream<TcpStream>, Remote)>,
+    accepted: mpsc::Sender<(PeerStream, Remote)>,
+    limits: ConnectionLimits,
 ) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    let open = Arc::new(Mutex::new(OpenConnections::default()));
     loop {
         let permit = handshakes.clone().acquire_owned().await.expect("the semaphore is never closed");
         let (tcp, address) = match listener.accept().await {
@@ -87,14 +193,18 @@ async fn accept_forever(
                 continue;
             }
         };
+        let Some(slot) = ConnectionSlot::take(&open, address.ip(), limits) else {
+            tracing::debug!(%address, "connection refused: over the connection caps");
+            continue;
+        };
         let acceptor = acceptor.clone();
         let accepted = accepted.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, tcp, address)).await;
             drop(permit);
             match handshake {
-                Ok(Ok(connection)) => {
-                    let _ = accepted.send(connection).await;
+                Ok(Ok((stream, remote))) => {
+                    let _ = accepted.send((PeerStream { stream, _slot: slot }, remote)).await;
                 }
                 Ok(Err(reason)) => tracing::debug!(%address, %reason, "connection refused at the handshake"),
                 Err(_) => tracing::debug!(%address, "no TLS handshake within the time limit"),
@@ -130,7 +240,7 @@ async fn handshake(
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = PeerStream;
     type Addr = Remote;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

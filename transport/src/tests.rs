@@ -96,3 +96,30 @@ fn a_client_with_a_certificate_that_is_not_a_peer_key_proves_no_id() {
         assert!(matches!(accepted, Err(_) | Ok(Some(None))), "no peer id is proven: {accepted:?}");
     });
 }
+
+#[test]
+fn connections_over_the_caps_are_closed_before_their_handshake() {
+    use crate::ConnectionLimits;
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = tcp.local_addr().unwrap().to_string();
+        let limits = ConnectionLimits { total_max: 10, per_address_max: 2 };
+        let mut listener = TlsListener::with_limits(tcp, &TlsIdentity::new(&key(1)), limits).unwrap();
+        let (kept, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let connection = listener.accept().await;
+                let _ = kept.send(connection);
+            }
+        });
+        let pinned = PeerAddress::pinned(&address, &key(1).peer_id());
+        let dialer = Dialer::new(Some(TlsIdentity::new(&key(2))), None);
+        let first = dialer.dial(&pinned).await.unwrap();
+        let second = dialer.dial(&pinned).await.unwrap();
+        let held = [accepted.recv().await.unwrap(), accepted.recv().await.unwrap()];
+        assert!(dialer.dial(&pinned).await.is_err(), "a third connection from one address is refused");
+        drop((first, second, held));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        dialer.dial(&pinned).await.expect("closed connections give their places back");
+    });
+}

@@ -44,8 +44,7 @@ pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
             dashboard: Some(loopback.0.local_addr()?),
         };
         listening.announce(&data);
-        serve(Listeners { public: listener, loopback: Some(loopback) }, coordinator, shutdown_signal())
-            .await?;
+        serve(Listeners::new(listener, Some(loopback)), coordinator, shutdown_signal()).await?;
         eprintln!("wasmhive coordinator stopped");
         Ok(0)
     })

@@ -40,7 +40,7 @@ async fn run_demo(directory: &Path, arguments: &DemoArgs) -> anyhow::Result<i32>
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let listeners = Listeners { public: listener, loopback: None };
+    let listeners = Listeners::new(listener, None);
     let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
     let owner = format!("{address}#{}", coordinator.owner_id());
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());

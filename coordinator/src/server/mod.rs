@@ -33,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use wasmhive_transport::{LoopbackListener, Remote, TlsListener};
+use wasmhive_transport::{ConnectionLimits, LoopbackListener, Remote, TlsListener};
 
 /// Largest HTTP request body (a job with its module and inputs inline).
 pub const SUBMISSION_BYTES_MAX: usize = 512 << 20;
@@ -46,6 +46,15 @@ const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 pub struct Listeners {
     pub public: TcpListener,
     pub loopback: Option<LoopbackListener>,
+    /// Caps on the public port's open connections, in total and per remote address.
+    pub limits: ConnectionLimits,
+}
+
+impl Listeners {
+    /// The public port (and the loopback one, if any) with the default connection caps.
+    pub fn new(public: TcpListener, loopback: Option<LoopbackListener>) -> Listeners {
+        Listeners { public, loopback, limits: ConnectionLimits::default() }
+    }
 }
 
 /// Routes a peer adds: `api` on both listeners (token-checked), `peer` on the TLS one only.
@@ -71,7 +80,7 @@ pub async fn serve_with(
     extra: ExtraRoutes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tls = TlsListener::new(listeners.public, coordinator.tls_identity())?;
+    let tls = TlsListener::with_limits(listeners.public, coordinator.tls_identity(), listeners.limits)?;
     let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
     let sampling = tokio::spawn(sample_activity_forever(coordinator.clone()));
     let api = api_routes(coordinator.clone()).merge(extra.api);
