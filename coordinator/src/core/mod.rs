@@ -205,7 +205,7 @@ impl Core {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
-                        let deadline_ms = now_ms + job.policy.lease_ms;
+                        let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
                         job.lease_opened(unit_index, worker_id, lease_id, trusted);
                         let lease = OpenLease {
                             job_id: job_id.clone(),
@@ -243,7 +243,7 @@ impl Core {
         let known = job.known_answer_for(worker_id).expect("found above");
         let lease_id = self.next_lease_id;
         self.next_lease_id += 1;
-        let deadline_ms = now_ms + job.policy.lease_ms;
+        let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
         let grant =
             LeaseGrant { lease_id, job_id: job_id.clone(), unit_index: known.unit_index, deadline_ms };
         let lease = OpenLease {

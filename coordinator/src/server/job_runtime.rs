@@ -42,8 +42,9 @@ impl JobRuntime {
     /// The unit's input bytes and a label for people (the range text, line or file name).
     pub fn unit_input(&self, store: &Store, unit_index: u64) -> StoreResult<(String, Vec<u8>)> {
         if let Some((start, end, step)) = self.stored.range {
-            let from = start + unit_index * step;
-            let text = format!("{from} {}", (from + step).min(end));
+            // Saturating: a range may end at 2^64 - 1.
+            let from = start.saturating_add(unit_index.saturating_mul(step));
+            let text = format!("{from} {}", from.saturating_add(step).min(end));
             return Ok((text.clone(), text.into_bytes()));
         }
         store.unit_input(&self.stored.job_id, unit_index).map(|found| found.unwrap_or_default())

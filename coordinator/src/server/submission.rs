@@ -5,6 +5,11 @@ use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
 use wasmhive_protocol::api::{JobInputs, JobSubmission};
 
 /// The API's own check of a submission: HTTP clients need not have used the job-spec parser.
+/// Longest lease a job may ask for: a replica not back within 7 days is re-issued.
+pub const LEASE_MS_MAX: u64 = 7 * 24 * 3_600_000;
+/// Longest wall-clock guard a job may ask for (workers clamp it to their own anyway).
+pub const TIMEOUT_MS_MAX: u64 = 24 * 3_600_000;
+
 pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
     let problem = |text: String| Err(ApiProblem::bad_request(text));
     if submission.quorum == 0 || submission.quorum > QUORUM_MAX {
@@ -41,9 +46,13 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
     if limits.memory_bytes > 4 << 30
         || limits.output_bytes > 64 << 20
         || limits.timeout_ms == 0
+        || limits.timeout_ms > TIMEOUT_MS_MAX
         || limits.lease_ms < 100
+        || limits.lease_ms > LEASE_MS_MAX
     {
-        return problem("limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout > 0 and lease ≥ 100 ms".into());
+        return problem(
+            "limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout from 1 ms to 1 day, lease from 100 ms to 7 days".into(),
+        );
     }
     if limits.fuel == Some(0) {
         return problem("limits.fuel must be above 0, or absent to turn metering off".into());

@@ -1,5 +1,6 @@
 //! wasmhive's integration tests: one binary, one module per capability.
 
+mod api_values;
 mod cli_run;
 mod dashboard;
 mod examples;
