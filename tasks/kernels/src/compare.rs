@@ -3,7 +3,9 @@
 //! Input (the validator ABI): the first output's length in decimal, a newline, the first
 //! output, then the second output. The outputs agree when they have the same
 //! whitespace-separated tokens, except that two numbers agree when they differ by at most
-//! [`RELATIVE_TOLERANCE`] of the larger magnitude (at least 1). Exit 0: agree, 1: differ.
+//! [`RELATIVE_TOLERANCE`] of the larger magnitude (at least 1). Two integers (a sign and
+//! digits only) agree only when they are equal: counts are exact, however large.
+//! Exit 0: agree, 1: differ.
 
 pub const RELATIVE_TOLERANCE: f64 = 1e-9;
 
@@ -33,12 +35,30 @@ fn tokens_agree(first: &str, second: &str) -> bool {
     if first == second {
         return true;
     }
+    if let (Some(a), Some(b)) = (integer(first), integer(second)) {
+        return a == b;
+    }
     match (first.parse::<f64>(), second.parse::<f64>()) {
         (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => {
             (a - b).abs() <= RELATIVE_TOLERANCE * a.abs().max(b.abs()).max(1.0)
         }
         _ => false,
     }
+}
+
+/// The value of an integer token (optional sign, then digits), as sign and digits
+/// without leading zeros, so any size compares exactly.
+fn integer(token: &str) -> Option<(bool, &str)> {
+    let (negative, digits) = match token.as_bytes().first()? {
+        b'-' => (true, &token[1..]),
+        b'+' => (false, &token[1..]),
+        _ => (false, token),
+    };
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let digits = digits.trim_start_matches('0');
+    Some((negative && !digits.is_empty(), digits))
 }
 
 #[cfg(test)]
@@ -52,6 +72,14 @@ mod tests {
         assert!(!outputs_agree(b"pi 3", b"tau 3"));
         assert!(!outputs_agree(b"1 2", b"1"));
         assert!(!outputs_agree(b"NaN", b"nan"));
+    }
+
+    #[test]
+    fn integers_agree_only_exactly() {
+        assert!(!outputs_agree(b"1000000000", b"1000000001"), "counts are exact, however large");
+        assert!(!outputs_agree(b"-5 18446744073709551615", b"-5 18446744073709551614"));
+        assert!(outputs_agree(b"+7 -0", b"7 0"));
+        assert!(outputs_agree(b"3", b"3.0000000000001"), "an integer and a float compare as floats");
     }
 
     #[test]
