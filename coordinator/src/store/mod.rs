@@ -343,12 +343,27 @@ impl Store {
                     Some(UnitDecision::Accepted { digest, status, replicas }) => {
                         grant_credit(&transaction, effect, digest, outcome.metered)?;
                         let failure = (!status.is_success()).then(|| status.to_string());
+                        // Under a validator the replicas of a class differ in their bytes:
+                        // the result is the class's first replica, not the one that happened
+                        // to complete the quorum.
+                        let first_of_class: Option<Vec<u8>> = if outcome.keep_output {
+                            transaction
+                                .query_row(
+                                    "SELECT output FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3
+                                     AND output IS NOT NULL ORDER BY rowid LIMIT 1",
+                                    params![effect.job_id, effect.unit_index as i64, digest.to_hex()],
+                                    |row| row.get(0),
+                                )
+                                .optional()?
+                        } else {
+                            None
+                        };
                         insert_result.execute(params![
                             effect.job_id,
                             effect.unit_index as i64,
                             serde_json::to_string(status).expect("status serialises"),
                             digest.to_hex(),
-                            outcome.output,
+                            first_of_class.as_deref().unwrap_or(outcome.output),
                             replicas,
                             failure,
                         ])?;

@@ -61,6 +61,11 @@ fn a_validator_lets_differently_formatted_replicas_agree_and_a_reducer_folds_the
         let start = result.unit * step;
         let expected = task_kernels::primes::count_primes(start, start + step).to_string();
         assert_eq!(result.output.as_deref().map(str::trim), Some(expected.as_str()), "{result:?}");
+        // The result is the first agreeing replica's bytes (the padding worker reported
+        // first), not whichever replica happened to complete the quorum.
+        let first =
+            String::from_utf8(padded_primes_answer(format!("{start} {}", start + step).as_bytes())).unwrap();
+        assert_eq!(result.output.as_deref(), Some(first.as_str()), "{result:?}");
     }
     wait_until(Duration::from_secs(30), "the reduction", || {
         grid.status(&job_id).reduced.as_deref() == Some("done")
