@@ -53,10 +53,20 @@ pub fn load_job_spec(
     path: &Path,
     builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<JobSubmission, JobSpecError> {
-    let spec =
-        SpecReader { file: path.display().to_string(), dir: path.parent().unwrap_or(Path::new(".")).into() };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| spec.error("(file)", format!("cannot read it: {error}"), "check the path"))?;
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        SpecReader::at(path).error("(file)", format!("cannot read it: {error}"), "check the path")
+    })?;
+    parse_job_spec(&text, path, builtin_module)
+}
+
+/// Checks the text of a job spec as if read from `path` (files it names are relative to
+/// `path`'s folder).
+pub fn parse_job_spec(
+    text: &str,
+    path: &Path,
+    builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<JobSubmission, JobSpecError> {
+    let spec = SpecReader::at(path);
     let table: Table = text.parse().map_err(|error: toml::de::Error| {
         spec.error(
             "(file)",
@@ -70,6 +80,12 @@ pub fn load_job_spec(
 struct SpecReader {
     file: String,
     dir: PathBuf,
+}
+
+impl SpecReader {
+    fn at(path: &Path) -> SpecReader {
+        SpecReader { file: path.display().to_string(), dir: path.parent().unwrap_or(Path::new(".")).into() }
+    }
 }
 
 const TOP_KEYS: &[&str] =

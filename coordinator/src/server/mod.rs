@@ -25,6 +25,7 @@ mod worker_connection;
 
 pub use api::authorize;
 pub use state::{ApiProblem, Coordinator, CoordinatorError};
+pub use submission::validate_submission;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -4,6 +4,7 @@ mod api_values;
 mod cli_run;
 mod dashboard;
 mod examples;
+mod fuzz_inputs;
 mod gossip_attacks;
 mod grid_hostile_peers;
 mod grid_jobs;
