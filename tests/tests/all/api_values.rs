@@ -51,7 +51,7 @@ fn a_lease_time_beyond_reason_is_refused_with_the_limit() {
     let directory = TempDir::new("lease-edge");
     let coordinator = Coordinator::open(directory.path()).unwrap();
     let inputs = JobInputs::Range { start: 0, end: 10, step: 5 };
-    let refused = coordinator.submit(submission(inputs.clone(), u64::MAX)).err().expect("refused");
+    let refused = coordinator.submit(submission(inputs.clone(), u64::MAX)).expect_err("refused");
     assert_eq!(refused.status, 400);
     assert!(refused.message.contains("lease"), "{}", refused.message);
     let job = coordinator

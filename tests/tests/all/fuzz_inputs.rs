@@ -113,11 +113,12 @@ proptest! {
 
     #[test]
     fn submission_bodies_are_checked_and_never_panic(bytes in fuzzed(vec![submission_sample()])) {
-        if let Ok(submission) = serde_json::from_slice::<wasmhive_protocol::api::JobSubmission>(&bytes) {
-            if wasmhive_coordinator::server::validate_submission(&submission).is_ok() {
-                let units = wasmhive_coordinator::job_spec::unit_count(&submission.inputs);
-                prop_assert!(units >= 1);
-            }
+        let decoded = serde_json::from_slice::<wasmhive_protocol::api::JobSubmission>(&bytes);
+        if let Ok(submission) = decoded
+            && wasmhive_coordinator::server::validate_submission(&submission).is_ok()
+        {
+            let units = wasmhive_coordinator::job_spec::unit_count(&submission.inputs);
+            prop_assert!(units >= 1);
         }
     }
 }
