@@ -83,12 +83,8 @@ const HANDSHAKES: usize = 200;
 /// whole session start (TLS, WebSocket upgrade, hello, welcome).
 async fn handshake_times() {
     let directory = TempDir::new("bench-handshake");
-    let coordinator = Coordinator::open(&directory.path().join("coordinator")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let listeners = Listeners::new(listener, None);
-    let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
+    let owner = InProcessOwner::start(&directory).await;
+    let (coordinator, address) = (owner.coordinator.clone(), owner.address);
     let pinned = wasmhive_transport::PeerAddress::pinned(&address.to_string(), coordinator.owner_id());
     let worker_key = PeerKey::from_secret([5; 32]);
     let identity = wasmhive_transport::TlsIdentity::new(&worker_key);
@@ -114,8 +110,7 @@ async fn handshake_times() {
     ] {
         println!("  {name:<56} {}", median_min_max_ms(times));
     }
-    let _ = stop.send(true);
-    let _ = server.await;
+    owner.stop().await;
 }
 
 fn median_min_max_ms(mut times: Vec<Duration>) -> String {
@@ -192,16 +187,12 @@ fn report(quorum: u32, units: u64, measured: (&str, Duration), baseline: (&str, 
 /// is compiled once beforehand so the figure is the steady state.
 async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> Duration {
     let directory = TempDir::new("bench-grid");
-    let coordinator = Coordinator::open(&directory.path().join("coordinator")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let listeners = Listeners::new(listener, None);
-    let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
-    let owner = format!("{address}#{}", coordinator.owner_id());
+    let owner = InProcessOwner::start(&directory).await;
+    let (coordinator, stopped) = (owner.coordinator.clone(), owner.stopped.clone());
+    let join = format!("{}#{}", owner.address, coordinator.owner_id());
     let mut workers = Vec::new();
     for index in 0..quorum {
-        let mut config = WorkerConfig::new(owner.clone(), directory.path().join(format!("worker-{index}")));
+        let mut config = WorkerConfig::new(join.clone(), directory.path().join(format!("worker-{index}")));
         config.cpus = cores;
         workers.push(tokio::spawn(run_worker(config, wait_for(stopped.clone()))));
     }
@@ -209,11 +200,11 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
     let elapsed = finish(&coordinator, submission).await;
-    let _ = stop.send(true);
+    let _ = owner.stop.send(true);
     for worker in workers {
         let _ = worker.await;
     }
-    let _ = server.await;
+    owner.stop().await;
     elapsed
 }
 
@@ -253,6 +244,32 @@ async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> Du
             return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A coordinator served in this process on a loopback port.
+struct InProcessOwner {
+    coordinator: Arc<Coordinator>,
+    address: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcessOwner {
+    async fn start(directory: &TempDir) -> InProcessOwner {
+        let coordinator = Coordinator::open(&directory.path().join("coordinator")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let listeners = Listeners::new(listener, None);
+        let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
+        InProcessOwner { coordinator, address, stop, stopped, server }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
     }
 }
 
