@@ -141,14 +141,6 @@ impl Coordinator {
         Ok(Arc::new(coordinator))
     }
 
-    /// What a worker's fuel claim may count for: at most the job's fuel budget (an honest
-    /// replica that used more would have ended `fuel_exhausted`); nothing for a job that does
-    /// not meter fuel.
-    fn credible_fuel(&self, job_id: &str, claimed: Option<u64>) -> Option<u64> {
-        let budget = self.job(job_id)?.stored.limits.fuel?;
-        Some(claimed?.min(budget).min(i64::MAX as u64))
-    }
-
     pub fn token_path(&self) -> &Path {
         &self.token_path
     }
@@ -489,7 +481,9 @@ impl Coordinator {
                 effect,
                 lease_id: reports[*position].lease_id,
                 output: &reports[*position].output,
-                fuel_used: self.credible_fuel(&effect.job_id, reports[*position].fuel_used),
+                fuel_used: self
+                    .job(&effect.job_id)
+                    .and_then(|job| job.credible_fuel(reports[*position].fuel_used)),
                 engine_class: &reports[*position].engine_class,
                 keep_output: with_validator(&reports[*position]).is_some(),
                 metered: self.job(&effect.job_id).is_some_and(|job| job.stored.limits.fuel.is_some()),
