@@ -88,11 +88,21 @@ fn sign_own_records(state: &PeerState) {
         state.execution.spare_slots() as u32,
         now_ms,
     );
+    let haves: Vec<Have> = match &state.advertised {
+        Some(address) => state
+            .coordinator
+            .jobs_with_undecided_units()
+            .into_iter()
+            .map(|(job_id, undecided)| {
+                Have::signed(key, job_id, address.clone(), undecided, now_ms, HAVE_TTL)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut membership = state.membership.lock().expect("membership lock");
     membership.set_me(me);
-    let Some(address) = state.advertised.clone() else { return };
-    for (job_id, undecided) in state.coordinator.jobs_with_undecided_units() {
-        membership.announce(Have::signed(key, job_id, address.clone(), undecided, now_ms, HAVE_TTL), now_ms);
+    for have in haves {
+        membership.announce(have, now_ms);
     }
 }
 
