@@ -32,6 +32,7 @@ pub use limits::{
     Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT,
     WASM_STACK_BYTES_MAX_CEILING,
 };
+pub use module_cache::compilations_in_flight_max;
 pub use outcome::Outcome;
 pub use run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 pub use wasmhive_protocol::{Hash, Status, TrapKind, outcome_digest};

@@ -169,6 +169,13 @@ impl ModuleCache {
     }
 }
 
+/// Compilations one host runs at once: one per core, at least 2 (each may go on in the
+/// background after its unit gave up waiting). More modules at once are refused as a host
+/// timeout, retried elsewhere.
+pub fn compilations_in_flight_max() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get()).max(2)
+}
+
 impl ModuleCache {
     /// Compiles on a helper thread (or joins the one already compiling this module) and
     /// stops waiting after `compile_time_max`. wasmtime cannot abort a compilation, so a
@@ -188,6 +195,12 @@ impl ModuleCache {
             let mut compiling = self.compiling.lock().expect("compilations lock");
             match compiling.get(&key) {
                 Some(running) => (running.clone(), false),
+                None if compiling.len() >= compilations_in_flight_max() => {
+                    return Err(ModuleRejection::TooSlowToCompile(format!(
+                        "this host is already compiling {} other modules (the most it compiles at once); the unit goes to another host",
+                        compiling.len()
+                    )));
+                }
                 None => {
                     let compilation = Arc::new(Compilation::default());
                     compiling.insert(key, compilation.clone());

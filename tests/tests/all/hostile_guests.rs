@@ -258,3 +258,27 @@ fn a_module_too_slow_to_compile_here_is_retried_not_failed_and_its_late_artifact
 fn invalid_module() -> Status {
     Status::InvalidModule { reason: String::new() }
 }
+
+#[test]
+fn a_host_compiles_a_bounded_number_of_modules_at_once() {
+    // An owner can send leases for many slow-to-compile modules; each overrun keeps
+    // compiling in the background, so without a bound they would pile up.
+    let sandbox = Sandbox::new(SandboxConfig::default());
+    let quick_compile = Limits { compile_time_max: Duration::from_millis(20), ..Limits::default() };
+    let slow = |seed: u32| {
+        let body =
+            format!("(local.set 0 (i64.mul (local.get 0) (i64.add (local.get 0) (i64.const {seed}))))\n")
+                .repeat(200_000);
+        wat(&format!(r#"(module (func (export "_start") (local i64) {body}))"#))
+    };
+    let most = wasmhive_sandbox::compilations_in_flight_max();
+    let modules: Vec<ModuleBytes> = (1..=most as u32 + 1).map(slow).collect();
+    let outcomes: Vec<Outcome> =
+        modules.iter().map(|module| run_unit(&sandbox, module, b"", &[], &quick_compile)).collect();
+    assert!(
+        outcomes.iter().all(|outcome| outcome.status == Status::HostTimeout),
+        "retried elsewhere, never a result"
+    );
+    assert!(outcomes[0].message.contains("compile-time limit"), "{}", outcomes[0].message);
+    assert!(outcomes[most].message.contains("already compiling"), "{}", outcomes[most].message);
+}
