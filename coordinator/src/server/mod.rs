@@ -18,6 +18,7 @@ mod job_modules;
 mod job_runtime;
 mod metrics;
 mod observe;
+mod recovery;
 mod state;
 mod submission;
 mod token;

@@ -501,7 +501,8 @@ impl Coordinator {
             .collect();
         let mut store = self.store.lock().expect("store lock");
         if let Err(error) = store.commit_outcomes(&to_commit, &next_fresh, &reputations) {
-            tracing::error!(%error, "committing outcomes failed; they are not acknowledged");
+            drop(store);
+            self.commit_failed(&error, effects.iter().map(|(_, effect)| effect.job_id.as_str()));
             return Ok(Vec::new());
         }
         drop(store);
@@ -582,7 +583,7 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
-fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
+pub(super) fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
     let adaptive = (stored.verify.policy == VerifyPolicy::Adaptive).then(|| AdaptivePolicy {
         spot_check_per_mille: (stored.verify.spot_check.clamp(0.0, 1.0) * 1000.0).round() as u32,
     });

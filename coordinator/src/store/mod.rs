@@ -100,6 +100,13 @@ impl Store {
         Ok(Store { connection })
     }
 
+    /// Makes every write fail (SQLite's `query_only`), or allows writes again: a store that
+    /// fails mid-job, for fault-injection tests.
+    pub fn refuse_writes(&self, refuse: bool) -> StoreResult<()> {
+        self.connection.pragma_update(None, "query_only", refuse)?;
+        Ok(())
+    }
+
     /// Saves a new job with its module and inputs in one transaction.
     pub fn insert_job(
         &mut self,

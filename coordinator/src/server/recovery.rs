@@ -1,0 +1,39 @@
+//! When a batch of outcomes cannot be committed (a full disk, an I/O error), the core has
+//! already decided its units: the core's state of those jobs is rebuilt from the store, so
+//! the units of the lost batch are leased and decided again and nothing acknowledged is
+//! lost (the workers were not acknowledged; their later outcomes for the old leases are
+//! ignored as unknown leases).
+
+use super::state::{Coordinator, policy_of};
+use crate::store::{StoreError, StoreResult};
+
+impl Coordinator {
+    /// A batch touching `job_ids` was not committed: nothing is acknowledged, and those
+    /// jobs' core state goes back to what the store holds.
+    pub(super) fn commit_failed<'a>(&self, error: &StoreError, job_ids: impl Iterator<Item = &'a str>) {
+        tracing::error!(%error, "committing outcomes failed; they are not acknowledged");
+        let mut job_ids: Vec<String> = job_ids.map(str::to_string).collect();
+        job_ids.dedup();
+        if let Err(error) = self.rebuild_jobs_from_store(&job_ids) {
+            tracing::error!(%error, "the store cannot be read either; the jobs resume at the next start");
+        }
+    }
+
+    /// Replaces the core's state of `job_ids` with what the store holds.
+    fn rebuild_jobs_from_store(&self, job_ids: &[String]) -> StoreResult<()> {
+        for job_id in job_ids {
+            let Some(job) = self.job(job_id) else { continue };
+            let resume = self.store.lock().expect("store lock").resume_state(job_id)?;
+            let mut core = self.core.lock().expect("core lock");
+            core.remove_job(job_id);
+            core.add_job(job_id, job.stored.unit_count, policy_of(&job.stored), resume);
+            tracing::warn!(job = %job_id, "rebuilt the job's state from the store after a failed commit");
+        }
+        Ok(())
+    }
+
+    /// Makes the store fail every write, or work again (fault-injection tests).
+    pub fn refuse_store_writes(&self, refuse: bool) -> StoreResult<()> {
+        self.store.lock().expect("store lock").refuse_writes(refuse)
+    }
+}
