@@ -36,6 +36,9 @@ impl KnownHosts {
     /// Records `peer_id` for `host_port` (on first use).
     pub fn record(&self, host_port: &str, peer_id: &str) -> std::io::Result<()> {
         let _writing = self.writing.lock().expect("known hosts lock");
+        if let Some(directory) = self.path.parent() {
+            crate::key_file::create_private_dir(directory)?;
+        }
         let mut lines: Vec<(String, String)> =
             self.entries_in_order().into_iter().filter(|(address, _)| address != host_port).collect();
         lines.push((host_port.to_string(), peer_id.to_string()));

@@ -40,13 +40,22 @@ pub fn authorize(coordinator: &Coordinator, headers: &HeaderMap) -> Result<(), A
     }
 }
 
-/// Checks the token from the headers first: a stranger's body is never read.
+/// A refused client's body is read (and dropped) up to this much, so the refusal reaches
+/// a client that is still sending, rather than a reset connection.
+const REFUSED_BODY_DRAIN_BYTES_MAX: usize = 1 << 20;
+const REFUSED_BODY_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checks the token from the headers first: a stranger's body is never kept (at most
+/// [`REFUSED_BODY_DRAIN_BYTES_MAX`] of it is read and dropped, for [`REFUSED_BODY_DRAIN_TIME`]).
 pub async fn submit_job(
     State(coordinator): State<Arc<Coordinator>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiProblem> {
-    authorize(&coordinator, &headers)?;
+    if let Err(refusal) = authorize(&coordinator, &headers) {
+        drain(body).await;
+        return Err(refusal);
+    }
     let body = axum::body::to_bytes(body, super::SUBMISSION_BYTES_MAX).await.map_err(|error| ApiProblem {
         status: 413,
         message: format!(
@@ -61,6 +70,21 @@ pub async fn submit_job(
         .await
         .map_err(ApiProblem::internal)??;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn drain(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    let draining = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len();
+            if read > REFUSED_BODY_DRAIN_BYTES_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_BODY_DRAIN_TIME, draining).await;
 }
 
 pub async fn list_jobs(
