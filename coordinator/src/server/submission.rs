@@ -4,14 +4,38 @@ use super::state::ApiProblem;
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
 use wasmhive_protocol::api::{JobInputs, JobSubmission};
 
-/// The API's own check of a submission: HTTP clients need not have used the job-spec parser.
 /// Longest lease a job may ask for: a replica not back within 7 days is re-issued.
 pub const LEASE_MS_MAX: u64 = 7 * 24 * 3_600_000;
 /// Longest wall-clock guard a job may ask for (workers clamp it to their own anyway).
 pub const TIMEOUT_MS_MAX: u64 = 24 * 3_600_000;
+/// Longest job name, in characters (shown in terminals and on the dashboard).
+pub const NAME_CHARS_MAX: usize = 200;
+/// Longest task name (argv[0]), in characters.
+pub const TASK_NAME_CHARS_MAX: usize = 64;
+/// Most arguments, and most bytes of them all together.
+pub const ARGS_MAX: usize = 256;
+pub const ARGS_BYTES_MAX: usize = 64 << 10;
+/// Largest module, validator or reducer.
+pub const MODULE_BYTES_MAX: usize = 32 << 20;
 
+/// The API's own check of a submission: HTTP clients need not have used the job-spec parser.
 pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem> {
     let problem = |text: String| Err(ApiProblem::bad_request(text));
+    check_names_and_args(submission).map_err(ApiProblem::bad_request)?;
+    for (key, bytes) in [("validator", &submission.validator), ("reducer", &submission.reducer)] {
+        if let Some(bytes) = bytes
+            && (!bytes.starts_with(b"\0asm") || bytes.len() > MODULE_BYTES_MAX)
+        {
+            return problem(format!("{key} must be a WebAssembly binary of at most 32 MiB"));
+        }
+    }
+    if let JobInputs::Lines { lines } = &submission.inputs
+        && let Some(index) = lines.iter().position(|line| line.len() > UNIT_INPUT_BYTES_MAX)
+    {
+        return problem(format!(
+            "input line {index} is larger than {UNIT_INPUT_BYTES_MAX} bytes per unit; split it"
+        ));
+    }
     if submission.quorum == 0 || submission.quorum > QUORUM_MAX {
         return problem(format!("quorum {} must be 1 to {QUORUM_MAX}", submission.quorum));
     }
@@ -22,7 +46,7 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
             4 * QUORUM_MAX
         ));
     }
-    if !submission.module.starts_with(b"\0asm") || submission.module.len() > 32 << 20 {
+    if !submission.module.starts_with(b"\0asm") || submission.module.len() > MODULE_BYTES_MAX {
         return problem("module must be a WebAssembly binary of at most 32 MiB".into());
     }
     if let JobInputs::Range { start, end, step } = submission.inputs
@@ -56,6 +80,32 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
     }
     if limits.fuel == Some(0) {
         return problem("limits.fuel must be above 0, or absent to turn metering off".into());
+    }
+    Ok(())
+}
+
+/// The name is printable and short, the task name a short word, the args few, short and
+/// free of NUL bytes (WASI passes them as C strings).
+fn check_names_and_args(submission: &JobSubmission) -> Result<(), String> {
+    let name = &submission.name;
+    if name.chars().count() > NAME_CHARS_MAX || name.chars().any(char::is_control) {
+        return Err(format!("name must be at most {NAME_CHARS_MAX} characters, without control characters"));
+    }
+    let task_name = &submission.task_name;
+    if task_name.is_empty()
+        || task_name.chars().count() > TASK_NAME_CHARS_MAX
+        || task_name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "task_name must be 1 to {TASK_NAME_CHARS_MAX} characters, without control characters"
+        ));
+    }
+    let args_bytes: usize = submission.args.iter().map(String::len).sum();
+    if submission.args.len() > ARGS_MAX || args_bytes > ARGS_BYTES_MAX {
+        return Err(format!("args: at most {ARGS_MAX} arguments of {ARGS_BYTES_MAX} bytes in all"));
+    }
+    if submission.args.iter().any(|arg| arg.contains('\0')) {
+        return Err("args must not contain NUL bytes".into());
     }
     Ok(())
 }

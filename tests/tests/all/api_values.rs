@@ -105,3 +105,26 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let status = coordinator.status(&job.job_id).unwrap();
     assert_eq!((status.state.as_str(), status.verified), ("completed", 8));
 }
+
+#[test]
+fn names_args_and_helper_modules_are_checked_with_a_reason() {
+    let directory = TempDir::new("api-values");
+    let coordinator = Coordinator::open(directory.path()).unwrap();
+    let base = || submission(JobInputs::Range { start: 0, end: 10, step: 5 }, 60_000);
+    let cases: Vec<(JobSubmission, &str)> = vec![
+        (JobSubmission { name: "a\u{1b}[31mred".into(), ..base() }, "name"),
+        (JobSubmission { name: "n".repeat(1000), ..base() }, "name"),
+        (JobSubmission { task_name: String::new(), ..base() }, "task_name"),
+        (JobSubmission { args: vec!["x".into(); 10_000], ..base() }, "args"),
+        (JobSubmission { args: vec!["nul\0byte".into()], ..base() }, "args"),
+        (JobSubmission { args: vec!["y".repeat(100_000)], ..base() }, "args"),
+        (JobSubmission { validator: Some(b"not wasm".to_vec()), ..base() }, "validator"),
+        (JobSubmission { reducer: Some(vec![0; 10]), ..base() }, "reducer"),
+        (JobSubmission { inputs: JobInputs::Lines { lines: vec!["z".repeat(20 << 20)] }, ..base() }, "line"),
+    ];
+    for (submission, key) in cases {
+        let refused = coordinator.submit(submission).expect_err("refused");
+        assert_eq!(refused.status, 400, "{key}: {}", refused.message);
+        assert!(refused.message.contains(key), "{key}: {}", refused.message);
+    }
+}
