@@ -1,0 +1,229 @@
+//! Load and fault soak (issue 13): one owner in its own process and many worker connections
+//! for a while, of which some disconnect, stall, send garbage or lie, at random. Reports
+//! units decided, wrong results accepted (must be 0), the owner's RSS over time (must stay
+//! flat) and how long the owner takes to answer a status request (must stay under 1 s).
+//!
+//! `cargo bench -p wasmhive-tests --bench soak [-- SECONDS [CONNECTIONS]]` (default 600 s
+//! and 1,000 connections). Not part of CI: it prints figures and asserts only that no wrong
+//! result was accepted.
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
+use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
+use wasmhive_protocol::identity::PeerKey;
+use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message, outcome_digest};
+use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::wire::connect_as;
+
+/// The job's units: more than 10 minutes of the soak decide.
+const UNITS: u64 = 10_000_000;
+/// Honest workers and liars pause this long between batches, so a 10-minute soak decides
+/// a result set the bench can download and check in full.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_secs(1);
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(position) = arguments.iter().position(|argument| argument == "--serve-owner") {
+        return serve_owner_child(Path::new(&arguments[position + 1]));
+    }
+    let numbers: Vec<u64> = arguments.iter().skip(1).filter_map(|argument| argument.parse().ok()).collect();
+    let seconds = numbers.first().copied().unwrap_or(600);
+    let connections = numbers.get(1).copied().unwrap_or(1000) as usize;
+    let directory = TempDir::new("soak");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-owner", directory.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let address: SocketAddr = lines.next().unwrap().unwrap().parse().unwrap();
+    let job_id = lines.next().unwrap().unwrap();
+    let token = std::fs::read_to_string(directory.path().join("token")).unwrap().trim().to_string();
+    println!("soak: {connections} worker connections for {seconds} s against one owner (pid {})", child.id());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> =
+        (0..connections).map(|index| runtime.spawn(behave(address, index, stop.clone()))).collect();
+    let started = Instant::now();
+    let mut slowest_status = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(10));
+        let asked = Instant::now();
+        let status = runtime.block_on(get(address, &token, &format!("/api/jobs/{job_id}")));
+        let took = asked.elapsed();
+        slowest_status = slowest_status.max(took);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+        println!(
+            "  {:>4} s · RSS {:>6.1} MiB · status in {:>6.1} ms · verified {} · leased {}",
+            started.elapsed().as_secs(),
+            resident_bytes(child.id()) as f64 / 1048576.0,
+            took.as_secs_f64() * 1000.0,
+            status["verified"],
+            status["leased"]
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.abort();
+    }
+    let results = runtime.block_on(get(address, &token, &format!("/api/jobs/{job_id}/results")));
+    let (mut decided, mut wrong) = (0u64, 0u64);
+    for line in results.lines() {
+        let Ok(result) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        decided += 1;
+        let expected =
+            task_kernels::sum::run(result["input"].as_str().unwrap_or_default()).unwrap_or_default();
+        if result["output"].as_str().map(str::as_bytes) != Some(&expected[..]) {
+            wrong += 1;
+        }
+    }
+    println!(
+        "units decided {decided} · wrong accepted {wrong} · slowest status answer {:.1} ms",
+        slowest_status.as_secs_f64() * 1000.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(wrong, 0, "a wrong result was accepted");
+}
+
+/// Worker `index`: 6 in 10 honest, then a liar (a lie of its own), one that disconnects
+/// mid-batch, one that stalls on its leases, one that sends garbage; each reconnects after
+/// a random pause.
+async fn behave(address: SocketAddr, index: usize, stop: Arc<AtomicBool>) {
+    let mut secret = [7u8; 32];
+    secret[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    let key = PeerKey::from_secret(secret);
+    let mut random = fastrand::Rng::with_seed(index as u64);
+    while !stop.load(Ordering::Relaxed) {
+        let mut socket = connect_as(address, &key).await;
+        let _ = match index % 10 {
+            0..=5 => work(&mut socket, &|input| task_kernels::sum::run(input).unwrap_or_default(), 200).await,
+            // Each liar tells its own lie: liars that agree are colluders (issue 14), not this soak.
+            6 => work(&mut socket, &|_| format!("{}\n", 1_000_000_000 + index).into_bytes(), 200).await,
+            7 => {
+                // Takes leases and vanishes without a word.
+                let _ = send(&mut socket, &Message::RequestWork { slots: 8 }).await;
+                let _leases = socket.next().await;
+                Ok(())
+            }
+            8 => {
+                let _ = send(&mut socket, &Message::RequestWork { slots: 8 }).await;
+                tokio::time::sleep(Duration::from_secs(random.u64(20..90))).await;
+                Ok(())
+            }
+            _ => socket
+                .send(Frame::Text("{\"type\":\"launch\"".into()))
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        drop(socket);
+        tokio::time::sleep(Duration::from_millis(random.u64(100..3000))).await;
+    }
+}
+
+/// Asks for work and answers every lease with `answer`, for `rounds` rounds.
+async fn work(
+    socket: &mut wasmhive_tests::wire::Socket,
+    answer: &(dyn Fn(&str) -> Vec<u8> + Sync),
+    rounds: usize,
+) -> Result<(), String> {
+    for _ in 0..rounds {
+        send(socket, &Message::RequestWork { slots: 4 }).await?;
+        let Some(Ok(Frame::Text(text))) = socket.next().await else { return Err("closed".into()) };
+        let Ok(Message::Leases { leases }) = wasmhive_protocol::decode_message(&text) else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        let outcomes = leases
+            .iter()
+            .map(|lease| {
+                let output = answer(&String::from_utf8_lossy(&lease.input));
+                OutcomeReport {
+                    lease_id: lease.lease_id,
+                    job_id: lease.job_id.clone(),
+                    unit_index: lease.unit_index,
+                    status: Status::Success,
+                    digest: outcome_digest(&Status::Success, &output),
+                    output,
+                    fuel_used: None,
+                    wall_time_ms: 1,
+                    engine_class: "soak".into(),
+                }
+            })
+            .collect();
+        send(socket, &Message::Outcomes { outcomes }).await?;
+        let _acknowledged = socket.next().await;
+        tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
+    }
+    Ok(())
+}
+
+async fn send(socket: &mut wasmhive_tests::wire::Socket, message: &Message) -> Result<(), String> {
+    socket.send(Frame::Text(encode_message(message).into())).await.map_err(|error| error.to_string())
+}
+
+/// `GET path` over TLS as HTTP/1.0 (the answer ends with the connection), its body.
+async fn get(address: SocketAddr, token: &str, path: &str) -> String {
+    let target = wasmhive_transport::PeerAddress::parse(&address.to_string()).unwrap();
+    let Ok(mut stream) = wasmhive_transport::dial_tls(&target, None).await else { return String::new() };
+    let request = format!("GET {path} HTTP/1.0\r\nHost: owner\r\nAuthorization: Bearer {token}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Child mode: the owner alone in its process (its memory is read from /proc), with a job
+/// of tiny `sum` units at quorum 2 already submitted; prints its address and the job id.
+fn serve_owner_child(directory: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let coordinator = Coordinator::open(directory).unwrap();
+        let submission = JobSubmission {
+            name: "soak".into(),
+            task_name: "sum".into(),
+            module: task_modules::SUM.to_vec(),
+            args: Vec::new(),
+            inputs: JobInputs::Range { start: 0, end: UNITS * 10, step: 10 },
+            quorum: 2,
+            max_replicas: 6,
+            limits: JobLimits {
+                fuel: None,
+                memory_bytes: 16 << 20,
+                output_bytes: 1 << 10,
+                lease_ms: 30_000,
+                timeout_ms: 10_000,
+            },
+            nan_canonicalization: true,
+            verify: Default::default(),
+            validator: None,
+            reducer: None,
+        };
+        let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        println!("{}", job.job_id);
+        // Every soak connection comes from 127.0.0.1: lift the per-address cap.
+        let mut listeners = Listeners::new(listener, None);
+        listeners.limits.per_address_max = 1 << 16;
+        listeners.limits.total_max = 1 << 16;
+        serve(listeners, coordinator, std::future::pending()).await.unwrap();
+    });
+}
+
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
