@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message, outcome_digest};
+use wasmhive_protocol::{Message, encode_message};
 use wasmhive_tests::grid::TempDir;
-use wasmhive_tests::wire::connect_as;
+use wasmhive_tests::wire::{connect_as, success_report};
 
 /// The job's units: more than 10 minutes of the soak decide.
 const UNITS: u64 = 10_000_000;
@@ -144,20 +144,7 @@ async fn work(
         };
         let outcomes = leases
             .iter()
-            .map(|lease| {
-                let output = answer(&String::from_utf8_lossy(&lease.input));
-                OutcomeReport {
-                    lease_id: lease.lease_id,
-                    job_id: lease.job_id.clone(),
-                    unit_index: lease.unit_index,
-                    status: Status::Success,
-                    digest: outcome_digest(&Status::Success, &output),
-                    output,
-                    fuel_used: None,
-                    wall_time_ms: 1,
-                    engine_class: "soak".into(),
-                }
-            })
+            .map(|lease| success_report(lease, answer(&String::from_utf8_lossy(&lease.input))))
             .collect();
         send(socket, &Message::Outcomes { outcomes }).await?;
         let _acknowledged = socket.next().await;

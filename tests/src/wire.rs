@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{
-    Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
+    Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
 };
 use wasmhive_transport::{Dialer, PeerAddress, PeerSocket, TlsIdentity};
 
@@ -83,20 +83,7 @@ pub async fn run_scripted_worker_claiming_fuel(
             Message::Leases { leases } => {
                 let outcomes = leases
                     .iter()
-                    .map(|lease| {
-                        let output = answer(&lease.input);
-                        OutcomeReport {
-                            lease_id: lease.lease_id,
-                            job_id: lease.job_id.clone(),
-                            unit_index: lease.unit_index,
-                            status: Status::Success,
-                            digest: outcome_digest(&Status::Success, &output),
-                            output,
-                            fuel_used,
-                            wall_time_ms: 1,
-                            engine_class: "scripted".into(),
-                        }
-                    })
+                    .map(|lease| OutcomeReport { fuel_used, ..success_report(lease, answer(&lease.input)) })
                     .collect();
                 sent.fetch_add(leases.len() as u64, Ordering::Relaxed);
                 socket
@@ -107,5 +94,21 @@ pub async fn run_scripted_worker_claiming_fuel(
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
+    }
+}
+
+/// A successful outcome of `lease` with `output` (its digest computed), as a worker
+/// reports it.
+pub fn success_report(lease: &Lease, output: Vec<u8>) -> OutcomeReport {
+    OutcomeReport {
+        lease_id: lease.lease_id,
+        job_id: lease.job_id.clone(),
+        unit_index: lease.unit_index,
+        status: Status::Success,
+        digest: outcome_digest(&Status::Success, &output),
+        output,
+        fuel_used: None,
+        wall_time_ms: 1,
+        engine_class: "scripted".into(),
     }
 }

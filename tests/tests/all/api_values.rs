@@ -64,21 +64,7 @@ fn a_lease_time_beyond_reason_is_refused_with_the_limit() {
 
 /// Reports of `leases`, each a success whose output is `answer`.
 fn reports(leases: &[wasmhive_protocol::Lease], answer: &[u8]) -> Vec<wasmhive_protocol::OutcomeReport> {
-    use wasmhive_protocol::{OutcomeReport, Status, outcome_digest};
-    leases
-        .iter()
-        .map(|lease| OutcomeReport {
-            lease_id: lease.lease_id,
-            job_id: lease.job_id.clone(),
-            unit_index: lease.unit_index,
-            status: Status::Success,
-            output: answer.to_vec(),
-            digest: outcome_digest(&Status::Success, answer),
-            fuel_used: None,
-            wall_time_ms: 1,
-            engine_class: "test".into(),
-        })
-        .collect()
+    leases.iter().map(|lease| wasmhive_tests::wire::success_report(lease, answer.to_vec())).collect()
 }
 
 #[test]
