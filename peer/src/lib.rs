@@ -103,9 +103,7 @@ pub struct PeerState {
 impl PeerState {
     /// Unix time in ms: the clock gossip records are signed and judged with.
     pub fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64)
+        unix_ms()
     }
 }
 
