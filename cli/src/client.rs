@@ -198,8 +198,19 @@ where
     Ok((response.status(), response.into_body()))
 }
 
+/// Largest JSON answer read whole from an owner (a stranger may answer without end).
+const ANSWER_BYTES_MAX: usize = 64 << 20;
+/// Longest line of a streamed answer (one unit's result, output base64-encoded).
+const LINE_BYTES_MAX: usize = 128 << 20;
+
 async fn collect_text(body: Incoming) -> anyhow::Result<String> {
-    let bytes = body.collect().await.context("reading the owner's answer")?.to_bytes();
+    let bytes = http_body_util::Limited::new(body, ANSWER_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("reading the owner's answer (at most {} MiB): {error}", ANSWER_BYTES_MAX >> 20)
+        })?
+        .to_bytes();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -249,6 +260,14 @@ impl Iterator for Lines<'_> {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.buffer.extend_from_slice(&data);
+                    }
+                    if self.buffer.len() > LINE_BYTES_MAX {
+                        self.done = true;
+                        self.buffer.clear();
+                        let limit = LINE_BYTES_MAX >> 20;
+                        return Some(Err(std::io::Error::other(format!(
+                            "the owner sent a line over {limit} MiB"
+                        ))));
                     }
                 }
                 Some(Err(error)) => return Some(Err(std::io::Error::other(error))),

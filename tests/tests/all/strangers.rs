@@ -241,3 +241,34 @@ fn a_submission_without_the_token_is_refused_before_its_body_is_read() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("token"), "{answer}");
 }
+
+#[test]
+fn an_owner_that_answers_without_end_does_not_exhaust_the_cli() {
+    use axum::serve::Listener as _;
+    use tokio::io::AsyncWriteExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let owner = key(78);
+    let address = runtime.block_on(async {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = tcp.local_addr().unwrap();
+        let mut listener = wasmhive_transport::TlsListener::new(tcp, &wasmhive_transport::TlsIdentity::new(&owner)).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await;
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[").await;
+                    let padding = vec![b' '; 1 << 20];
+                    while stream.write_all(&padding).await.is_ok() {}
+                });
+            }
+        });
+        address
+    });
+    let started = std::time::Instant::now();
+    let output = wasmhive(&["status", "--to", &format!("{address}#{}", owner.peer_id()), "--token", "t"]);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && error.contains("at most 64 MiB"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(60), "gave up in {:?}", started.elapsed());
+}
