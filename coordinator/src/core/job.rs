@@ -100,9 +100,9 @@ impl JobProgress {
 struct ActiveUnit {
     replicas: Vec<ReplicaRecord>,
     leases: Vec<(LeaseId, String)>,
-    /// The worker whose wall-clock guard fired on this unit last (until the unit is leased
-    /// again): the next replica goes elsewhere if another worker can take it.
-    timed_out_workers: Vec<String>,
+    /// The worker whose host timed out on this unit last, and until when (Unix ms) it is
+    /// kept out: the next replica goes elsewhere if another worker can take it in that time.
+    timed_out_worker: Option<(String, u64)>,
     host_timeouts: u32,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
@@ -110,10 +110,13 @@ struct ActiveUnit {
 }
 
 impl ActiveUnit {
-    fn worker_can_take(&self, worker_id: &str) -> bool {
+    fn worker_can_take(&self, worker_id: &str, now_ms: u64) -> bool {
         !self.replicas.iter().any(|replica| replica.worker_id == worker_id)
             && !self.leases.iter().any(|(_, leased_to)| leased_to == worker_id)
-            && !self.timed_out_workers.iter().any(|timed_out| timed_out == worker_id)
+            && !self
+                .timed_out_worker
+                .as_ref()
+                .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
     }
 
     fn new(quorum: u32) -> ActiveUnit {
@@ -218,11 +221,16 @@ impl CoreJob {
 
     /// A unit this worker may run next: one waiting for another replica (after `scanned_up_to`,
     /// the last waiting unit a previous call of the same request looked at), else a fresh one.
-    pub(super) fn take_unit_for(&mut self, worker_id: &str, scanned_up_to: &mut Option<u64>) -> Option<u64> {
+    pub(super) fn take_unit_for(
+        &mut self,
+        worker_id: &str,
+        now_ms: u64,
+        scanned_up_to: &mut Option<u64>,
+    ) -> Option<u64> {
         let from = scanned_up_to.map_or(0, |unit_index| unit_index + 1);
         let waiting = self.needs_replica.range(from..).copied().find(|unit_index| {
             *scanned_up_to = Some(*unit_index);
-            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id))
+            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id, now_ms))
         });
         if waiting.is_some() {
             return waiting;
@@ -244,14 +252,15 @@ impl CoreJob {
         worker_id: &str,
         lease_id: LeaseId,
         trusted: bool,
+        now_ms: u64,
     ) {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
-        assert!(unit.worker_can_take(worker_id), "two replicas of a unit went to one worker");
+        assert!(unit.worker_can_take(worker_id, now_ms), "two replicas of a unit went to one worker");
         if !trusted {
             unit.quorum = self.policy.quorum;
         }
         unit.leases.push((lease_id, worker_id.to_string()));
-        unit.timed_out_workers.clear();
+        unit.timed_out_worker = None;
         self.open_leases += 1;
         self.refresh_needs(unit_index);
     }
@@ -276,6 +285,7 @@ impl CoreJob {
         status: &Status,
         digest: Hash,
         accept_alone: bool,
+        now_ms: u64,
     ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
         let policy = self.policy;
         let Some(unit) = self.active.get_mut(&unit_index) else {
@@ -285,10 +295,11 @@ impl CoreJob {
         unit.leases.retain(|(open, _)| *open != lease_id);
         self.open_leases -= (before - unit.leases.len()) as u64;
         if !status.is_deterministic() {
-            // Only the last worker to time out is kept out: when every worker has timed out
-            // on the unit (both replicas of a quorum-2 unit on a loaded 2-worker grid), the
-            // others may take it again, so the unit is not stranded.
-            unit.timed_out_workers = vec![worker_id.to_string()];
+            // Only the last worker to time out is kept out, and only for a while: when it is
+            // the only worker left that can give the unit a replica (a quorum-2 unit on a
+            // 2-worker grid), it takes the unit again afterwards, so the unit is not stranded.
+            unit.timed_out_worker =
+                Some((worker_id.to_string(), now_ms.saturating_add(super::TIMED_OUT_WORKER_WAIT_MS)));
             unit.host_timeouts += 1;
             let decision = (unit.host_timeouts >= policy.max_replicas).then(|| {
                 UnitDecision::Failed {

@@ -9,7 +9,8 @@
 //! - a unit is decided (accepted or failed) exactly once, and only when `quorum` completed
 //!   replicas have the same digest, or when `max_replicas` replicas produced no quorum;
 //! - a unit's replicas (completed + leased) never exceed `max_replicas`;
-//! - a `HostTimeout` outcome is never a result: the replica is re-issued to another worker;
+//! - a `HostTimeout` outcome is never a result: the replica is re-issued to another worker
+//!   (the worker that timed out gets the unit again only after `TIMED_OUT_WORKER_WAIT_MS`);
 //! - every unit of a job is eventually decided once workers keep asking for work (leases
 //!   that expire, are returned or whose worker disconnects go back to the queue);
 //! - memory is bounded by the units in flight (at most `ACTIVE_UNITS_MAX` per job), not by
@@ -31,6 +32,10 @@ use wasmhive_protocol::{Hash, Status};
 
 /// Units of one job in flight at once (leased or waiting for more replicas).
 pub const ACTIVE_UNITS_MAX: usize = 4096;
+
+/// How long a worker whose host timed out on a unit is kept from taking it again (so
+/// another worker gets the chance; a slow compilation meanwhile finishes in the background).
+pub const TIMED_OUT_WORKER_WAIT_MS: u64 = 10_000;
 
 pub type LeaseId = u64;
 
@@ -201,12 +206,12 @@ impl Core {
                     continue;
                 }
                 let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
-                match job.take_unit_for(worker_id, &mut scanned_up_to[position]) {
+                match job.take_unit_for(worker_id, now_ms, &mut scanned_up_to[position]) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
                         let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
-                        job.lease_opened(unit_index, worker_id, lease_id, trusted);
+                        job.lease_opened(unit_index, worker_id, lease_id, trusted, now_ms);
                         let lease = OpenLease {
                             job_id: job_id.clone(),
                             unit_index,
@@ -293,7 +298,7 @@ impl Core {
             chance > 0.0 && self.random.f64() < chance
         });
         let (replica, decision) =
-            job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest, accept_alone);
+            job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest, accept_alone, now_ms);
         let judgements = job
             .take_judged()
             .into_iter()

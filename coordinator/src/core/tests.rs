@@ -356,3 +356,20 @@ fn a_unit_whose_replicas_all_timed_out_is_not_stranded() {
     assert!(core.request_work("b", 1, 1).is_empty(), "the last to time out waits its turn");
     assert_eq!(core.request_work("a", 1, 1).len(), 1, "the other worker takes the unit again");
 }
+
+#[test]
+fn a_unit_one_worker_timed_out_on_while_the_other_holds_its_replica_is_not_stranded() {
+    // Quorum 2 on two workers: `b` succeeded, `a` timed out (say, compiling on a loaded
+    // host). Only `a` can give the second replica, so it must get the unit again.
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy::fixed(2, 6, 60_000), ResumeState::default());
+    let first = core.request_work("a", 1, 0).remove(0);
+    let second = core.request_work("b", 1, 0).remove(0);
+    core.report_outcome("a", first.lease_id, &Status::HostTimeout, Hash::of(b"-"), 0).unwrap();
+    core.report_outcome("b", second.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
+    assert!(core.request_work("a", 1, 1).is_empty(), "the timed-out worker waits a while first");
+    let again = core.request_work("a", 1, TIMED_OUT_WORKER_WAIT_MS).remove(0);
+    let effect =
+        core.report_outcome("a", again.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
+    assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
+}
