@@ -12,6 +12,7 @@
 //! - `dial.rs`: dial a peer (TLS, then a WebSocket) expecting an id.
 //! - `listen.rs`: accept TLS connections for axum, with the proven id beside each.
 //! - `key_file.rs`: the peer key in the data directory.
+//! - `http_server.rs`: the HTTP server loop over any of those listeners, with time limits.
 //!
 //! Invariants:
 //! - only TLS 1.3 with the ed25519 signature scheme is offered or accepted;
@@ -21,6 +22,7 @@
 
 mod certificate;
 mod dial;
+mod http_server;
 mod key_file;
 mod known_hosts;
 mod listen;
@@ -31,6 +33,7 @@ mod verifier;
 
 pub use certificate::{TlsIdentity, peer_id_of_certificate};
 pub use dial::{DialError, Dialer, PeerSocket, dial_tls};
+pub use http_server::{HEAD_BYTES_MAX, HEAD_READ_TIME_MAX, serve_connections};
 pub use key_file::{KeyFileError, create_private_dir, load_or_create_peer_key, write_private_file};
 pub use known_hosts::{KNOWN_HOSTS_FILE, KnownHosts};
 pub use listen::{ConnectionLimits, HANDSHAKE_TIMEOUT, LoopbackListener, PeerStream, Remote, TlsListener};

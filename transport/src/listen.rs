@@ -256,12 +256,6 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Remote {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Remote {
-        stream.remote_addr().clone()
-    }
-}
-
 /// Plain HTTP on a loopback address: the owner's own browser opens the dashboard there
 /// without certificate warnings. It serves no peer protocol.
 pub struct LoopbackListener(pub TcpListener);
@@ -290,11 +284,5 @@ impl axum::serve::Listener for LoopbackListener {
 
     fn local_addr(&self) -> std::io::Result<Remote> {
         Ok(Remote { address: self.0.local_addr()?, peer_id: None })
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LoopbackListener>> for Remote {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, LoopbackListener>) -> Remote {
-        stream.remote_addr().clone()
     }
 }

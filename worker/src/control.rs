@@ -65,9 +65,12 @@ pub async fn serve_control(
         .route("/pause", post(pause))
         .route("/resume", post(resume))
         .with_state(Arc::new(ControlState { execution, token }));
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        tracing::warn!(%error, "the local control endpoint stopped");
-    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    wasmhive_transport::serve_connections(listener, router, stopped).await;
     let _ = std::fs::remove_file(&path);
 }
 

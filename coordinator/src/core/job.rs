@@ -281,9 +281,7 @@ impl CoreJob {
         &mut self,
         unit_index: u64,
         lease_id: LeaseId,
-        worker_id: &str,
-        status: &Status,
-        digest: Hash,
+        replica: ReplicaRecord,
         accept_alone: bool,
         now_ms: u64,
     ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
@@ -294,12 +292,12 @@ impl CoreJob {
         let before = unit.leases.len();
         unit.leases.retain(|(open, _)| *open != lease_id);
         self.open_leases -= (before - unit.leases.len()) as u64;
-        if !status.is_deterministic() {
+        if !replica.status.is_deterministic() {
             // Only the last worker to time out is kept out, and only for a while: when it is
             // the only worker left that can give the unit a replica (a quorum-2 unit on a
             // 2-worker grid), it takes the unit again afterwards, so the unit is not stranded.
             unit.timed_out_worker =
-                Some((worker_id.to_string(), now_ms.saturating_add(super::TIMED_OUT_WORKER_WAIT_MS)));
+                Some((replica.worker_id, now_ms.saturating_add(super::TIMED_OUT_WORKER_WAIT_MS)));
             unit.host_timeouts += 1;
             let decision = (unit.host_timeouts >= policy.max_replicas).then(|| {
                 UnitDecision::Failed {
@@ -312,9 +310,8 @@ impl CoreJob {
             });
             return (None, self.finish_or_refresh(unit_index, decision));
         }
-        let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
         unit.replicas.push(replica.clone());
-        if unit.quorum < policy.quorum && !(accept_alone && status.is_success()) {
+        if unit.quorum < policy.quorum && !(accept_alone && replica.status.is_success()) {
             unit.quorum = policy.quorum;
         }
         let decision = decide(unit, &policy);

@@ -297,8 +297,10 @@ impl Core {
                 chance_alone(self.reputations.get(worker_id).as_ref(), adaptive.spot_check_per_mille);
             chance > 0.0 && self.random.f64() < chance
         });
-        let (replica, decision) =
-            job.record_outcome(lease.unit_index, lease_id, worker_id, status, digest, accept_alone, now_ms);
+        let (replica, decision) = {
+            let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
+            job.record_outcome(lease.unit_index, lease_id, replica, accept_alone, now_ms)
+        };
         let judgements = job
             .take_judged()
             .into_iter()

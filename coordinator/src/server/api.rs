@@ -56,20 +56,62 @@ pub async fn submit_job(
         drain(body).await;
         return Err(refusal);
     }
-    let body = axum::body::to_bytes(body, super::SUBMISSION_BYTES_MAX).await.map_err(|error| ApiProblem {
-        status: 413,
-        message: format!(
-            "the submission is over the owner's {} MiB limit, or was cut short ({error}); \
-             split the job's inputs into several jobs",
-            super::SUBMISSION_BYTES_MAX >> 20
-        ),
-    })?;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > super::SUBMISSION_BYTES_MAX as u64) {
+        drain(body).await;
+        return Err(submission_over_limit(super::SUBMISSION_BYTES_MAX));
+    }
+    let body = read_body_within(body, super::SUBMISSION_BYTES_MAX).await?;
     let submission: JobSubmission = serde_json::from_slice(&body)
         .map_err(|error| ApiProblem::bad_request(format!("the body is not a job submission: {error}")))?;
     let answer = tokio::task::spawn_blocking(move || coordinator.submit(submission))
         .await
         .map_err(ApiProblem::internal)??;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// The longest a body may pause between two pieces before the request is dropped (a
+/// client that stops sending mid-body holds no connection and no buffer for long).
+const BODY_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a whole body of at most `bytes_max`, with no pause longer than [`BODY_PAUSE_MAX`].
+async fn read_body_within(body: axum::body::Body, bytes_max: usize) -> Result<Vec<u8>, ApiProblem> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::new();
+    loop {
+        let piece = tokio::time::timeout(BODY_PAUSE_MAX, stream.next()).await.map_err(|_| ApiProblem {
+            status: 408,
+            message: format!(
+                "the body stopped arriving for {BODY_PAUSE_MAX:?} after {} bytes; send it whole",
+                read.len()
+            ),
+        })?;
+        match piece {
+            None => return Ok(read),
+            Some(Err(error)) => {
+                return Err(ApiProblem::bad_request(format!(
+                    "the body was cut short after {} bytes: {error}",
+                    read.len()
+                )));
+            }
+            Some(Ok(piece)) if read.len() + piece.len() > bytes_max => {
+                return Err(submission_over_limit(bytes_max));
+            }
+            Some(Ok(piece)) => read.extend_from_slice(&piece),
+        }
+    }
+}
+
+fn submission_over_limit(bytes_max: usize) -> ApiProblem {
+    ApiProblem {
+        status: 413,
+        message: format!(
+            "the submission is over the owner's {} MiB limit; split the job's inputs into several jobs",
+            bytes_max >> 20
+        ),
+    }
 }
 
 async fn drain(body: axum::body::Body) {

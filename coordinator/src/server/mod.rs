@@ -35,7 +35,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use wasmhive_transport::{ConnectionLimits, LoopbackListener, Remote, TlsListener};
+use wasmhive_transport::{ConnectionLimits, LoopbackListener, TlsListener};
 
 /// Largest HTTP request body (a job with its module and inputs inline).
 pub const SUBMISSION_BYTES_MAX: usize = 512 << 20;
@@ -92,20 +92,13 @@ pub async fn serve_with(
         .merge(extra.peer)
         .merge(api.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stopped_for = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    let loopback = listeners.loopback.map(|listener| {
-        let server = axum::serve(listener, api.into_make_service_with_connect_info::<Remote>())
-            .with_graceful_shutdown(stopped_for(stopped.clone()));
-        tokio::spawn(async move { server.await })
-    });
-    let public = axum::serve(tls, peer.into_make_service_with_connect_info::<Remote>())
-        .with_graceful_shutdown(stopped_for(stopped.clone()));
-    let public = tokio::spawn(async move { public.await });
+    let loopback = listeners
+        .loopback
+        .map(|listener| tokio::spawn(wasmhive_transport::serve_connections(listener, api, stopped.clone())));
+    let public = tokio::spawn(wasmhive_transport::serve_connections(tls, peer, stopped));
     shutdown.await;
     let _ = stop.send(true);
-    let result = public.await.map_err(std::io::Error::other).and_then(|result| result);
+    let result = public.await.map_err(std::io::Error::other);
     if let Some(loopback) = loopback {
         let _ = loopback.await;
     }

@@ -272,3 +272,71 @@ fn an_owner_that_answers_without_end_does_not_exhaust_the_cli() {
     assert!(!output.status.success() && error.contains("at most 64 MiB"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(60), "gave up in {:?}", started.elapsed());
 }
+
+/// How long an owner waited before closing a connection that sent `sent` and then nothing,
+/// or `None` if it was still open after `patience`.
+async fn time_until_closed(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    sent: &[u8],
+    patience: Duration,
+) -> Option<Duration> {
+    stream.write_all(sent).await.unwrap();
+    let started = Instant::now();
+    let mut answer = vec![0u8; 4096];
+    loop {
+        match tokio::time::timeout(patience.saturating_sub(started.elapsed()), stream.read(&mut answer)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue, // an answer (a 408, say); the close follows
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn half_sent_requests_and_idle_connections_are_closed_on_both_ports() {
+    let grid = TestGrid::start("half-sent", 0);
+    let dashboard: SocketAddr = std::fs::read_to_string(grid.coordinator_data.join("dashboard.address"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let patience = Duration::from_secs(25);
+    runtime.block_on(async {
+        let public = wasmhive_transport::PeerAddress::parse(&grid.address.to_string()).unwrap();
+        let half_head = b"GET /api/jobs HTTP/1.1\r\nHost: owner\r\n".as_slice();
+        let tls_half = wasmhive_transport::dial_tls(&public, None).await.unwrap();
+        let tls_idle = wasmhive_transport::dial_tls(&public, None).await.unwrap();
+        let loopback_half = tokio::net::TcpStream::connect(dashboard).await.unwrap();
+        let (tls_half, tls_idle, loopback_half) = tokio::join!(
+            time_until_closed(tls_half, half_head, patience),
+            time_until_closed(tls_idle, b"", patience),
+            time_until_closed(loopback_half, half_head, patience),
+        );
+        for (what, closed) in [
+            ("TLS, half a head", tls_half),
+            ("TLS, nothing", tls_idle),
+            ("loopback, half a head", loopback_half),
+        ] {
+            assert!(closed.is_some(), "{what}: still open after {patience:?}");
+        }
+    });
+}
+
+#[test]
+fn a_submission_whose_body_stops_arriving_is_dropped() {
+    let grid = TestGrid::start("stalled-body", 0);
+    let token = std::fs::read_to_string(grid.coordinator_data.join("token")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let closed = runtime.block_on(async {
+        let public = wasmhive_transport::PeerAddress::parse(&grid.address.to_string()).unwrap();
+        let stream = wasmhive_transport::dial_tls(&public, None).await.unwrap();
+        let head = format!(
+            "POST /api/jobs HTTP/1.1\r\nHost: owner\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\":",
+            token.trim()
+        );
+        time_until_closed(stream, head.as_bytes(), Duration::from_secs(40)).await
+    });
+    assert!(closed.is_some(), "the owner still waited for the body after 40 s");
+}
