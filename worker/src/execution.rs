@@ -47,6 +47,23 @@ pub struct Execution {
 pub type BlobFetcher =
     Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
+/// wasmtime compiles a module's functions on rayon's global pool. In a worker (and a peer)
+/// those threads run at the lowest priority like unit threads, so a compilation never
+/// takes CPU from the machine's owner. Built once per process, before anything compiles.
+fn lower_compilation_threads() {
+    let built = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("wasmhive-compile-{index}"))
+        .start_handler(|_| {
+            if let Err(problem) = priority::lower_this_thread() {
+                tracing::warn!(%problem, "a compilation thread keeps its normal priority");
+            }
+        })
+        .build_global();
+    if built.is_err() {
+        tracing::debug!("rayon's global pool already exists; compilation threads keep their priority");
+    }
+}
+
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
         let key = wasmhive_transport::load_or_create_peer_key(&config.data_dir)?;
@@ -63,6 +80,7 @@ impl Execution {
             })
             .build()
             .map_err(|error| WorkerError::Pool(error.to_string()))?;
+        lower_compilation_threads();
         let controls = VolunteerControls::start(config.volunteer.clone());
         let sandbox = Arc::new(Sandbox::new(SandboxConfig {
             artifact_dir: Some(config.data_dir.join("artifacts")),

@@ -216,3 +216,111 @@ fn the_example_service_config_is_valid() {
     .unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/wasmhive worker --config /etc/wasmhive/config.toml"));
 }
+
+/// A valid task module with `functions` functions of arithmetic: slow to compile, quick to run.
+fn module_slow_to_compile(functions: usize) -> Vec<u8> {
+    let mut text = String::from("(module (memory (export \"memory\") 1)\n");
+    for index in 0..functions {
+        text.push_str(&format!("(func $f{index} (param i64) (result i64) local.get 0"));
+        for step in 0..60 {
+            text.push_str(&format!(
+                " i64.const {} i64.mul i64.const {step} i64.add local.get 0 i64.xor",
+                index * 7 + step + 3
+            ));
+        }
+        text.push_str(")\n");
+    }
+    text.push_str("(func (export \"_start\") i64.const 1 call $f0 drop))");
+    wat::parse_str(&text).unwrap()
+}
+
+#[test]
+fn compilations_run_at_the_lowest_priority_and_not_while_paused() {
+    let grid = TestGrid::start("compile-priority", 0);
+    let (worker, data) = start(&grid, "worker", &[]);
+    let module = grid.directory.path().join("slow-to-compile.wasm");
+    std::fs::write(&module, module_slow_to_compile(3000)).unwrap();
+    let spec = grid.directory.path().join("slow-to-compile.toml");
+    std::fs::write(
+        &spec,
+        format!("name = \"compile\"\nmodule = {:?}\n[inputs]\nrange = {{ start = 0, end = 1 }}\n[verify]\nquorum = 1\n[limits]\ntimeout = \"120s\"\n", module),
+    )
+    .unwrap();
+    control(&data, "pause");
+    let job_id = grid.submit(spec.to_str().unwrap(), false);
+    std::thread::sleep(Duration::from_secs(2));
+    let artifacts = data.join("artifacts");
+    assert!(
+        !artifacts.exists() || std::fs::read_dir(&artifacts).unwrap().next().is_none(),
+        "compiled while paused"
+    );
+    control(&data, "resume");
+    grid.wait_for_completion(&job_id);
+    let mut busy_threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", worker.pid())).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        busy_threads.push((ticks, fields[38] == "5", stat[..stat.rfind(')').unwrap() + 1].to_string()));
+    }
+    busy_threads.sort();
+    println!("threads by CPU ticks (ticks, SCHED_IDLE, name): {busy_threads:?}");
+    let compiled_at = busy_threads.iter().rev().take_while(|(ticks, _, _)| *ticks >= 20);
+    for (ticks, idle, name) in compiled_at {
+        assert!(idle, "{name} used {ticks} ticks of CPU at normal priority: {busy_threads:?}");
+    }
+    assert!(busy_threads.last().unwrap().0 >= 20, "the compilation used little CPU: {busy_threads:?}");
+}
+
+/// Records what the sandbox tells its gate, and holds the first checkpoint until released.
+struct RecordingGate {
+    checkpoints: std::sync::Mutex<Vec<Duration>>,
+    released: std::sync::Mutex<bool>,
+    release: std::sync::Condvar,
+}
+
+impl wasmhive_sandbox::RunGate for RecordingGate {
+    fn checkpoint(&self, ran: Duration) {
+        self.checkpoints.lock().unwrap().push(ran);
+        let released = self.released.lock().unwrap();
+        drop(self.release.wait_while(released, |released| !*released).unwrap());
+    }
+}
+
+#[test]
+fn a_paused_unit_does_not_start_compiling_and_compile_time_counts_in_the_duty_cycle() {
+    use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, SandboxConfig, SharedRunGate};
+    let gate = std::sync::Arc::new(RecordingGate {
+        checkpoints: std::sync::Mutex::new(Vec::new()),
+        released: std::sync::Mutex::new(false),
+        release: std::sync::Condvar::new(),
+    });
+    let sandbox = std::sync::Arc::new(Sandbox::new(SandboxConfig {
+        run_gate: Some(SharedRunGate(gate.clone())),
+        ..SandboxConfig::default()
+    }));
+    let module = ModuleBytes::new(module_slow_to_compile(1500));
+    let running = {
+        let (sandbox, module) = (sandbox.clone(), module.clone());
+        std::thread::spawn(move || {
+            let limits = Limits { compile_time_max: Duration::from_secs(120), ..Limits::default() };
+            wasmhive_tests::run_unit(&sandbox, &module, b"", &[], &limits)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sandbox.cached_module_count(), 0, "the paused unit compiled its module");
+    assert_eq!(
+        *gate.checkpoints.lock().unwrap(),
+        vec![Duration::ZERO],
+        "the unit did not ask before compiling"
+    );
+    *gate.released.lock().unwrap() = true;
+    gate.release.notify_all();
+    let outcome = running.join().unwrap();
+    assert!(outcome.status.is_success(), "{outcome:?}");
+    let checkpoints = gate.checkpoints.lock().unwrap().clone();
+    assert!(
+        checkpoints.len() >= 2 && checkpoints[1] >= Duration::from_millis(100),
+        "the compilation's time was not offered to the duty cycle: {checkpoints:?}"
+    );
+}

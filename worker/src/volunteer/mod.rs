@@ -1,7 +1,9 @@
 //! Volunteer controls: the worker uses only spare CPU and never gets in the owner's way.
 //!
-//! - Unit threads run at nice 19 and `SCHED_IDLE` (`priority.rs`): the owner's programs
-//!   always win the CPU.
+//! - Unit threads and compilation threads run at nice 19 and `SCHED_IDLE` (`priority.rs`):
+//!   the owner's programs always win the CPU.
+//! - A unit asks the gate before compiling its module (no compilation starts while paused)
+//!   and offers the compilation's time to the duty cycle before it runs.
 //! - `cpu_percent` holds each unit thread to a duty cycle; pauses suspend running units in
 //!   place (they keep their lease) and stop new leases (`gate.rs`).
 //! - A watcher thread re-evaluates the pause reasons every [`WATCH_INTERVAL`]: other
