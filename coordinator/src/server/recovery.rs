@@ -5,7 +5,7 @@
 //! ignored as unknown leases).
 
 use super::state::{Coordinator, policy_of};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreFault, StoreResult};
 
 impl Coordinator {
     /// A batch touching `job_ids` was not committed: nothing is acknowledged, and those
@@ -32,8 +32,8 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Makes the store fail every write, or work again (fault-injection tests).
-    pub fn refuse_store_writes(&self, refuse: bool) -> StoreResult<()> {
-        self.store.lock().expect("store lock").refuse_writes(refuse)
+    /// Makes the store fail (see [`StoreFault`]), or work again (fault-injection tests).
+    pub fn inject_store_fault(&self, fault: Option<StoreFault>) -> StoreResult<()> {
+        self.store.lock().expect("store lock").inject_fault(fault)
     }
 }

@@ -93,6 +93,16 @@ pub struct Store {
     connection: Connection,
 }
 
+/// A failure injected into the store by tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFault {
+    /// Every write fails.
+    ReadOnly,
+    /// The disk is full: a write that needs one more page fails with SQLite's "database or
+    /// disk is full" (`SQLITE_FULL`); writes into pages that have room still succeed.
+    DiskFull,
+}
+
 impl Store {
     pub fn open(path: &Path) -> StoreResult<Store> {
         let connection = Connection::open(path)?;
@@ -100,10 +110,18 @@ impl Store {
         Ok(Store { connection })
     }
 
-    /// Makes every write fail (SQLite's `query_only`), or allows writes again: a store that
-    /// fails mid-job, for fault-injection tests.
-    pub fn refuse_writes(&self, refuse: bool) -> StoreResult<()> {
-        self.connection.pragma_update(None, "query_only", refuse)?;
+    /// Makes writes fail from now on, or (`None`) work again: a store that fails mid-job,
+    /// for fault-injection tests.
+    pub fn inject_fault(&self, fault: Option<StoreFault>) -> StoreResult<()> {
+        let read_only = fault == Some(StoreFault::ReadOnly);
+        self.connection.pragma_update(None, "query_only", read_only)?;
+        let page_limit: i64 = match fault {
+            Some(StoreFault::DiskFull) => {
+                self.connection.query_row("PRAGMA page_count", [], |row| row.get(0))?
+            }
+            _ => i64::from(u32::MAX - 1),
+        };
+        self.connection.query_row(&format!("PRAGMA max_page_count = {page_limit}"), [], |_| Ok(()))?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use wasmhive_coordinator::server::Coordinator;
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_tests::grid::TempDir;
 
-fn submission(inputs: JobInputs, lease_ms: u64) -> JobSubmission {
+pub fn submission(inputs: JobInputs, lease_ms: u64) -> JobSubmission {
     JobSubmission {
         name: "edge".into(),
         task_name: "primes".into(),
@@ -60,36 +60,6 @@ fn a_lease_time_beyond_reason_is_refused_with_the_limit() {
         .unwrap();
     assert_eq!(coordinator.request_work("worker", 4).unwrap().len(), 2);
     assert!(coordinator.status(&job.job_id).is_some());
-}
-
-/// Reports of `leases`, each a success whose output is `answer`.
-fn reports(leases: &[wasmhive_protocol::Lease], answer: &[u8]) -> Vec<wasmhive_protocol::OutcomeReport> {
-    leases.iter().map(|lease| wasmhive_tests::wire::success_report(lease, answer.to_vec())).collect()
-}
-
-#[test]
-fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
-    let directory = TempDir::new("disk-full");
-    let coordinator = Coordinator::open(directory.path()).unwrap();
-    let inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
-    let job = coordinator.submit(submission(inputs, 60_000)).map_err(|problem| problem.message).unwrap();
-    let first = coordinator.request_work("worker", 4).unwrap();
-    assert_eq!(coordinator.commit_outcomes("worker", &reports(&first, b"0\n")).unwrap().len(), 4);
-    let rest = coordinator.request_work("worker", 4).unwrap();
-    // The store fails now: the batch is not acknowledged, and not decided either.
-    coordinator.refuse_store_writes(true).unwrap();
-    assert!(coordinator.commit_outcomes("worker", &reports(&rest, b"0\n")).unwrap().is_empty());
-    coordinator.refuse_store_writes(false).unwrap();
-    assert_ne!(coordinator.status(&job.job_id).unwrap().state, "completed", "results are missing");
-    let again = coordinator.request_work("worker", 8).unwrap();
-    let mut units: Vec<u64> = again.iter().map(|lease| lease.unit_index).collect();
-    units.sort();
-    let mut expected: Vec<u64> = rest.iter().map(|lease| lease.unit_index).collect();
-    expected.sort();
-    assert_eq!(units, expected, "the units of the failed batch are leased again");
-    assert_eq!(coordinator.commit_outcomes("worker", &reports(&again, b"0\n")).unwrap().len(), 4);
-    let status = coordinator.status(&job.job_id).unwrap();
-    assert_eq!((status.state.as_str(), status.verified), ("completed", 8));
 }
 
 #[test]

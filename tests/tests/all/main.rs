@@ -15,6 +15,7 @@ mod job_specs;
 mod malicious_owner;
 mod peer_mesh;
 mod sandbox_determinism;
+mod store_faults;
 mod strangers;
 mod task_answers;
 mod task_languages;
