@@ -80,3 +80,22 @@ impl Listening {
         eprintln!("data: {} · token: {}", data.display(), data.join("token").display());
     }
 }
+
+/// Flags of an owner (coordinator or peer): how worker addresses group into networks.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NetworkArgs {
+    /// Leading bits of an IPv4 address that name a worker's network: two replicas of a
+    /// unit never come from one network (loopback addresses count per address).
+    #[arg(long, value_name = "BITS", default_value_t = 24)]
+    pub network_prefix_v4: u8,
+    /// The same for IPv6.
+    #[arg(long, value_name = "BITS", default_value_t = 48)]
+    pub network_prefix_v6: u8,
+}
+
+impl NetworkArgs {
+    pub fn prefixes(&self) -> anyhow::Result<wasmhive_coordinator::core::NetworkPrefixes> {
+        wasmhive_coordinator::core::NetworkPrefixes::new(self.network_prefix_v4, self.network_prefix_v6)
+            .map_err(anyhow::Error::msg)
+    }
+}

@@ -61,6 +61,10 @@ pub struct VolunteerArgs {
     /// Data directory (identity, modules, compiled artifacts; a peer's jobs too).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The local IP address connections to owners and peers leave from (a machine with
+    /// several; a peer defaults to its --listen IP).
+    #[arg(long, value_name = "IP")]
+    pub bind_address: Option<std::net::IpAddr>,
     /// Cores to run units on (default: all).
     #[arg(long)]
     pub cpus: Option<usize>,

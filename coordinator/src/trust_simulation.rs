@@ -4,11 +4,13 @@
 //! Workers take one lease per round in random order and answer at once. Honest workers
 //! return the true digest. Saboteurs lie on every unit: alone (`colluding = false`) each lie
 //! is different; colluding, all saboteurs return the same wrong digest for a unit, so two
-//! of them can form a quorum. A Sybil attacker adds `sybil` more colluding identities.
+//! of them can form a quorum. A Sybil attacker adds `sybil` more colluding identities, all
+//! on the network of the first saboteur (an identity costs a key, an address block more);
+//! every other worker is on a network of its own.
 //! With `adaptive`, the job uses adaptive replication (5% spot checks) and two known-answer
 //! units per stranger.
 
-use crate::core::{AdaptivePolicy, Core, JobPolicy, ResumeState, UnitDecision};
+use crate::core::{AdaptivePolicy, Core, JobPolicy, Network, ResumeState, UnitDecision};
 use std::collections::BTreeMap;
 use wasmhive_protocol::{Hash, Status};
 
@@ -52,6 +54,9 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     let workers: Vec<String> =
         (0..scenario.peers + sybil).map(|index| format!("worker-{index:04}")).collect();
     let is_saboteur = |index: usize| index < saboteurs || index >= scenario.peers;
+    let networks: Vec<Network> = (0..workers.len())
+        .map(|index| Network::of_identity(&workers[if index >= scenario.peers { 0 } else { index }]))
+        .collect();
     let mut core = Core::new();
     let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 4, 1_000_000);
     if scenario.adaptive {
@@ -69,7 +74,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
         let now_ms = round * 1000;
         random.shuffle(&mut order);
         for &index in &order {
-            for grant in core.request_work(&workers[index], 1, now_ms) {
+            for grant in core.request_work(&workers[index], &networks[index], 1, now_ms) {
                 let digest = match (is_saboteur(index), scenario.colluding) {
                     (false, _) => truth(grant.unit_index),
                     (true, true) => Hash::of(format!("colluding lie {}", grant.unit_index).as_bytes()),

@@ -17,9 +17,11 @@ pub mod mesh_simulation;
 mod puller;
 pub mod reciprocity;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use wasmhive_coordinator::core::NetworkPrefixes;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve_with};
 use wasmhive_protocol::gossip::PeerInfo;
 use wasmhive_transport::{LoopbackListener, PeerAddress, TlsIdentity, check_gossip_address};
@@ -51,6 +53,11 @@ pub struct PeerConfig {
     pub module_cache_bytes_max: u64,
     /// Only spare CPU: duty cycle, pauses, schedule, battery, memory cap.
     pub volunteer: VolunteerSettings,
+    /// The local address outbound connections leave from; `None`: the listen address's IP
+    /// when it names one (not `0.0.0.0` or `[::]`), else the system's choice.
+    pub local_address: Option<IpAddr>,
+    /// How the jobs this peer owns group worker addresses into networks.
+    pub network_prefixes: NetworkPrefixes,
 }
 
 impl PeerConfig {
@@ -66,7 +73,15 @@ impl PeerConfig {
             data_dir,
             module_cache_bytes_max: defaults.module_cache_bytes_max,
             volunteer: defaults.volunteer,
+            local_address: None,
+            network_prefixes: NetworkPrefixes::default(),
         }
+    }
+
+    /// Where outbound connections leave from: `local_address`, else a specific listen IP.
+    fn outbound_address(&self) -> Option<IpAddr> {
+        let listen_ip = self.listen.as_deref().and_then(|listen| listen.parse::<std::net::SocketAddr>().ok());
+        self.local_address.or(listen_ip.map(|address| address.ip()).filter(|ip| !ip.is_unspecified()))
     }
 }
 
@@ -135,7 +150,9 @@ impl RunningPeer {
 /// puller tasks.
 pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     let coordinator = Coordinator::open(&config.data_dir)?;
+    coordinator.set_network_prefixes(config.network_prefixes);
     let mut worker_config = WorkerConfig::new(String::new(), config.data_dir.clone());
+    worker_config.local_address = config.outbound_address();
     worker_config.cpus = config.cpus.max(1);
     worker_config.module_cache_bytes_max = config.module_cache_bytes_max;
     worker_config.volunteer = config.volunteer.clone();

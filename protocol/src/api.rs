@@ -145,6 +145,9 @@ pub struct Disagreement {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConnectedWorker {
     pub worker_id: String,
+    /// The network it connects from (two replicas of a unit never share one).
+    #[serde(default)]
+    pub network: String,
     pub cores: u32,
     pub leased: u64,
     pub spare_slots: u64,

@@ -21,7 +21,7 @@ use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Message, encode_message};
 use wasmhive_tests::grid::TempDir;
-use wasmhive_tests::wire::{connect_as, success_report};
+use wasmhive_tests::wire::{hello, success_report, try_connect_from};
 
 /// The job's units: more than 10 minutes of the soak decide.
 const UNITS: u64 = 10_000_000;
@@ -102,8 +102,14 @@ async fn behave(address: SocketAddr, index: usize, stop: Arc<AtomicBool>) {
     secret[..8].copy_from_slice(&(index as u64).to_le_bytes());
     let key = PeerKey::from_secret(secret);
     let mut random = fastrand::Rng::with_seed(index as u64);
+    // Each connection is a network of its own (owners count loopback addresses apart).
+    let from = std::net::IpAddr::from([127, 1, (index / 250) as u8, (2 + index % 250) as u8]);
     while !stop.load(Ordering::Relaxed) {
-        let mut socket = connect_as(address, &key).await;
+        let Some(mut socket) = connect_with_hello(address, &key, from).await else {
+            // A busy owner may time a handshake out: try again later, as a worker would.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
         let _ = match index % 10 {
             0..=5 => work(&mut socket, &|input| task_kernels::sum::run(input).unwrap_or_default(), 200).await,
             // Each liar tells its own lie: liars that agree are colluders (issue 14), not this soak.
@@ -127,6 +133,18 @@ async fn behave(address: SocketAddr, index: usize, stop: Arc<AtomicBool>) {
         drop(socket);
         tokio::time::sleep(Duration::from_millis(random.u64(100..3000))).await;
     }
+}
+
+/// A session as `key` from `from`, after hello and welcome; `None` if any step failed.
+async fn connect_with_hello(
+    address: SocketAddr,
+    key: &PeerKey,
+    from: std::net::IpAddr,
+) -> Option<wasmhive_tests::wire::Socket> {
+    let mut socket = try_connect_from(address, Some(key), "/ws", Some(from)).await.ok()?;
+    socket.send(hello()).await.ok()?;
+    let Some(Ok(Frame::Text(text))) = socket.next().await else { return None };
+    matches!(wasmhive_protocol::decode_message(&text), Ok(Message::Welcome { .. })).then_some(socket)
 }
 
 /// Asks for work and answers every lease with `answer`, for `rounds` rounds.

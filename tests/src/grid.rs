@@ -99,6 +99,10 @@ pub fn start_peer_in(
     std::fs::create_dir_all(data).expect("peer data directory");
     let log = data.join(format!("peer-{}.log", unique_suffix()));
     let mut args = vec!["peer", "--listen", listen, "--data", data.to_str().unwrap(), "--cpus", "1"];
+    let own_network = own_loopback_network();
+    if namespace.is_none() && listen.starts_with("127.0.0.1:") {
+        args.extend(["--bind-address", &own_network]);
+    }
     let join = join.map(|address| address.to_string());
     if let Some(join) = &join {
         args.extend(["--join", join]);
@@ -148,8 +152,21 @@ pub fn start_worker_joining(join: &str, data: &Path, cpus: usize, extra: &[&str]
     let cpus = cpus.to_string();
     let mut args =
         vec!["worker", "--join", join, "--cpus", &cpus, "--data", data.to_str().unwrap(), "--grace", "5s"];
+    let own_network = own_loopback_network();
+    if !extra.contains(&"--bind-address") && join.starts_with("127.") {
+        args.extend(["--bind-address", &own_network]);
+    }
     args.extend_from_slice(extra);
     spawn_logged(&args, log)
+}
+
+/// A loopback address no other worker or peer of this test process connects from: owners
+/// count loopback addresses as networks of their own, and two replicas of a unit never
+/// come from one network, so each worker or peer a test starts stands for a network.
+pub fn own_loopback_network() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (250 * 250);
+    format!("127.0.{}.{}", 1 + index / 250, 2 + index % 250)
 }
 
 /// The peer id an owner printed when it started ("listening on ADDR#PEERID").

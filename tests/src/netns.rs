@@ -24,21 +24,32 @@ fn ip(args: &[&str]) {
 }
 
 impl NamespaceHost {
-    /// Creates namespace `wh<id>` with the link 10.77.<n>.1 (here) ↔ 10.77.<n>.2 (there).
+    /// Creates namespace `wh<id>` with the link 10.77.<n>.1 (here) ↔ 10.78.<n>.2 (there):
+    /// two /24 networks, as owners count them (two replicas never share a network).
     pub fn create() -> NamespaceHost {
         let id = std::process::id() % 100_000;
         let namespace = format!("wh{id}");
         let local_interface = format!("wh{id}l");
         let remote_interface = format!("wh{id}r");
         let subnet = id % 250 + 1;
-        let (local_address, remote_address) = (format!("10.77.{subnet}.1"), format!("10.77.{subnet}.2"));
+        let (local_address, remote_address) = (format!("10.77.{subnet}.1"), format!("10.78.{subnet}.2"));
         let _ = Command::new("ip").args(["netns", "del", &namespace]).output();
         ip(&["netns", "add", &namespace]);
         ip(&["link", "add", &local_interface, "type", "veth", "peer", "name", &remote_interface]);
         ip(&["link", "set", &remote_interface, "netns", &namespace]);
-        ip(&["addr", "add", &format!("{local_address}/30"), "dev", &local_interface]);
+        ip(&["addr", "add", &local_address, "peer", &remote_address, "dev", &local_interface]);
         ip(&["link", "set", &local_interface, "up"]);
-        ip(&["-n", &namespace, "addr", "add", &format!("{remote_address}/30"), "dev", &remote_interface]);
+        ip(&[
+            "-n",
+            &namespace,
+            "addr",
+            "add",
+            &remote_address,
+            "peer",
+            &local_address,
+            "dev",
+            &remote_interface,
+        ]);
         ip(&["-n", &namespace, "link", "set", &remote_interface, "up"]);
         ip(&["-n", &namespace, "link", "set", "lo", "up"]);
         NamespaceHost { namespace, local_address, remote_address, remote_interface }

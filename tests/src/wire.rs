@@ -30,7 +30,18 @@ pub async fn connect(address: SocketAddr, key: &PeerKey) -> Socket {
 
 /// A TLS WebSocket to `path`, as `key` or anonymously; the error says why it failed.
 pub async fn try_connect(address: SocketAddr, key: Option<&PeerKey>, path: &str) -> Result<Socket, String> {
-    let dialer = Dialer::new(key.map(TlsIdentity::new), None);
+    try_connect_from(address, key, path, None).await
+}
+
+/// [`try_connect`] from the local address `from` (tests stand for several networks with
+/// 127.0.0.2, 127.0.0.3, ...).
+pub async fn try_connect_from(
+    address: SocketAddr,
+    key: Option<&PeerKey>,
+    path: &str,
+    from: Option<std::net::IpAddr>,
+) -> Result<Socket, String> {
+    let dialer = Dialer::new(key.map(TlsIdentity::new), None).with_local_address(from);
     let address = PeerAddress::parse(&address.to_string()).expect("a socket address");
     let frame_bytes_max = 64 << 20;
     dialer
@@ -45,9 +56,21 @@ pub async fn next_message(socket: &mut Socket) -> Message {
     wasmhive_protocol::decode_message(&text).expect("a message")
 }
 
-/// Connects as `key` and completes hello and welcome.
+/// Connects as `key` and completes hello and welcome, from a loopback address of its own
+/// (so each scripted identity is a network of its own, as owners count them).
 pub async fn connect_as(address: SocketAddr, key: &PeerKey) -> Socket {
-    let mut socket = connect(address, key).await;
+    connect_as_from(address, key, Some(loopback_address_of(key))).await
+}
+
+/// A loopback address derived from `key`'s peer id: 127.2.X.Y.
+pub fn loopback_address_of(key: &PeerKey) -> std::net::IpAddr {
+    let bytes = wasmhive_protocol::Hash::of(key.peer_id().as_bytes()).0;
+    std::net::IpAddr::from([127, 2, bytes[0], 2 + bytes[1] % 250])
+}
+
+/// [`connect_as`] from the local address `from`.
+pub async fn connect_as_from(address: SocketAddr, key: &PeerKey, from: Option<std::net::IpAddr>) -> Socket {
+    let mut socket = try_connect_from(address, Some(key), "/ws", from).await.expect("connecting");
     socket.send(hello()).await.unwrap();
     assert!(matches!(next_message(&mut socket).await, Message::Welcome { .. }));
     socket

@@ -7,9 +7,10 @@ use crate::peer_address::PeerAddress;
 use crate::verifier::{PeerServerVerifier, WrongPeer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -40,12 +41,21 @@ pub enum DialError {
 pub struct Dialer {
     identity: Option<TlsIdentity>,
     known_hosts: Option<KnownHosts>,
+    /// The local address connections leave from (`None`: the system chooses).
+    local_address: Option<IpAddr>,
 }
 
 impl Dialer {
     /// Dials presenting `identity`; `known_hosts` records ids learnt on first use.
     pub fn new(identity: Option<TlsIdentity>, known_hosts: Option<KnownHosts>) -> Dialer {
-        Dialer { identity, known_hosts }
+        Dialer { identity, known_hosts, local_address: None }
+    }
+
+    /// Connections leave from `local_address` (a machine with several addresses; tests
+    /// stand for several networks with 127.0.0.2, 127.0.0.3, ...).
+    pub fn with_local_address(mut self, local_address: Option<IpAddr>) -> Dialer {
+        self.local_address = local_address;
+        self
     }
 
     pub fn peer_id(&self) -> Option<&str> {
@@ -56,7 +66,7 @@ impl Dialer {
     /// enforced inside the handshake; an id from the known hosts right after it (before
     /// anything is sent); an unknown address records the id it proved.
     pub async fn dial(&self, address: &PeerAddress) -> Result<(TlsStream<TcpStream>, String), DialError> {
-        let stream = dial_tls(address, self.identity.as_ref()).await?;
+        let stream = dial_tls_from(address, self.identity.as_ref(), self.local_address).await?;
         let proven = proven_server_id(&stream);
         if address.peer_id.is_some() {
             return Ok((stream, proven));
@@ -107,13 +117,41 @@ impl Dialer {
     }
 }
 
+/// A TCP connection to `host_port`, leaving from `local_address` if given (the first
+/// resolved address of the same family).
+async fn connect_tcp(host_port: &str, local_address: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local_address) = local_address else { return TcpStream::connect(host_port).await };
+    let remote = tokio::net::lookup_host(host_port)
+        .await?
+        .find(|remote| remote.is_ipv4() == local_address.is_ipv4())
+        .ok_or_else(|| {
+            std::io::Error::other(format!("{host_port} has no address of the same family as {local_address}"))
+        })?;
+    let socket = if local_address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(local_address, 0)).map_err(|error| {
+        std::io::Error::other(format!(
+            "cannot connect from {local_address} (is it an address of this machine?): {error}"
+        ))
+    })?;
+    socket.connect(remote).await
+}
+
 /// A TLS connection to `address` that refuses any key but `address.peer_id` (if set).
 pub async fn dial_tls(
     address: &PeerAddress,
     identity: Option<&TlsIdentity>,
 ) -> Result<TlsStream<TcpStream>, DialError> {
+    dial_tls_from(address, identity, None).await
+}
+
+/// [`dial_tls`] from `local_address`, if given.
+async fn dial_tls_from(
+    address: &PeerAddress,
+    identity: Option<&TlsIdentity>,
+    local_address: Option<IpAddr>,
+) -> Result<TlsStream<TcpStream>, DialError> {
     let connect_failed = |reason: String| DialError::Connect { address: address.host_port.clone(), reason };
-    let tcp = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&address.host_port)).await {
+    let tcp = match tokio::time::timeout(DIAL_TIMEOUT, connect_tcp(&address.host_port, local_address)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(error)) => return Err(connect_failed(error.to_string())),
         Err(_) => return Err(connect_failed("timed out".into())),

@@ -68,7 +68,8 @@ impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
         let key = wasmhive_transport::load_or_create_peer_key(&config.data_dir)?;
         let dialer =
-            Dialer::new(Some(TlsIdentity::new(&key)), Some(KnownHosts::in_data_dir(&config.data_dir)));
+            Dialer::new(Some(TlsIdentity::new(&key)), Some(KnownHosts::in_data_dir(&config.data_dir)))
+                .with_local_address(config.local_address);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.cpus.max(1))
             .thread_name(|index| format!("wasmhive-unit-{index}"))

@@ -41,6 +41,8 @@ pub struct WorkerConfig {
     pub module_cache_bytes_max: u64,
     /// Only spare CPU: duty cycle, pauses, schedule, battery, memory cap.
     pub volunteer: volunteer::VolunteerSettings,
+    /// The local address connections leave from (`None`: the system chooses).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl WorkerConfig {
@@ -53,6 +55,7 @@ impl WorkerConfig {
             prefetch_per_core: 4,
             module_cache_bytes_max: module_store::MODULE_CACHE_BYTES_MAX,
             volunteer: volunteer::VolunteerSettings::default(),
+            local_address: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `wasmhive coordinator`: own jobs and serve workers and the API on one port.
 
 use crate::local::{
-    DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, Listening, data_dir, runtime, shutdown_signal,
+    DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, Listening, NetworkArgs, data_dir, runtime, shutdown_signal,
 };
 use anyhow::Context;
 use clap::Args;
@@ -20,11 +20,15 @@ pub struct CoordinatorArgs {
     /// Data directory (jobs, results, token).
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    networks: NetworkArgs,
 }
 
 pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
     let data = data_dir(arguments.data);
+    let prefixes = arguments.networks.prefixes()?;
     let coordinator = Coordinator::open(&data)?;
+    coordinator.set_network_prefixes(prefixes);
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&arguments.listen).await.with_context(|| {
             format!("cannot listen on {}; pick another --listen address", arguments.listen)

@@ -1,6 +1,6 @@
 //! `wasmhive peer`: own jobs and run units in one process, find other peers by gossip.
 
-use crate::local::{DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, runtime, shutdown_signal};
+use crate::local::{DEFAULT_ADDRESS, DEFAULT_DASHBOARD_ADDRESS, NetworkArgs, runtime, shutdown_signal};
 use crate::settings::{Settings, VolunteerArgs};
 use clap::Args;
 use wasmhive_peer::{PeerConfig, run_peer};
@@ -27,6 +27,8 @@ pub struct PeerArgs {
     join: Vec<String>,
     #[command(flatten)]
     volunteer: VolunteerArgs,
+    #[command(flatten)]
+    networks: NetworkArgs,
 }
 
 pub fn peer(arguments: PeerArgs) -> anyhow::Result<i32> {
@@ -44,6 +46,8 @@ pub fn peer(arguments: PeerArgs) -> anyhow::Result<i32> {
     config.dashboard_listen = Some(arguments.dashboard_listen);
     config.module_cache_bytes_max = settings.cache_bytes;
     config.volunteer = settings.volunteer;
+    config.local_address = arguments.volunteer.bind_address;
+    config.network_prefixes = arguments.networks.prefixes()?;
     runtime()?.block_on(run_peer(config, shutdown_signal(), |peer| match peer.address {
         Some(address) => {
             let listening = crate::local::Listening {

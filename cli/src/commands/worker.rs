@@ -72,6 +72,7 @@ fn run(arguments: WorkerArgs) -> anyhow::Result<i32> {
     config.grace = grace;
     config.module_cache_bytes_max = settings.cache_bytes;
     config.volunteer = settings.volunteer;
+    config.local_address = arguments.volunteer.bind_address;
     runtime()?.block_on(run_worker(config, shutdown_signal()))?;
     Ok(0)
 }

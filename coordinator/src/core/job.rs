@@ -1,7 +1,7 @@
 //! One job's units in the core: which are in flight, which need another replica, and the
 //! quorum decision.
 
-use super::{ACTIVE_UNITS_MAX, LeaseId, ResumeState, UnitDecision};
+use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ResumeState, UnitDecision};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
@@ -43,14 +43,16 @@ const KNOWN_ANSWERS_KEPT: usize = 32;
 pub(super) struct KnownAnswer {
     pub(super) unit_index: u64,
     pub(super) digest: Hash,
-    /// Workers whose replicas decided it (they would only repeat themselves).
-    pub(super) workers: Vec<String>,
+    /// Networks whose replicas decided it (a worker there would only repeat itself, or its
+    /// neighbour's answer).
+    pub(super) networks: Vec<Network>,
 }
 
-/// A completed replica: who ran it and what it produced.
+/// A completed replica: who ran it, from which network, and what it produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaRecord {
     pub worker_id: String,
+    pub network: Network,
     pub status: Status,
     pub digest: Hash,
 }
@@ -99,7 +101,7 @@ impl JobProgress {
 #[derive(Default)]
 struct ActiveUnit {
     replicas: Vec<ReplicaRecord>,
-    leases: Vec<(LeaseId, String)>,
+    leases: Vec<OpenReplica>,
     /// The worker whose host timed out on this unit last, and until when (Unix ms) it is
     /// kept out: the next replica goes elsewhere if another worker can take it in that time.
     timed_out_worker: Option<(String, u64)>,
@@ -109,10 +111,18 @@ struct ActiveUnit {
     quorum: u32,
 }
 
+/// A replica being run: its lease, and the worker and network running it.
+struct OpenReplica {
+    lease_id: LeaseId,
+    worker_id: String,
+    network: Network,
+}
+
 impl ActiveUnit {
-    fn worker_can_take(&self, worker_id: &str, now_ms: u64) -> bool {
-        !self.replicas.iter().any(|replica| replica.worker_id == worker_id)
-            && !self.leases.iter().any(|(_, leased_to)| leased_to == worker_id)
+    /// Two replicas of a unit never come from one identity or from one network.
+    fn worker_can_take(&self, worker_id: &str, network: &Network, now_ms: u64) -> bool {
+        !self.replicas.iter().any(|replica| replica.worker_id == worker_id || replica.network == *network)
+            && !self.leases.iter().any(|open| open.worker_id == worker_id || open.network == *network)
             && !self
                 .timed_out_worker
                 .as_ref()
@@ -224,13 +234,14 @@ impl CoreJob {
     pub(super) fn take_unit_for(
         &mut self,
         worker_id: &str,
+        network: &Network,
         now_ms: u64,
         scanned_up_to: &mut Option<u64>,
     ) -> Option<u64> {
         let from = scanned_up_to.map_or(0, |unit_index| unit_index + 1);
         let waiting = self.needs_replica.range(from..).copied().find(|unit_index| {
             *scanned_up_to = Some(*unit_index);
-            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id, now_ms))
+            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id, network, now_ms))
         });
         if waiting.is_some() {
             return waiting;
@@ -250,16 +261,24 @@ impl CoreJob {
         &mut self,
         unit_index: u64,
         worker_id: &str,
+        network: &Network,
         lease_id: LeaseId,
         trusted: bool,
         now_ms: u64,
     ) {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
-        assert!(unit.worker_can_take(worker_id, now_ms), "two replicas of a unit went to one worker");
+        assert!(
+            unit.worker_can_take(worker_id, network, now_ms),
+            "two replicas of a unit went to one worker or one network"
+        );
         if !trusted {
             unit.quorum = self.policy.quorum;
         }
-        unit.leases.push((lease_id, worker_id.to_string()));
+        unit.leases.push(OpenReplica {
+            lease_id,
+            worker_id: worker_id.to_string(),
+            network: network.clone(),
+        });
         unit.timed_out_worker = None;
         self.open_leases += 1;
         self.refresh_needs(unit_index);
@@ -268,7 +287,7 @@ impl CoreJob {
     pub(super) fn lease_closed_without_outcome(&mut self, unit_index: u64, lease_id: LeaseId) {
         if let Some(unit) = self.active.get_mut(&unit_index) {
             let before = unit.leases.len();
-            unit.leases.retain(|(open, _)| *open != lease_id);
+            unit.leases.retain(|open| open.lease_id != lease_id);
             self.open_leases -= (before - unit.leases.len()) as u64;
             self.refresh_needs(unit_index);
         }
@@ -290,7 +309,7 @@ impl CoreJob {
             return (None, None); // decided while this replica was running
         };
         let before = unit.leases.len();
-        unit.leases.retain(|(open, _)| *open != lease_id);
+        unit.leases.retain(|open| open.lease_id != lease_id);
         self.open_leases -= (before - unit.leases.len()) as u64;
         if !replica.status.is_deterministic() {
             // Only the last worker to time out is kept out, and only for a while: when it is
@@ -334,13 +353,15 @@ impl CoreJob {
         if self.known_answers.len() >= KNOWN_ANSWERS_KEPT {
             self.known_answers.pop_front();
         }
-        let workers = self.judged.iter().map(|(worker_id, _)| worker_id.clone()).collect();
-        self.known_answers.push_back(KnownAnswer { unit_index, digest, workers });
+        let networks = self.active.get(&unit_index).map_or_else(Vec::new, |unit| {
+            unit.replicas.iter().map(|replica| replica.network.clone()).collect()
+        });
+        self.known_answers.push_back(KnownAnswer { unit_index, digest, networks });
     }
 
-    /// A known answer `worker_id` did not help decide, newest first.
-    pub(super) fn known_answer_for(&self, worker_id: &str) -> Option<&KnownAnswer> {
-        self.known_answers.iter().rev().find(|known| !known.workers.iter().any(|worker| worker == worker_id))
+    /// A known answer no replica from `network` helped decide, newest first.
+    pub(super) fn known_answer_for(&self, network: &Network) -> Option<&KnownAnswer> {
+        self.known_answers.iter().rev().find(|known| !known.networks.contains(network))
     }
 
     /// The (worker, agreed with the canonical result) pairs of the unit accepted last;

@@ -18,12 +18,14 @@
 
 mod adaptive;
 mod job;
+mod network;
 mod reputation;
 #[cfg(test)]
 mod tests;
 
 pub use adaptive::{chance_alone, is_trusted};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
+pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
@@ -54,6 +56,8 @@ struct OpenLease {
     job_id: String,
     unit_index: u64,
     worker_id: String,
+    /// The network the worker asked from (a replica counts for it).
+    network: Network,
     deadline_ms: u64,
     /// `Some` for a known-answer unit: the digest its outcome must have.
     known_answer: Option<Hash>,
@@ -190,12 +194,18 @@ impl Core {
     /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin; none while the
     /// worker is quarantined. A worker with too short a record for a job's
     /// `known_answer_probes` first gets one known-answer unit (one at a time).
-    pub fn request_work(&mut self, worker_id: &str, slots: u32, now_ms: u64) -> Vec<LeaseGrant> {
+    pub fn request_work(
+        &mut self,
+        worker_id: &str,
+        network: &Network,
+        slots: u32,
+        now_ms: u64,
+    ) -> Vec<LeaseGrant> {
         let mut grants = Vec::new();
         if self.reputations.is_quarantined(worker_id, now_ms) || slots == 0 {
             return grants;
         }
-        grants.extend(self.known_answer_probe(worker_id, now_ms));
+        grants.extend(self.known_answer_probe(worker_id, network, now_ms));
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
@@ -206,16 +216,17 @@ impl Core {
                     continue;
                 }
                 let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
-                match job.take_unit_for(worker_id, now_ms, &mut scanned_up_to[position]) {
+                match job.take_unit_for(worker_id, network, now_ms, &mut scanned_up_to[position]) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
                         let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
-                        job.lease_opened(unit_index, worker_id, lease_id, trusted, now_ms);
+                        job.lease_opened(unit_index, worker_id, network, lease_id, trusted, now_ms);
                         let lease = OpenLease {
                             job_id: job_id.clone(),
                             unit_index,
                             worker_id: worker_id.to_string(),
+                            network: network.clone(),
                             deadline_ms,
                             known_answer: None,
                         };
@@ -234,7 +245,7 @@ impl Core {
 
     /// A known-answer lease for a worker with fewer judged results than some job's
     /// `known_answer_probes`, unless it already holds one.
-    fn known_answer_probe(&mut self, worker_id: &str, now_ms: u64) -> Option<LeaseGrant> {
+    fn known_answer_probe(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<LeaseGrant> {
         let judged =
             self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
         let holds_probe =
@@ -243,9 +254,9 @@ impl Core {
             return None;
         }
         let (job_id, job) = self.jobs.iter().find(|(_, job)| {
-            judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(worker_id).is_some()
+            judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(network).is_some()
         })?;
-        let known = job.known_answer_for(worker_id).expect("found above");
+        let known = job.known_answer_for(network).expect("found above");
         let lease_id = self.next_lease_id;
         self.next_lease_id += 1;
         let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
@@ -255,6 +266,7 @@ impl Core {
             job_id: job_id.clone(),
             unit_index: known.unit_index,
             worker_id: worker_id.to_string(),
+            network: network.clone(),
             deadline_ms,
             known_answer: Some(known.digest),
         };
@@ -298,7 +310,12 @@ impl Core {
             chance > 0.0 && self.random.f64() < chance
         });
         let (replica, decision) = {
-            let replica = ReplicaRecord { worker_id: worker_id.to_string(), status: status.clone(), digest };
+            let replica = ReplicaRecord {
+                worker_id: worker_id.to_string(),
+                network: lease.network.clone(),
+                status: status.clone(),
+                digest,
+            };
             job.record_outcome(lease.unit_index, lease_id, replica, accept_alone, now_ms)
         };
         let judgements = job

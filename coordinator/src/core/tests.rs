@@ -33,7 +33,7 @@ fn three_honest_workers_decide_every_unit_once_with_distinct_replicas() {
     let mut runners: HashMap<u64, HashSet<String>> = HashMap::new();
     for round in 0..1000 {
         let worker = format!("worker-{}", round % 3);
-        let grants = core.request_work(&worker, 4, round);
+        let grants = core.request_work(&worker, &Network::of_identity(&worker), 4, round);
         for grant in &grants {
             assert!(runners.entry(grant.unit_index).or_default().insert(worker.clone()), "same worker twice");
         }
@@ -63,7 +63,7 @@ fn a_single_worker_never_gets_two_replicas_of_a_unit_and_in_flight_units_stay_bo
     core.add_job("job", 1_000_000, POLICY, ResumeState::default());
     let mut seen = HashSet::new();
     for round in 0..200 {
-        let grants = core.request_work("alone", 64, round);
+        let grants = core.request_work("alone", &Network::of_identity("alone"), 64, round);
         for grant in &grants {
             assert!(seen.insert(grant.unit_index), "unit {} leased twice to one worker", grant.unit_index);
         }
@@ -80,7 +80,7 @@ fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
     core.add_job("job", 1, JobPolicy::fixed(2, 3, 1_000), ResumeState::default());
     let mut decisions = Vec::new();
     for worker in ["a", "b", "c", "d"] {
-        let grants = core.request_work(worker, 1, 0);
+        let grants = core.request_work(worker, &Network::of_identity(worker), 1, 0);
         decisions
             .extend(finish_leases(&mut core, worker, &grants, true).into_iter().filter_map(|e| e.decision));
     }
@@ -94,12 +94,15 @@ fn disagreeing_replicas_fail_the_unit_after_max_replicas() {
 fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
     let mut core = Core::new();
     core.add_job("job", 1, JobPolicy::fixed(1, 3, 1_000), ResumeState::default());
-    let grant = core.request_work("slow", 1, 0).remove(0);
+    let grant = core.request_work("slow", &Network::of_identity("slow"), 1, 0).remove(0);
     let effect =
         core.report_outcome("slow", grant.lease_id, &Status::HostTimeout, Hash::of(b"x"), 0).unwrap();
     assert_eq!((effect.replica, effect.decision), (None, None));
-    assert!(core.request_work("slow", 1, 1).is_empty(), "the timed-out worker gets the unit again");
-    let grant = core.request_work("fast", 1, 1).remove(0);
+    assert!(
+        core.request_work("slow", &Network::of_identity("slow"), 1, 1).is_empty(),
+        "the timed-out worker gets the unit again"
+    );
+    let grant = core.request_work("fast", &Network::of_identity("fast"), 1, 1).remove(0);
     let effect =
         core.report_outcome("fast", grant.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
@@ -109,14 +112,14 @@ fn a_host_timeout_is_never_a_result_and_the_replica_goes_elsewhere() {
 fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
     let mut core = Core::new();
     core.add_job("job", 3, JobPolicy::fixed(1, 2, 100), ResumeState::default());
-    let expiring = core.request_work("a", 1, 0);
-    let returned = core.request_work("b", 1, 0);
-    assert_eq!(core.request_work("c", 1, 0).len(), 1);
-    assert!(core.request_work("d", 3, 0).is_empty());
+    let expiring = core.request_work("a", &Network::of_identity("a"), 1, 0);
+    let returned = core.request_work("b", &Network::of_identity("b"), 1, 0);
+    assert_eq!(core.request_work("c", &Network::of_identity("c"), 1, 0).len(), 1);
+    assert!(core.request_work("d", &Network::of_identity("d"), 3, 0).is_empty());
     core.return_leases("b", &[returned[0].lease_id]);
     core.worker_disconnected("c");
     assert_eq!(core.expire_leases(100), vec![expiring[0].lease_id]);
-    let again = core.request_work("d", 3, 100);
+    let again = core.request_work("d", &Network::of_identity("d"), 3, 100);
     assert_eq!(again.len(), 3);
     assert_eq!(
         core.report_outcome("a", expiring[0].lease_id, &Status::Success, honest_digest("job", 0), 0),
@@ -131,8 +134,12 @@ fn expired_returned_and_disconnected_leases_go_back_to_the_queue() {
 #[test]
 fn a_resumed_job_keeps_its_replicas_and_counts() {
     let mut core = Core::new();
-    let replica =
-        ReplicaRecord { worker_id: "a".into(), status: Status::Success, digest: honest_digest("job", 1) };
+    let replica = ReplicaRecord {
+        worker_id: "a".into(),
+        network: Network::of_identity("a"),
+        status: Status::Success,
+        digest: honest_digest("job", 1),
+    };
     let resume = ResumeState {
         next_fresh_unit: 2,
         succeeded_units: 1,
@@ -140,8 +147,11 @@ fn a_resumed_job_keeps_its_replicas_and_counts() {
         active_units: vec![ActiveUnitRecord { unit_index: 1, replicas: vec![replica] }],
     };
     core.add_job("job", 3, POLICY, resume);
-    assert!(core.request_work("a", 1, 0).iter().all(|grant| grant.unit_index != 1), "a already ran unit 1");
-    let grants = core.request_work("b", 1, 0);
+    assert!(
+        core.request_work("a", &Network::of_identity("a"), 1, 0).iter().all(|grant| grant.unit_index != 1),
+        "a already ran unit 1"
+    );
+    let grants = core.request_work("b", &Network::of_identity("b"), 1, 0);
     assert_eq!(grants[0].unit_index, 1, "units waiting for a replica come first");
     let effect = finish_leases(&mut core, "b", &grants, false).remove(0);
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { replicas: 2, .. })));
@@ -171,7 +181,7 @@ fn simulate(seed: u64) {
     for now in 0..3000u64 {
         let faults = now < 300;
         let worker = &workers[random.usize(..workers.len())];
-        for grant in core.request_work(worker, random.u32(1..4), now) {
+        for grant in core.request_work(worker, &Network::of_identity(worker), random.u32(1..4), now) {
             open.push((worker.clone(), grant));
         }
         if open.is_empty() {
@@ -232,10 +242,10 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
         if core.reputation("liar").is_some_and(|reputation| reputation.quarantined_until_ms.is_some()) {
             break;
         }
-        let lies = core.request_work("liar", 1, round);
+        let lies = core.request_work("liar", &Network::of_identity("liar"), 1, round);
         finish_leases(&mut core, "liar", &lies, true);
         for worker in ["honest-a", "honest-b"] {
-            let grants = core.request_work(worker, 1, round);
+            let grants = core.request_work(worker, &Network::of_identity(worker), 1, round);
             lies_judged += finish_leases(&mut core, worker, &grants, false)
                 .iter()
                 .flat_map(|effect| effect.judgements.iter())
@@ -248,8 +258,14 @@ fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_a
     assert_eq!(liar.valid, 0);
     assert!(liar.error_rate > 0.8, "quick to lose: {liar:?}");
     let until = liar.quarantined_until_ms.expect("three strikes quarantine");
-    assert!(core.request_work("liar", 4, until - 1).is_empty(), "no leases while quarantined");
-    assert!(!core.request_work("liar", 1, until).is_empty(), "leases again after the period");
+    assert!(
+        core.request_work("liar", &Network::of_identity("liar"), 4, until - 1).is_empty(),
+        "no leases while quarantined"
+    );
+    assert!(
+        !core.request_work("liar", &Network::of_identity("liar"), 1, until).is_empty(),
+        "leases again after the period"
+    );
     let honest = core.reputation("honest-a").unwrap();
     assert!(honest.error_rate < 0.1 && honest.invalid == 0, "slow to earn: {honest:?}");
 }
@@ -259,10 +275,10 @@ fn an_owner_restarted_later_never_reuses_a_lease_id_of_an_earlier_run() {
     let policy = JobPolicy::fixed(1, 2, 1_000);
     let mut first_run = Core::with_first_lease_id(1_000 << 20, 1);
     first_run.add_job("job", 10, policy, ResumeState::default());
-    let old = first_run.request_work("worker", 4, 0);
+    let old = first_run.request_work("worker", &Network::of_identity("worker"), 4, 0);
     let mut second_run = Core::with_first_lease_id(1_001 << 20, 1);
     second_run.add_job("job", 10, policy, ResumeState::default());
-    let new = second_run.request_work("worker", 4, 0);
+    let new = second_run.request_work("worker", &Network::of_identity("worker"), 4, 0);
     for grant in &old {
         assert!(new.iter().all(|fresh| fresh.lease_id != grant.lease_id));
         assert_eq!(
@@ -292,11 +308,11 @@ fn build_record(core: &mut Core, worker: &str, count: u64) {
 fn adaptive_never_accepts_a_strangers_result_alone() {
     let mut core = Core::new();
     core.add_job("job", 50, adaptive_policy(0, 0), ResumeState::default());
-    let grants = core.request_work("stranger", 50, 0);
+    let grants = core.request_work("stranger", &Network::of_identity("stranger"), 50, 0);
     assert_eq!(grants.len(), 50);
     let effects = finish_leases(&mut core, "stranger", &grants, false);
     assert!(effects.iter().all(|effect| effect.decision.is_none()), "a stranger's result stood alone");
-    let second = core.request_work("other", 50, 0);
+    let second = core.request_work("other", &Network::of_identity("other"), 50, 0);
     assert_eq!(second.len(), 50, "every unit wants a second replica");
 }
 
@@ -305,7 +321,7 @@ fn adaptive_accepts_most_of_a_trusted_workers_results_alone_but_never_a_failure(
     let mut core = Core::new();
     core.add_job("job", 200, adaptive_policy(100, 0), ResumeState::default());
     build_record(&mut core, "trusted", 300);
-    let grants = core.request_work("trusted", 200, 0);
+    let grants = core.request_work("trusted", &Network::of_identity("trusted"), 200, 0);
     let effects = finish_leases(&mut core, "trusted", &grants, false);
     let alone = effects.iter().filter(|effect| effect.decision.is_some()).count();
     // The chance is (1 − error rate/0.05)·(1 − 0.1) ≈ 0.9 after 300 clean results.
@@ -315,7 +331,7 @@ fn adaptive_accepts_most_of_a_trusted_workers_results_alone_but_never_a_failure(
     let mut core = Core::new();
     core.add_job("job", 20, adaptive_policy(0, 0), ResumeState::default());
     build_record(&mut core, "trusted", 300);
-    for grant in core.request_work("trusted", 20, 0) {
+    for grant in core.request_work("trusted", &Network::of_identity("trusted"), 20, 0) {
         let effect = core
             .report_outcome("trusted", grant.lease_id, &Status::ExitCode { code: 2 }, Hash::of(b"failed"), 0)
             .unwrap();
@@ -328,11 +344,11 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust()
     let mut core = Core::new();
     core.add_job("job", 100, adaptive_policy(50, 2), ResumeState::default());
     for worker in ["a", "b"] {
-        let grants = core.request_work(worker, 4, 0);
+        let grants = core.request_work(worker, &Network::of_identity(worker), 4, 0);
         finish_leases(&mut core, worker, &grants, false);
     }
     assert_eq!(core.progress("job").unwrap().succeeded, 4);
-    let grants = core.request_work("liar", 3, 0);
+    let grants = core.request_work("liar", &Network::of_identity("liar"), 3, 0);
     assert_eq!(grants.len(), 3);
     let probe = &grants[0];
     assert!(probe.unit_index < 4, "the first lease is a decided unit: {grants:?}");
@@ -348,13 +364,20 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust()
 fn a_unit_whose_replicas_all_timed_out_is_not_stranded() {
     let mut core = Core::new();
     core.add_job("job", 1, JobPolicy::fixed(2, 6, 1_000), ResumeState::default());
-    let first = core.request_work("a", 1, 0).remove(0);
-    let second = core.request_work("b", 1, 0).remove(0);
+    let first = core.request_work("a", &Network::of_identity("a"), 1, 0).remove(0);
+    let second = core.request_work("b", &Network::of_identity("b"), 1, 0).remove(0);
     for (worker, grant) in [("a", &first), ("b", &second)] {
         core.report_outcome(worker, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), 0).unwrap();
     }
-    assert!(core.request_work("b", 1, 1).is_empty(), "the last to time out waits its turn");
-    assert_eq!(core.request_work("a", 1, 1).len(), 1, "the other worker takes the unit again");
+    assert!(
+        core.request_work("b", &Network::of_identity("b"), 1, 1).is_empty(),
+        "the last to time out waits its turn"
+    );
+    assert_eq!(
+        core.request_work("a", &Network::of_identity("a"), 1, 1).len(),
+        1,
+        "the other worker takes the unit again"
+    );
 }
 
 #[test]
@@ -363,13 +386,48 @@ fn a_unit_one_worker_timed_out_on_while_the_other_holds_its_replica_is_not_stran
     // host). Only `a` can give the second replica, so it must get the unit again.
     let mut core = Core::new();
     core.add_job("job", 1, JobPolicy::fixed(2, 6, 60_000), ResumeState::default());
-    let first = core.request_work("a", 1, 0).remove(0);
-    let second = core.request_work("b", 1, 0).remove(0);
+    let first = core.request_work("a", &Network::of_identity("a"), 1, 0).remove(0);
+    let second = core.request_work("b", &Network::of_identity("b"), 1, 0).remove(0);
     core.report_outcome("a", first.lease_id, &Status::HostTimeout, Hash::of(b"-"), 0).unwrap();
     core.report_outcome("b", second.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
-    assert!(core.request_work("a", 1, 1).is_empty(), "the timed-out worker waits a while first");
-    let again = core.request_work("a", 1, TIMED_OUT_WORKER_WAIT_MS).remove(0);
+    assert!(
+        core.request_work("a", &Network::of_identity("a"), 1, 1).is_empty(),
+        "the timed-out worker waits a while first"
+    );
+    let again = core.request_work("a", &Network::of_identity("a"), 1, TIMED_OUT_WORKER_WAIT_MS).remove(0);
     let effect =
         core.report_outcome("a", again.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
+}
+
+#[test]
+fn identities_on_one_network_never_hold_two_replicas_of_a_unit() {
+    // The attack: identity A asks for many leases, identity B (same /24) asks
+    // right after for the second replicas, and both report the same forgery.
+    let network = |address: &str| Network::of_address(address.parse().unwrap(), NetworkPrefixes::default());
+    let mut core = Core::new();
+    core.add_job("job", 64, JobPolicy::fixed(2, 4, 60_000), ResumeState::default());
+    let first = core.request_work("a", &network("203.0.113.5"), 64, 0);
+    let second = core.request_work("b", &network("203.0.113.77"), 64, 0);
+    let units_of_a: HashSet<u64> = first.iter().map(|grant| grant.unit_index).collect();
+    assert!(
+        second.iter().all(|grant| !units_of_a.contains(&grant.unit_index)),
+        "B got a replica of A's unit"
+    );
+    let forged = |grant: &LeaseGrant| Hash::of(format!("forged {}", grant.unit_index).as_bytes());
+    for (worker, grants) in [("a", &first), ("b", &second)] {
+        for grant in grants.iter() {
+            let effect =
+                core.report_outcome(worker, grant.lease_id, &Status::Success, forged(grant), 0).unwrap();
+            assert_eq!(effect.decision, None, "a forgery from one network was accepted");
+        }
+    }
+    // A worker on another network gets the second replicas, and disagrees.
+    let honest = core.request_work("c", &network("198.51.100.9"), 64, 0);
+    assert!(!honest.is_empty());
+    for grant in &honest {
+        let digest = honest_digest("job", grant.unit_index);
+        let effect = core.report_outcome("c", grant.lease_id, &Status::Success, digest, 0).unwrap();
+        assert_eq!(effect.decision, None, "no quorum between a forgery and the truth");
+    }
 }

@@ -1,12 +1,16 @@
-//! The worker connections an owner has open: who, with how many cores, and the channel
-//! to push messages (cancels) to each.
+//! The worker connections an owner has open: who, from which network, with how many
+//! cores, and the channel to push messages (cancels) to each.
 
+use super::state::Coordinator;
+use crate::core::{Network, NetworkPrefixes};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use tokio::sync::mpsc;
 use wasmhive_protocol::Message;
 
 struct WorkerConnection {
     worker_id: String,
+    network: Network,
     cores: u32,
     sender: mpsc::Sender<Message>,
 }
@@ -15,15 +19,28 @@ struct WorkerConnection {
 pub struct Connections {
     next_id: u64,
     open: HashMap<u64, WorkerConnection>,
+    /// How addresses are grouped into networks (`--network-prefix-v4/-v6`).
+    pub(super) network_prefixes: NetworkPrefixes,
+}
+
+/// A worker connection as the session sees it.
+pub struct OpenedConnection {
+    pub connection_id: u64,
+    /// The network the worker connects from: every replica it runs counts for it.
+    pub network: Network,
+    pub pushed: mpsc::Receiver<Message>,
 }
 
 impl Connections {
-    /// Registers a connection; returns its id and the receiver of pushed messages.
-    pub fn open(&mut self, worker_id: &str, cores: u32) -> (u64, mpsc::Receiver<Message>) {
-        let (sender, receiver) = mpsc::channel(64);
+    /// Registers a connection from `address`.
+    pub fn open(&mut self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
+        let (sender, pushed) = mpsc::channel(64);
         self.next_id += 1;
-        self.open.insert(self.next_id, WorkerConnection { worker_id: worker_id.to_string(), cores, sender });
-        (self.next_id, receiver)
+        let network = Network::of_address(address, self.network_prefixes);
+        let connection =
+            WorkerConnection { worker_id: worker_id.to_string(), network: network.clone(), cores, sender };
+        self.open.insert(self.next_id, connection);
+        OpenedConnection { connection_id: self.next_id, network, pushed }
     }
 
     /// Forgets a connection; true when its worker has no other connection open.
@@ -44,13 +61,25 @@ impl Connections {
         self.open.len()
     }
 
-    /// Connected workers and their cores (the most any of their connections announced).
-    pub fn workers(&self) -> BTreeMap<String, u32> {
-        let mut workers = BTreeMap::new();
-        for connection in self.open.values() {
-            let cores = workers.entry(connection.worker_id.clone()).or_insert(0);
+    /// Connected workers, each with its cores (the most any of its connections announced)
+    /// and the network of its latest connection.
+    pub fn workers(&self) -> BTreeMap<String, (u32, Network)> {
+        let mut workers: BTreeMap<String, (u32, Network)> = BTreeMap::new();
+        let mut newest_first: Vec<(&u64, &WorkerConnection)> = self.open.iter().collect();
+        newest_first.sort_by_key(|(connection_id, _)| std::cmp::Reverse(**connection_id));
+        for (_, connection) in newest_first {
+            let (cores, _) = workers
+                .entry(connection.worker_id.clone())
+                .or_insert_with(|| (0, connection.network.clone()));
             *cores = (*cores).max(connection.cores);
         }
         workers
+    }
+}
+
+impl Coordinator {
+    /// Groups worker addresses into networks with these prefixes from now on.
+    pub fn set_network_prefixes(&self, prefixes: NetworkPrefixes) {
+        self.connections.lock().expect("connections lock").network_prefixes = prefixes;
     }
 }

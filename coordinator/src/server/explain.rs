@@ -12,6 +12,8 @@ pub struct JobFacts {
     /// Started units waiting for a replica that no open lease covers.
     pub waiting_for_replica: u64,
     pub workers_connected: u64,
+    /// Distinct networks those workers connect from.
+    pub networks_connected: u64,
     pub workers_quarantined: u64,
     /// Cores of connected, unquarantined workers not holding a lease.
     pub spare_slots: u64,
@@ -35,9 +37,21 @@ pub fn why_job_waits(facts: &JobFacts) -> Option<String> {
         ));
     }
     let eligible = facts.workers_connected - facts.workers_quarantined;
-    if facts.waiting_for_replica > 0 && facts.leased == 0 && facts.fresh_units_left == 0 {
+    let stalled_on_replicas =
+        facts.waiting_for_replica > 0 && facts.leased == 0 && facts.fresh_units_left == 0;
+    if stalled_on_replicas && facts.networks_connected < u64::from(facts.quorum) {
         return Some(format!(
-            "waiting for quorum: {} units need a replica from a worker that has not run them, and the {eligible} connected workers all have (quorum {})",
+            "waiting for a replica from another network: {} units need one, and the {} connected workers are on {} network(s) (quorum {} needs replicas from {} distinct networks); add a worker on another network",
+            facts.waiting_for_replica,
+            facts.workers_connected,
+            facts.networks_connected,
+            facts.quorum,
+            facts.quorum
+        ));
+    }
+    if stalled_on_replicas {
+        return Some(format!(
+            "waiting for quorum: {} units need a replica from a worker on a network that has not run them, and the {eligible} connected workers all are (quorum {})",
             facts.waiting_for_replica, facts.quorum
         ));
     }
@@ -55,7 +69,9 @@ pub fn why_no_work(quarantined_for_s: Option<u64>, running_jobs: usize) -> Strin
     match (quarantined_for_s, running_jobs) {
         (Some(seconds), _) => format!("quarantined for {seconds} s more after invalid results"),
         (None, 0) => "this owner has no running job".into(),
-        (None, _) => "every pending unit is leased or already has a replica from this worker".into(),
+        (None, _) => {
+            "every pending unit is leased or already has a replica from this worker or its network".into()
+        }
     }
 }
 
@@ -71,6 +87,7 @@ mod tests {
             leased: 0,
             waiting_for_replica: 0,
             workers_connected: 2,
+            networks_connected: 2,
             workers_quarantined: 0,
             spare_slots: 4,
         }
@@ -86,6 +103,9 @@ mod tests {
         let quorum =
             JobFacts { fresh_units_left: 0, waiting_for_replica: 3, workers_connected: 1, ..facts() };
         assert!(why_job_waits(&quorum).unwrap().contains("waiting for quorum"));
+        let one_network =
+            JobFacts { fresh_units_left: 0, waiting_for_replica: 3, networks_connected: 1, ..facts() };
+        assert!(why_job_waits(&one_network).unwrap().contains("waiting for a replica from another network"));
         assert!(why_job_waits(&JobFacts { spare_slots: 0, ..facts() }).unwrap().contains("no spare slots"));
         let leased = JobFacts { fresh_units_left: 0, leased: 4, ..facts() };
         assert!(why_job_waits(&leased).unwrap().contains("all remaining units are leased"));

@@ -87,13 +87,14 @@ impl Coordinator {
         let leases = core.leases_per_worker();
         workers
             .into_iter()
-            .map(|(worker_id, cores)| {
+            .map(|(worker_id, (cores, network))| {
                 let leased = leases.get(&worker_id).copied().unwrap_or(0) as u64;
                 let quarantined = core.is_quarantined(&worker_id, now_ms);
                 ConnectedWorker {
                     trust: core.reputation(&worker_id).map(|reputation| reputation.trust()),
                     spare_slots: if quarantined { 0 } else { u64::from(cores).saturating_sub(leased) },
                     worker_id,
+                    network: network.to_string(),
                     cores,
                     leased,
                     quarantined,
@@ -119,6 +120,11 @@ impl Coordinator {
             leased: progress.leased,
             waiting_for_replica: core.units_waiting_for_replica(job_id) as u64,
             workers_connected: workers.len() as u64,
+            networks_connected: workers
+                .iter()
+                .map(|worker| &worker.network)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64,
             workers_quarantined: workers.iter().filter(|worker| worker.quarantined).count() as u64,
             spare_slots: workers.iter().map(|worker| worker.spare_slots).sum(),
         };

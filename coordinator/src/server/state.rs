@@ -1,20 +1,20 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
 use super::activity::Activity;
-use super::connections::Connections;
+use super::connections::{Connections, OpenedConnection};
 use super::job_modules::OwnerSandbox;
 use super::job_runtime::JobRuntime;
 use super::metrics::GridMetrics;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
-use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, OutcomeEffect, Reputation};
+use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, Network, OutcomeEffect, Reputation};
 use crate::job_spec::unit_count;
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 use wasmhive_protocol::api::{
     ConnectedWorker, CreditRow, JobStatus, JobSubmission, SubmitAnswer, VerifyPolicy, WorkerReputation,
 };
@@ -342,10 +342,10 @@ impl Coordinator {
         self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
     }
 
-    /// Registers a worker connection; returns its id and the receiver of messages pushed
-    /// to it (cancels).
-    pub fn connection_opened(&self, worker_id: &str, cores: u32) -> (u64, mpsc::Receiver<Message>) {
-        self.connections.lock().expect("connections lock").open(worker_id, cores)
+    /// Registers a worker connection from `address`: its id, network, and the receiver of
+    /// messages pushed to it (cancels).
+    pub fn connection_opened(&self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
+        self.connections.lock().expect("connections lock").open(worker_id, address, cores)
     }
 
     /// A worker connection ended: its open leases go back to the queue.
@@ -363,9 +363,15 @@ impl Coordinator {
 
     /// Leases for a worker asking for `slots` more. The batch's inputs stay under
     /// [`LEASE_BATCH_INPUT_BYTES_MAX`] so it fits one message; the rest go back to the queue.
-    pub fn request_work(&self, worker_id: &str, slots: u32) -> Result<Vec<Lease>, StoreError> {
+    pub fn request_work(
+        &self,
+        worker_id: &str,
+        network: &Network,
+        slots: u32,
+    ) -> Result<Vec<Lease>, StoreError> {
         let slots = slots.min(SLOTS_PER_REQUEST_MAX);
-        let grants = self.core.lock().expect("core lock").request_work(worker_id, slots, self.now_ms());
+        let now_ms = self.now_ms();
+        let grants = self.core.lock().expect("core lock").request_work(worker_id, network, slots, now_ms);
         let store = self.store.lock().expect("store lock");
         let mut leases = Vec::with_capacity(grants.len());
         let mut input_bytes = 0;

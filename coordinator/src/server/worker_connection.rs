@@ -10,10 +10,12 @@
 //! [`SILENCE_MAX`] is dropped and its leases re-queued.
 
 use super::state::Coordinator;
+use crate::core::Network;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmhive_protocol::{
@@ -48,13 +50,18 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .max_message_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
         .max_frame_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
-        .on_upgrade(move |socket| serve_worker(socket, coordinator, worker_id))
+        .on_upgrade(move |socket| serve_worker(socket, coordinator, worker_id, remote.address.ip()))
 }
 
 /// Why a session ended; sent to the worker as the close reason.
 type Ending = String;
 
-async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>, worker_id: String) {
+async fn serve_worker(
+    mut socket: WebSocket,
+    coordinator: Arc<Coordinator>,
+    worker_id: String,
+    address: IpAddr,
+) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(ending)) => return close(socket, ending).await,
@@ -65,10 +72,12 @@ async fn serve_worker(mut socket: WebSocket, coordinator: Arc<Coordinator>, work
     if send(&mut socket, &welcome).await.is_err() {
         return;
     }
-    tracing::info!(worker = %worker_id, cores = hello.cores, agent = %hello.agent, "worker connected");
-    let (connection_id, mut pushed) = coordinator.connection_opened(&worker_id, hello.cores);
-    let ending = session_loop(&mut socket, &coordinator, &worker_id, &mut pushed).await;
-    coordinator.connection_closed(connection_id, &worker_id);
+    let mut connection = coordinator.connection_opened(&worker_id, address, hello.cores);
+    let network = &connection.network;
+    tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %hello.agent, "worker connected");
+    let session = Session { coordinator: &coordinator, worker_id: &worker_id, network };
+    let ending = session_loop(&mut socket, &session, &mut connection.pushed).await;
+    coordinator.connection_closed(connection.connection_id, &worker_id);
     if let Some(ending) = ending {
         if !ending.is_empty() {
             tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
@@ -91,11 +100,17 @@ async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {
     }
 }
 
+/// Who a session serves: the identity its handshake proved and the network it came from.
+struct Session<'a> {
+    coordinator: &'a Arc<Coordinator>,
+    worker_id: &'a str,
+    network: &'a Network,
+}
+
 /// Runs until the worker leaves (None) or breaks the protocol (Some(reason)).
 async fn session_loop(
     socket: &mut WebSocket,
-    coordinator: &Arc<Coordinator>,
-    worker_id: &str,
+    session: &Session<'_>,
     pushed: &mut tokio::sync::mpsc::Receiver<Message>,
 ) -> Option<Ending> {
     let mut credit_due = Instant::now();
@@ -122,7 +137,7 @@ async fn session_loop(
             Ok(message) => message,
             Err(error) => return Some(error.to_string()),
         };
-        if let Err(ending) = handle_message(socket, coordinator, worker_id, message, &mut credit_due).await {
+        if let Err(ending) = handle_message(socket, session, message, &mut credit_due).await {
             return Some(ending);
         }
     }
@@ -130,14 +145,15 @@ async fn session_loop(
 
 async fn handle_message(
     socket: &mut WebSocket,
-    coordinator: &Arc<Coordinator>,
-    worker_id: &str,
+    session: &Session<'_>,
     message: Message,
     credit_due: &mut Instant,
 ) -> Result<(), Ending> {
+    let Session { coordinator, worker_id, network } = *session;
     match message {
         Message::RequestWork { slots } => {
-            let leases = coordinator.request_work(worker_id, slots).map_err(|error| error.to_string())?;
+            let leases =
+                coordinator.request_work(worker_id, network, slots).map_err(|error| error.to_string())?;
             let answer = if leases.is_empty() {
                 Message::NoWork {
                     retry_after_ms: NO_WORK_RETRY_MS,

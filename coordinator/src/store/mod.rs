@@ -14,7 +14,9 @@ mod schema;
 pub use credit::StoredCredit;
 use credit::grant_credit;
 
-use crate::core::{ActiveUnitRecord, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision};
+use crate::core::{
+    ActiveUnitRecord, Network, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -259,7 +261,7 @@ impl Store {
         let decided = self.decided_units(job_id)?;
         let mut replicas: BTreeMap<u64, Vec<ReplicaRecord>> = BTreeMap::new();
         let mut select = self.connection.prepare(
-            "SELECT unit_index, worker_id, status, digest FROM replicas WHERE job_id = ?1 ORDER BY unit_index, rowid",
+            "SELECT unit_index, worker_id, status, digest, network FROM replicas WHERE job_id = ?1 ORDER BY unit_index, rowid",
         )?;
         let mut rows = select.query(params![job_id])?;
         let mut highest_started = None;
@@ -269,8 +271,11 @@ impl Store {
             if decided.0.contains(&unit_index) {
                 continue;
             }
+            let worker_id: String = row.get(1)?;
+            let network = Network::stored(&row.get::<_, String>(4)?, &worker_id);
             let replica = ReplicaRecord {
-                worker_id: row.get(1)?,
+                worker_id,
+                network,
                 status: schema::status_from_json(&row.get::<_, String>(2)?)?,
                 digest: schema::hash_from_hex(&row.get::<_, String>(3)?)?,
             };
@@ -342,8 +347,8 @@ impl Store {
                 ])?;
             }
             let mut insert_replica = transaction.prepare_cached(
-                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut insert_result = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
@@ -362,6 +367,7 @@ impl Store {
                         outcome.fuel_used.map(|fuel| fuel as i64),
                         outcome.engine_class,
                         outcome.keep_output.then_some(outcome.output),
+                        replica.network.to_string(),
                     ])?;
                 }
                 match &effect.decision {

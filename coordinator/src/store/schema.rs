@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS replicas (
     digest TEXT NOT NULL,
     fuel_used INTEGER,
     engine_class TEXT NOT NULL,
-    output BLOB
+    output BLOB,
+    network TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS replicas_by_unit ON replicas (job_id, unit_index);
 CREATE TABLE IF NOT EXISTS reputation (
@@ -98,6 +99,9 @@ fn add_columns_of_newer_versions(connection: &Connection) -> StoreResult<()> {
     }
     if !has_column("replicas", "output")? {
         connection.execute_batch("ALTER TABLE replicas ADD COLUMN output BLOB;")?;
+    }
+    if !has_column("replicas", "network")? {
+        connection.execute_batch("ALTER TABLE replicas ADD COLUMN network TEXT NOT NULL DEFAULT '';")?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! submission must not overflow anything in the owner (issue 13, item 3): ranges near
 //! 2^64 and huge lease times. Driven in process, so a panic shows as a failed test.
 
+use wasmhive_coordinator::core::Network;
 use wasmhive_coordinator::server::Coordinator;
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_tests::grid::TempDir;
@@ -36,7 +37,7 @@ fn a_range_ending_at_two_to_the_64_leases_without_overflow() {
     let inputs = JobInputs::Range { start: u64::MAX - 10, end: u64::MAX, step: 7 };
     let job = coordinator.submit(submission(inputs, 60_000)).map_err(|problem| problem.message).unwrap();
     assert_eq!(job.units, 2);
-    let leases = coordinator.request_work("worker", 4).unwrap();
+    let leases = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     let inputs: Vec<String> =
         leases.iter().map(|lease| String::from_utf8_lossy(&lease.input).to_string()).collect();
     assert_eq!(
@@ -58,7 +59,7 @@ fn a_lease_time_beyond_reason_is_refused_with_the_limit() {
         .submit(submission(inputs, 7 * 24 * 3_600_000))
         .map_err(|problem| problem.message)
         .unwrap();
-    assert_eq!(coordinator.request_work("worker", 4).unwrap().len(), 2);
+    assert_eq!(coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap().len(), 2);
     assert!(coordinator.status(&job.job_id).is_some());
 }
 

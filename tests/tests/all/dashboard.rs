@@ -109,7 +109,9 @@ fn metrics_and_explanations_say_what_the_grid_does_and_why_a_job_waits() {
 
     let _worker = grid.start_worker("only-worker");
     wait_until(Duration::from_secs(60), "quorum 2 with one worker to stall", || {
-        grid.status(&job_id).waiting_for.is_some_and(|why| why.contains("waiting for quorum"))
+        grid.status(&job_id)
+            .waiting_for
+            .is_some_and(|why| why.contains("waiting for a replica from another network"))
     });
     let control: WorkerControlStatus = {
         let data = grid.directory.path().join("only-worker");
@@ -117,7 +119,7 @@ fn metrics_and_explanations_say_what_the_grid_does_and_why_a_job_waits() {
         serde_json::from_slice(&output.stdout).unwrap()
     };
     let why = control.why_no_work.unwrap_or_default();
-    assert!(why.contains("already has a replica from this worker"), "{why}");
+    assert!(why.contains("already has a replica from this worker or its network"), "{why}");
 
     let (code, metrics) = get(grid.address, &grid.coordinator_data, "/metrics");
     assert_eq!(code, 200);

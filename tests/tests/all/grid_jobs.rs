@@ -2,6 +2,7 @@
 
 use crate::grid_support::{TestGrid, check_primes_results};
 use std::time::Duration;
+use wasmhive_coordinator::core::Network;
 use wasmhive_tests::grid::wasmhive;
 
 #[test]
@@ -132,7 +133,7 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
         reducer: None,
     };
     let job_id = coordinator.submit(submission).map_err(|problem| problem.message).unwrap().job_id;
-    let lease = coordinator.request_work("worker", 1).unwrap().remove(0);
+    let lease = coordinator.request_work("worker", &Network::of_identity("worker"), 1).unwrap().remove(0);
     let report = OutcomeReport {
         lease_id: lease.lease_id,
         job_id: lease.job_id.clone(),

@@ -4,6 +4,7 @@
 //! Driven in process, so a panic shows as a failed test.
 
 use crate::api_values::submission;
+use wasmhive_coordinator::core::Network;
 use wasmhive_coordinator::server::Coordinator;
 use wasmhive_coordinator::store::StoreFault;
 use wasmhive_protocol::api::JobInputs;
@@ -20,15 +21,15 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let coordinator = Coordinator::open(directory.path()).unwrap();
     let inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     let job = coordinator.submit(submission(inputs, 60_000)).map_err(|problem| problem.message).unwrap();
-    let first = coordinator.request_work("worker", 4).unwrap();
+    let first = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     assert_eq!(coordinator.commit_outcomes("worker", &reports(&first, b"0\n")).unwrap().len(), 4);
-    let rest = coordinator.request_work("worker", 4).unwrap();
+    let rest = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     // The store fails now: the batch is not acknowledged, and not decided either.
     coordinator.inject_store_fault(Some(StoreFault::ReadOnly)).unwrap();
     assert!(coordinator.commit_outcomes("worker", &reports(&rest, b"0\n")).unwrap().is_empty());
     coordinator.inject_store_fault(None).unwrap();
     assert_ne!(coordinator.status(&job.job_id).unwrap().state, "completed", "results are missing");
-    let again = coordinator.request_work("worker", 8).unwrap();
+    let again = coordinator.request_work("worker", &Network::of_identity("worker"), 8).unwrap();
     let mut units: Vec<u64> = again.iter().map(|lease| lease.unit_index).collect();
     units.sort();
     let mut expected: Vec<u64> = rest.iter().map(|lease| lease.unit_index).collect();
@@ -71,7 +72,11 @@ fn a_disk_that_fills_and_frees_at_random_loses_no_acknowledged_result() {
                 coordinator.inject_store_fault(full.then_some(StoreFault::DiskFull)).unwrap();
             }
             let worker = ["a", "b", "c"][random.usize(0..3)];
-            let Ok(leases) = coordinator.request_work(worker, random.u32(1..16)) else { continue };
+            let Ok(leases) =
+                coordinator.request_work(worker, &Network::of_identity(worker), random.u32(1..16))
+            else {
+                continue;
+            };
             let reports: Vec<_> = leases
                 .iter()
                 .map(|lease| wasmhive_tests::wire::success_report(lease, answer_of(lease.unit_index)))
