@@ -1,7 +1,7 @@
 //! One job's units in the core: which are in flight, which need another replica, and the
 //! quorum decision.
 
-use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ResumeState, UnitDecision};
+use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReplicaDraw, ResumeState, UnitDecision};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
@@ -105,6 +105,8 @@ struct ActiveUnit {
     /// The worker whose host timed out on this unit last, and until when (Unix ms) it is
     /// kept out: the next replica goes elsewhere if another worker can take it in that time.
     timed_out_worker: Option<(String, u64)>,
+    /// The worker drawn for the next replica, and until when (Unix ms) it is reserved for it.
+    drawn_worker: Option<(String, u64)>,
     host_timeouts: u32,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
@@ -127,6 +129,32 @@ impl ActiveUnit {
                 .timed_out_worker
                 .as_ref()
                 .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
+    }
+
+    /// Whether `worker_id` (which can take the unit) gets this replica now: the replica's
+    /// worker is drawn at random among the eligible recent workers and reserved for it for
+    /// `wait_ms`; when the draw finds nobody else, the asker takes it.
+    fn is_drawn_for(
+        &mut self,
+        worker_id: &str,
+        now_ms: u64,
+        wait_ms: u64,
+        draw: &mut ReplicaDraw<'_>,
+    ) -> bool {
+        if let Some((drawn, until_ms)) = &self.drawn_worker
+            && *until_ms > now_ms
+        {
+            return drawn == worker_id;
+        }
+        let drawn = draw
+            .eligible_worker(now_ms, |candidate, network| self.worker_can_take(candidate, network, now_ms));
+        match drawn {
+            Some(drawn) if drawn != worker_id => {
+                self.drawn_worker = Some((drawn, now_ms.saturating_add(wait_ms)));
+                false
+            }
+            _ => true,
+        }
     }
 
     fn new(quorum: u32) -> ActiveUnit {
@@ -237,11 +265,18 @@ impl CoreJob {
         network: &Network,
         now_ms: u64,
         scanned_up_to: &mut Option<u64>,
+        draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
         let from = scanned_up_to.map_or(0, |unit_index| unit_index + 1);
+        let active = &mut self.active;
+        // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
+        let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::DRAWN_WORKER_WAIT_MS);
         let waiting = self.needs_replica.range(from..).copied().find(|unit_index| {
             *scanned_up_to = Some(*unit_index);
-            self.active.get(unit_index).is_some_and(|unit| unit.worker_can_take(worker_id, network, now_ms))
+            active.get_mut(unit_index).is_some_and(|unit| {
+                unit.worker_can_take(worker_id, network, now_ms)
+                    && unit.is_drawn_for(worker_id, now_ms, wait_ms, draw)
+            })
         });
         if waiting.is_some() {
             return waiting;
@@ -280,6 +315,7 @@ impl CoreJob {
             network: network.clone(),
         });
         unit.timed_out_worker = None;
+        unit.drawn_worker = None;
         self.open_leases += 1;
         self.refresh_needs(unit_index);
     }

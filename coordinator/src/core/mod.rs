@@ -19,6 +19,7 @@
 mod adaptive;
 mod job;
 mod network;
+mod recent_workers;
 mod reputation;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
+use recent_workers::RecentWorkers;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
 
@@ -38,6 +40,45 @@ pub const ACTIVE_UNITS_MAX: usize = 4096;
 /// How long a worker whose host timed out on a unit is kept from taking it again (so
 /// another worker gets the chance; a slow compilation meanwhile finishes in the background).
 pub const TIMED_OUT_WORKER_WAIT_MS: u64 = 10_000;
+
+/// The longest a unit's next replica waits for the worker drawn for it to ask, before it
+/// is drawn again (a quarter of the job's lease time when that is shorter).
+pub const DRAWN_WORKER_WAIT_MS: u64 = 5_000;
+
+/// Requests (per thousand) that bring a known-answer unit to a worker whose record is
+/// already long enough, in jobs that use known answers.
+pub const PROBE_PER_MILLE: u32 = 20;
+
+/// Candidates a draw looks at before it lets the asking worker take the replica.
+const DRAW_TRIES: usize = 16;
+
+/// Draws the worker for a unit's next replica: uniformly among the recent workers that may
+/// take it (not on a network that ran or runs it, not quarantined), with the owner's
+/// secret stream, so no worker chooses which replicas it gets.
+pub(super) struct ReplicaDraw<'a> {
+    recent: &'a RecentWorkers,
+    reputations: &'a ReputationBook,
+    random: &'a mut fastrand::Rng,
+}
+
+impl ReplicaDraw<'_> {
+    /// A worker `can_take` allows, drawn at random (a few tries; `None`: none found).
+    pub(super) fn eligible_worker(
+        &mut self,
+        now_ms: u64,
+        can_take: impl Fn(&str, &Network) -> bool,
+    ) -> Option<String> {
+        for _ in 0..DRAW_TRIES {
+            let candidate = self.recent.draw(self.random)?;
+            if can_take(&candidate.worker_id, &candidate.network)
+                && !self.reputations.is_quarantined(&candidate.worker_id, now_ms)
+            {
+                return Some(candidate.worker_id.clone());
+            }
+        }
+        None
+    }
+}
 
 pub type LeaseId = u64;
 
@@ -119,6 +160,8 @@ pub struct Core {
     /// The owner's secret draws (adaptive replication): seeded from the OS by the
     /// server, from a fixed seed by tests and simulations.
     random: fastrand::Rng,
+    /// The workers that asked for work lately: replicas after the first are drawn among them.
+    recent_workers: RecentWorkers,
 }
 
 impl Default for Core {
@@ -147,6 +190,7 @@ impl Core {
             job_cursor: None,
             reputations: ReputationBook::default(),
             probe_holders: HashSet::new(),
+            recent_workers: RecentWorkers::default(),
             random: fastrand::Rng::with_seed(seed),
         }
     }
@@ -191,9 +235,11 @@ impl Core {
         self.jobs.keys()
     }
 
-    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin; none while the
-    /// worker is quarantined. A worker with too short a record for a job's
-    /// `known_answer_probes` first gets one known-answer unit (one at a time).
+    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin, in random
+    /// order; none while the worker is quarantined. A unit's second and later replicas go
+    /// only to the worker drawn for them (see [`ReplicaDraw`]). A worker with too short a
+    /// record for a job's `known_answer_probes` gets one known-answer unit (one at a time),
+    /// and every worker now and then ([`PROBE_PER_MILLE`]).
     pub fn request_work(
         &mut self,
         worker_id: &str,
@@ -205,6 +251,7 @@ impl Core {
         if self.reputations.is_quarantined(worker_id, now_ms) || slots == 0 {
             return grants;
         }
+        self.recent_workers.asked(worker_id, network, now_ms);
         grants.extend(self.known_answer_probe(worker_id, network, now_ms));
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
@@ -216,7 +263,12 @@ impl Core {
                     continue;
                 }
                 let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
-                match job.take_unit_for(worker_id, network, now_ms, &mut scanned_up_to[position]) {
+                let mut draw = ReplicaDraw {
+                    recent: &self.recent_workers,
+                    reputations: &self.reputations,
+                    random: &mut self.random,
+                };
+                match job.take_unit_for(worker_id, network, now_ms, &mut scanned_up_to[position], &mut draw) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
@@ -240,21 +292,24 @@ impl Core {
         if let Some(last) = grants.last() {
             self.job_cursor = Some(last.job_id.clone());
         }
+        self.random.shuffle(&mut grants);
         grants
     }
 
-    /// A known-answer lease for a worker with fewer judged results than some job's
-    /// `known_answer_probes`, unless it already holds one.
+    /// A known-answer lease, unless the worker holds one: for a worker with fewer judged
+    /// results than some job's `known_answer_probes`, and for any worker of a job that uses
+    /// known answers once in [`PROBE_PER_MILLE`] requests (so trust, once earned, is still
+    /// tested).
     fn known_answer_probe(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<LeaseGrant> {
-        let judged =
-            self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
-        let holds_probe =
-            self.leases.values().any(|lease| lease.worker_id == worker_id && lease.known_answer.is_some());
-        if holds_probe {
+        if self.probe_holders.contains(worker_id) {
             return None;
         }
+        let judged =
+            self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
+        let now_and_then = self.random.u32(0..1000) < PROBE_PER_MILLE;
         let (job_id, job) = self.jobs.iter().find(|(_, job)| {
-            judged < u64::from(job.policy.known_answer_probes) && job.known_answer_for(network).is_some()
+            let probes = u64::from(job.policy.known_answer_probes);
+            probes > 0 && (judged < probes || now_and_then) && job.known_answer_for(network).is_some()
         })?;
         let known = job.known_answer_for(network).expect("found above");
         let lease_id = self.next_lease_id;
@@ -367,6 +422,7 @@ impl Core {
         for lease_id in &lease_ids {
             self.close_lease(*lease_id);
         }
+        self.recent_workers.forget(worker_id);
         lease_ids.len()
     }
 
@@ -381,6 +437,7 @@ impl Core {
         for lease_id in &expired {
             self.close_lease(*lease_id);
         }
+        self.recent_workers.forget_idle(now_ms);
         expired
     }
 

@@ -350,8 +350,9 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust()
     assert_eq!(core.progress("job").unwrap().succeeded, 4);
     let grants = core.request_work("liar", &Network::of_identity("liar"), 3, 0);
     assert_eq!(grants.len(), 3);
-    let probe = &grants[0];
-    assert!(probe.unit_index < 4, "the first lease is a decided unit: {grants:?}");
+    let probes: Vec<&LeaseGrant> = grants.iter().filter(|grant| grant.unit_index < 4).collect();
+    assert_eq!(probes.len(), 1, "one lease (anywhere in the batch) is a decided unit: {grants:?}");
+    let probe = probes[0];
     let effect = core.report_outcome("liar", probe.lease_id, &Status::Success, Hash::of(b"lie"), 0).unwrap();
     assert_eq!((effect.replica, effect.decision), (None, None));
     assert_eq!(effect.judgements.len(), 1);
@@ -430,4 +431,52 @@ fn identities_on_one_network_never_hold_two_replicas_of_a_unit() {
         let effect = core.report_outcome("c", grant.lease_id, &Status::Success, digest, 0).unwrap();
         assert_eq!(effect.decision, None, "no quorum between a forgery and the truth");
     }
+}
+
+#[test]
+fn second_replicas_go_to_a_worker_drawn_at_random_not_to_the_next_to_ask() {
+    // Colluders on two networks: A asks for 64 leases, B asks right after for the second
+    // replicas. Eight honest workers have asked lately too.
+    let mut core = Core::new();
+    core.add_job("job", 64, JobPolicy::fixed(2, 4, 60_000), ResumeState::default());
+    let honest: Vec<String> = (0..8).map(|index| format!("honest-{index}")).collect();
+    core.add_job("other", 1_000, JobPolicy::fixed(1, 1, 60_000), ResumeState::default());
+    for worker in &honest {
+        core.request_work(worker, &Network::of_identity(worker), 1, 0);
+    }
+    let first = core.request_work("a", &Network::of_identity("a"), 64, 1);
+    let units_of_a: HashSet<u64> =
+        first.iter().filter(|grant| grant.job_id == "job").map(|grant| grant.unit_index).collect();
+    for grant in &first {
+        core.report_outcome("a", grant.lease_id, &Status::Success, Hash::of(b"forged"), 1).unwrap();
+    }
+    let second = core.request_work("b", &Network::of_identity("b"), 64, 2);
+    let shared =
+        second.iter().filter(|grant| grant.job_id == "job" && units_of_a.contains(&grant.unit_index)).count();
+    println!("B got {shared} of the {} second replicas of A's units", units_of_a.len());
+    assert!(units_of_a.len() > 20 && shared * 4 < units_of_a.len(), "B got {shared} of {}", units_of_a.len());
+    // The drawn workers get those replicas when they ask.
+    let mut second_replicas = shared;
+    for worker in &honest {
+        let grants = core.request_work(worker, &Network::of_identity(worker), 64, 3);
+        second_replicas += grants
+            .iter()
+            .filter(|grant| units_of_a.contains(&grant.unit_index) && grant.job_id == "job")
+            .count();
+    }
+    assert_eq!(second_replicas, units_of_a.len(), "every unit of A got its second replica");
+}
+
+#[test]
+fn a_batch_comes_in_random_order() {
+    let mut core = Core::new();
+    core.add_job("job", 64, JobPolicy::fixed(1, 1, 60_000), ResumeState::default());
+    let units: Vec<u64> = core
+        .request_work("a", &Network::of_identity("a"), 32, 0)
+        .iter()
+        .map(|grant| grant.unit_index)
+        .collect();
+    let mut sorted = units.clone();
+    sorted.sort();
+    assert_ne!(units, sorted, "the batch is in unit order");
 }
