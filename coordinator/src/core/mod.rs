@@ -18,6 +18,7 @@
 
 mod adaptive;
 mod job;
+mod leasing;
 mod network;
 mod recent_workers;
 mod reputation;
@@ -30,6 +31,7 @@ pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
+use leasing::ReplicaDraw;
 use recent_workers::RecentWorkers;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
@@ -48,37 +50,6 @@ pub const DRAWN_WORKER_WAIT_MS: u64 = 5_000;
 /// Requests (per thousand) that bring a known-answer unit to a worker whose record is
 /// already long enough, in jobs that use known answers.
 pub const PROBE_PER_MILLE: u32 = 20;
-
-/// Candidates a draw looks at before it lets the asking worker take the replica.
-const DRAW_TRIES: usize = 16;
-
-/// Draws the worker for a unit's next replica: uniformly among the recent workers that may
-/// take it (not on a network that ran or runs it, not quarantined), with the owner's
-/// secret stream, so no worker chooses which replicas it gets.
-pub(super) struct ReplicaDraw<'a> {
-    recent: &'a RecentWorkers,
-    reputations: &'a ReputationBook,
-    random: &'a mut fastrand::Rng,
-}
-
-impl ReplicaDraw<'_> {
-    /// A worker `can_take` allows, drawn at random (a few tries; `None`: none found).
-    pub(super) fn eligible_worker(
-        &mut self,
-        now_ms: u64,
-        can_take: impl Fn(&str, &Network) -> bool,
-    ) -> Option<String> {
-        for _ in 0..DRAW_TRIES {
-            let candidate = self.recent.draw(self.random)?;
-            if can_take(&candidate.worker_id, &candidate.network)
-                && !self.reputations.is_quarantined(&candidate.worker_id, now_ms)
-            {
-                return Some(candidate.worker_id.clone());
-            }
-        }
-        None
-    }
-}
 
 pub type LeaseId = u64;
 
@@ -235,101 +206,6 @@ impl Core {
         self.jobs.keys()
     }
 
-    /// Hands `worker_id` up to `slots` leases, spread over jobs round-robin, in random
-    /// order; none while the worker is quarantined. A unit's second and later replicas go
-    /// only to the worker drawn for them (see [`ReplicaDraw`]). A worker with too short a
-    /// record for a job's `known_answer_probes` gets one known-answer unit (one at a time),
-    /// and every worker now and then ([`PROBE_PER_MILLE`]).
-    pub fn request_work(
-        &mut self,
-        worker_id: &str,
-        network: &Network,
-        slots: u32,
-        now_ms: u64,
-    ) -> Vec<LeaseGrant> {
-        let mut grants = Vec::new();
-        if self.reputations.is_quarantined(worker_id, now_ms) || slots == 0 {
-            return grants;
-        }
-        self.recent_workers.asked(worker_id, network, now_ms);
-        grants.extend(self.known_answer_probe(worker_id, network, now_ms));
-        let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
-        let job_ids = self.jobs_in_round_robin_order();
-        let mut exhausted = vec![false; job_ids.len()];
-        let mut scanned_up_to = vec![None; job_ids.len()];
-        while grants.len() < slots as usize && exhausted.iter().any(|done| !done) {
-            for (position, job_id) in job_ids.iter().enumerate() {
-                if grants.len() >= slots as usize || exhausted[position] {
-                    continue;
-                }
-                let job = self.jobs.get_mut(job_id).expect("job ids come from the map");
-                let mut draw = ReplicaDraw {
-                    recent: &self.recent_workers,
-                    reputations: &self.reputations,
-                    random: &mut self.random,
-                };
-                match job.take_unit_for(worker_id, network, now_ms, &mut scanned_up_to[position], &mut draw) {
-                    Some(unit_index) => {
-                        let lease_id = self.next_lease_id;
-                        self.next_lease_id += 1;
-                        let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
-                        job.lease_opened(unit_index, worker_id, network, lease_id, trusted, now_ms);
-                        let lease = OpenLease {
-                            job_id: job_id.clone(),
-                            unit_index,
-                            worker_id: worker_id.to_string(),
-                            network: network.clone(),
-                            deadline_ms,
-                            known_answer: None,
-                        };
-                        self.leases.insert(lease_id, lease);
-                        grants.push(LeaseGrant { lease_id, job_id: job_id.clone(), unit_index, deadline_ms });
-                    }
-                    None => exhausted[position] = true,
-                }
-            }
-        }
-        if let Some(last) = grants.last() {
-            self.job_cursor = Some(last.job_id.clone());
-        }
-        self.random.shuffle(&mut grants);
-        grants
-    }
-
-    /// A known-answer lease, unless the worker holds one: for a worker with fewer judged
-    /// results than some job's `known_answer_probes`, and for any worker of a job that uses
-    /// known answers once in [`PROBE_PER_MILLE`] requests (so trust, once earned, is still
-    /// tested).
-    fn known_answer_probe(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<LeaseGrant> {
-        if self.probe_holders.contains(worker_id) {
-            return None;
-        }
-        let judged =
-            self.reputations.get(worker_id).map_or(0, |reputation| reputation.valid + reputation.invalid);
-        let now_and_then = self.random.u32(0..1000) < PROBE_PER_MILLE;
-        let (job_id, job) = self.jobs.iter().find(|(_, job)| {
-            let probes = u64::from(job.policy.known_answer_probes);
-            probes > 0 && (judged < probes || now_and_then) && job.known_answer_for(network).is_some()
-        })?;
-        let known = job.known_answer_for(network).expect("found above");
-        let lease_id = self.next_lease_id;
-        self.next_lease_id += 1;
-        let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
-        let grant =
-            LeaseGrant { lease_id, job_id: job_id.clone(), unit_index: known.unit_index, deadline_ms };
-        let lease = OpenLease {
-            job_id: job_id.clone(),
-            unit_index: known.unit_index,
-            worker_id: worker_id.to_string(),
-            network: network.clone(),
-            deadline_ms,
-            known_answer: Some(known.digest),
-        };
-        self.leases.insert(lease_id, lease);
-        self.probe_holders.insert(worker_id.to_string());
-        Some(grant)
-    }
-
     /// Records a replica's outcome. `digest` must be recomputed by the caller from the
     /// reported bytes, never taken from the worker.
     pub fn report_outcome(
@@ -402,45 +278,6 @@ impl Core {
         self.leases.get(&lease_id).map(|lease| (lease.job_id.as_str(), lease.unit_index))
     }
 
-    /// A worker gives leases back unrun; their units go back to the queue.
-    pub fn return_leases(&mut self, worker_id: &str, lease_ids: &[LeaseId]) {
-        for lease_id in lease_ids {
-            if self.leases.get(lease_id).is_some_and(|lease| lease.worker_id == worker_id) {
-                self.close_lease(*lease_id);
-            }
-        }
-    }
-
-    /// A worker went away: its open leases go back to the queue at once.
-    pub fn worker_disconnected(&mut self, worker_id: &str) -> usize {
-        let lease_ids: Vec<LeaseId> = self
-            .leases
-            .iter()
-            .filter(|(_, lease)| lease.worker_id == worker_id)
-            .map(|(lease_id, _)| *lease_id)
-            .collect();
-        for lease_id in &lease_ids {
-            self.close_lease(*lease_id);
-        }
-        self.recent_workers.forget(worker_id);
-        lease_ids.len()
-    }
-
-    /// Leases past their deadline go back to the queue; returns them.
-    pub fn expire_leases(&mut self, now_ms: u64) -> Vec<LeaseId> {
-        let expired: Vec<LeaseId> = self
-            .leases
-            .iter()
-            .filter(|(_, lease)| lease.deadline_ms <= now_ms)
-            .map(|(lease_id, _)| *lease_id)
-            .collect();
-        for lease_id in &expired {
-            self.close_lease(*lease_id);
-        }
-        self.recent_workers.forget_idle(now_ms);
-        expired
-    }
-
     /// Reputations as the store kept them (on start).
     pub fn restore_reputation(&mut self, worker_id: &str, reputation: Reputation) {
         self.reputations.restore(worker_id, reputation);
@@ -480,27 +317,6 @@ impl Core {
 
     pub fn is_quarantined(&self, worker_id: &str, now_ms: u64) -> bool {
         self.reputations.is_quarantined(worker_id, now_ms)
-    }
-
-    fn close_lease(&mut self, lease_id: LeaseId) {
-        let Some(lease) = self.leases.remove(&lease_id) else { return };
-        if lease.known_answer.is_some() {
-            self.probe_holders.remove(&lease.worker_id);
-            return;
-        }
-        if let Some(job) = self.jobs.get_mut(&lease.job_id) {
-            job.lease_closed_without_outcome(lease.unit_index, lease_id);
-        }
-    }
-
-    fn jobs_in_round_robin_order(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.jobs.keys().cloned().collect();
-        if let Some(cursor) = &self.job_cursor
-            && let Some(position) = ids.iter().position(|id| id == cursor)
-        {
-            ids.rotate_left(position + 1);
-        }
-        ids
     }
 }
 
