@@ -10,7 +10,7 @@
 //! With `adaptive`, the job uses adaptive replication (5% spot checks) and two known-answer
 //! units per stranger.
 
-use crate::core::{AdaptivePolicy, Core, JobPolicy, Network, ResumeState, UnitDecision};
+use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseLimits, Network, ResumeState, UnitDecision};
 use std::collections::BTreeMap;
 use wasmhive_protocol::{Hash, Status};
 
@@ -58,6 +58,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
         .map(|index| Network::of_identity(&workers[if index >= scenario.peers { 0 } else { index }]))
         .collect();
     let mut core = Core::new();
+    core.set_lease_limits(Some(LeaseLimits::OWNER));
     let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 4, 1_000_000);
     if scenario.adaptive {
         policy.adaptive = Some(AdaptivePolicy { spot_check_per_mille: 50 });

@@ -222,6 +222,9 @@ pub struct WorkerReputation {
     pub valid: u64,
     pub invalid: u64,
     pub consecutive_valid: u64,
+    /// Units it timed out on that other workers finished.
+    #[serde(default)]
+    pub unfinished: u64,
     /// Seconds of quarantine left (no leases), when quarantined.
     pub quarantined_for_s: Option<u64>,
 }

@@ -83,6 +83,9 @@ fn main() {
             task_kernels::sum::run(result["input"].as_str().unwrap_or_default()).unwrap_or_default();
         if result["output"].as_str().map(str::as_bytes) != Some(&expected[..]) {
             wrong += 1;
+            if wrong <= 5 {
+                println!("wrong: {line}");
+            }
         }
     }
     println!(

@@ -20,18 +20,19 @@ pub fn reputation(arguments: ReputationArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<34} {:>6} {:>7} {:>7} {:>11} {:>12}",
-        "WORKER", "TRUST", "VALID", "INVALID", "IN A ROW", "QUARANTINED"
+        "{:<34} {:>6} {:>7} {:>7} {:>11} {:>10} {:>12}",
+        "WORKER", "TRUST", "VALID", "INVALID", "IN A ROW", "UNFINISHED", "QUARANTINED"
     );
     for row in rows {
         let quarantined = row.quarantined_for_s.map_or(String::new(), |seconds| format!("{seconds} s left"));
         println!(
-            "{:<34} {:>6.3} {:>7} {:>7} {:>11} {:>12}",
+            "{:<34} {:>6.3} {:>7} {:>7} {:>11} {:>10} {:>12}",
             shown(&row.worker_id, 64),
             row.trust,
             row.valid,
             row.invalid,
             row.consecutive_valid,
+            row.unfinished,
             quarantined
         );
     }

@@ -108,6 +108,8 @@ struct ActiveUnit {
     /// The worker drawn for the next replica, and until when (Unix ms) it is reserved for it.
     drawn_worker: Option<(String, u64)>,
     host_timeouts: u32,
+    /// Identities (and their networks) whose hosts timed out on this unit, each once.
+    timed_out: Vec<(String, Network)>,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
     quorum: u32,
@@ -192,6 +194,8 @@ pub(super) struct CoreJob {
     open_leases: u64,
     /// Replicas judged by the last acceptance, until the core takes them.
     judged: Vec<(String, bool)>,
+    /// Identities that timed out on the unit accepted last, until the core takes them.
+    unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
     known_answers: VecDeque<KnownAnswer>,
 }
@@ -208,6 +212,7 @@ impl CoreJob {
             failed: resume.failed_units,
             open_leases: 0,
             judged: Vec::new(),
+            unfinished: Vec::new(),
             known_answers: VecDeque::new(),
         };
         for record in resume.active_units {
@@ -351,17 +356,20 @@ impl CoreJob {
             // Only the last worker to time out is kept out, and only for a while: when it is
             // the only worker left that can give the unit a replica (a quorum-2 unit on a
             // 2-worker grid), it takes the unit again afterwards, so the unit is not stranded.
+            unit.host_timeouts += 1;
+            let already = unit.timed_out.iter().any(|(worker_id, _)| *worker_id == replica.worker_id);
+            if !already && unit.timed_out.len() < TIMED_OUT_KEPT {
+                unit.timed_out.push((replica.worker_id.clone(), replica.network.clone()));
+            }
             unit.timed_out_worker =
                 Some((replica.worker_id, now_ms.saturating_add(super::TIMED_OUT_WORKER_WAIT_MS)));
-            unit.host_timeouts += 1;
-            let decision = (unit.host_timeouts >= policy.max_replicas).then(|| {
-                UnitDecision::Failed {
-                    reason: format!(
-                        "host timeout {} times: the unit runs longer than the wall-clock guard; raise [limits] timeout",
-                        unit.host_timeouts
-                    ),
-                    replicas: unit.replicas.len() as u32,
-                }
+            let decision = timeouts_fail(unit, &policy).then(|| UnitDecision::Failed {
+                reason: format!(
+                    "host timeout {} times, on {} networks: the unit runs longer than the wall-clock guard; raise [limits] timeout",
+                    unit.host_timeouts,
+                    timed_out_networks(unit)
+                ),
+                replicas: unit.replicas.len() as u32,
             });
             return (None, self.finish_or_refresh(unit_index, decision));
         }
@@ -370,6 +378,11 @@ impl CoreJob {
             unit.quorum = policy.quorum;
         }
         let decision = decide(unit, &policy);
+        if let Some(UnitDecision::Accepted { status, .. }) = &decision
+            && status.is_success()
+        {
+            self.unfinished = unit.timed_out.iter().map(|(worker_id, _)| worker_id.clone()).collect();
+        }
         if let Some(UnitDecision::Accepted { digest: canonical, status, replicas }) = &decision
             && *replicas >= 2
         {
@@ -406,6 +419,12 @@ impl CoreJob {
         std::mem::take(&mut self.judged)
     }
 
+    /// The identities that timed out on the unit accepted last, which others finished;
+    /// taken once by the core for reputation.
+    pub(super) fn take_unfinished(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unfinished)
+    }
+
     fn finish_or_refresh(&mut self, unit_index: u64, decision: Option<UnitDecision>) -> Option<UnitDecision> {
         match &decision {
             Some(UnitDecision::Accepted { status, .. }) if status.is_success() => self.succeeded += 1,
@@ -431,6 +450,28 @@ impl CoreJob {
             self.needs_replica.remove(&unit_index);
         }
     }
+}
+
+/// Timed-out identities a unit remembers (each may time out on it again; it counts once).
+const TIMED_OUT_KEPT: usize = 16;
+
+/// Distinct networks whose hosts timed out on a unit before it fails for it (fewer when
+/// `max_replicas` is smaller): one or two griefing networks cannot fail a unit.
+const TIMED_OUT_NETWORKS_TO_FAIL: u32 = 3;
+
+fn timed_out_networks(unit: &ActiveUnit) -> u32 {
+    let mut networks: Vec<&Network> = unit.timed_out.iter().map(|(_, network)| network).collect();
+    networks.sort();
+    networks.dedup();
+    networks.len() as u32
+}
+
+/// A unit fails for host timeouts when they came from several distinct networks, or (a
+/// grid too small to tell a griefer from a unit too long for everyone) after four times
+/// `max_replicas` timeouts in all.
+fn timeouts_fail(unit: &ActiveUnit, policy: &JobPolicy) -> bool {
+    timed_out_networks(unit) >= TIMED_OUT_NETWORKS_TO_FAIL.min(policy.max_replicas)
+        || unit.host_timeouts >= policy.max_replicas.saturating_mul(4)
 }
 
 fn decide(unit: &ActiveUnit, policy: &JobPolicy) -> Option<UnitDecision> {

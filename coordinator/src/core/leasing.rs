@@ -3,6 +3,17 @@
 //! that are returned, expire or lose their worker.
 
 use super::recent_workers::RecentWorkers;
+
+/// How a lease ended without an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LeaseEnding {
+    /// Handed back, or its worker left: no credit, no penalty.
+    Returned,
+    /// Its job was cancelled or removed.
+    Cancelled,
+    /// Its deadline passed at this time: the allowance of its worker and network halves.
+    Expired(u64),
+}
 use super::{Core, LeaseGrant, LeaseId, Network, OpenLease, PROBE_PER_MILLE, ReputationBook, is_trusted};
 
 /// Candidates a draw looks at before it lets the asking worker take the replica.
@@ -54,6 +65,10 @@ impl Core {
             return grants;
         }
         self.recent_workers.asked(worker_id, network, now_ms);
+        let slots = slots.min(self.allowances.room(worker_id, network, now_ms));
+        if slots == 0 {
+            return grants;
+        }
         grants.extend(self.known_answer_probe(worker_id, network, now_ms));
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
@@ -93,6 +108,9 @@ impl Core {
         }
         if let Some(last) = grants.last() {
             self.job_cursor = Some(last.job_id.clone());
+        }
+        for _ in &grants {
+            self.allowances.lease_opened(worker_id, network, now_ms);
         }
         self.random.shuffle(&mut grants);
         grants
@@ -136,7 +154,7 @@ impl Core {
     pub fn return_leases(&mut self, worker_id: &str, lease_ids: &[LeaseId]) {
         for lease_id in lease_ids {
             if self.leases.get(lease_id).is_some_and(|lease| lease.worker_id == worker_id) {
-                self.close_lease(*lease_id);
+                self.close_lease(*lease_id, LeaseEnding::Returned);
             }
         }
     }
@@ -150,9 +168,10 @@ impl Core {
             .map(|(lease_id, _)| *lease_id)
             .collect();
         for lease_id in &lease_ids {
-            self.close_lease(*lease_id);
+            self.close_lease(*lease_id, LeaseEnding::Returned);
         }
         self.recent_workers.forget(worker_id);
+        self.allowances.forget_cores(worker_id);
         lease_ids.len()
     }
 
@@ -165,14 +184,23 @@ impl Core {
             .map(|(lease_id, _)| *lease_id)
             .collect();
         for lease_id in &expired {
-            self.close_lease(*lease_id);
+            self.close_lease(*lease_id, LeaseEnding::Expired(now_ms));
         }
         self.recent_workers.forget_idle(now_ms);
+        self.allowances.forget_idle(now_ms);
         expired
     }
 
-    fn close_lease(&mut self, lease_id: LeaseId) {
+    pub(super) fn close_lease(&mut self, lease_id: LeaseId, ending: LeaseEnding) {
         let Some(lease) = self.leases.remove(&lease_id) else { return };
+        match ending {
+            LeaseEnding::Expired(now_ms) => {
+                self.allowances.lease_expired(&lease.worker_id, &lease.network, now_ms)
+            }
+            LeaseEnding::Returned | LeaseEnding::Cancelled => {
+                self.allowances.lease_closed(&lease.worker_id, &lease.network)
+            }
+        }
         if lease.known_answer.is_some() {
             self.probe_holders.remove(&lease.worker_id);
             return;

@@ -18,6 +18,7 @@
 
 mod adaptive;
 mod job;
+mod lease_allowance;
 mod leasing;
 mod network;
 mod recent_workers;
@@ -27,11 +28,13 @@ mod tests;
 
 pub use adaptive::{chance_alone, is_trusted};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
+pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
-use leasing::ReplicaDraw;
+use lease_allowance::LeaseAllowances;
+use leasing::{LeaseEnding, ReplicaDraw};
 use recent_workers::RecentWorkers;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
@@ -86,6 +89,9 @@ pub struct OutcomeEffect {
     /// An accepted unit judges every replica against the canonical result: these are the
     /// judgements, each with the worker's new reputation.
     pub judgements: Vec<Judgement>,
+    /// Workers that timed out on a unit accepted now (others finished it), each with its
+    /// new, lower reputation (`agreed` false).
+    pub unfinished: Vec<Judgement>,
 }
 
 /// One replica of an accepted unit, judged.
@@ -133,6 +139,8 @@ pub struct Core {
     random: fastrand::Rng,
     /// The workers that asked for work lately: replicas after the first are drawn among them.
     recent_workers: RecentWorkers,
+    /// How many leases each identity and network may hold open.
+    allowances: LeaseAllowances,
 }
 
 impl Default for Core {
@@ -142,16 +150,20 @@ impl Default for Core {
 }
 
 impl Core {
-    /// A core with lease ids from 1 and a fixed random seed (tests and simulations).
+    /// A core with lease ids from 1, a fixed random seed and no lease allowances (unit
+    /// tests of the other rules; simulations set [`LeaseLimits::OWNER`]).
     pub fn new() -> Core {
-        Core::with_first_lease_id(1, 1)
+        let mut core = Core::with_first_lease_id(1, 1);
+        core.set_lease_limits(None);
+        core
     }
 
     /// A core whose lease ids start at `first`. An owner starts each run at a new range
     /// (its start time in milliseconds << 12: below 2^53, 4096 ids per millisecond between
     /// restarts), so a worker's outcome for a lease of an
     /// earlier run can never be taken for a lease of this one. `seed` seeds the draws of
-    /// adaptive replication; a server passes a secret one.
+    /// adaptive replication; a server passes a secret one. Allowances follow
+    /// [`LeaseLimits::OWNER`].
     pub fn with_first_lease_id(first: LeaseId, seed: u64) -> Core {
         assert!(first > 0, "lease ids start above 0");
         Core {
@@ -163,7 +175,18 @@ impl Core {
             probe_holders: HashSet::new(),
             recent_workers: RecentWorkers::default(),
             random: fastrand::Rng::with_seed(seed),
+            allowances: LeaseAllowances::new(Some(LeaseLimits::OWNER)),
         }
+    }
+
+    /// Lease allowances from now on (`None`: only the slots asked for limit a request).
+    pub fn set_lease_limits(&mut self, limits: Option<LeaseLimits>) {
+        self.allowances = LeaseAllowances::new(limits);
+    }
+
+    /// The cores `worker_id` advertised: its lease allowance grows up to `per_core` × them.
+    pub fn set_worker_cores(&mut self, worker_id: &str, cores: u32) {
+        self.allowances.set_cores(worker_id, cores);
     }
 
     /// Adds a job, fresh (`resume` empty) or as the store left it.
@@ -184,11 +207,7 @@ impl Core {
             .map(|(lease_id, lease)| (lease.worker_id.clone(), *lease_id))
             .collect();
         for (_, lease_id) in &cancelled {
-            if let Some(lease) = self.leases.remove(lease_id)
-                && lease.known_answer.is_some()
-            {
-                self.probe_holders.remove(&lease.worker_id);
-            }
+            self.close_lease(*lease_id, LeaseEnding::Cancelled);
         }
         cancelled
     }
@@ -221,6 +240,7 @@ impl Core {
             return Err(OutcomeRejection::NotYourLease(lease_id));
         }
         let lease = self.leases.remove(&lease_id).expect("checked above");
+        self.allowances.outcome_returned(worker_id, &lease.network, now_ms);
         if let Some(known) = lease.known_answer {
             self.probe_holders.remove(worker_id);
             let agreed = status.is_success() && digest == known;
@@ -232,6 +252,7 @@ impl Core {
                 replica: None,
                 decision: None,
                 judgements: vec![judgement],
+                unfinished: Vec::new(),
             });
         }
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
@@ -257,12 +278,21 @@ impl Core {
                 Judgement { worker_id, agreed, reputation }
             })
             .collect();
+        let unfinished = job
+            .take_unfinished()
+            .into_iter()
+            .map(|worker_id| {
+                let reputation = self.reputations.record_unfinished(&worker_id);
+                Judgement { worker_id, agreed: false, reputation }
+            })
+            .collect();
         Ok(OutcomeEffect {
             job_id: lease.job_id,
             unit_index: lease.unit_index,
             replica,
             decision,
             judgements,
+            unfinished,
         })
     }
 

@@ -22,6 +22,8 @@ pub struct Reputation {
     pub consecutive_valid: u64,
     /// Invalid results since the last valid one.
     pub strikes: u32,
+    /// Units its host timed out on that other workers finished.
+    pub unfinished: u64,
     pub error_rate: f64,
     /// In the owner's clock; no leases before then.
     pub quarantined_until_ms: Option<u64>,
@@ -34,6 +36,7 @@ impl Default for Reputation {
             invalid: 0,
             consecutive_valid: 0,
             strikes: 0,
+            unfinished: 0,
             error_rate: ERROR_RATE_START,
             quarantined_until_ms: None,
         }
@@ -71,6 +74,17 @@ impl ReputationBook {
                 reputation.strikes = 0;
             }
         }
+        *reputation
+    }
+
+    /// Records a unit this worker timed out on and others finished: no strike (a slow host
+    /// is not a liar), but trust drops (a quarter of the way to none) and the run of valid
+    /// results ends, so a worker that times out much more than its peers is not trusted.
+    pub fn record_unfinished(&mut self, worker_id: &str) -> Reputation {
+        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        reputation.unfinished += 1;
+        reputation.consecutive_valid = 0;
+        reputation.error_rate += (1.0 - reputation.error_rate) / 4.0;
         *reputation
     }
 

@@ -1,6 +1,7 @@
 //! Tests of the sans-IO core, including a seeded fault simulation. Every randomized test
 //! prints its seed so a failure replays.
 
+use super::LeaseLimits;
 use super::*;
 use std::collections::{HashMap, HashSet};
 
@@ -228,7 +229,12 @@ fn simulate(seed: u64) {
         }
     }
     for job in ["job-a", "job-b"] {
-        assert!(core.progress(job).unwrap().is_complete(), "seed {seed}: {job} {:?}", core.progress(job));
+        assert!(
+            core.progress(job).unwrap().is_complete(),
+            "seed {seed}: {job} {:?} {:?}",
+            core.progress(job),
+            core.active_units(job, 5)
+        );
     }
     assert_eq!(decided.len(), 120, "seed {seed}");
 }
@@ -479,4 +485,86 @@ fn a_batch_comes_in_random_order() {
     let mut sorted = units.clone();
     sorted.sort();
     assert_ne!(units, sorted, "the batch is in unit order");
+}
+
+#[test]
+fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_returns_work_grows() {
+    let mut core = Core::new();
+    core.set_lease_limits(Some(LeaseLimits::OWNER));
+    core.add_job("job", 100_000, JobPolicy::fixed(1, 2, 1_000), ResumeState::default());
+    let home = Network::of_identity("home");
+    let hoarded = core.request_work("hoarder", &home, 1_000, 0).len();
+    assert_eq!(hoarded, 8, "a new identity starts with 8 leases");
+    let sybils: usize =
+        (0..20).map(|index| core.request_work(&format!("sybil-{index}"), &home, 1_000, 0).len()).sum();
+    assert_eq!(hoarded + sybils, 32, "a network holds at most 32 leases to start with");
+    assert_eq!(core.expire_leases(1_000).len(), 32);
+    let mut allowed = Vec::new();
+    for now in [1_000, 2_000, 3_000, 4_000] {
+        allowed.push(core.request_work("hoarder", &home, 1_000, now).len());
+        core.expire_leases(now + 1_000);
+    }
+    assert_eq!(allowed, [4, 2, 1, 0], "each expiry halves the allowance, down to nothing");
+    // A worker that returns work earns more leases, up to 8 per advertised core.
+    core.set_worker_cores("honest", 4);
+    let away = Network::of_identity("away");
+    let mut batch = core.request_work("honest", &away, 1_000, 0);
+    assert_eq!(batch.len(), 8);
+    for round in 0..10 {
+        finish_leases(&mut core, "honest", &batch, false);
+        batch = core.request_work("honest", &away, 1_000, round);
+    }
+    assert_eq!(batch.len(), 32, "4 cores × 8, earned by returned work");
+}
+
+#[test]
+fn two_griefers_alternating_host_timeouts_do_not_fail_a_unit_and_lose_trust() {
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy::fixed(1, 3, 60_000), ResumeState::default());
+    let mut now = 0;
+    for round in 0..10 {
+        for griefer in ["g1", "g2"] {
+            now += TIMED_OUT_WORKER_WAIT_MS;
+            for grant in core.request_work(griefer, &Network::of_identity(griefer), 1, now) {
+                let effect = core
+                    .report_outcome(griefer, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), now)
+                    .unwrap();
+                assert_eq!(effect.decision, None, "round {round}: two griefing networks failed the unit");
+            }
+        }
+    }
+    // Later an honest worker (the griefers no longer ask) finishes it.
+    let now = now + recent_workers::RECENT_WORKER_MS + 1;
+    core.expire_leases(now);
+    let grant = core.request_work("honest", &Network::of_identity("honest"), 1, now).remove(0);
+    let effect = core
+        .report_outcome("honest", grant.lease_id, &Status::Success, honest_digest("job", 0), now)
+        .unwrap();
+    assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
+    let mut penalised: Vec<&str> = effect.unfinished.iter().map(|judged| judged.worker_id.as_str()).collect();
+    penalised.sort();
+    assert_eq!(penalised, ["g1", "g2"]);
+    for judged in &effect.unfinished {
+        assert!(judged.reputation.error_rate > reputation::ERROR_RATE_START, "{judged:?}");
+        assert_eq!(judged.reputation.strikes, 0, "a timeout is not a lie");
+    }
+}
+
+#[test]
+fn timeouts_from_three_networks_fail_a_unit_that_is_too_long_for_everyone() {
+    let mut core = Core::new();
+    core.add_job("job", 1, JobPolicy::fixed(1, 5, 60_000), ResumeState::default());
+    let mut decision = None;
+    for (round, worker) in ["a", "b", "c"].into_iter().enumerate() {
+        let now = round as u64;
+        let grant = core.request_work(worker, &Network::of_identity(worker), 1, now).remove(0);
+        decision = core
+            .report_outcome(worker, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), now)
+            .unwrap()
+            .decision;
+    }
+    assert!(
+        matches!(decision, Some(UnitDecision::Failed { ref reason, .. }) if reason.contains("3 networks")),
+        "{decision:?}"
+    );
 }

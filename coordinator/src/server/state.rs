@@ -345,6 +345,7 @@ impl Coordinator {
     /// Registers a worker connection from `address`: its id, network, and the receiver of
     /// messages pushed to it (cancels).
     pub fn connection_opened(&self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
+        self.core.lock().expect("core lock").set_worker_cores(worker_id, cores);
         self.connections.lock().expect("connections lock").open(worker_id, address, cores)
     }
 
@@ -497,7 +498,7 @@ impl Coordinator {
             .collect();
         let reputations: Vec<(String, Reputation)> = effects
             .iter()
-            .flat_map(|(_, effect)| effect.judgements.iter())
+            .flat_map(|(_, effect)| effect.judgements.iter().chain(&effect.unfinished))
             .map(|judgement| {
                 let mut reputation = judgement.reputation;
                 reputation.quarantined_until_ms =
@@ -578,6 +579,7 @@ fn worker_reputation(worker_id: String, reputation: &Reputation, now_ms: u64) ->
         valid: reputation.valid,
         invalid: reputation.invalid,
         consecutive_valid: reputation.consecutive_valid,
+        unfinished: reputation.unfinished,
         quarantined_for_s: reputation
             .quarantined_until_ms
             .filter(|until| *until > now_ms)

@@ -332,8 +332,8 @@ impl Store {
         {
             let mut upsert_reputation = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO reputation
-                 (worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms, unfinished)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (worker_id, reputation) in reputations {
                 upsert_reputation.execute(params![
@@ -344,6 +344,7 @@ impl Store {
                     reputation.strikes,
                     reputation.error_rate,
                     reputation.quarantined_until_ms.map(|until| until as i64),
+                    reputation.unfinished as i64,
                 ])?;
             }
             let mut insert_replica = transaction.prepare_cached(
@@ -495,7 +496,7 @@ impl Store {
     /// Every stored reputation (`quarantined_until_ms` in Unix milliseconds).
     pub fn reputations(&self) -> StoreResult<Vec<(String, Reputation)>> {
         let mut select = self.connection.prepare(
-            "SELECT worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms FROM reputation",
+            "SELECT worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms, unfinished FROM reputation",
         )?;
         let rows = select.query_map([], |row| {
             Ok((
@@ -507,6 +508,7 @@ impl Store {
                     strikes: row.get(4)?,
                     error_rate: row.get(5)?,
                     quarantined_until_ms: row.get::<_, Option<i64>>(6)?.map(|until| until as u64),
+                    unfinished: row.get::<_, i64>(7)? as u64,
                 },
             ))
         })?;

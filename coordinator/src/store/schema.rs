@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS reputation (
     consecutive_valid INTEGER NOT NULL,
     strikes INTEGER NOT NULL,
     error_rate REAL NOT NULL,
-    quarantined_until_unix_ms INTEGER
+    quarantined_until_unix_ms INTEGER,
+    unfinished INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credit (
     job_id TEXT NOT NULL,
@@ -99,6 +100,10 @@ fn add_columns_of_newer_versions(connection: &Connection) -> StoreResult<()> {
     }
     if !has_column("replicas", "output")? {
         connection.execute_batch("ALTER TABLE replicas ADD COLUMN output BLOB;")?;
+    }
+    if !has_column("reputation", "unfinished")? {
+        connection
+            .execute_batch("ALTER TABLE reputation ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0;")?;
     }
     if !has_column("replicas", "network")? {
         connection.execute_batch("ALTER TABLE replicas ADD COLUMN network TEXT NOT NULL DEFAULT '';")?;
