@@ -1,6 +1,8 @@
 //! Adaptive replication: how likely a worker's result is accepted without a replica.
 //!
-//! BOINC's adaptive replication, on our reputation: a worker is *trusted* once it has
+//! BOINC's adaptive replication, on our reputation: a worker is *trusted* once its
+//! probation is over ([`PROBATION_VALID_RESULTS`] valid results in all: identities are
+//! free, so each must first do that much work that others' replicas confirmed), it has
 //! [`CONSECUTIVE_VALID_TRUSTED`] valid results in a row and an error-rate estimate below
 //! [`ERROR_RATE_TRUSTED`]. A trusted worker's successful result is accepted alone with
 //! probability `(1 − error_rate / ERROR_RATE_TRUSTED) · (1 − spot_check)`: it grows with the
@@ -19,12 +21,18 @@
 use super::Reputation;
 
 pub const CONSECUTIVE_VALID_TRUSTED: u64 = 10;
+/// Valid results (each confirmed by another replica) before any result of an identity
+/// may stand alone. With 5% spot checks a trusted liar expects about 0.8/0.2 = 4 lies
+/// accepted before one is checked and its trust ends; probation makes each such identity
+/// cost 50 units of honest work first (and 45 more after each lie is caught).
+pub const PROBATION_VALID_RESULTS: u64 = 50;
 pub const ERROR_RATE_TRUSTED: f64 = 0.05;
 
 /// Whether a worker may hold an adaptive unit's only lease.
 pub fn is_trusted(reputation: Option<&Reputation>) -> bool {
     reputation.is_some_and(|reputation| {
-        reputation.consecutive_valid >= CONSECUTIVE_VALID_TRUSTED
+        reputation.valid >= PROBATION_VALID_RESULTS
+            && reputation.consecutive_valid >= CONSECUTIVE_VALID_TRUSTED
             && reputation.error_rate < ERROR_RATE_TRUSTED
     })
 }
@@ -58,11 +66,13 @@ mod tests {
         assert_eq!(chance_alone(None, 50), 0.0);
         assert_eq!(chance_alone(Some(&after_valid_results(9)), 50), 0.0);
         assert_eq!(chance_alone(Some(&after_valid_results(13)), 50), 0.0, "error rate still above 0.05");
+        assert_eq!(chance_alone(Some(&after_valid_results(49)), 50), 0.0, "still on probation");
+        assert!(chance_alone(Some(&after_valid_results(50)), 50) > 0.5, "probation over");
     }
 
     #[test]
     fn the_chance_grows_with_the_record_and_stays_under_the_spot_check() {
-        let chances: Vec<f64> = [20, 30, 60, 200]
+        let chances: Vec<f64> = [50, 60, 100, 200]
             .iter()
             .map(|count| chance_alone(Some(&after_valid_results(*count)), 50))
             .collect();

@@ -95,8 +95,8 @@ fn adaptive_replication_over_the_network_accepts_trusted_results_alone_and_stays
     let alone = results.iter().filter(|result| result.replicas == 1).count();
     let replicas: u32 = results.iter().map(|result| result.replicas).sum();
     println!("{alone} of {} units accepted alone; {replicas} replicas", results.len());
-    // 300 units over 3 workers: each passes 14 clean results (trusted) within the first
-    // ~25 units, and trusted results then stand alone about half the time or more.
+    // 300 units over 3 workers: each ends its probation (50 valid results) within the first
+    // ~80 units, and trusted results then stand alone most of the time.
     assert!(alone >= 30, "adaptive replication did not take effect: {alone} units alone");
     let credit = grid.credit(&job_id);
     let credited: u64 = credit.iter().map(|row| row.replicas).sum();
