@@ -1,25 +1,57 @@
-//! A seeded simulation of verification with dishonest workers, driving the real core (no
+//! A seeded simulation of verification against attackers, driving the real core (no
 //! sockets): `wasmhive simulate trust` prints what a policy costs and what it lets through.
 //!
-//! Workers take one lease per round in random order and answer at once. Honest workers
-//! return the true digest. Saboteurs lie on every unit: alone (`colluding = false`) each lie
-//! is different; colluding, all saboteurs return the same wrong digest for a unit, so two
-//! of them can form a quorum. A Sybil attacker adds `sybil` more colluding identities, all
-//! on the network of the first saboteur (an identity costs a key, an address block more);
-//! every other worker is on a network of its own.
-//! With `adaptive`, the job uses adaptive replication (5% spot checks) and two known-answer
-//! units per stranger.
+//! Each round (one second of the owner's clock), the workers in random order answer the
+//! leases they hold and ask for one more. Honest workers answer at once with the true
+//! digest. A fraction of the peers are attackers, each on a network of its own unless the
+//! attack says otherwise, playing one [`Attack`]. Every job leases for 60 rounds; expired
+//! leases go back to the queue.
 
-use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseLimits, Network, ResumeState, UnitDecision};
-use std::collections::BTreeMap;
+use crate::core::{
+    AdaptivePolicy, Core, JobPolicy, LeaseGrant, LeaseLimits, Network, ResumeState, UnitDecision,
+};
+use std::collections::{BTreeMap, HashMap};
 use wasmhive_protocol::{Hash, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// Lie on every unit, each attacker its own lie.
+    Saboteurs,
+    /// Lie on every unit with one shared wrong answer (two can form a quorum).
+    Colluders,
+    /// Hold each lease for a round, and lie (one shared answer) only when the attackers
+    /// hold every replica the unit needs; otherwise answer honestly, so neither honest
+    /// replicas nor known-answer probes (leased alone) ever catch them.
+    CarefulColluders,
+    /// One careful attacker plus `sybil` more identities, all on one network.
+    SybilGroup,
+    /// Take every lease they may and never answer.
+    Hoarders,
+    /// Answer `host_timeout` to every lease.
+    Griefers,
+}
+
+impl Attack {
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::Saboteurs => "saboteurs",
+            Attack::Colluders => "colluders",
+            Attack::CarefulColluders => "careful colluders",
+            Attack::SybilGroup => "Sybil group on one network",
+            Attack::Hoarders => "hoarders",
+            Attack::Griefers => "host-timeout griefers",
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct TrustScenario {
     pub peers: usize,
     pub units: u64,
-    pub saboteur_fraction: f64,
-    pub colluding: bool,
+    /// Fraction of the peers that attack (at least one when above 0).
+    pub attackers: f64,
+    pub attack: Attack,
+    /// Extra identities of the Sybil group.
     pub sybil: usize,
     pub quorum: u32,
     pub adaptive: bool,
@@ -36,30 +68,71 @@ pub struct TrustFigures {
     pub replicas_per_unit_after_warm_up: f64,
     /// Replicas run for known-answer units (verification cost on top of the replicas).
     pub known_answer_replicas: u64,
-    /// Per saboteur identity: results it reported before it was quarantined (None: never).
+    /// Per attacker identity: results it reported before it was quarantined (None: never).
     pub results_until_quarantine: Vec<Option<u64>>,
+    /// Rounds until every unit was decided (the job's time).
     pub rounds: u64,
 }
 
 const ROUNDS_MAX: u64 = 100_000;
+const ROUND_MS: u64 = 1000;
+const LEASE_MS: u64 = 60 * ROUND_MS;
 
 fn truth(unit_index: u64) -> Hash {
     Hash::of(format!("true output of unit {unit_index}").as_bytes())
 }
 
-pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
-    let mut random = fastrand::Rng::with_seed(scenario.seed);
-    let saboteurs = (scenario.peers as f64 * scenario.saboteur_fraction).round() as usize;
-    let sybil = if saboteurs > 0 { scenario.sybil } else { 0 };
+fn shared_lie(unit_index: u64) -> Hash {
+    Hash::of(format!("colluding lie {unit_index}").as_bytes())
+}
+
+/// Who plays what: worker ids, networks, and which are attackers.
+struct Cast {
+    workers: Vec<String>,
+    networks: Vec<Network>,
+    attacking: Vec<bool>,
+}
+
+fn cast(scenario: &TrustScenario) -> Cast {
+    let mut attackers = (scenario.peers as f64 * scenario.attackers).round() as usize;
+    if scenario.attackers > 0.0 {
+        attackers = attackers.max(1);
+    }
+    let sybil = if scenario.attack == Attack::SybilGroup && attackers > 0 { scenario.sybil } else { 0 };
     let workers: Vec<String> =
         (0..scenario.peers + sybil).map(|index| format!("worker-{index:04}")).collect();
-    let is_saboteur = |index: usize| index < saboteurs || index >= scenario.peers;
-    let networks: Vec<Network> = (0..workers.len())
-        .map(|index| Network::of_identity(&workers[if index >= scenario.peers { 0 } else { index }]))
+    let attacking = (0..workers.len()).map(|index| index < attackers || index >= scenario.peers).collect();
+    let networks = (0..workers.len())
+        .map(|index| {
+            let one_network =
+                scenario.attack == Attack::SybilGroup && (index < attackers || index >= scenario.peers);
+            Network::of_identity(&workers[if one_network { 0 } else { index }])
+        })
         .collect();
+    Cast { workers, networks, attacking }
+}
+
+/// What the careful attackers share: leases they hold unanswered, and lies told per unit.
+#[derive(Default)]
+struct Conspiracy {
+    held: Vec<(usize, LeaseGrant)>,
+    lies_told: HashMap<u64, u32>,
+}
+
+impl Conspiracy {
+    /// Lie when the attackers hold (or already lied with) every replica the unit needs.
+    fn should_lie(&self, unit_index: u64, quorum: u32) -> bool {
+        let holding = self.held.iter().filter(|(_, grant)| grant.unit_index == unit_index).count() as u32;
+        holding + self.lies_told.get(&unit_index).copied().unwrap_or(0) >= quorum
+    }
+}
+
+pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
+    let mut random = fastrand::Rng::with_seed(scenario.seed);
+    let Cast { workers, networks, attacking } = cast(scenario);
     let mut core = Core::new();
     core.set_lease_limits(Some(LeaseLimits::OWNER));
-    let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 4, 1_000_000);
+    let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 3, LEASE_MS);
     if scenario.adaptive {
         policy.adaptive = Some(AdaptivePolicy { spot_check_per_mille: 50 });
         policy.known_answer_probes = 2;
@@ -69,21 +142,62 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     let mut reported: BTreeMap<usize, u64> = BTreeMap::new();
     let mut quarantined_after: BTreeMap<usize, u64> = BTreeMap::new();
     let mut replicas_per_accepted = Vec::new();
+    let mut conspiracy = Conspiracy::default();
     let mut order: Vec<usize> = (0..workers.len()).collect();
     for round in 0..ROUNDS_MAX {
         figures.rounds = round + 1;
-        let now_ms = round * 1000;
+        let now_ms = round * ROUND_MS;
+        core.expire_leases(now_ms);
         random.shuffle(&mut order);
         for &index in &order {
-            for grant in core.request_work(&workers[index], &networks[index], 1, now_ms) {
-                let digest = match (is_saboteur(index), scenario.colluding) {
-                    (false, _) => truth(grant.unit_index),
-                    (true, true) => Hash::of(format!("colluding lie {}", grant.unit_index).as_bytes()),
-                    (true, false) => Hash::of(format!("lie {index} {}", grant.unit_index).as_bytes()),
+            let mut answers = Vec::new();
+            let careful =
+                attacking[index] && matches!(scenario.attack, Attack::CarefulColluders | Attack::SybilGroup);
+            if careful {
+                let mine: Vec<LeaseGrant> = conspiracy
+                    .held
+                    .iter()
+                    .filter(|(holder, _)| *holder == index)
+                    .map(|(_, grant)| grant.clone())
+                    .collect();
+                let lies: Vec<bool> = mine
+                    .iter()
+                    .map(|grant| conspiracy.should_lie(grant.unit_index, scenario.quorum))
+                    .collect();
+                conspiracy.held.retain(|(holder, _)| *holder != index);
+                for (grant, lie) in mine.into_iter().zip(lies) {
+                    if lie {
+                        *conspiracy.lies_told.entry(grant.unit_index).or_default() += 1;
+                    }
+                    let digest = if lie { shared_lie(grant.unit_index) } else { truth(grant.unit_index) };
+                    answers.push((grant, Status::Success, digest));
+                }
+            }
+            let slots = if attacking[index] && scenario.attack == Attack::Hoarders { 64 } else { 1 };
+            for grant in core.request_work(&workers[index], &networks[index], slots, now_ms) {
+                let unit_index = grant.unit_index;
+                match (attacking[index], scenario.attack) {
+                    (false, _) => answers.push((grant, Status::Success, truth(unit_index))),
+                    (true, Attack::Saboteurs) => {
+                        let lie = Hash::of(format!("lie {index} {unit_index}").as_bytes());
+                        answers.push((grant, Status::Success, lie));
+                    }
+                    (true, Attack::Colluders) => {
+                        answers.push((grant, Status::Success, shared_lie(unit_index)))
+                    }
+                    (true, Attack::CarefulColluders | Attack::SybilGroup) => {
+                        conspiracy.held.push((index, grant))
+                    }
+                    (true, Attack::Hoarders) => {}
+                    (true, Attack::Griefers) => answers.push((grant, Status::HostTimeout, Hash::of(b"-"))),
+                }
+            }
+            for (grant, status, digest) in answers {
+                let Ok(effect) =
+                    core.report_outcome(&workers[index], grant.lease_id, &status, digest, now_ms)
+                else {
+                    continue; // the lease expired or its unit was decided meanwhile
                 };
-                let effect = core
-                    .report_outcome(&workers[index], grant.lease_id, &Status::Success, digest, now_ms)
-                    .expect("the lease was just granted");
                 *reported.entry(index).or_default() += 1;
                 if effect.replica.is_none() && !effect.judgements.is_empty() {
                     figures.known_answer_replicas += 1;
@@ -93,8 +207,10 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                         .iter()
                         .position(|candidate| *candidate == judgement.worker_id)
                         .expect("a known worker");
-                    if is_saboteur(judged) && judgement.reputation.quarantined_until_ms.is_some() {
-                        quarantined_after.entry(judged).or_insert(reported[&judged]);
+                    if attacking[judged] && judgement.reputation.quarantined_until_ms.is_some() {
+                        quarantined_after
+                            .entry(judged)
+                            .or_insert(reported.get(&judged).copied().unwrap_or(0));
                     }
                 }
                 match effect.decision {
@@ -117,7 +233,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     figures.replicas_per_accepted_unit = mean(&replicas_per_accepted);
     figures.replicas_per_unit_after_warm_up = mean(&replicas_per_accepted[replicas_per_accepted.len() / 2..]);
     figures.results_until_quarantine = (0..workers.len())
-        .filter(|index| is_saboteur(*index))
+        .filter(|index| attacking[*index])
         .map(|index| quarantined_after.get(&index).copied())
         .collect();
     figures
@@ -128,114 +244,4 @@ fn mean(values: &[u64]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scenario(saboteur_fraction: f64, colluding: bool, sybil: usize, seed: u64) -> TrustScenario {
-        TrustScenario {
-            peers: 20,
-            units: 2000,
-            saboteur_fraction,
-            colluding,
-            sybil,
-            quorum: 2,
-            adaptive: false,
-            seed,
-        }
-    }
-
-    /// Adaptive replication on an honest network: once peers have a record (about 60 valid
-    /// results each: 600 units of 20 peers at quorum 2), almost every unit runs once; spot
-    /// checks (5%) and the remaining doubt of newer records keep it above 1.
-    #[test]
-    fn an_honest_network_with_adaptive_replication_needs_at_most_1_2_replicas_per_unit_after_warm_up() {
-        for seed in 0..3 {
-            let figures = simulate_trust(&TrustScenario {
-                units: 6000,
-                adaptive: true,
-                ..scenario(0.0, false, 0, seed)
-            });
-            println!("seed {seed}: {figures:?}");
-            assert_eq!(figures.units_accepted, 6000, "seed {seed}");
-            assert!(figures.replicas_per_unit_after_warm_up <= 1.2, "seed {seed}: {figures:?}");
-        }
-    }
-
-    /// Adaptive replication does not let random saboteurs through: they never earn trust,
-    /// so their every result needs a matching replica, and known-answer units judge them
-    /// before they hold any unit.
-    #[test]
-    fn random_saboteurs_under_adaptive_replication_get_nothing_accepted() {
-        for seed in 0..3 {
-            let figures = simulate_trust(&TrustScenario { adaptive: true, ..scenario(0.3, false, 0, seed) });
-            println!("seed {seed}: {figures:?}");
-            assert_eq!(figures.wrong_accepted, 0, "seed {seed}");
-            assert_eq!(figures.units_accepted + figures.units_failed, 2000, "seed {seed}");
-        }
-    }
-
-    #[test]
-    fn thirty_percent_random_saboteurs_never_get_a_wrong_result_accepted_at_quorum_two() {
-        for seed in 0..5 {
-            let figures = simulate_trust(&scenario(0.3, false, 0, seed));
-            println!("seed {seed}: {figures:?}");
-            assert_eq!(figures.wrong_accepted, 0, "seed {seed}");
-            assert_eq!(figures.units_accepted + figures.units_failed, 2000, "seed {seed}");
-            assert!(
-                figures.results_until_quarantine.iter().all(Option::is_some),
-                "every saboteur is caught: seed {seed}"
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod attacks {
-    use super::*;
-
-    /// Colluders that answer alike can form a quorum when two of them draw the same unit
-    /// before either is caught. The measured rates stay under the bounds asserted here:
-    /// 30% colluders among 20 peers: at most 5% of units wrong (measured 0.25–1.1% over
-    /// these seeds), because a colluder is quarantined after 3 disagreements with honest
-    /// replicas; one saboteur with 10 more Sybil identities (11 of 30): at most 10%
-    /// (measured 1.2–3.7%). Quorum 2 alone cannot do better against
-    /// collusion; adaptive replication and known-answer units (step 4) are the remedy.
-    /// The same bounds hold under adaptive replication (measured over these seeds: 30%
-    /// colluders 0.05–0.4% wrong; 1+10 Sybil 0.85–4.2%): colluders rarely become trusted,
-    /// because they disagree with honest replicas before they reach 10 clean results, so
-    /// their units stay replicated and the attack is the one fixed quorum faces.
-    #[test]
-    fn colluding_saboteurs_and_a_sybil_stay_within_the_bounds() {
-        for adaptive in [false, true] {
-            for seed in 0..5 {
-                let colluding = simulate_trust(&TrustScenario {
-                    peers: 20,
-                    units: 2000,
-                    saboteur_fraction: 0.3,
-                    colluding: true,
-                    sybil: 0,
-                    quorum: 2,
-                    adaptive,
-                    seed,
-                });
-                println!("colluding, adaptive {adaptive}, seed {seed}: {colluding:?}");
-                assert!(
-                    colluding.wrong_accepted * 20 <= colluding.units_accepted,
-                    "seed {seed}: {colluding:?}"
-                );
-                let sybil = simulate_trust(&TrustScenario {
-                    peers: 20,
-                    units: 2000,
-                    saboteur_fraction: 0.05,
-                    colluding: true,
-                    sybil: 10,
-                    quorum: 2,
-                    adaptive,
-                    seed,
-                });
-                println!("sybil, adaptive {adaptive}, seed {seed}: {sybil:?}");
-                assert!(sybil.wrong_accepted * 10 <= sybil.units_accepted, "seed {seed}: {sybil:?}");
-            }
-        }
-    }
-}
+mod tests;

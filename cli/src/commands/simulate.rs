@@ -3,7 +3,7 @@
 //! drives the real scheduling core with honest and dishonest workers.
 
 use clap::{Args, Subcommand, ValueEnum};
-use wasmhive_coordinator::trust_simulation::{TrustScenario, simulate_trust};
+use wasmhive_coordinator::trust_simulation::{Attack, TrustScenario, simulate_trust};
 use wasmhive_peer::gossip_interval;
 use wasmhive_peer::mesh_simulation::simulate_mesh;
 
@@ -30,14 +30,14 @@ enum Simulation {
         peers: usize,
         #[arg(long, default_value_t = 2000)]
         units: u64,
-        /// Fraction of peers that lie on every unit (0 to 1).
-        #[arg(long, default_value_t = 0.3)]
-        saboteurs: f64,
-        /// Saboteurs return the same wrong output for a unit (they can form a quorum).
-        #[arg(long)]
-        colluding: bool,
-        /// Extra colluding identities run by the saboteurs.
-        #[arg(long, default_value_t = 0)]
+        /// Fraction of peers that attack (0 to 1; at least one peer when above 0).
+        #[arg(long, default_value_t = 0.2)]
+        attackers: f64,
+        /// What the attackers do.
+        #[arg(long, value_enum, default_value_t = AttackKind::Colluders)]
+        attack: AttackKind,
+        /// Extra identities of a `sybil-group` (all on the first attacker's network).
+        #[arg(long, default_value_t = 10)]
         sybil: usize,
         /// Matching replicas needed (for every unit, or for untrusted results under adaptive).
         #[arg(long, default_value_t = 2)]
@@ -49,6 +49,36 @@ enum Simulation {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// `wasmhive simulate trust --attack KIND`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AttackKind {
+    /// Lie on every unit, each its own lie.
+    Saboteurs,
+    /// Lie on every unit with one shared wrong answer.
+    Colluders,
+    /// Lie (shared answer) only when holding every replica a unit needs.
+    CarefulColluders,
+    /// One careful attacker and --sybil identities on one network.
+    SybilGroup,
+    /// Take every lease allowed and never answer.
+    Hoarders,
+    /// Answer host_timeout to everything.
+    Griefers,
+}
+
+impl AttackKind {
+    fn attack(self) -> Attack {
+        match self {
+            AttackKind::Saboteurs => Attack::Saboteurs,
+            AttackKind::Colluders => Attack::Colluders,
+            AttackKind::CarefulColluders => Attack::CarefulColluders,
+            AttackKind::SybilGroup => Attack::SybilGroup,
+            AttackKind::Hoarders => Attack::Hoarders,
+            AttackKind::Griefers => Attack::Griefers,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,44 +115,55 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Simulation::Trust { peers, units, saboteurs, colluding, sybil, quorum, policy, seed } => {
+        Simulation::Trust { peers, units, attackers, attack, sybil, quorum, policy, seed } => {
             anyhow::ensure!((1..=10_000).contains(&peers), "--peers must be 1 to 10000");
-            anyhow::ensure!((0.0..=1.0).contains(&saboteurs), "--saboteurs is a fraction from 0 to 1");
+            anyhow::ensure!((0.0..=1.0).contains(&attackers), "--attackers is a fraction from 0 to 1");
             anyhow::ensure!((1..=16).contains(&quorum), "--quorum must be 1 to 16");
             anyhow::ensure!((1..=1_000_000).contains(&units), "--units must be 1 to 1000000");
             let scenario = TrustScenario {
                 peers,
                 units,
-                saboteur_fraction: saboteurs,
-                colluding,
+                attackers,
+                attack: attack.attack(),
                 sybil: sybil.min(10_000),
                 quorum,
                 adaptive: policy == Policy::Adaptive,
                 seed,
             };
             let figures = simulate_trust(&scenario);
-            let kind = if colluding { "colluding" } else { "independent" };
+            let attack_free = simulate_trust(&TrustScenario { attackers: 0.0, ..scenario.clone() });
             let policy_name = if scenario.adaptive { "adaptive" } else { "quorum" };
+            let sybils = if scenario.attack == Attack::SybilGroup {
+                format!(" (+{sybil} Sybil identities)")
+            } else {
+                String::new()
+            };
             println!(
-                "trust simulation · {peers} peers · {units} units · {saboteurs:.2} {kind} saboteurs · {sybil} sybil identities · {policy_name} policy, quorum {quorum} · seed {seed}"
+                "trust simulation · {peers} peers · {units} units · {attackers:.2} {}{sybils} · {policy_name} policy, quorum {quorum} · seed {seed}",
+                scenario.attack.name()
             );
             println!(
                 "  units accepted: {} · wrong results accepted: {} · units failed: {}",
                 figures.units_accepted, figures.wrong_accepted, figures.units_failed
             );
             println!(
-                "  replicas per accepted unit: {:.3} (second half of the job: {:.3}) · known-answer replicas: {} · rounds: {}",
+                "  replicas per accepted unit: {:.3} (second half of the job: {:.3}) · known-answer replicas: {}",
                 figures.replicas_per_accepted_unit,
                 figures.replicas_per_unit_after_warm_up,
                 figures.known_answer_replicas,
-                figures.rounds
+            );
+            println!(
+                "  job time: {} rounds, {:.2}× the attack-free run ({} rounds)",
+                figures.rounds,
+                figures.rounds as f64 / attack_free.rounds.max(1) as f64,
+                attack_free.rounds
             );
             let caught: Vec<String> = figures
                 .results_until_quarantine
                 .iter()
                 .map(|results| results.map_or("never".to_string(), |results| results.to_string()))
                 .collect();
-            println!("  results each saboteur reported before quarantine: [{}]", caught.join(", "));
+            println!("  results each attacker reported before quarantine: [{}]", caught.join(", "));
             Ok(0)
         }
     }

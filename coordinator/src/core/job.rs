@@ -2,7 +2,7 @@
 //! quorum decision.
 
 use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReplicaDraw, ResumeState, UnitDecision};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
 /// A job's verification and lease settings.
@@ -108,8 +108,9 @@ struct ActiveUnit {
     /// The worker drawn for the next replica, and until when (Unix ms) it is reserved for it.
     drawn_worker: Option<(String, u64)>,
     host_timeouts: u32,
-    /// Identities (and their networks) whose hosts timed out on this unit, each once.
-    timed_out: Vec<(String, Network)>,
+    /// Identities whose hosts timed out on this unit (each once), their networks, and
+    /// whether their timeouts count towards failing it.
+    timed_out: Vec<(String, Network, bool)>,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
     quorum: u32,
@@ -133,29 +134,34 @@ impl ActiveUnit {
                 .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
     }
 
-    /// Whether `worker_id` (which can take the unit) gets this replica now: the replica's
-    /// worker is drawn at random among the eligible recent workers and reserved for it for
-    /// `wait_ms`; when the draw finds nobody else, the asker takes it.
-    fn is_drawn_for(
+    /// Whether this replica is reserved for `worker_id` now.
+    fn is_reserved_for(&self, worker_id: &str, now_ms: u64) -> bool {
+        self.drawn_worker.as_ref().is_some_and(|(drawn, until_ms)| drawn == worker_id && *until_ms > now_ms)
+    }
+
+    /// Who gets this replica, asked by `worker_id` (which can take the unit): the worker it
+    /// is reserved for, else one drawn at random among the eligible recent workers and
+    /// reserved for it for `wait_ms`; when the draw finds nobody else, the asker.
+    fn drawn_worker_for(
         &mut self,
         worker_id: &str,
         now_ms: u64,
         wait_ms: u64,
         draw: &mut ReplicaDraw<'_>,
-    ) -> bool {
+    ) -> Drawn {
         if let Some((drawn, until_ms)) = &self.drawn_worker
             && *until_ms > now_ms
         {
-            return drawn == worker_id;
+            return if drawn == worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
         }
         let drawn = draw
             .eligible_worker(now_ms, |candidate, network| self.worker_can_take(candidate, network, now_ms));
         match drawn {
             Some(drawn) if drawn != worker_id => {
-                self.drawn_worker = Some((drawn, now_ms.saturating_add(wait_ms)));
-                false
+                self.drawn_worker = Some((drawn.clone(), now_ms.saturating_add(wait_ms)));
+                Drawn::NewlyOther(drawn)
             }
-            _ => true,
+            _ => Drawn::Asker,
         }
     }
 
@@ -188,6 +194,11 @@ pub(super) struct CoreJob {
     next_fresh_unit: u64,
     active: BTreeMap<u64, ActiveUnit>,
     needs_replica: BTreeSet<u64>,
+    /// Units whose next replica is reserved for a worker, by worker (entries may be stale:
+    /// checked when taken).
+    reserved: HashMap<String, BTreeSet<u64>>,
+    /// Where the next scan of waiting units starts (it goes round, so none waits long).
+    scan_cursor: u64,
     succeeded: u64,
     failed: u64,
     /// Leases open on this job's units (kept, not summed, so `progress` is O(1)).
@@ -208,6 +219,8 @@ impl CoreJob {
             next_fresh_unit: resume.next_fresh_unit.min(unit_count),
             active: BTreeMap::new(),
             needs_replica: BTreeSet::new(),
+            reserved: HashMap::new(),
+            scan_cursor: 0,
             succeeded: resume.succeeded_units,
             failed: resume.failed_units,
             open_leases: 0,
@@ -272,19 +285,11 @@ impl CoreJob {
         scanned_up_to: &mut Option<u64>,
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
-        let from = scanned_up_to.map_or(0, |unit_index| unit_index + 1);
-        let active = &mut self.active;
-        // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
-        let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::DRAWN_WORKER_WAIT_MS);
-        let waiting = self.needs_replica.range(from..).copied().find(|unit_index| {
-            *scanned_up_to = Some(*unit_index);
-            active.get_mut(unit_index).is_some_and(|unit| {
-                unit.worker_can_take(worker_id, network, now_ms)
-                    && unit.is_drawn_for(worker_id, now_ms, wait_ms, draw)
-            })
-        });
-        if waiting.is_some() {
-            return waiting;
+        if let Some(reserved) = self.take_reserved_unit(worker_id, network, now_ms) {
+            return Some(reserved);
+        }
+        if let Some(waiting) = self.scan_waiting_units(worker_id, network, now_ms, scanned_up_to, draw) {
+            return Some(waiting);
         }
         if self.active.len() >= ACTIVE_UNITS_MAX || self.next_fresh_unit >= self.unit_count {
             return None;
@@ -294,6 +299,70 @@ impl CoreJob {
         let quorum = if self.policy.adaptive.is_some() { 1 } else { self.policy.quorum };
         self.active.insert(unit_index, ActiveUnit::new(quorum));
         Some(unit_index)
+    }
+
+    /// Forgets the reservations of workers `keep` says no longer ask for work.
+    pub(super) fn forget_reservations(&mut self, keep: impl Fn(&str) -> bool) {
+        self.reserved.retain(|worker_id, _| keep(worker_id));
+    }
+
+    /// A unit whose next replica is reserved for this worker (stale entries are dropped).
+    fn take_reserved_unit(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<u64> {
+        let reserved = self.reserved.get_mut(worker_id)?;
+        let mut found = None;
+        while let Some(unit_index) = reserved.pop_first() {
+            let unit = self.active.get(&unit_index).filter(|_| self.needs_replica.contains(&unit_index));
+            if unit.is_some_and(|unit| {
+                unit.is_reserved_for(worker_id, now_ms) && unit.worker_can_take(worker_id, network, now_ms)
+            }) {
+                found = Some(unit_index);
+                break;
+            }
+        }
+        if reserved.is_empty() {
+            self.reserved.remove(worker_id);
+        }
+        found
+    }
+
+    /// Looks at up to [`WAITING_UNITS_SCANNED_MAX`] units waiting for a replica, from where
+    /// the last scan of this job stopped (after `scanned_up_to` within one request), going
+    /// round: the first one whose replica is drawn for this worker. Units drawn for others
+    /// are reserved for them.
+    fn scan_waiting_units(
+        &mut self,
+        worker_id: &str,
+        network: &Network,
+        now_ms: u64,
+        scanned_up_to: &mut Option<u64>,
+        draw: &mut ReplicaDraw<'_>,
+    ) -> Option<u64> {
+        // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
+        let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::DRAWN_WORKER_WAIT_MS);
+        let start = scanned_up_to.map_or(self.scan_cursor, |unit_index| unit_index + 1);
+        let candidates: Vec<u64> = self
+            .needs_replica
+            .range(start..)
+            .chain(self.needs_replica.range(..start))
+            .copied()
+            .take(WAITING_UNITS_SCANNED_MAX)
+            .collect();
+        for unit_index in candidates {
+            *scanned_up_to = Some(unit_index);
+            self.scan_cursor = unit_index + 1;
+            let Some(unit) = self.active.get_mut(&unit_index) else { continue };
+            if !unit.worker_can_take(worker_id, network, now_ms) {
+                continue;
+            }
+            match unit.drawn_worker_for(worker_id, now_ms, wait_ms, draw) {
+                Drawn::Asker => return Some(unit_index),
+                Drawn::NewlyOther(drawn) => {
+                    self.reserved.entry(drawn).or_default().insert(unit_index);
+                }
+                Drawn::AlreadyOther => {}
+            }
+        }
+        None
     }
 
     /// Records a lease; a worker that is not `trusted` raises the unit to the full quorum.
@@ -342,10 +411,11 @@ impl CoreJob {
         unit_index: u64,
         lease_id: LeaseId,
         replica: ReplicaRecord,
-        accept_alone: bool,
+        standing: ReporterStanding,
         now_ms: u64,
     ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
         let policy = self.policy;
+        let accept_alone = standing.accept_alone;
         let Some(unit) = self.active.get_mut(&unit_index) else {
             return (None, None); // decided while this replica was running
         };
@@ -357,9 +427,13 @@ impl CoreJob {
             // the only worker left that can give the unit a replica (a quorum-2 unit on a
             // 2-worker grid), it takes the unit again afterwards, so the unit is not stranded.
             unit.host_timeouts += 1;
-            let already = unit.timed_out.iter().any(|(worker_id, _)| *worker_id == replica.worker_id);
+            let already = unit.timed_out.iter().any(|(worker_id, _, _)| *worker_id == replica.worker_id);
             if !already && unit.timed_out.len() < TIMED_OUT_KEPT {
-                unit.timed_out.push((replica.worker_id.clone(), replica.network.clone()));
+                unit.timed_out.push((
+                    replica.worker_id.clone(),
+                    replica.network.clone(),
+                    standing.timeout_counts,
+                ));
             }
             unit.timed_out_worker =
                 Some((replica.worker_id, now_ms.saturating_add(super::TIMED_OUT_WORKER_WAIT_MS)));
@@ -381,7 +455,7 @@ impl CoreJob {
         if let Some(UnitDecision::Accepted { status, .. }) = &decision
             && status.is_success()
         {
-            self.unfinished = unit.timed_out.iter().map(|(worker_id, _)| worker_id.clone()).collect();
+            self.unfinished = unit.timed_out.iter().map(|(worker_id, _, _)| worker_id.clone()).collect();
         }
         if let Some(UnitDecision::Accepted { digest: canonical, status, replicas }) = &decision
             && *replicas >= 2
@@ -452,6 +526,28 @@ impl CoreJob {
     }
 }
 
+/// Units waiting for a replica one request looks at, per job (the next request goes on
+/// from there: scanning every waiting unit per request cost 4× the owner's time with
+/// 1,000 workers, measured with `simulate trust --peers 1000 --units 20000`).
+const WAITING_UNITS_SCANNED_MAX: usize = 64;
+
+/// Who a replica went to in a draw.
+enum Drawn {
+    Asker,
+    AlreadyOther,
+    NewlyOther(String),
+}
+
+/// What the core knows of the worker reporting an outcome, for the unit's decision.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ReporterStanding {
+    /// The core's draw for adaptive replication: this result may stand alone.
+    pub(super) accept_alone: bool,
+    /// A host timeout from this worker counts towards failing the unit (its record shows
+    /// work done, and not many more timeouts than valid results).
+    pub(super) timeout_counts: bool,
+}
+
 /// Timed-out identities a unit remembers (each may time out on it again; it counts once).
 const TIMED_OUT_KEPT: usize = 16;
 
@@ -460,7 +556,8 @@ const TIMED_OUT_KEPT: usize = 16;
 const TIMED_OUT_NETWORKS_TO_FAIL: u32 = 3;
 
 fn timed_out_networks(unit: &ActiveUnit) -> u32 {
-    let mut networks: Vec<&Network> = unit.timed_out.iter().map(|(_, network)| network).collect();
+    let mut networks: Vec<&Network> =
+        unit.timed_out.iter().filter(|(_, _, counts)| *counts).map(|(_, network, _)| network).collect();
     networks.sort();
     networks.dedup();
     networks.len() as u32

@@ -188,6 +188,10 @@ impl Core {
         }
         self.recent_workers.forget_idle(now_ms);
         self.allowances.forget_idle(now_ms);
+        let recent = &self.recent_workers;
+        for job in self.jobs.values_mut() {
+            job.forget_reservations(|worker_id| recent.contains(worker_id));
+        }
         expired
     }
 

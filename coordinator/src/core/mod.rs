@@ -32,7 +32,7 @@ pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
-use job::CoreJob;
+use job::{CoreJob, ReporterStanding};
 use lease_allowance::LeaseAllowances;
 use leasing::{LeaseEnding, ReplicaDraw};
 use recent_workers::RecentWorkers;
@@ -55,6 +55,19 @@ pub const DRAWN_WORKER_WAIT_MS: u64 = 5_000;
 pub const PROBE_PER_MILLE: u32 = 20;
 
 pub type LeaseId = u64;
+
+/// Valid results an identity needs before its host timeouts count towards failing a unit.
+pub const VALID_RESULTS_BEFORE_TIMEOUTS_COUNT: u64 = 5;
+
+/// Whether a host timeout from this worker counts towards failing its unit: not from a
+/// stranger (a griefer's fresh identities), nor from one with more than one timeout on
+/// units others finished per four valid results.
+fn timeout_counts(reputation: Option<&Reputation>) -> bool {
+    reputation.is_some_and(|reputation| {
+        reputation.valid >= VALID_RESULTS_BEFORE_TIMEOUTS_COUNT
+            && reputation.unfinished * 4 <= reputation.valid
+    })
+}
 
 /// A lease the server must send to a worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,7 +281,11 @@ impl Core {
                 status: status.clone(),
                 digest,
             };
-            job.record_outcome(lease.unit_index, lease_id, replica, accept_alone, now_ms)
+            let standing = ReporterStanding {
+                accept_alone,
+                timeout_counts: timeout_counts(self.reputations.get(worker_id).as_ref()),
+            };
+            job.record_outcome(lease.unit_index, lease_id, replica, standing, now_ms)
         };
         let judgements = job
             .take_judged()

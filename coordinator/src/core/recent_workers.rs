@@ -69,6 +69,10 @@ impl RecentWorkers {
         (!self.entries.is_empty()).then(|| &self.entries[random.usize(..self.entries.len())])
     }
 
+    pub fn contains(&self, worker_id: &str) -> bool {
+        self.position.contains_key(worker_id)
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()

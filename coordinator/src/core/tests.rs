@@ -152,9 +152,13 @@ fn a_resumed_job_keeps_its_replicas_and_counts() {
         core.request_work("a", &Network::of_identity("a"), 1, 0).iter().all(|grant| grant.unit_index != 1),
         "a already ran unit 1"
     );
-    let grants = core.request_work("b", &Network::of_identity("b"), 1, 0);
-    assert_eq!(grants[0].unit_index, 1, "units waiting for a replica come first");
-    let effect = finish_leases(&mut core, "b", &grants, false).remove(0);
+    // Unit 1 (resumed) and unit 2 (a's) wait for a replica: they come before fresh unit 3.
+    let grants = core.request_work("b", &Network::of_identity("b"), 2, 0);
+    let mut units: Vec<u64> = grants.iter().map(|grant| grant.unit_index).collect();
+    units.sort();
+    assert_eq!(units, [1, 2], "units waiting for a replica come first");
+    let effects = finish_leases(&mut core, "b", &grants, false);
+    let effect = effects.iter().find(|effect| effect.unit_index == 1).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { replicas: 2, .. })));
     assert_eq!(core.progress("job").unwrap().succeeded, 2);
 }
@@ -553,6 +557,10 @@ fn two_griefers_alternating_host_timeouts_do_not_fail_a_unit_and_lose_trust() {
 #[test]
 fn timeouts_from_three_networks_fail_a_unit_that_is_too_long_for_everyone() {
     let mut core = Core::new();
+    let record = Reputation { valid: 10, consecutive_valid: 10, ..Reputation::default() };
+    for worker in ["a", "b", "c"] {
+        core.restore_reputation(worker, record);
+    }
     core.add_job("job", 1, JobPolicy::fixed(1, 5, 60_000), ResumeState::default());
     let mut decision = None;
     for (round, worker) in ["a", "b", "c"].into_iter().enumerate() {
