@@ -9,6 +9,7 @@ mod gossip_attacks;
 mod grid_hostile_peers;
 mod grid_jobs;
 mod grid_support;
+mod grid_sybils;
 mod grid_trust;
 mod hostile_guests;
 mod job_specs;

@@ -1,0 +1,128 @@
+//! Issue 14 end to end, on real processes: Sybils on one address, griefers answering host
+//! timeouts, a hoarder. Honest workers are `wasmhive worker` processes, each on a loopback
+//! address of its own; attackers are scripted identities.
+
+use crate::grid_support::{TestGrid, check_primes_results};
+use futures_util::{SinkExt, StreamExt};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message, outcome_digest};
+use wasmhive_tests::wire::{connect_as_from, key, success_report};
+
+#[derive(Clone, Copy)]
+enum Play {
+    /// Answers every lease with the same wrong output as every other liar.
+    SharedLie,
+    /// Answers every lease with a host timeout.
+    HostTimeout,
+    /// Takes leases and never answers (the connection stays open).
+    Hoard,
+}
+
+fn report(lease: &wasmhive_protocol::Lease, play: Play) -> OutcomeReport {
+    match play {
+        Play::HostTimeout => OutcomeReport {
+            status: Status::HostTimeout,
+            digest: outcome_digest(&Status::HostTimeout, b""),
+            output: Vec::new(),
+            ..success_report(lease, Vec::new())
+        },
+        _ => success_report(lease, b"4242\n".to_vec()),
+    }
+}
+
+/// A scripted identity connecting from `from` and playing `play` until `stop`.
+async fn attacker(address: SocketAddr, seed: u8, from: IpAddr, play: Play, stop: Arc<AtomicBool>) {
+    let mut socket = connect_as_from(address, &key(seed), Some(from)).await;
+    while !stop.load(Ordering::Relaxed) {
+        let request = encode_message(&Message::RequestWork { slots: 4 });
+        if socket.send(Frame::Text(request.into())).await.is_err() {
+            return;
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(2), socket.next()).await;
+        let Ok(Some(Ok(Frame::Text(text)))) = answer else { continue };
+        let Ok(Message::Leases { leases }) = wasmhive_protocol::decode_message(&text) else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if matches!(play, Play::Hoard) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let outcomes = leases.iter().map(|lease| report(lease, play)).collect();
+        if socket.send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts `plays` attackers (seed, source address, play) on a runtime of their own.
+fn start_attackers(
+    grid: &TestGrid,
+    plays: &[(u8, IpAddr, Play)],
+) -> (tokio::runtime::Runtime, Arc<AtomicBool>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    for (seed, from, play) in plays {
+        runtime.spawn(attacker(grid.address, *seed, *from, *play, stop.clone()));
+    }
+    (runtime, stop)
+}
+
+fn quorum_two_job(grid: &TestGrid, name: &str, lease: &str) -> (String, u64, u64) {
+    let (end, step) = (400_000u64, 10_000u64);
+    let spec = grid.directory.path().join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nmodule = \"primes\"\n[inputs]\nrange = {{ start = 0, end = {end}, step = {step} }}\n\
+         [verify]\nquorum = 2\n[limits]\nlease = \"{lease}\"\n"
+    );
+    std::fs::write(&spec, text).unwrap();
+    (grid.submit(spec.to_str().unwrap(), false), end, step)
+}
+
+#[test]
+fn ten_identities_from_one_address_never_get_a_shared_lie_accepted() {
+    let grid = TestGrid::start("sybils", 2);
+    let one_address: IpAddr = "127.3.0.2".parse().unwrap();
+    let sybils: Vec<(u8, IpAddr, Play)> =
+        (0..10).map(|seed| (90 + seed, one_address, Play::SharedLie)).collect();
+    let (_runtime, stop) = start_attackers(&grid, &sybils);
+    let (job_id, end, step) = quorum_two_job(&grid, "sybils", "60s");
+    grid.wait_for_completion(&job_id);
+    stop.store(true, Ordering::Relaxed);
+    // Every result is the true count: the ten identities are one network, so they never
+    // hold two replicas of a unit, and their lie never meets an agreeing replica.
+    check_primes_results(&grid.results(&job_id), end, step, 2);
+    assert!(grid.results(&job_id).iter().all(|result| result.output.as_deref() != Some("4242\n")));
+}
+
+#[test]
+fn two_griefers_answering_host_timeouts_do_not_fail_a_unit() {
+    let grid = TestGrid::start("griefers", 1);
+    let griefers = [
+        (110, "127.3.1.2".parse().unwrap(), Play::HostTimeout),
+        (111, "127.3.2.2".parse().unwrap(), Play::HostTimeout),
+    ];
+    let (_runtime, stop) = start_attackers(&grid, &griefers);
+    let _second_honest = grid.start_worker("honest-2");
+    let (job_id, end, step) = quorum_two_job(&grid, "griefed", "60s");
+    grid.wait_for_completion(&job_id);
+    stop.store(true, Ordering::Relaxed);
+    check_primes_results(&grid.results(&job_id), end, step, 2);
+}
+
+#[test]
+fn a_hoarder_does_not_stall_a_job() {
+    let grid = TestGrid::start("hoarder", 2);
+    let hoarder = [(120, "127.3.3.2".parse().unwrap(), Play::Hoard)];
+    let (_runtime, stop) = start_attackers(&grid, &hoarder);
+    let started = Instant::now();
+    let (job_id, end, step) = quorum_two_job(&grid, "hoarded", "3s");
+    grid.wait_for_completion(&job_id);
+    stop.store(true, Ordering::Relaxed);
+    println!("the job completed in {:?} beside a hoarder", started.elapsed());
+    check_primes_results(&grid.results(&job_id), end, step, 2);
+}
