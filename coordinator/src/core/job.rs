@@ -1,6 +1,10 @@
 //! One job's units in the core: which are in flight, which need another replica, and the
 //! quorum decision.
 
+use super::unit::{
+    ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
+    timeouts_fail,
+};
 use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReplicaDraw, ResumeState, UnitDecision};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use wasmhive_protocol::{Hash, Status};
@@ -95,96 +99,6 @@ impl JobProgress {
 
     pub fn is_complete(&self) -> bool {
         self.decided() == self.units
-    }
-}
-
-#[derive(Default)]
-struct ActiveUnit {
-    replicas: Vec<ReplicaRecord>,
-    leases: Vec<OpenReplica>,
-    /// The worker whose host timed out on this unit last, and until when (Unix ms) it is
-    /// kept out: the next replica goes elsewhere if another worker can take it in that time.
-    timed_out_worker: Option<(String, u64)>,
-    /// The worker drawn for the next replica, and until when (Unix ms) it is reserved for it.
-    drawn_worker: Option<(String, u64)>,
-    host_timeouts: u32,
-    /// Identities whose hosts timed out on this unit (each once), their networks, and
-    /// whether their timeouts count towards failing it.
-    timed_out: Vec<(String, Network, bool)>,
-    /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
-    /// only replica belongs to a trusted worker.
-    quorum: u32,
-}
-
-/// A replica being run: its lease, and the worker and network running it.
-struct OpenReplica {
-    lease_id: LeaseId,
-    worker_id: String,
-    network: Network,
-}
-
-impl ActiveUnit {
-    /// Two replicas of a unit never come from one identity or from one network.
-    fn worker_can_take(&self, worker_id: &str, network: &Network, now_ms: u64) -> bool {
-        !self.replicas.iter().any(|replica| replica.worker_id == worker_id || replica.network == *network)
-            && !self.leases.iter().any(|open| open.worker_id == worker_id || open.network == *network)
-            && !self
-                .timed_out_worker
-                .as_ref()
-                .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
-    }
-
-    /// Whether this replica is reserved for `worker_id` now.
-    fn is_reserved_for(&self, worker_id: &str, now_ms: u64) -> bool {
-        self.drawn_worker.as_ref().is_some_and(|(drawn, until_ms)| drawn == worker_id && *until_ms > now_ms)
-    }
-
-    /// Who gets this replica, asked by `worker_id` (which can take the unit): the worker it
-    /// is reserved for, else one drawn at random among the eligible recent workers and
-    /// reserved for it for `wait_ms`; when the draw finds nobody else, the asker.
-    fn drawn_worker_for(
-        &mut self,
-        worker_id: &str,
-        now_ms: u64,
-        wait_ms: u64,
-        draw: &mut ReplicaDraw<'_>,
-    ) -> Drawn {
-        if let Some((drawn, until_ms)) = &self.drawn_worker
-            && *until_ms > now_ms
-        {
-            return if drawn == worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
-        }
-        let drawn = draw
-            .eligible_worker(now_ms, |candidate, network| self.worker_can_take(candidate, network, now_ms));
-        match drawn {
-            Some(drawn) if drawn != worker_id => {
-                self.drawn_worker = Some((drawn.clone(), now_ms.saturating_add(wait_ms)));
-                Drawn::NewlyOther(drawn)
-            }
-            _ => Drawn::Asker,
-        }
-    }
-
-    fn new(quorum: u32) -> ActiveUnit {
-        ActiveUnit { quorum, ..ActiveUnit::default() }
-    }
-
-    fn largest_agreement(&self) -> (u32, Option<&ReplicaRecord>) {
-        let mut best: (u32, Option<&ReplicaRecord>) = (0, None);
-        for replica in &self.replicas {
-            let agreeing = self.replicas.iter().filter(|other| other.digest == replica.digest).count() as u32;
-            if agreeing > best.0 {
-                best = (agreeing, Some(replica));
-            }
-        }
-        best
-    }
-
-    fn replicas_needed(&self, policy: &JobPolicy) -> u32 {
-        let missing = self.quorum.saturating_sub(self.largest_agreement().0);
-        let in_flight = self.leases.len() as u32;
-        let room = policy.max_replicas.saturating_sub(self.replicas.len() as u32 + in_flight);
-        missing.saturating_sub(in_flight).min(room)
     }
 }
 
@@ -530,68 +444,3 @@ impl CoreJob {
 /// from there: scanning every waiting unit per request cost 4× the owner's time with
 /// 1,000 workers, measured with `simulate trust --peers 1000 --units 20000`).
 const WAITING_UNITS_SCANNED_MAX: usize = 64;
-
-/// Who a replica went to in a draw.
-enum Drawn {
-    Asker,
-    AlreadyOther,
-    NewlyOther(String),
-}
-
-/// What the core knows of the worker reporting an outcome, for the unit's decision.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct ReporterStanding {
-    /// The core's draw for adaptive replication: this result may stand alone.
-    pub(super) accept_alone: bool,
-    /// A host timeout from this worker counts towards failing the unit (its record shows
-    /// work done, and not many more timeouts than valid results).
-    pub(super) timeout_counts: bool,
-}
-
-/// Timed-out identities a unit remembers (each may time out on it again; it counts once).
-const TIMED_OUT_KEPT: usize = 16;
-
-/// Distinct networks whose hosts timed out on a unit before it fails for it (fewer when
-/// `max_replicas` is smaller): one or two griefing networks cannot fail a unit.
-const TIMED_OUT_NETWORKS_TO_FAIL: u32 = 3;
-
-fn timed_out_networks(unit: &ActiveUnit) -> u32 {
-    let mut networks: Vec<&Network> =
-        unit.timed_out.iter().filter(|(_, _, counts)| *counts).map(|(_, network, _)| network).collect();
-    networks.sort();
-    networks.dedup();
-    networks.len() as u32
-}
-
-/// A unit fails for host timeouts when they came from several distinct networks, or (a
-/// grid too small to tell a griefer from a unit too long for everyone) after four times
-/// `max_replicas` timeouts in all.
-fn timeouts_fail(unit: &ActiveUnit, policy: &JobPolicy) -> bool {
-    timed_out_networks(unit) >= TIMED_OUT_NETWORKS_TO_FAIL.min(policy.max_replicas)
-        || unit.host_timeouts >= policy.max_replicas.saturating_mul(4)
-}
-
-fn decide(unit: &ActiveUnit, policy: &JobPolicy) -> Option<UnitDecision> {
-    let replicas = unit.replicas.len() as u32;
-    let (agreeing, canonical) = unit.largest_agreement();
-    if agreeing >= unit.quorum {
-        let canonical = canonical.expect("an agreement has a replica");
-        return Some(UnitDecision::Accepted {
-            digest: canonical.digest,
-            status: canonical.status.clone(),
-            replicas,
-        });
-    }
-    if replicas >= policy.max_replicas && unit.leases.is_empty() {
-        let distinct: BTreeSet<Hash> = unit.replicas.iter().map(|replica| replica.digest).collect();
-        return Some(UnitDecision::Failed {
-            reason: format!(
-                "no quorum of {} after {replicas} replicas ({} different outputs)",
-                policy.quorum,
-                distinct.len()
-            ),
-            replicas,
-        });
-    }
-    None
-}

@@ -25,6 +25,7 @@ mod recent_workers;
 mod reputation;
 #[cfg(test)]
 mod tests;
+mod unit;
 
 pub use adaptive::{chance_alone, is_trusted};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
@@ -32,11 +33,12 @@ pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
 pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
 
-use job::{CoreJob, ReporterStanding};
+use job::CoreJob;
 use lease_allowance::LeaseAllowances;
 use leasing::{LeaseEnding, ReplicaDraw};
 use recent_workers::RecentWorkers;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use unit::ReporterStanding;
 use wasmhive_protocol::{Hash, Status};
 
 /// Units of one job in flight at once (leased or waiting for more replicas).
