@@ -15,6 +15,7 @@
 //! policy = "quorum"          # or "adaptive": trusted peers' results may stand alone
 //! spot_check = 0.05          # adaptive: fraction of trusted results checked anyway
 //! known_answers = 2          # known-answer units for a peer with a shorter record
+//! decoys = 0.02              # fraction of fresh units that are decided units in disguise
 //! validator = "tolerant-compare"  # optional: says whether two outputs agree
 //! [limits]
 //! fuel = 50_000_000_000
@@ -91,7 +92,7 @@ impl SpecReader {
 const TOP_KEYS: &[&str] =
     &["name", "module", "args", "nan_canonicalization", "inputs", "verify", "limits", "reducer"];
 const VERIFY_KEYS: &[&str] =
-    &["quorum", "max_replicas", "policy", "spot_check", "known_answers", "validator"];
+    &["quorum", "max_replicas", "policy", "spot_check", "known_answers", "decoys", "validator"];
 
 impl SpecReader {
     fn error(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) -> JobSpecError {
@@ -182,7 +183,19 @@ impl SpecReader {
                 "use 0 to 100 (2 is usual)",
             ));
         }
-        Ok(VerifySettings { policy, spot_check, known_answers: known_answers as u32 })
+        let decoys = match verify.get("decoys") {
+            None => defaults.decoys,
+            Some(Value::Float(fraction)) if (0.0..=0.5).contains(fraction) => *fraction,
+            Some(Value::Integer(0)) => 0.0,
+            Some(other) => {
+                return Err(self.error(
+                    "verify.decoys",
+                    format!("{} is not a fraction from 0 to 0.5", show(other)),
+                    "write a fraction like 0.02 (2% of fresh units are decoys), or 0 for none",
+                ));
+            }
+        };
+        Ok(VerifySettings { policy, spot_check, known_answers: known_answers as u32, decoys })
     }
 
     fn optional_module(

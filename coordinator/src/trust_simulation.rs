@@ -55,6 +55,8 @@ pub struct TrustScenario {
     pub sybil: usize,
     pub quorum: u32,
     pub adaptive: bool,
+    /// Fraction of fresh units replaced by decoys.
+    pub decoys: f64,
     pub seed: u64,
 }
 
@@ -133,6 +135,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     let mut core = Core::new();
     core.set_lease_limits(Some(LeaseLimits::OWNER));
     let mut policy = JobPolicy::fixed(scenario.quorum, scenario.quorum + 3, LEASE_MS);
+    policy.decoy_per_mille = (scenario.decoys.clamp(0.0, 0.5) * 1000.0).round() as u32;
     if scenario.adaptive {
         policy.adaptive = Some(AdaptivePolicy { spot_check_per_mille: 50 });
         policy.known_answer_probes = 2;

@@ -50,11 +50,19 @@ pub struct VerifySettings {
     pub spot_check: f64,
     /// Known-answer units given to a worker with fewer judged results than this.
     pub known_answers: u32,
+    /// Fraction (0 to 1) of fresh units replaced by decoys: an already-decided unit, sent
+    /// out and replicated like a new one, whose every replica is judged at once.
+    #[serde(default = "default_decoys")]
+    pub decoys: f64,
+}
+
+fn default_decoys() -> f64 {
+    VerifySettings::default().decoys
 }
 
 impl Default for VerifySettings {
     fn default() -> VerifySettings {
-        VerifySettings { policy: VerifyPolicy::Quorum, spot_check: 0.05, known_answers: 0 }
+        VerifySettings { policy: VerifyPolicy::Quorum, spot_check: 0.05, known_answers: 0, decoys: 0.02 }
     }
 }
 

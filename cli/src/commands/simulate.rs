@@ -42,6 +42,9 @@ enum Simulation {
         /// Matching replicas needed (for every unit, or for untrusted results under adaptive).
         #[arg(long, default_value_t = 2)]
         quorum: u32,
+        /// Fraction of fresh units that are decoys (decided units sent out again).
+        #[arg(long, default_value_t = 0.02)]
+        decoys: f64,
         /// `quorum`: every unit replicated; `adaptive`: trusted peers' results may stand
         /// alone (5% spot checks, 2 known-answer units per stranger).
         #[arg(long, value_enum, default_value_t = Policy::Quorum)]
@@ -115,7 +118,8 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Simulation::Trust { peers, units, attackers, attack, sybil, quorum, policy, seed } => {
+        Simulation::Trust { peers, units, attackers, attack, sybil, quorum, decoys, policy, seed } => {
+            anyhow::ensure!((0.0..=0.5).contains(&decoys), "--decoys is a fraction from 0 to 0.5");
             anyhow::ensure!((1..=10_000).contains(&peers), "--peers must be 1 to 10000");
             anyhow::ensure!((0.0..=1.0).contains(&attackers), "--attackers is a fraction from 0 to 1");
             anyhow::ensure!((1..=16).contains(&quorum), "--quorum must be 1 to 16");
@@ -128,6 +132,7 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 sybil: sybil.min(10_000),
                 quorum,
                 adaptive: policy == Policy::Adaptive,
+                decoys,
                 seed,
             };
             let figures = simulate_trust(&scenario);
@@ -139,7 +144,7 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 String::new()
             };
             println!(
-                "trust simulation · {peers} peers · {units} units · {attackers:.2} {}{sybils} · {policy_name} policy, quorum {quorum} · seed {seed}",
+                "trust simulation · {peers} peers · {units} units · {attackers:.2} {}{sybils} · {policy_name} policy, quorum {quorum}, {decoys:.2} decoys · seed {seed}",
                 scenario.attack.name()
             );
             println!(

@@ -1,6 +1,8 @@
 //! One job's units in the core: which are in flight, which need another replica, and the
 //! quorum decision.
 
+mod decoy;
+
 use super::unit::{
     ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
     timeouts_fail,
@@ -23,6 +25,8 @@ pub struct JobPolicy {
     pub adaptive: Option<AdaptivePolicy>,
     /// Known-answer units given to a worker with fewer judged results than this.
     pub known_answer_probes: u32,
+    /// Fresh units (per thousand) replaced by a decoy (see `decoy.rs`).
+    pub decoy_per_mille: u32,
 }
 
 /// Adaptive replication's one setting.
@@ -35,7 +39,14 @@ pub struct AdaptivePolicy {
 impl JobPolicy {
     /// Fixed replication: every unit needs `quorum` matching replicas.
     pub const fn fixed(quorum: u32, max_replicas: u32, lease_ms: u64) -> JobPolicy {
-        JobPolicy { quorum, max_replicas, lease_ms, adaptive: None, known_answer_probes: 0 }
+        JobPolicy {
+            quorum,
+            max_replicas,
+            lease_ms,
+            adaptive: None,
+            known_answer_probes: 0,
+            decoy_per_mille: 0,
+        }
     }
 }
 
@@ -119,6 +130,8 @@ pub(super) struct CoreJob {
     open_leases: u64,
     /// Replicas judged by the last acceptance, until the core takes them.
     judged: Vec<(String, bool)>,
+    /// Replicas of a decoy judged against its known answer, until the core takes them.
+    judged_by_known_answer: Vec<(String, bool)>,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -139,6 +152,7 @@ impl CoreJob {
             failed: resume.failed_units,
             open_leases: 0,
             judged: Vec::new(),
+            judged_by_known_answer: Vec::new(),
             unfinished: Vec::new(),
             known_answers: VecDeque::new(),
         };
@@ -207,6 +221,11 @@ impl CoreJob {
         }
         if self.active.len() >= ACTIVE_UNITS_MAX || self.next_fresh_unit >= self.unit_count {
             return None;
+        }
+        if draw.chance_per_mille(self.policy.decoy_per_mille)
+            && let Some(decoy) = self.start_decoy(network)
+        {
+            return Some(decoy);
         }
         let unit_index = self.next_fresh_unit;
         self.next_fresh_unit += 1;
@@ -336,6 +355,10 @@ impl CoreJob {
         let before = unit.leases.len();
         unit.leases.retain(|open| open.lease_id != lease_id);
         self.open_leases -= (before - unit.leases.len()) as u64;
+        if let Some(known) = unit.known_digest {
+            self.record_decoy_replica(unit_index, replica, known);
+            return (None, None);
+        }
         if !replica.status.is_deterministic() {
             // Only the last worker to time out is kept out, and only for a while: when it is
             // the only worker left that can give the unit a replica (a quorum-2 unit on a

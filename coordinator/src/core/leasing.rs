@@ -29,6 +29,11 @@ pub(super) struct ReplicaDraw<'a> {
 }
 
 impl ReplicaDraw<'_> {
+    /// True with probability `per_mille`/1000, from the owner's secret stream.
+    pub(super) fn chance_per_mille(&mut self, per_mille: u32) -> bool {
+        per_mille > 0 && self.random.u32(0..1000) < per_mille
+    }
+
     /// A worker `can_take` allows, drawn at random (a few tries; `None`: none found).
     pub(super) fn eligible_worker(
         &mut self,

@@ -17,6 +17,8 @@
 //!   the size of the job.
 
 mod adaptive;
+#[cfg(test)]
+mod attack_tests;
 mod job;
 mod lease_allowance;
 mod leasing;
@@ -289,7 +291,7 @@ impl Core {
             };
             job.record_outcome(lease.unit_index, lease_id, replica, standing, now_ms)
         };
-        let judgements = job
+        let mut judgements: Vec<Judgement> = job
             .take_judged()
             .into_iter()
             .map(|(worker_id, agreed)| {
@@ -297,6 +299,13 @@ impl Core {
                 Judgement { worker_id, agreed, reputation }
             })
             .collect();
+        for (worker_id, agreed) in job.take_judged_by_known_answer() {
+            // A known answer was itself decided by a quorum, which colluders can win: a
+            // disagreement with it is a strike like any other, never proof (a quarantine
+            // on the first mismatch let colluders' accepted lies quarantine honest workers).
+            let reputation = self.reputations.record(&worker_id, agreed, now_ms);
+            judgements.push(Judgement { worker_id, agreed, reputation });
+        }
         let unfinished = job
             .take_unfinished()
             .into_iter()

@@ -1,18 +1,22 @@
 //! Tests of the sans-IO core, including a seeded fault simulation. Every randomized test
 //! prints its seed so a failure replays.
 
-use super::LeaseLimits;
 use super::*;
 use std::collections::{HashMap, HashSet};
 
 const POLICY: JobPolicy = JobPolicy::fixed(2, 5, 1_000);
 
-fn honest_digest(job_id: &str, unit_index: u64) -> Hash {
+pub(super) fn honest_digest(job_id: &str, unit_index: u64) -> Hash {
     Hash::of(format!("{job_id}/{unit_index}").as_bytes())
 }
 
 /// Runs every open lease of `worker` to completion, honestly or not.
-fn finish_leases(core: &mut Core, worker: &str, grants: &[LeaseGrant], liar: bool) -> Vec<OutcomeEffect> {
+pub(super) fn finish_leases(
+    core: &mut Core,
+    worker: &str,
+    grants: &[LeaseGrant],
+    liar: bool,
+) -> Vec<OutcomeEffect> {
     grants
         .iter()
         .map(|grant| {
@@ -409,170 +413,4 @@ fn a_unit_one_worker_timed_out_on_while_the_other_holds_its_replica_is_not_stran
     let effect =
         core.report_outcome("a", again.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
-}
-
-#[test]
-fn identities_on_one_network_never_hold_two_replicas_of_a_unit() {
-    // The attack: identity A asks for many leases, identity B (same /24) asks
-    // right after for the second replicas, and both report the same forgery.
-    let network = |address: &str| Network::of_address(address.parse().unwrap(), NetworkPrefixes::default());
-    let mut core = Core::new();
-    core.add_job("job", 64, JobPolicy::fixed(2, 4, 60_000), ResumeState::default());
-    let first = core.request_work("a", &network("203.0.113.5"), 64, 0);
-    let second = core.request_work("b", &network("203.0.113.77"), 64, 0);
-    let units_of_a: HashSet<u64> = first.iter().map(|grant| grant.unit_index).collect();
-    assert!(
-        second.iter().all(|grant| !units_of_a.contains(&grant.unit_index)),
-        "B got a replica of A's unit"
-    );
-    let forged = |grant: &LeaseGrant| Hash::of(format!("forged {}", grant.unit_index).as_bytes());
-    for (worker, grants) in [("a", &first), ("b", &second)] {
-        for grant in grants.iter() {
-            let effect =
-                core.report_outcome(worker, grant.lease_id, &Status::Success, forged(grant), 0).unwrap();
-            assert_eq!(effect.decision, None, "a forgery from one network was accepted");
-        }
-    }
-    // A worker on another network gets the second replicas, and disagrees.
-    let honest = core.request_work("c", &network("198.51.100.9"), 64, 0);
-    assert!(!honest.is_empty());
-    for grant in &honest {
-        let digest = honest_digest("job", grant.unit_index);
-        let effect = core.report_outcome("c", grant.lease_id, &Status::Success, digest, 0).unwrap();
-        assert_eq!(effect.decision, None, "no quorum between a forgery and the truth");
-    }
-}
-
-#[test]
-fn second_replicas_go_to_a_worker_drawn_at_random_not_to_the_next_to_ask() {
-    // Colluders on two networks: A asks for 64 leases, B asks right after for the second
-    // replicas. Eight honest workers have asked lately too.
-    let mut core = Core::new();
-    core.add_job("job", 64, JobPolicy::fixed(2, 4, 60_000), ResumeState::default());
-    let honest: Vec<String> = (0..8).map(|index| format!("honest-{index}")).collect();
-    core.add_job("other", 1_000, JobPolicy::fixed(1, 1, 60_000), ResumeState::default());
-    for worker in &honest {
-        core.request_work(worker, &Network::of_identity(worker), 1, 0);
-    }
-    let first = core.request_work("a", &Network::of_identity("a"), 64, 1);
-    let units_of_a: HashSet<u64> =
-        first.iter().filter(|grant| grant.job_id == "job").map(|grant| grant.unit_index).collect();
-    for grant in &first {
-        core.report_outcome("a", grant.lease_id, &Status::Success, Hash::of(b"forged"), 1).unwrap();
-    }
-    let second = core.request_work("b", &Network::of_identity("b"), 64, 2);
-    let shared =
-        second.iter().filter(|grant| grant.job_id == "job" && units_of_a.contains(&grant.unit_index)).count();
-    println!("B got {shared} of the {} second replicas of A's units", units_of_a.len());
-    assert!(units_of_a.len() > 20 && shared * 4 < units_of_a.len(), "B got {shared} of {}", units_of_a.len());
-    // The drawn workers get those replicas when they ask.
-    let mut second_replicas = shared;
-    for worker in &honest {
-        let grants = core.request_work(worker, &Network::of_identity(worker), 64, 3);
-        second_replicas += grants
-            .iter()
-            .filter(|grant| units_of_a.contains(&grant.unit_index) && grant.job_id == "job")
-            .count();
-    }
-    assert_eq!(second_replicas, units_of_a.len(), "every unit of A got its second replica");
-}
-
-#[test]
-fn a_batch_comes_in_random_order() {
-    let mut core = Core::new();
-    core.add_job("job", 64, JobPolicy::fixed(1, 1, 60_000), ResumeState::default());
-    let units: Vec<u64> = core
-        .request_work("a", &Network::of_identity("a"), 32, 0)
-        .iter()
-        .map(|grant| grant.unit_index)
-        .collect();
-    let mut sorted = units.clone();
-    sorted.sort();
-    assert_ne!(units, sorted, "the batch is in unit order");
-}
-
-#[test]
-fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_returns_work_grows() {
-    let mut core = Core::new();
-    core.set_lease_limits(Some(LeaseLimits::OWNER));
-    core.add_job("job", 100_000, JobPolicy::fixed(1, 2, 1_000), ResumeState::default());
-    let home = Network::of_identity("home");
-    let hoarded = core.request_work("hoarder", &home, 1_000, 0).len();
-    assert_eq!(hoarded, 8, "a new identity starts with 8 leases");
-    let sybils: usize =
-        (0..20).map(|index| core.request_work(&format!("sybil-{index}"), &home, 1_000, 0).len()).sum();
-    assert_eq!(hoarded + sybils, 32, "a network holds at most 32 leases to start with");
-    assert_eq!(core.expire_leases(1_000).len(), 32);
-    let mut allowed = Vec::new();
-    for now in [1_000, 2_000, 3_000, 4_000] {
-        allowed.push(core.request_work("hoarder", &home, 1_000, now).len());
-        core.expire_leases(now + 1_000);
-    }
-    assert_eq!(allowed, [4, 2, 1, 0], "each expiry halves the allowance, down to nothing");
-    // A worker that returns work earns more leases, up to 8 per advertised core.
-    core.set_worker_cores("honest", 4);
-    let away = Network::of_identity("away");
-    let mut batch = core.request_work("honest", &away, 1_000, 0);
-    assert_eq!(batch.len(), 8);
-    for round in 0..10 {
-        finish_leases(&mut core, "honest", &batch, false);
-        batch = core.request_work("honest", &away, 1_000, round);
-    }
-    assert_eq!(batch.len(), 32, "4 cores × 8, earned by returned work");
-}
-
-#[test]
-fn two_griefers_alternating_host_timeouts_do_not_fail_a_unit_and_lose_trust() {
-    let mut core = Core::new();
-    core.add_job("job", 1, JobPolicy::fixed(1, 3, 60_000), ResumeState::default());
-    let mut now = 0;
-    for round in 0..10 {
-        for griefer in ["g1", "g2"] {
-            now += TIMED_OUT_WORKER_WAIT_MS;
-            for grant in core.request_work(griefer, &Network::of_identity(griefer), 1, now) {
-                let effect = core
-                    .report_outcome(griefer, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), now)
-                    .unwrap();
-                assert_eq!(effect.decision, None, "round {round}: two griefing networks failed the unit");
-            }
-        }
-    }
-    // Later an honest worker (the griefers no longer ask) finishes it.
-    let now = now + recent_workers::RECENT_WORKER_MS + 1;
-    core.expire_leases(now);
-    let grant = core.request_work("honest", &Network::of_identity("honest"), 1, now).remove(0);
-    let effect = core
-        .report_outcome("honest", grant.lease_id, &Status::Success, honest_digest("job", 0), now)
-        .unwrap();
-    assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
-    let mut penalised: Vec<&str> = effect.unfinished.iter().map(|judged| judged.worker_id.as_str()).collect();
-    penalised.sort();
-    assert_eq!(penalised, ["g1", "g2"]);
-    for judged in &effect.unfinished {
-        assert!(judged.reputation.error_rate > reputation::ERROR_RATE_START, "{judged:?}");
-        assert_eq!(judged.reputation.strikes, 0, "a timeout is not a lie");
-    }
-}
-
-#[test]
-fn timeouts_from_three_networks_fail_a_unit_that_is_too_long_for_everyone() {
-    let mut core = Core::new();
-    let record = Reputation { valid: 10, consecutive_valid: 10, ..Reputation::default() };
-    for worker in ["a", "b", "c"] {
-        core.restore_reputation(worker, record);
-    }
-    core.add_job("job", 1, JobPolicy::fixed(1, 5, 60_000), ResumeState::default());
-    let mut decision = None;
-    for (round, worker) in ["a", "b", "c"].into_iter().enumerate() {
-        let now = round as u64;
-        let grant = core.request_work(worker, &Network::of_identity(worker), 1, now).remove(0);
-        decision = core
-            .report_outcome(worker, grant.lease_id, &Status::HostTimeout, Hash::of(b"-"), now)
-            .unwrap()
-            .decision;
-    }
-    assert!(
-        matches!(decision, Some(UnitDecision::Failed { ref reason, .. }) if reason.contains("3 networks")),
-        "{decision:?}"
-    );
 }

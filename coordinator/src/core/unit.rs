@@ -22,6 +22,8 @@ pub(super) struct ActiveUnit {
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
     pub(super) quorum: u32,
+    /// `Some` for a decoy: the unit was decided with this digest (see `decoy.rs`).
+    pub(super) known_digest: Option<Hash>,
 }
 
 /// A replica being run: its lease, and the worker and network running it.

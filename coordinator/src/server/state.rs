@@ -601,5 +601,6 @@ pub(super) fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
         lease_ms: stored.limits.lease_ms,
         adaptive,
         known_answer_probes: stored.verify.known_answers,
+        decoy_per_mille: (stored.verify.decoys.clamp(0.0, 0.5) * 1000.0).round() as u32,
     }
 }

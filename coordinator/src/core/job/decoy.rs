@@ -1,0 +1,61 @@
+//! Decoys: a unit the job already decided, sent out again as if it were new and replicated
+//! like any other unit, whose every replica is judged at once against the known answer.
+//!
+//! Known-answer probes are leased alone, so an attacker that lies only when it holds every
+//! replica of a unit (careful colluders, a Sybil group) answers them honestly and is never
+//! caught by them. A decoy looks like a fresh unit: its replicas are drawn the same way, so
+//! colluders who find they hold all of them lie, and are judged wrong together. Invariants: a decoy decides nothing (no result,
+//! no count, no credit); it goes to no network that decided it; it ends when its quorum
+//! of replicas has been judged (every replica is, so colluders are judged together).
+
+use super::super::unit::ActiveUnit;
+use super::{CoreJob, ReplicaRecord};
+use crate::core::Network;
+use wasmhive_protocol::Hash;
+
+impl CoreJob {
+    /// Activates a decoy for a worker on `network`: a known answer no replica from that
+    /// network decided, not active now. `None` when there is none.
+    pub(super) fn start_decoy(&mut self, network: &Network) -> Option<u64> {
+        let (unit_index, digest) = self
+            .known_answers
+            .iter()
+            .rev()
+            .filter(|known| !known.networks.contains(network))
+            .map(|known| (known.unit_index, known.digest))
+            .find(|(unit_index, _)| !self.active.contains_key(unit_index))?;
+        let decoy = ActiveUnit { known_digest: Some(digest), ..ActiveUnit::new(self.policy.quorum) };
+        self.active.insert(unit_index, decoy);
+        Some(unit_index)
+    }
+
+    /// Judges one replica of a decoy (its lease already closed); the decoy ends at its
+    /// quorum of judged replicas. A host timeout judges nobody.
+    pub(super) fn record_decoy_replica(&mut self, unit_index: u64, replica: ReplicaRecord, known: Hash) {
+        let Some(unit) = self.active.get_mut(&unit_index) else { return };
+        if !replica.status.is_deterministic() {
+            self.refresh_needs(unit_index);
+            return;
+        }
+        let agreed = replica.status.is_success() && replica.digest == known;
+        self.judged_by_known_answer.push((replica.worker_id.clone(), agreed));
+        unit.replicas.push(replica);
+        if unit.replicas.len() as u32 >= self.policy.quorum {
+            self.end_decoy(unit_index);
+        } else {
+            self.refresh_needs(unit_index);
+        }
+    }
+
+    /// The replicas of decoys judged since the core last asked.
+    pub(in crate::core) fn take_judged_by_known_answer(&mut self) -> Vec<(String, bool)> {
+        std::mem::take(&mut self.judged_by_known_answer)
+    }
+
+    fn end_decoy(&mut self, unit_index: u64) {
+        if let Some(unit) = self.active.remove(&unit_index) {
+            self.open_leases -= unit.leases.len() as u64;
+        }
+        self.needs_replica.remove(&unit_index);
+    }
+}
