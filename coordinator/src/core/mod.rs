@@ -4,13 +4,16 @@
 //! async. The server feeds it events and carries out what it returns; the simulation and
 //! the unit tests drive it directly.
 //!
-//! Invariants (checked by `tests.rs`):
-//! - two replicas of one unit never go to the same worker identity;
+//! Invariants (checked by `tests.rs` and `attack_tests.rs`):
+//! - two replicas of one unit never go to the same worker identity, nor to one network;
+//! - a unit's second and later replicas go to a worker drawn at random, not to the asker;
+//! - an identity and a network hold at most their lease allowance (`lease_allowance.rs`);
 //! - a unit is decided (accepted or failed) exactly once, and only when `quorum` completed
 //!   replicas have the same digest, or when `max_replicas` replicas produced no quorum;
 //! - a unit's replicas (completed + leased) never exceed `max_replicas`;
 //! - a `HostTimeout` outcome is never a result: the replica is re-issued to another worker
-//!   (the worker that timed out gets the unit again only after `TIMED_OUT_WORKER_WAIT_MS`);
+//!   (the worker that timed out gets the unit again only after `TIMED_OUT_WORKER_WAIT_MS`),
+//!   and a unit fails on timeouts only from several networks of established identities;
 //! - every unit of a job is eventually decided once workers keep asking for work (leases
 //!   that expire, are returned or whose worker disconnects go back to the queue);
 //! - memory is bounded by the units in flight (at most `ACTIVE_UNITS_MAX` per job), not by
