@@ -78,6 +78,26 @@ impl Connections {
 }
 
 impl Coordinator {
+    /// Registers a worker connection from `address`: its id, network, and the receiver of
+    /// messages pushed to it (cancels).
+    pub fn connection_opened(&self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
+        self.core.lock().expect("core lock").set_worker_cores(worker_id, cores);
+        self.connections.lock().expect("connections lock").open(worker_id, address, cores)
+    }
+
+    /// A worker connection ended: its open leases go back to the queue.
+    pub fn connection_closed(&self, connection_id: u64, worker_id: &str) {
+        let last_of_worker = self.connections.lock().expect("connections lock").close(connection_id);
+        if last_of_worker {
+            let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
+            tracing::info!(worker = %worker_id, released, "worker disconnected");
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().expect("connections lock").count()
+    }
+
     /// Groups worker addresses into networks with these prefixes from now on.
     pub fn set_network_prefixes(&self, prefixes: NetworkPrefixes) {
         self.connections.lock().expect("connections lock").network_prefixes = prefixes;

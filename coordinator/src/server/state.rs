@@ -1,7 +1,7 @@
 //! The coordinator's state: the core, the store, the jobs' runtime data and the token.
 
 use super::activity::Activity;
-use super::connections::{Connections, OpenedConnection};
+use super::connections::Connections;
 use super::job_modules::OwnerSandbox;
 use super::job_runtime::JobRuntime;
 use super::metrics::GridMetrics;
@@ -11,7 +11,6 @@ use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, Network, OutcomeEffe
 use crate::job_spec::unit_count;
 use crate::store::{OutcomeToCommit, Store, StoreError, StoredResult};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -340,26 +339,6 @@ impl Coordinator {
         drop(connections);
         tracing::info!(job = %job_id, "job cancelled");
         self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
-    }
-
-    /// Registers a worker connection from `address`: its id, network, and the receiver of
-    /// messages pushed to it (cancels).
-    pub fn connection_opened(&self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
-        self.core.lock().expect("core lock").set_worker_cores(worker_id, cores);
-        self.connections.lock().expect("connections lock").open(worker_id, address, cores)
-    }
-
-    /// A worker connection ended: its open leases go back to the queue.
-    pub fn connection_closed(&self, connection_id: u64, worker_id: &str) {
-        let last_of_worker = self.connections.lock().expect("connections lock").close(connection_id);
-        if last_of_worker {
-            let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
-            tracing::info!(worker = %worker_id, released, "worker disconnected");
-        }
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.connections.lock().expect("connections lock").count()
     }
 
     /// Leases for a worker asking for `slots` more. The batch's inputs stay under
