@@ -32,6 +32,35 @@ pub enum Attack {
 }
 
 impl Attack {
+    pub const ALL: [Attack; 6] = [
+        Attack::Saboteurs,
+        Attack::Colluders,
+        Attack::CarefulColluders,
+        Attack::SybilGroup,
+        Attack::Hoarders,
+        Attack::Griefers,
+    ];
+
+    /// The name `wasmhive simulate trust --attack` takes.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Attack::Saboteurs => "saboteurs",
+            Attack::Colluders => "colluders",
+            Attack::CarefulColluders => "careful-colluders",
+            Attack::SybilGroup => "sybil-group",
+            Attack::Hoarders => "hoarders",
+            Attack::Griefers => "griefers",
+        }
+    }
+
+    /// The attack named `flag`; the error lists the names.
+    pub fn from_flag(flag: &str) -> Result<Attack, String> {
+        Attack::ALL.into_iter().find(|attack| attack.flag() == flag).ok_or_else(|| {
+            let names: Vec<&str> = Attack::ALL.iter().map(|attack| attack.flag()).collect();
+            format!("\"{flag}\" is not an attack: use one of {}", names.join(", "))
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Attack::Saboteurs => "saboteurs",

@@ -33,9 +33,13 @@ enum Simulation {
         /// Fraction of peers that attack (0 to 1; at least one peer when above 0).
         #[arg(long, default_value_t = 0.2)]
         attackers: f64,
-        /// What the attackers do.
-        #[arg(long, value_enum, default_value_t = AttackKind::Colluders)]
-        attack: AttackKind,
+        /// What the attackers do: saboteurs (each lies on every unit), colluders (all lie
+        /// alike on every unit), careful-colluders (lie alike only when holding every
+        /// replica a unit needs), sybil-group (one careful attacker and --sybil identities on
+        /// one network), hoarders (take every lease allowed, never answer), griefers
+        /// (answer host_timeout to everything).
+        #[arg(long, default_value = "colluders", value_parser = Attack::from_flag)]
+        attack: Attack,
         /// Extra identities of a `sybil-group` (all on the first attacker's network).
         #[arg(long, default_value_t = 10)]
         sybil: usize,
@@ -52,36 +56,6 @@ enum Simulation {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-}
-
-/// `wasmhive simulate trust --attack KIND`.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AttackKind {
-    /// Lie on every unit, each its own lie.
-    Saboteurs,
-    /// Lie on every unit with one shared wrong answer.
-    Colluders,
-    /// Lie (shared answer) only when holding every replica a unit needs.
-    CarefulColluders,
-    /// One careful attacker and --sybil identities on one network.
-    SybilGroup,
-    /// Take every lease allowed and never answer.
-    Hoarders,
-    /// Answer host_timeout to everything.
-    Griefers,
-}
-
-impl AttackKind {
-    fn attack(self) -> Attack {
-        match self {
-            AttackKind::Saboteurs => Attack::Saboteurs,
-            AttackKind::Colluders => Attack::Colluders,
-            AttackKind::CarefulColluders => Attack::CarefulColluders,
-            AttackKind::SybilGroup => Attack::SybilGroup,
-            AttackKind::Hoarders => Attack::Hoarders,
-            AttackKind::Griefers => Attack::Griefers,
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,7 +102,7 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 peers,
                 units,
                 attackers,
-                attack: attack.attack(),
+                attack,
                 sybil: sybil.min(10_000),
                 quorum,
                 adaptive: policy == Policy::Adaptive,

@@ -67,3 +67,14 @@ fn run_explains_bad_modules_and_bad_sizes() {
     let too_big = wasmhive(&["run", "sum", "--memory", "8 GiB"]);
     assert!(stderr(&too_big).contains("4 GiB"), "{}", stderr(&too_big));
 }
+
+#[test]
+fn simulate_trust_plays_a_named_attack_and_names_the_attacks_it_knows() {
+    let output =
+        wasmhive(&["simulate", "trust", "--attack", "sybil-group", "--attackers", "0.05", "--units", "200"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && text.contains("wrong results accepted: 0"), "{text}");
+    let refused = wasmhive(&["simulate", "trust", "--attack", "nope"]);
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && error.contains("careful-colluders, sybil-group"), "{error}");
+}
