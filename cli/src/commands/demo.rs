@@ -44,11 +44,14 @@ async fn run_demo(directory: &Path, arguments: &DemoArgs) -> anyhow::Result<i32>
     let server = tokio::spawn(serve(listeners, coordinator.clone(), wait_for(stopped.clone())));
     let owner = format!("{address}#{}", coordinator.owner_id());
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
-    let workers: Vec<_> = ["worker-a", "worker-b"]
+    // Two replicas of a unit never come from one network, and the owner counts loopback
+    // addresses as networks of their own: each worker connects from its own.
+    let workers: Vec<_> = [("worker-a", [127, 0, 0, 2]), ("worker-b", [127, 0, 0, 3])]
         .iter()
-        .map(|name| {
+        .map(|(name, loopback)| {
             let mut config = WorkerConfig::new(owner.clone(), directory.join(name));
             config.cpus = (cores / 2).max(1);
+            config.local_address = Some(std::net::IpAddr::from(*loopback));
             tokio::spawn(run_worker(config, wait_for(stopped.clone())))
         })
         .collect();

@@ -78,3 +78,27 @@ fn simulate_trust_plays_a_named_attack_and_names_the_attacks_it_knows() {
     let error = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && error.contains("careful-colluders, sybil-group"), "{error}");
 }
+
+/// The README's first command: a local grid verifies a primes job at quorum 2. (It stalled
+/// once, when both in-process workers connected from one address: one network.)
+#[test]
+fn the_demo_verifies_its_job_on_two_workers() {
+    let mut demo = Command::new(wasmhive_binary())
+        .args(["demo", "--end", "1000000", "--step", "50000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while demo.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            panic!("the demo did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = demo.wait_with_output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && text.contains("matches the known count 78498"), "{text}");
+}
