@@ -92,28 +92,21 @@ impl LeaseAllowances {
         let Some(limits) = self.limits else { return u32::MAX };
         let cores = self.cores.get(worker_id).copied().unwrap_or(1);
         let identity_ceiling = limits.per_core.saturating_mul(cores);
-        let identity = self
-            .identities
-            .entry(worker_id.to_string())
-            .or_insert_with(|| Allowance::new(limits.identity_start, now_ms));
-        let identity_room = identity.room(identity_ceiling, now_ms);
-        let network = self
-            .networks
-            .entry(network.clone())
-            .or_insert_with(|| Allowance::new(limits.network_start, now_ms));
-        identity_room.min(network.room(limits.network_max, now_ms))
+        let Some([identity, network]) = self.both(worker_id, network, now_ms) else { return u32::MAX };
+        identity.room(identity_ceiling, now_ms).min(network.room(limits.network_max, now_ms))
     }
 
-    pub fn lease_opened(&mut self, worker_id: &str, network: &Network, now_ms: u64) {
-        for allowance in self.both(worker_id, network) {
-            allowance.open += 1;
+    /// `count` leases were opened for `worker_id` on `network`.
+    pub fn leases_opened(&mut self, worker_id: &str, network: &Network, count: u32, now_ms: u64) {
+        for allowance in self.both(worker_id, network, now_ms).into_iter().flatten() {
+            allowance.open += count;
             allowance.last_active_ms = now_ms;
         }
     }
 
     /// A lease ended with an outcome: the work was returned.
     pub fn outcome_returned(&mut self, worker_id: &str, network: &Network, now_ms: u64) {
-        for allowance in self.both(worker_id, network) {
+        for allowance in self.both(worker_id, network, now_ms).into_iter().flatten() {
             allowance.open = allowance.open.saturating_sub(1);
             allowance.credit = allowance.credit.saturating_add(1);
             allowance.last_active_ms = now_ms;
@@ -122,7 +115,7 @@ impl LeaseAllowances {
 
     /// A lease was handed back or its worker left: no credit either way.
     pub fn lease_closed(&mut self, worker_id: &str, network: &Network) {
-        for allowance in self.both(worker_id, network) {
+        for allowance in self.both(worker_id, network, 0).into_iter().flatten() {
             allowance.open = allowance.open.saturating_sub(1);
         }
     }
@@ -130,7 +123,7 @@ impl LeaseAllowances {
     /// A lease expired: the allowance halves (once per sweep: leases that expire together,
     /// at one `now_ms`, halve it once).
     pub fn lease_expired(&mut self, worker_id: &str, network: &Network, now_ms: u64) {
-        for allowance in self.both(worker_id, network) {
+        for allowance in self.both(worker_id, network, now_ms).into_iter().flatten() {
             allowance.open = allowance.open.saturating_sub(1);
             if allowance.last_expiry_ms != Some(now_ms) {
                 allowance.credit /= 2;
@@ -154,15 +147,16 @@ impl LeaseAllowances {
         self.cores.remove(worker_id);
     }
 
-    /// The identity's and the network's allowances (none without limits).
-    fn both(&mut self, worker_id: &str, network: &Network) -> Vec<&mut Allowance> {
-        let Some(limits) = self.limits else { return Vec::new() };
-        let identity = self
-            .identities
-            .entry(worker_id.to_string())
-            .or_insert_with(|| Allowance::new(limits.identity_start, 0));
-        let network =
-            self.networks.entry(network.clone()).or_insert_with(|| Allowance::new(limits.network_start, 0));
-        vec![identity, network]
+    /// The identity's and the network's allowances, new ones started at `now_ms` (none
+    /// without limits). Called for every lease and outcome: no allocation once they exist.
+    fn both(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<[&mut Allowance; 2]> {
+        let limits = self.limits?;
+        if !self.identities.contains_key(worker_id) {
+            self.identities.insert(worker_id.to_string(), Allowance::new(limits.identity_start, now_ms));
+        }
+        if !self.networks.contains_key(network) {
+            self.networks.insert(network.clone(), Allowance::new(limits.network_start, now_ms));
+        }
+        Some([self.identities.get_mut(worker_id)?, self.networks.get_mut(network)?])
     }
 }

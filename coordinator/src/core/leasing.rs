@@ -114,9 +114,7 @@ impl Core {
         if let Some(last) = grants.last() {
             self.job_cursor = Some(last.job_id.clone());
         }
-        for _ in &grants {
-            self.allowances.lease_opened(worker_id, network, now_ms);
-        }
+        self.allowances.leases_opened(worker_id, network, grants.len() as u32, now_ms);
         self.random.shuffle(&mut grants);
         grants
     }
