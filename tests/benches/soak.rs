@@ -2,6 +2,9 @@
 //! for a while, of which some disconnect, stall, send garbage or lie, at random. Reports
 //! units decided, wrong results accepted (must be 0) and units failed, the owner's RSS over time (must stay
 //! flat) and how long the owner takes to answer a status request (must stay under 1 s).
+//! Beside RSS it prints the owner's heap as its allocator sees it (glibc `mallinfo2`: bytes
+//! in use, and bytes free but kept), which tells a leak (in use grows) from fragmentation
+//! (free-but-kept grows while in use stays flat).
 //!
 //! `cargo bench -p wasmhive-tests --bench soak [-- SECONDS [CONNECTIONS]]` (default 600 s
 //! and 1,000 connections). Not part of CI: it prints figures and asserts only that no wrong
@@ -61,10 +64,13 @@ fn main() {
         let took = asked.elapsed();
         slowest_status = slowest_status.max(took);
         let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+        let (heap_in_use, heap_free) = heap_figures(directory.path());
         println!(
-            "  {:>4} s · RSS {:>6.1} MiB · status in {:>6.1} ms · verified {} · leased {}",
+            "  {:>4} s · RSS {:>6.1} MiB · heap in use {:>6.1} MiB, free {:>6.1} MiB · status in {:>6.1} ms · verified {} · leased {}",
             started.elapsed().as_secs(),
             resident_bytes(child.id()) as f64 / 1048576.0,
+            heap_in_use as f64 / 1048576.0,
+            heap_free as f64 / 1048576.0,
             took.as_secs_f64() * 1000.0,
             status["verified"],
             status["leased"]
@@ -206,6 +212,16 @@ async fn get(address: SocketAddr, token: &str, path: &str) -> String {
 fn serve_owner_child(directory: &Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        let heap_file = directory.join("heap");
+        std::thread::spawn(move || {
+            loop {
+                let _ = std::fs::write(&heap_file, {
+                    let (in_use, free) = heap_now();
+                    format!("{in_use} {free}")
+                });
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
         let coordinator = Coordinator::open(directory).unwrap();
         let submission = JobSubmission {
             name: "soak".into(),
@@ -243,4 +259,20 @@ fn resident_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
     line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
+/// The owner child's last heap figures (bytes in use, bytes free but kept), written each second.
+fn heap_figures(directory: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(directory.join("heap")).unwrap_or_default();
+    let mut numbers = text.split_whitespace().map(|number| number.parse::<u64>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+/// The allocator's view, over all arenas and mmapped blocks: bytes handed out and not had
+/// back, and bytes it holds free instead of returning them to the system.
+#[allow(unsafe_code, reason = "one libc call that reads the allocator's own counters")]
+fn heap_now() -> (u64, u64) {
+    // SAFETY: mallinfo2 has no preconditions and returns a value; it shares no memory with us.
+    let info = unsafe { libc::mallinfo2() };
+    ((info.uordblks + info.hblkhd) as u64, info.fordblks as u64)
 }
