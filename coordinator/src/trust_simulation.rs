@@ -6,11 +6,16 @@
 //! digest. A fraction of the peers are attackers, each on a network of its own unless the
 //! attack says otherwise, playing one [`Attack`]. Every job leases for 60 rounds; expired
 //! leases go back to the queue.
+//!
+//! The simulation plays the owner's store too: it remembers who decided each accepted unit,
+//! settles the core's arbitrations with the true answer (the owner's own run) and reopens
+//! the units a banned identity helped accept. Wrong results are counted when the job ends:
+//! an accepted lie later taken back is not one.
 
 use crate::core::{
     AdaptivePolicy, Core, JobPolicy, LeaseGrant, LeaseLimits, Network, ResumeState, UnitDecision,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +25,9 @@ pub enum Attack {
     /// Lie on every unit with one shared wrong answer (two can form a quorum).
     Colluders,
     /// Hold each lease for a round, and lie (one shared answer) only when the attackers
-    /// hold every replica the unit needs; otherwise answer honestly, so neither honest
-    /// replicas nor known-answer probes (leased alone) ever catch them.
+    /// hold exactly the replicas a quorum needs of a unit none of them has seen before;
+    /// otherwise answer honestly, so honest replicas, probes (leased alone) and decoys of
+    /// units they saw never catch them.
     CarefulColluders,
     /// One careful attacker plus `sybil` more identities, all on one network.
     SybilGroup,
@@ -91,14 +97,27 @@ pub struct TrustScenario {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrustFigures {
+    /// Acceptances (a unit reopened and accepted again counts twice).
     pub units_accepted: u64,
+    /// Wrong results among the job's accepted units when it ended.
     pub wrong_accepted: u64,
+    /// Units reopened because an identity that helped accept them was banned.
+    pub units_reopened: u64,
+    /// Identities the owner's own runs proved wrong.
+    pub identities_banned: u64,
+    /// Of those, honest ones (must be 0).
+    pub honest_banned: u64,
     pub units_failed: u64,
     pub replicas_per_accepted_unit: f64,
     /// Over the second half of the accepted units (after reputations had time to form).
     pub replicas_per_unit_after_warm_up: f64,
-    /// Replicas run for known-answer units (verification cost on top of the replicas).
+    /// Results that counted towards no unit's decision: known-answer probes, decoys, and
+    /// replicas that arrived after their unit was decided (verification cost on top of the
+    /// replicas of accepted units).
     pub known_answer_replicas: u64,
+    /// Every result reported (replicas of accepted units, probes, decoys, replicas of units
+    /// reopened or decided meanwhile) per unit of the job: the whole cost.
+    pub replicas_per_unit_all_in: f64,
     /// Per attacker identity: results it reported before it was quarantined (None: never).
     pub results_until_quarantine: Vec<Option<u64>>,
     /// Rounds until every unit was decided (the job's time).
@@ -143,18 +162,83 @@ fn cast(scenario: &TrustScenario) -> Cast {
     Cast { workers, networks, attacking }
 }
 
-/// What the careful attackers share: leases they hold unanswered, and lies told per unit.
+/// What the careful attackers share: leases they hold unanswered, lies told per unit, and
+/// every unit any of them has answered (a unit seen again is a re-issue, perhaps a test).
 #[derive(Default)]
 struct Conspiracy {
     held: Vec<(usize, LeaseGrant)>,
     lies_told: HashMap<u64, u32>,
+    answered: HashSet<u64>,
 }
 
 impl Conspiracy {
-    /// Lie when the attackers hold (or already lied with) every replica the unit needs.
+    /// Lie when a partner already lied on the unit; otherwise only on a unit none of them has
+    /// seen before, of which they hold exactly the replicas a quorum needs.
     fn should_lie(&self, unit_index: u64, quorum: u32) -> bool {
+        if self.lies_told.contains_key(&unit_index) {
+            return true;
+        }
         let holding = self.held.iter().filter(|(_, grant)| grant.unit_index == unit_index).count() as u32;
-        holding + self.lies_told.get(&unit_index).copied().unwrap_or(0) >= quorum
+        !self.answered.contains(&unit_index) && holding == quorum
+    }
+}
+
+/// What the owner's store knows: replicas of undecided units and who decided each
+/// accepted one.
+#[derive(Default)]
+struct OwnerRecord {
+    replicas: HashMap<u64, Vec<(String, Hash)>>,
+    accepted: BTreeMap<u64, (Hash, Vec<String>)>,
+}
+
+impl OwnerRecord {
+    fn accept(&mut self, unit_index: u64, digest: Hash) {
+        let replicas = self.replicas.remove(&unit_index).unwrap_or_default();
+        let deciders = replicas
+            .into_iter()
+            .filter(|(_, replica)| *replica == digest)
+            .map(|(worker, _)| worker)
+            .collect();
+        self.accepted.insert(unit_index, (digest, deciders));
+    }
+
+    /// Settles every waiting arbitration with the true answer; reopens what the banned
+    /// helped accept. Returns the identities banned.
+    fn settle(
+        &mut self,
+        core: &mut Core,
+        conspiracy: &mut Conspiracy,
+        figures: &mut TrustFigures,
+    ) -> Vec<String> {
+        let mut banned = Vec::new();
+        for arbitration in core.take_arbitrations() {
+            let deciders = self
+                .accepted
+                .get(&arbitration.unit_index)
+                .map_or_else(Vec::new, |(_, deciders)| deciders.clone());
+            let verdict = core.settle_arbitration(
+                &arbitration,
+                &Status::Success,
+                truth(arbitration.unit_index),
+                &deciders,
+            );
+            for judgement in verdict.banned {
+                let helped: Vec<u64> = self
+                    .accepted
+                    .iter()
+                    .filter(|(_, (_, deciders))| deciders.contains(&judgement.worker_id))
+                    .map(|(unit_index, _)| *unit_index)
+                    .collect();
+                figures.units_reopened += core.reopen_units("job", &helped);
+                for unit_index in &helped {
+                    self.accepted.remove(unit_index);
+                    conspiracy.lies_told.remove(unit_index);
+                }
+                figures.identities_banned += 1;
+                banned.push(judgement.worker_id);
+            }
+        }
+        banned
     }
 }
 
@@ -175,6 +259,8 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
     let mut quarantined_after: BTreeMap<usize, u64> = BTreeMap::new();
     let mut replicas_per_accepted = Vec::new();
     let mut conspiracy = Conspiracy::default();
+    let mut owner = OwnerRecord::default();
+    let mut results_reported = 0u64;
     let mut order: Vec<usize> = (0..workers.len()).collect();
     for round in 0..ROUNDS_MAX {
         figures.rounds = round + 1;
@@ -201,6 +287,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                     if lie {
                         *conspiracy.lies_told.entry(grant.unit_index).or_default() += 1;
                     }
+                    conspiracy.answered.insert(grant.unit_index);
                     let digest = if lie { shared_lie(grant.unit_index) } else { truth(grant.unit_index) };
                     answers.push((grant, Status::Success, digest));
                 }
@@ -231,7 +318,10 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                     continue; // the lease expired or its unit was decided meanwhile
                 };
                 *reported.entry(index).or_default() += 1;
-                if effect.replica.is_none() && !effect.judgements.is_empty() {
+                if status.is_deterministic() {
+                    results_reported += 1;
+                }
+                if effect.replica.is_none() && status.is_deterministic() {
                     figures.known_answer_replicas += 1;
                 }
                 for judgement in &effect.judgements {
@@ -245,16 +335,27 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                             .or_insert(reported.get(&judged).copied().unwrap_or(0));
                     }
                 }
+                if let Some(replica) = &effect.replica {
+                    let replicas = owner.replicas.entry(effect.unit_index).or_default();
+                    replicas.push((replica.worker_id.clone(), replica.digest));
+                }
                 match effect.decision {
                     Some(UnitDecision::Accepted { digest, replicas, .. }) => {
                         figures.units_accepted += 1;
                         replicas_per_accepted.push(u64::from(replicas));
-                        if digest != truth(effect.unit_index) {
-                            figures.wrong_accepted += 1;
-                        }
+                        owner.accept(effect.unit_index, digest);
                     }
                     Some(UnitDecision::Failed { .. }) => figures.units_failed += 1,
                     None => {}
+                }
+            }
+            for banned in owner.settle(&mut core, &mut conspiracy, &mut figures) {
+                let judged =
+                    workers.iter().position(|candidate| *candidate == banned).expect("a known worker");
+                if attacking[judged] {
+                    quarantined_after.entry(judged).or_insert(reported.get(&judged).copied().unwrap_or(0));
+                } else {
+                    figures.honest_banned += 1;
                 }
             }
         }
@@ -262,7 +363,11 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
             break;
         }
     }
+    figures.wrong_accepted =
+        owner.accepted.iter().filter(|(unit_index, (digest, _))| *digest != truth(**unit_index)).count()
+            as u64;
     figures.replicas_per_accepted_unit = mean(&replicas_per_accepted);
+    figures.replicas_per_unit_all_in = results_reported as f64 / scenario.units.max(1) as f64;
     figures.replicas_per_unit_after_warm_up = mean(&replicas_per_accepted[replicas_per_accepted.len() / 2..]);
     figures.results_until_quarantine = (0..workers.len())
         .filter(|index| attacking[*index])

@@ -233,8 +233,11 @@ pub struct WorkerReputation {
     /// Units it timed out on that other workers finished.
     #[serde(default)]
     pub unfinished: u64,
-    /// Seconds of quarantine left (no leases), when quarantined.
+    /// Seconds of quarantine left (no leases), when quarantined (not banned).
     pub quarantined_for_s: Option<u64>,
+    /// The owner's own run of a unit proved one of its results wrong: no leases ever again.
+    #[serde(default)]
+    pub banned: bool,
 }
 
 /// One row of `GET /api/credit`: the validated work a worker did for one job.

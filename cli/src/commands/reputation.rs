@@ -24,7 +24,11 @@ pub fn reputation(arguments: ReputationArgs) -> anyhow::Result<i32> {
         "WORKER", "TRUST", "VALID", "INVALID", "IN A ROW", "UNFINISHED", "QUARANTINED"
     );
     for row in rows {
-        let quarantined = row.quarantined_for_s.map_or(String::new(), |seconds| format!("{seconds} s left"));
+        let quarantined = match (row.banned, row.quarantined_for_s) {
+            (true, _) => "banned".to_string(),
+            (false, Some(seconds)) => format!("{seconds} s left"),
+            (false, None) => String::new(),
+        };
         println!(
             "{:<34} {:>6.3} {:>7} {:>7} {:>11} {:>10} {:>12}",
             shown(&row.worker_id, 64),

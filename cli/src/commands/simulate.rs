@@ -126,16 +126,21 @@ pub fn simulate(arguments: SimulateArgs) -> anyhow::Result<i32> {
                 figures.units_accepted, figures.wrong_accepted, figures.units_failed
             );
             println!(
-                "  replicas per accepted unit: {:.3} (second half of the job: {:.3}) · known-answer replicas: {}",
+                "  replicas per accepted unit: {:.3} (second half of the job: {:.3}) · probes, decoys and late replicas: {} · all results per unit: {:.3}",
                 figures.replicas_per_accepted_unit,
                 figures.replicas_per_unit_after_warm_up,
                 figures.known_answer_replicas,
+                figures.replicas_per_unit_all_in,
             );
             println!(
                 "  job time: {} rounds, {:.2}× the attack-free run ({} rounds)",
                 figures.rounds,
                 figures.rounds as f64 / attack_free.rounds.max(1) as f64,
                 attack_free.rounds
+            );
+            println!(
+                "  arbitrations: {} identities proven wrong ({} of them honest) · {} accepted units reopened",
+                figures.identities_banned, figures.honest_banned, figures.units_reopened
             );
             let caught: Vec<String> = figures
                 .results_until_quarantine

@@ -3,6 +3,19 @@
 
 mod decoy;
 
+/// Replicas that disagreed with a unit's accepted success: a decoy's (`decoy.rs`), or the
+/// losers of a quorum. Settled by the owner's own run (`arbitration.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dispute {
+    pub unit_index: u64,
+    pub accepted_digest: Hash,
+    pub replicas: Vec<ReplicaRecord>,
+    /// When the owner cannot arbitrate (too many disputes waiting), the replicas take an
+    /// ordinary strike: true for the losers of a quorum, false for a decoy's replicas (a
+    /// known answer may be a colluders' lie, and must not punish those who contradict it).
+    pub strike_if_unsettled: bool,
+}
+
 use super::unit::{
     ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
     timeouts_fail,
@@ -132,6 +145,11 @@ pub(super) struct CoreJob {
     judged: Vec<(String, bool)>,
     /// Replicas of a decoy judged against its known answer, until the core takes them.
     judged_by_known_answer: Vec<(String, bool)>,
+    /// Disputes (decoys and quorums with losers), until the core takes them.
+    disputes: Vec<Dispute>,
+    /// Accepted units reopened because an identity that helped decide them was proven
+    /// wrong; they are run again before fresh units.
+    reopened: BTreeSet<u64>,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -153,6 +171,8 @@ impl CoreJob {
             open_leases: 0,
             judged: Vec::new(),
             judged_by_known_answer: Vec::new(),
+            disputes: Vec::new(),
+            reopened: BTreeSet::new(),
             unfinished: Vec::new(),
             known_answers: VecDeque::new(),
         };
@@ -219,7 +239,15 @@ impl CoreJob {
         if let Some(waiting) = self.scan_waiting_units(worker_id, network, now_ms, scanned_up_to, draw) {
             return Some(waiting);
         }
-        if self.active.len() >= ACTIVE_UNITS_MAX || self.next_fresh_unit >= self.unit_count {
+        if self.active.len() >= ACTIVE_UNITS_MAX {
+            return None;
+        }
+        if let Some(unit_index) = self.reopened.pop_first() {
+            // A reopened unit trusts no single replica: it needs the full quorum.
+            self.active.insert(unit_index, ActiveUnit::new(self.policy.quorum));
+            return Some(unit_index);
+        }
+        if self.next_fresh_unit >= self.unit_count {
             return None;
         }
         if draw.chance_per_mille(self.policy.decoy_per_mille)
@@ -397,16 +425,49 @@ impl CoreJob {
         if let Some(UnitDecision::Accepted { digest: canonical, status, replicas }) = &decision
             && *replicas >= 2
         {
-            self.judged = unit
-                .replicas
-                .iter()
-                .map(|replica| (replica.worker_id.clone(), replica.digest == *canonical))
-                .collect();
-            if status.is_success() {
-                self.remember_known_answer(unit_index, *canonical);
+            let (agreed, disagreed): (Vec<&ReplicaRecord>, Vec<&ReplicaRecord>) =
+                unit.replicas.iter().partition(|replica| replica.digest == *canonical);
+            if status.is_success() && !disagreed.is_empty() {
+                // Who is right is for the owner's own run to say (`arbitration.rs`).
+                self.disputes.push(Dispute {
+                    unit_index,
+                    accepted_digest: *canonical,
+                    replicas: disagreed.into_iter().cloned().collect(),
+                    strike_if_unsettled: true,
+                });
+                self.judged = agreed.iter().map(|replica| (replica.worker_id.clone(), true)).collect();
+            } else {
+                self.judged = unit
+                    .replicas
+                    .iter()
+                    .map(|replica| (replica.worker_id.clone(), replica.digest == *canonical))
+                    .collect();
+                if status.is_success() {
+                    self.remember_known_answer(unit_index, *canonical);
+                }
             }
         }
         (Some(replica), self.finish_or_refresh(unit_index, decision))
+    }
+
+    /// Takes back the acceptance of these units (they were accepted with a success, and an
+    /// identity that helped decide them was proven wrong): each runs again from no replicas,
+    /// to the full quorum. Returns how many were reopened (units not decided, or reopened
+    /// already, are left alone).
+    pub(super) fn reopen(&mut self, unit_indexes: &[u64]) -> u64 {
+        let mut reopened = 0;
+        for &unit_index in unit_indexes {
+            if self.active.get(&unit_index).is_some_and(|unit| unit.known_digest.is_some()) {
+                self.end_decoy(unit_index); // its known answer is in doubt now
+            }
+            let decided = unit_index < self.next_fresh_unit && !self.active.contains_key(&unit_index);
+            if decided && self.succeeded > 0 && self.reopened.insert(unit_index) {
+                self.succeeded -= 1;
+                reopened += 1;
+            }
+        }
+        self.known_answers.retain(|known| !unit_indexes.contains(&known.unit_index));
+        reopened
     }
 
     fn remember_known_answer(&mut self, unit_index: u64, digest: Hash) {
@@ -428,6 +489,11 @@ impl CoreJob {
     /// taken once by the core for reputation.
     pub(super) fn take_judged(&mut self) -> Vec<(String, bool)> {
         std::mem::take(&mut self.judged)
+    }
+
+    /// Disputes since the core last asked.
+    pub(super) fn take_disputes(&mut self) -> Vec<Dispute> {
+        std::mem::take(&mut self.disputes)
     }
 
     /// The identities that timed out on the unit accepted last, which others finished;

@@ -20,6 +20,9 @@
 //!   the size of the job.
 
 mod adaptive;
+mod arbitration;
+#[cfg(test)]
+mod arbitration_tests;
 #[cfg(test)]
 mod attack_tests;
 mod job;
@@ -33,10 +36,11 @@ mod tests;
 mod unit;
 
 pub use adaptive::{chance_alone, is_trusted};
+pub use arbitration::{ARBITRATIONS_WAITING_MAX, Arbitration, Verdict};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
 pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
-pub use reputation::{QUARANTINE_MS, Reputation, ReputationBook};
+pub use reputation::{BANNED_UNTIL_MS, QUARANTINE_MS, Reputation, ReputationBook};
 
 use job::CoreJob;
 use lease_allowance::LeaseAllowances;
@@ -142,6 +146,9 @@ pub enum OutcomeRejection {
     /// The lease belongs to another worker.
     #[error("lease {0} was issued to another worker")]
     NotYourLease(LeaseId),
+    /// The worker was proven to return wrong results; nothing it reports counts.
+    #[error("this identity returned results the owner proved wrong; it gets no more work")]
+    Banned,
 }
 
 /// The scheduling state of one owner.
@@ -161,6 +168,9 @@ pub struct Core {
     recent_workers: RecentWorkers,
     /// How many leases each identity and network may hold open.
     allowances: LeaseAllowances,
+    /// Disputes waiting for the owner's own run (`arbitration.rs`).
+    arbitrations: Vec<arbitration::Arbitration>,
+    arbitrations_dropped: u64,
 }
 
 impl Default for Core {
@@ -196,6 +206,8 @@ impl Core {
             recent_workers: RecentWorkers::default(),
             random: fastrand::Rng::with_seed(seed),
             allowances: LeaseAllowances::new(Some(LeaseLimits::OWNER)),
+            arbitrations: Vec::new(),
+            arbitrations_dropped: 0,
         }
     }
 
@@ -261,17 +273,37 @@ impl Core {
         }
         let lease = self.leases.remove(&lease_id).expect("checked above");
         self.allowances.outcome_returned(worker_id, &lease.network, now_ms);
-        if let Some(known) = lease.known_answer {
+        if self.reputations.get(worker_id).is_some_and(|reputation| reputation.is_banned()) {
+            // Proven wrong while it ran this lease: its replica counts for nothing.
             self.probe_holders.remove(worker_id);
-            let agreed = status.is_success() && digest == known;
-            let reputation = self.reputations.record(worker_id, agreed, now_ms);
-            let judgement = Judgement { worker_id: worker_id.to_string(), agreed, reputation };
+            if let Some(job) = self.jobs.get_mut(&lease.job_id) {
+                job.lease_closed_without_outcome(lease.unit_index, lease_id);
+            }
+            return Err(OutcomeRejection::Banned);
+        }
+        if let Some(known) = lease.known_answer {
+            // Agreement with a known answer is judged at once; a disagreement goes to the
+            // owner's own run (the known answer may be a colluders' accepted lie).
+            self.probe_holders.remove(worker_id);
+            let replica = ReplicaRecord {
+                worker_id: worker_id.to_string(),
+                network: lease.network.clone(),
+                status: status.clone(),
+                digest,
+            };
+            let judgements = if status.is_success() && digest == known {
+                let reputation = self.reputations.record(worker_id, true, now_ms);
+                vec![Judgement { worker_id: worker_id.to_string(), agreed: true, reputation }]
+            } else {
+                self.queue_arbitration(&lease.job_id, lease.unit_index, known, vec![replica]);
+                Vec::new()
+            };
             return Ok(OutcomeEffect {
                 job_id: lease.job_id,
                 unit_index: lease.unit_index,
                 replica: None,
                 decision: None,
-                judgements: vec![judgement],
+                judgements,
                 unfinished: Vec::new(),
             });
         }
@@ -303,9 +335,6 @@ impl Core {
             })
             .collect();
         for (worker_id, agreed) in job.take_judged_by_known_answer() {
-            // A known answer was itself decided by a quorum, which colluders can win: a
-            // disagreement with it is a strike like any other, never proof (a quarantine
-            // on the first mismatch let colluders' accepted lies quarantine honest workers).
             let reputation = self.reputations.record(&worker_id, agreed, now_ms);
             judgements.push(Judgement { worker_id, agreed, reputation });
         }
@@ -317,6 +346,7 @@ impl Core {
                 Judgement { worker_id, agreed: false, reputation }
             })
             .collect();
+        judgements.extend(self.queue_disputes(&lease.job_id, now_ms));
         Ok(OutcomeEffect {
             job_id: lease.job_id,
             unit_index: lease.unit_index,

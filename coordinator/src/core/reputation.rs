@@ -5,7 +5,8 @@
 //! trusted), shrinks by [`EARN_FACTOR`] per valid result (about 45 valid results to go from
 //! 0.1 to 0.01) and jumps halfway to 1 per invalid one. [`INVALID_STRIKES`] invalid results
 //! with no valid one in between quarantine the worker for [`QUARANTINE_MS`]: it gets no
-//! leases until then.
+//! leases until then. An identity the owner's own run of a unit proved wrong
+//! (`arbitration.rs`) is quarantined for good: [`BANNED_UNTIL_MS`].
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,8 @@ pub const ERROR_RATE_START: f64 = 0.1;
 pub const EARN_FACTOR: f64 = 0.95;
 pub const INVALID_STRIKES: u32 = 3;
 pub const QUARANTINE_MS: u64 = 10 * 60 * 1000;
+/// The quarantine of a proven liar: it never ends (the largest time the store can hold).
+pub const BANNED_UNTIL_MS: u64 = i64::MAX as u64;
 
 /// What an owner knows of one worker.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,6 +51,23 @@ impl Reputation {
     pub fn trust(&self) -> f64 {
         1.0 - self.error_rate
     }
+
+    /// The same reputation with its quarantine's end read in another clock: `to_unix` from
+    /// the core's clock (which starts at `started_unix_ms`) to Unix time, else back. A ban
+    /// stays a ban in both.
+    pub fn in_clock(mut self, started_unix_ms: u64, to_unix: bool) -> Reputation {
+        self.quarantined_until_ms = self.quarantined_until_ms.map(|until| match until {
+            BANNED_UNTIL_MS => BANNED_UNTIL_MS,
+            until if to_unix => until.saturating_add(started_unix_ms).min(BANNED_UNTIL_MS - 1),
+            until => until.saturating_sub(started_unix_ms),
+        });
+        self
+    }
+
+    /// Proven wrong by the owner's own run of a unit: no leases ever again.
+    pub fn is_banned(&self) -> bool {
+        self.quarantined_until_ms == Some(BANNED_UNTIL_MS)
+    }
 }
 
 #[derive(Default)]
@@ -64,7 +84,7 @@ impl ReputationBook {
             reputation.consecutive_valid += 1;
             reputation.strikes = 0;
             reputation.error_rate *= EARN_FACTOR;
-        } else {
+        } else if !reputation.is_banned() {
             reputation.invalid += 1;
             reputation.consecutive_valid = 0;
             reputation.strikes += 1;
@@ -74,6 +94,17 @@ impl ReputationBook {
                 reputation.strikes = 0;
             }
         }
+        *reputation
+    }
+
+    /// Bans a worker the owner's own run proved wrong: one more invalid result, no trust, no
+    /// leases ever again.
+    pub fn ban(&mut self, worker_id: &str) -> Reputation {
+        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        reputation.invalid += 1;
+        reputation.consecutive_valid = 0;
+        reputation.error_rate = 1.0;
+        reputation.quarantined_until_ms = Some(BANNED_UNTIL_MS);
         *reputation
     }
 

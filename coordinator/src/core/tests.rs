@@ -247,10 +247,15 @@ fn simulate(seed: u64) {
     assert_eq!(decided.len(), 120, "seed {seed}");
 }
 
+/// Strikes are what is left when the owner cannot run disputed units itself (its queue of
+/// arbitrations is full).
 #[test]
-fn a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven_after_the_period() {
+fn without_arbitration_a_worker_that_disagrees_with_canonical_results_is_quarantined_then_forgiven() {
     let mut core = Core::new();
     core.add_job("job", 1000, JobPolicy::fixed(2, 5, 60_000), ResumeState::default());
+    for _ in 0..ARBITRATIONS_WAITING_MAX {
+        core.queue_arbitration("job", 999, Hash::of(b"-"), Vec::new());
+    }
     let mut lies_judged = 0;
     for round in 0..20 {
         if core.reputation("liar").is_some_and(|reputation| reputation.quarantined_until_ms.is_some()) {
@@ -354,7 +359,7 @@ fn adaptive_accepts_most_of_a_trusted_workers_results_alone_but_never_a_failure(
 }
 
 #[test]
-fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust() {
+fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_is_settled_by_the_owner() {
     let mut core = Core::new();
     core.add_job("job", 100, adaptive_policy(50, 2), ResumeState::default());
     for worker in ["a", "b"] {
@@ -369,9 +374,15 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_costs_it_trust()
     let probe = probes[0];
     let effect = core.report_outcome("liar", probe.lease_id, &Status::Success, Hash::of(b"lie"), 0).unwrap();
     assert_eq!((effect.replica, effect.decision), (None, None));
-    assert_eq!(effect.judgements.len(), 1);
-    assert!(!effect.judgements[0].agreed);
-    assert_eq!(core.reputation("liar").unwrap().invalid, 1);
+    assert!(effect.judgements.is_empty(), "a disagreement with a known answer is no strike by itself");
+    let arbitrations = core.take_arbitrations();
+    assert_eq!(arbitrations.len(), 1, "the owner is asked to run the unit itself");
+    let truth = honest_digest("job", probe.unit_index);
+    let verdict =
+        core.settle_arbitration(&arbitrations[0], &Status::Success, truth, &["a".into(), "b".into()]);
+    assert_eq!(verdict.banned.len(), 1);
+    assert_eq!(verdict.banned[0].worker_id, "liar");
+    assert!(core.reputation("liar").unwrap().is_banned());
     assert_eq!(core.progress("job").unwrap().succeeded, 4, "a known-answer unit decides nothing");
 }
 

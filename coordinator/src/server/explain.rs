@@ -64,12 +64,26 @@ pub fn why_job_waits(facts: &JobFacts) -> Option<String> {
     None
 }
 
+/// Whether a worker may have leases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerStanding {
+    Good,
+    /// Seconds left.
+    Quarantined(u64),
+    Banned,
+}
+
 /// Why an owner answered a worker's request with no lease.
-pub fn why_no_work(quarantined_for_s: Option<u64>, running_jobs: usize) -> String {
-    match (quarantined_for_s, running_jobs) {
-        (Some(seconds), _) => format!("quarantined for {seconds} s more after invalid results"),
-        (None, 0) => "this owner has no running job".into(),
-        (None, _) => {
+pub fn why_no_work(standing: WorkerStanding, running_jobs: usize) -> String {
+    match (standing, running_jobs) {
+        (WorkerStanding::Banned, _) => {
+            "banned: the owner ran a unit itself and it proved a result of this identity wrong".into()
+        }
+        (WorkerStanding::Quarantined(seconds), _) => {
+            format!("quarantined for {seconds} s more after invalid results")
+        }
+        (WorkerStanding::Good, 0) => "this owner has no running job".into(),
+        (WorkerStanding::Good, _) => {
             "every pending unit is leased or already has a replica from this worker or its network".into()
         }
     }
@@ -110,7 +124,8 @@ mod tests {
         let leased = JobFacts { fresh_units_left: 0, leased: 4, ..facts() };
         assert!(why_job_waits(&leased).unwrap().contains("all remaining units are leased"));
         assert_eq!(why_job_waits(&JobFacts { units_left: 0, workers_connected: 0, ..facts() }), None);
-        assert!(why_no_work(Some(30), 1).contains("quarantined for 30 s"));
-        assert!(why_no_work(None, 0).contains("no running job"));
+        assert!(why_no_work(WorkerStanding::Quarantined(30), 1).contains("quarantined for 30 s"));
+        assert!(why_no_work(WorkerStanding::Banned, 1).contains("banned"));
+        assert!(why_no_work(WorkerStanding::Good, 0).contains("no running job"));
     }
 }

@@ -1,6 +1,7 @@
 //! The job's own wasm modules, run by the owner in its own sandbox: the *validator* (do two
-//! outputs agree?) and the *reducer* (fold the accepted outputs into one final result,
-//! BOINC's assimilator).
+//! outputs agree?), the *reducer* (fold the accepted outputs into one final result,
+//! BOINC's assimilator), and the task itself when a dispute needs the owner's own answer
+//! (`arbitration.rs`).
 //!
 //! Both run under the job's limits (fuel, memory, output, wall time) with the same
 //! deterministic ABI as units. A validator exits 0 when the two outputs agree and 1 when
@@ -62,7 +63,7 @@ impl OwnerSandbox {
         let mut input = format!("{}\n", first.len()).into_bytes();
         input.extend_from_slice(first);
         input.extend_from_slice(second);
-        match self.run(job, validator, "validator", &input) {
+        match self.run(job, validator, ("validator", &[], OWNER_RUN_UNIT), &input) {
             Ok(outcome) => outcome.status.is_success(),
             Err(error) => {
                 tracing::warn!(job = %job.job_id, %error, "the validator could not run; the outputs count as different");
@@ -78,14 +79,17 @@ impl OwnerSandbox {
         reducer: &ModuleBytes,
         outputs: &[u8],
     ) -> Result<Outcome, String> {
-        self.run(job, reducer, "reducer", outputs)
+        self.run(job, reducer, ("reducer", &[], OWNER_RUN_UNIT), outputs)
     }
 
-    fn run(
+    /// Runs `module` under the job's limits: a validator or reducer (named so, at no unit),
+    /// or one of the job's units as a worker would run it (same module, input, task name,
+    /// arguments and unit index), for the owner's own answer to a dispute.
+    pub fn run(
         &self,
         job: &JobContext<'_>,
         module: &ModuleBytes,
-        task_name: &str,
+        (task_name, args, unit_index): (&str, &[String], u64),
         input: &[u8],
     ) -> Result<Outcome, String> {
         let sandbox = self.sandbox.get_or_init(|| Sandbox::new(SandboxConfig::default()));
@@ -100,9 +104,9 @@ impl OwnerSandbox {
             module,
             input,
             task_name,
-            args: &[],
+            args,
             job_id: job.job_id,
-            unit_index: OWNER_RUN_UNIT,
+            unit_index,
             job_time: Duration::from_secs(job.job_time_s),
             limits: &limits,
             nan_canonicalization: job.nan_canonicalization,
@@ -149,29 +153,33 @@ pub fn reduction_summary(status: &Status, message: &str) -> String {
 impl Coordinator {
     /// The digest a successful replica counts under for a job with a validator: that of the
     /// first stored replica of the unit whose output the validator says agrees, else its own.
-    pub(super) fn class_digest(&self, job: &JobRuntime, report: &OutcomeReport) -> Hash {
+    pub(super) fn class_digest(
+        &self,
+        job: &JobRuntime,
+        unit_index: u64,
+        digest: Hash,
+        output: &[u8],
+    ) -> Hash {
         let validator = job.validator.as_ref().expect("only jobs with a validator are classified");
         let classes = match self
             .store
             .lock()
             .expect("store lock")
-            .replica_classes(&report.job_id, report.unit_index)
+            .replica_classes(&job.stored.job_id, unit_index)
         {
             Ok(classes) => classes,
             Err(error) => {
                 tracing::error!(%error, "reading a unit's replicas failed; the replica counts by its own digest");
-                return report.digest;
+                return digest;
             }
         };
-        if classes.iter().any(|(digest, _)| *digest == report.digest) {
-            return report.digest;
+        if classes.iter().any(|(class, _)| *class == digest) {
+            return digest;
         }
         classes
             .iter()
-            .find(|(_, output)| {
-                self.owner_sandbox.outputs_agree(&job.context(), validator, output, &report.output)
-            })
-            .map_or(report.digest, |(digest, _)| *digest)
+            .find(|(_, stored)| self.owner_sandbox.outputs_agree(&job.context(), validator, stored, output))
+            .map_or(digest, |(class, _)| *class)
     }
 
     pub(super) fn holds_lease(&self, worker_id: &str, report: &OutcomeReport) -> bool {

@@ -11,6 +11,7 @@
 
 mod activity;
 mod api;
+mod arbitration;
 mod connections;
 mod dashboard;
 mod explain;
@@ -85,6 +86,7 @@ pub async fn serve_with(
     let tls = TlsListener::with_limits(listeners.public, coordinator.tls_identity(), listeners.limits)?;
     let expiry = tokio::spawn(expire_leases_forever(coordinator.clone()));
     let sampling = tokio::spawn(sample_activity_forever(coordinator.clone()));
+    let arbitration = tokio::spawn(arbitrate_forever(coordinator.clone()));
     let api = api_routes(coordinator.clone()).merge(extra.api);
     let peer = Router::new()
         .route("/ws", get(worker_connection::upgrade))
@@ -104,6 +106,7 @@ pub async fn serve_with(
     }
     expiry.abort();
     sampling.abort();
+    arbitration.abort();
     result
 }
 
@@ -131,6 +134,15 @@ async fn sample_activity_forever(coordinator: Arc<Coordinator>) {
     loop {
         interval.tick().await;
         coordinator.sample_activity();
+    }
+}
+
+/// Runs the owner's arbitrations whenever the core has disputes waiting.
+async fn arbitrate_forever(coordinator: Arc<Coordinator>) {
+    loop {
+        coordinator.arbitrations_waiting.notified().await;
+        let coordinator = coordinator.clone();
+        let _ = tokio::task::spawn_blocking(move || coordinator.run_arbitrations()).await;
     }
 }
 

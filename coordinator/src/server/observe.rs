@@ -1,7 +1,7 @@
 //! What an owner shows about itself: Prometheus metrics, the dashboard snapshot, the
 //! activity samples, and why a job or a worker waits.
 
-use super::explain::{JobFacts, why_job_waits, why_no_work};
+use super::explain::{JobFacts, WorkerStanding, why_job_waits, why_no_work};
 use super::job_runtime::JobRuntime;
 use super::state::Coordinator;
 use crate::core::{ActiveUnitView, OutcomeEffect, UnitDecision};
@@ -135,12 +135,14 @@ impl Coordinator {
     pub fn why_no_work(&self, worker_id: &str) -> String {
         let now_ms = self.now_ms();
         let core = self.core.lock().expect("core lock");
-        let quarantined_for_s = core
-            .reputation(worker_id)
-            .and_then(|reputation| reputation.quarantined_until_ms)
-            .filter(|until| *until > now_ms)
-            .map(|until| (until - now_ms) / 1000);
-        why_no_work(quarantined_for_s, core.job_ids().count())
+        let reputation = core.reputation(worker_id).unwrap_or_default();
+        let standing = if reputation.is_banned() {
+            WorkerStanding::Banned
+        } else {
+            super::state::quarantined_for_s(&reputation, now_ms)
+                .map_or(WorkerStanding::Good, WorkerStanding::Quarantined)
+        };
+        why_no_work(standing, core.job_ids().count())
     }
 }
 

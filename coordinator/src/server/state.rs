@@ -80,6 +80,8 @@ pub struct Coordinator {
     pub(super) store_path: PathBuf,
     pub(super) metrics: GridMetrics,
     pub(super) activity: Mutex<Activity>,
+    /// Woken when the core has disputes for the owner's own run (`arbitration.rs`).
+    pub(super) arbitrations_waiting: tokio::sync::Notify,
 }
 
 /// Looks up cached blobs by hash.
@@ -102,10 +104,8 @@ impl Coordinator {
             source: std::io::Error::other(format!("no OS randomness for the owner's draws: {error}")),
         })?;
         let mut core = Core::with_first_lease_id(started_unix_ms.max(1) << 12, secret_seed);
-        for (worker_id, mut reputation) in store.reputations()? {
-            reputation.quarantined_until_ms =
-                reputation.quarantined_until_ms.map(|until| until.saturating_sub(started_unix_ms));
-            core.restore_reputation(&worker_id, reputation);
+        for (worker_id, reputation) in store.reputations()? {
+            core.restore_reputation(&worker_id, reputation.in_clock(started_unix_ms, false));
         }
         let mut jobs = HashMap::new();
         for stored in store.jobs()? {
@@ -125,13 +125,14 @@ impl Coordinator {
             token_path,
             tls_identity,
             started: Instant::now(),
-            started_unix_ms: unix_ms(),
+            started_unix_ms,
             blob_source: RwLock::new(None),
             owner_sandbox: Arc::new(OwnerSandbox::new()),
             validation: Mutex::new(()),
             store_path,
             metrics: GridMetrics::new(),
             activity: Mutex::new(Activity::default()),
+            arbitrations_waiting: tokio::sync::Notify::new(),
         };
         // A crash between a job's last commit and marking it completed leaves it running
         // with nothing left to decide: finish it now, as the next commit would have.
@@ -430,12 +431,13 @@ impl Coordinator {
             .iter()
             .map(|report| match with_validator(report) {
                 Some(job) if report.status.is_success() && self.holds_lease(worker_id, report) => {
-                    self.class_digest(&job, report)
+                    self.class_digest(&job, report.unit_index, report.digest, &report.output)
                 }
                 _ => report.digest,
             })
             .collect();
         let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
+        let disputes_waiting: bool;
         let now_ms = self.now_ms();
         {
             let mut core = self.core.lock().expect("core lock");
@@ -451,6 +453,7 @@ impl Coordinator {
                     Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
                 }
             }
+            disputes_waiting = core.has_arbitrations();
         }
         let next_fresh: Vec<(String, u64)> = {
             let core = self.core.lock().expect("core lock");
@@ -479,10 +482,7 @@ impl Coordinator {
             .iter()
             .flat_map(|(_, effect)| effect.judgements.iter().chain(&effect.unfinished))
             .map(|judgement| {
-                let mut reputation = judgement.reputation;
-                reputation.quarantined_until_ms =
-                    reputation.quarantined_until_ms.map(|until| until + self.started_unix_ms);
-                (judgement.worker_id.clone(), reputation)
+                (judgement.worker_id.clone(), judgement.reputation.in_clock(self.started_unix_ms, true))
             })
             .collect();
         let mut store = self.store.lock().expect("store lock");
@@ -492,6 +492,10 @@ impl Coordinator {
             return Ok(Vec::new());
         }
         drop(store);
+        if disputes_waiting {
+            // After the commit: the arbitration reads who decided the unit from the store.
+            self.arbitrations_waiting.notify_one();
+        }
         self.observe_outcomes(reports, &effects);
         self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
         Ok(reports.iter().map(|report| report.lease_id).collect())
@@ -559,11 +563,17 @@ fn worker_reputation(worker_id: String, reputation: &Reputation, now_ms: u64) ->
         invalid: reputation.invalid,
         consecutive_valid: reputation.consecutive_valid,
         unfinished: reputation.unfinished,
-        quarantined_for_s: reputation
-            .quarantined_until_ms
-            .filter(|until| *until > now_ms)
-            .map(|until| (until - now_ms) / 1000),
+        quarantined_for_s: quarantined_for_s(reputation, now_ms),
+        banned: reputation.is_banned(),
     }
+}
+
+/// Seconds of quarantine left, when quarantined for a while (not banned).
+pub(super) fn quarantined_for_s(reputation: &Reputation, now_ms: u64) -> Option<u64> {
+    reputation
+        .quarantined_until_ms
+        .filter(|until| *until > now_ms && !reputation.is_banned())
+        .map(|until| (until - now_ms) / 1000)
 }
 
 fn unix_ms() -> u64 {

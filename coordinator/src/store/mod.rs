@@ -10,6 +10,7 @@
 
 mod credit;
 mod schema;
+mod take_back;
 
 pub use credit::StoredCredit;
 use credit::grant_credit;
@@ -330,29 +331,15 @@ impl Store {
     ) -> StoreResult<()> {
         let transaction = self.connection.transaction()?;
         {
-            let mut upsert_reputation = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO reputation
-                 (worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms, unfinished)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
             for (worker_id, reputation) in reputations {
-                upsert_reputation.execute(params![
-                    worker_id,
-                    reputation.valid as i64,
-                    reputation.invalid as i64,
-                    reputation.consecutive_valid as i64,
-                    reputation.strikes,
-                    reputation.error_rate,
-                    reputation.quarantined_until_ms.map(|until| until as i64),
-                    reputation.unfinished as i64,
-                ])?;
+                save_reputation(&transaction, worker_id, reputation)?;
             }
             let mut insert_replica = transaction.prepare_cached(
                 "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut insert_result = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
+                "INSERT OR REPLACE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for outcome in outcomes {
@@ -558,4 +545,29 @@ impl Store {
             select.query_map(params![job_id, unit_index as i64, digest.to_hex()], |row| row.get(0))?;
         Ok(workers.collect::<Result<_, _>>()?)
     }
+}
+
+/// Stores one worker's reputation (`quarantined_until_ms` in Unix milliseconds).
+fn save_reputation(
+    transaction: &rusqlite::Transaction<'_>,
+    worker_id: &str,
+    reputation: &Reputation,
+) -> StoreResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT OR REPLACE INTO reputation
+             (worker_id, valid, invalid, consecutive_valid, strikes, error_rate, quarantined_until_unix_ms, unfinished)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            worker_id,
+            reputation.valid as i64,
+            reputation.invalid as i64,
+            reputation.consecutive_valid as i64,
+            reputation.strikes,
+            reputation.error_rate,
+            reputation.quarantined_until_ms.map(|until| until as i64),
+            reputation.unfinished as i64,
+        ])?;
+    Ok(())
 }

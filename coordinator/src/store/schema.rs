@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS replicas (
     network TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS replicas_by_unit ON replicas (job_id, unit_index);
+CREATE INDEX IF NOT EXISTS replicas_by_worker ON replicas (worker_id);
 CREATE TABLE IF NOT EXISTS reputation (
     worker_id TEXT PRIMARY KEY,
     valid INTEGER NOT NULL,

@@ -20,11 +20,12 @@ fn run(label: &str, scenario: &TrustScenario) -> TrustFigures {
     let figures = simulate_trust(scenario);
     println!("{label}, seed {}: {figures:?}", scenario.seed);
     assert_eq!(
-        figures.units_accepted + figures.units_failed,
+        figures.units_accepted - figures.units_reopened + figures.units_failed,
         scenario.units,
         "{label}, seed {}: every unit decided",
         scenario.seed
     );
+    assert_eq!(figures.honest_banned, 0, "{label}, seed {}: an honest worker was banned", scenario.seed);
     figures
 }
 
@@ -87,17 +88,28 @@ fn hoarders_and_griefers_at_most_double_the_job_time_and_fail_nothing() {
     }
 }
 
-/// Careful colluders lie only when they hold every replica of a unit, so neither probes
-/// nor honest replicas catch them; what limits them is the random draw of later replicas.
-/// At quorum 2, 20% of them get 0.35–1.45% wrong under adaptive (measured over 20 seeds);
-/// quorum 3 takes that to at most 0.1%, which this test holds.
+/// Careful colluders lie only on units none of them has seen, of which they hold exactly
+/// the replicas a quorum needs, so neither probes nor honest replicas catch them. Decoys do,
+/// and the owner's own run of the disputed unit bans them and reopens what they decided.
+/// The target: adaptive, quorum 2, 20% of them, ≤ 0.1% wrong over 20 seeds, in
+/// the README table's 6,000-unit job (the defence is a race between lies and decoys: in
+/// 2,000-unit jobs the worst seed gets 0.35%).
 #[test]
-fn careful_colluders_at_quorum_three_get_at_most_a_thousandth_wrong() {
+fn careful_colluders_at_quorum_two_get_at_most_a_thousandth_wrong() {
     for seed in 0..20 {
-        let figures = run(
-            "careful colluders, quorum 3",
-            &TrustScenario { quorum: 3, ..scenario(0.2, Attack::CarefulColluders, true, seed) },
-        );
-        assert!(figures.wrong_accepted * 1000 <= figures.units_accepted, "seed {seed}: {figures:?}");
+        let scenario = TrustScenario { units: 6000, ..scenario(0.2, Attack::CarefulColluders, true, seed) };
+        let figures = run("careful colluders", &scenario);
+        assert!(figures.wrong_accepted * 1000 <= scenario.units, "seed {seed}: {figures:?}");
+    }
+}
+
+/// Colluders that lie on everything with one shared answer are caught the same way.
+#[test]
+fn colluders_sharing_one_lie_get_at_most_a_thousandth_wrong() {
+    for adaptive in [false, true] {
+        for seed in 0..5 {
+            let figures = run("colluders", &scenario(0.3, Attack::Colluders, adaptive, seed));
+            assert!(figures.wrong_accepted * 1000 <= 2000, "seed {seed}: {figures:?}");
+        }
     }
 }

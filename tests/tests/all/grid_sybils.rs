@@ -1,5 +1,5 @@
 //! Issue 14 end to end, on real processes: Sybils on one address, griefers answering host
-//! timeouts, a hoarder. Honest workers are `wasmhive worker` processes, each on a loopback
+//! timeouts, a hoarder, colluders caught by a decoy and the owner's own run. Honest workers are `wasmhive worker` processes, each on a loopback
 //! address of its own; attackers are scripted identities.
 
 use crate::grid_support::{TestGrid, check_primes_results};
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message, outcome_digest};
+use wasmhive_tests::grid::wait_until;
 use wasmhive_tests::wire::{connect_as_from, key, success_report};
 
 #[derive(Clone, Copy)]
@@ -34,10 +35,19 @@ fn report(lease: &wasmhive_protocol::Lease, play: Play) -> OutcomeReport {
     }
 }
 
-/// A scripted identity connecting from `from` and playing `play` until `stop`.
-async fn attacker(address: SocketAddr, seed: u8, from: IpAddr, play: Play, stop: Arc<AtomicBool>) {
+/// A scripted identity connecting from `from` and playing `play` until `stop`, or until it
+/// has answered `answers_max` leases (then it disconnects).
+async fn attacker(
+    address: SocketAddr,
+    seed: u8,
+    from: IpAddr,
+    play: Play,
+    stop: Arc<AtomicBool>,
+    answers_max: usize,
+) {
     let mut socket = connect_as_from(address, &key(seed), Some(from)).await;
-    while !stop.load(Ordering::Relaxed) {
+    let mut answered = 0;
+    while !stop.load(Ordering::Relaxed) && answered < answers_max {
         let request = encode_message(&Message::RequestWork { slots: 4 });
         if socket.send(Frame::Text(request.into())).await.is_err() {
             return;
@@ -52,6 +62,7 @@ async fn attacker(address: SocketAddr, seed: u8, from: IpAddr, play: Play, stop:
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        answered += leases.len();
         let outcomes = leases.iter().map(|lease| report(lease, play)).collect();
         if socket.send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into())).await.is_err() {
             return;
@@ -64,20 +75,34 @@ fn start_attackers(
     grid: &TestGrid,
     plays: &[(u8, IpAddr, Play)],
 ) -> (tokio::runtime::Runtime, Arc<AtomicBool>) {
+    start_attackers_answering(grid, plays, usize::MAX)
+}
+
+fn start_attackers_answering(
+    grid: &TestGrid,
+    plays: &[(u8, IpAddr, Play)],
+    answers_max: usize,
+) -> (tokio::runtime::Runtime, Arc<AtomicBool>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     for (seed, from, play) in plays {
-        runtime.spawn(attacker(grid.address, *seed, *from, *play, stop.clone()));
+        runtime.spawn(attacker(grid.address, *seed, *from, *play, stop.clone(), answers_max));
     }
     (runtime, stop)
 }
 
 fn quorum_two_job(grid: &TestGrid, name: &str, lease: &str) -> (String, u64, u64) {
-    let (end, step) = (400_000u64, 10_000u64);
+    job_with(grid, name, lease, 40, "")
+}
+
+/// A primes job of `units` units at quorum 2, with more `[verify]` lines.
+fn job_with(grid: &TestGrid, name: &str, lease: &str, units: u64, verify: &str) -> (String, u64, u64) {
+    let step = 10_000u64;
+    let end = units * step;
     let spec = grid.directory.path().join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\nmodule = \"primes\"\n[inputs]\nrange = {{ start = 0, end = {end}, step = {step} }}\n\
-         [verify]\nquorum = 2\n[limits]\nlease = \"{lease}\"\n"
+         [verify]\nquorum = 2\n{verify}\n[limits]\nlease = \"{lease}\"\n"
     );
     std::fs::write(&spec, text).unwrap();
     (grid.submit(spec.to_str().unwrap(), false), end, step)
@@ -125,4 +150,40 @@ fn a_hoarder_does_not_stall_a_job() {
     stop.store(true, Ordering::Relaxed);
     println!("the job completed in {:?} beside a hoarder", started.elapsed());
     check_primes_results(&grid.results(&job_id), end, step, 2);
+}
+
+/// Two colluders on two networks are the only workers for a while, so their shared lie is
+/// accepted on the units they decide. Then honest workers arrive; a decoy of one of those
+/// units reaches them, they disagree, the owner runs the unit itself, and the colluders are
+/// banned and every unit they decided runs again: the job ends with every result right.
+#[test]
+fn colluders_whose_lies_were_accepted_are_banned_and_their_units_run_again() {
+    let grid = TestGrid::start("arbitration", 0);
+    let colluders = [
+        (130, "127.3.6.2".parse().unwrap(), Play::SharedLie),
+        (131, "127.3.7.2".parse().unwrap(), Play::SharedLie),
+    ];
+    let (job_id, end, step) = job_with(&grid, "colluded", "60s", 200, "decoys = 0.5");
+    let (_runtime, _stop) = start_attackers_answering(&grid, &colluders, 24);
+    grid.wait_for_verified(&job_id, 4);
+    wait_until(Duration::from_secs(30), "the colluders to leave", || grid.status(&job_id).leased == 0);
+    let lies_accepted = grid.status(&job_id).verified;
+    let _honest = [grid.start_worker("honest-0"), grid.start_worker("honest-1")];
+    grid.wait_for_completion(&job_id);
+    println!("the colluders got {lies_accepted} lies accepted before honest workers came");
+    check_primes_results(&grid.results(&job_id), end, step, 2);
+    let mut args = vec!["reputation".to_string(), "--json".to_string()];
+    args.extend(grid.connection_args());
+    let output = wasmhive_tests::grid::wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let reputations: Vec<wasmhive_protocol::api::WorkerReputation> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    for (seed, _, _) in colluders {
+        let colluder = reputations.iter().find(|row| row.worker_id == key(seed).peer_id());
+        assert!(colluder.is_some_and(|row| row.banned), "colluder {seed}: {colluder:?}");
+    }
+    assert_eq!(
+        reputations.iter().filter(|row| row.banned).count(),
+        2,
+        "nobody else is banned: {reputations:?}"
+    );
 }

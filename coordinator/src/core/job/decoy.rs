@@ -4,12 +4,20 @@
 //! Known-answer probes are leased alone, so an attacker that lies only when it holds every
 //! replica of a unit (careful colluders, a Sybil group) answers them honestly and is never
 //! caught by them. A decoy looks like a fresh unit: its replicas are drawn the same way, so
-//! colluders who find they hold all of them lie, and are judged wrong together. Invariants: a decoy decides nothing (no result,
-//! no count, no credit); it goes to no network that decided it; it ends when its quorum
-//! of replicas has been judged (every replica is, so colluders are judged together).
+//! colluders who find they hold all of them lie, and are caught together.
+//!
+//! A replica that agrees with the known answer is judged valid at once. One that does not
+//! proves nothing yet: the known answer was itself decided by a quorum, which colluders can
+//! win, so a strike here would let their accepted lies punish honest workers. A decoy with
+//! any disagreement therefore ends in an arbitration (`arbitration.rs`): the owner runs the
+//! unit itself, and whoever its answer proves wrong, the decoy's replicas or the unit's
+//! deciders, is banned.
+//!
+//! Invariants: a decoy decides nothing (no result, no count, no credit); it goes to no
+//! network that decided it; it ends when its quorum of replicas has reported.
 
 use super::super::unit::ActiveUnit;
-use super::{CoreJob, ReplicaRecord};
+use super::{CoreJob, Dispute, ReplicaRecord};
 use crate::core::Network;
 use wasmhive_protocol::Hash;
 
@@ -38,24 +46,36 @@ impl CoreJob {
             return;
         }
         let agreed = replica.status.is_success() && replica.digest == known;
-        self.judged_by_known_answer.push((replica.worker_id.clone(), agreed));
+        if agreed {
+            self.judged_by_known_answer.push((replica.worker_id.clone(), true));
+        }
         unit.replicas.push(replica);
         if unit.replicas.len() as u32 >= self.policy.quorum {
-            self.end_decoy(unit_index);
+            let replicas = self.end_decoy(unit_index);
+            if replicas.iter().any(|replica| !(replica.status.is_success() && replica.digest == known)) {
+                let strike_if_unsettled = false;
+                self.disputes.push(Dispute {
+                    unit_index,
+                    accepted_digest: known,
+                    replicas,
+                    strike_if_unsettled,
+                });
+            }
         } else {
             self.refresh_needs(unit_index);
         }
     }
 
-    /// The replicas of decoys judged since the core last asked.
+    /// The replicas of decoys that agreed with the known answer since the core last asked.
     pub(in crate::core) fn take_judged_by_known_answer(&mut self) -> Vec<(String, bool)> {
         std::mem::take(&mut self.judged_by_known_answer)
     }
 
-    fn end_decoy(&mut self, unit_index: u64) {
-        if let Some(unit) = self.active.remove(&unit_index) {
-            self.open_leases -= unit.leases.len() as u64;
-        }
+    /// Ends a decoy; returns its replicas.
+    pub(super) fn end_decoy(&mut self, unit_index: u64) -> Vec<ReplicaRecord> {
         self.needs_replica.remove(&unit_index);
+        let Some(unit) = self.active.remove(&unit_index) else { return Vec::new() };
+        self.open_leases -= unit.leases.len() as u64;
+        unit.replicas
     }
 }

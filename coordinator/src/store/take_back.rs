@@ -1,0 +1,74 @@
+//! Taking back what a banned identity helped accept (see `core/arbitration.rs`).
+
+use super::{Store, StoreResult, save_reputation};
+use crate::core::Reputation;
+use rusqlite::params;
+use std::collections::BTreeMap;
+use wasmhive_protocol::Hash;
+
+impl Store {
+    /// In one transaction: stores the banned worker's reputation, drops its credit, and
+    /// deletes the results (and every replica) of the units of running jobs it helped
+    /// accept with a success, so they run again. Returns those units per job.
+    pub fn take_back_accepted_by(
+        &mut self,
+        worker_id: &str,
+        reputation: &Reputation,
+    ) -> StoreResult<BTreeMap<String, Vec<u64>>> {
+        let transaction = self.connection.transaction()?;
+        save_reputation(&transaction, worker_id, reputation)?;
+        let mut units: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        {
+            let mut select = transaction.prepare_cached(
+                "SELECT replica.job_id, replica.unit_index FROM replicas AS replica
+                 JOIN results AS result ON result.job_id = replica.job_id AND result.unit_index = replica.unit_index
+                 JOIN jobs AS job ON job.job_id = replica.job_id
+                 WHERE replica.worker_id = ?1 AND job.state = 'running'
+                   AND result.failure IS NULL AND result.digest = replica.digest",
+            )?;
+            let mut rows = select.query(params![worker_id])?;
+            while let Some(row) = rows.next()? {
+                units.entry(row.get(0)?).or_default().push(row.get::<_, i64>(1)? as u64);
+            }
+            for (job_id, unit_indexes) in &units {
+                for unit_index in unit_indexes {
+                    forget_unit(&transaction, job_id, *unit_index)?;
+                }
+            }
+            transaction.execute("DELETE FROM credit WHERE worker_id = ?1", params![worker_id])?;
+        }
+        transaction.commit()?;
+        Ok(units)
+    }
+
+    /// Deletes a unit's result and replicas when its result is still the one proven wrong
+    /// (`accepted_digest`), so it runs again; true when it did. A unit already taken back
+    /// (running again, or decided anew) is left alone.
+    pub fn take_back_unit(
+        &mut self,
+        job_id: &str,
+        unit_index: u64,
+        accepted_digest: &Hash,
+    ) -> StoreResult<bool> {
+        let transaction = self.connection.transaction()?;
+        let still_wrong: bool = transaction.query_row(
+            "SELECT COUNT(*) > 0 FROM results WHERE job_id = ?1 AND unit_index = ?2 AND failure IS NULL AND digest = ?3",
+            params![job_id, unit_index as i64, accepted_digest.to_hex()],
+            |row| row.get(0),
+        )?;
+        if still_wrong {
+            forget_unit(&transaction, job_id, unit_index)?;
+        }
+        transaction.commit()?;
+        Ok(still_wrong)
+    }
+}
+
+fn forget_unit(transaction: &rusqlite::Transaction<'_>, job_id: &str, unit_index: u64) -> StoreResult<()> {
+    let unit = params![job_id, unit_index as i64];
+    transaction.prepare_cached("DELETE FROM results WHERE job_id = ?1 AND unit_index = ?2")?.execute(unit)?;
+    transaction
+        .prepare_cached("DELETE FROM replicas WHERE job_id = ?1 AND unit_index = ?2")?
+        .execute(unit)?;
+    Ok(())
+}
