@@ -13,7 +13,8 @@
 //! an accepted lie later taken back is not one.
 
 use crate::core::{
-    AdaptivePolicy, Core, JobPolicy, LeaseGrant, LeaseLimits, Network, ResumeState, UnitDecision,
+    AdaptivePolicy, Core, JobPolicy, LeaseGrant, LeaseLimits, Network, ReopenedUnit, ResumeState,
+    UnitDecision,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use wasmhive_protocol::{Hash, Status};
@@ -222,6 +223,14 @@ impl OwnerRecord {
                 truth(arbitration.unit_index),
                 &deciders,
             );
+            if verdict.accepted_was_wrong
+                && self
+                    .accepted
+                    .get(&arbitration.unit_index)
+                    .is_some_and(|(digest, _)| *digest == arbitration.accepted_digest)
+            {
+                figures.units_reopened += self.take_back(core, conspiracy, &[arbitration.unit_index]);
+            }
             for judgement in verdict.banned {
                 let helped: Vec<u64> = self
                     .accepted
@@ -229,16 +238,25 @@ impl OwnerRecord {
                     .filter(|(_, (_, deciders))| deciders.contains(&judgement.worker_id))
                     .map(|(unit_index, _)| *unit_index)
                     .collect();
-                figures.units_reopened += core.reopen_units("job", &helped);
-                for unit_index in &helped {
-                    self.accepted.remove(unit_index);
-                    conspiracy.lies_told.remove(unit_index);
-                }
+                figures.units_reopened += self.take_back(core, conspiracy, &helped);
                 figures.identities_banned += 1;
                 banned.push(judgement.worker_id);
             }
         }
         banned
+    }
+
+    /// Forgets these accepted units and has the core run them again.
+    fn take_back(&mut self, core: &mut Core, conspiracy: &mut Conspiracy, unit_indexes: &[u64]) -> u64 {
+        let units = unit_indexes
+            .iter()
+            .filter_map(|unit_index| {
+                let (accepted_digest, deciders) = self.accepted.remove(unit_index)?;
+                conspiracy.lies_told.remove(unit_index);
+                Some(ReopenedUnit { unit_index: *unit_index, accepted_digest, deciders })
+            })
+            .collect();
+        core.reopen_units("job", units)
     }
 }
 

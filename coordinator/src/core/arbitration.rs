@@ -25,6 +25,20 @@ use wasmhive_protocol::{Hash, Status};
 /// Disputes waiting for the owner's run, at most.
 pub const ARBITRATIONS_WAITING_MAX: usize = 64;
 
+/// What one identity answered for a unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub worker_id: String,
+    pub status: Status,
+    pub digest: Hash,
+}
+
+impl From<ReplicaRecord> for Answer {
+    fn from(replica: ReplicaRecord) -> Answer {
+        Answer { worker_id: replica.worker_id, status: replica.status, digest: replica.digest }
+    }
+}
+
 /// A unit the owner must run itself to settle a dispute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arbitration {
@@ -32,8 +46,17 @@ pub struct Arbitration {
     pub unit_index: u64,
     /// The digest the unit was accepted with.
     pub accepted_digest: Hash,
-    /// The decoy's replicas (who ran it again, and what they reported).
-    pub replicas: Vec<ReplicaRecord>,
+    /// The answers that disagreed with it (a decoy's replicas, a quorum's losers, or the
+    /// deciders of its earlier acceptance).
+    pub answers: Vec<Answer>,
+}
+
+/// A unit taken back, with what it was accepted with and who decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReopenedUnit {
+    pub unit_index: u64,
+    pub accepted_digest: Hash,
+    pub deciders: Vec<String>,
 }
 
 /// What the owner's run proved.
@@ -77,11 +100,11 @@ impl Core {
             let reason = format!("the owner's own run failed on its host: {status:?}");
             return Verdict { no_verdict: Some(reason), ..Verdict::default() };
         }
-        let answer_of = |replica: &ReplicaRecord| (replica.status.clone(), replica.digest);
+        let answer_of = |answer: &Answer| (answer.status.clone(), answer.digest);
         let owner_answer = (status.clone(), digest);
         let accepted_answer = (Status::Success, arbitration.accepted_digest);
         let anyone_agrees = owner_answer == accepted_answer
-            || arbitration.replicas.iter().any(|replica| answer_of(replica) == owner_answer);
+            || arbitration.answers.iter().any(|answer| answer_of(answer) == owner_answer);
         if !anyone_agrees {
             return Verdict {
                 no_verdict: Some(
@@ -92,10 +115,10 @@ impl Core {
         }
         let accepted_was_wrong = owner_answer != accepted_answer;
         let mut proven_wrong: Vec<String> = arbitration
-            .replicas
+            .answers
             .iter()
-            .filter(|replica| answer_of(replica) != owner_answer)
-            .map(|replica| replica.worker_id.clone())
+            .filter(|answer| answer_of(answer) != owner_answer)
+            .map(|answer| answer.worker_id.clone())
             .collect();
         if accepted_was_wrong {
             proven_wrong.extend(deciders.iter().cloned());
@@ -117,9 +140,11 @@ impl Core {
 
     /// Takes back the acceptance of these units of a job (each accepted with a success, by
     /// a quorum an identity proven wrong was part of): they run again, at the full quorum,
-    /// before fresh units. Returns how many were reopened.
-    pub fn reopen_units(&mut self, job_id: &str, unit_indexes: &[u64]) -> u64 {
-        self.jobs.get_mut(job_id).map_or(0, |job| job.reopen(unit_indexes))
+    /// before fresh units. When one is accepted again with another digest, the deciders of
+    /// its earlier acceptance are disputed in turn (so a liar's accomplice does not keep the
+    /// trust it earned agreeing with it). Returns how many were reopened.
+    pub fn reopen_units(&mut self, job_id: &str, units: Vec<ReopenedUnit>) -> u64 {
+        self.jobs.get_mut(job_id).map_or(0, |job| job.reopen(units))
     }
 
     /// Queues the disputes a job has; returns the strikes of those that could not be queued
@@ -129,14 +154,14 @@ impl Core {
         let mut strikes = Vec::new();
         for dispute in job.take_disputes() {
             if self.arbitrations.len() < ARBITRATIONS_WAITING_MAX {
-                self.queue_arbitration(job_id, dispute.unit_index, dispute.accepted_digest, dispute.replicas);
+                self.queue_arbitration(job_id, dispute.unit_index, dispute.accepted_digest, dispute.answers);
                 continue;
             }
             self.arbitrations_dropped += 1;
             if dispute.strike_if_unsettled {
-                for replica in dispute.replicas {
-                    let reputation = self.reputations.record(&replica.worker_id, false, now_ms);
-                    strikes.push(Judgement { worker_id: replica.worker_id, agreed: false, reputation });
+                for answer in dispute.answers {
+                    let reputation = self.reputations.record(&answer.worker_id, false, now_ms);
+                    strikes.push(Judgement { worker_id: answer.worker_id, agreed: false, reputation });
                 }
             }
         }
@@ -149,7 +174,7 @@ impl Core {
         job_id: &str,
         unit_index: u64,
         accepted_digest: Hash,
-        replicas: Vec<ReplicaRecord>,
+        answers: Vec<Answer>,
     ) {
         if self.arbitrations.len() >= ARBITRATIONS_WAITING_MAX {
             self.arbitrations_dropped += 1;
@@ -159,7 +184,7 @@ impl Core {
             job_id: job_id.to_string(),
             unit_index,
             accepted_digest,
-            replicas,
+            answers,
         });
     }
 }

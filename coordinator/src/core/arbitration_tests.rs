@@ -21,6 +21,11 @@ fn core_with_an_accepted_lie() -> Core {
     core
 }
 
+fn unit_zero_as_the_colluders_decided_it() -> Vec<ReopenedUnit> {
+    let deciders = vec!["c".to_string(), "d".to_string()];
+    vec![ReopenedUnit { unit_index: 0, accepted_digest: Hash::of(b"shared lie"), deciders }]
+}
+
 /// Honest e and f (asking a minute later, so the draw is between them) get unit 0 again, as
 /// a decoy.
 fn decoy_to_honest_workers(core: &mut Core) -> Vec<(&'static str, LeaseGrant)> {
@@ -76,8 +81,8 @@ fn a_unit_accepted_by_a_proven_liar_runs_again_to_the_full_quorum_and_ends_right
     let arbitration = honest_workers_disagree_with_the_lie(&mut core);
     let deciders = ["c".to_string(), "d".to_string()];
     core.settle_arbitration(&arbitration, &Status::Success, honest_digest("job", 0), &deciders);
-    assert_eq!(core.reopen_units("job", &[0]), 1);
-    assert_eq!(core.reopen_units("job", &[0]), 0, "reopened once");
+    assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
+    assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 0, "reopened once");
     assert_eq!(core.progress("job").unwrap().succeeded, 0);
     let mut accepted = None;
     for worker in ["e", "f"] {
@@ -170,7 +175,7 @@ fn colluders_who_outvote_an_honest_worker_are_banned_and_the_unit_runs_again() {
     let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
     assert_eq!(banned, ["c", "d"]);
     assert!(verdict.accepted_was_wrong);
-    assert_eq!(core.reopen_units("job", &[0]), 1);
+    assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
 }
 
 /// A liar that loses a quorum is banned by the owner's run at its first lie.
@@ -192,5 +197,43 @@ fn a_liar_outvoted_by_honest_workers_is_banned_at_its_first_lie() {
         core.settle_arbitration(&arbitrations[0], &Status::Success, honest_digest("job", 0), &deciders);
     let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
     assert_eq!(banned, ["liar"]);
+    assert!(!verdict.accepted_was_wrong);
+}
+
+/// c alone is proven wrong (say, it lost a quorum elsewhere); unit 0, which c and d decided
+/// together, is reopened. When honest workers decide it anew with another digest, d's
+/// earlier answer is disputed in turn, and the owner's run bans d too.
+#[test]
+fn an_accomplice_that_agreed_with_a_proven_liar_is_banned_when_the_unit_is_decided_anew() {
+    let mut core = core_with_an_accepted_lie();
+    let proven = Arbitration {
+        job_id: "job".into(),
+        unit_index: 0,
+        accepted_digest: honest_digest("job", 0),
+        answers: vec![Answer {
+            worker_id: "c".into(),
+            status: Status::Success,
+            digest: Hash::of(b"shared lie"),
+        }],
+    };
+    let verdict = core.settle_arbitration(&proven, &Status::Success, honest_digest("job", 0), &[]);
+    assert_eq!(verdict.banned.len(), 1, "only c is proven wrong so far");
+    assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
+    for worker in ["e", "f"] {
+        let grant = core.request_work(worker, &Network::of_identity(worker), 1, LATER_MS).remove(0);
+        assert_eq!(grant.unit_index, 0);
+        core.report_outcome(worker, grant.lease_id, &Status::Success, honest_digest("job", 0), LATER_MS)
+            .unwrap();
+    }
+    let arbitrations = core.take_arbitrations();
+    assert_eq!(arbitrations.len(), 1, "the earlier deciders are disputed: {arbitrations:?}");
+    let verdict = core.settle_arbitration(
+        &arbitrations[0],
+        &Status::Success,
+        honest_digest("job", 0),
+        &["e".into(), "f".into()],
+    );
+    let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
+    assert_eq!(banned, ["d"], "c was banned already; d now");
     assert!(!verdict.accepted_was_wrong);
 }

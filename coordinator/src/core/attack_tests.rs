@@ -197,8 +197,7 @@ fn a_decoy_is_a_decided_unit_replicated_like_a_new_one_and_decides_nothing() {
     }
     let arbitrations = core.take_arbitrations();
     assert_eq!(arbitrations.len(), 1, "the decoy ends in one arbitration");
-    let workers: Vec<&str> =
-        arbitrations[0].replicas.iter().map(|replica| replica.worker_id.as_str()).collect();
+    let workers: Vec<&str> = arbitrations[0].answers.iter().map(|answer| answer.worker_id.as_str()).collect();
     assert_eq!(workers, ["c", "d"], "with both its replicas");
     assert_eq!(core.progress("job").unwrap().succeeded, 1, "no count changed");
 }

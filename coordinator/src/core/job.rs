@@ -3,13 +3,14 @@
 
 mod decoy;
 
-/// Replicas that disagreed with a unit's accepted success: a decoy's (`decoy.rs`), or the
-/// losers of a quorum. Settled by the owner's own run (`arbitration.rs`).
+/// Answers that disagreed with a unit's accepted success: a decoy's replicas (`decoy.rs`),
+/// the losers of a quorum, or the deciders of a reopened unit's earlier acceptance. Settled
+/// by the owner's own run (`arbitration.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dispute {
     pub unit_index: u64,
     pub accepted_digest: Hash,
-    pub replicas: Vec<ReplicaRecord>,
+    pub answers: Vec<super::Answer>,
     /// When the owner cannot arbitrate (too many disputes waiting), the replicas take an
     /// ordinary strike: true for the losers of a quorum, false for a decoy's replicas (a
     /// known answer may be a colluders' lie, and must not punish those who contradict it).
@@ -20,7 +21,7 @@ use super::unit::{
     ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
     timeouts_fail,
 };
-use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReplicaDraw, ResumeState, UnitDecision};
+use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReopenedUnit, ReplicaDraw, ResumeState, UnitDecision};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
@@ -148,8 +149,8 @@ pub(super) struct CoreJob {
     /// Disputes (decoys and quorums with losers), until the core takes them.
     disputes: Vec<Dispute>,
     /// Accepted units reopened because an identity that helped decide them was proven
-    /// wrong; they are run again before fresh units.
-    reopened: BTreeSet<u64>,
+    /// wrong, with their earlier acceptance; they are run again before fresh units.
+    reopened: BTreeMap<u64, ReopenedUnit>,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -172,7 +173,7 @@ impl CoreJob {
             judged: Vec::new(),
             judged_by_known_answer: Vec::new(),
             disputes: Vec::new(),
-            reopened: BTreeSet::new(),
+            reopened: BTreeMap::new(),
             unfinished: Vec::new(),
             known_answers: VecDeque::new(),
         };
@@ -242,9 +243,10 @@ impl CoreJob {
         if self.active.len() >= ACTIVE_UNITS_MAX {
             return None;
         }
-        if let Some(unit_index) = self.reopened.pop_first() {
+        if let Some((unit_index, earlier)) = self.reopened.pop_first() {
             // A reopened unit trusts no single replica: it needs the full quorum.
-            self.active.insert(unit_index, ActiveUnit::new(self.policy.quorum));
+            let unit = ActiveUnit { earlier: Some(earlier), ..ActiveUnit::new(self.policy.quorum) };
+            self.active.insert(unit_index, unit);
             return Some(unit_index);
         }
         if self.next_fresh_unit >= self.unit_count {
@@ -422,6 +424,27 @@ impl CoreJob {
         {
             self.unfinished = unit.timed_out.iter().map(|(worker_id, _, _)| worker_id.clone()).collect();
         }
+        if let Some(UnitDecision::Accepted { digest: canonical, status, .. }) = &decision
+            && status.is_success()
+            && let Some(earlier) = unit.earlier.take()
+            && earlier.accepted_digest != *canonical
+        {
+            let answers = earlier
+                .deciders
+                .into_iter()
+                .map(|worker_id| super::Answer {
+                    worker_id,
+                    status: Status::Success,
+                    digest: earlier.accepted_digest,
+                })
+                .collect();
+            self.disputes.push(Dispute {
+                unit_index,
+                accepted_digest: *canonical,
+                answers,
+                strike_if_unsettled: false,
+            });
+        }
         if let Some(UnitDecision::Accepted { digest: canonical, status, replicas }) = &decision
             && *replicas >= 2
         {
@@ -432,7 +455,7 @@ impl CoreJob {
                 self.disputes.push(Dispute {
                     unit_index,
                     accepted_digest: *canonical,
-                    replicas: disagreed.into_iter().cloned().collect(),
+                    answers: disagreed.into_iter().map(|replica| replica.clone().into()).collect(),
                     strike_if_unsettled: true,
                 });
                 self.judged = agreed.iter().map(|replica| (replica.worker_id.clone(), true)).collect();
@@ -454,19 +477,22 @@ impl CoreJob {
     /// identity that helped decide them was proven wrong): each runs again from no replicas,
     /// to the full quorum. Returns how many were reopened (units not decided, or reopened
     /// already, are left alone).
-    pub(super) fn reopen(&mut self, unit_indexes: &[u64]) -> u64 {
+    pub(super) fn reopen(&mut self, units: Vec<ReopenedUnit>) -> u64 {
         let mut reopened = 0;
-        for &unit_index in unit_indexes {
-            if self.active.get(&unit_index).is_some_and(|unit| unit.known_digest.is_some()) {
+        let indexes: BTreeSet<u64> = units.iter().map(|unit| unit.unit_index).collect();
+        for unit in units {
+            let unit_index = unit.unit_index;
+            if self.active.get(&unit_index).is_some_and(|active| active.known_digest.is_some()) {
                 self.end_decoy(unit_index); // its known answer is in doubt now
             }
             let decided = unit_index < self.next_fresh_unit && !self.active.contains_key(&unit_index);
-            if decided && self.succeeded > 0 && self.reopened.insert(unit_index) {
+            if decided && self.succeeded > 0 && !self.reopened.contains_key(&unit_index) {
+                self.reopened.insert(unit_index, unit);
                 self.succeeded -= 1;
                 reopened += 1;
             }
         }
-        self.known_answers.retain(|known| !unit_indexes.contains(&known.unit_index));
+        self.known_answers.retain(|known| !indexes.contains(&known.unit_index));
         reopened
     }
 

@@ -36,7 +36,7 @@ mod tests;
 mod unit;
 
 pub use adaptive::{chance_alone, is_trusted};
-pub use arbitration::{ARBITRATIONS_WAITING_MAX, Arbitration, Verdict};
+pub use arbitration::{ARBITRATIONS_WAITING_MAX, Answer, Arbitration, ReopenedUnit, Verdict};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
 pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
@@ -295,7 +295,7 @@ impl Core {
                 let reputation = self.reputations.record(worker_id, true, now_ms);
                 vec![Judgement { worker_id: worker_id.to_string(), agreed: true, reputation }]
             } else {
-                self.queue_arbitration(&lease.job_id, lease.unit_index, known, vec![replica]);
+                self.queue_arbitration(&lease.job_id, lease.unit_index, known, vec![replica.into()]);
                 Vec::new()
             };
             return Ok(OutcomeEffect {

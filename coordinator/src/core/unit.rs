@@ -24,6 +24,8 @@ pub(super) struct ActiveUnit {
     pub(super) quorum: u32,
     /// `Some` for a decoy: the unit was decided with this digest (see `decoy.rs`).
     pub(super) known_digest: Option<Hash>,
+    /// `Some` for a reopened unit: its earlier acceptance (see `arbitration.rs`).
+    pub(super) earlier: Option<super::ReopenedUnit>,
 }
 
 /// A replica being run: its lease, and the worker and network running it.

@@ -1,6 +1,7 @@
 //! The JSON HTTP API. Every route needs the bearer token the coordinator keeps in its data
 //! directory; a missing or wrong token gets 401 saying where to find it.
 
+use super::off_the_runtime;
 use super::state::{ApiProblem, Coordinator};
 use axum::Json;
 use axum::body::Body;
@@ -134,7 +135,8 @@ pub async fn list_jobs(
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    Ok(Json(coordinator.statuses()).into_response())
+    let statuses = off_the_runtime(&coordinator, |coordinator| coordinator.statuses()).await;
+    Ok(Json(statuses.map_err(ApiProblem::internal)?).into_response())
 }
 
 pub async fn reputation(
@@ -142,7 +144,8 @@ pub async fn reputation(
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    Ok(Json(coordinator.reputations()).into_response())
+    let reputations = off_the_runtime(&coordinator, |coordinator| coordinator.reputations()).await;
+    Ok(Json(reputations.map_err(ApiProblem::internal)?).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -156,7 +159,9 @@ pub async fn credit(
     axum::extract::Query(query): axum::extract::Query<CreditQuery>,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    Ok(Json(coordinator.credits(query.job.as_deref())?).into_response())
+    let credits =
+        off_the_runtime(&coordinator, move |coordinator| coordinator.credits(query.job.as_deref())).await;
+    Ok(Json(credits.map_err(ApiProblem::internal)??).into_response())
 }
 
 pub async fn job_status(
@@ -165,7 +170,9 @@ pub async fn job_status(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    let status = coordinator.status(&job_id).ok_or_else(|| ApiProblem::not_found(&job_id))?;
+    let asked = job_id.clone();
+    let status = off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await;
+    let status = status.map_err(ApiProblem::internal)?.ok_or_else(|| ApiProblem::not_found(&job_id))?;
     Ok(Json(status).into_response())
 }
 
@@ -175,7 +182,8 @@ pub async fn cancel_job(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    Ok(Json(coordinator.cancel(&job_id)?).into_response())
+    let cancelled = off_the_runtime(&coordinator, move |coordinator| coordinator.cancel(&job_id)).await;
+    Ok(Json(cancelled.map_err(ApiProblem::internal)??).into_response())
 }
 
 /// JSON Lines, one [`UnitResult`] per decided unit in unit order, streamed page by page.

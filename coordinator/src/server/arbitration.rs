@@ -57,10 +57,10 @@ impl Coordinator {
                 &arbitration.accepted_digest,
             );
             match taken_back {
-                Ok(true) => {
-                    core.reopen_units(&arbitration.job_id, &[unit_index]);
+                Ok(Some(unit)) => {
+                    core.reopen_units(&arbitration.job_id, vec![unit]);
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(error) => {
                     tracing::error!(%error, unit = unit_index, "a unit proven wrong could not be taken back")
                 }
@@ -72,10 +72,8 @@ impl Coordinator {
                 self.store.lock().expect("store lock").take_back_accepted_by(&banned.worker_id, &reputation);
             match taken_back {
                 Ok(units) => {
-                    let reopened: u64 = units
-                        .iter()
-                        .map(|(job_id, unit_indexes)| core.reopen_units(job_id, unit_indexes))
-                        .sum();
+                    let reopened: u64 =
+                        units.into_iter().map(|(job_id, units)| core.reopen_units(&job_id, units)).sum();
                     tracing::warn!(worker = %banned.worker_id, reopened, "banned: the owner's own run proved its result wrong; the units it helped accept run again");
                 }
                 Err(error) => {

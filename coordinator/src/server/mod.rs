@@ -153,3 +153,15 @@ async fn expire_leases_forever(coordinator: Arc<Coordinator>) {
         coordinator.expire_leases();
     }
 }
+
+/// Runs `work` on the blocking pool: it may wait for the store (a commit's fsync under way),
+/// which must never hold up the runtime's threads (worker sessions, status requests).
+pub(super) async fn off_the_runtime<T: Send + 'static>(
+    coordinator: &Arc<Coordinator>,
+    work: impl FnOnce(&Coordinator) -> T + Send + 'static,
+) -> Result<T, String> {
+    let coordinator = coordinator.clone();
+    tokio::task::spawn_blocking(move || work(&coordinator))
+        .await
+        .map_err(|error| format!("the owner's work for this request failed: {error}"))
+}

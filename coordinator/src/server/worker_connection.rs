@@ -9,6 +9,7 @@
 //! its reason in a `goodbye` message and the close frame. A worker silent for
 //! [`SILENCE_MAX`] is dropped and its leases re-queued.
 
+use super::off_the_runtime;
 use super::state::Coordinator;
 use crate::core::Network;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
@@ -152,45 +153,51 @@ async fn handle_message(
     let Session { coordinator, worker_id, network } = *session;
     match message {
         Message::RequestWork { slots } => {
-            let leases =
-                coordinator.request_work(worker_id, network, slots).map_err(|error| error.to_string())?;
-            let answer = if leases.is_empty() {
-                Message::NoWork {
-                    retry_after_ms: NO_WORK_RETRY_MS,
-                    reason: Some(coordinator.why_no_work(worker_id)),
-                }
-            } else {
-                Message::Leases { leases }
-            };
+            let (worker, network) = (worker_id.to_string(), network.clone());
+            let answer = off_the_runtime(coordinator, move |coordinator| {
+                let leases =
+                    coordinator.request_work(&worker, &network, slots).map_err(|error| error.to_string())?;
+                Ok::<_, String>(if leases.is_empty() {
+                    Message::NoWork {
+                        retry_after_ms: NO_WORK_RETRY_MS,
+                        reason: Some(coordinator.why_no_work(&worker)),
+                    }
+                } else {
+                    Message::Leases { leases }
+                })
+            })
+            .await??;
             send(socket, &answer).await
         }
         Message::Outcomes { outcomes } => {
-            let committing = coordinator.clone();
             let worker = worker_id.to_string();
-            let acknowledged =
-                tokio::task::spawn_blocking(move || committing.commit_outcomes(&worker, &outcomes))
-                    .await
-                    .map_err(|error| format!("committing outcomes: {error}"))??;
+            let report_credit = Instant::now() >= *credit_due;
+            let (acknowledged, credit) = off_the_runtime(coordinator, move |coordinator| {
+                let acknowledged = coordinator.commit_outcomes(&worker, &outcomes)?;
+                let credit = (report_credit && !acknowledged.is_empty())
+                    .then(|| coordinator.credit_of_worker(&worker))
+                    .flatten();
+                Ok::<_, String>((acknowledged, credit))
+            })
+            .await??;
             if acknowledged.is_empty() {
                 return Ok(());
             }
-            let now = Instant::now();
-            let credit = if now >= *credit_due {
-                *credit_due = now + CREDIT_REPORT_INTERVAL;
-                coordinator.credit_of_worker(worker_id)
-            } else {
-                None
-            };
+            if report_credit {
+                *credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
+            }
             send(socket, &Message::Acknowledged { lease_ids: acknowledged, credit }).await
         }
         Message::ReturnLeases { lease_ids } => {
             coordinator.return_leases(worker_id, &lease_ids);
             Ok(())
         }
-        Message::Want { hash } => match coordinator.module(&hash) {
-            Some(bytes) => send_frame(socket, Frame::Binary(encode_blob(&bytes).into())).await,
-            None => Err(format!("no blob {hash} here")),
-        },
+        Message::Want { hash } => {
+            match off_the_runtime(coordinator, move |coordinator| coordinator.module(&hash)).await? {
+                Some(bytes) => send_frame(socket, Frame::Binary(encode_blob(&bytes).into())).await,
+                None => Err(format!("no blob {hash} here")),
+            }
+        }
         Message::Goodbye { reason } => {
             tracing::info!(worker = %worker_id, %reason, "worker said goodbye");
             Err(String::new())

@@ -53,11 +53,12 @@ impl CoreJob {
         if unit.replicas.len() as u32 >= self.policy.quorum {
             let replicas = self.end_decoy(unit_index);
             if replicas.iter().any(|replica| !(replica.status.is_success() && replica.digest == known)) {
+                let answers = replicas.into_iter().map(Into::into).collect();
                 let strike_if_unsettled = false;
                 self.disputes.push(Dispute {
                     unit_index,
                     accepted_digest: known,
-                    replicas,
+                    answers,
                     strike_if_unsettled,
                 });
             }
