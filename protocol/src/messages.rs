@@ -10,7 +10,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -34,6 +34,9 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Owner → worker, after a `no_work`: units are waiting now; ask (sent once per
+    /// `no_work`, so a waiting worker is not polled and does not poll).
+    WorkReady {},
     /// A worker reports finished replicas.
     Outcomes { outcomes: Vec<OutcomeReport> },
     /// The owner committed these outcomes; the worker may forget them. `credit`: what the
@@ -131,6 +134,7 @@ impl Message {
             Message::RequestWork { .. } => "request_work",
             Message::Leases { .. } => "leases",
             Message::NoWork { .. } => "no_work",
+            Message::WorkReady { .. } => "work_ready",
             Message::Outcomes { .. } => "outcomes",
             Message::Acknowledged { .. } => "acknowledged",
             Message::ReturnLeases { .. } => "return_leases",
@@ -144,7 +148,10 @@ impl Message {
     pub fn encoded_bytes_max(&self) -> usize {
         match self {
             Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
-            Message::RequestWork { .. } | Message::NoWork { .. } | Message::Goodbye { .. } => 4 << 10,
+            Message::RequestWork { .. }
+            | Message::NoWork { .. }
+            | Message::WorkReady { .. }
+            | Message::Goodbye { .. } => 4 << 10,
             Message::Acknowledged { .. } | Message::ReturnLeases { .. } | Message::Cancel { .. } => 1 << 20,
             Message::Leases { .. } | Message::Outcomes { .. } => TEXT_FRAME_BYTES_MAX,
         }

@@ -271,6 +271,10 @@ impl Worker {
                 self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
                 Ok(())
             }
+            Message::WorkReady {} => {
+                self.retry_at = None; // ask at once
+                Ok(())
+            }
             Message::Acknowledged { lease_ids, credit } => {
                 for lease_id in lease_ids {
                     self.unacknowledged.remove(&lease_id);

@@ -3,7 +3,7 @@
 
 use super::state::Coordinator;
 use crate::core::{Network, NetworkPrefixes};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use tokio::sync::mpsc;
 use wasmhive_protocol::Message;
@@ -19,6 +19,8 @@ struct WorkerConnection {
 pub struct Connections {
     next_id: u64,
     open: HashMap<u64, WorkerConnection>,
+    /// Connections whose last request got `no_work`: told `work_ready` when units wait.
+    waiting: HashSet<u64>,
     /// How addresses are grouped into networks (`--network-prefix-v4/-v6`).
     pub(super) network_prefixes: NetworkPrefixes,
 }
@@ -45,6 +47,7 @@ impl Connections {
 
     /// Forgets a connection; true when its worker has no other connection open.
     pub fn close(&mut self, connection_id: u64) -> bool {
+        self.waiting.remove(&connection_id);
         let Some(closed) = self.open.remove(&connection_id) else { return false };
         !self.open.values().any(|connection| connection.worker_id == closed.worker_id)
     }
@@ -54,6 +57,27 @@ impl Connections {
         for connection in self.open.values().filter(|connection| connection.worker_id == worker_id) {
             let _ = connection.sender.try_send(message.clone());
         }
+    }
+
+    /// The connection's last request got `no_work` (`waiting`) or leases.
+    pub fn set_waiting(&mut self, connection_id: u64, waiting: bool) {
+        if waiting {
+            self.waiting.insert(connection_id);
+        } else {
+            self.waiting.remove(&connection_id);
+        }
+    }
+
+    /// Tells every waiting connection `work_ready` (once: it is waiting no more until its
+    /// next `no_work`); returns how many were told.
+    pub fn wake_waiting(&mut self) -> usize {
+        let woken = self.waiting.len();
+        for connection_id in self.waiting.drain() {
+            if let Some(connection) = self.open.get(&connection_id) {
+                let _ = connection.sender.try_send(Message::WorkReady {});
+            }
+        }
+        woken
     }
 
     /// Connections open (a worker may have several).
@@ -85,13 +109,29 @@ impl Coordinator {
         self.connections.lock().expect("connections lock").open(worker_id, address, cores)
     }
 
-    /// A worker connection ended: its open leases go back to the queue.
+    /// A worker connection ended: its open leases go back to the queue (and waiting
+    /// workers are told).
     pub fn connection_closed(&self, connection_id: u64, worker_id: &str) {
         let last_of_worker = self.connections.lock().expect("connections lock").close(connection_id);
         if last_of_worker {
             let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
             tracing::info!(worker = %worker_id, released, "worker disconnected");
+            if released > 0 {
+                self.wake_waiting_workers();
+            }
         }
+    }
+
+    /// Units may be waiting that a waiting worker can take: tell those workers to ask.
+    /// Called when units appear (a job submitted, leases expired, returned or released,
+    /// outcomes that leave units waiting for another replica, units reopened).
+    pub fn wake_waiting_workers(&self) {
+        self.connections.lock().expect("connections lock").wake_waiting();
+    }
+
+    /// Records whether a connection's last request got `no_work`.
+    pub fn set_waiting(&self, connection_id: u64, waiting: bool) {
+        self.connections.lock().expect("connections lock").set_waiting(connection_id, waiting);
     }
 
     pub fn connection_count(&self) -> usize {

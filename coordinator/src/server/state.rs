@@ -196,6 +196,7 @@ impl Coordinator {
         self.jobs.write().expect("jobs lock").insert(job_id.clone(), runtime);
         self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
         tracing::info!(job = %job_id, units, "job submitted");
+        self.wake_waiting_workers();
         Ok(SubmitAnswer { job_id, units })
     }
 
@@ -377,6 +378,7 @@ impl Coordinator {
 
     pub fn return_leases(&self, worker_id: &str, lease_ids: &[LeaseId]) {
         self.core.lock().expect("core lock").return_leases(worker_id, lease_ids);
+        self.wake_waiting_workers();
     }
 
     pub fn expire_leases(&self) {
@@ -384,6 +386,7 @@ impl Coordinator {
         let expired = self.core.lock().expect("core lock").expire_leases(now_ms);
         if !expired.is_empty() {
             tracing::info!(count = expired.len(), "leases expired and were re-queued");
+            self.wake_waiting_workers();
         }
     }
 
@@ -495,6 +498,9 @@ impl Coordinator {
         if disputes_waiting {
             // After the commit: the arbitration reads who decided the unit from the store.
             self.arbitrations_waiting.notify_one();
+        }
+        if effects.iter().any(|(_, effect)| effect.replica.is_some() && effect.decision.is_none()) {
+            self.wake_waiting_workers(); // a unit waits for another replica
         }
         self.observe_outcomes(reports, &effects);
         self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));

@@ -31,8 +31,11 @@ const READ_BUFFER_BYTES: usize = 1 << 10;
 /// A worker silent this long is gone (its TCP connection may never say so): its leases go
 /// back to the queue. Workers ping every 15 s.
 const SILENCE_MAX: Duration = Duration::from_secs(60);
-/// How long a worker waits before asking again when there is no work.
-const NO_WORK_RETRY_MS: u64 = 250;
+/// How long a worker waits before asking again when there is no work and it is not told
+/// `work_ready` first: units that appear are announced at once, so this only covers what
+/// time alone makes available (a drawn worker's reservation running out, a quarantine
+/// ending).
+const NO_WORK_RETRY_MS: u64 = 2_000;
 /// How often an acknowledgement carries the worker's credit so far (a store query).
 const CREDIT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -76,7 +79,8 @@ async fn serve_worker(
     let mut connection = coordinator.connection_opened(&worker_id, address, hello.cores);
     let network = &connection.network;
     tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %hello.agent, "worker connected");
-    let session = Session { coordinator: &coordinator, worker_id: &worker_id, network };
+    let connection_id = connection.connection_id;
+    let session = Session { coordinator: &coordinator, worker_id: &worker_id, network, connection_id };
     let ending = session_loop(&mut socket, &session, &mut connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
     if let Some(ending) = ending {
@@ -106,6 +110,7 @@ struct Session<'a> {
     coordinator: &'a Arc<Coordinator>,
     worker_id: &'a str,
     network: &'a Network,
+    connection_id: u64,
 }
 
 /// Runs until the worker leaves (None) or breaks the protocol (Some(reason)).
@@ -150,13 +155,18 @@ async fn handle_message(
     message: Message,
     credit_due: &mut Instant,
 ) -> Result<(), Ending> {
-    let Session { coordinator, worker_id, network } = *session;
+    let Session { coordinator, worker_id, network, connection_id } = *session;
     match message {
         Message::RequestWork { slots } => {
             let (worker, network) = (worker_id.to_string(), network.clone());
             let answer = off_the_runtime(coordinator, move |coordinator| {
+                // Waiting first: units that appear while this request looks are announced.
+                coordinator.set_waiting(connection_id, true);
                 let leases =
                     coordinator.request_work(&worker, &network, slots).map_err(|error| error.to_string())?;
+                if !leases.is_empty() {
+                    coordinator.set_waiting(connection_id, false);
+                }
                 Ok::<_, String>(if leases.is_empty() {
                     Message::NoWork {
                         retry_after_ms: NO_WORK_RETRY_MS,
