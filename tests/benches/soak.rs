@@ -41,16 +41,28 @@ fn main() {
     let seconds = numbers.first().copied().unwrap_or(600);
     let connections = numbers.get(1).copied().unwrap_or(1000) as usize;
     let directory = TempDir::new("soak");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    // SOAK_OWNER_WRAPPER=heaptrack (say) runs the owner under a memory profiler.
+    let wrapper = std::env::var("SOAK_OWNER_WRAPPER").ok();
+    let mut command = match &wrapper {
+        Some(wrapper) => {
+            let mut command = std::process::Command::new(wrapper);
+            command.arg(std::env::current_exe().unwrap());
+            command
+        }
+        None => std::process::Command::new(std::env::current_exe().unwrap()),
+    };
+    let mut child = command
         .args(["--serve-owner", directory.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let address: SocketAddr = lines.next().unwrap().unwrap().parse().unwrap();
-    let job_id = lines.next().unwrap().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    // A wrapper may print lines of its own first.
+    let address: SocketAddr = lines.find_map(|line| line.parse().ok()).expect("the owner's address");
+    let job_id = lines.next().expect("the job id");
+    let owner_pid = owner_pid(&directory, child.id());
     let token = std::fs::read_to_string(directory.path().join("token")).unwrap().trim().to_string();
-    println!("soak: {connections} worker connections for {seconds} s against one owner (pid {})", child.id());
+    println!("soak: {connections} worker connections for {seconds} s against one owner (pid {owner_pid})");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> =
@@ -68,7 +80,7 @@ fn main() {
         println!(
             "  {:>4} s · RSS {:>6.1} MiB · heap in use {:>6.1} MiB, free {:>6.1} MiB · status in {:>6.1} ms · verified {} · leased {}",
             started.elapsed().as_secs(),
-            resident_bytes(child.id()) as f64 / 1048576.0,
+            resident_bytes(owner_pid) as f64 / 1048576.0,
             heap_in_use as f64 / 1048576.0,
             heap_free as f64 / 1048576.0,
             took.as_secs_f64() * 1000.0,
@@ -107,6 +119,12 @@ fn main() {
         "units decided {decided} · wrong accepted {wrong} · failed {failed} · slowest status answer {:.1} ms",
         slowest_status.as_secs_f64() * 1000.0
     );
+    // Asked to stop, the owner exits on its own (a profiler around it writes its data then).
+    let _ = std::fs::write(directory.path().join("stop"), "");
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(30) && child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(wrong, 0, "a wrong result was accepted");
@@ -212,9 +230,14 @@ async fn get(address: SocketAddr, token: &str, path: &str) -> String {
 fn serve_owner_child(directory: &Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        std::fs::write(directory.join("pid"), std::process::id().to_string()).unwrap();
         let heap_file = directory.join("heap");
+        let stop_file = directory.join("stop");
         std::thread::spawn(move || {
             loop {
+                if stop_file.exists() {
+                    std::process::exit(0);
+                }
                 let _ = std::fs::write(&heap_file, {
                     let (in_use, free) = heap_now();
                     format!("{in_use} {free}")
@@ -259,6 +282,12 @@ fn resident_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
     line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
+/// The owner's pid (the child's own, or the one it runs under a wrapper), as it wrote it.
+fn owner_pid(directory: &TempDir, child: u32) -> u32 {
+    let written = std::fs::read_to_string(directory.path().join("pid")).unwrap_or_default();
+    written.trim().parse().unwrap_or(child)
 }
 
 /// The owner child's last heap figures (bytes in use, bytes free but kept), written each second.
