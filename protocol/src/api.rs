@@ -105,13 +105,48 @@ pub struct SubmitAnswer {
     pub units: u64,
 }
 
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Its units are being handed out.
+    Running,
+    /// Every unit is decided.
+    Completed,
+    /// Stopped by its owner; the units decided so far are kept.
+    Cancelled,
+}
+
+impl JobState {
+    /// The word stored and shown: `running`, `completed`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state a stored word names.
+    pub fn from_word(word: &str) -> Option<JobState> {
+        [JobState::Running, JobState::Completed, JobState::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
 /// `GET /api/jobs/{id}` answer, and one entry of `GET /api/jobs`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
     pub job_id: String,
     pub name: String,
-    /// `running`, `completed` or `cancelled`.
-    pub state: String,
+    pub state: JobState,
     pub units: u64,
     /// Units accepted with a successful canonical result.
     pub verified: u64,

@@ -239,7 +239,7 @@ async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> Du
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
     loop {
         let status = coordinator.status(&job.job_id).unwrap();
-        if status.state != "running" {
+        if status.state != wasmhive_protocol::api::JobState::Running {
             assert_eq!(status.verified, status.units, "every unit verified");
             return started.elapsed();
         }

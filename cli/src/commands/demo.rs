@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_worker::{WorkerConfig, run_worker};
 
@@ -111,7 +112,7 @@ async fn watch_job(coordinator: &Arc<Coordinator>, job_id: &str) -> anyhow::Resu
         let status = coordinator.status(job_id).context("the job vanished")?;
         bar.set_position(status.verified + status.failed);
         bar.set_message(format!("{} verified · {} leased", status.verified, status.leased));
-        if status.state != "running" {
+        if status.state != JobState::Running {
             bar.finish();
             return Ok((status.verified, status.failed));
         }

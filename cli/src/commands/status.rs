@@ -33,7 +33,7 @@ pub fn status(arguments: StatusArgs) -> anyhow::Result<i32> {
         println!(
             "{:<28} {:<10} {:>9} {:>9} {:>7} {:>7} {:>6}",
             shown(&status.job_id, 64),
-            shown(&status.state, 16),
+            status.state.as_str(),
             status.units,
             status.verified,
             status.failed,

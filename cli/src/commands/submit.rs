@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_coordinator::job_spec::load_job_spec;
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{JobStatus, SubmitAnswer};
 
 #[derive(Args)]
@@ -42,7 +43,7 @@ pub fn wait_for_job(client: &Client, job_id: &str) -> anyhow::Result<i32> {
             "{} verified · {} failed · {} leased",
             status.verified, status.failed, status.leased
         ));
-        if status.state != "running" {
+        if status.state != JobState::Running {
             break status;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -56,7 +57,7 @@ pub fn wait_for_job(client: &Client, job_id: &str) -> anyhow::Result<i32> {
         final_status.units,
         final_status.failed
     );
-    Ok(if final_status.state == "completed" && final_status.failed == 0 { 0 } else { 1 })
+    Ok(if final_status.state == JobState::Completed && final_status.failed == 0 { 0 } else { 1 })
 }
 
 pub fn progress_bar(units: u64) -> ProgressBar {

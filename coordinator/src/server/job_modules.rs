@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use wasmhive_protocol::Status;
 use wasmhive_protocol::api::JobLimits;
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::{Hash, OutcomeReport};
 use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
 
@@ -201,7 +202,7 @@ impl Coordinator {
     pub(super) fn reduce_completed_jobs_without_reduction(&self) {
         let job_ids: Vec<String> = self.jobs.read().expect("jobs lock").keys().cloned().collect();
         for job_id in job_ids {
-            let completed = self.stored_state(&job_id).is_some_and(|state| state == "completed");
+            let completed = self.stored_state(&job_id) == Some(JobState::Completed);
             let reduced = self.store.lock().expect("store lock").reduction(&job_id).ok().flatten().is_some();
             if completed && !reduced {
                 self.start_reduction(&job_id);
@@ -216,11 +217,11 @@ impl Coordinator {
     }
 
     /// `running`, `done` or `failed: ...` for a job with a reducer, else `None`.
-    pub(super) fn reduction_state(&self, job: &JobRuntime, state: &str) -> Option<String> {
+    pub(super) fn reduction_state(&self, job: &JobRuntime, state: JobState) -> Option<String> {
         job.reducer.as_ref()?;
         match self.store.lock().expect("store lock").reduction(&job.stored.job_id) {
             Ok(Some(reduction)) => Some(reduction_summary(&reduction.status, &reduction.message)),
-            _ if state == "completed" => Some("running".to_string()),
+            _ if state == JobState::Completed => Some("running".to_string()),
             _ => Some("waiting for the job".to_string()),
         }
     }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{
     ConnectedWorker, CreditRow, JobStatus, JobSubmission, SubmitAnswer, VerifyPolicy, WorkerReputation,
 };
@@ -109,7 +110,7 @@ impl Coordinator {
         }
         let mut jobs = HashMap::new();
         for stored in store.jobs()? {
-            if stored.state == "running" {
+            if stored.state == JobState::Running {
                 let resume = store.resume_state(&stored.job_id)?;
                 core.add_job(&stored.job_id, stored.unit_count, policy_of(&stored), resume);
             }
@@ -283,13 +284,13 @@ impl Coordinator {
         let stored = &job.stored;
         let progress = self.core.lock().expect("core lock").progress(job_id);
         let (verified, failed, leased, state) = match progress {
-            Some(progress) => (progress.succeeded, progress.failed, progress.leased, "running".to_string()),
+            Some(progress) => (progress.succeeded, progress.failed, progress.leased, JobState::Running),
             None => {
                 let counts = self.store.lock().expect("store lock").result_counts(job_id).unwrap_or((0, 0));
-                (counts.0, counts.1, 0, self.stored_state(job_id).unwrap_or_else(|| stored.state.clone()))
+                (counts.0, counts.1, 0, self.stored_state(job_id).unwrap_or(stored.state))
             }
         };
-        let reduced = self.reduction_state(&job, &state);
+        let reduced = self.reduction_state(&job, state);
         let units_left = stored.unit_count.saturating_sub(verified + failed);
         let (eta_s, waiting_for) = match progress {
             Some(_) => {
@@ -315,7 +316,7 @@ impl Coordinator {
         })
     }
 
-    pub(super) fn stored_state(&self, job_id: &str) -> Option<String> {
+    pub(super) fn stored_state(&self, job_id: &str) -> Option<JobState> {
         self.store.lock().expect("store lock").job(job_id).ok()?.map(|job| job.state)
     }
 
@@ -328,7 +329,7 @@ impl Coordinator {
         self.store
             .lock()
             .expect("store lock")
-            .set_job_state(job_id, "cancelled")
+            .set_job_state(job_id, JobState::Cancelled)
             .map_err(ApiProblem::internal)?;
         let mut by_worker: HashMap<String, Vec<LeaseId>> = HashMap::new();
         for (worker_id, lease_id) in cancelled {
@@ -534,7 +535,9 @@ impl Coordinator {
             }
         }
         for job_id in finished {
-            if let Err(error) = self.store.lock().expect("store lock").set_job_state(&job_id, "completed") {
+            if let Err(error) =
+                self.store.lock().expect("store lock").set_job_state(&job_id, JobState::Completed)
+            {
                 tracing::error!(%error, job = %job_id, "could not mark the job completed");
             }
             tracing::info!(job = %job_id, "job completed");

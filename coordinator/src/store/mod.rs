@@ -14,6 +14,7 @@ mod take_back;
 
 pub use credit::StoredCredit;
 use credit::grant_credit;
+use wasmhive_protocol::api::JobState;
 
 use crate::core::{
     ActiveUnitRecord, Network, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision,
@@ -55,7 +56,7 @@ pub struct StoredJob {
     pub range: Option<(u64, u64, u64)>,
     pub unit_count: u64,
     pub created_s: u64,
-    pub state: String,
+    pub state: JobState,
 }
 
 /// One outcome of a batch, as the server hands it to the store.
@@ -502,8 +503,9 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_job_state(&mut self, job_id: &str, state: &str) -> StoreResult<()> {
-        self.connection.execute("UPDATE jobs SET state = ?2 WHERE job_id = ?1", params![job_id, state])?;
+    pub fn set_job_state(&mut self, job_id: &str, state: JobState) -> StoreResult<()> {
+        self.connection
+            .execute("UPDATE jobs SET state = ?2 WHERE job_id = ?1", params![job_id, state.as_str()])?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use super::{StoreError, StoreResult, StoredJob};
 use rusqlite::Connection;
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::{Hash, Status};
 
 const SCHEMA: &str = "
@@ -147,6 +148,8 @@ pub fn stored_job(
     created_s: i64,
     state: String,
 ) -> StoreResult<StoredJob> {
+    let state = JobState::from_word(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} has the unknown state {state:?}")))?;
     let settings: JobSettings = serde_json::from_str(settings)
         .map_err(|error| StoreError::Corrupt(format!("job {job_id} settings: {error}")))?;
     let range = range

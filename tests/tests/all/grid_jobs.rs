@@ -3,13 +3,14 @@
 use crate::grid_support::{TestGrid, check_primes_results};
 use std::time::Duration;
 use wasmhive_coordinator::core::Network;
+use wasmhive_protocol::api::JobState;
 use wasmhive_tests::grid::wasmhive;
 
 #[test]
 fn a_job_with_three_workers_and_quorum_two_gives_the_right_answer() {
     let grid = TestGrid::start("three-workers", 3);
     let job_id = grid.submit(&grid.primes_spec(2_000_000, 50_000, 2), true);
-    assert_eq!(grid.status(&job_id).state, "completed");
+    assert_eq!(grid.status(&job_id).state, JobState::Completed);
     let results = grid.results(&job_id);
     check_primes_results(&results, 2_000_000, 50_000, 2);
     // Credit: one unit per replica that matched an accepted result, granted once each.
@@ -101,7 +102,7 @@ fn cancelling_a_job_stops_it() {
     args.extend(grid.connection_args());
     let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(grid.status(&job_id).state, "cancelled");
+    assert_eq!(grid.status(&job_id).state, JobState::Cancelled);
 }
 
 #[test]
@@ -146,12 +147,12 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
         engine_class: "test".into(),
     };
     coordinator.commit_outcomes("worker", &[report]).unwrap();
-    assert_eq!(coordinator.status(&job_id).unwrap().state, "completed");
+    assert_eq!(coordinator.status(&job_id).unwrap().state, JobState::Completed);
     drop(coordinator);
     // The crash: the result is committed but the job was not yet marked completed.
     Store::open(&directory.path().join("coordinator.sqlite"))
         .unwrap()
-        .set_job_state(&job_id, "running")
+        .set_job_state(&job_id, JobState::Running)
         .unwrap();
     let restarted = Coordinator::open(directory.path()).unwrap();
     let status = restarted.status(&job_id).unwrap();

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{JobStatus, UnitResult};
 use wasmhive_tests::grid::{Running, TempDir, start_coordinator, start_worker, wasmhive};
 
@@ -63,7 +64,7 @@ impl TestGrid {
 
     pub fn wait_for_completion(&self, job_id: &str) {
         self.wait(Duration::from_secs(120), "the job to complete", || {
-            self.status(job_id).state == "completed"
+            self.status(job_id).state == JobState::Completed
         });
     }
 

@@ -6,6 +6,7 @@ use crate::grid_support::{check_primes_results, primes_spec, results, status, su
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::gossip::PeerRow;
 use wasmhive_tests::grid::{Running, TempDir, start_peer, start_peer_behind_nat, wait_until, wasmhive};
 
@@ -44,7 +45,7 @@ fn known_peers(peer: &TestPeer) -> Vec<PeerRow> {
 
 fn wait_for_completion(peer: &TestPeer, job_id: &str) {
     wait_until(Duration::from_secs(120), "the job to complete", || {
-        status(peer.address, &peer.data, job_id).state == "completed"
+        status(peer.address, &peer.data, job_id).state == JobState::Completed
     });
 }
 
@@ -148,7 +149,7 @@ fn peers_in_two_network_namespaces_finish_a_job_across_a_cut_and_restored_link()
     // The fault lasts a few seconds: longer than the owner takes to see the worker gone.
     std::thread::sleep(Duration::from_secs(4));
     let during_cut = status(here.address, &here.data, &job_id);
-    assert_ne!(during_cut.state, "completed", "quorum 2 needs the peer across the cut link");
+    assert_ne!(during_cut.state, JobState::Completed, "quorum 2 needs the peer across the cut link");
     host.set_link(true);
     wait_for_completion(&here, &job_id);
     check_primes_results(&results(here.address, &here.data, &job_id), end, step, 2);

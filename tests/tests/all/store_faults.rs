@@ -8,6 +8,7 @@ use wasmhive_coordinator::core::Network;
 use wasmhive_coordinator::server::Coordinator;
 use wasmhive_coordinator::store::StoreFault;
 use wasmhive_protocol::api::JobInputs;
+use wasmhive_protocol::api::JobState;
 use wasmhive_tests::grid::TempDir;
 
 /// Reports of `leases`, each a success whose output is `answer`.
@@ -28,7 +29,7 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     coordinator.inject_store_fault(Some(StoreFault::ReadOnly)).unwrap();
     assert!(coordinator.commit_outcomes("worker", &reports(&rest, b"0\n")).unwrap().is_empty());
     coordinator.inject_store_fault(None).unwrap();
-    assert_ne!(coordinator.status(&job.job_id).unwrap().state, "completed", "results are missing");
+    assert_ne!(coordinator.status(&job.job_id).unwrap().state, JobState::Completed, "results are missing");
     let again = coordinator.request_work("worker", &Network::of_identity("worker"), 8).unwrap();
     let mut units: Vec<u64> = again.iter().map(|lease| lease.unit_index).collect();
     units.sort();
@@ -63,7 +64,7 @@ fn a_disk_that_fills_and_frees_at_random_loses_no_acknowledged_result() {
         let job_id = coordinator.submit(quorum_two).map_err(|problem| problem.message).unwrap().job_id;
         let (mut acknowledged, mut failed_commits) = (0usize, 0usize);
         for round in 0..5_000 {
-            if coordinator.status(&job_id).unwrap().state == "completed" {
+            if coordinator.status(&job_id).unwrap().state == JobState::Completed {
                 break;
             }
             // The disk fills for a while, then frees (never in the last rounds, so the job ends).

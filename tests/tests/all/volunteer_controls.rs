@@ -5,6 +5,7 @@ use crate::grid_support::TestGrid;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_tests::grid::{Running, start_worker_with, wait_until, wasmhive};
 
@@ -107,7 +108,7 @@ fn the_duty_cycle_holds_and_unit_threads_run_at_the_lowest_priority() {
     // only says units ran: other tests running at normal priority on a 2-core CI machine
     // can starve SCHED_IDLE threads far below their share, never push them past the cap.
     assert!((0.03..=0.40).contains(&share), "CPU share {share:.2} is not at most about 0.30");
-    assert!(grid.status(&job_id).state == "running");
+    assert!(grid.status(&job_id).state == JobState::Running);
     let mut unit_threads = 0;
     for task in std::fs::read_dir(format!("/proc/{}/task", worker.pid())).unwrap() {
         let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
