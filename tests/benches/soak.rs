@@ -24,7 +24,7 @@ use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Message, encode_message};
 use wasmhive_tests::grid::TempDir;
-use wasmhive_tests::wire::{hello, success_report, try_connect_from};
+use wasmhive_tests::wire::{hello, next_reply, success_report, try_connect_from};
 
 /// The job's units: more than 10 minutes of the soak decide.
 const UNITS: u64 = 10_000_000;
@@ -191,8 +191,7 @@ async fn work(
 ) -> Result<(), String> {
     for _ in 0..rounds {
         send(socket, &Message::RequestWork { slots: 4 }).await?;
-        let Some(Ok(Frame::Text(text))) = socket.next().await else { return Err("closed".into()) };
-        let Ok(Message::Leases { leases }) = wasmhive_protocol::decode_message(&text) else {
+        let Some(Message::Leases { leases }) = next_reply(socket).await else {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         };
@@ -201,7 +200,7 @@ async fn work(
             .map(|lease| success_report(lease, answer(&String::from_utf8_lossy(&lease.input))))
             .collect();
         send(socket, &Message::Outcomes { outcomes }).await?;
-        let _acknowledged = socket.next().await;
+        let _acknowledged = next_reply(socket).await;
         tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
     }
     Ok(())

@@ -51,6 +51,19 @@ pub async fn try_connect_from(
         .map_err(|error| error.to_string())
 }
 
+/// The owner's next answer, past any `work_ready` (a scripted worker asks in its own
+/// rhythm); `None` when the connection ended or sent something undecodable.
+pub async fn next_reply(socket: &mut Socket) -> Option<Message> {
+    loop {
+        let Some(Ok(Frame::Text(text))) = socket.next().await else { return None };
+        match wasmhive_protocol::decode_message(&text) {
+            Ok(Message::WorkReady {}) => continue,
+            Ok(message) => return Some(message),
+            Err(_) => return None,
+        }
+    }
+}
+
 pub async fn next_message(socket: &mut Socket) -> Message {
     let Some(Ok(Frame::Text(text))) = socket.next().await else { panic!("expected a text frame") };
     wasmhive_protocol::decode_message(&text).expect("a message")
@@ -101,8 +114,8 @@ pub async fn run_scripted_worker_claiming_fuel(
     let mut socket = connect_as(address, &identity).await;
     while !stop.load(Ordering::Relaxed) {
         socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
-        let Some(Ok(Frame::Text(text))) = socket.next().await else { return };
-        match wasmhive_protocol::decode_message(&text).unwrap() {
+        let Some(reply) = next_reply(&mut socket).await else { return };
+        match reply {
             Message::Leases { leases } => {
                 let outcomes = leases
                     .iter()
@@ -113,7 +126,7 @@ pub async fn run_scripted_worker_claiming_fuel(
                     .send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into()))
                     .await
                     .unwrap();
-                let _acknowledged = socket.next().await;
+                let _acknowledged = next_reply(&mut socket).await;
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }

@@ -21,7 +21,7 @@ impl Coordinator {
         loop {
             let waiting = self.core.lock().expect("core lock").take_arbitrations();
             if waiting.is_empty() {
-                self.wake_waiting_workers(); // units may have been reopened
+                self.wake_waiting_workers(usize::MAX); // units may have been reopened
                 return;
             }
             for arbitration in waiting {

@@ -68,16 +68,18 @@ impl Connections {
         }
     }
 
-    /// Tells every waiting connection `work_ready` (once: it is waiting no more until its
-    /// next `no_work`); returns how many were told.
-    pub fn wake_waiting(&mut self) -> usize {
-        let woken = self.waiting.len();
-        for connection_id in self.waiting.drain() {
-            if let Some(connection) = self.open.get(&connection_id) {
+    /// Tells up to `units` waiting connections `work_ready` (once: each waits no more until
+    /// its next `no_work`), so one new unit does not wake a thousand idle workers to compete
+    /// for it; returns how many were told.
+    pub fn wake_waiting(&mut self, units: usize) -> usize {
+        let woken: Vec<u64> = self.waiting.iter().take(units).copied().collect();
+        for connection_id in &woken {
+            self.waiting.remove(connection_id);
+            if let Some(connection) = self.open.get(connection_id) {
                 let _ = connection.sender.try_send(Message::WorkReady {});
             }
         }
-        woken
+        woken.len()
     }
 
     /// Connections open (a worker may have several).
@@ -116,17 +118,22 @@ impl Coordinator {
         if last_of_worker {
             let released = self.core.lock().expect("core lock").worker_disconnected(worker_id);
             tracing::info!(worker = %worker_id, released, "worker disconnected");
-            if released > 0 {
-                self.wake_waiting_workers();
-            }
+            self.wake_waiting_workers(released);
         }
     }
 
-    /// Units may be waiting that a waiting worker can take: tell those workers to ask.
-    /// Called when units appear (a job submitted, leases expired, returned or released,
+    /// `units` units may now be waiting that waiting workers can take: tell that many to
+    /// ask. Called when units appear (a job submitted, leases expired, returned or released,
     /// outcomes that leave units waiting for another replica, units reopened).
-    pub fn wake_waiting_workers(&self) {
-        self.connections.lock().expect("connections lock").wake_waiting();
+    pub fn wake_waiting_workers(&self, units: usize) {
+        if units > 0 {
+            self.connections.lock().expect("connections lock").wake_waiting(units);
+        }
+    }
+
+    /// Quarantined or banned now: no leases until time says otherwise.
+    pub fn is_quarantined(&self, worker_id: &str) -> bool {
+        self.core.lock().expect("core lock").is_quarantined(worker_id, self.now_ms())
     }
 
     /// Records whether a connection's last request got `no_work`.

@@ -49,13 +49,20 @@ impl JobRuntime {
 
     /// The unit's input bytes and a label for people (the range text, line or file name).
     pub fn unit_input(&self, store: &Store, unit_index: u64) -> StoreResult<(String, Vec<u8>)> {
-        if let Some((start, end, step)) = self.stored.range {
-            // Saturating: a range may end at 2^64 - 1.
-            let from = start.saturating_add(unit_index.saturating_mul(step));
-            let text = format!("{from} {}", from.saturating_add(step).min(end));
-            return Ok((text.clone(), text.into_bytes()));
+        match self.range_input(unit_index) {
+            Some(input) => Ok(input),
+            None => store.unit_input(&self.stored.job_id, unit_index).map(|found| found.unwrap_or_default()),
         }
-        store.unit_input(&self.stored.job_id, unit_index).map(|found| found.unwrap_or_default())
+    }
+
+    /// The input of a unit of a range job, computed (no store needed); `None` for jobs
+    /// whose inputs are stored.
+    pub fn range_input(&self, unit_index: u64) -> Option<(String, Vec<u8>)> {
+        let (start, end, step) = self.stored.range?;
+        // Saturating: a range may end at 2^64 - 1.
+        let from = start.saturating_add(unit_index.saturating_mul(step));
+        let text = format!("{from} {}", from.saturating_add(step).min(end));
+        Some((text.clone(), text.into_bytes()))
     }
 
     pub fn lease(&self, lease_id: u64, unit_index: u64, input: Vec<u8>) -> Lease {

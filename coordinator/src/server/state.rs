@@ -197,7 +197,7 @@ impl Coordinator {
         self.jobs.write().expect("jobs lock").insert(job_id.clone(), runtime);
         self.core.lock().expect("core lock").add_job(&job_id, units, policy, Default::default());
         tracing::info!(job = %job_id, units, "job submitted");
-        self.wake_waiting_workers();
+        self.wake_waiting_workers(usize::try_from(units).unwrap_or(usize::MAX));
         Ok(SubmitAnswer { job_id, units })
     }
 
@@ -355,13 +355,20 @@ impl Coordinator {
         let slots = slots.min(SLOTS_PER_REQUEST_MAX);
         let now_ms = self.now_ms();
         let grants = self.core.lock().expect("core lock").request_work(worker_id, network, slots, now_ms);
-        let store = self.store.lock().expect("store lock");
+        // The store only for stored inputs: a range job's leases never wait for a commit.
+        let mut store = None;
         let mut leases = Vec::with_capacity(grants.len());
         let mut input_bytes = 0;
         let mut unsent = Vec::new();
         for grant in grants {
             let Some(job) = self.job(&grant.job_id) else { continue };
-            let (_, input) = job.unit_input(&store, grant.unit_index)?;
+            let (_, input) = match job.range_input(grant.unit_index) {
+                Some(input) => input,
+                None => {
+                    let store = store.get_or_insert_with(|| self.store.lock().expect("store lock"));
+                    job.unit_input(store, grant.unit_index)?
+                }
+            };
             if !leases.is_empty() && input_bytes + input.len() > LEASE_BATCH_INPUT_BYTES_MAX {
                 unsent.push(grant.lease_id);
                 continue;
@@ -379,7 +386,7 @@ impl Coordinator {
 
     pub fn return_leases(&self, worker_id: &str, lease_ids: &[LeaseId]) {
         self.core.lock().expect("core lock").return_leases(worker_id, lease_ids);
-        self.wake_waiting_workers();
+        self.wake_waiting_workers(lease_ids.len());
     }
 
     pub fn expire_leases(&self) {
@@ -387,7 +394,7 @@ impl Coordinator {
         let expired = self.core.lock().expect("core lock").expire_leases(now_ms);
         if !expired.is_empty() {
             tracing::info!(count = expired.len(), "leases expired and were re-queued");
-            self.wake_waiting_workers();
+            self.wake_waiting_workers(expired.len());
         }
     }
 
@@ -500,9 +507,13 @@ impl Coordinator {
             // After the commit: the arbitration reads who decided the unit from the store.
             self.arbitrations_waiting.notify_one();
         }
-        if effects.iter().any(|(_, effect)| effect.replica.is_some() && effect.decision.is_none()) {
-            self.wake_waiting_workers(); // a unit waits for another replica
-        }
+        // Each replica that did not decide its unit leaves it waiting for another.
+        self.wake_waiting_workers(
+            effects
+                .iter()
+                .filter(|(_, effect)| effect.replica.is_some() && effect.decision.is_none())
+                .count(),
+        );
         self.observe_outcomes(reports, &effects);
         self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
         Ok(reports.iter().map(|report| report.lease_id).collect())

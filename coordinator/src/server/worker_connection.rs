@@ -158,25 +158,25 @@ async fn handle_message(
     let Session { coordinator, worker_id, network, connection_id } = *session;
     match message {
         Message::RequestWork { slots } => {
-            let (worker, network) = (worker_id.to_string(), network.clone());
-            let answer = off_the_runtime(coordinator, move |coordinator| {
-                // Waiting first: units that appear while this request looks are announced.
-                coordinator.set_waiting(connection_id, true);
-                let leases =
-                    coordinator.request_work(&worker, &network, slots).map_err(|error| error.to_string())?;
-                if !leases.is_empty() {
-                    coordinator.set_waiting(connection_id, false);
+            // On the runtime: the core's lock is short, and the store is locked only for
+            // jobs whose inputs are stored (issue 15 moves those reads off the runtime too;
+            // a blocking-pool hop per request convoyed 500 threads on the store's lock).
+            // Waiting first: units that appear while this request looks are announced.
+            coordinator.set_waiting(connection_id, true);
+            let leases =
+                coordinator.request_work(worker_id, network, slots).map_err(|error| error.to_string())?;
+            if !leases.is_empty() || coordinator.is_quarantined(worker_id) {
+                // Only time ends a quarantine or a ban: no work_ready for it.
+                coordinator.set_waiting(connection_id, false);
+            }
+            let answer = if leases.is_empty() {
+                Message::NoWork {
+                    retry_after_ms: NO_WORK_RETRY_MS,
+                    reason: Some(coordinator.why_no_work(worker_id)),
                 }
-                Ok::<_, String>(if leases.is_empty() {
-                    Message::NoWork {
-                        retry_after_ms: NO_WORK_RETRY_MS,
-                        reason: Some(coordinator.why_no_work(&worker)),
-                    }
-                } else {
-                    Message::Leases { leases }
-                })
-            })
-            .await??;
+            } else {
+                Message::Leases { leases }
+            };
             send(socket, &answer).await
         }
         Message::Outcomes { outcomes } => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message, outcome_digest};
 use wasmhive_tests::grid::wait_until;
-use wasmhive_tests::wire::{connect_as_from, key, success_report};
+use wasmhive_tests::wire::{connect_as_from, key, next_reply, success_report};
 
 #[derive(Clone, Copy)]
 enum Play {
@@ -52,9 +52,8 @@ async fn attacker(
         if socket.send(Frame::Text(request.into())).await.is_err() {
             return;
         }
-        let answer = tokio::time::timeout(Duration::from_secs(2), socket.next()).await;
-        let Ok(Some(Ok(Frame::Text(text)))) = answer else { continue };
-        let Ok(Message::Leases { leases }) = wasmhive_protocol::decode_message(&text) else {
+        let answer = tokio::time::timeout(Duration::from_secs(2), next_reply(&mut socket)).await;
+        let Ok(Some(Message::Leases { leases })) = answer else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };

@@ -21,3 +21,4 @@ mod strangers;
 mod task_answers;
 mod task_languages;
 mod volunteer_controls;
+mod work_push;
