@@ -3,7 +3,7 @@
 //! address of its own; attackers are scripted identities.
 
 use crate::grid_support::{TestGrid, check_primes_results};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
