@@ -194,6 +194,8 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
     for index in 0..quorum {
         let mut config = WorkerConfig::new(join.clone(), directory.path().join(format!("worker-{index}")));
         config.cpus = cores;
+        // Each worker its own network (replicas of a unit never share one).
+        config.local_address = Some(std::net::IpAddr::from([127, 0, 0, 2 + index as u8]));
         workers.push(tokio::spawn(run_worker(config, wait_for(stopped.clone()))));
     }
     let mut warm_up = submission.clone();

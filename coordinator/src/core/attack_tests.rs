@@ -105,7 +105,7 @@ fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_re
         core.expire_leases(now + 1_000);
     }
     assert_eq!(allowed, [4, 2, 1, 0], "each expiry halves the allowance, down to nothing");
-    // A worker that returns work earns more leases, up to 8 per advertised core.
+    // A worker that returns work earns more leases, up to 64 per advertised core.
     core.set_worker_cores("honest", 4);
     let away = Network::of_identity("away");
     let mut batch = core.request_work("honest", &away, 1_000, 0);
@@ -114,7 +114,7 @@ fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_re
         finish_leases(&mut core, "honest", &batch, false);
         batch = core.request_work("honest", &away, 1_000, round);
     }
-    assert_eq!(batch.len(), 32, "4 cores × 8, earned by returned work");
+    assert_eq!(batch.len(), 256, "4 cores × 64, earned by returned work");
 }
 
 #[test]

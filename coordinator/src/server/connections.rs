@@ -82,6 +82,15 @@ impl Connections {
         woken.len()
     }
 
+    /// Tells this connection `work_ready` if it is waiting.
+    pub fn wake_connection(&mut self, connection_id: u64) {
+        if self.waiting.remove(&connection_id)
+            && let Some(connection) = self.open.get(&connection_id)
+        {
+            let _ = connection.sender.try_send(Message::WorkReady {});
+        }
+    }
+
     /// Connections open (a worker may have several).
     pub fn count(&self) -> usize {
         self.open.len()
@@ -134,6 +143,12 @@ impl Coordinator {
     /// Quarantined or banned now: no leases until time says otherwise.
     pub fn is_quarantined(&self, worker_id: &str) -> bool {
         self.core.lock().expect("core lock").is_quarantined(worker_id, self.now_ms())
+    }
+
+    /// The worker on this connection returned outcomes: if its last request got `no_work`
+    /// because it held all the leases it may hold, it has room again.
+    pub fn outcomes_returned(&self, connection_id: u64) {
+        self.connections.lock().expect("connections lock").wake_connection(connection_id);
     }
 
     /// Records whether a connection's last request got `no_work`.

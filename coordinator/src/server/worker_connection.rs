@@ -193,6 +193,7 @@ async fn handle_message(
             if acknowledged.is_empty() {
                 return Ok(());
             }
+            coordinator.outcomes_returned(connection_id);
             if report_credit {
                 *credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
             }
