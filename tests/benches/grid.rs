@@ -43,8 +43,9 @@ fn main() {
         });
         println!("W1: {W1_UNITS} `sum` units (tiny)");
         for quorum in [1, 2] {
-            let grid = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
+            let (grid, first_lease) = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
             report(quorum, W1_UNITS, ("grid", grid), ("native rayon", native));
+            println!("            submit to first lease {:.1} ms", first_lease.as_secs_f64() * 1000.0);
         }
     }
     if section.is_empty() || section == "w2" {
@@ -54,12 +55,12 @@ fn main() {
         });
         println!("W2: {W2_UNITS} `primes` units (last unit alone natively: {:.2} s)", one_unit.as_secs_f64());
         for quorum in [1, 2] {
-            let grid = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
+            let (grid, _) = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
             report(quorum, W2_UNITS, ("grid", grid), ("native rayon", native));
         }
     }
     if section.is_empty() || section == "peers" {
-        let single = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
+        let (single, _) = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
         println!(
             "W1 on 4 peers (1 core each, gossip mesh, submitted to one peer) vs the single coordinator + 1 worker:"
         );
@@ -184,8 +185,9 @@ fn report(quorum: u32, units: u64, measured: (&str, Duration), baseline: (&str, 
 
 /// Runs one job on a fresh coordinator with `quorum` workers of `cores` threads each (a
 /// unit's replicas need distinct workers); returns submit-to-completion time. The module
-/// is compiled once beforehand so the figure is the steady state.
-async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> Duration {
+/// is compiled once beforehand so the figure is the steady state. Returns (submit to
+/// completion, submit to first lease).
+async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> (Duration, Duration) {
     let directory = TempDir::new("bench-grid");
     let owner = InProcessOwner::start(&directory).await;
     let (coordinator, stopped) = (owner.coordinator.clone(), owner.stopped.clone());
@@ -201,13 +203,13 @@ async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> D
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
-    let elapsed = finish(&coordinator, submission).await;
+    let times = finish(&coordinator, submission).await;
     let _ = owner.stop.send(true);
     for worker in workers {
         let _ = worker.await;
     }
     owner.stop().await;
-    elapsed
+    times
 }
 
 /// Runs one job on `count` in-process peers that found each other by gossip; returns
@@ -229,21 +231,23 @@ async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     finish(&owner, warm_up).await;
-    let elapsed = finish(&owner, submission).await;
+    let (elapsed, _) = finish(&owner, submission).await;
     for peer in peers {
         peer.stop().await;
     }
     elapsed
 }
 
-async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> Duration {
+/// Submits and waits for completion: (submit to completion, submit to first lease).
+async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> (Duration, Duration) {
     let started = Instant::now();
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
     loop {
         let status = coordinator.status(&job.job_id).unwrap();
         if status.state != wasmhive_protocol::api::JobState::Running {
             assert_eq!(status.verified, status.units, "every unit verified");
-            return started.elapsed();
+            let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
+            return (started.elapsed(), first_lease.duration_since(started));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -12,6 +12,8 @@ pub struct JobRuntime {
     pub module: Arc<Vec<u8>>,
     pub validator: Option<ModuleBytes>,
     pub reducer: Option<ModuleBytes>,
+    /// When this run of the owner built the job's first lease (submit-to-first-lease).
+    pub first_lease: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl JobRuntime {
@@ -34,7 +36,7 @@ impl JobRuntime {
         let validator =
             stored.validator.map(|hash| blob(&hash, "validator").map(ModuleBytes::new)).transpose()?;
         let reducer = stored.reducer.map(|hash| blob(&hash, "reducer").map(ModuleBytes::new)).transpose()?;
-        Ok(JobRuntime { stored, module, validator, reducer })
+        Ok(JobRuntime { stored, module, validator, reducer, first_lease: std::sync::OnceLock::new() })
     }
 
     /// What the owner's runs of the job's validator and reducer need.

@@ -201,6 +201,12 @@ impl Coordinator {
         Ok(SubmitAnswer { job_id, units })
     }
 
+    /// When the job's first lease was built in this run of the owner (benchmarks measure
+    /// submit-to-first-lease with it).
+    pub fn first_lease_at(&self, job_id: &str) -> Option<Instant> {
+        self.job(job_id)?.first_lease.get().copied()
+    }
+
     /// Credit per (job, worker), for one job or all.
     pub fn credits(&self, job_id: Option<&str>) -> Result<Vec<CreditRow>, ApiProblem> {
         let credits = self.store.lock().expect("store lock").credits(job_id).map_err(ApiProblem::internal)?;
@@ -374,6 +380,7 @@ impl Coordinator {
                 continue;
             }
             input_bytes += input.len();
+            job.first_lease.get_or_init(Instant::now);
             leases.push(job.lease(grant.lease_id, grant.unit_index, input));
         }
         drop(store);
