@@ -34,6 +34,12 @@ impl Coordinator {
 
     fn arbitrate(&self, arbitration: &crate::core::Arbitration) {
         let Some(job) = self.job(&arbitration.job_id) else { return };
+        if !job.stored.nan_canonicalization {
+            // Honest float results may then differ between machines: the owner's own run
+            // proves nothing about another host's.
+            tracing::warn!(job = %arbitration.job_id, unit = arbitration.unit_index, "dispute left unsettled: the job turns NaN canonicalisation off");
+            return;
+        }
         let (status, digest) = self.owner_answer(&job, arbitration.unit_index);
         let deciders = self
             .store
