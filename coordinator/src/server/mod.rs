@@ -19,6 +19,7 @@ mod job_modules;
 mod job_runtime;
 mod metrics;
 mod observe;
+mod outcomes;
 mod recovery;
 mod state;
 mod submission;

@@ -29,11 +29,7 @@ fn a_lying_worker_never_has_an_output_accepted() {
     runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), liar).await }).ok();
     println!("the liar reported {} wrong outcomes", lies.load(Ordering::Relaxed));
     check_primes_results(&grid.results(&job_id), end, step, 2);
-    let mut args = vec!["reputation".to_string(), "--json".to_string()];
-    args.extend(grid.connection_args());
-    let output = wasmhive_tests::grid::wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let reputations: Vec<wasmhive_protocol::api::WorkerReputation> =
-        serde_json::from_slice(&output.stdout).unwrap();
+    let reputations = grid.reputations();
     let liar =
         reputations.iter().find(|row| row.worker_id == key(66).peer_id()).expect("the liar was judged");
     assert_eq!(liar.valid, 0, "{liar:?}");

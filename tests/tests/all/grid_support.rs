@@ -93,6 +93,15 @@ impl TestGrid {
         serde_json::from_slice(&output.stdout).expect("credit JSON")
     }
 
+    /// `wasmhive reputation --json`, parsed.
+    pub fn reputations(&self) -> Vec<wasmhive_protocol::api::WorkerReputation> {
+        let mut args = vec!["reputation".to_string(), "--json".to_string()];
+        args.extend(self.connection_args());
+        let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(output.status.success(), "reputation failed: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("reputation JSON")
+    }
+
     /// `--to ADDR --data DIR` for CLI calls against this grid.
     pub fn connection_args(&self) -> Vec<String> {
         connection(self.address, &self.coordinator_data)

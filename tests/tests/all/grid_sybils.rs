@@ -171,11 +171,7 @@ fn colluders_whose_lies_were_accepted_are_banned_and_their_units_run_again() {
     grid.wait_for_completion(&job_id);
     println!("the colluders got {lies_accepted} lies accepted before honest workers came");
     check_primes_results(&grid.results(&job_id), end, step, 2);
-    let mut args = vec!["reputation".to_string(), "--json".to_string()];
-    args.extend(grid.connection_args());
-    let output = wasmhive_tests::grid::wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let reputations: Vec<wasmhive_protocol::api::WorkerReputation> =
-        serde_json::from_slice(&output.stdout).unwrap();
+    let reputations = grid.reputations();
     for (seed, _, _) in colluders {
         let colluder = reputations.iter().find(|row| row.worker_id == key(seed).peer_id());
         assert!(colluder.is_some_and(|row| row.banned), "colluder {seed}: {colluder:?}");

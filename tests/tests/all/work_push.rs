@@ -23,6 +23,15 @@ async fn told_work_ready(socket: &mut Socket, within: Duration) -> bool {
     matches!(decode_message(&text), Ok(Message::WorkReady {}))
 }
 
+/// How many of `sockets` are told `work_ready` within 3 s each.
+async fn count_told_work_ready(sockets: &mut [Socket]) -> usize {
+    let mut told = 0;
+    for socket in sockets {
+        told += usize::from(told_work_ready(socket, Duration::from_secs(3)).await);
+    }
+    told
+}
+
 #[test]
 fn a_waiting_worker_is_told_work_ready_when_a_job_arrives_one_per_new_unit() {
     let grid = TestGrid::start("work-ready", 0);
@@ -38,22 +47,10 @@ fn a_waiting_worker_is_told_work_ready_when_a_job_arrives_one_per_new_unit() {
     });
     // One unit at quorum 1: one waiting worker is woken, not five.
     grid.submit(&grid.primes_spec(10_000, 10_000, 1), false);
-    let told = runtime.block_on(async {
-        let mut told = 0;
-        for socket in &mut sockets {
-            told += usize::from(told_work_ready(socket, Duration::from_secs(3)).await);
-        }
-        told
-    });
+    let told = runtime.block_on(count_told_work_ready(&mut sockets));
     assert_eq!(told, 1, "one new unit wakes one waiting worker");
     // A job of eight units wakes the rest (four are waiting).
     grid.submit(&grid.primes_spec(80_000, 10_000, 1), false);
-    let told = runtime.block_on(async {
-        let mut told = 0;
-        for socket in &mut sockets {
-            told += usize::from(told_work_ready(socket, Duration::from_secs(3)).await);
-        }
-        told
-    });
+    let told = runtime.block_on(count_told_work_ready(&mut sockets));
     assert_eq!(told, 4, "the four still waiting are woken");
 }
