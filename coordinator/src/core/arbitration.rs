@@ -153,13 +153,10 @@ impl Core {
         let Some(job) = self.jobs.get_mut(job_id) else { return Vec::new() };
         let mut strikes = Vec::new();
         for dispute in job.take_disputes() {
-            if self.arbitrations.len() < ARBITRATIONS_WAITING_MAX {
+            let unqueued =
                 self.queue_arbitration(job_id, dispute.unit_index, dispute.accepted_digest, dispute.answers);
-                continue;
-            }
-            self.arbitrations_dropped += 1;
-            if dispute.strike_if_unsettled {
-                for answer in dispute.answers {
+            if let Some(answers) = unqueued.filter(|_| dispute.strike_if_unsettled) {
+                for answer in answers {
                     let reputation = self.reputations.record(&answer.worker_id, false, now_ms);
                     strikes.push(Judgement { worker_id: answer.worker_id, agreed: false, reputation });
                 }
@@ -168,17 +165,18 @@ impl Core {
         strikes
     }
 
-    /// Queues one dispute (dropped, and counted, when [`ARBITRATIONS_WAITING_MAX`] wait).
+    /// Queues one dispute; when [`ARBITRATIONS_WAITING_MAX`] wait it is dropped, counted, and
+    /// its answers handed back.
     pub(super) fn queue_arbitration(
         &mut self,
         job_id: &str,
         unit_index: u64,
         accepted_digest: Hash,
         answers: Vec<Answer>,
-    ) {
+    ) -> Option<Vec<Answer>> {
         if self.arbitrations.len() >= ARBITRATIONS_WAITING_MAX {
             self.arbitrations_dropped += 1;
-            return;
+            return Some(answers);
         }
         self.arbitrations.push(Arbitration {
             job_id: job_id.to_string(),
@@ -186,5 +184,6 @@ impl Core {
             accepted_digest,
             answers,
         });
+        None
     }
 }

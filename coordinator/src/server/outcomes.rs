@@ -2,13 +2,10 @@
 //! acknowledge it, and finish the jobs it completed.
 
 use super::state::Coordinator;
-use crate::core::{OutcomeEffect, Reputation};
+use crate::core::{LeaseId, OutcomeEffect, Reputation};
 use crate::store::OutcomeToCommit;
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::{Hash, OutcomeReport, outcome_digest};
-
-/// Lease ids, as the core names them.
-type LeaseId = crate::core::LeaseId;
 
 impl Coordinator {
     /// Records a batch of outcomes and commits it; returns the lease ids to acknowledge
