@@ -242,6 +242,7 @@ impl OwnerRecord {
                 figures.identities_banned += 1;
                 banned.push(judgement.worker_id);
             }
+            core.arbitration_ended(&arbitration);
         }
         banned
     }

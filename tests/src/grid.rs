@@ -43,9 +43,18 @@ impl Running {
     }
 }
 
+/// Lines of a process's log printed when a test fails while it runs.
+const LOG_LINES_SHOWN_ON_FAILURE: usize = 80;
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let shown = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
+            eprintln!("--- last lines of {} ---\n{}", self.log.display(), shown.join("\n"));
+        }
     }
 }
 

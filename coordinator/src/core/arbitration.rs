@@ -138,6 +138,16 @@ impl Core {
         Verdict { banned, accepted_was_wrong, no_verdict: None }
     }
 
+    /// Marks a taken arbitration as over, after the units it proved wrong were reopened
+    /// (settled or not: call it once for each one taken). A job completes only when none
+    /// of its arbitrations is open, so a lie a dispute has found is never left in a
+    /// completed job's results.
+    pub fn arbitration_ended(&mut self, arbitration: &Arbitration) {
+        if let Some(job) = self.jobs.get_mut(&arbitration.job_id) {
+            job.arbitrations_open = job.arbitrations_open.saturating_sub(1);
+        }
+    }
+
     /// Takes back the acceptance of these units of a job (each accepted with a success, by
     /// a quorum an identity proven wrong was part of): they run again, at the full quorum,
     /// before fresh units. When one is accepted again with another digest, the deciders of
@@ -152,7 +162,14 @@ impl Core {
     pub(super) fn queue_disputes(&mut self, job_id: &str, now_ms: u64) -> Vec<Judgement> {
         let Some(job) = self.jobs.get_mut(job_id) else { return Vec::new() };
         let mut strikes = Vec::new();
-        for dispute in job.take_disputes() {
+        for mut dispute in job.take_disputes() {
+            // A banned identity has nothing left to prove wrong.
+            dispute.answers.retain(|answer| {
+                !self.reputations.get(&answer.worker_id).is_some_and(|known| known.is_banned())
+            });
+            if dispute.answers.is_empty() {
+                continue;
+            }
             let unqueued =
                 self.queue_arbitration(job_id, dispute.unit_index, dispute.accepted_digest, dispute.answers);
             if let Some(answers) = unqueued.filter(|_| dispute.strike_if_unsettled) {
@@ -177,6 +194,9 @@ impl Core {
         if self.arbitrations.len() >= ARBITRATIONS_WAITING_MAX {
             self.arbitrations_dropped += 1;
             return Some(answers);
+        }
+        if let Some(job) = self.jobs.get_mut(job_id) {
+            job.arbitrations_open += 1;
         }
         self.arbitrations.push(Arbitration {
             job_id: job_id.to_string(),

@@ -99,6 +99,63 @@ fn a_unit_accepted_by_a_proven_liar_runs_again_to_the_full_quorum_and_ends_right
     assert_eq!(core.progress("job").unwrap().succeeded, 1);
 }
 
+/// Seen in CI: an honest worker held a lease of unit 0's decoy when the unit was reopened,
+/// then got the reopened unit too; its late decoy outcome must not count as a second
+/// replica of the new run, or the unit is accepted on one identity's word.
+#[test]
+fn a_lease_of_an_ended_decoy_does_not_count_towards_the_reopened_unit() {
+    let mut core = core_with_an_accepted_lie();
+    let decoy_lease = decoy_to_honest_workers(&mut core).remove(0).1;
+    assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
+    let rerun_lease = core.request_work("e", &Network::of_identity("e"), 1, LATER_MS).remove(0);
+    assert_eq!(rerun_lease.unit_index, 0, "e runs the reopened unit");
+    let mut decisions = Vec::new();
+    for lease in [decoy_lease, rerun_lease] {
+        let reported =
+            core.report_outcome("e", lease.lease_id, &Status::Success, honest_digest("job", 0), LATER_MS);
+        decisions.extend(reported.ok().and_then(|effect| effect.decision));
+    }
+    assert_eq!(decisions, [], "one identity decided the reopened unit alone");
+    assert_eq!(core.units_waiting_for_replica("job"), 1, "the unit waits for a replica from another worker");
+}
+
+/// Seen in CI: honest workers decided the job's last units while a dispute about an
+/// earlier one waited for the owner's run, so the job completed with the lie in it. A job
+/// is complete only when none of its disputes is open.
+#[test]
+fn a_job_with_an_open_dispute_is_not_complete_until_the_owner_settles_it() {
+    let mut core = core_with_an_accepted_lie();
+    let arbitration = honest_workers_disagree_with_the_lie(&mut core);
+    let now_ms = honest_workers_decide_every_unit(&mut core, LATER_MS);
+    assert!(!core.progress("job").unwrap().is_complete(), "complete while a dispute about unit 0 is open");
+    core.settle_arbitration(
+        &arbitration,
+        &Status::Success,
+        honest_digest("job", 0),
+        &["c".into(), "d".into()],
+    );
+    core.reopen_units("job", unit_zero_as_the_colluders_decided_it());
+    core.arbitration_ended(&arbitration);
+    assert!(!core.progress("job").unwrap().is_complete(), "unit 0 runs again");
+    honest_workers_decide_every_unit(&mut core, now_ms);
+    assert!(core.progress("job").unwrap().is_complete());
+}
+
+/// e and f ask for work, a second apart, until every unit of the job is decided; returns
+/// the time then.
+fn honest_workers_decide_every_unit(core: &mut Core, mut now_ms: u64) -> u64 {
+    while core.progress("job").unwrap().decided() < 10 {
+        now_ms += 1_000; // so reservations for the other worker expire
+        for worker in ["e", "f"] {
+            for grant in core.request_work(worker, &Network::of_identity(worker), 1, now_ms) {
+                let digest = honest_digest("job", grant.unit_index);
+                core.report_outcome(worker, grant.lease_id, &Status::Success, digest, now_ms).unwrap();
+            }
+        }
+    }
+    now_ms
+}
+
 #[test]
 fn a_proven_liar_that_keeps_reporting_counts_for_nothing() {
     let mut core = core_with_an_accepted_lie();

@@ -115,6 +115,8 @@ pub struct JobProgress {
     pub failed: u64,
     pub active: u64,
     pub leased: u64,
+    /// Disputes about the job's units waiting for, or in, the owner's own run.
+    pub disputed: u64,
 }
 
 impl JobProgress {
@@ -122,8 +124,9 @@ impl JobProgress {
         self.succeeded + self.failed
     }
 
+    /// Every unit decided, and no dispute open that could reopen one.
     pub fn is_complete(&self) -> bool {
-        self.decided() == self.units
+        self.decided() == self.units && self.disputed == 0
     }
 }
 
@@ -151,6 +154,8 @@ pub(super) struct CoreJob {
     /// Accepted units reopened because an identity that helped decide them was proven
     /// wrong, with their earlier acceptance; they are run again before fresh units.
     reopened: BTreeMap<u64, ReopenedUnit>,
+    /// Arbitrations of this job's units queued or running (see `arbitration.rs`).
+    pub(super) arbitrations_open: u64,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -174,6 +179,7 @@ impl CoreJob {
             judged_by_known_answer: Vec::new(),
             disputes: Vec::new(),
             reopened: BTreeMap::new(),
+            arbitrations_open: 0,
             unfinished: Vec::new(),
             known_answers: VecDeque::new(),
         };
@@ -198,6 +204,7 @@ impl CoreJob {
             failed: self.failed,
             active: self.active.len() as u64,
             leased: self.open_leases,
+            disputed: self.arbitrations_open,
         }
     }
 
@@ -384,7 +391,12 @@ impl CoreJob {
         };
         let before = unit.leases.len();
         unit.leases.retain(|open| open.lease_id != lease_id);
-        self.open_leases -= (before - unit.leases.len()) as u64;
+        if unit.leases.len() == before {
+            // A lease of an earlier run of this unit (a decoy that ended, a unit since
+            // reopened): its outcome belongs to no replica of the current run.
+            return (None, None);
+        }
+        self.open_leases -= 1;
         if let Some(known) = unit.known_digest {
             self.record_decoy_replica(unit_index, replica, known);
             return (None, None);

@@ -17,10 +17,18 @@ pub struct JobFacts {
     pub workers_quarantined: u64,
     /// Cores of connected, unquarantined workers not holding a lease.
     pub spare_slots: u64,
+    /// Disputes about the job's units waiting for, or in, the owner's own run.
+    pub disputed: u64,
 }
 
 /// Why the job is not moving, or `None` when it is (or is done).
 pub fn why_job_waits(facts: &JobFacts) -> Option<String> {
+    if facts.units_left == 0 && facts.disputed > 0 {
+        return Some(format!(
+            "every unit is decided; the job completes once the owner has run {} disputed unit(s) itself (a replica disagreed with an accepted result)",
+            facts.disputed
+        ));
+    }
     if facts.units_left == 0 {
         return None;
     }
@@ -104,6 +112,7 @@ mod tests {
             networks_connected: 2,
             workers_quarantined: 0,
             spare_slots: 4,
+            disputed: 0,
         }
     }
 
@@ -124,6 +133,8 @@ mod tests {
         let leased = JobFacts { fresh_units_left: 0, leased: 4, ..facts() };
         assert!(why_job_waits(&leased).unwrap().contains("all remaining units are leased"));
         assert_eq!(why_job_waits(&JobFacts { units_left: 0, workers_connected: 0, ..facts() }), None);
+        let disputed = JobFacts { units_left: 0, disputed: 2, ..facts() };
+        assert!(why_job_waits(&disputed).unwrap().contains("owner has run 2 disputed unit(s)"));
         assert!(why_no_work(WorkerStanding::Quarantined(30), 1).contains("quarantined for 30 s"));
         assert!(why_no_work(WorkerStanding::Banned, 1).contains("banned"));
         assert!(why_no_work(WorkerStanding::Good, 0).contains("no running job"));

@@ -127,6 +127,7 @@ impl Coordinator {
                 .len() as u64,
             workers_quarantined: workers.iter().filter(|worker| worker.quarantined).count() as u64,
             spare_slots: workers.iter().map(|worker| worker.spare_slots).sum(),
+            disputed: progress.disputed,
         };
         why_job_waits(&facts)
     }

@@ -14,7 +14,8 @@
 //! deciders, is banned.
 //!
 //! Invariants: a decoy decides nothing (no result, no count, no credit); it goes to no
-//! network that decided it; it ends when its quorum of replicas has reported.
+//! network that decided it; it ends when its quorum of replicas has reported; a known
+//! answer a decoy disagreed with is never sent out again (one dispute per doubt).
 
 use super::super::unit::ActiveUnit;
 use super::{CoreJob, Dispute, ReplicaRecord};
@@ -53,6 +54,8 @@ impl CoreJob {
         if unit.replicas.len() as u32 >= self.policy.quorum {
             let replicas = self.end_decoy(unit_index);
             if replicas.iter().any(|replica| !(replica.status.is_success() && replica.digest == known)) {
+                // Its known answer is in doubt until the owner's run: no more decoys of it.
+                self.known_answers.retain(|answer| answer.unit_index != unit_index);
                 let answers = replicas.into_iter().map(Into::into).collect();
                 let strike_if_unsettled = false;
                 self.disputes.push(Dispute {
