@@ -43,9 +43,14 @@ fn main() {
         });
         println!("W1: {W1_UNITS} `sum` units (tiny)");
         for quorum in [1, 2] {
-            let (grid, first_lease) = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
+            let (grid, first_lease, commits) = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
             report(quorum, W1_UNITS, ("grid", grid), ("native rayon", native));
-            println!("            submit to first lease {:.1} ms", first_lease.as_secs_f64() * 1000.0);
+            println!(
+                "            submit to first lease {:.1} ms · {} outcome batches in {} store transactions (fsyncs)",
+                first_lease.as_secs_f64() * 1000.0,
+                commits.1,
+                commits.0
+            );
         }
     }
     if section.is_empty() || section == "w2" {
@@ -55,12 +60,12 @@ fn main() {
         });
         println!("W2: {W2_UNITS} `primes` units (last unit alone natively: {:.2} s)", one_unit.as_secs_f64());
         for quorum in [1, 2] {
-            let (grid, _) = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
+            let (grid, _, _) = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
             report(quorum, W2_UNITS, ("grid", grid), ("native rayon", native));
         }
     }
     if section.is_empty() || section == "peers" {
-        let (single, _) = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
+        let (single, _, _) = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
         println!(
             "W1 on 4 peers (1 core each, gossip mesh, submitted to one peer) vs the single coordinator + 1 worker:"
         );
@@ -186,8 +191,12 @@ fn report(quorum: u32, units: u64, measured: (&str, Duration), baseline: (&str, 
 /// Runs one job on a fresh coordinator with `quorum` workers of `cores` threads each (a
 /// unit's replicas need distinct workers); returns submit-to-completion time. The module
 /// is compiled once beforehand so the figure is the steady state. Returns (submit to
-/// completion, submit to first lease).
-async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> (Duration, Duration) {
+/// completion, submit to first lease, (store transactions, outcome batches)).
+async fn run_grid_job(
+    submission: JobSubmission,
+    quorum: u32,
+    cores: usize,
+) -> (Duration, Duration, (u64, u64)) {
     let directory = TempDir::new("bench-grid");
     let owner = InProcessOwner::start(&directory).await;
     let (coordinator, stopped) = (owner.coordinator.clone(), owner.stopped.clone());
@@ -231,15 +240,20 @@ async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     finish(&owner, warm_up).await;
-    let (elapsed, _) = finish(&owner, submission).await;
+    let (elapsed, _, _) = finish(&owner, submission).await;
     for peer in peers {
         peer.stop().await;
     }
     elapsed
 }
 
-/// Submits and waits for completion: (submit to completion, submit to first lease).
-async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> (Duration, Duration) {
+/// Submits and waits for completion: (submit to completion, submit to first lease, (store
+/// transactions, outcome batches) the job took).
+async fn finish(
+    coordinator: &Arc<Coordinator>,
+    submission: JobSubmission,
+) -> (Duration, Duration, (u64, u64)) {
+    let commits_before = coordinator.outcome_commits();
     let started = Instant::now();
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
     loop {
@@ -247,7 +261,10 @@ async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> (D
         if status.state != wasmhive_protocol::api::JobState::Running {
             assert_eq!(status.verified, status.units, "every unit verified");
             let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
-            return (started.elapsed(), first_lease.duration_since(started));
+            let elapsed = started.elapsed();
+            let commits_after = coordinator.outcome_commits();
+            let commits = (commits_after.0 - commits_before.0, commits_after.1 - commits_before.1);
+            return (elapsed, first_lease.duration_since(started), commits);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

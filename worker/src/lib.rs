@@ -15,6 +15,7 @@ pub mod control;
 mod execution;
 mod module_store;
 mod session;
+mod session_core;
 pub mod volunteer;
 
 pub use wasmhive_transport::load_or_create_peer_key as peer_key;

@@ -1,11 +1,14 @@
 //! The worker's main loop: connect, say hello, keep the prefetch queue full, run leases,
-//! return outcomes, reconnect when the connection drops, and shut down gracefully.
+//! return outcomes, reconnect when the connection drops, and shut down gracefully. The
+//! rules (what to ask for, what to keep, when outcomes go out, what is sent again) are in
+//! `session_core.rs`; this is the shell that does the IO.
 
 use crate::connection::{Backoff, Socket, connect};
 use crate::execution::{Execution, Finished, NotStarted, SessionCount, spawn_lease};
+use crate::session_core::{QueueState, SessionCore};
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,22 +16,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::{
-    Hash, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
+    Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
 };
 use wasmhive_transport::PeerAddress;
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How long a finished outcome waits for others to share its message.
-const FLUSH_DELAY: Duration = Duration::from_millis(2);
 /// How often a session looks again without any event (retry after `no_work`, resume after
 /// a pause); everything else is event-driven, so an idle or throttled worker costs its
 /// machine next to nothing.
 const IDLE_TICK: Duration = Duration::from_millis(100);
-/// Outcomes sent in one message at most.
-const OUTCOMES_PER_MESSAGE_MAX: usize = 256;
-/// The prefetch target never grows beyond this many leases.
-const PREFETCH_MAX: usize = 4096;
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 const ACKNOWLEDGE_WAIT_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 
@@ -55,15 +52,7 @@ struct Worker {
     /// The owner's peer id as the TLS handshake proved it (credit, reasons and slot shares
     /// are kept per proven owner, never per address).
     owner_id: String,
-    pending: Vec<OutcomeReport>,
-    unacknowledged: BTreeMap<u64, OutcomeReport>,
-    prefetch_target: usize,
-    /// Leases asked for and not yet answered (0: no request outstanding). An owner may
-    /// answer a request with at most this many; anything else is handed back unrun.
-    requested: u32,
-    retry_at: Option<Instant>,
-    /// When waiting outcomes are sent (set when the first of a batch finishes).
-    flush_at: Option<Instant>,
+    core: SessionCore,
 }
 
 /// Runs a worker until `shutdown` resolves, reconnecting with backoff whenever the owner
@@ -148,12 +137,7 @@ impl Worker {
             fetched,
             owner_id: owner_address.peer_id.clone().unwrap_or_default(),
             owner_address,
-            pending: Vec::new(),
-            unacknowledged: BTreeMap::new(),
-            prefetch_target,
-            requested: 0,
-            retry_at: None,
-            flush_at: None,
+            core: SessionCore::new(prefetch_target),
         }
     }
 
@@ -162,13 +146,8 @@ impl Worker {
             return SessionEnd::Lost(reason);
         }
         tracing::info!(worker = %self.worker_id, "connected to the owner");
-        self.requested = 0;
-        self.retry_at = None;
-        let resend: Vec<OutcomeReport> = self.unacknowledged.values().cloned().collect();
-        for chunk in resend.chunks(OUTCOMES_PER_MESSAGE_MAX) {
-            if let Err(reason) = send(&mut socket, &Message::Outcomes { outcomes: chunk.to_vec() }).await {
-                return SessionEnd::Lost(reason);
-            }
+        if let Err(reason) = send_all(&mut socket, self.core.connected()).await {
+            return SessionEnd::Lost(reason);
         }
         let mut idle_tick = tokio::time::interval(IDLE_TICK);
         idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -182,10 +161,7 @@ impl Worker {
                     Ok(())
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
-                () = sleep_until_flush(self.flush_at), if self.flush_at.is_some() => {
-                    self.flush_at = None;
-                    self.flush_outcomes(&mut socket).await
-                }
+                () = sleep_until_flush(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
                 _ = idle_tick.tick() => Ok(()),
                 _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string()),
             };
@@ -251,34 +227,27 @@ impl Worker {
         match message {
             Message::Leases { leases } => {
                 self.execution.controls.owner_has_work(&self.owner_id);
-                if self.in_pool == 0 && self.prefetch_target < PREFETCH_MAX {
-                    self.prefetch_target = (self.prefetch_target * 2).min(PREFETCH_MAX);
+                let (to_run, hand_back) = self.core.leases_arrived(leases, self.in_pool);
+                if let Some(hand_back) = hand_back {
+                    tracing::warn!(owner = %self.owner_id, "the owner sent leases we did not ask for; handed back unrun");
+                    send(socket, &hand_back).await?;
                 }
-                let asked = std::mem::take(&mut self.requested) as usize;
-                let unasked: Vec<u64> = leases.iter().skip(asked).map(|lease| lease.lease_id).collect();
-                if !unasked.is_empty() {
-                    tracing::warn!(owner = %self.owner_id, count = unasked.len(), "the owner sent leases we did not ask for; handed back unrun");
-                    send(socket, &Message::ReturnLeases { lease_ids: unasked }).await?;
-                }
-                for lease in leases.into_iter().take(asked) {
+                for lease in to_run {
                     self.accept_lease(socket, lease).await?;
                 }
                 Ok(())
             }
             Message::NoWork { retry_after_ms, reason } => {
                 self.execution.controls.owner_has_no_work(&self.owner_id, reason);
-                self.requested = 0;
-                self.retry_at = Some(Instant::now() + Duration::from_millis(retry_after_ms.min(60_000)));
+                self.core.no_work(retry_after_ms, Instant::now());
                 Ok(())
             }
             Message::WorkReady {} => {
-                self.retry_at = None; // ask at once
+                self.core.work_ready();
                 Ok(())
             }
             Message::Acknowledged { lease_ids, credit } => {
-                for lease_id in lease_ids {
-                    self.unacknowledged.remove(&lease_id);
-                }
+                self.core.acknowledged(&lease_ids);
                 if let Some(credit) = credit {
                     self.execution.controls.owner_reported_credit(
                         &self.owner_id,
@@ -386,8 +355,7 @@ impl Worker {
     fn record_finished(&mut self, finished: Finished) {
         self.in_pool -= 1;
         if let Finished::Ran(report) = finished {
-            self.pending.push(*report);
-            self.flush_at.get_or_insert_with(|| Instant::now() + FLUSH_DELAY);
+            self.core.finished(*report, Instant::now());
         }
     }
 
@@ -395,36 +363,16 @@ impl Worker {
         self.in_pool + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
     }
 
-    /// Asks for more leases when the queue is below half its target.
+    /// Sends what the session core says is due: outcomes, then a request for leases.
     async fn top_up(&mut self, socket: &mut Socket) -> Result<(), String> {
-        if self.pending.len() >= OUTCOMES_PER_MESSAGE_MAX || (self.in_pool == 0 && !self.pending.is_empty()) {
-            self.flush_outcomes(socket).await?;
-        }
-        if self.execution.controls.is_paused() {
-            return Ok(());
-        }
-        let queued = self.queued();
-        let waiting_out_retry = self.retry_at.is_some_and(|retry_at| Instant::now() < retry_at);
-        // Slots are spread over owners: each session queues its share of the target.
-        let target = self.execution.session_target(&self.owner_id, self.prefetch_target);
-        if self.requested > 0 || waiting_out_retry || queued * 2 > target {
-            return Ok(());
-        }
-        let slots = (target - queued) as u32;
-        self.requested = slots;
-        send(socket, &Message::RequestWork { slots }).await
-    }
-
-    async fn flush_outcomes(&mut self, socket: &mut Socket) -> Result<(), String> {
-        while !self.pending.is_empty() {
-            let count = self.pending.len().min(OUTCOMES_PER_MESSAGE_MAX);
-            let outcomes: Vec<OutcomeReport> = self.pending.drain(..count).collect();
-            for outcome in &outcomes {
-                self.unacknowledged.insert(outcome.lease_id, outcome.clone());
-            }
-            send(socket, &Message::Outcomes { outcomes }).await?;
-        }
-        Ok(())
+        let queue = QueueState {
+            in_pool: self.in_pool,
+            queued: self.queued(),
+            // Slots are spread over owners: each session queues its share of the target.
+            target: self.execution.session_target(&self.owner_id, self.core.prefetch_target()),
+            paused: self.execution.controls.is_paused(),
+        };
+        send_all(socket, self.core.due(Instant::now(), queue)).await
     }
 
     /// The connection dropped: the owner re-queues our open leases, so unstarted ones are
@@ -432,7 +380,7 @@ impl Worker {
     fn connection_lost(&mut self) {
         self.not_started.take_back_all();
         self.waiting_for_module.clear();
-        self.requested = 0;
+        self.core.connection_lost();
     }
 
     /// Hands back unstarted leases, lets running ones finish within the grace period,
@@ -459,17 +407,15 @@ impl Worker {
                 _ => break,
             }
         }
-        if self.flush_outcomes(&mut socket).await.is_err() {
+        if send_all(&mut socket, self.core.flush_all()).await.is_err() {
             return SessionEnd::Shutdown;
         }
         let acknowledge_ends = Instant::now() + ACKNOWLEDGE_WAIT_ON_SHUTDOWN;
-        while !self.unacknowledged.is_empty() {
+        while self.core.unacknowledged() > 0 {
             match tokio::time::timeout_at(acknowledge_ends.into(), socket.next()).await {
                 Ok(Some(Ok(Frame::Text(text)))) => {
                     if let Ok(Message::Acknowledged { lease_ids, .. }) = decode_message(&text) {
-                        lease_ids.iter().for_each(|lease_id| {
-                            self.unacknowledged.remove(lease_id);
-                        });
+                        self.core.acknowledged(&lease_ids);
                     }
                 }
                 Ok(Some(Ok(_))) => {}
@@ -479,7 +425,7 @@ impl Worker {
         let goodbye = Message::Goodbye { reason: "worker shutting down".into() };
         let _ = send(&mut socket, &goodbye).await;
         let _ = socket.close(None).await;
-        tracing::info!(unacknowledged = self.unacknowledged.len(), "worker stopped");
+        tracing::info!(unacknowledged = self.core.unacknowledged(), "worker stopped");
         SessionEnd::Shutdown
     }
 }
@@ -496,6 +442,13 @@ async fn receive_during_handshake(socket: &mut Socket, expected: &str) -> Result
         },
         _ => Err(format!("the connection closed before {expected}")),
     }
+}
+
+async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), String> {
+    for message in &messages {
+        send(socket, message).await?;
+    }
+    Ok(())
 }
 
 async fn send(socket: &mut Socket, message: &Message) -> Result<(), String> {

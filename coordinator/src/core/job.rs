@@ -156,6 +156,8 @@ pub(super) struct CoreJob {
     reopened: BTreeMap<u64, ReopenedUnit>,
     /// Arbitrations of this job's units queued or running (see `arbitration.rs`).
     pub(super) arbitrations_open: u64,
+    /// See [`super::Core::job_generation`].
+    pub(super) generation: u64,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -163,8 +165,14 @@ pub(super) struct CoreJob {
 }
 
 impl CoreJob {
-    pub(super) fn resumed(unit_count: u64, policy: JobPolicy, resume: ResumeState) -> CoreJob {
+    pub(super) fn resumed(
+        unit_count: u64,
+        policy: JobPolicy,
+        resume: ResumeState,
+        generation: u64,
+    ) -> CoreJob {
         let mut job = CoreJob {
+            generation,
             policy,
             unit_count,
             next_fresh_unit: resume.next_fresh_unit.min(unit_count),

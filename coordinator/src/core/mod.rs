@@ -171,6 +171,8 @@ pub struct Core {
     /// Disputes waiting for the owner's own run (`arbitration.rs`).
     arbitrations: Vec<arbitration::Arbitration>,
     arbitrations_dropped: u64,
+    /// Jobs added so far: each added job's generation (see [`Core::job_generation`]).
+    jobs_added: u64,
 }
 
 impl Default for Core {
@@ -208,6 +210,7 @@ impl Core {
             allowances: LeaseAllowances::new(Some(LeaseLimits::OWNER)),
             arbitrations: Vec::new(),
             arbitrations_dropped: 0,
+            jobs_added: 0,
         }
     }
 
@@ -225,8 +228,16 @@ impl Core {
     pub fn add_job(&mut self, job_id: &str, unit_count: u64, policy: JobPolicy, resume: ResumeState) {
         assert!(policy.quorum >= 1, "quorum is validated before it reaches the core");
         assert!(policy.max_replicas >= policy.quorum, "max_replicas is validated to be at least quorum");
-        let job = CoreJob::resumed(unit_count, policy, resume);
+        self.jobs_added += 1;
+        let job = CoreJob::resumed(unit_count, policy, resume, self.jobs_added);
         self.jobs.insert(job_id.to_string(), job);
+    }
+
+    /// Which adding of the job the core holds now: a job removed and added again (its
+    /// state rebuilt from the store) has a new generation, so what was recorded in its
+    /// earlier one can be told apart. `None` for a job the core does not hold.
+    pub fn job_generation(&self, job_id: &str) -> Option<u64> {
+        self.jobs.get(job_id).map(|job| job.generation)
     }
 
     /// Stops handing out a job's units; returns the open leases to cancel, per worker.

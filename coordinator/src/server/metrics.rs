@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: what an owner leased, accepted and failed,
 //! how many replicas accepted units took, quorum disagreements, connected workers, spare
-//! slots, and how long units ran on the workers (as they reported it).
+//! slots, how long units ran on the workers (as they reported it), and how many outcome
+//! batches each store transaction held.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +20,9 @@ pub struct GridMetrics {
     pub connected_workers: Gauge,
     pub spare_slots: Gauge,
     pub jobs_running: Gauge,
+    /// Transactions the store writer committed outcome batches in (one fsync each).
+    pub outcome_commits: Counter,
+    pub outcome_batches_committed: Counter,
 }
 
 impl GridMetrics {
@@ -34,6 +38,8 @@ impl GridMetrics {
             connected_workers: Gauge::default(),
             spare_slots: Gauge::default(),
             jobs_running: Gauge::default(),
+            outcome_commits: Counter::default(),
+            outcome_batches_committed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -77,6 +83,16 @@ impl GridMetrics {
             metrics.spare_slots.clone(),
         );
         registry.register("jobs_running", "Jobs with undecided units", metrics.jobs_running.clone());
+        registry.register(
+            "outcome_commits",
+            "Store transactions holding workers' outcome batches (group commit: one fsync each)",
+            metrics.outcome_commits.clone(),
+        );
+        registry.register(
+            "outcome_batches_committed",
+            "Workers' outcome batches committed",
+            metrics.outcome_batches_committed.clone(),
+        );
         GridMetrics { registry, ..metrics }
     }
 

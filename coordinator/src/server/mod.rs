@@ -22,6 +22,7 @@ mod observe;
 mod outcomes;
 mod recovery;
 mod state;
+mod store_writer;
 mod submission;
 mod token;
 mod worker_connection;

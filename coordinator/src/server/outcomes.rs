@@ -2,21 +2,23 @@
 //! acknowledge it, and finish the jobs it completed.
 
 use super::state::Coordinator;
-use crate::core::{LeaseId, OutcomeEffect, Reputation};
-use crate::store::OutcomeToCommit;
+use crate::core::{LeaseId, OutcomeEffect};
+use crate::store::{OutcomeBatch, OutcomeToCommit};
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::{Hash, OutcomeReport, outcome_digest};
 
 impl Coordinator {
-    /// Records a batch of outcomes and commits it; returns the lease ids to acknowledge
-    /// (all of them: those the core no longer knows are acknowledged so the worker forgets
-    /// them). Err is a protocol violation: close the connection with it.
+    /// Records a batch of outcomes and commits it (through the store writer); returns the
+    /// lease ids to acknowledge (all of them: those the core no longer knows are
+    /// acknowledged so the worker forgets them), or none when the batch was not committed.
+    /// Err is a protocol violation: close the connection with it. Blocks on the commit:
+    /// call it off the async runtime.
     pub fn commit_outcomes(
         &self,
         worker_id: &str,
-        reports: &[OutcomeReport],
+        reports: Vec<OutcomeReport>,
     ) -> Result<Vec<LeaseId>, String> {
-        for report in reports {
+        for report in &reports {
             if outcome_digest(&report.status, &report.output) != report.digest {
                 return Err(format!(
                     "outcome of lease {} has a digest that does not match its output",
@@ -24,7 +26,7 @@ impl Coordinator {
                 ));
             }
         }
-        self.check_output_limits(reports)?;
+        self.check_output_limits(&reports)?;
         let with_validator =
             |report: &OutcomeReport| self.job(&report.job_id).filter(|job| job.validator.is_some());
         let _validating = reports
@@ -40,63 +42,18 @@ impl Coordinator {
                 _ => report.digest,
             })
             .collect();
-        let mut effects: Vec<(usize, OutcomeEffect)> = Vec::new();
-        let disputes_waiting: bool;
-        let now_ms = self.now_ms();
-        {
-            let mut core = self.core.lock().expect("core lock");
-            for (position, report) in reports.iter().enumerate() {
-                let target = core.lease_target(report.lease_id);
-                if target.is_some_and(|target| target != (report.job_id.as_str(), report.unit_index)) {
-                    tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
-                    continue;
-                }
-                let digest = class_digests[position];
-                match core.report_outcome(worker_id, report.lease_id, &report.status, digest, now_ms) {
-                    Ok(effect) => effects.push((position, effect)),
-                    Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
-                }
-            }
-            disputes_waiting = core.has_arbitrations();
-        }
-        let next_fresh: Vec<(String, u64)> = {
-            let core = self.core.lock().expect("core lock");
-            let mut job_ids: Vec<&String> = effects.iter().map(|(_, effect)| &effect.job_id).collect();
-            job_ids.dedup();
-            job_ids
-                .into_iter()
-                .filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.clone(), next)))
-                .collect()
-        };
-        let to_commit: Vec<OutcomeToCommit<'_>> = effects
+        let recorded = self.record_outcomes(worker_id, &reports, &class_digests);
+        let effects: Vec<(usize, OutcomeEffect)> = recorded
+            .batch
+            .outcomes
             .iter()
-            .map(|(position, effect)| OutcomeToCommit {
-                effect,
-                lease_id: reports[*position].lease_id,
-                output: &reports[*position].output,
-                fuel_used: self
-                    .job(&effect.job_id)
-                    .and_then(|job| job.credible_fuel(reports[*position].fuel_used)),
-                engine_class: &reports[*position].engine_class,
-                keep_output: with_validator(&reports[*position]).is_some(),
-                metered: self.job(&effect.job_id).is_some_and(|job| job.stored.limits.fuel.is_some()),
-            })
+            .map(|outcome| (outcome.position, outcome.effect.clone()))
             .collect();
-        let reputations: Vec<(String, Reputation)> = effects
-            .iter()
-            .flat_map(|(_, effect)| effect.judgements.iter().chain(&effect.unfinished))
-            .map(|judgement| {
-                (judgement.worker_id.clone(), judgement.reputation.in_clock(self.started_unix_ms, true))
-            })
-            .collect();
-        let mut store = self.store.lock().expect("store lock");
-        if let Err(error) = store.commit_outcomes(&to_commit, &next_fresh, &reputations) {
-            drop(store);
-            self.commit_failed(&error, effects.iter().map(|(_, effect)| effect.job_id.as_str()));
+        if let Err(refused) = self.store_writer.commit(recorded.batch, recorded.generations) {
+            tracing::warn!(worker = %worker_id, %refused, "outcomes not acknowledged");
             return Ok(Vec::new());
         }
-        drop(store);
-        if disputes_waiting {
+        if recorded.disputes_waiting {
             // After the commit: the arbitration reads who decided the unit from the store.
             self.arbitrations_waiting.notify_one();
         }
@@ -107,9 +64,82 @@ impl Coordinator {
                 .filter(|(_, effect)| effect.replica.is_some() && effect.decision.is_none())
                 .count(),
         );
-        self.observe_outcomes(reports, &effects);
+        self.observe_outcomes(&reports, &effects);
         self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
         Ok(reports.iter().map(|report| report.lease_id).collect())
+    }
+
+    /// Records each report in the core (under its lock, once) and builds the batch to commit.
+    fn record_outcomes(
+        &self,
+        worker_id: &str,
+        reports: &[OutcomeReport],
+        class_digests: &[Hash],
+    ) -> RecordedOutcomes {
+        let now_ms = self.now_ms();
+        let mut core = self.core.lock().expect("core lock");
+        let mut batch = OutcomeBatch::default();
+        for (position, report) in reports.iter().enumerate() {
+            let target = core.lease_target(report.lease_id);
+            if target.is_some_and(|target| target != (report.job_id.as_str(), report.unit_index)) {
+                tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
+                continue;
+            }
+            match core.report_outcome(
+                worker_id,
+                report.lease_id,
+                &report.status,
+                class_digests[position],
+                now_ms,
+            ) {
+                Ok(effect) => batch.outcomes.push(self.outcome_to_commit(position, report, effect)),
+                Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
+            }
+        }
+        let mut job_ids: Vec<&str> =
+            batch.outcomes.iter().map(|outcome| outcome.effect.job_id.as_str()).collect();
+        job_ids.sort_unstable();
+        job_ids.dedup();
+        batch.next_fresh = job_ids
+            .iter()
+            .filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.to_string(), next)))
+            .collect();
+        let generations = job_ids
+            .iter()
+            .filter_map(|job_id| {
+                core.job_generation(job_id).map(|generation| (job_id.to_string(), generation))
+            })
+            .collect();
+        batch.reputations = batch
+            .outcomes
+            .iter()
+            .flat_map(|outcome| outcome.effect.judgements.iter().chain(&outcome.effect.unfinished))
+            .map(|judgement| {
+                (judgement.worker_id.clone(), judgement.reputation.in_clock(self.started_unix_ms, true))
+            })
+            .collect();
+        RecordedOutcomes { batch, generations, disputes_waiting: core.has_arbitrations() }
+    }
+
+    fn outcome_to_commit(
+        &self,
+        position: usize,
+        report: &OutcomeReport,
+        effect: OutcomeEffect,
+    ) -> OutcomeToCommit {
+        let job = self.job(&effect.job_id);
+        let keep_output = job.as_ref().is_some_and(|job| job.validator.is_some());
+        OutcomeToCommit {
+            position,
+            lease_id: report.lease_id,
+            // Only outputs that may become a result, or that a validator compares, are kept.
+            output: if effect.decision.is_some() || keep_output { report.output.clone() } else { Vec::new() },
+            fuel_used: job.as_ref().and_then(|job| job.credible_fuel(report.fuel_used)),
+            engine_class: report.engine_class.clone(),
+            keep_output,
+            metered: job.as_ref().is_some_and(|job| job.stored.limits.fuel.is_some()),
+            effect,
+        }
     }
 
     /// Every outcome's output fits its job's output limit (checked before anything runs
@@ -148,4 +178,12 @@ impl Coordinator {
             self.start_reduction(&job_id);
         }
     }
+}
+
+/// A batch recorded in the core, ready for the store writer.
+struct RecordedOutcomes {
+    batch: OutcomeBatch,
+    /// Each touched job's generation when the core recorded the batch.
+    generations: Vec<(String, u64)>,
+    disputes_waiting: bool,
 }

@@ -5,6 +5,7 @@ use super::connections::Connections;
 use super::job_modules::OwnerSandbox;
 use super::job_runtime::JobRuntime;
 use super::metrics::GridMetrics;
+use super::store_writer::StoreWriter;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
 use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, Network, Reputation};
@@ -83,6 +84,8 @@ pub struct Coordinator {
     pub(super) activity: Mutex<Activity>,
     /// Woken when the core has disputes for the owner's own run (`arbitration.rs`).
     pub(super) arbitrations_waiting: tokio::sync::Notify,
+    /// Commits outcome batches on a connection and thread of its own (`store_writer.rs`).
+    pub(super) store_writer: StoreWriter,
 }
 
 /// Looks up cached blobs by hash.
@@ -117,29 +120,41 @@ impl Coordinator {
             jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime::load(stored, &store)?));
         }
         let running: Vec<String> = core.job_ids().cloned().collect();
-        let coordinator = Coordinator {
-            core: Mutex::new(core),
-            store: Mutex::new(store),
-            jobs: RwLock::new(jobs),
-            connections: Mutex::new(Connections::default()),
-            token,
-            token_path,
-            tls_identity,
-            started: Instant::now(),
-            started_unix_ms,
-            blob_source: RwLock::new(None),
-            owner_sandbox: Arc::new(OwnerSandbox::new()),
-            validation: Mutex::new(()),
-            store_path,
-            metrics: GridMetrics::new(),
-            activity: Mutex::new(Activity::default()),
-            arbitrations_waiting: tokio::sync::Notify::new(),
-        };
+        let writer_store = Store::open(&store_path)?;
+        let mut writer_failed = None;
+        let coordinator = Arc::new_cyclic(|weak| {
+            let store_writer = StoreWriter::start(writer_store, weak.clone()).unwrap_or_else(|error| {
+                writer_failed = Some(error);
+                StoreWriter::stopped()
+            });
+            Coordinator {
+                core: Mutex::new(core),
+                store: Mutex::new(store),
+                jobs: RwLock::new(jobs),
+                connections: Mutex::new(Connections::default()),
+                token,
+                token_path,
+                tls_identity,
+                started: Instant::now(),
+                started_unix_ms,
+                blob_source: RwLock::new(None),
+                owner_sandbox: Arc::new(OwnerSandbox::new()),
+                validation: Mutex::new(()),
+                store_path,
+                metrics: GridMetrics::new(),
+                activity: Mutex::new(Activity::default()),
+                arbitrations_waiting: tokio::sync::Notify::new(),
+                store_writer,
+            }
+        });
+        if let Some(source) = writer_failed {
+            return Err(CoordinatorError::DataDirectory { path: data_dir.to_path_buf(), source });
+        }
         // A crash between a job's last commit and marking it completed leaves it running
         // with nothing left to decide: finish it now, as the next commit would have.
         coordinator.finish_completed_jobs(running.iter().map(String::as_str));
         coordinator.reduce_completed_jobs_without_reduction();
-        Ok(Arc::new(coordinator))
+        Ok(coordinator)
     }
 
     pub fn token_path(&self) -> &Path {
@@ -205,6 +220,12 @@ impl Coordinator {
     /// submit-to-first-lease with it).
     pub fn first_lease_at(&self, job_id: &str) -> Option<Instant> {
         self.job(job_id)?.first_lease.get().copied()
+    }
+
+    /// (store transactions, outcome batches) committed so far: with group commit, many
+    /// batches share one transaction and its fsync (benchmarks report both).
+    pub fn outcome_commits(&self) -> (u64, u64) {
+        (self.metrics.outcome_commits.get(), self.metrics.outcome_batches_committed.get())
     }
 
     /// Credit per (job, worker), for one job or all.

@@ -113,22 +113,47 @@ struct Session<'a> {
     connection_id: u64,
 }
 
+/// Outcome batches of one connection being committed at once, at most; beyond them the
+/// connection reads no more frames until one is done (back-pressure on a fast worker).
+const COMMITS_IN_FLIGHT_MAX: usize = 4;
+
+/// A batch's commit as it ends: the lease ids to acknowledge (none when it was not
+/// committed) and the worker's credit when it was due.
+type Committed = Result<(Vec<u64>, Option<wasmhive_protocol::CreditSoFar>), Ending>;
+
+/// What a session is doing besides reading frames: the acknowledgements it owes.
+struct SessionState {
+    credit_due: Instant,
+    /// Outcome batches on their way through the store writer. The connection keeps
+    /// reading (requests for work are answered during a commit's fsync), and a worker's
+    /// consecutive batches can share one transaction.
+    commits: tokio::task::JoinSet<Committed>,
+}
+
 /// Runs until the worker leaves (None) or breaks the protocol (Some(reason)).
 async fn session_loop(
     socket: &mut WebSocket,
     session: &Session<'_>,
     pushed: &mut tokio::sync::mpsc::Receiver<Message>,
 ) -> Option<Ending> {
-    let mut credit_due = Instant::now();
+    let mut state = SessionState { credit_due: Instant::now(), commits: tokio::task::JoinSet::new() };
     loop {
+        let reading = state.commits.len() < COMMITS_IN_FLIGHT_MAX;
         let frame = tokio::select! {
-            frame = tokio::time::timeout(SILENCE_MAX, socket.recv()) => match frame {
+            frame = tokio::time::timeout(SILENCE_MAX, socket.recv()), if reading => match frame {
                 Ok(frame) => frame,
                 Err(_) => return Some(format!("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())),
             },
             Some(message) = pushed.recv() => {
                 if send(socket, &message).await.is_err() {
                     return None;
+                }
+                continue;
+            }
+            Some(committed) = state.commits.join_next(), if !state.commits.is_empty() => {
+                let committed = committed.unwrap_or_else(|error| Err(format!("the owner's commit failed: {error}")));
+                if let Err(ending) = acknowledge(socket, session, committed).await {
+                    return Some(ending);
                 }
                 continue;
             }
@@ -143,24 +168,39 @@ async fn session_loop(
             Ok(message) => message,
             Err(error) => return Some(error.to_string()),
         };
-        if let Err(ending) = handle_message(socket, session, message, &mut credit_due).await {
+        if let Err(ending) = handle_message(socket, session, message, &mut state).await {
             return Some(ending);
         }
     }
+}
+
+/// Acknowledges a committed batch (with the worker's credit when due); a worker whose
+/// outcomes are acknowledged may hold leases again, so it is woken if it waits.
+async fn acknowledge(
+    socket: &mut WebSocket,
+    session: &Session<'_>,
+    committed: Committed,
+) -> Result<(), Ending> {
+    let (acknowledged, credit) = committed?;
+    if acknowledged.is_empty() {
+        return Ok(());
+    }
+    session.coordinator.outcomes_returned(session.connection_id);
+    send(socket, &Message::Acknowledged { lease_ids: acknowledged, credit }).await
 }
 
 async fn handle_message(
     socket: &mut WebSocket,
     session: &Session<'_>,
     message: Message,
-    credit_due: &mut Instant,
+    state: &mut SessionState,
 ) -> Result<(), Ending> {
     let Session { coordinator, worker_id, network, connection_id } = *session;
     match message {
         Message::RequestWork { slots } => {
             // On the runtime: the core's lock is short, and the store is locked only for
-            // jobs whose inputs are stored (issue 15 moves those reads off the runtime too;
-            // a blocking-pool hop per request convoyed 500 threads on the store's lock).
+            // jobs whose inputs are stored (reads, never behind an outcome commit's fsync:
+            // the store writer has its own connection).
             // Waiting first: units that appear while this request looks are announced.
             coordinator.set_waiting(connection_id, true);
             let leases =
@@ -181,23 +221,19 @@ async fn handle_message(
         }
         Message::Outcomes { outcomes } => {
             let worker = worker_id.to_string();
-            let report_credit = Instant::now() >= *credit_due;
-            let (acknowledged, credit) = off_the_runtime(coordinator, move |coordinator| {
-                let acknowledged = coordinator.commit_outcomes(&worker, &outcomes)?;
+            let report_credit = Instant::now() >= state.credit_due;
+            if report_credit {
+                state.credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
+            }
+            let coordinator = coordinator.clone();
+            state.commits.spawn_blocking(move || {
+                let acknowledged = coordinator.commit_outcomes(&worker, outcomes)?;
                 let credit = (report_credit && !acknowledged.is_empty())
                     .then(|| coordinator.credit_of_worker(&worker))
                     .flatten();
-                Ok::<_, String>((acknowledged, credit))
-            })
-            .await??;
-            if acknowledged.is_empty() {
-                return Ok(());
-            }
-            coordinator.outcomes_returned(connection_id);
-            if report_credit {
-                *credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
-            }
-            send(socket, &Message::Acknowledged { lease_ids: acknowledged, credit }).await
+                Ok((acknowledged, credit))
+            });
+            Ok(())
         }
         Message::ReturnLeases { lease_ids } => {
             coordinator.return_leases(worker_id, &lease_ids);

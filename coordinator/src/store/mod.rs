@@ -9,16 +9,15 @@
 //!   restart re-issues at worst units that were leased but never reported: none is lost.
 
 mod credit;
+mod outcome_commit;
 mod schema;
 mod take_back;
 
 pub use credit::StoredCredit;
-use credit::grant_credit;
+pub use outcome_commit::{OutcomeBatch, OutcomeToCommit};
 use wasmhive_protocol::api::JobState;
 
-use crate::core::{
-    ActiveUnitRecord, Network, OutcomeEffect, ReplicaRecord, Reputation, ResumeState, UnitDecision,
-};
+use crate::core::{ActiveUnitRecord, Network, ReplicaRecord, Reputation, ResumeState};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -57,19 +56,6 @@ pub struct StoredJob {
     pub unit_count: u64,
     pub created_s: u64,
     pub state: JobState,
-}
-
-/// One outcome of a batch, as the server hands it to the store.
-pub struct OutcomeToCommit<'a> {
-    pub effect: &'a OutcomeEffect,
-    pub lease_id: u64,
-    pub output: &'a [u8],
-    pub fuel_used: Option<u64>,
-    pub engine_class: &'a str,
-    /// Keep the replica's output (jobs with a validator compare later replicas with it).
-    pub keep_output: bool,
-    /// The job meters fuel (credit is fuel, else units).
-    pub metered: bool,
 }
 
 /// A job's reduced result (the reducer's run over the accepted outputs).
@@ -114,6 +100,13 @@ impl Store {
         Ok(Store { connection })
     }
 
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`), waiting for
+    /// the other connection's (the store writer's) if need be: one that read first and
+    /// wrote later could find its snapshot outdated by the other, which no wait resolves.
+    fn write_transaction(&mut self) -> StoreResult<rusqlite::Transaction<'_>> {
+        Ok(self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     /// Makes writes fail from now on, or (`None`) work again: a store that fails mid-job,
     /// for fault-injection tests.
     pub fn inject_fault(&self, fault: Option<StoreFault>) -> StoreResult<()> {
@@ -137,7 +130,7 @@ impl Store {
         unit_count: u64,
         created_s: u64,
     ) -> StoreResult<()> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         let module_hash = Hash::of(&submission.module);
         let mut insert_blob = |bytes: &[u8]| -> StoreResult<Hash> {
             let hash = Hash::of(bytes);
@@ -319,102 +312,6 @@ impl Store {
             }
         }
         Ok((units, succeeded, failed))
-    }
-
-    /// Commits a batch of outcomes (replicas and decisions), the jobs' fresh-unit marks and
-    /// the reputations they changed (`quarantined_until_ms` in Unix milliseconds) in one
-    /// transaction. Only after this returns may the outcomes be acknowledged.
-    pub fn commit_outcomes(
-        &mut self,
-        outcomes: &[OutcomeToCommit<'_>],
-        next_fresh: &[(String, u64)],
-        reputations: &[(String, Reputation)],
-    ) -> StoreResult<()> {
-        let transaction = self.connection.transaction()?;
-        {
-            for (worker_id, reputation) in reputations {
-                save_reputation(&transaction, worker_id, reputation)?;
-            }
-            let mut insert_replica = transaction.prepare_cached(
-                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            let mut insert_result = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for outcome in outcomes {
-                let effect = outcome.effect;
-                if let Some(replica) = &effect.replica {
-                    insert_replica.execute(params![
-                        effect.job_id,
-                        effect.unit_index as i64,
-                        replica.worker_id,
-                        outcome.lease_id as i64,
-                        serde_json::to_string(&replica.status).expect("status serialises"),
-                        replica.digest.to_hex(),
-                        outcome.fuel_used.map(|fuel| fuel as i64),
-                        outcome.engine_class,
-                        outcome.keep_output.then_some(outcome.output),
-                        replica.network.to_string(),
-                    ])?;
-                }
-                match &effect.decision {
-                    Some(UnitDecision::Accepted { digest, status, replicas }) => {
-                        grant_credit(&transaction, effect, digest, outcome.metered)?;
-                        let failure = (!status.is_success()).then(|| status.to_string());
-                        // Under a validator the replicas of a class differ in their bytes:
-                        // the result is the class's first replica, not the one that happened
-                        // to complete the quorum.
-                        let first_of_class: Option<Vec<u8>> = if outcome.keep_output {
-                            transaction
-                                .query_row(
-                                    "SELECT output FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3
-                                     AND output IS NOT NULL ORDER BY rowid LIMIT 1",
-                                    params![effect.job_id, effect.unit_index as i64, digest.to_hex()],
-                                    |row| row.get(0),
-                                )
-                                .optional()?
-                        } else {
-                            None
-                        };
-                        insert_result.execute(params![
-                            effect.job_id,
-                            effect.unit_index as i64,
-                            serde_json::to_string(status).expect("status serialises"),
-                            digest.to_hex(),
-                            first_of_class.as_deref().unwrap_or(outcome.output),
-                            replicas,
-                            failure,
-                        ])?;
-                    }
-                    Some(UnitDecision::Failed { reason, replicas }) => {
-                        let status = effect
-                            .replica
-                            .as_ref()
-                            .map_or(Status::HostTimeout, |replica| replica.status.clone());
-                        insert_result.execute(params![
-                            effect.job_id,
-                            effect.unit_index as i64,
-                            serde_json::to_string(&status).expect("status serialises"),
-                            Option::<String>::None,
-                            Vec::<u8>::new(),
-                            replicas,
-                            reason,
-                        ])?;
-                    }
-                    None => {}
-                }
-            }
-            let mut update_next = transaction.prepare_cached(
-                "UPDATE jobs SET next_fresh_unit = MAX(next_fresh_unit, ?2) WHERE job_id = ?1",
-            )?;
-            for (job_id, next) in next_fresh {
-                update_next.execute(params![job_id, *next as i64])?;
-            }
-        }
-        transaction.commit()?;
-        Ok(())
     }
 
     /// One kept output per distinct digest among a unit's replicas (jobs with a validator).

@@ -15,7 +15,7 @@ impl Store {
         worker_id: &str,
         reputation: &Reputation,
     ) -> StoreResult<BTreeMap<String, Vec<ReopenedUnit>>> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         save_reputation(&transaction, worker_id, reputation)?;
         let mut accepted: Vec<(String, u64, String)> = Vec::new();
         {
@@ -50,7 +50,7 @@ impl Store {
         unit_index: u64,
         accepted_digest: &Hash,
     ) -> StoreResult<Option<ReopenedUnit>> {
-        let transaction = self.connection.transaction()?;
+        let transaction = self.write_transaction()?;
         let digest = accepted_digest.to_hex();
         let still_wrong: bool = transaction.query_row(
             "SELECT COUNT(*) > 0 FROM results WHERE job_id = ?1 AND unit_index = ?2 AND failure IS NULL AND digest = ?3",

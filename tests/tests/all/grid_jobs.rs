@@ -146,7 +146,7 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
         wall_time_ms: 1,
         engine_class: "test".into(),
     };
-    coordinator.commit_outcomes("worker", &[report]).unwrap();
+    coordinator.commit_outcomes("worker", vec![report]).unwrap();
     assert_eq!(coordinator.status(&job_id).unwrap().state, JobState::Completed);
     drop(coordinator);
     // The crash: the result is committed but the job was not yet marked completed.

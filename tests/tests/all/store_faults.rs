@@ -23,11 +23,11 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     let job = coordinator.submit(submission(inputs, 60_000)).map_err(|problem| problem.message).unwrap();
     let first = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
-    assert_eq!(coordinator.commit_outcomes("worker", &reports(&first, b"0\n")).unwrap().len(), 4);
+    assert_eq!(coordinator.commit_outcomes("worker", reports(&first, b"0\n")).unwrap().len(), 4);
     let rest = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     // The store fails now: the batch is not acknowledged, and not decided either.
     coordinator.inject_store_fault(Some(StoreFault::ReadOnly)).unwrap();
-    assert!(coordinator.commit_outcomes("worker", &reports(&rest, b"0\n")).unwrap().is_empty());
+    assert!(coordinator.commit_outcomes("worker", reports(&rest, b"0\n")).unwrap().is_empty());
     coordinator.inject_store_fault(None).unwrap();
     assert_ne!(coordinator.status(&job.job_id).unwrap().state, JobState::Completed, "results are missing");
     let again = coordinator.request_work("worker", &Network::of_identity("worker"), 8).unwrap();
@@ -36,7 +36,7 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let mut expected: Vec<u64> = rest.iter().map(|lease| lease.unit_index).collect();
     expected.sort();
     assert_eq!(units, expected, "the units of the failed batch are leased again");
-    assert_eq!(coordinator.commit_outcomes("worker", &reports(&again, b"0\n")).unwrap().len(), 4);
+    assert_eq!(coordinator.commit_outcomes("worker", reports(&again, b"0\n")).unwrap().len(), 4);
     let status = coordinator.status(&job.job_id).unwrap();
     assert_eq!((status.state.as_str(), status.verified), ("completed", 8));
 }
@@ -48,12 +48,25 @@ fn answer_of(unit_index: u64) -> Vec<u8> {
 
 #[test]
 fn a_disk_that_fills_and_frees_at_random_loses_no_acknowledged_result() {
+    disk_fills_and_frees_under_workers(1);
+}
+
+/// The same with three workers committing at once: their batches share transactions (group
+/// commit), a failed group is retried batch by batch, and batches recorded before a failed
+/// batch's job was rebuilt are refused; still every unit is decided once.
+#[test]
+fn concurrent_batches_on_a_disk_that_fills_and_frees_lose_nothing_and_decide_each_unit_once() {
+    disk_fills_and_frees_under_workers(3);
+}
+
+/// `threads` workers (a, b, c) ask for work and report it while the disk fills and frees
+/// at random; then the owner restarts and every unit must be decided exactly once.
+fn disk_fills_and_frees_under_workers(threads: usize) {
     let seed = std::env::var("WASMHIVE_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     println!("seed {seed} (rerun with WASMHIVE_SEED={seed})");
-    let mut random = fastrand::Rng::with_seed(seed);
     let directory = TempDir::new("disk-full");
     let units = 300u64;
     let job_id = {
@@ -62,32 +75,18 @@ fn a_disk_that_fills_and_frees_at_random_loses_no_acknowledged_result() {
         quorum_two.quorum = 2;
         quorum_two.max_replicas = 4;
         let job_id = coordinator.submit(quorum_two).map_err(|problem| problem.message).unwrap().job_id;
-        let (mut acknowledged, mut failed_commits) = (0usize, 0usize);
-        for round in 0..5_000 {
-            if coordinator.status(&job_id).unwrap().state == JobState::Completed {
-                break;
-            }
-            // The disk fills for a while, then frees (never in the last rounds, so the job ends).
-            if round % 10 == 0 {
-                let full = round < 3_000 && random.u32(0..3) == 0;
-                coordinator.inject_store_fault(full.then_some(StoreFault::DiskFull)).unwrap();
-            }
-            let worker = ["a", "b", "c"][random.usize(0..3)];
-            let Ok(leases) =
-                coordinator.request_work(worker, &Network::of_identity(worker), random.u32(1..16))
-            else {
-                continue;
-            };
-            let reports: Vec<_> = leases
-                .iter()
-                .map(|lease| wasmhive_tests::wire::success_report(lease, answer_of(lease.unit_index)))
+        let counts: Vec<(usize, usize)> = std::thread::scope(|scope| {
+            let running: Vec<_> = (0..threads)
+                .map(|thread| {
+                    let (coordinator, job_id) = (&coordinator, &job_id);
+                    let seed = seed.wrapping_add(thread as u64);
+                    scope.spawn(move || report_while_the_disk_fills(coordinator, job_id, seed, thread == 0))
+                })
                 .collect();
-            let acks = coordinator.commit_outcomes(worker, &reports).unwrap();
-            if acks.is_empty() && !reports.is_empty() {
-                failed_commits += 1;
-            }
-            acknowledged += acks.len();
-        }
+            running.into_iter().map(|thread| thread.join().unwrap()).collect()
+        });
+        let acknowledged: usize = counts.iter().map(|(acknowledged, _)| acknowledged).sum();
+        let failed_commits: usize = counts.iter().map(|(_, failed)| failed).sum();
         println!("acknowledged {acknowledged} replicas; {failed_commits} batches failed to commit");
         assert!(failed_commits > 0, "the disk never filled during a commit: the test tested nothing");
         job_id
@@ -106,5 +105,57 @@ fn a_disk_that_fills_and_frees_at_random_loses_no_acknowledged_result() {
     for (_, result) in &results {
         assert_eq!(result.output, answer_of(result.unit_index), "unit {}", result.unit_index);
         assert_eq!(result.replicas, 2, "unit {}", result.unit_index);
+        let mut deciders = result.replica_workers.clone();
+        deciders.sort();
+        deciders.dedup();
+        assert_eq!(
+            deciders.len(),
+            result.replica_workers.len(),
+            "unit {}: {:?}",
+            result.unit_index,
+            result.replica_workers
+        );
     }
+}
+
+/// One worker's loop (the first also fills and frees the disk); returns (replicas
+/// acknowledged, batches not committed).
+fn report_while_the_disk_fills(
+    coordinator: &Coordinator,
+    job_id: &str,
+    seed: u64,
+    fills: bool,
+) -> (usize, usize) {
+    let mut random = fastrand::Rng::with_seed(seed);
+    let (mut acknowledged, mut failed_commits) = (0usize, 0usize);
+    for round in 0..5_000 {
+        if coordinator.status(job_id).unwrap().state == JobState::Completed {
+            break;
+        }
+        // The disk fills for a while, then frees (never in the last rounds, so the job ends);
+        // it starts full, so even a job that ends quickly meets a full disk.
+        if fills && round % 10 == 0 {
+            let full = round == 0 || (round < 3_000 && random.u32(0..3) == 0);
+            coordinator.inject_store_fault(full.then_some(StoreFault::DiskFull)).unwrap();
+        }
+        let worker = ["a", "b", "c"][random.usize(0..3)];
+        let Ok(leases) = coordinator.request_work(worker, &Network::of_identity(worker), random.u32(1..16))
+        else {
+            continue;
+        };
+        let reports: Vec<_> = leases
+            .iter()
+            .map(|lease| wasmhive_tests::wire::success_report(lease, answer_of(lease.unit_index)))
+            .collect();
+        let sent = reports.len();
+        let acks = coordinator.commit_outcomes(worker, reports).unwrap();
+        if acks.is_empty() && sent > 0 {
+            failed_commits += 1;
+        }
+        acknowledged += acks.len();
+    }
+    if fills {
+        coordinator.inject_store_fault(None).unwrap();
+    }
+    (acknowledged, failed_commits)
 }

@@ -1,0 +1,168 @@
+//! Committing workers' outcome batches: replicas, decisions, credit, the jobs' fresh-unit
+//! marks and the reputations they changed. Many batches may share one transaction (group
+//! commit: one fsync for all of them, see `server/store_writer.rs`).
+
+use super::credit::grant_credit;
+use super::{Store, StoreResult, save_reputation};
+use crate::core::{OutcomeEffect, Reputation, UnitDecision};
+use rusqlite::{OptionalExtension, Transaction, params};
+use wasmhive_protocol::Status;
+
+/// One worker's `outcomes` message as the store commits it. Owned: it crosses to the store
+/// writer's thread.
+#[derive(Debug, Default)]
+pub struct OutcomeBatch {
+    pub outcomes: Vec<OutcomeToCommit>,
+    /// Each job's fresh-unit mark when the batch was recorded (stored as a maximum).
+    pub next_fresh: Vec<(String, u64)>,
+    /// Reputations the batch changed (`quarantined_until_ms` in Unix milliseconds).
+    pub reputations: Vec<(String, Reputation)>,
+}
+
+/// One outcome of a batch, as the server hands it to the store.
+#[derive(Debug)]
+pub struct OutcomeToCommit {
+    /// Where the outcome was in its worker's message.
+    pub position: usize,
+    pub effect: OutcomeEffect,
+    pub lease_id: u64,
+    /// The replica's output when it is kept or becomes the result, else empty.
+    pub output: Vec<u8>,
+    pub fuel_used: Option<u64>,
+    pub engine_class: String,
+    /// Keep the replica's output (jobs with a validator compare later replicas with it).
+    pub keep_output: bool,
+    /// The job meters fuel (credit is fuel, else units).
+    pub metered: bool,
+}
+
+impl Store {
+    /// Commits these batches in one transaction. Only after this returns may their outcomes
+    /// be acknowledged; on `Err` none of them is stored.
+    pub fn commit_outcome_batches(&mut self, batches: &[&OutcomeBatch]) -> StoreResult<()> {
+        let transaction = self.write_transaction()?;
+        for batch in batches {
+            commit_batch(&transaction, batch)?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+}
+
+fn commit_batch(transaction: &Transaction<'_>, batch: &OutcomeBatch) -> StoreResult<()> {
+    for (worker_id, reputation) in &batch.reputations {
+        save_reputation(transaction, worker_id, reputation)?;
+    }
+    for outcome in &batch.outcomes {
+        insert_replica(transaction, outcome)?;
+        match &outcome.effect.decision {
+            Some(UnitDecision::Accepted { digest, status, replicas }) => {
+                grant_credit(transaction, &outcome.effect, digest, outcome.metered)?;
+                insert_accepted_result(transaction, outcome, digest, status, *replicas)?;
+            }
+            Some(UnitDecision::Failed { reason, replicas }) => {
+                insert_failed_result(transaction, &outcome.effect, reason, *replicas)?;
+            }
+            None => {}
+        }
+    }
+    let mut update_next = transaction
+        .prepare_cached("UPDATE jobs SET next_fresh_unit = MAX(next_fresh_unit, ?2) WHERE job_id = ?1")?;
+    for (job_id, next) in &batch.next_fresh {
+        update_next.execute(params![job_id, *next as i64])?;
+    }
+    Ok(())
+}
+
+fn insert_replica(transaction: &Transaction<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
+    let effect = &outcome.effect;
+    let Some(replica) = &effect.replica else { return Ok(()) };
+    transaction
+        .prepare_cached(
+            "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            effect.job_id,
+            effect.unit_index as i64,
+            replica.worker_id,
+            outcome.lease_id as i64,
+            serde_json::to_string(&replica.status).expect("status serialises"),
+            replica.digest.to_hex(),
+            outcome.fuel_used.map(|fuel| fuel as i64),
+            outcome.engine_class,
+            outcome.keep_output.then_some(outcome.output.as_slice()),
+            replica.network.to_string(),
+        ])?;
+    Ok(())
+}
+
+fn insert_accepted_result(
+    transaction: &Transaction<'_>,
+    outcome: &OutcomeToCommit,
+    digest: &wasmhive_protocol::Hash,
+    status: &Status,
+    replicas: u32,
+) -> StoreResult<()> {
+    let effect = &outcome.effect;
+    let failure = (!status.is_success()).then(|| status.to_string());
+    // Under a validator the replicas of a class differ in their bytes: the result is the
+    // class's first replica, not the one that happened to complete the quorum.
+    let first_of_class: Option<Vec<u8>> = if outcome.keep_output {
+        transaction
+            .query_row(
+                "SELECT output FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3
+                 AND output IS NOT NULL ORDER BY rowid LIMIT 1",
+                params![effect.job_id, effect.unit_index as i64, digest.to_hex()],
+                |row| row.get(0),
+            )
+            .optional()?
+    } else {
+        None
+    };
+    insert_result(
+        transaction,
+        effect,
+        status,
+        Some(digest.to_hex()),
+        first_of_class.as_deref().unwrap_or(&outcome.output),
+        replicas,
+        failure.as_deref(),
+    )
+}
+
+fn insert_failed_result(
+    transaction: &Transaction<'_>,
+    effect: &OutcomeEffect,
+    reason: &str,
+    replicas: u32,
+) -> StoreResult<()> {
+    let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
+    insert_result(transaction, effect, &status, None, &[], replicas, Some(reason))
+}
+
+fn insert_result(
+    transaction: &Transaction<'_>,
+    effect: &OutcomeEffect,
+    status: &Status,
+    digest: Option<String>,
+    output: &[u8],
+    replicas: u32,
+    failure: Option<&str>,
+) -> StoreResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT OR REPLACE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            effect.job_id,
+            effect.unit_index as i64,
+            serde_json::to_string(status).expect("status serialises"),
+            digest,
+            output,
+            replicas,
+            failure,
+        ])?;
+    Ok(())
+}
