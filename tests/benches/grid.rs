@@ -259,7 +259,7 @@ async fn finish(
     loop {
         let status = coordinator.status(&job.job_id).unwrap();
         if status.state != wasmhive_protocol::api::JobState::Running {
-            assert_eq!(status.verified, status.units, "every unit verified");
+            assert_eq!(status.verified, status.units, "every unit verified: {status:?}");
             let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
             let elapsed = started.elapsed();
             let commits_after = coordinator.outcome_commits();

@@ -117,6 +117,8 @@ pub struct JobProgress {
     pub leased: u64,
     /// Disputes about the job's units waiting for, or in, the owner's own run.
     pub disputed: u64,
+    /// Outcome batches recorded and not yet stored.
+    pub unstored_batches: u64,
 }
 
 impl JobProgress {
@@ -124,9 +126,9 @@ impl JobProgress {
         self.succeeded + self.failed
     }
 
-    /// Every unit decided, and no dispute open that could reopen one.
+    /// Every unit decided and stored, and no dispute open that could reopen one.
     pub fn is_complete(&self) -> bool {
-        self.decided() == self.units && self.disputed == 0
+        self.decided() == self.units && self.disputed == 0 && self.unstored_batches == 0
     }
 }
 
@@ -158,6 +160,8 @@ pub(super) struct CoreJob {
     pub(super) arbitrations_open: u64,
     /// See [`super::Core::job_generation`].
     pub(super) generation: u64,
+    /// See [`super::Core::outcomes_recorded`].
+    pub(super) batches_unstored: u64,
     /// Identities that timed out on the unit accepted last, until the core takes them.
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
@@ -173,6 +177,7 @@ impl CoreJob {
     ) -> CoreJob {
         let mut job = CoreJob {
             generation,
+            batches_unstored: 0,
             policy,
             unit_count,
             next_fresh_unit: resume.next_fresh_unit.min(unit_count),
@@ -213,6 +218,7 @@ impl CoreJob {
             active: self.active.len() as u64,
             leased: self.open_leases,
             disputed: self.arbitrations_open,
+            unstored_batches: self.batches_unstored,
         }
     }
 

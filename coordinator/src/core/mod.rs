@@ -233,6 +233,22 @@ impl Core {
         self.jobs.insert(job_id.to_string(), job);
     }
 
+    /// A batch of outcomes touching this job was recorded and is on its way to the store:
+    /// the job is not complete before it is stored ([`Core::outcomes_stored`]).
+    pub fn outcomes_recorded(&mut self, job_id: &str) {
+        if let Some(job) = self.jobs.get_mut(job_id) {
+            job.batches_unstored += 1;
+        }
+    }
+
+    /// A batch recorded in `generation` of the job was stored (or refused: either way it
+    /// is no longer on its way). A batch of an earlier generation counts for nothing here.
+    pub fn outcomes_stored(&mut self, job_id: &str, generation: u64) {
+        if let Some(job) = self.jobs.get_mut(job_id).filter(|job| job.generation == generation) {
+            job.batches_unstored = job.batches_unstored.saturating_sub(1);
+        }
+    }
+
     /// Which adding of the job the core holds now: a job removed and added again (its
     /// state rebuilt from the store) has a new generation, so what was recorded in its
     /// earlier one can be told apart. `None` for a job the core does not hold.

@@ -429,3 +429,27 @@ fn a_unit_one_worker_timed_out_on_while_the_other_holds_its_replica_is_not_stran
         core.report_outcome("a", again.lease_id, &Status::Success, honest_digest("job", 0), 0).unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
 }
+
+/// Seen in the grid benchmark: batch A decided some units and was still on its way to the
+/// store when batch B decided the last one, was committed first and completed the job, so
+/// the completed job showed (and, after a crash, kept) fewer results than units. A job is
+/// complete only when every batch the core recorded for it has been stored.
+#[test]
+fn a_job_is_not_complete_while_a_recorded_batch_waits_for_the_store() {
+    let mut core = Core::new();
+    core.add_job("job", 2, JobPolicy::fixed(1, 2, 60_000), ResumeState::default());
+    let generation = core.job_generation("job").unwrap();
+    let grants = core.request_work("w", &Network::of_identity("w"), 2, 0);
+    for grant in &grants {
+        core.outcomes_recorded("job");
+        core.report_outcome("w", grant.lease_id, &Status::Success, honest_digest("job", grant.unit_index), 0)
+            .unwrap();
+    }
+    assert_eq!(core.progress("job").unwrap().decided(), 2);
+    core.outcomes_stored("job", generation); // the second batch, first
+    assert!(!core.progress("job").unwrap().is_complete(), "complete with a batch still uncommitted");
+    core.outcomes_stored("job", generation + 1); // a batch of an earlier generation changes nothing
+    assert!(!core.progress("job").unwrap().is_complete());
+    core.outcomes_stored("job", generation);
+    assert!(core.progress("job").unwrap().is_complete());
+}

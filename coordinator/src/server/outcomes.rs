@@ -49,7 +49,15 @@ impl Coordinator {
             .iter()
             .map(|outcome| (outcome.position, outcome.effect.clone()))
             .collect();
-        if let Err(refused) = self.store_writer.commit(recorded.batch, recorded.generations) {
+        let generations = recorded.generations.clone();
+        let committed = self.store_writer.commit(recorded.batch, recorded.generations);
+        {
+            let mut core = self.core.lock().expect("core lock");
+            for (job_id, generation) in &generations {
+                core.outcomes_stored(job_id, *generation);
+            }
+        }
+        if let Err(refused) = committed {
             tracing::warn!(worker = %worker_id, %refused, "outcomes not acknowledged");
             return Ok(Vec::new());
         }
@@ -65,7 +73,9 @@ impl Coordinator {
                 .count(),
         );
         self.observe_outcomes(&reports, &effects);
-        self.finish_completed_jobs(effects.iter().map(|(_, effect)| effect.job_id.as_str()));
+        // Every job the batch touched: the batch that decided a job's last unit may have
+        // been stored before this one.
+        self.finish_completed_jobs(generations.iter().map(|(job_id, _)| job_id.as_str()));
         Ok(reports.iter().map(|report| report.lease_id).collect())
     }
 
@@ -104,12 +114,15 @@ impl Coordinator {
             .iter()
             .filter_map(|job_id| core.next_fresh_unit(job_id).map(|next| (job_id.to_string(), next)))
             .collect();
-        let generations = job_ids
+        let generations: Vec<(String, u64)> = job_ids
             .iter()
             .filter_map(|job_id| {
                 core.job_generation(job_id).map(|generation| (job_id.to_string(), generation))
             })
             .collect();
+        for (job_id, _) in &generations {
+            core.outcomes_recorded(job_id); // the job is not complete before this batch is stored
+        }
         batch.reputations = batch
             .outcomes
             .iter()
