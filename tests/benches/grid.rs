@@ -256,18 +256,16 @@ async fn finish(
     let commits_before = coordinator.outcome_commits();
     let started = Instant::now();
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
-    loop {
-        let status = coordinator.status(&job.job_id).unwrap();
-        if status.state != wasmhive_protocol::api::JobState::Running {
-            assert_eq!(status.verified, status.units, "every unit verified: {status:?}");
-            let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
-            let elapsed = started.elapsed();
-            let commits_after = coordinator.outcome_commits();
-            let commits = (commits_after.0 - commits_before.0, commits_after.1 - commits_before.1);
-            return (elapsed, first_lease.duration_since(started), commits);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    // Woken by the job's end: polling `status` every 2 ms took a sixth of the CPU samples
+    // (perf) from the grid it measures.
+    coordinator.job_ended(&job.job_id).await;
+    let elapsed = started.elapsed();
+    let status = coordinator.status(&job.job_id).unwrap();
+    assert_eq!(status.verified, status.units, "every unit verified: {status:?}");
+    let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
+    let commits_after = coordinator.outcome_commits();
+    let commits = (commits_after.0 - commits_before.0, commits_after.1 - commits_before.1);
+    (elapsed, first_lease.duration_since(started), commits)
 }
 
 /// A coordinator served in this process on a loopback port.

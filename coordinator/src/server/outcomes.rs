@@ -187,6 +187,7 @@ impl Coordinator {
             {
                 tracing::error!(%error, job = %job_id, "could not mark the job completed");
             }
+            self.jobs_ended.notify_waiters();
             tracing::info!(job = %job_id, "job completed");
             self.start_reduction(&job_id);
         }

@@ -86,6 +86,8 @@ pub struct Coordinator {
     pub(super) arbitrations_waiting: tokio::sync::Notify,
     /// Commits outcome batches on a connection and thread of its own (`store_writer.rs`).
     pub(super) store_writer: StoreWriter,
+    /// Woken whenever a job ends (completed or cancelled): see [`Coordinator::job_ended`].
+    pub(super) jobs_ended: tokio::sync::Notify,
 }
 
 /// Looks up cached blobs by hash.
@@ -145,6 +147,7 @@ impl Coordinator {
                 activity: Mutex::new(Activity::default()),
                 arbitrations_waiting: tokio::sync::Notify::new(),
                 store_writer,
+                jobs_ended: tokio::sync::Notify::new(),
             }
         });
         if let Some(source) = writer_failed {
@@ -220,6 +223,21 @@ impl Coordinator {
     /// submit-to-first-lease with it).
     pub fn first_lease_at(&self, job_id: &str) -> Option<Instant> {
         self.job(job_id)?.first_lease.get().copied()
+    }
+
+    /// Returns once the job is no longer running (completed or cancelled; at once for an
+    /// unknown job), without polling: woken by the job's end.
+    pub async fn job_ended(&self, job_id: &str) {
+        loop {
+            let ended = self.jobs_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable(); // registered before the check: no end slips between
+            let running = self.core.lock().expect("core lock").job_generation(job_id).is_some();
+            if !running {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// (store transactions, outcome batches) committed so far: with group commit, many
@@ -367,6 +385,7 @@ impl Coordinator {
             connections.push_to(&worker_id, &Message::Cancel { lease_ids });
         }
         drop(connections);
+        self.jobs_ended.notify_waiters();
         tracing::info!(job = %job_id, "job cancelled");
         self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
     }
