@@ -10,7 +10,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -107,7 +107,8 @@ pub struct WireLimits {
     pub wall_time_ms_max: u64,
 }
 
-/// What one replica produced.
+/// What one replica produced. It carries no digest: the owner computes every digest from
+/// the status and output it received (protocol 4; a worker's digest was never trusted).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeReport {
@@ -119,7 +120,6 @@ pub struct OutcomeReport {
     /// stdout bytes, base64.
     #[serde(with = "crate::base64_bytes")]
     pub output: Vec<u8>,
-    pub digest: Hash,
     pub fuel_used: Option<u64>,
     pub wall_time_ms: u64,
     pub engine_class: String,

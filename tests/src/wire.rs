@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{
-    Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message, outcome_digest,
-};
+use wasmhive_protocol::{Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message};
 use wasmhive_transport::{Dialer, PeerAddress, PeerSocket, TlsIdentity};
 
 pub type Socket = PeerSocket;
@@ -141,7 +139,6 @@ pub fn success_report(lease: &Lease, output: Vec<u8>) -> OutcomeReport {
         job_id: lease.job_id.clone(),
         unit_index: lease.unit_index,
         status: Status::Success,
-        digest: outcome_digest(&Status::Success, &output),
         output,
         fuel_used: None,
         wall_time_ms: 1,

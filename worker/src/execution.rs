@@ -276,27 +276,21 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeR
 /// status replicas can agree on; a failure of this host (no engine, a panic) is reported
 /// as a host timeout: retried elsewhere, never a result.
 fn report_of(lease: &Lease, ran: std::thread::Result<Result<Outcome, SandboxError>>) -> OutcomeReport {
-    let report =
-        |status: Status, output: Vec<u8>, digest, fuel_used, wall_time_ms, engine_class| OutcomeReport {
-            lease_id: lease.lease_id,
-            job_id: lease.job_id.clone(),
-            unit_index: lease.unit_index,
-            status,
-            output,
-            digest,
-            fuel_used,
-            wall_time_ms,
-            engine_class,
-        };
-    let failed = |status: Status| {
-        let digest = wasmhive_protocol::outcome_digest(&status, &[]);
-        report(status, Vec::new(), digest, None, 0, String::new())
+    let report = |status: Status, output: Vec<u8>, fuel_used, wall_time_ms, engine_class| OutcomeReport {
+        lease_id: lease.lease_id,
+        job_id: lease.job_id.clone(),
+        unit_index: lease.unit_index,
+        status,
+        output,
+        fuel_used,
+        wall_time_ms,
+        engine_class,
     };
+    let failed = |status: Status| report(status, Vec::new(), None, 0, String::new());
     match ran {
         Ok(Ok(outcome)) => report(
             outcome.status,
             outcome.stdout,
-            outcome.digest,
             outcome.fuel_used,
             outcome.wall_time.as_millis() as u64,
             outcome.engine_class,

@@ -4,7 +4,7 @@
 
 use super::*;
 use std::collections::BTreeSet;
-use wasmhive_protocol::{Hash, Status, WireLimits, outcome_digest};
+use wasmhive_protocol::{Hash, Status, WireLimits};
 
 fn lease(lease_id: u64) -> Lease {
     Lease {
@@ -34,7 +34,6 @@ fn report(lease_id: u64) -> OutcomeReport {
         unit_index: lease_id,
         status: Status::Success,
         output: Vec::new(),
-        digest: outcome_digest(&Status::Success, b""),
         fuel_used: None,
         wall_time_ms: 1,
         engine_class: "test".into(),

@@ -110,7 +110,7 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
     use wasmhive_coordinator::server::Coordinator;
     use wasmhive_coordinator::store::Store;
     use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
-    use wasmhive_protocol::{OutcomeReport, Status, outcome_digest};
+    use wasmhive_protocol::{OutcomeReport, Status};
     let directory = wasmhive_tests::grid::TempDir::new("restart-completed");
     let coordinator = Coordinator::open(directory.path()).unwrap();
     let submission = JobSubmission {
@@ -141,7 +141,6 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
         unit_index: lease.unit_index,
         status: Status::Success,
         output: b"45\n".to_vec(),
-        digest: outcome_digest(&Status::Success, b"45\n"),
         fuel_used: None,
         wall_time_ms: 1,
         engine_class: "test".into(),
