@@ -7,7 +7,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 pub struct GridMetrics {
     registry: Registry,
@@ -42,57 +42,46 @@ impl GridMetrics {
             outcome_batches_committed: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "units_leased",
-            "Replicas of units handed to workers",
-            metrics.units_leased.clone(),
-        );
-        registry.register(
-            "units_accepted",
-            "Units accepted by quorum (or alone, adaptive)",
-            metrics.units_accepted.clone(),
-        );
-        registry.register(
-            "units_failed",
-            "Units that failed (an agreed failure or no quorum)",
-            metrics.units_failed.clone(),
-        );
-        registry.register(
-            "quorum_disagreements",
-            "Replicas whose output differed from the accepted one",
-            metrics.quorum_disagreements.clone(),
-        );
-        registry.register(
-            "replicas_per_accepted_unit",
-            "Replicas an accepted unit took",
-            metrics.replicas_per_accepted_unit.clone(),
-        );
-        registry.register(
-            "unit_run_seconds",
-            "Sandbox run time of a replica, as its worker reported it",
-            metrics.unit_run_seconds.clone(),
-        );
-        registry.register(
-            "connected_workers",
-            "Worker connections open to this owner",
-            metrics.connected_workers.clone(),
-        );
-        registry.register(
-            "spare_slots",
-            "Cores of connected workers not holding a lease",
-            metrics.spare_slots.clone(),
-        );
-        registry.register("jobs_running", "Jobs with undecided units", metrics.jobs_running.clone());
-        registry.register(
-            "outcome_commits",
-            "Store transactions holding workers' outcome batches (group commit: one fsync each)",
-            metrics.outcome_commits.clone(),
-        );
-        registry.register(
-            "outcome_batches_committed",
-            "Workers' outcome batches committed",
-            metrics.outcome_batches_committed.clone(),
-        );
+        let counters = [
+            ("units_leased", "Replicas of units handed to workers", &metrics.units_leased),
+            ("units_accepted", "Units accepted by quorum (or alone, adaptive)", &metrics.units_accepted),
+            ("units_failed", "Units that failed (an agreed failure or no quorum)", &metrics.units_failed),
+            (
+                "quorum_disagreements",
+                "Replicas whose output differed from the accepted one",
+                &metrics.quorum_disagreements,
+            ),
+            (
+                "outcome_commits",
+                "Store transactions holding workers' outcome batches (group commit: one fsync each)",
+                &metrics.outcome_commits,
+            ),
+            (
+                "outcome_batches_committed",
+                "Workers' outcome batches committed",
+                &metrics.outcome_batches_committed,
+            ),
+        ];
+        register_all(&mut registry, counters);
+        let histograms = [
+            (
+                "replicas_per_accepted_unit",
+                "Replicas an accepted unit took",
+                &metrics.replicas_per_accepted_unit,
+            ),
+            (
+                "unit_run_seconds",
+                "Sandbox run time of a replica, as its worker reported it",
+                &metrics.unit_run_seconds,
+            ),
+        ];
+        register_all(&mut registry, histograms);
+        let gauges = [
+            ("connected_workers", "Worker connections open to this owner", &metrics.connected_workers),
+            ("spare_slots", "Cores of connected workers not holding a lease", &metrics.spare_slots),
+            ("jobs_running", "Jobs with undecided units", &metrics.jobs_running),
+        ];
+        register_all(&mut registry, gauges);
         GridMetrics { registry, ..metrics }
     }
 
@@ -101,6 +90,16 @@ impl GridMetrics {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// Registers each (name, help, metric); the registry keeps a handle to the same metric.
+fn register_all<'a, M: Metric + Clone>(
+    registry: &mut Registry,
+    metrics: impl IntoIterator<Item = (&'a str, &'a str, &'a M)>,
+) {
+    for (name, help, metric) in metrics {
+        registry.register(name, help, metric.clone());
     }
 }
 
