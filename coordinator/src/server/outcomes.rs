@@ -11,42 +11,61 @@ impl Coordinator {
     /// Records a batch of outcomes and commits it (through the store writer); returns the
     /// lease ids to acknowledge (all of them: those the core no longer knows are
     /// acknowledged so the worker forgets them), or none when the batch was not committed.
-    /// Err is a protocol violation: close the connection with it. Blocks on the commit:
-    /// call it off the async runtime.
+    /// Err is a protocol violation: close the connection with it. Blocks on the commit (and
+    /// on validators): call it off the async runtime.
     pub fn commit_outcomes(
         &self,
         worker_id: &str,
         reports: Vec<OutcomeReport>,
     ) -> Result<Vec<LeaseId>, String> {
+        let with_validator = reports.iter().any(|report| self.validator_job(report).is_some());
+        // Classes and commits of validated jobs go one batch at a time: a replica's class
+        // is found among the stored outputs of its unit.
+        let _validating = with_validator.then(|| self.validation.lock().expect("validation lock"));
+        let recorded = self.record_outcome_batch(worker_id, reports)?;
+        Ok(self.store_recorded_batch(worker_id, recorded))
+    }
+
+    /// Whether a batch can be recorded on the async runtime: no job of it has a validator
+    /// (whose classification runs a module) and its outputs are small to hash.
+    pub fn records_quickly(&self, reports: &[OutcomeReport]) -> bool {
+        let output_bytes: usize = reports.iter().map(|report| report.output.len()).sum();
+        output_bytes <= QUICK_RECORD_OUTPUT_BYTES_MAX
+            && reports.iter().all(|report| self.validator_job(report).is_none())
+    }
+
+    /// Checks a batch and records it in the core; the store has not seen it yet (see
+    /// [`Coordinator::store_recorded_batch`]). Recording before the commit lets a request
+    /// for work that follows the batch see the leases it returned.
+    pub fn record_outcome_batch(
+        &self,
+        worker_id: &str,
+        reports: Vec<OutcomeReport>,
+    ) -> Result<RecordedOutcomes, String> {
         self.check_output_limits(&reports)?;
-        // Digests are the owner's own: workers send bytes, never a digest to trust.
-        let digests: Vec<Hash> =
-            reports.iter().map(|report| outcome_digest(&report.status, &report.output)).collect();
-        let with_validator =
-            |report: &OutcomeReport| self.job(&report.job_id).filter(|job| job.validator.is_some());
-        let _validating = reports
-            .iter()
-            .any(|report| with_validator(report).is_some())
-            .then(|| self.validation.lock().expect("validation lock"));
         let class_digests: Vec<Hash> = reports
             .iter()
-            .zip(digests)
-            .map(|(report, digest)| match with_validator(report) {
-                Some(job) if report.status.is_success() && self.holds_lease(worker_id, report) => {
-                    self.class_digest(&job, report.unit_index, digest, &report.output)
+            .map(|report| {
+                // Digests are the owner's own: workers send bytes, never a digest to trust.
+                let digest = outcome_digest(&report.status, &report.output);
+                match self.validator_job(report) {
+                    Some(job) if report.status.is_success() && self.holds_lease(worker_id, report) => {
+                        self.class_digest(&job, report.unit_index, digest, &report.output)
+                    }
+                    _ => digest,
                 }
-                _ => digest,
             })
             .collect();
-        let recorded = self.record_outcomes(worker_id, &reports, &class_digests);
-        let effects: Vec<(usize, OutcomeEffect)> = recorded
-            .batch
-            .outcomes
-            .iter()
-            .map(|outcome| (outcome.position, outcome.effect.clone()))
-            .collect();
-        let generations = recorded.generations.clone();
-        let committed = self.store_writer.commit(recorded.batch, recorded.generations);
+        Ok(self.record_outcomes(worker_id, reports, &class_digests))
+    }
+
+    /// Commits a recorded batch (blocks on the store writer), then acknowledges, wakes,
+    /// counts and finishes what it completed. Returns the lease ids to acknowledge.
+    pub fn store_recorded_batch(&self, worker_id: &str, recorded: RecordedOutcomes) -> Vec<LeaseId> {
+        let RecordedOutcomes { batch, generations, disputes_waiting, reports } = recorded;
+        let effects: Vec<(usize, OutcomeEffect)> =
+            batch.outcomes.iter().map(|outcome| (outcome.position, outcome.effect.clone())).collect();
+        let committed = self.store_writer.commit(batch, generations.clone());
         {
             let mut core = self.core.lock().expect("core lock");
             for (job_id, generation) in &generations {
@@ -55,9 +74,9 @@ impl Coordinator {
         }
         if let Err(refused) = committed {
             tracing::warn!(worker = %worker_id, %refused, "outcomes not acknowledged");
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        if recorded.disputes_waiting {
+        if disputes_waiting {
             // After the commit: the arbitration reads who decided the unit from the store.
             self.arbitrations_waiting.notify_one();
         }
@@ -72,14 +91,21 @@ impl Coordinator {
         // Every job the batch touched: the batch that decided a job's last unit may have
         // been stored before this one.
         self.finish_completed_jobs(generations.iter().map(|(job_id, _)| job_id.as_str()));
-        Ok(reports.iter().map(|report| report.lease_id).collect())
+        reports.iter().map(|report| report.lease_id).collect()
+    }
+
+    fn validator_job(
+        &self,
+        report: &OutcomeReport,
+    ) -> Option<std::sync::Arc<super::job_runtime::JobRuntime>> {
+        self.job(&report.job_id).filter(|job| job.validator.is_some())
     }
 
     /// Records each report in the core (under its lock, once) and builds the batch to commit.
     fn record_outcomes(
         &self,
         worker_id: &str,
-        reports: &[OutcomeReport],
+        reports: Vec<OutcomeReport>,
         class_digests: &[Hash],
     ) -> RecordedOutcomes {
         let now_ms = self.now_ms();
@@ -127,7 +153,9 @@ impl Coordinator {
                 (judgement.worker_id.clone(), judgement.reputation.in_clock(self.started_unix_ms, true))
             })
             .collect();
-        RecordedOutcomes { batch, generations, disputes_waiting: core.has_arbitrations() }
+        let disputes_waiting = core.has_arbitrations();
+        drop(core);
+        RecordedOutcomes { batch, generations, disputes_waiting, reports }
     }
 
     fn outcome_to_commit(
@@ -191,9 +219,15 @@ impl Coordinator {
 }
 
 /// A batch recorded in the core, ready for the store writer.
-struct RecordedOutcomes {
+pub struct RecordedOutcomes {
     batch: OutcomeBatch,
     /// Each touched job's generation when the core recorded the batch.
     generations: Vec<(String, u64)>,
     disputes_waiting: bool,
+    /// The worker's reports (outputs moved into `batch` where they are stored).
+    reports: Vec<OutcomeReport>,
 }
+
+/// The most output bytes a batch may carry to be recorded on the async runtime (hashing
+/// them takes microseconds); larger batches are recorded on the blocking pool.
+const QUICK_RECORD_OUTPUT_BYTES_MAX: usize = 64 << 10;

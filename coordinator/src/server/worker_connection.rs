@@ -115,16 +115,18 @@ struct Session<'a> {
 
 /// Outcome batches of one connection being committed at once, at most; beyond them the
 /// connection reads no more frames until one is done (back-pressure on a fast worker). It
-/// still sends what is pushed to it (`work_ready`, `cancel`) meanwhile. Measured with 4
-/// (W1, 8 runs each): quorum 2 fell from 12,200 to 10,900 units/s (medians), because a
-/// request read during a commit is answered before the core has recorded the outcomes
-/// that free the worker's lease allowance; recording them before the commit starts would
-/// lift that (not done yet).
-const COMMITS_IN_FLIGHT_MAX: usize = 1;
+/// still sends what is pushed to it (`work_ready`, `cancel`) meanwhile.
+const COMMITS_IN_FLIGHT_MAX: usize = 4;
 
 /// A batch's commit as it ends: the lease ids to acknowledge (none when it was not
 /// committed) and the worker's credit when it was due.
 type Committed = Result<(Vec<u64>, Option<wasmhive_protocol::CreditSoFar>), Ending>;
+
+/// An outcome batch on its way to the blocking pool: recorded in the core already, or not.
+enum BatchWork {
+    Recorded(super::outcomes::RecordedOutcomes),
+    Received(Vec<wasmhive_protocol::OutcomeReport>),
+}
 
 /// What a session is doing besides reading frames: the acknowledgements it owes.
 struct SessionState {
@@ -132,6 +134,15 @@ struct SessionState {
     /// Outcome batches on their way through the store writer (at most
     /// [`COMMITS_IN_FLIGHT_MAX`]).
     commits: tokio::task::JoinSet<Committed>,
+}
+
+impl Drop for SessionState {
+    /// A session that ends leaves its batches to commit: a batch recorded in the core must
+    /// reach the store (or be refused by it), or its job would wait for it forever. Tasks
+    /// of a dropped `JoinSet` that had not started would never run.
+    fn drop(&mut self) {
+        self.commits.detach_all();
+    }
 }
 
 /// Runs until the worker leaves (None) or breaks the protocol (Some(reason)).
@@ -229,9 +240,19 @@ async fn handle_message(
             if report_credit {
                 state.credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
             }
+            // A small batch without validators is recorded in the core here, before the next
+            // frame (a request for work) is read; only its commit waits on the blocking pool.
+            let work = if coordinator.records_quickly(&outcomes) {
+                BatchWork::Recorded(coordinator.record_outcome_batch(worker_id, outcomes)?)
+            } else {
+                BatchWork::Received(outcomes)
+            };
             let coordinator = coordinator.clone();
             state.commits.spawn_blocking(move || {
-                let acknowledged = coordinator.commit_outcomes(&worker, outcomes)?;
+                let acknowledged = match work {
+                    BatchWork::Recorded(recorded) => coordinator.store_recorded_batch(&worker, recorded),
+                    BatchWork::Received(outcomes) => coordinator.commit_outcomes(&worker, outcomes)?,
+                };
                 let credit = (report_credit && !acknowledged.is_empty())
                     .then(|| coordinator.credit_of_worker(&worker))
                     .flatten();
