@@ -105,13 +105,13 @@ impl Coordinator {
     fn record_outcomes(
         &self,
         worker_id: &str,
-        reports: Vec<OutcomeReport>,
+        mut reports: Vec<OutcomeReport>,
         class_digests: &[Hash],
     ) -> RecordedOutcomes {
         let now_ms = self.now_ms();
         let mut core = self.core.lock().expect("core lock");
         let mut batch = OutcomeBatch::default();
-        for (position, report) in reports.iter().enumerate() {
+        for (position, report) in reports.iter_mut().enumerate() {
             let target = core.lease_target(report.lease_id);
             if target.is_some_and(|target| target != (report.job_id.as_str(), report.unit_index)) {
                 tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
@@ -161,7 +161,7 @@ impl Coordinator {
     fn outcome_to_commit(
         &self,
         position: usize,
-        report: &OutcomeReport,
+        report: &mut OutcomeReport,
         effect: OutcomeEffect,
     ) -> OutcomeToCommit {
         let job = self.job(&effect.job_id);
@@ -170,7 +170,11 @@ impl Coordinator {
             position,
             lease_id: report.lease_id,
             // Only outputs that may become a result, or that a validator compares, are kept.
-            output: if effect.decision.is_some() || keep_output { report.output.clone() } else { Vec::new() },
+            output: if effect.decision.is_some() || keep_output {
+                std::mem::take(&mut report.output)
+            } else {
+                Vec::new()
+            },
             fuel_used: job.as_ref().and_then(|job| job.credible_fuel(report.fuel_used)),
             engine_class: report.engine_class.clone(),
             keep_output,
