@@ -121,6 +121,11 @@ fn metrics_and_explanations_say_what_the_grid_does_and_why_a_job_waits() {
     let why = control.why_no_work.unwrap_or_default();
     assert!(why.contains("already has a replica from this worker or its network"), "{why}");
 
+    // The core records outcomes on arrival; metrics count them once they are committed,
+    // a moment later.
+    wait_until(Duration::from_secs(10), "the last outcomes to be committed", || {
+        get(grid.address, &grid.coordinator_data, "/metrics").1.contains("wasmhive_unit_run_seconds_count 40")
+    });
     let (code, metrics) = get(grid.address, &grid.coordinator_data, "/metrics");
     assert_eq!(code, 200);
     for line in ["wasmhive_units_leased_total 40", "wasmhive_connected_workers 1", "wasmhive_jobs_running 1"]
