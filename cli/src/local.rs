@@ -65,6 +65,15 @@ impl Listening {
     /// Prints how to reach this owner and records its dashboard address in `data`.
     pub fn announce(&self, data: &std::path::Path) {
         let Listening { role, address, peer_id, curl_pin, dashboard } = self;
+        if let Some(dashboard) = dashboard {
+            // Before the first line is printed, whole (written, then renamed into place):
+            // whoever waits for "listening" finds the file complete.
+            let path = data.join(DASHBOARD_FILE);
+            let partial = data.join(format!("{DASHBOARD_FILE}.partial"));
+            if std::fs::write(&partial, format!("{dashboard}\n")).is_ok() {
+                let _ = std::fs::rename(&partial, &path);
+            }
+        }
         eprintln!("wasmhive {role} listening on {address}#{peer_id} (TLS 1.3; this peer's id is {peer_id})");
         eprintln!("  workers and peers: --join {address}#{peer_id}");
         eprintln!("  remote API: wasmhive status --to {address}#{peer_id} --token TOKEN");
@@ -75,7 +84,6 @@ impl Listening {
             eprintln!(
                 "  dashboard on this machine: http://{dashboard}/ (`wasmhive dashboard` prints it with the token)"
             );
-            let _ = std::fs::write(data.join(DASHBOARD_FILE), format!("{dashboard}\n"));
         }
         eprintln!("data: {} · token: {}", data.display(), data.join("token").display());
     }
