@@ -13,9 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use wasmhive_protocol::{
-    BLOB_FRAME_BYTES_MAX, Hash, Message, decode_blob, decode_message, encode_blob, encode_message,
-};
+use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, Hash, Message, decode_blob, decode_message, encode_blob};
 use wasmhive_transport::{PeerAddress, Remote};
 
 const PEERS_ASKED_MAX: usize = 3;
@@ -77,10 +75,7 @@ pub async fn fetch_from_peers(state: Weak<PeerState>, hash: Hash, owner_id: Stri
 async fn fetch_from(state: &PeerState, address: &PeerAddress, hash: Hash) -> Option<Vec<u8>> {
     let dialer = state.execution.dialer();
     let (mut socket, _) = dialer.dial_websocket(address, "/blobs", BLOB_FRAME_BYTES_MAX).await.ok()?;
-    socket
-        .send(tokio_tungstenite::tungstenite::Message::Text(encode_message(&Message::Want { hash }).into()))
-        .await
-        .ok()?;
+    socket.send(wasmhive_transport::frame_of(&Message::Want { hash })).await.ok()?;
     let tokio_tungstenite::tungstenite::Message::Binary(frame) = socket.next().await?.ok()? else {
         return None;
     };

@@ -8,17 +8,22 @@
 pub mod api;
 pub mod base64_bytes;
 mod codec;
+mod compact_status;
 pub mod gossip;
 mod hash;
 pub mod identity;
+pub mod job_terms;
 mod messages;
 mod status;
 
-pub use codec::{DecodeError, decode_blob, decode_message, encode_blob, encode_message};
+pub use codec::{
+    BinaryFrame, DecodeError, Encoded, decode_binary, decode_blob, decode_message, encode_blob,
+    encode_message,
+};
 pub use hash::{Hash, HashParseError};
 pub use messages::{
-    BLOB_FRAME_BYTES_MAX, CreditSoFar, Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION,
-    TEXT_FRAME_BYTES_MAX, WireLimits,
+    BLOB_FRAME_BYTES_MAX, CreditSoFar, FRAME_BYTES_MAX, Hello, JobTerms, Lease, Message, OutcomeReport,
+    PROTOCOL_VERSION, TERMS_KEPT, WireLimits,
 };
 pub use status::{Status, TrapKind, outcome_digest};
 

@@ -1,16 +1,19 @@
 //! The messages peers exchange over a WebSocket (DESIGN.md section 6).
 //!
-//! Control messages are JSON text frames tagged by `type`. Blob bytes (modules) travel in
-//! binary frames: 32 bytes of blake3 hash followed by the bytes. Every connection is TLS
-//! with both ends proven by their peer keys (`transport` crate), so no message carries an
-//! identity proof: the first frame is `hello` from the side that connected, carrying
-//! [`PROTOCOL_VERSION`], answered by `welcome` with the owner's proven peer id.
+//! Control messages are JSON text frames tagged by `type`. What every unit costs (leases,
+//! outcomes, acknowledgements) and blob bytes travel in binary frames (`codec.rs`): a kind
+//! byte, then postcard (or, for a blob, its 32-byte blake3 hash and its bytes). What is the
+//! same for every unit of a job travels once per session, in a [`JobTerms`] message that
+//! the job's leases refer to by number. Every connection is TLS with both ends proven by
+//! their peer keys (`transport` crate), so no message carries an identity proof: the first
+//! frame is `hello` from the side that connected, carrying [`PROTOCOL_VERSION`], answered by
+//! `welcome` with the owner's proven peer id.
 
 use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -25,7 +28,10 @@ pub enum Message {
     Welcome { protocol_version: u32, owner_id: String },
     /// A worker asks for up to `slots` more leases.
     RequestWork { slots: u32 },
-    /// The owner hands out leases.
+    /// What every lease of one job shares, sent before the first lease that refers to it.
+    JobTerms(JobTerms),
+    /// The owner hands out leases (a binary frame).
+    #[serde(skip)]
     Leases { leases: Vec<Lease> },
     /// Nothing to do now; ask again after this long.
     NoWork {
@@ -37,10 +43,12 @@ pub enum Message {
     /// Owner → worker, after a `no_work`: units are waiting now; ask (sent once per
     /// `no_work`, so a waiting worker is not polled and does not poll).
     WorkReady {},
-    /// A worker reports finished replicas.
+    /// A worker reports finished replicas (a binary frame).
+    #[serde(skip)]
     Outcomes { outcomes: Vec<OutcomeReport> },
     /// The owner committed these outcomes; the worker may forget them. `credit`: what the
-    /// owner has credited this worker so far, over all its jobs.
+    /// owner has credited this worker so far, over all its jobs (a binary frame).
+    #[serde(skip)]
     Acknowledged {
         lease_ids: Vec<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +73,11 @@ pub struct Hello {
     pub cores: u32,
     /// wasmhive version and engine class, for logs.
     pub agent: String,
+    /// The engine that runs units here (wasmtime version and CPU architecture), recorded
+    /// with each replica this worker returns. (Optional so that an older worker's hello
+    /// still decodes and is told to upgrade.)
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// Credit one owner granted one worker, over all the owner's jobs.
@@ -76,25 +89,38 @@ pub struct CreditSoFar {
     pub amount: u64,
 }
 
-/// One replica of one unit handed to one worker.
+/// What every lease of one job shares, sent once per session (not once per unit). The
+/// owner numbers a session's terms 1, 2, 3, ...; a lease names its job's terms by that
+/// number, which stays valid while it is among the last [`TERMS_KEPT`] terms sent (the
+/// owner sends a job's terms again, under a new number, when it is not).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lease {
-    pub lease_id: u64,
+pub struct JobTerms {
+    pub terms_id: u32,
     pub job_id: String,
-    pub unit_index: u64,
     pub task_name: String,
     pub module: Hash,
-    /// The unit's input bytes, base64.
-    #[serde(with = "crate::base64_bytes")]
-    pub input: Vec<u8>,
     pub args: Vec<String>,
     pub limits: WireLimits,
     /// Seconds since 1970 that the unit's wall clock reads.
     pub job_time_s: u64,
     pub nan_canonicalization: bool,
-    /// Milliseconds the worker has before the owner re-issues the replica.
+    /// Milliseconds the worker has before the owner re-issues a replica.
     pub lease_ms: u64,
+}
+
+/// A session's terms a lease may refer to: the last this many sent.
+pub const TERMS_KEPT: u32 = 256;
+
+/// One replica of one unit handed to one worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub lease_id: u64,
+    /// The [`JobTerms`] of the unit's job, by number.
+    pub terms_id: u32,
+    pub unit_index: u64,
+    #[serde(with = "serde_bytes")]
+    pub input: Vec<u8>,
 }
 
 /// Unit limits as sent on the wire.
@@ -107,22 +133,19 @@ pub struct WireLimits {
     pub wall_time_ms_max: u64,
 }
 
-/// What one replica produced. It carries no digest: the owner computes every digest from
-/// the status and output it received (protocol 4; a worker's digest was never trusted).
+/// What one replica produced. It names only its lease: the owner knows the lease's job
+/// and unit, and computes every digest from the status and output it received (a
+/// worker's digest was never trusted).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OutcomeReport {
     pub lease_id: u64,
-    /// The lease's job and unit, repeated so the owner can check they match the lease.
-    pub job_id: String,
-    pub unit_index: u64,
+    #[serde(with = "crate::compact_status")]
     pub status: Status,
-    /// stdout bytes, base64.
-    #[serde(with = "crate::base64_bytes")]
+    /// stdout bytes.
+    #[serde(with = "serde_bytes")]
     pub output: Vec<u8>,
     pub fuel_used: Option<u64>,
     pub wall_time_ms: u64,
-    pub engine_class: String,
 }
 
 impl Message {
@@ -132,6 +155,7 @@ impl Message {
             Message::Hello(_) => "hello",
             Message::Welcome { .. } => "welcome",
             Message::RequestWork { .. } => "request_work",
+            Message::JobTerms(_) => "job_terms",
             Message::Leases { .. } => "leases",
             Message::NoWork { .. } => "no_work",
             Message::WorkReady { .. } => "work_ready",
@@ -148,17 +172,18 @@ impl Message {
     pub fn encoded_bytes_max(&self) -> usize {
         match self {
             Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
+            Message::JobTerms(_) => 64 << 10,
             Message::RequestWork { .. }
             | Message::NoWork { .. }
             | Message::WorkReady { .. }
             | Message::Goodbye { .. } => 4 << 10,
             Message::Acknowledged { .. } | Message::ReturnLeases { .. } | Message::Cancel { .. } => 1 << 20,
-            Message::Leases { .. } | Message::Outcomes { .. } => TEXT_FRAME_BYTES_MAX,
+            Message::Leases { .. } | Message::Outcomes { .. } => FRAME_BYTES_MAX,
         }
     }
 }
 
-/// Largest text frame of any kind (a batch of leases or outcomes).
-pub const TEXT_FRAME_BYTES_MAX: usize = 64 << 20;
+/// Largest frame of any kind (a batch of leases or outcomes).
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
 /// Largest binary frame (a blob: 32-byte hash + bytes).
 pub const BLOB_FRAME_BYTES_MAX: usize = 64 << 20;

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
+use wasmhive_protocol::Message;
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Message, encode_message};
 use wasmhive_tests::grid::TempDir;
 use wasmhive_tests::wire::{hello, next_reply, success_report, try_connect_from};
 
@@ -179,8 +179,8 @@ async fn connect_with_hello(
 ) -> Option<wasmhive_tests::wire::Socket> {
     let mut socket = try_connect_from(address, Some(key), "/ws", Some(from)).await.ok()?;
     socket.send(hello()).await.ok()?;
-    let Some(Ok(Frame::Text(text))) = socket.next().await else { return None };
-    matches!(wasmhive_protocol::decode_message(&text), Ok(Message::Welcome { .. })).then_some(socket)
+    let Some(Ok(frame)) = socket.next().await else { return None };
+    matches!(wasmhive_tests::wire::decode_frame(&frame), Some(Message::Welcome { .. })).then_some(socket)
 }
 
 /// Asks for work and answers every lease with `answer`, for `rounds` rounds.
@@ -197,7 +197,7 @@ async fn work(
         };
         let outcomes = leases
             .iter()
-            .map(|lease| success_report(lease, answer(&String::from_utf8_lossy(&lease.input))))
+            .map(|lease| success_report(lease.lease_id, answer(&String::from_utf8_lossy(&lease.input))))
             .collect();
         send(socket, &Message::Outcomes { outcomes }).await?;
         let _acknowledged = next_reply(socket).await;
@@ -207,7 +207,7 @@ async fn work(
 }
 
 async fn send(socket: &mut wasmhive_tests::wire::Socket, message: &Message) -> Result<(), String> {
-    socket.send(Frame::Text(encode_message(message).into())).await.map_err(|error| error.to_string())
+    socket.send(wasmhive_transport::frame_of(message)).await.map_err(|error| error.to_string())
 }
 
 /// `GET path` over TLS as HTTP/1.0 (the answer ends with the connection), its body.

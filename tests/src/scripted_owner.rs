@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Lease, Message, PROTOCOL_VERSION, WireLimits, decode_message, encode_message};
-use wasmhive_transport::{PeerStream, TlsIdentity, TlsListener};
+use wasmhive_protocol::{JobTerms, Lease, Message, PROTOCOL_VERSION, WireLimits};
+use wasmhive_transport::{PeerStream, TlsIdentity, TlsListener, frame_of};
 
 pub struct ScriptedOwner {
     listener: TlsListener,
@@ -21,6 +21,7 @@ pub struct ScriptedOwner {
 pub struct OwnerSession {
     socket: WebSocketStream<PeerStream>,
     pub worker_id: String,
+    terms_sent: u32,
 }
 
 impl ScriptedOwner {
@@ -40,7 +41,8 @@ impl ScriptedOwner {
     pub async fn next_session(&mut self) -> OwnerSession {
         let (stream, remote) = self.listener.accept().await;
         let socket = tokio_tungstenite::accept_async(stream).await.expect("a WebSocket upgrade");
-        let mut session = OwnerSession { socket, worker_id: remote.peer_id.expect("a proven worker") };
+        let mut session =
+            OwnerSession { socket, worker_id: remote.peer_id.expect("a proven worker"), terms_sent: 0 };
         assert!(matches!(session.receive().await, Some(Message::Hello(_))));
         session
             .send(&Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: self.owner_id.clone() })
@@ -51,7 +53,19 @@ impl ScriptedOwner {
 
 impl OwnerSession {
     pub async fn send(&mut self, message: &Message) {
-        let _ = self.socket.send(Frame::Text(encode_message(message).into())).await;
+        let _ = self.socket.send(frame_of(message)).await;
+    }
+
+    /// Sends each lease's job terms (numbered in order), then the leases in one message.
+    pub async fn send_leases(&mut self, leases: Vec<ScriptedLease>) {
+        let mut wire_leases = Vec::new();
+        for ScriptedLease { mut terms, mut lease } in leases {
+            self.terms_sent += 1;
+            (terms.terms_id, lease.terms_id) = (self.terms_sent, self.terms_sent);
+            self.send(&Message::JobTerms(terms)).await;
+            wire_leases.push(lease);
+        }
+        self.send(&Message::Leases { leases: wire_leases }).await;
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
@@ -64,11 +78,12 @@ impl OwnerSession {
             let frame =
                 tokio::time::timeout(Duration::from_secs(30), self.socket.next()).await.ok()??.ok()?;
             match frame {
-                Frame::Text(text) => {
-                    return Some(decode_message(&text).expect("workers send valid messages"));
-                }
                 Frame::Close(_) => return None,
-                _ => {}
+                frame => {
+                    if let Some(message) = crate::wire::decode_frame(&frame) {
+                        return Some(message);
+                    }
+                }
             }
         }
     }
@@ -84,19 +99,24 @@ impl OwnerSession {
     }
 }
 
+/// A lease with its own job terms, as a scripted owner sends it.
+pub struct ScriptedLease {
+    pub terms: JobTerms,
+    pub lease: Lease,
+}
+
 /// A lease of `module` with the given limits (everything else ordinary).
-pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: WireLimits) -> Lease {
-    Lease {
-        lease_id,
+pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: WireLimits) -> ScriptedLease {
+    let terms = JobTerms {
+        terms_id: 0,
         job_id: "scripted-job".into(),
-        unit_index: lease_id,
         task_name: "probe".into(),
         module: wasmhive_protocol::Hash::of(module),
-        input: Vec::new(),
         args: args.iter().map(|arg| arg.to_string()).collect(),
         limits,
         job_time_s: 0,
         nan_canonicalization: true,
         lease_ms: 60_000,
-    }
+    };
+    ScriptedLease { terms, lease: Lease { lease_id, terms_id: 0, unit_index: lease_id, input: Vec::new() } }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hello, Lease, Message, OutcomeReport, PROTOCOL_VERSION, Status, encode_message};
-use wasmhive_transport::{Dialer, PeerAddress, PeerSocket, TlsIdentity};
+use wasmhive_protocol::{BinaryFrame, Hello, Message, OutcomeReport, PROTOCOL_VERSION, Status};
+use wasmhive_transport::{Dialer, PeerAddress, PeerSocket, TlsIdentity, frame_of};
 
 pub type Socket = PeerSocket;
 
@@ -17,8 +17,25 @@ pub fn key(seed: u8) -> PeerKey {
 }
 
 pub fn hello() -> Frame {
-    let hello = Hello { protocol_version: PROTOCOL_VERSION, cores: 1, agent: "test".into() };
-    Frame::Text(encode_message(&Message::Hello(hello)).into())
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        cores: 1,
+        agent: "test".into(),
+        engine: "scripted".into(),
+    };
+    frame_of(&Message::Hello(hello))
+}
+
+/// The message a frame carries (`None`: a blob, a ping, a close, or undecodable).
+pub fn decode_frame(frame: &Frame) -> Option<Message> {
+    match frame {
+        Frame::Text(text) => wasmhive_protocol::decode_message(text).ok(),
+        Frame::Binary(bytes) => match wasmhive_protocol::decode_binary(bytes).ok()? {
+            BinaryFrame::Message(message) => Some(message),
+            BinaryFrame::Blob(..) => None,
+        },
+        _ => None,
+    }
 }
 
 /// A TLS WebSocket to `/ws` as `key` (the TLS handshake proves it), before `hello`.
@@ -49,22 +66,22 @@ pub async fn try_connect_from(
         .map_err(|error| error.to_string())
 }
 
-/// The owner's next answer, past any `work_ready` (a scripted worker asks in its own
-/// rhythm); `None` when the connection ended or sent something undecodable.
+/// The owner's next answer, past any `work_ready` and job terms (a scripted worker asks
+/// in its own rhythm and reads leases by their unit); `None` when the connection ended or
+/// sent something undecodable.
 pub async fn next_reply(socket: &mut Socket) -> Option<Message> {
     loop {
-        let Some(Ok(Frame::Text(text))) = socket.next().await else { return None };
-        match wasmhive_protocol::decode_message(&text) {
-            Ok(Message::WorkReady {}) => continue,
-            Ok(message) => return Some(message),
-            Err(_) => return None,
+        let Some(Ok(frame)) = socket.next().await else { return None };
+        match decode_frame(&frame)? {
+            Message::WorkReady {} | Message::JobTerms(_) => continue,
+            message => return Some(message),
         }
     }
 }
 
 pub async fn next_message(socket: &mut Socket) -> Message {
-    let Some(Ok(Frame::Text(text))) = socket.next().await else { panic!("expected a text frame") };
-    wasmhive_protocol::decode_message(&text).expect("a message")
+    let Some(Ok(frame)) = socket.next().await else { panic!("expected a frame") };
+    decode_frame(&frame).expect("a message")
 }
 
 /// Connects as `key` and completes hello and welcome, from a loopback address of its own
@@ -111,19 +128,19 @@ pub async fn run_scripted_worker_claiming_fuel(
 ) {
     let mut socket = connect_as(address, &identity).await;
     while !stop.load(Ordering::Relaxed) {
-        socket.send(Frame::Text(encode_message(&Message::RequestWork { slots: 4 }).into())).await.unwrap();
+        socket.send(frame_of(&Message::RequestWork { slots: 4 })).await.unwrap();
         let Some(reply) = next_reply(&mut socket).await else { return };
         match reply {
             Message::Leases { leases } => {
                 let outcomes = leases
                     .iter()
-                    .map(|lease| OutcomeReport { fuel_used, ..success_report(lease, answer(&lease.input)) })
+                    .map(|lease| OutcomeReport {
+                        fuel_used,
+                        ..success_report(lease.lease_id, answer(&lease.input))
+                    })
                     .collect();
                 sent.fetch_add(leases.len() as u64, Ordering::Relaxed);
-                socket
-                    .send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into()))
-                    .await
-                    .unwrap();
+                socket.send(frame_of(&Message::Outcomes { outcomes })).await.unwrap();
                 let _acknowledged = next_reply(&mut socket).await;
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -131,17 +148,12 @@ pub async fn run_scripted_worker_claiming_fuel(
     }
 }
 
-/// A successful outcome of `lease` with `output` (its digest computed), as a worker
-/// reports it.
-pub fn success_report(lease: &Lease, output: Vec<u8>) -> OutcomeReport {
-    OutcomeReport {
-        lease_id: lease.lease_id,
-        job_id: lease.job_id.clone(),
-        unit_index: lease.unit_index,
-        status: Status::Success,
-        output,
-        fuel_used: None,
-        wall_time_ms: 1,
-        engine_class: "scripted".into(),
-    }
+/// A successful outcome of lease `lease_id` with `output`, as a worker reports it.
+pub fn success_report(lease_id: u64, output: Vec<u8>) -> OutcomeReport {
+    OutcomeReport { lease_id, status: Status::Success, output, fuel_used: None, wall_time_ms: 1 }
+}
+
+/// A worker as an in-process owner test names it (its id, a scripted engine).
+pub fn worker_seen(worker_id: &str) -> wasmhive_coordinator::server::WorkerSeen {
+    wasmhive_coordinator::server::WorkerSeen { worker_id: worker_id.into(), engine: "scripted".into() }
 }

@@ -22,6 +22,7 @@
 
 mod certificate;
 mod dial;
+mod frames;
 mod http_server;
 mod key_file;
 mod known_hosts;
@@ -33,6 +34,7 @@ mod verifier;
 
 pub use certificate::{TlsIdentity, peer_id_of_certificate};
 pub use dial::{DialError, Dialer, PeerSocket, dial_tls};
+pub use frames::frame_of;
 pub use http_server::{HEAD_BYTES_MAX, HEAD_READ_TIME_MAX, serve_connections};
 pub use key_file::{KeyFileError, create_private_dir, load_or_create_peer_key, write_private_file};
 pub use known_hosts::{KNOWN_HOSTS_FILE, KnownHosts};

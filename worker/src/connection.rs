@@ -1,7 +1,7 @@
 //! Reaching the owner: a TLS WebSocket through the worker's `Dialer`, and backoff with jitter.
 
 use std::time::Duration;
-use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, TEXT_FRAME_BYTES_MAX};
+use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, FRAME_BYTES_MAX};
 use wasmhive_transport::{Dialer, PeerAddress, PeerSocket};
 
 pub type Socket = PeerSocket;
@@ -11,7 +11,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// A WebSocket to the owner at `address` over TLS, and the owner id its handshake proved.
 pub async fn connect(dialer: &Dialer, address: &PeerAddress) -> Result<(Socket, String), String> {
-    let frame_bytes_max = TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX);
+    let frame_bytes_max = FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX);
     dialer.dial_websocket(address, "/ws", frame_bytes_max).await.map_err(|error| error.to_string())
 }
 

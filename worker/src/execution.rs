@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hash, Lease, OutcomeReport, Status};
+use wasmhive_protocol::{Hash, JobTerms, Lease, OutcomeReport, Status};
 use wasmhive_sandbox::{
     Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedRunGate, UnitRequest,
 };
@@ -212,6 +212,15 @@ impl NotStarted {
     }
 }
 
+/// A lease with the terms of its job, ready to run.
+#[derive(Clone, Debug)]
+pub struct LeaseToRun {
+    pub lease: Lease,
+    pub terms: Arc<JobTerms>,
+    /// The unit's wall-clock guard here: the job's, or this worker's ceiling if lower.
+    pub wall_time_ms_max: u64,
+}
+
 /// A report, or word that a queued lease was skipped.
 pub enum Finished {
     Ran(Box<OutcomeReport>),
@@ -223,17 +232,17 @@ pub enum Finished {
 pub fn spawn_lease(
     execution: Arc<Execution>,
     module: ModuleBytes,
-    lease: Lease,
+    lease: LeaseToRun,
     not_started: NotStarted,
     finished: mpsc::UnboundedSender<Finished>,
 ) {
-    not_started.add(lease.lease_id);
+    not_started.add(lease.lease.lease_id);
     let pool_execution = execution.clone();
     pool_execution.pool.spawn(move || {
         let controls = execution.controls();
         controls.gate.checkpoint(Duration::ZERO);
-        let _memory = controls.memory.reserve(lease.limits.memory_bytes_max);
-        if !not_started.claim(lease.lease_id) {
+        let _memory = controls.memory.reserve(lease.terms.limits.memory_bytes_max);
+        if !not_started.claim(lease.lease.lease_id) {
             let _ = finished.send(Finished::Skipped);
             return;
         }
@@ -247,24 +256,25 @@ pub fn spawn_lease(
     });
 }
 
-fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeReport {
+fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
+    let terms = &lease.terms;
     let limits = Limits {
-        fuel: lease.limits.fuel,
-        memory_bytes_max: lease.limits.memory_bytes_max,
-        stdout_bytes_max: usize::try_from(lease.limits.stdout_bytes_max).unwrap_or(usize::MAX),
-        wall_time_max: Duration::from_millis(lease.limits.wall_time_ms_max),
+        fuel: terms.limits.fuel,
+        memory_bytes_max: terms.limits.memory_bytes_max,
+        stdout_bytes_max: usize::try_from(terms.limits.stdout_bytes_max).unwrap_or(usize::MAX),
+        wall_time_max: Duration::from_millis(lease.wall_time_ms_max),
         ..Limits::default()
     };
     let request = UnitRequest {
         module,
-        input: &lease.input,
-        task_name: &lease.task_name,
-        args: &lease.args,
-        job_id: &lease.job_id,
-        unit_index: lease.unit_index,
-        job_time: Duration::from_secs(lease.job_time_s),
+        input: &lease.lease.input,
+        task_name: &terms.task_name,
+        args: &terms.args,
+        job_id: &terms.job_id,
+        unit_index: lease.lease.unit_index,
+        job_time: Duration::from_secs(terms.job_time_s),
         limits: &limits,
-        nan_canonicalization: lease.nan_canonicalization,
+        nan_canonicalization: terms.nan_canonicalization,
     };
     // A panic on a unit thread would abort the whole process (rayon): it is this unit's
     // host failure instead, and the worker lives.
@@ -275,29 +285,23 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &Lease) -> OutcomeR
 /// The report of one run. Only the guest's behaviour and the lease's own limits give a
 /// status replicas can agree on; a failure of this host (no engine, a panic) is reported
 /// as a host timeout: retried elsewhere, never a result.
-fn report_of(lease: &Lease, ran: std::thread::Result<Result<Outcome, SandboxError>>) -> OutcomeReport {
-    let report = |status: Status, output: Vec<u8>, fuel_used, wall_time_ms, engine_class| OutcomeReport {
-        lease_id: lease.lease_id,
-        job_id: lease.job_id.clone(),
-        unit_index: lease.unit_index,
+fn report_of(lease: &LeaseToRun, ran: std::thread::Result<Result<Outcome, SandboxError>>) -> OutcomeReport {
+    let report = |status: Status, output: Vec<u8>, fuel_used, wall_time_ms| OutcomeReport {
+        lease_id: lease.lease.lease_id,
         status,
         output,
         fuel_used,
         wall_time_ms,
-        engine_class,
     };
-    let failed = |status: Status| report(status, Vec::new(), None, 0, String::new());
+    let failed = |status: Status| report(status, Vec::new(), None, 0);
+    let (job_id, unit_index) = (&lease.terms.job_id, lease.lease.unit_index);
     match ran {
-        Ok(Ok(outcome)) => report(
-            outcome.status,
-            outcome.stdout,
-            outcome.fuel_used,
-            outcome.wall_time.as_millis() as u64,
-            outcome.engine_class,
-        ),
+        Ok(Ok(outcome)) => {
+            report(outcome.status, outcome.stdout, outcome.fuel_used, outcome.wall_time.as_millis() as u64)
+        }
         Ok(Err(SandboxError::InvalidLimits(reason))) => failed(Status::InvalidModule { reason }),
         Ok(Err(SandboxError::Engine(reason))) => {
-            tracing::warn!(job = %lease.job_id, unit = lease.unit_index, %reason, "this host cannot run the unit; handed back as a host failure");
+            tracing::warn!(job = %job_id, unit = unit_index, %reason, "this host cannot run the unit; handed back as a host failure");
             failed(Status::HostTimeout)
         }
         Err(panic) => {
@@ -306,7 +310,7 @@ fn report_of(lease: &Lease, ran: std::thread::Result<Result<Outcome, SandboxErro
                 .map(|text| text.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(job = %lease.job_id, unit = lease.unit_index, %reason, "a unit thread panicked; reported as a host failure");
+            tracing::error!(job = %job_id, unit = unit_index, %reason, "a unit thread panicked; reported as a host failure");
             failed(Status::HostTimeout)
         }
     }
@@ -316,14 +320,12 @@ fn report_of(lease: &Lease, ran: std::thread::Result<Result<Outcome, SandboxErro
 mod tests {
     use super::*;
 
-    fn lease() -> Lease {
-        Lease {
-            lease_id: 7,
+    fn lease() -> LeaseToRun {
+        let terms = JobTerms {
+            terms_id: 1,
             job_id: "job".into(),
-            unit_index: 3,
             task_name: "task".into(),
             module: wasmhive_protocol::Hash::of(b"m"),
-            input: Vec::new(),
             args: Vec::new(),
             limits: wasmhive_protocol::WireLimits {
                 fuel: None,
@@ -334,7 +336,9 @@ mod tests {
             job_time_s: 0,
             nan_canonicalization: true,
             lease_ms: 1000,
-        }
+        };
+        let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new() };
+        LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000 }
     }
 
     #[test]
@@ -343,7 +347,7 @@ mod tests {
         let report = report_of(&lease(), panicked);
         assert_eq!(report.status, Status::HostTimeout);
         assert!(!report.status.is_deterministic());
-        assert_eq!((report.lease_id, report.unit_index), (7, 3));
+        assert_eq!(report.lease_id, 7);
         let no_engine = report_of(&lease(), Ok(Err(SandboxError::Engine("out of address space".into()))));
         assert_eq!(no_engine.status, Status::HostTimeout);
         let bad_limits = report_of(&lease(), Ok(Err(SandboxError::InvalidLimits("memory".into()))));

@@ -4,7 +4,7 @@
 //! `session_core.rs`; this is the shell that does the IO.
 
 use crate::connection::{Backoff, Socket, connect};
-use crate::execution::{Execution, Finished, NotStarted, SessionCount, spawn_lease};
+use crate::execution::{Execution, Finished, LeaseToRun, NotStarted, SessionCount, spawn_lease};
 use crate::session_core::{QueueState, SessionCore};
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::job_terms::TermsReceived;
 use wasmhive_protocol::{
-    Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_blob, decode_message, encode_message,
+    BinaryFrame, Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_binary, decode_message,
 };
-use wasmhive_transport::PeerAddress;
+use wasmhive_transport::{PeerAddress, frame_of};
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -44,7 +45,9 @@ struct Worker {
     finished: mpsc::UnboundedReceiver<Finished>,
     /// Leases on the pool (queued or running) whose end has not been seen.
     in_pool: usize,
-    waiting_for_module: HashMap<Hash, Vec<Lease>>,
+    waiting_for_module: HashMap<Hash, Vec<LeaseToRun>>,
+    /// The job terms this session's leases may refer to.
+    terms: TermsReceived,
     /// Modules fetched from other peers (or `None`: ask the owner).
     fetched_sender: mpsc::UnboundedSender<(Hash, Option<Vec<u8>>)>,
     fetched: mpsc::UnboundedReceiver<(Hash, Option<Vec<u8>>)>,
@@ -133,6 +136,7 @@ impl Worker {
             finished,
             in_pool: 0,
             waiting_for_module: HashMap::new(),
+            terms: TermsReceived::default(),
             fetched_sender,
             fetched,
             owner_id: owner_address.peer_id.clone().unwrap_or_default(),
@@ -184,6 +188,7 @@ impl Worker {
                 env!("CARGO_PKG_VERSION"),
                 wasmhive_sandbox::wasmtime_version()
             ),
+            engine: format!("wasmtime-{}-{}", wasmhive_sandbox::wasmtime_version(), std::env::consts::ARCH),
         };
         send(socket, &Message::Hello(hello)).await?;
         match receive_during_handshake(socket, "welcome").await? {
@@ -210,13 +215,17 @@ impl Worker {
                 self.handle_message(socket, message).await
             }
             Some(Ok(Frame::Binary(bytes))) => {
-                let (hash, bytes) = decode_blob(&bytes).map_err(|error| error.to_string())?;
-                if !self.waiting_for_module.contains_key(&hash) {
-                    // Only blobs we asked for are kept: an owner cannot fill our disk.
-                    return Err(format!("the owner sent blob {} we did not ask for", hash.short()));
+                match decode_binary(&bytes).map_err(|error| error.to_string())? {
+                    BinaryFrame::Message(message) => self.handle_message(socket, message).await,
+                    BinaryFrame::Blob(hash, bytes) => {
+                        if !self.waiting_for_module.contains_key(&hash) {
+                            // Only blobs we asked for are kept: an owner cannot fill our disk.
+                            return Err(format!("the owner sent blob {} we did not ask for", hash.short()));
+                        }
+                        self.module_arrived(hash, bytes);
+                        Ok(())
+                    }
                 }
-                self.module_arrived(hash, bytes);
-                Ok(())
             }
             Some(Ok(Frame::Close(close))) => Err(format!("the owner closed the connection: {close:?}")),
             Some(Ok(_)) => Ok(()),
@@ -233,10 +242,12 @@ impl Worker {
                     send(socket, &hand_back).await?;
                 }
                 for lease in to_run {
-                    self.accept_lease(socket, lease).await?;
+                    let terms = self.terms.get(lease.terms_id)?;
+                    self.accept_lease(socket, lease, terms).await?;
                 }
                 Ok(())
             }
+            Message::JobTerms(terms) => self.terms.received(terms),
             Message::NoWork { retry_after_ms, reason } => {
                 self.execution.controls.owner_has_no_work(&self.owner_id, reason);
                 self.core.no_work(retry_after_ms, Instant::now());
@@ -260,7 +271,7 @@ impl Worker {
             Message::Cancel { lease_ids } => {
                 self.not_started.take_back(&lease_ids);
                 for leases in self.waiting_for_module.values_mut() {
-                    leases.retain(|lease| !lease_ids.contains(&lease.lease_id));
+                    leases.retain(|waiting| !lease_ids.contains(&waiting.lease.lease_id));
                 }
                 Ok(())
             }
@@ -269,12 +280,17 @@ impl Worker {
         }
     }
 
-    async fn accept_lease(&mut self, socket: &mut Socket, mut lease: Lease) -> Result<(), String> {
+    async fn accept_lease(
+        &mut self,
+        socket: &mut Socket,
+        lease: Lease,
+        terms: Arc<wasmhive_protocol::JobTerms>,
+    ) -> Result<(), String> {
         let ceilings = &self.execution.config.volunteer;
-        if lease.limits.stdout_bytes_max > ceilings.unit_output_bytes_max {
+        if terms.limits.stdout_bytes_max > ceilings.unit_output_bytes_max {
             tracing::warn!(
-                job = %wasmhive_protocol::printable(&lease.job_id, 64),
-                output = lease.limits.stdout_bytes_max,
+                job = %wasmhive_protocol::printable(&terms.job_id, 64),
+                output = terms.limits.stdout_bytes_max,
                 ceiling = ceilings.unit_output_bytes_max,
                 "a unit may write more output than this worker allows (--unit-output-max); handed back"
             );
@@ -283,22 +299,23 @@ impl Worker {
         // The wall-clock guard protects this host and never decides a result: clamping it
         // can only make this replica a host timeout, retried elsewhere.
         let unit_time_ms_max = u64::try_from(ceilings.unit_time_max.as_millis()).unwrap_or(u64::MAX);
-        lease.limits.wall_time_ms_max = lease.limits.wall_time_ms_max.min(unit_time_ms_max);
-        if !self.execution.controls.memory.fits(lease.limits.memory_bytes_max) {
+        let wall_time_ms_max = terms.limits.wall_time_ms_max.min(unit_time_ms_max);
+        if !self.execution.controls.memory.fits(terms.limits.memory_bytes_max) {
             tracing::warn!(
-                job = %lease.job_id,
-                memory = lease.limits.memory_bytes_max,
+                job = %wasmhive_protocol::printable(&terms.job_id, 64),
+                memory = terms.limits.memory_bytes_max,
                 cap = self.execution.controls.memory.bytes_max(),
                 "a unit may use more memory than this worker's cap; handed back"
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
-        let known = self.execution.modules.lock().expect("module store lock").get(&lease.module);
+        let hash = terms.module;
+        let lease = LeaseToRun { lease, terms, wall_time_ms_max };
+        let known = self.execution.modules.lock().expect("module store lock").get(&hash);
         if let Some(module) = known {
             self.dispatch(module, lease);
             return Ok(());
         }
-        let hash = lease.module;
         let first_waiter = !self.waiting_for_module.contains_key(&hash);
         self.waiting_for_module.entry(hash).or_default().push(lease);
         if !first_waiter {
@@ -341,7 +358,7 @@ impl Worker {
         }
     }
 
-    fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: Lease) {
+    fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: LeaseToRun) {
         self.in_pool += 1;
         spawn_lease(
             self.execution.clone(),
@@ -380,6 +397,8 @@ impl Worker {
     fn connection_lost(&mut self) {
         self.not_started.take_back_all();
         self.waiting_for_module.clear();
+        // The next session's owner numbers its terms afresh.
+        self.terms = TermsReceived::default();
         self.core.connection_lost();
     }
 
@@ -388,7 +407,10 @@ impl Worker {
     async fn shut_down(&mut self, mut socket: Socket) -> SessionEnd {
         let mut returned = self.not_started.take_back_all();
         returned.extend(
-            self.waiting_for_module.drain().flat_map(|(_, leases)| leases).map(|lease| lease.lease_id),
+            self.waiting_for_module
+                .drain()
+                .flat_map(|(_, leases)| leases)
+                .map(|waiting| waiting.lease.lease_id),
         );
         tracing::info!(
             returned = returned.len(),
@@ -413,8 +435,10 @@ impl Worker {
         let acknowledge_ends = Instant::now() + ACKNOWLEDGE_WAIT_ON_SHUTDOWN;
         while self.core.unacknowledged() > 0 {
             match tokio::time::timeout_at(acknowledge_ends.into(), socket.next()).await {
-                Ok(Some(Ok(Frame::Text(text)))) => {
-                    if let Ok(Message::Acknowledged { lease_ids, .. }) = decode_message(&text) {
+                Ok(Some(Ok(Frame::Binary(bytes)))) => {
+                    if let Ok(BinaryFrame::Message(Message::Acknowledged { lease_ids, .. })) =
+                        decode_binary(&bytes)
+                    {
                         self.core.acknowledged(&lease_ids);
                     }
                 }
@@ -452,5 +476,5 @@ async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), Str
 }
 
 async fn send(socket: &mut Socket, message: &Message) -> Result<(), String> {
-    socket.send(Frame::Text(encode_message(message).into())).await.map_err(|error| error.to_string())
+    socket.send(frame_of(message)).await.map_err(|error| error.to_string())
 }

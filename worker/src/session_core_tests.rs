@@ -4,40 +4,14 @@
 
 use super::*;
 use std::collections::BTreeSet;
-use wasmhive_protocol::{Hash, Status, WireLimits};
+use wasmhive_protocol::Status;
 
 fn lease(lease_id: u64) -> Lease {
-    Lease {
-        lease_id,
-        job_id: "job".into(),
-        unit_index: lease_id,
-        task_name: "task".into(),
-        module: Hash::of(b"module"),
-        input: Vec::new(),
-        args: Vec::new(),
-        limits: WireLimits {
-            fuel: None,
-            memory_bytes_max: 1 << 20,
-            stdout_bytes_max: 1 << 10,
-            wall_time_ms_max: 1_000,
-        },
-        job_time_s: 0,
-        nan_canonicalization: true,
-        lease_ms: 60_000,
-    }
+    Lease { lease_id, terms_id: 1, unit_index: lease_id, input: Vec::new() }
 }
 
 fn report(lease_id: u64) -> OutcomeReport {
-    OutcomeReport {
-        lease_id,
-        job_id: "job".into(),
-        unit_index: lease_id,
-        status: Status::Success,
-        output: Vec::new(),
-        fuel_used: None,
-        wall_time_ms: 1,
-        engine_class: "test".into(),
-    }
+    OutcomeReport { lease_id, status: Status::Success, output: Vec::new(), fuel_used: None, wall_time_ms: 1 }
 }
 
 fn queue(in_pool: usize, target: usize) -> QueueState {

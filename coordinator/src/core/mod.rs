@@ -385,15 +385,10 @@ impl Core {
     }
 
     /// True when `lease_id` is open, held by `worker_id` and for this (job, unit).
-    pub fn holds_lease(&self, worker_id: &str, lease_id: LeaseId, job_id: &str, unit_index: u64) -> bool {
-        self.leases.get(&lease_id).is_some_and(|lease| {
-            lease.worker_id == worker_id && lease.job_id == job_id && lease.unit_index == unit_index
-        })
-    }
-
-    /// The (job, unit) an open lease is for.
-    pub fn lease_target(&self, lease_id: LeaseId) -> Option<(&str, u64)> {
-        self.leases.get(&lease_id).map(|lease| (lease.job_id.as_str(), lease.unit_index))
+    /// The (job, unit) of an open lease `worker_id` holds.
+    pub fn held_lease_target(&self, worker_id: &str, lease_id: LeaseId) -> Option<(&str, u64)> {
+        let lease = self.leases.get(&lease_id).filter(|lease| lease.worker_id == worker_id)?;
+        Some((lease.job_id.as_str(), lease.unit_index))
     }
 
     /// Reputations as the store kept them (on start).

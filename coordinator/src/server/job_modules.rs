@@ -22,10 +22,10 @@ use crate::store::{Store, StoredReduction};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
+use wasmhive_protocol::Hash;
 use wasmhive_protocol::Status;
 use wasmhive_protocol::api::JobLimits;
 use wasmhive_protocol::api::JobState;
-use wasmhive_protocol::{Hash, OutcomeReport};
 use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
 
 /// Most bytes a reducer reads (the accepted outputs of the whole job).
@@ -181,11 +181,6 @@ impl Coordinator {
             .iter()
             .find(|(_, stored)| self.owner_sandbox.outputs_agree(&job.context(), validator, stored, output))
             .map_or(digest, |(class, _)| *class)
-    }
-
-    pub(super) fn holds_lease(&self, worker_id: &str, report: &OutcomeReport) -> bool {
-        let core = self.core.lock().expect("core lock");
-        core.holds_lease(worker_id, report.lease_id, &report.job_id, report.unit_index)
     }
 
     /// Runs the job's reducer on its own thread, when it has one.

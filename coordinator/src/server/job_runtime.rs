@@ -4,7 +4,7 @@
 use super::job_modules::JobContext;
 use crate::store::{Store, StoreError, StoreResult, StoredJob};
 use std::sync::Arc;
-use wasmhive_protocol::{Hash, Lease, WireLimits};
+use wasmhive_protocol::{Hash, JobTerms, Lease, WireLimits};
 use wasmhive_sandbox::ModuleBytes;
 
 pub struct JobRuntime {
@@ -67,15 +67,14 @@ impl JobRuntime {
         Some((text.clone(), text.into_bytes()))
     }
 
-    pub fn lease(&self, lease_id: u64, unit_index: u64, input: Vec<u8>) -> Lease {
+    /// What every lease of this job shares, numbered for one session.
+    pub fn terms(&self, terms_id: u32) -> JobTerms {
         let limits = &self.stored.limits;
-        Lease {
-            lease_id,
+        JobTerms {
+            terms_id,
             job_id: self.stored.job_id.clone(),
-            unit_index,
             task_name: self.stored.task_name.clone(),
             module: self.stored.module_hash,
-            input,
             args: self.stored.args.clone(),
             limits: WireLimits {
                 fuel: limits.fuel,
@@ -87,5 +86,33 @@ impl JobRuntime {
             nan_canonicalization: self.stored.nan_canonicalization,
             lease_ms: limits.lease_ms,
         }
+    }
+}
+
+/// A lease as the owner grants it; a session turns it into a wire [`Lease`] that refers to
+/// its job's terms by the session's number for them.
+pub struct GrantedLease {
+    job: Arc<JobRuntime>,
+    pub lease_id: u64,
+    pub unit_index: u64,
+    pub input: Vec<u8>,
+}
+
+impl GrantedLease {
+    pub(super) fn new(job: Arc<JobRuntime>, lease_id: u64, unit_index: u64, input: Vec<u8>) -> GrantedLease {
+        GrantedLease { job, lease_id, unit_index, input }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.job.stored.job_id
+    }
+
+    /// The job's terms under `terms_id`.
+    pub fn terms(&self, terms_id: u32) -> JobTerms {
+        self.job.terms(terms_id)
+    }
+
+    pub fn into_lease(self, terms_id: u32) -> Lease {
+        Lease { lease_id: self.lease_id, terms_id, unit_index: self.unit_index, input: self.input }
     }
 }

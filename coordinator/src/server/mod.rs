@@ -28,6 +28,8 @@ mod token;
 mod worker_connection;
 
 pub use api::authorize;
+pub use job_runtime::GrantedLease;
+pub use outcomes::WorkerSeen;
 pub use state::{ApiProblem, Coordinator, CoordinatorError};
 pub use submission::validate_submission;
 

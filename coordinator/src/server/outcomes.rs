@@ -1,6 +1,7 @@
 //! Taking outcomes: check each against its job, record the batch in the core, commit it,
 //! acknowledge it, and finish the jobs it completed.
 
+use super::job_runtime::JobRuntime;
 use super::state::Coordinator;
 use crate::core::{LeaseId, OutcomeEffect};
 use crate::store::{OutcomeBatch, OutcomeToCommit};
@@ -15,23 +16,48 @@ impl Coordinator {
     /// on validators): call it off the async runtime.
     pub fn commit_outcomes(
         &self,
-        worker_id: &str,
+        worker: &WorkerSeen,
         reports: Vec<OutcomeReport>,
     ) -> Result<Vec<LeaseId>, String> {
-        let with_validator = reports.iter().any(|report| self.validator_job(report).is_some());
+        let received = self.receive_outcomes(&worker.worker_id, reports);
+        self.commit_received_outcomes(worker, received)
+    }
+
+    /// [`Coordinator::commit_outcomes`] of a batch already received.
+    pub fn commit_received_outcomes(
+        &self,
+        worker: &WorkerSeen,
+        received: ReceivedOutcomes,
+    ) -> Result<Vec<LeaseId>, String> {
+        let with_validator = received.targets.iter().flatten().any(|target| target.job.validator.is_some());
         // Classes and commits of validated jobs go one batch at a time: a replica's class
         // is found among the stored outputs of its unit.
         let _validating = with_validator.then(|| self.validation.lock().expect("validation lock"));
-        let recorded = self.record_outcome_batch(worker_id, reports)?;
-        Ok(self.store_recorded_batch(worker_id, recorded))
+        let recorded = self.record_outcome_batch(worker, received)?;
+        Ok(self.store_recorded_batch(&worker.worker_id, recorded))
+    }
+
+    /// A batch as it arrived, with the job and unit of each lease the worker holds (a
+    /// report names only its lease; the owner knows what the lease is for).
+    pub fn receive_outcomes(&self, worker_id: &str, reports: Vec<OutcomeReport>) -> ReceivedOutcomes {
+        let core = self.core.lock().expect("core lock");
+        let jobs = self.jobs.read().expect("jobs lock");
+        let targets = reports
+            .iter()
+            .map(|report| {
+                let (job_id, unit_index) = core.held_lease_target(worker_id, report.lease_id)?;
+                Some(LeaseTarget { job: jobs.get(job_id)?.clone(), unit_index })
+            })
+            .collect();
+        ReceivedOutcomes { reports, targets }
     }
 
     /// Whether a batch can be recorded on the async runtime: no job of it has a validator
     /// (whose classification runs a module) and its outputs are small to hash.
-    pub fn records_quickly(&self, reports: &[OutcomeReport]) -> bool {
-        let output_bytes: usize = reports.iter().map(|report| report.output.len()).sum();
+    pub fn records_quickly(&self, received: &ReceivedOutcomes) -> bool {
+        let output_bytes: usize = received.reports.iter().map(|report| report.output.len()).sum();
         output_bytes <= QUICK_RECORD_OUTPUT_BYTES_MAX
-            && reports.iter().all(|report| self.validator_job(report).is_none())
+            && received.targets.iter().flatten().all(|target| target.job.validator.is_none())
     }
 
     /// Checks a batch and records it in the core; the store has not seen it yet (see
@@ -39,24 +65,28 @@ impl Coordinator {
     /// for work that follows the batch see the leases it returned.
     pub fn record_outcome_batch(
         &self,
-        worker_id: &str,
-        reports: Vec<OutcomeReport>,
+        worker: &WorkerSeen,
+        received: ReceivedOutcomes,
     ) -> Result<RecordedOutcomes, String> {
-        self.check_output_limits(&reports)?;
+        let ReceivedOutcomes { reports, targets } = received;
+        check_output_limits(&reports, &targets)?;
         let class_digests: Vec<Hash> = reports
             .iter()
-            .map(|report| {
+            .zip(&targets)
+            .map(|(report, target)| {
                 // Digests are the owner's own: workers send bytes, never a digest to trust.
                 let digest = outcome_digest(&report.status, &report.output);
-                match self.validator_job(report) {
-                    Some(job) if report.status.is_success() && self.holds_lease(worker_id, report) => {
-                        self.class_digest(&job, report.unit_index, digest, &report.output)
+                match target {
+                    Some(LeaseTarget { job, unit_index })
+                        if job.validator.is_some() && report.status.is_success() =>
+                    {
+                        self.class_digest(job, *unit_index, digest, &report.output)
                     }
                     _ => digest,
                 }
             })
             .collect();
-        Ok(self.record_outcomes(worker_id, reports, &class_digests))
+        Ok(self.record_outcomes(worker, reports, &class_digests))
     }
 
     /// Commits a recorded batch (blocks on the store writer), then acknowledges, wakes,
@@ -94,29 +124,18 @@ impl Coordinator {
         reports.iter().map(|report| report.lease_id).collect()
     }
 
-    fn validator_job(
-        &self,
-        report: &OutcomeReport,
-    ) -> Option<std::sync::Arc<super::job_runtime::JobRuntime>> {
-        self.job(&report.job_id).filter(|job| job.validator.is_some())
-    }
-
     /// Records each report in the core (under its lock, once) and builds the batch to commit.
     fn record_outcomes(
         &self,
-        worker_id: &str,
+        worker: &WorkerSeen,
         mut reports: Vec<OutcomeReport>,
         class_digests: &[Hash],
     ) -> RecordedOutcomes {
+        let worker_id = worker.worker_id.as_str();
         let now_ms = self.now_ms();
         let mut core = self.core.lock().expect("core lock");
         let mut batch = OutcomeBatch::default();
         for (position, report) in reports.iter_mut().enumerate() {
-            let target = core.lease_target(report.lease_id);
-            if target.is_some_and(|target| target != (report.job_id.as_str(), report.unit_index)) {
-                tracing::warn!(worker = %worker_id, lease = report.lease_id, "outcome names another unit than its lease; ignored");
-                continue;
-            }
             match core.report_outcome(
                 worker_id,
                 report.lease_id,
@@ -124,7 +143,9 @@ impl Coordinator {
                 class_digests[position],
                 now_ms,
             ) {
-                Ok(effect) => batch.outcomes.push(self.outcome_to_commit(position, report, effect)),
+                Ok(effect) => {
+                    batch.outcomes.push(self.outcome_to_commit(position, report, &worker.engine, effect))
+                }
                 Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
             }
         }
@@ -162,6 +183,7 @@ impl Coordinator {
         &self,
         position: usize,
         report: &mut OutcomeReport,
+        engine: &str,
         effect: OutcomeEffect,
     ) -> OutcomeToCommit {
         let job = self.job(&effect.job_id);
@@ -176,26 +198,11 @@ impl Coordinator {
                 Vec::new()
             },
             fuel_used: job.as_ref().and_then(|job| job.credible_fuel(report.fuel_used)),
-            engine_class: report.engine_class.clone(),
+            engine_class: engine.to_string(),
             keep_output,
             metered: job.as_ref().is_some_and(|job| job.stored.limits.fuel.is_some()),
             effect,
         }
-    }
-
-    /// Every outcome's output fits its job's output limit (checked before anything runs
-    /// on it).
-    fn check_output_limits(&self, reports: &[OutcomeReport]) -> Result<(), String> {
-        for report in reports {
-            let Some(job) = self.job(&report.job_id) else { continue };
-            if report.output.len() as u64 > job.stored.limits.output_bytes {
-                return Err(format!(
-                    "outcome of lease {} is larger than the job's output limit",
-                    report.lease_id
-                ));
-            }
-        }
-        Ok(())
     }
 
     pub(super) fn finish_completed_jobs<'a>(&self, job_ids: impl Iterator<Item = &'a str>) {
@@ -235,3 +242,38 @@ pub struct RecordedOutcomes {
 /// The most output bytes a batch may carry to be recorded on the async runtime (hashing
 /// them takes microseconds); larger batches are recorded on the blocking pool.
 const QUICK_RECORD_OUTPUT_BYTES_MAX: usize = 64 << 10;
+
+/// Who sent a batch: the identity its session proved and the engine its `hello` named
+/// (recorded with each replica).
+#[derive(Clone, Debug)]
+pub struct WorkerSeen {
+    pub worker_id: String,
+    pub engine: String,
+}
+
+/// The job and unit of a lease the reporting worker holds.
+pub struct LeaseTarget {
+    job: std::sync::Arc<JobRuntime>,
+    unit_index: u64,
+}
+
+/// An outcome batch as it arrived, each report with its lease's target (`None`: a lease
+/// the worker does not hold, which the core ignores).
+pub struct ReceivedOutcomes {
+    reports: Vec<OutcomeReport>,
+    targets: Vec<Option<LeaseTarget>>,
+}
+
+/// Every outcome's output fits its job's output limit (checked before anything runs on it).
+fn check_output_limits(reports: &[OutcomeReport], targets: &[Option<LeaseTarget>]) -> Result<(), String> {
+    for (report, target) in reports.iter().zip(targets) {
+        let Some(target) = target else { continue };
+        if report.output.len() as u64 > target.job.stored.limits.output_bytes {
+            return Err(format!(
+                "outcome of lease {} is larger than the job's output limit",
+                report.lease_id
+            ));
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 use super::activity::Activity;
 use super::connections::Connections;
 use super::job_modules::OwnerSandbox;
-use super::job_runtime::JobRuntime;
+use super::job_runtime::{GrantedLease, JobRuntime};
 use super::metrics::GridMetrics;
 use super::store_writer::StoreWriter;
 use super::submission::{new_job_id, validate_submission};
@@ -19,7 +19,7 @@ use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{
     ConnectedWorker, CreditRow, JobStatus, JobSubmission, SubmitAnswer, VerifyPolicy, WorkerReputation,
 };
-use wasmhive_protocol::{CreditSoFar, Hash, Lease, Message};
+use wasmhive_protocol::{CreditSoFar, Hash, Message};
 use wasmhive_transport::{TlsIdentity, load_or_create_peer_key};
 
 /// A problem opening the coordinator.
@@ -397,7 +397,7 @@ impl Coordinator {
         worker_id: &str,
         network: &Network,
         slots: u32,
-    ) -> Result<Vec<Lease>, StoreError> {
+    ) -> Result<Vec<GrantedLease>, StoreError> {
         let slots = slots.min(SLOTS_PER_REQUEST_MAX);
         let now_ms = self.now_ms();
         let grants = self.core.lock().expect("core lock").request_work(worker_id, network, slots, now_ms);
@@ -421,7 +421,7 @@ impl Coordinator {
             }
             input_bytes += input.len();
             job.first_lease.get_or_init(Instant::now);
-            leases.push(job.lease(grant.lease_id, grant.unit_index, input));
+            leases.push(GrantedLease::new(job, grant.lease_id, grant.unit_index, input));
         }
         drop(store);
         if !unsent.is_empty() {

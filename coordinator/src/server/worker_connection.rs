@@ -3,13 +3,14 @@
 //! before the upgrade, and nothing in a message can claim another identity.
 //!
 //! Limits: the first frame must come within [`HELLO_TIMEOUT`]; frames are at most
-//! `TEXT_FRAME_BYTES_MAX`; the read buffer starts at [`READ_BUFFER_BYTES`] so an idle
+//! `FRAME_BYTES_MAX`; the read buffer starts at [`READ_BUFFER_BYTES`] so an idle
 //! connection costs little; a send that does not complete in [`SEND_TIMEOUT`] (a client
 //! that stopped reading) ends the connection. A bad frame ends only this connection, with
 //! its reason in a `goodbye` message and the close frame. A worker silent for
 //! [`SILENCE_MAX`] is dropped and its leases re-queued.
 
 use super::off_the_runtime;
+use super::outcomes::WorkerSeen;
 use super::state::Coordinator;
 use crate::core::Network;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
@@ -19,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmhive_protocol::job_terms::TermsSent;
 use wasmhive_protocol::{
-    BLOB_FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION, TEXT_FRAME_BYTES_MAX, decode_message,
-    encode_blob, encode_message,
+    BLOB_FRAME_BYTES_MAX, BinaryFrame, Encoded, FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION,
+    decode_binary, decode_message, encode_blob, encode_message,
 };
 use wasmhive_transport::Remote;
 
@@ -52,8 +54,8 @@ pub async fn upgrade(
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .max_message_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
-        .max_frame_size(TEXT_FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
+        .max_message_size(FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
+        .max_frame_size(FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX))
         .on_upgrade(move |socket| serve_worker(socket, coordinator, worker_id, remote.address.ip()))
 }
 
@@ -80,7 +82,8 @@ async fn serve_worker(
     let network = &connection.network;
     tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %hello.agent, "worker connected");
     let connection_id = connection.connection_id;
-    let session = Session { coordinator: &coordinator, worker_id: &worker_id, network, connection_id };
+    let worker = WorkerSeen { worker_id: worker_id.clone(), engine: hello.engine };
+    let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
     let ending = session_loop(&mut socket, &session, &mut connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
     if let Some(ending) = ending {
@@ -105,10 +108,11 @@ async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {
     }
 }
 
-/// Who a session serves: the identity its handshake proved and the network it came from.
+/// Who a session serves: the identity its handshake proved (and the engine it named) and
+/// the network it came from.
 struct Session<'a> {
     coordinator: &'a Arc<Coordinator>,
-    worker_id: &'a str,
+    worker: &'a WorkerSeen,
     network: &'a Network,
     connection_id: u64,
 }
@@ -125,12 +129,14 @@ type Committed = Result<(Vec<u64>, Option<wasmhive_protocol::CreditSoFar>), Endi
 /// An outcome batch on its way to the blocking pool: recorded in the core already, or not.
 enum BatchWork {
     Recorded(super::outcomes::RecordedOutcomes),
-    Received(Vec<wasmhive_protocol::OutcomeReport>),
+    Received(super::outcomes::ReceivedOutcomes),
 }
 
-/// What a session is doing besides reading frames: the acknowledgements it owes.
+/// What a session is doing besides reading frames: the acknowledgements it owes, and the
+/// job terms it sent.
 struct SessionState {
     credit_due: Instant,
+    terms_sent: TermsSent,
     /// Outcome batches on their way through the store writer (at most
     /// [`COMMITS_IN_FLIGHT_MAX`]).
     commits: tokio::task::JoinSet<Committed>,
@@ -151,7 +157,11 @@ async fn session_loop(
     session: &Session<'_>,
     pushed: &mut tokio::sync::mpsc::Receiver<Message>,
 ) -> Option<Ending> {
-    let mut state = SessionState { credit_due: Instant::now(), commits: tokio::task::JoinSet::new() };
+    let mut state = SessionState {
+        credit_due: Instant::now(),
+        terms_sent: TermsSent::default(),
+        commits: tokio::task::JoinSet::new(),
+    };
     loop {
         let reading = state.commits.len() < COMMITS_IN_FLIGHT_MAX;
         let frame = tokio::select! {
@@ -173,13 +183,17 @@ async fn session_loop(
                 continue;
             }
         };
-        let text = match frame {
+        let decoded = match frame {
             None | Some(Err(_)) | Some(Ok(Frame::Close(_))) => return None,
             Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
-            Some(Ok(Frame::Binary(_))) => return Some("workers send no binary frames".into()),
-            Some(Ok(Frame::Text(text))) => text,
+            Some(Ok(Frame::Binary(bytes))) => match decode_binary(&bytes) {
+                Ok(BinaryFrame::Message(message)) => Ok(message),
+                Ok(BinaryFrame::Blob(..)) => return Some("workers send no blobs".into()),
+                Err(error) => Err(error),
+            },
+            Some(Ok(Frame::Text(text))) => decode_message(&text),
         };
-        let message = match decode_message(&text) {
+        let message = match decoded {
             Ok(message) => message,
             Err(error) => return Some(error.to_string()),
         };
@@ -210,7 +224,8 @@ async fn handle_message(
     message: Message,
     state: &mut SessionState,
 ) -> Result<(), Ending> {
-    let Session { coordinator, worker_id, network, connection_id } = *session;
+    let Session { coordinator, worker, network, connection_id } = *session;
+    let worker_id = worker.worker_id.as_str();
     match message {
         Message::RequestWork { slots } => {
             // On the runtime: the core's lock is short, and the store is locked only for
@@ -224,37 +239,45 @@ async fn handle_message(
                 // Only time ends a quarantine or a ban: no work_ready for it.
                 coordinator.set_waiting(connection_id, false);
             }
-            let answer = if leases.is_empty() {
-                Message::NoWork {
-                    retry_after_ms: NO_WORK_RETRY_MS,
-                    reason: Some(coordinator.why_no_work(worker_id)),
+            if leases.is_empty() {
+                let reason = Some(coordinator.why_no_work(worker_id));
+                return send(socket, &Message::NoWork { retry_after_ms: NO_WORK_RETRY_MS, reason }).await;
+            }
+            let mut wire_leases = Vec::with_capacity(leases.len());
+            for lease in leases {
+                let (terms_id, send_first) = state.terms_sent.terms_id(lease.job_id());
+                if send_first {
+                    send(socket, &Message::JobTerms(lease.terms(terms_id))).await?;
                 }
-            } else {
-                Message::Leases { leases }
-            };
-            send(socket, &answer).await
+                wire_leases.push(lease.into_lease(terms_id));
+            }
+            send(socket, &Message::Leases { leases: wire_leases }).await
         }
         Message::Outcomes { outcomes } => {
-            let worker = worker_id.to_string();
             let report_credit = Instant::now() >= state.credit_due;
             if report_credit {
                 state.credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
             }
             // A small batch without validators is recorded in the core here, before the next
             // frame (a request for work) is read; only its commit waits on the blocking pool.
-            let work = if coordinator.records_quickly(&outcomes) {
-                BatchWork::Recorded(coordinator.record_outcome_batch(worker_id, outcomes)?)
+            let received = coordinator.receive_outcomes(worker_id, outcomes);
+            let work = if coordinator.records_quickly(&received) {
+                BatchWork::Recorded(coordinator.record_outcome_batch(worker, received)?)
             } else {
-                BatchWork::Received(outcomes)
+                BatchWork::Received(received)
             };
-            let coordinator = coordinator.clone();
+            let (coordinator, worker) = (coordinator.clone(), worker.clone());
             state.commits.spawn_blocking(move || {
                 let acknowledged = match work {
-                    BatchWork::Recorded(recorded) => coordinator.store_recorded_batch(&worker, recorded),
-                    BatchWork::Received(outcomes) => coordinator.commit_outcomes(&worker, outcomes)?,
+                    BatchWork::Recorded(recorded) => {
+                        coordinator.store_recorded_batch(&worker.worker_id, recorded)
+                    }
+                    BatchWork::Received(received) => {
+                        coordinator.commit_received_outcomes(&worker, received)?
+                    }
                 };
                 let credit = (report_credit && !acknowledged.is_empty())
-                    .then(|| coordinator.credit_of_worker(&worker))
+                    .then(|| coordinator.credit_of_worker(&worker.worker_id))
                     .flatten();
                 Ok((acknowledged, credit))
             });
@@ -279,7 +302,11 @@ async fn handle_message(
 }
 
 async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Ending> {
-    send_frame(socket, Frame::Text(encode_message(message).into())).await
+    let frame = match encode_message(message) {
+        Encoded::Text(text) => Frame::Text(text.into()),
+        Encoded::Binary(bytes) => Frame::Binary(bytes.into()),
+    };
+    send_frame(socket, frame).await
 }
 
 async fn send_frame(socket: &mut WebSocket, frame: Frame) -> Result<(), Ending> {
@@ -293,11 +320,7 @@ async fn send_frame(socket: &mut WebSocket, frame: Frame) -> Result<(), Ending> 
 async fn close(mut socket: WebSocket, reason: Ending) {
     if !reason.is_empty() {
         let goodbye = Message::Goodbye { reason: reason.clone() };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Frame::Text(encode_message(&goodbye).into())),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), send(&mut socket, &goodbye)).await;
     }
     let reason: String = reason.chars().take(120).collect();
     let close = Frame::Close(Some(CloseFrame { code: 1008, reason: reason.into() }));

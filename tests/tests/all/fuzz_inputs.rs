@@ -13,7 +13,10 @@ use std::path::Path;
 use wasmhive_peer::membership::Membership;
 use wasmhive_protocol::gossip::{GOSSIP_VERSION, Gossip, Have, PeerInfo};
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hello, Message, decode_blob, decode_message, encode_blob, encode_message};
+use wasmhive_protocol::{
+    BinaryFrame, Encoded, Hello, Lease, Message, OutcomeReport, Status, TrapKind, decode_binary, decode_blob,
+    decode_message, encode_blob, encode_message,
+};
 
 fn config() -> ProptestConfig {
     let cases =
@@ -43,16 +46,35 @@ fn fuzzed(samples: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn message_samples() -> Vec<Vec<u8>> {
-    let hello = Message::Hello(Hello { protocol_version: 2, cores: 4, agent: "a".into() });
+    let hello =
+        Message::Hello(Hello { protocol_version: 2, cores: 4, agent: "a".into(), engine: "e".into() });
     let messages = [
         hello,
         Message::RequestWork { slots: 8 },
         Message::NoWork { retry_after_ms: 250, reason: Some("nothing".into()) },
         Message::Acknowledged { lease_ids: vec![1, 2, 3], credit: None },
+        Message::Leases {
+            leases: vec![Lease { lease_id: 1, terms_id: 1, unit_index: 2, input: b"0 10".to_vec() }],
+        },
+        Message::Outcomes {
+            outcomes: vec![OutcomeReport {
+                lease_id: 1,
+                status: Status::Trap { trap: TrapKind::Unreachable },
+                output: b"45".to_vec(),
+                fuel_used: Some(9),
+                wall_time_ms: 3,
+            }],
+        },
         Message::Goodbye { reason: "bye".into() },
         Message::Want { hash: wasmhive_protocol::Hash::of(b"m") },
     ];
-    messages.iter().map(|message| encode_message(message).into_bytes()).collect()
+    messages
+        .iter()
+        .map(|message| match encode_message(message) {
+            Encoded::Text(text) => text.into_bytes(),
+            Encoded::Binary(bytes) => bytes,
+        })
+        .collect()
 }
 
 fn gossip_samples(key: &PeerKey) -> Vec<Vec<u8>> {
@@ -83,6 +105,9 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         if let Ok(message) = decode_message(&text) {
             prop_assert!(text.len() <= message.encoded_bytes_max());
+        }
+        if let Ok(BinaryFrame::Message(message)) = decode_binary(&bytes) {
+            prop_assert!(bytes.len() <= message.encoded_bytes_max());
         }
         let _ = decode_blob(&bytes);
         let blob = encode_blob(&bytes);

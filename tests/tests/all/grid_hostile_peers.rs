@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{Hash, Message, encode_message};
+use wasmhive_protocol::{Hash, Message};
 use wasmhive_tests::grid::wait_until;
 use wasmhive_tests::wire::{connect, connect_as, key, run_scripted_worker};
 
@@ -73,16 +73,19 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
     let job_id = grid.submit(&grid.primes_spec(end, step, 2), false);
     let stalled = runtime.block_on(async {
         let mut stalled = connect_as(address, &key(1)).await;
-        let want = encode_message(&Message::Want { hash: Hash::of(task_modules::PRIMES) });
+        let want = wasmhive_transport::frame_of(&Message::Want { hash: Hash::of(task_modules::PRIMES) });
         for _ in 0..200 {
-            stalled.send(Frame::Text(want.clone().into())).await.unwrap();
+            stalled.send(want.clone()).await.unwrap();
         }
         stalled
     });
     let cases: Vec<(u8, bool, Vec<Frame>, &str)> = vec![
         (4, true, vec![Frame::Text("{definitely not json".into())], "malformed"),
         (5, true, vec![Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
-        (6, true, vec![Frame::Binary(vec![0; 64].into())], "binary"),
+        (6, true, vec![Frame::Binary(vec![0; 64].into())], "bad blob frame"),
+        (11, true, vec![Frame::Binary(wasmhive_protocol::encode_blob(b"a module").into())], "no blobs"),
+        (12, true, vec![Frame::Binary(vec![2, 0xff, 0xff, 0xff].into())], "outcomes frame does not decode"),
+        (13, true, vec![Frame::Binary(vec![77, 1].into())], "unknown kind 77"),
         (7, false, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
         (
             8,

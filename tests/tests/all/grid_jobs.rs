@@ -5,6 +5,7 @@ use std::time::Duration;
 use wasmhive_coordinator::core::Network;
 use wasmhive_protocol::api::JobState;
 use wasmhive_tests::grid::wasmhive;
+use wasmhive_tests::wire::worker_seen;
 
 #[test]
 fn a_job_with_three_workers_and_quorum_two_gives_the_right_answer() {
@@ -137,15 +138,12 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
     let lease = coordinator.request_work("worker", &Network::of_identity("worker"), 1).unwrap().remove(0);
     let report = OutcomeReport {
         lease_id: lease.lease_id,
-        job_id: lease.job_id.clone(),
-        unit_index: lease.unit_index,
         status: Status::Success,
         output: b"45\n".to_vec(),
         fuel_used: None,
         wall_time_ms: 1,
-        engine_class: "test".into(),
     };
-    coordinator.commit_outcomes("worker", vec![report]).unwrap();
+    coordinator.commit_outcomes(&worker_seen("worker"), vec![report]).unwrap();
     assert_eq!(coordinator.status(&job_id).unwrap().state, JobState::Completed);
     drop(coordinator);
     // The crash: the result is committed but the job was not yet marked completed.

@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_protocol::{Message, OutcomeReport, Status, encode_message};
+use wasmhive_protocol::{Message, OutcomeReport, Status};
 use wasmhive_tests::grid::wait_until;
 use wasmhive_tests::wire::{connect_as_from, key, next_reply, success_report};
+use wasmhive_transport::frame_of;
 
 #[derive(Clone, Copy)]
 enum Play {
@@ -28,9 +28,9 @@ fn report(lease: &wasmhive_protocol::Lease, play: Play) -> OutcomeReport {
         Play::HostTimeout => OutcomeReport {
             status: Status::HostTimeout,
             output: Vec::new(),
-            ..success_report(lease, Vec::new())
+            ..success_report(lease.lease_id, Vec::new())
         },
-        _ => success_report(lease, b"4242\n".to_vec()),
+        _ => success_report(lease.lease_id, b"4242\n".to_vec()),
     }
 }
 
@@ -47,8 +47,7 @@ async fn attacker(
     let mut socket = connect_as_from(address, &key(seed), Some(from)).await;
     let mut answered = 0;
     while !stop.load(Ordering::Relaxed) && answered < answers_max {
-        let request = encode_message(&Message::RequestWork { slots: 4 });
-        if socket.send(Frame::Text(request.into())).await.is_err() {
+        if socket.send(frame_of(&Message::RequestWork { slots: 4 })).await.is_err() {
             return;
         }
         let answer = tokio::time::timeout(Duration::from_secs(2), next_reply(&mut socket)).await;
@@ -62,7 +61,7 @@ async fn attacker(
         }
         answered += leases.len();
         let outcomes = leases.iter().map(|lease| report(lease, play)).collect();
-        if socket.send(Frame::Text(encode_message(&Message::Outcomes { outcomes }).into())).await.is_err() {
+        if socket.send(frame_of(&Message::Outcomes { outcomes })).await.is_err() {
             return;
         }
     }

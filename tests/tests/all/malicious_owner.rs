@@ -3,9 +3,9 @@
 //! and keeps only the blobs it wanted.
 
 use std::time::{Duration, Instant};
-use wasmhive_protocol::{Message, Status, WireLimits, encode_blob};
+use wasmhive_protocol::{Lease, Message, Status, WireLimits, encode_blob};
 use wasmhive_tests::grid::{TempDir, start_worker_joining};
-use wasmhive_tests::scripted_owner::{ScriptedOwner, lease};
+use wasmhive_tests::scripted_owner::{ScriptedLease, ScriptedOwner, lease};
 use wasmhive_tests::wire::key;
 
 fn unbounded() -> WireLimits {
@@ -31,7 +31,7 @@ fn a_lease_with_unbounded_output_is_handed_back_and_unasked_leases_are_refused()
             (2..=slots as u64 + 3).map(|id| lease(id, task_modules::PROBE, &["echo"], unbounded())).collect();
         let mut batch = vec![flood];
         batch.extend(unasked);
-        session.send(&Message::Leases { leases: batch }).await;
+        session.send_leases(batch).await;
         let mut returned = Vec::new();
         while returned.len() < slots as usize + 3 {
             match session.receive_other_than_requests().await {
@@ -55,9 +55,7 @@ fn a_lease_without_a_time_limit_stops_at_the_workers_own() {
         let mut session = owner.next_session().await;
         let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
         let limits = WireLimits { stdout_bytes_max: 1 << 10, ..unbounded() };
-        session
-            .send(&Message::Leases { leases: vec![lease(1, task_modules::PROBE, &["loop"], limits)] })
-            .await;
+        session.send_leases(vec![lease(1, task_modules::PROBE, &["loop"], limits)]).await;
         let Some(Message::Want { hash }) = session.receive_other_than_requests().await else {
             panic!("a want")
         };
@@ -90,4 +88,31 @@ fn a_blob_the_worker_did_not_ask_for_ends_the_session_and_is_not_kept() {
     });
     let modules = std::fs::read_dir(data.join("modules")).map(|entries| entries.count()).unwrap_or(0);
     assert_eq!(modules, 0, "nothing unasked was written to disk");
+}
+
+#[test]
+fn a_lease_whose_job_terms_were_never_sent_ends_the_session_with_the_reason() {
+    let directory = TempDir::new("malicious-owner-terms");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut owner = ScriptedOwner::start(&key(93)).await;
+        let worker = start_worker_joining(&owner.join_address(), &directory.path().join("worker"), 1, &[]);
+        let mut session = owner.next_session().await;
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        let orphan = Lease { lease_id: 1, terms_id: 9, unit_index: 0, input: Vec::new() };
+        session.send(&Message::Leases { leases: vec![orphan] }).await;
+        let ended = session.receive_other_than_requests().await;
+        assert!(ended.is_none(), "the worker hung up, not {ended:?}");
+        // Terms out of order end the next session the same way.
+        let mut session = owner.next_session().await;
+        let ScriptedLease { mut terms, .. } = lease(2, task_modules::PROBE, &["echo"], unbounded());
+        terms.terms_id = 3;
+        session.send(&Message::JobTerms(terms)).await;
+        let ended = session.receive_other_than_requests().await;
+        assert!(ended.is_none(), "the worker hung up, not {ended:?}");
+        wasmhive_tests::grid::wait_until(Duration::from_secs(10), "the reasons in the worker's log", || {
+            let log = worker.log_text();
+            log.contains("job terms 9, which were never sent") && log.contains("numbered 3 arrived after 0")
+        });
+    });
 }

@@ -159,7 +159,7 @@ fn peers_in_two_network_namespaces_finish_a_job_across_a_cut_and_restored_link()
 fn any_peer_that_ran_a_job_serves_its_module_by_hash() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message as Frame;
-    use wasmhive_protocol::{Hash, Message, decode_blob, encode_message};
+    use wasmhive_protocol::{Hash, Message, decode_blob};
     let directory = TempDir::new("blob-from-peer");
     let peers = start_mesh(&directory, 2);
     let (end, step) = (200_000, 100_000);
@@ -171,7 +171,7 @@ fn any_peer_that_ran_a_job_serves_its_module_by_hash() {
     let served = runtime.block_on(async {
         let mut socket =
             wasmhive_tests::wire::connect_as(peers[1].address, &wasmhive_tests::wire::key(9)).await;
-        socket.send(Frame::Text(encode_message(&Message::Want { hash: module }).into())).await.unwrap();
+        socket.send(wasmhive_transport::frame_of(&Message::Want { hash: module })).await.unwrap();
         match socket.next().await {
             Some(Ok(Frame::Binary(bytes))) => bytes.to_vec(),
             other => panic!("expected the module as a binary frame, got {other:?}"),

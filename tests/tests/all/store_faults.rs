@@ -6,14 +6,16 @@
 use crate::api_values::submission;
 use wasmhive_coordinator::core::Network;
 use wasmhive_coordinator::server::Coordinator;
+use wasmhive_coordinator::server::GrantedLease;
 use wasmhive_coordinator::store::StoreFault;
 use wasmhive_protocol::api::JobInputs;
 use wasmhive_protocol::api::JobState;
 use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::wire::worker_seen;
 
 /// Reports of `leases`, each a success whose output is `answer`.
-fn reports(leases: &[wasmhive_protocol::Lease], answer: &[u8]) -> Vec<wasmhive_protocol::OutcomeReport> {
-    leases.iter().map(|lease| wasmhive_tests::wire::success_report(lease, answer.to_vec())).collect()
+fn reports(leases: &[GrantedLease], answer: &[u8]) -> Vec<wasmhive_protocol::OutcomeReport> {
+    leases.iter().map(|lease| wasmhive_tests::wire::success_report(lease.lease_id, answer.to_vec())).collect()
 }
 
 #[test]
@@ -23,11 +25,14 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     let job = coordinator.submit(submission(inputs, 60_000)).map_err(|problem| problem.message).unwrap();
     let first = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
-    assert_eq!(coordinator.commit_outcomes("worker", reports(&first, b"0\n")).unwrap().len(), 4);
+    assert_eq!(
+        coordinator.commit_outcomes(&worker_seen("worker"), reports(&first, b"0\n")).unwrap().len(),
+        4
+    );
     let rest = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     // The store fails now: the batch is not acknowledged, and not decided either.
     coordinator.inject_store_fault(Some(StoreFault::ReadOnly)).unwrap();
-    assert!(coordinator.commit_outcomes("worker", reports(&rest, b"0\n")).unwrap().is_empty());
+    assert!(coordinator.commit_outcomes(&worker_seen("worker"), reports(&rest, b"0\n")).unwrap().is_empty());
     coordinator.inject_store_fault(None).unwrap();
     assert_ne!(coordinator.status(&job.job_id).unwrap().state, JobState::Completed, "results are missing");
     let again = coordinator.request_work("worker", &Network::of_identity("worker"), 8).unwrap();
@@ -36,7 +41,10 @@ fn a_batch_whose_commit_fails_is_decided_again_and_nothing_is_lost() {
     let mut expected: Vec<u64> = rest.iter().map(|lease| lease.unit_index).collect();
     expected.sort();
     assert_eq!(units, expected, "the units of the failed batch are leased again");
-    assert_eq!(coordinator.commit_outcomes("worker", reports(&again, b"0\n")).unwrap().len(), 4);
+    assert_eq!(
+        coordinator.commit_outcomes(&worker_seen("worker"), reports(&again, b"0\n")).unwrap().len(),
+        4
+    );
     let status = coordinator.status(&job.job_id).unwrap();
     assert_eq!((status.state.as_str(), status.verified), ("completed", 8));
 }
@@ -145,10 +153,10 @@ fn report_while_the_disk_fills(
         };
         let reports: Vec<_> = leases
             .iter()
-            .map(|lease| wasmhive_tests::wire::success_report(lease, answer_of(lease.unit_index)))
+            .map(|lease| wasmhive_tests::wire::success_report(lease.lease_id, answer_of(lease.unit_index)))
             .collect();
         let sent = reports.len();
-        let acks = coordinator.commit_outcomes(worker, reports).unwrap();
+        let acks = coordinator.commit_outcomes(&worker_seen(worker), reports).unwrap();
         if acks.is_empty() && sent > 0 {
             failed_commits += 1;
         }

@@ -4,23 +4,21 @@
 use crate::grid_support::TestGrid;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_protocol::{Message, decode_message, encode_message};
-use wasmhive_tests::wire::{Socket, connect_as, key, next_message};
+use wasmhive_protocol::Message;
+use wasmhive_tests::wire::{Socket, connect_as, decode_frame, key, next_message};
 
 /// Asks for one lease and expects `no_work` (the owner has no job yet).
 async fn wait_for_work(socket: &mut Socket) {
-    let request = encode_message(&Message::RequestWork { slots: 1 });
-    socket.send(Frame::Text(request.into())).await.unwrap();
+    socket.send(wasmhive_transport::frame_of(&Message::RequestWork { slots: 1 })).await.unwrap();
     assert!(matches!(next_message(socket).await, Message::NoWork { .. }));
 }
 
 /// Whether `socket` is told `work_ready` within `within` (it sends nothing meanwhile).
 async fn told_work_ready(socket: &mut Socket, within: Duration) -> bool {
-    let Ok(Some(Ok(Frame::Text(text)))) = tokio::time::timeout(within, socket.next()).await else {
+    let Ok(Some(Ok(frame))) = tokio::time::timeout(within, socket.next()).await else {
         return false;
     };
-    matches!(decode_message(&text), Ok(Message::WorkReady {}))
+    matches!(decode_frame(&frame), Some(Message::WorkReady {}))
 }
 
 /// How many of `sockets` are told `work_ready` within 3 s each.
