@@ -1,10 +1,11 @@
-//! Grid benchmark: W1 (10,000 tiny `sum` units) and W2 (64 `primes` units of ~0.3 s native
+//! Grid benchmark: W1 (10,000 tiny `sum` units, each summing 1,000 integers; `w1 N` for N
+//! units) and W2 (64 `primes` units of ~0.3 s native
 //! each) through a coordinator and workers over WebSockets on loopback, at quorum 1 and 2,
 //! against the native rayon baseline of the same kernels measured in the same run; and the
 //! coordinator's memory per idle worker connection with 1,000 connections open; connection
 //! set-up times (TCP, TLS handshake, session start). Everything runs over TLS 1.3.
 //!
-//! `cargo bench -p wasmhive-tests --bench grid [-- w1|w2|peers|handshake|connections]`. Prints figures; asserts
+//! `cargo bench -p wasmhive-tests --bench grid [-- w1 [UNITS]|w2|peers|handshake|connections]`. Prints figures; asserts
 //! only that every result is right.
 
 use rayon::prelude::*;
@@ -21,6 +22,8 @@ use wasmhive_tests::grid::TempDir;
 use wasmhive_worker::{WorkerConfig, run_worker};
 
 const W1_UNITS: u64 = 10_000;
+/// Integers each W1 unit sums.
+const W1_STEP: u64 = 1_000;
 const W2_UNITS: u64 = 64;
 /// W2 units: [W2_START + k·W2_STEP, +W2_STEP), about 0.3 s each natively on this machine.
 const W2_START: u64 = 30_000_000;
@@ -38,20 +41,8 @@ fn main() {
     println!("wasmhive grid benchmark · {cores} cores · coordinator + workers over WebSockets on loopback");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if section.is_empty() || section == "w1" {
-        let native = native_time(|| {
-            (0..W1_UNITS).into_par_iter().for_each(|unit| drop(task_kernels::sum::run(&w1_input(unit))))
-        });
-        println!("W1: {W1_UNITS} `sum` units (tiny)");
-        for quorum in [1, 2] {
-            let (grid, first_lease, commits) = runtime.block_on(run_grid_job(w1_job(quorum), quorum, cores));
-            report(quorum, W1_UNITS, ("grid", grid), ("native rayon", native));
-            println!(
-                "            submit to first lease {:.1} ms · {} outcome batches in {} store transactions (fsyncs)",
-                first_lease.as_secs_f64() * 1000.0,
-                commits.1,
-                commits.0
-            );
-        }
+        let units = arguments.iter().skip(2).find_map(|argument| argument.parse().ok()).unwrap_or(W1_UNITS);
+        w1(&runtime, units, cores);
     }
     if section.is_empty() || section == "w2" {
         let one_unit = native_time(|| drop(task_kernels::primes::run(&w2_input(W2_UNITS - 1))));
@@ -65,12 +56,12 @@ fn main() {
         }
     }
     if section.is_empty() || section == "peers" {
-        let (single, _, _) = runtime.block_on(run_grid_job(w1_job(1), 1, cores));
+        let (single, _, _) = runtime.block_on(run_grid_job(w1_job(1, W1_UNITS), 1, cores));
         println!(
             "W1 on 4 peers (1 core each, gossip mesh, submitted to one peer) vs the single coordinator + 1 worker:"
         );
         for quorum in [1, 2] {
-            let on_peers = runtime.block_on(run_peer_job(w1_job(quorum), 4));
+            let on_peers = runtime.block_on(run_peer_job(w1_job(quorum, W1_UNITS), 4));
             report(quorum, W1_UNITS, ("4 peers", on_peers), ("single coordinator (quorum 1)", single));
         }
     }
@@ -125,8 +116,50 @@ fn median_min_max_ms(mut times: Vec<Duration>) -> String {
     format!("{:.3} ms ({:.3}–{:.3})", ms(times[times.len() / 2]), ms(times[0]), ms(times[times.len() - 1]))
 }
 
+/// W1 at quorum 1 and 2 against native rayon and the sandbox alone on a rayon pool (the
+/// same units, the same cores), both measured in this run.
+fn w1(runtime: &tokio::runtime::Runtime, units: u64, cores: usize) {
+    let native = native_time(|| {
+        (0..units).into_par_iter().for_each(|unit| drop(task_kernels::sum::run(&w1_input(unit))))
+    });
+    let sandbox_only = sandbox_only_time(units);
+    println!("W1: {units} `sum` units (tiny: {W1_STEP} integers each)");
+    let sandbox_rate = units as f64 / sandbox_only.as_secs_f64();
+    println!("  sandbox only, rayon: {:>8.3} s {sandbox_rate:>9.0} units/s", sandbox_only.as_secs_f64());
+    for quorum in [1, 2] {
+        let (grid, first_lease, commits) =
+            runtime.block_on(run_grid_job(w1_job(quorum, units), quorum, cores));
+        report(quorum, units, ("grid", grid), ("native rayon", native));
+        println!(
+            "            grid / sandbox-only rate {:.2} (replicas: {:.2}) · submit to first lease {:.1} ms · \
+             {} outcome batches in {} store transactions (fsyncs)",
+            units as f64 / grid.as_secs_f64() / sandbox_rate,
+            (units * quorum as u64) as f64 / grid.as_secs_f64() / sandbox_rate,
+            first_lease.as_secs_f64() * 1000.0,
+            commits.1,
+            commits.0
+        );
+    }
+}
+
+/// Runs every W1 unit in the sandbox on the global rayon pool, checking each output.
+fn sandbox_only_time(units: u64) -> Duration {
+    let sandbox = wasmhive_sandbox::Sandbox::new(wasmhive_sandbox::SandboxConfig::default());
+    let module = wasmhive_tests::task_module("sum");
+    let limits = wasmhive_sandbox::Limits::default();
+    let run = |unit: u64| {
+        let input = w1_input(unit);
+        let outcome = wasmhive_tests::run_unit(&sandbox, &module, input.as_bytes(), &[], &limits);
+        assert_eq!(outcome.stdout, task_kernels::sum::run(&input).unwrap());
+    };
+    (0..100).for_each(run);
+    let started = Instant::now();
+    (0..units).into_par_iter().for_each(run);
+    started.elapsed()
+}
+
 fn w1_input(unit: u64) -> String {
-    format!("{} {}", unit * 10, unit * 10 + 10)
+    format!("{} {}", unit * W1_STEP, unit * W1_STEP + W1_STEP)
 }
 
 fn w2_input(unit: u64) -> String {
@@ -157,8 +190,8 @@ fn job(name: &str, module: &[u8], inputs: JobInputs, quorum: u32) -> JobSubmissi
     }
 }
 
-fn w1_job(quorum: u32) -> JobSubmission {
-    job("sum", task_modules::SUM, JobInputs::Range { start: 0, end: W1_UNITS * 10, step: 10 }, quorum)
+fn w1_job(quorum: u32, units: u64) -> JobSubmission {
+    job("sum", task_modules::SUM, JobInputs::Range { start: 0, end: units * W1_STEP, step: W1_STEP }, quorum)
 }
 
 fn w2_job(quorum: u32) -> JobSubmission {

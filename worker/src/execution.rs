@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hash, JobTerms, Lease, OutcomeReport, Status};
@@ -221,6 +220,43 @@ pub struct LeaseToRun {
     pub wall_time_ms_max: u64,
 }
 
+/// Reports of finished leases on their way from unit threads to their session. A unit
+/// thread wakes the session only when the queue was empty, and the session collects it
+/// [`FINISHED_COLLECT_DELAY`] later, all at once: with tens of thousands of tiny units a
+/// second, waking the session's runtime once per unit (a futex and an eventfd write each
+/// time) cost more CPU than the session's own work.
+#[derive(Clone, Default)]
+pub struct FinishedQueue {
+    shared: Arc<(Mutex<Vec<Finished>>, tokio::sync::Notify)>,
+}
+
+/// How long finished reports wait to be collected after the first of them.
+pub const FINISHED_COLLECT_DELAY: Duration = Duration::from_millis(1);
+
+impl FinishedQueue {
+    pub fn push(&self, finished: Finished) {
+        let (queue, notify) = &*self.shared;
+        let was_empty = {
+            let mut queue = queue.lock().expect("finished queue lock");
+            queue.push(finished);
+            queue.len() == 1
+        };
+        if was_empty {
+            notify.notify_one();
+        }
+    }
+
+    /// Resolves when something was pushed since the last [`FinishedQueue::take`] (or
+    /// soon after it: a wake may be left over).
+    pub async fn pushed(&self) {
+        self.shared.1.notified().await
+    }
+
+    pub fn take(&self) -> Vec<Finished> {
+        std::mem::take(&mut *self.shared.0.lock().expect("finished queue lock"))
+    }
+}
+
 /// A report, or word that a queued lease was skipped.
 pub enum Finished {
     Ran(Box<OutcomeReport>),
@@ -234,7 +270,7 @@ pub fn spawn_lease(
     module: ModuleBytes,
     lease: LeaseToRun,
     not_started: NotStarted,
-    finished: mpsc::UnboundedSender<Finished>,
+    finished: FinishedQueue,
 ) {
     not_started.add(lease.lease.lease_id);
     let pool_execution = execution.clone();
@@ -243,7 +279,7 @@ pub fn spawn_lease(
         controls.gate.checkpoint(Duration::ZERO);
         let _memory = controls.memory.reserve(lease.terms.limits.memory_bytes_max);
         if !not_started.claim(lease.lease.lease_id) {
-            let _ = finished.send(Finished::Skipped);
+            finished.push(Finished::Skipped);
             return;
         }
         execution.running.fetch_add(1, Ordering::Relaxed);
@@ -252,7 +288,7 @@ pub fn spawn_lease(
         controls.gate.unit_finished();
         execution.running.fetch_sub(1, Ordering::Relaxed);
         controls.unit_finished(report.fuel_used);
-        let _ = finished.send(Finished::Ran(Box::new(report)));
+        finished.push(Finished::Ran(Box::new(report)));
     });
 }
 

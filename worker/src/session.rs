@@ -4,7 +4,10 @@
 //! `session_core.rs`; this is the shell that does the IO.
 
 use crate::connection::{Backoff, Socket, connect};
-use crate::execution::{Execution, Finished, LeaseToRun, NotStarted, SessionCount, spawn_lease};
+use crate::execution::{
+    Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
+    spawn_lease,
+};
 use crate::session_core::{QueueState, SessionCore};
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
@@ -41,8 +44,9 @@ struct Worker {
     execution: Arc<Execution>,
     worker_id: String,
     not_started: NotStarted,
-    finished_sender: mpsc::UnboundedSender<Finished>,
-    finished: mpsc::UnboundedReceiver<Finished>,
+    finished: FinishedQueue,
+    /// When the finished reports are collected (set when the first of them arrives).
+    collect_finished_at: Option<Instant>,
     /// Leases on the pool (queued or running) whose end has not been seen.
     in_pool: usize,
     waiting_for_module: HashMap<Hash, Vec<LeaseToRun>>,
@@ -125,15 +129,14 @@ async fn sleep_until_flush(flush_at: Option<Instant>) {
 
 impl Worker {
     fn new(execution: Arc<Execution>, owner_address: PeerAddress) -> Worker {
-        let (finished_sender, finished) = mpsc::unbounded_channel();
         let (fetched_sender, fetched) = mpsc::unbounded_channel();
         let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
         Worker {
             worker_id: execution.key.peer_id(),
             execution,
             not_started: NotStarted::default(),
-            finished_sender,
-            finished,
+            finished: FinishedQueue::default(),
+            collect_finished_at: None,
             in_pool: 0,
             waiting_for_module: HashMap::new(),
             terms: TermsReceived::default(),
@@ -160,8 +163,13 @@ impl Worker {
             let step = tokio::select! {
                 () = shutdown.as_mut() => return self.shut_down(socket).await,
                 frame = socket.next() => self.handle_frame(&mut socket, frame).await,
-                Some(finished) = self.finished.recv() => {
-                    self.record_finished(finished);
+                () = self.finished.pushed(), if self.collect_finished_at.is_none() => {
+                    self.collect_finished_at = Some(Instant::now() + FINISHED_COLLECT_DELAY);
+                    Ok(())
+                }
+                () = sleep_until_flush(self.collect_finished_at), if self.collect_finished_at.is_some() => {
+                    self.collect_finished_at = None;
+                    self.collect_finished();
                     Ok(())
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
@@ -360,19 +368,16 @@ impl Worker {
 
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: LeaseToRun) {
         self.in_pool += 1;
-        spawn_lease(
-            self.execution.clone(),
-            module,
-            lease,
-            self.not_started.clone(),
-            self.finished_sender.clone(),
-        );
+        spawn_lease(self.execution.clone(), module, lease, self.not_started.clone(), self.finished.clone());
     }
 
-    fn record_finished(&mut self, finished: Finished) {
-        self.in_pool -= 1;
-        if let Finished::Ran(report) = finished {
-            self.core.finished(*report, Instant::now());
+    fn collect_finished(&mut self) {
+        let now = Instant::now();
+        for finished in self.finished.take() {
+            self.in_pool -= 1;
+            if let Finished::Ran(report) = finished {
+                self.core.finished(*report, now);
+            }
         }
     }
 
@@ -424,9 +429,11 @@ impl Worker {
         }
         let grace_ends = Instant::now() + self.execution.config.grace;
         while self.in_pool > 0 {
-            match tokio::time::timeout_at(grace_ends.into(), self.finished.recv()).await {
-                Ok(Some(finished)) => self.record_finished(finished),
-                _ => break,
+            self.collect_finished();
+            if self.in_pool == 0
+                || tokio::time::timeout_at(grace_ends.into(), self.finished.pushed()).await.is_err()
+            {
+                break;
             }
         }
         if send_all(&mut socket, self.core.flush_all()).await.is_err() {

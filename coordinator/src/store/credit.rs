@@ -6,6 +6,44 @@ use rusqlite::params;
 use std::collections::HashMap;
 use wasmhive_protocol::Hash;
 
+/// Credit granted while a transaction commits, summed per (job, worker) and written once
+/// per pair ([`CreditGrants::write`]): a batch of tiny units used to cost one upsert per
+/// accepted replica.
+#[derive(Default)]
+pub(super) struct CreditGrants {
+    /// (job, worker) → (replicas, amount, validated replicas, their amount).
+    sums: HashMap<(String, String), [i64; 4]>,
+}
+
+impl CreditGrants {
+    fn add(&mut self, job_id: &str, worker_id: &str, amount: i64, validated: bool) {
+        let sums = self.sums.entry((job_id.to_string(), worker_id.to_string())).or_default();
+        let validated = i64::from(validated);
+        for (sum, added) in sums.iter_mut().zip([1, amount, validated, validated * amount]) {
+            *sum = sum.saturating_add(added);
+        }
+    }
+
+    /// Writes and forgets the sums.
+    pub(super) fn write(&mut self, transaction: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+        // Sums saturate at i64::MAX: SQLite would turn an overflowing sum into a REAL, which
+        // every later read of the row refuses.
+        let mut add = transaction.prepare_cached(
+            "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + ?3,
+             amount = CASE WHEN amount > 9223372036854775807 - ?4 THEN 9223372036854775807 ELSE amount + ?4 END,
+             validated = validated + ?5,
+             validated_amount = CASE WHEN validated_amount > 9223372036854775807 - ?6
+                 THEN 9223372036854775807 ELSE validated_amount + ?6 END",
+        )?;
+        for ((job_id, worker_id), [replicas, amount, validated, validated_amount]) in self.sums.drain() {
+            add.execute(params![job_id, worker_id, replicas, amount, validated, validated_amount])?;
+        }
+        Ok(())
+    }
+}
+
 /// Credits the replicas of an accepted unit, once each. Replicas that agreed with the
 /// canonical result of a replicated unit earn the canonical fuel (the least fuel any
 /// agreeing replica reported: honest metering is deterministic, so agreeing honest replicas
@@ -15,24 +53,15 @@ use wasmhive_protocol::Hash;
 /// worker claims: 0 while no unit of the job has been replicated.
 pub(super) fn grant_credit(
     transaction: &rusqlite::Transaction<'_>,
+    grants: &mut CreditGrants,
     effect: &OutcomeEffect,
     canonical: &Hash,
     metered: bool,
 ) -> StoreResult<()> {
-    // Sums saturate at i64::MAX: SQLite would turn an overflowing sum into a REAL, which
-    // every later read of the row refuses.
-    let mut add = transaction.prepare_cached(
-        "INSERT INTO credit (job_id, worker_id, replicas, amount, validated, validated_amount)
-         VALUES (?1, ?2, 1, ?3, ?4, ?4 * ?3)
-         ON CONFLICT (job_id, worker_id) DO UPDATE SET replicas = replicas + 1,
-         amount = CASE WHEN amount > 9223372036854775807 - ?3 THEN 9223372036854775807 ELSE amount + ?3 END,
-         validated = validated + ?4,
-         validated_amount = CASE WHEN validated_amount > 9223372036854775807 - ?4 * ?3
-             THEN 9223372036854775807 ELSE validated_amount + ?4 * ?3 END",
-    )?;
     if effect.judgements.is_empty() {
         let Some(replica) = &effect.replica else { return Ok(()) };
         let amount: i64 = if metered {
+            grants.write(transaction)?; // the mean counts every grant before this one
             transaction.query_row(
                 "SELECT CAST(COALESCE(TOTAL(validated_amount) / NULLIF(TOTAL(validated), 0), 0) AS INTEGER) FROM credit
                  WHERE job_id = ?1 AND validated > 0",
@@ -42,7 +71,7 @@ pub(super) fn grant_credit(
         } else {
             1
         };
-        add.execute(params![effect.job_id, replica.worker_id, amount, 0])?;
+        grants.add(&effect.job_id, &replica.worker_id, amount, false);
         return Ok(());
     }
     let amount = if metered {
@@ -56,7 +85,7 @@ pub(super) fn grant_credit(
         1
     };
     for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
-        add.execute(params![effect.job_id, judgement.worker_id, amount, 1])?;
+        grants.add(&effect.job_id, &judgement.worker_id, amount, true);
     }
     Ok(())
 }

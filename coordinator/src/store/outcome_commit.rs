@@ -2,7 +2,7 @@
 //! marks and the reputations they changed. Many batches may share one transaction (group
 //! commit: one fsync for all of them, see `server/store_writer.rs`).
 
-use super::credit::grant_credit;
+use super::credit::{CreditGrants, grant_credit};
 use super::{Store, StoreResult, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -41,15 +41,21 @@ impl Store {
     /// be acknowledged; on `Err` none of them is stored.
     pub fn commit_outcome_batches(&mut self, batches: &[&OutcomeBatch]) -> StoreResult<()> {
         let transaction = self.write_transaction()?;
+        let mut grants = CreditGrants::default();
         for batch in batches {
-            commit_batch(&transaction, batch)?;
+            commit_batch(&transaction, &mut grants, batch)?;
         }
+        grants.write(&transaction)?;
         transaction.commit()?;
         Ok(())
     }
 }
 
-fn commit_batch(transaction: &Transaction<'_>, batch: &OutcomeBatch) -> StoreResult<()> {
+fn commit_batch(
+    transaction: &Transaction<'_>,
+    grants: &mut CreditGrants,
+    batch: &OutcomeBatch,
+) -> StoreResult<()> {
     for (worker_id, reputation) in &batch.reputations {
         save_reputation(transaction, worker_id, reputation)?;
     }
@@ -57,7 +63,7 @@ fn commit_batch(transaction: &Transaction<'_>, batch: &OutcomeBatch) -> StoreRes
         insert_replica(transaction, outcome)?;
         match &outcome.effect.decision {
             Some(UnitDecision::Accepted { digest, status, replicas }) => {
-                grant_credit(transaction, &outcome.effect, digest, outcome.metered)?;
+                grant_credit(transaction, grants, &outcome.effect, digest, outcome.metered)?;
                 insert_accepted_result(transaction, outcome, digest, status, *replicas)?;
             }
             Some(UnitDecision::Failed { reason, replicas }) => {
