@@ -220,40 +220,68 @@ pub struct LeaseToRun {
     pub wall_time_ms_max: u64,
 }
 
-/// Reports of finished leases on their way from unit threads to their session. A unit
-/// thread wakes the session only when the queue was empty, and the session collects it
-/// [`FINISHED_COLLECT_DELAY`] later, all at once: with tens of thousands of tiny units a
-/// second, waking the session's runtime once per unit (a futex and an eventfd write each
-/// time) cost more CPU than the session's own work.
+/// Reports of finished leases on their way from unit threads to their session, and how
+/// many of the session's leases are on the pool. A unit thread wakes the session only when
+/// the queue was empty or the pool just fell to the level at which the session asks for
+/// more leases, and the session collects reports [`FINISHED_COLLECT_DELAY`] after the first,
+/// all at once: with tens of thousands of tiny units a second, waking the session's runtime
+/// once per unit (a futex and an eventfd write each time) cost more CPU than the session's
+/// own work. The pool count is exact at every moment, so requests and the prefetch growth
+/// never act on a stale count.
 #[derive(Clone, Default)]
 pub struct FinishedQueue {
-    shared: Arc<(Mutex<Vec<Finished>>, tokio::sync::Notify)>,
+    shared: Arc<FinishedShared>,
+}
+
+#[derive(Default)]
+struct FinishedShared {
+    reports: Mutex<Vec<Finished>>,
+    pushed: tokio::sync::Notify,
+    /// Leases on the pool (queued or running) that have not finished.
+    in_pool: AtomicUsize,
+    /// The pool level at which the session wants to be woken (to ask for more).
+    wake_at: AtomicUsize,
 }
 
 /// How long finished reports wait to be collected after the first of them.
 pub const FINISHED_COLLECT_DELAY: Duration = Duration::from_millis(1);
 
 impl FinishedQueue {
+    /// A lease went onto the pool.
+    pub fn dispatched(&self) {
+        self.shared.in_pool.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn in_pool(&self) -> usize {
+        self.shared.in_pool.load(Ordering::SeqCst)
+    }
+
+    /// Wake the session when the pool falls to `level`.
+    pub fn wake_at(&self, level: usize) {
+        self.shared.wake_at.store(level, Ordering::SeqCst);
+    }
+
     pub fn push(&self, finished: Finished) {
-        let (queue, notify) = &*self.shared;
+        let shared = &*self.shared;
         let was_empty = {
-            let mut queue = queue.lock().expect("finished queue lock");
-            queue.push(finished);
-            queue.len() == 1
+            let mut reports = shared.reports.lock().expect("finished queue lock");
+            reports.push(finished);
+            reports.len() == 1
         };
-        if was_empty {
-            notify.notify_one();
+        let in_pool = shared.in_pool.fetch_sub(1, Ordering::SeqCst) - 1;
+        if was_empty || in_pool == 0 || in_pool == shared.wake_at.load(Ordering::SeqCst) {
+            shared.pushed.notify_one();
         }
     }
 
     /// Resolves when something was pushed since the last [`FinishedQueue::take`] (or
     /// soon after it: a wake may be left over).
     pub async fn pushed(&self) {
-        self.shared.1.notified().await
+        self.shared.pushed.notified().await
     }
 
     pub fn take(&self) -> Vec<Finished> {
-        std::mem::take(&mut *self.shared.0.lock().expect("finished queue lock"))
+        std::mem::take(&mut *self.shared.reports.lock().expect("finished queue lock"))
     }
 }
 

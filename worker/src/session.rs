@@ -47,8 +47,6 @@ struct Worker {
     finished: FinishedQueue,
     /// When the finished reports are collected (set when the first of them arrives).
     collect_finished_at: Option<Instant>,
-    /// Leases on the pool (queued or running) whose end has not been seen.
-    in_pool: usize,
     waiting_for_module: HashMap<Hash, Vec<LeaseToRun>>,
     /// The job terms this session's leases may refer to.
     terms: TermsReceived,
@@ -137,7 +135,6 @@ impl Worker {
             not_started: NotStarted::default(),
             finished: FinishedQueue::default(),
             collect_finished_at: None,
-            in_pool: 0,
             waiting_for_module: HashMap::new(),
             terms: TermsReceived::default(),
             fetched_sender,
@@ -244,7 +241,7 @@ impl Worker {
         match message {
             Message::Leases { leases } => {
                 self.execution.controls.owner_has_work(&self.owner_id);
-                let (to_run, hand_back) = self.core.leases_arrived(leases, self.in_pool);
+                let (to_run, hand_back) = self.core.leases_arrived(leases, self.finished.in_pool());
                 if let Some(hand_back) = hand_back {
                     tracing::warn!(owner = %self.owner_id, "the owner sent leases we did not ask for; handed back unrun");
                     send(socket, &hand_back).await?;
@@ -367,14 +364,13 @@ impl Worker {
     }
 
     fn dispatch(&mut self, module: wasmhive_sandbox::ModuleBytes, lease: LeaseToRun) {
-        self.in_pool += 1;
+        self.finished.dispatched();
         spawn_lease(self.execution.clone(), module, lease, self.not_started.clone(), self.finished.clone());
     }
 
     fn collect_finished(&mut self) {
         let now = Instant::now();
         for finished in self.finished.take() {
-            self.in_pool -= 1;
             if let Finished::Ran(report) = finished {
                 self.core.finished(*report, now);
             }
@@ -382,18 +378,20 @@ impl Worker {
     }
 
     fn queued(&self) -> usize {
-        self.in_pool + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
+        self.finished.in_pool() + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
     }
 
     /// Sends what the session core says is due: outcomes, then a request for leases.
     async fn top_up(&mut self, socket: &mut Socket) -> Result<(), String> {
         let queue = QueueState {
-            in_pool: self.in_pool,
+            in_pool: self.finished.in_pool(),
             queued: self.queued(),
             // Slots are spread over owners: each session queues its share of the target.
             target: self.execution.session_target(&self.owner_id, self.core.prefetch_target()),
             paused: self.execution.controls.is_paused(),
         };
+        // The session core asks for more when the queue is at half its target.
+        self.finished.wake_at(queue.target / 2);
         send_all(socket, self.core.due(Instant::now(), queue)).await
     }
 
@@ -419,7 +417,7 @@ impl Worker {
         );
         tracing::info!(
             returned = returned.len(),
-            running = self.in_pool,
+            running = self.finished.in_pool(),
             "shutting down: handing back unstarted leases"
         );
         if !returned.is_empty()
@@ -428,9 +426,9 @@ impl Worker {
             return SessionEnd::Shutdown;
         }
         let grace_ends = Instant::now() + self.execution.config.grace;
-        while self.in_pool > 0 {
+        while self.finished.in_pool() > 0 {
             self.collect_finished();
-            if self.in_pool == 0
+            if self.finished.in_pool() == 0
                 || tokio::time::timeout_at(grace_ends.into(), self.finished.pushed()).await.is_err()
             {
                 break;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use wasmhive_protocol::{Lease, Message, OutcomeReport};
 
 /// How long a finished outcome waits for others to share its message.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(2);
+pub const FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Outcomes sent in one message at most.
 pub const OUTCOMES_PER_MESSAGE_MAX: usize = 256;
 /// The prefetch target never grows beyond this many leases.
