@@ -105,16 +105,16 @@ fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_re
         core.expire_leases(now + 1_000);
     }
     assert_eq!(allowed, [4, 2, 1, 0], "each expiry halves the allowance, down to nothing");
-    // A worker that returns work earns more leases, up to 64 per advertised core.
+    // A worker that returns work earns more leases, up to 256 per advertised core.
     core.set_worker_cores("honest", 4);
     let away = Network::of_identity("away");
-    let mut batch = core.request_work("honest", &away, 1_000, 0);
+    let mut batch = core.request_work("honest", &away, 4_000, 0);
     assert_eq!(batch.len(), 8);
-    for round in 0..10 {
+    for round in 0..12 {
         finish_leases(&mut core, "honest", &batch, false);
-        batch = core.request_work("honest", &away, 1_000, round);
+        batch = core.request_work("honest", &away, 4_000, round);
     }
-    assert_eq!(batch.len(), 256, "4 cores × 64, earned by returned work");
+    assert_eq!(batch.len(), 4 * 256, "4 cores × 256, earned by returned work");
 }
 
 #[test]
