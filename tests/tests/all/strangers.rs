@@ -159,9 +159,10 @@ fn a_proxy_that_flips_one_byte_ends_the_connection_and_nothing_from_it_is_accept
     let mut grid = TestGrid::start("byte-flip", 0);
     let owner = owner_id(&grid.coordinator);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Past the TLS handshake and the hello: the flip lands in an outcomes record.
-    let (proxy, flipped) = start_byte_flipper(&runtime, grid.address, 6_000);
-    let (end, step) = (2_000_000, 20_000);
+    // Past the TLS handshake (about 1.5 KB from the worker) and the hello: the flip lands
+    // in a request or an outcomes record (400 units send about 10 KB since protocol 5).
+    let (proxy, flipped) = start_byte_flipper(&runtime, grid.address, 4_000);
+    let (end, step) = (2_000_000, 5_000);
     let job_id = grid.submit(&grid.primes_spec(end, step, 1), false);
     grid.workers.push(start_worker_joining(
         &format!("{proxy}#{owner}"),
