@@ -29,7 +29,8 @@ pub enum Message {
     /// A worker asks for up to `slots` more leases.
     RequestWork { slots: u32 },
     /// What every lease of one job shares, sent before the first lease that refers to it.
-    JobTerms(JobTerms),
+    /// (Boxed: the largest message, it would make every message as large.)
+    JobTerms(Box<JobTerms>),
     /// The owner hands out leases (a binary frame).
     #[serde(skip)]
     Leases { leases: Vec<Lease> },

@@ -62,7 +62,7 @@ impl OwnerSession {
         for ScriptedLease { mut terms, mut lease } in leases {
             self.terms_sent += 1;
             (terms.terms_id, lease.terms_id) = (self.terms_sent, self.terms_sent);
-            self.send(&Message::JobTerms(terms)).await;
+            self.send(&Message::JobTerms(Box::new(terms))).await;
             wire_leases.push(lease);
         }
         self.send(&Message::Leases { leases: wire_leases }).await;

@@ -252,7 +252,7 @@ impl Worker {
                 }
                 Ok(())
             }
-            Message::JobTerms(terms) => self.terms.received(terms),
+            Message::JobTerms(terms) => self.terms.received(*terms),
             Message::NoWork { retry_after_ms, reason } => {
                 self.execution.controls.owner_has_no_work(&self.owner_id, reason);
                 self.core.no_work(retry_after_ms, Instant::now());

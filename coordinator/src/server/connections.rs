@@ -3,16 +3,50 @@
 
 use super::state::Coordinator;
 use crate::core::{Network, NetworkPrefixes};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use wasmhive_protocol::Message;
 
 struct WorkerConnection {
     worker_id: String,
     network: Network,
     cores: u32,
-    sender: mpsc::Sender<Message>,
+    pushed: PushedMessages,
+}
+
+/// Messages the owner pushes to one connection (`work_ready`, `cancel`): rare, so a
+/// queue that allocates only when used (a channel's first block of slots cost every idle
+/// connection 2 KiB). At most [`PUSHED_MAX`] wait; more are dropped (a worker that stopped
+/// reading is ended by its send timeout anyway).
+#[derive(Clone, Default)]
+pub struct PushedMessages {
+    shared: Arc<(Mutex<VecDeque<Message>>, tokio::sync::Notify)>,
+}
+
+const PUSHED_MAX: usize = 64;
+
+impl PushedMessages {
+    fn push(&self, message: Message) {
+        let (queue, notify) = &*self.shared;
+        let mut queue = queue.lock().expect("pushed messages lock");
+        if queue.len() < PUSHED_MAX {
+            queue.push_back(message);
+            notify.notify_one();
+        }
+    }
+
+    /// The next pushed message, when there is one. Cancel-safe: a message is taken only
+    /// by the call that returns it.
+    pub async fn next(&self) -> Message {
+        let (queue, notify) = &*self.shared;
+        loop {
+            if let Some(message) = queue.lock().expect("pushed messages lock").pop_front() {
+                return message;
+            }
+            notify.notified().await;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -30,17 +64,21 @@ pub struct OpenedConnection {
     pub connection_id: u64,
     /// The network the worker connects from: every replica it runs counts for it.
     pub network: Network,
-    pub pushed: mpsc::Receiver<Message>,
+    pub pushed: PushedMessages,
 }
 
 impl Connections {
     /// Registers a connection from `address`.
     pub fn open(&mut self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
-        let (sender, pushed) = mpsc::channel(64);
+        let pushed = PushedMessages::default();
         self.next_id += 1;
         let network = Network::of_address(address, self.network_prefixes);
-        let connection =
-            WorkerConnection { worker_id: worker_id.to_string(), network: network.clone(), cores, sender };
+        let connection = WorkerConnection {
+            worker_id: worker_id.to_string(),
+            network: network.clone(),
+            cores,
+            pushed: pushed.clone(),
+        };
         self.open.insert(self.next_id, connection);
         OpenedConnection { connection_id: self.next_id, network, pushed }
     }
@@ -55,7 +93,7 @@ impl Connections {
     /// Pushes a message to every connection of `worker_id` (dropped if its queue is full).
     pub fn push_to(&self, worker_id: &str, message: &Message) {
         for connection in self.open.values().filter(|connection| connection.worker_id == worker_id) {
-            let _ = connection.sender.try_send(message.clone());
+            connection.pushed.push(message.clone());
         }
     }
 
@@ -76,7 +114,7 @@ impl Connections {
         for connection_id in &woken {
             self.waiting.remove(connection_id);
             if let Some(connection) = self.open.get(connection_id) {
-                let _ = connection.sender.try_send(Message::WorkReady {});
+                connection.pushed.push(Message::WorkReady {});
             }
         }
         woken.len()
@@ -87,7 +125,7 @@ impl Connections {
         if self.waiting.remove(&connection_id)
             && let Some(connection) = self.open.get(&connection_id)
         {
-            let _ = connection.sender.try_send(Message::WorkReady {});
+            connection.pushed.push(Message::WorkReady {});
         }
     }
 

@@ -78,13 +78,13 @@ async fn serve_worker(
     if send(&mut socket, &welcome).await.is_err() {
         return;
     }
-    let mut connection = coordinator.connection_opened(&worker_id, address, hello.cores);
+    let connection = coordinator.connection_opened(&worker_id, address, hello.cores);
     let network = &connection.network;
     tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %hello.agent, "worker connected");
     let connection_id = connection.connection_id;
     let worker = WorkerSeen { worker_id: worker_id.clone(), engine: hello.engine };
     let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
-    let ending = session_loop(&mut socket, &session, &mut connection.pushed).await;
+    let ending = session_loop(&mut socket, &session, &connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
     if let Some(ending) = ending {
         if !ending.is_empty() {
@@ -155,7 +155,7 @@ impl Drop for SessionState {
 async fn session_loop(
     socket: &mut WebSocket,
     session: &Session<'_>,
-    pushed: &mut tokio::sync::mpsc::Receiver<Message>,
+    pushed: &super::connections::PushedMessages,
 ) -> Option<Ending> {
     let mut state = SessionState {
         credit_due: Instant::now(),
@@ -169,7 +169,7 @@ async fn session_loop(
                 Ok(frame) => frame,
                 Err(_) => return Some(format!("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())),
             },
-            Some(message) = pushed.recv() => {
+            message = pushed.next() => {
                 if send(socket, &message).await.is_err() {
                     return None;
                 }
@@ -247,7 +247,7 @@ async fn handle_message(
             for lease in leases {
                 let (terms_id, send_first) = state.terms_sent.terms_id(lease.job_id());
                 if send_first {
-                    send(socket, &Message::JobTerms(lease.terms(terms_id))).await?;
+                    send(socket, &Message::JobTerms(Box::new(lease.terms(terms_id)))).await?;
                 }
                 wire_leases.push(lease.into_lease(terms_id));
             }

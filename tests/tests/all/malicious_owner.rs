@@ -107,7 +107,7 @@ fn a_lease_whose_job_terms_were_never_sent_ends_the_session_with_the_reason() {
         let mut session = owner.next_session().await;
         let ScriptedLease { mut terms, .. } = lease(2, task_modules::PROBE, &["echo"], unbounded());
         terms.terms_id = 3;
-        session.send(&Message::JobTerms(terms)).await;
+        session.send(&Message::JobTerms(Box::new(terms))).await;
         let ended = session.receive_other_than_requests().await;
         assert!(ended.is_none(), "the worker hung up, not {ended:?}");
         wasmhive_tests::grid::wait_until(Duration::from_secs(10), "the reasons in the worker's log", || {
