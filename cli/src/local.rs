@@ -99,6 +99,11 @@ pub struct NetworkArgs {
     /// The same for IPv6.
     #[arg(long, value_name = "BITS", default_value_t = 48)]
     pub network_prefix_v6: u8,
+    /// Connections the public port holds open at once (workers, peers, API clients); each
+    /// needs a file descriptor, so raise `ulimit -n` above it. An idle worker connection
+    /// costs the owner about 13 KiB.
+    #[arg(long, value_name = "COUNT", default_value_t = wasmhive_transport::ConnectionLimits::default().total_max)]
+    pub connections_max: usize,
 }
 
 impl NetworkArgs {

@@ -58,6 +58,8 @@ pub struct PeerConfig {
     pub local_address: Option<IpAddr>,
     /// How the jobs this peer owns group worker addresses into networks.
     pub network_prefixes: NetworkPrefixes,
+    /// Connections the public port holds open at once.
+    pub connections_max: usize,
 }
 
 impl PeerConfig {
@@ -75,6 +77,7 @@ impl PeerConfig {
             volunteer: defaults.volunteer,
             local_address: None,
             network_prefixes: NetworkPrefixes::default(),
+            connections_max: wasmhive_transport::ConnectionLimits::default().total_max,
         }
     }
 
@@ -211,7 +214,8 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     ];
     if let Some(listener) = listener {
         let routes = mesh::routes(state.clone());
-        let listeners = Listeners::new(listener, loopback);
+        let mut listeners = Listeners::new(listener, loopback);
+        listeners.limits.total_max = config.connections_max;
         let server = serve_with(listeners, coordinator.clone(), routes, wait_for(stopped.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(error) = server.await {

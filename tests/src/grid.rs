@@ -87,10 +87,16 @@ fn spawn_logged_in(namespace: Option<&str>, args: &[&str], log: PathBuf) -> Runn
 /// Starts `wasmhive coordinator` on `listen` (e.g. `127.0.0.1:0`) and waits for its
 /// address.
 pub fn start_coordinator(data: &Path, listen: &str) -> (Running, SocketAddr) {
+    start_coordinator_with(data, listen, &[])
+}
+
+/// [`start_coordinator`] with extra flags.
+pub fn start_coordinator_with(data: &Path, listen: &str, extra: &[&str]) -> (Running, SocketAddr) {
     std::fs::create_dir_all(data).expect("coordinator data directory");
     let log = data.join(format!("coordinator-{}.log", unique_suffix()));
-    let running = spawn_logged(&["coordinator", "--listen", listen, "--data", data.to_str().unwrap()], log);
-    wait_for_address(running)
+    let mut args = vec!["coordinator", "--listen", listen, "--data", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    wait_for_address(spawn_logged(&args, log))
 }
 
 /// Starts `wasmhive peer` on `listen`, joining through `join` (if any), with one core.

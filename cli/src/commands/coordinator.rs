@@ -48,7 +48,9 @@ pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
             dashboard: Some(loopback.0.local_addr()?),
         };
         listening.announce(&data);
-        serve(Listeners::new(listener, Some(loopback)), coordinator, shutdown_signal()).await?;
+        let mut listeners = Listeners::new(listener, Some(loopback));
+        listeners.limits.total_max = arguments.networks.connections_max;
+        serve(listeners, coordinator, shutdown_signal()).await?;
         eprintln!("wasmhive coordinator stopped");
         Ok(0)
     })

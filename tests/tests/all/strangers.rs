@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasmhive_tests::grid::{owner_id, start_coordinator, start_worker_joining, wait_until, wasmhive};
+use wasmhive_tests::grid::{
+    TempDir, owner_id, start_coordinator, start_coordinator_with, start_worker_joining, wait_until, wasmhive,
+};
 use wasmhive_tests::wire::{key, try_connect};
 
 #[test]
@@ -340,4 +342,25 @@ fn a_submission_whose_body_stops_arriving_is_dropped() {
         time_until_closed(stream, head.as_bytes(), Duration::from_secs(40)).await
     });
     assert!(closed.is_some(), "the owner still waited for the body after 40 s");
+}
+
+#[test]
+fn an_owner_holds_at_most_connections_max_connections_open() {
+    let directory = TempDir::new("connections-max");
+    let (_owner, address) =
+        start_coordinator_with(directory.path(), "127.0.0.1:0", &["--connections-max", "2"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let keys = [key(1), key(2), key(3)];
+        let connect = |index: usize| {
+            let from = Some(std::net::IpAddr::from([127, 0, 9, 1 + index as u8]));
+            wasmhive_tests::wire::try_connect_from(address, Some(&keys[index]), "/ws", from)
+        };
+        let first = connect(0).await.expect("the first connection");
+        let _second = connect(1).await.expect("the second connection");
+        assert!(connect(2).await.is_err(), "a third connection (from a third address) is refused");
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        connect(2).await.expect("a closed connection gives its place back");
+    });
 }
