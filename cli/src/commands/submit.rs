@@ -2,10 +2,10 @@
 //! The job id is printed alone on the last line of stdout; everything else goes to stderr.
 
 use crate::client::{Client, Connection};
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use std::time::Duration;
 use wasmhive_coordinator::job_spec::load_job_spec;
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{JobStatus, SubmitAnswer};
@@ -31,24 +31,29 @@ pub fn submit(arguments: SubmitArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Polls the job's status until it ends, drawing units verified/total, rate and ETA.
-/// Returns 0 when every unit verified, 1 when some failed or the job was cancelled.
+/// Follows the job's progress stream until the job ends, drawing units verified/total,
+/// rate and ETA. Returns 0 when every unit verified, 1 when some failed or the job was
+/// cancelled.
 pub fn wait_for_job(client: &Client, job_id: &str) -> anyhow::Result<i32> {
-    let status: JobStatus = client.get(&format!("/api/jobs/{job_id}"))?;
-    let bar = progress_bar(status.units);
-    let final_status = loop {
-        let status: JobStatus = client.get(&format!("/api/jobs/{job_id}"))?;
+    let mut bar: Option<ProgressBar> = None;
+    let mut last: Option<JobStatus> = None;
+    for line in client.get_lines(&format!("/api/jobs/{job_id}/progress"))? {
+        let status: JobStatus = serde_json::from_str(&line?)
+            .context("the owner's progress stream sent something that is not a status")?;
+        let bar = bar.get_or_insert_with(|| progress_bar(status.units));
         bar.set_position(status.verified + status.failed);
         bar.set_message(format!(
             "{} verified · {} failed · {} leased",
             status.verified, status.failed, status.leased
         ));
-        if status.state != JobState::Running {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    bar.finish();
+        last = Some(status);
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let final_status = last.filter(|status| status.state != JobState::Running).with_context(|| {
+        format!("the owner's progress stream ended before job {job_id} did; see `wasmhive status {job_id}`")
+    })?;
     eprintln!(
         "{}: {} · {} of {} units verified, {} failed",
         final_status.job_id,

@@ -176,6 +176,43 @@ pub async fn job_status(
     Ok(Json(status).into_response())
 }
 
+/// How often a progress stream reports a running job.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `GET /api/jobs/{id}/progress`: the job's status as JSON Lines: one at once, one every
+/// [`PROGRESS_INTERVAL`] while it runs, and one the moment it ends, which ends the stream
+/// (what `wasmhive submit --wait` follows: no polling, and no wait after the end).
+pub async fn job_progress(
+    State(coordinator): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    let asked = job_id.clone();
+    let first = off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await;
+    let first = first.map_err(ApiProblem::internal)?.ok_or_else(|| ApiProblem::not_found(&job_id))?;
+    let lines = futures_util::stream::unfold(Some((coordinator, job_id, Some(first))), |state| async move {
+        let (coordinator, job_id, ready) = state?;
+        let status = match ready {
+            Some(status) => status,
+            None => {
+                tokio::select! {
+                    () = coordinator.job_ended(&job_id) => {}
+                    () = tokio::time::sleep(PROGRESS_INTERVAL) => {}
+                }
+                let asked = job_id.clone();
+                off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await.ok()??
+            }
+        };
+        let mut line = serde_json::to_vec(&status).expect("statuses serialise");
+        line.push(b'\n');
+        let running = status.state == wasmhive_protocol::api::JobState::Running;
+        let next = running.then_some((coordinator, job_id, None));
+        Some((Ok::<_, std::io::Error>(line), next))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+}
+
 pub async fn cancel_job(
     State(coordinator): State<Arc<Coordinator>>,
     headers: HeaderMap,

@@ -127,6 +127,7 @@ fn api_routes(coordinator: Arc<Coordinator>) -> Router {
         .route("/api/reputation", get(api::reputation))
         .route("/api/credit", get(api::credit))
         .route("/api/jobs/{job_id}/results", get(api::job_results))
+        .route("/api/jobs/{job_id}/progress", get(api::job_progress))
         .route("/api/jobs/{job_id}/reduced", get(api::job_reduced))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))

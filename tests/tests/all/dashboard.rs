@@ -154,3 +154,21 @@ fn metrics_and_explanations_say_what_the_grid_does_and_why_a_job_waits() {
         token_path.display()
     );
 }
+
+#[test]
+fn the_progress_stream_follows_a_job_to_its_end_and_then_ends() {
+    let grid = TestGrid::start("progress", 1);
+    let (code, body) = get(grid.address, &grid.coordinator_data, "/api/jobs/no-such-job/progress");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no-such-job"), "{body}");
+    let job_id = grid.submit(&grid.primes_spec(2_000_000, 20_000, 1), false);
+    // curl returns when the stream ends: the owner ends it with the job.
+    let (code, body) = get(grid.address, &grid.coordinator_data, &format!("/api/jobs/{job_id}/progress"));
+    assert_eq!(code, 200, "{body}");
+    let statuses: Vec<wasmhive_protocol::api::JobStatus> =
+        body.lines().map(|line| serde_json::from_str(line).expect("each line a status")).collect();
+    let (last, before) = statuses.split_last().expect("at least one status");
+    assert_eq!((last.state, last.verified), (wasmhive_protocol::api::JobState::Completed, 100), "{last:?}");
+    assert!(before.iter().all(|status| status.state == wasmhive_protocol::api::JobState::Running));
+    assert!(statuses.windows(2).all(|pair| pair[0].verified <= pair[1].verified), "progress never goes back");
+}
