@@ -354,29 +354,18 @@ impl SpecReader {
     fn limits(&self, table: &Table) -> Result<JobLimits, JobSpecError> {
         let limits = self.sub_table(table, "limits")?;
         self.reject_unknown_keys(&limits, "limits.", &["fuel", "memory", "output", "lease", "timeout"])?;
-        let fuel = self.integer(&limits, "limits.fuel", "fuel")?;
-        if fuel == Some(0) {
-            return Err(self.error(
-                "limits.fuel",
-                "is 0",
-                "give a budget above 0, or remove the key to turn metering off",
-            ));
-        }
-        let memory_bytes = self.size(&limits, "memory")?.unwrap_or(256 << 20);
-        if memory_bytes > 4 << 30 {
-            return Err(self.error(
-                "limits.memory",
-                "is above 4 GiB, all that wasm32 can address",
-                "use at most \"4 GiB\"",
-            ));
-        }
-        Ok(JobLimits {
-            fuel,
-            memory_bytes,
-            output_bytes: self.size(&limits, "output")?.unwrap_or(1 << 20).min(64 << 20),
-            lease_ms: self.duration_ms(&limits, "lease")?.unwrap_or(600_000),
-            timeout_ms: self.duration_ms(&limits, "timeout")?.unwrap_or(600_000),
-        })
+        let defaults = JobLimits::default();
+        let job_limits = JobLimits {
+            fuel: self.integer(&limits, "limits.fuel", "fuel")?,
+            memory_bytes: self.size(&limits, "memory")?.unwrap_or(defaults.memory_bytes),
+            output_bytes: self.size(&limits, "output")?.unwrap_or(defaults.output_bytes),
+            lease_ms: self.duration_ms(&limits, "lease")?.unwrap_or(defaults.lease_ms),
+            timeout_ms: self.duration_ms(&limits, "timeout")?.unwrap_or(defaults.timeout_ms),
+        };
+        job_limits
+            .check()
+            .map_err(|error| self.error(&format!("limits.{}", error.key), error.problem, error.fix))?;
+        Ok(job_limits)
     }
 
     fn size(&self, table: &Table, key: &str) -> Result<Option<u64>, JobSpecError> {

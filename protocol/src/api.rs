@@ -87,15 +87,78 @@ pub struct NamedInput {
     pub bytes: Vec<u8>,
 }
 
-/// A job's limits as submitted.
+/// A job's limits: the one limits type from the job spec through the API, the store and
+/// the wire (in each session's job terms) to the sandbox, which turns it into its own
+/// (`sandbox::Limits::for_job`). Defaults in [`JobLimits::default`], ceilings checked in
+/// [`JobLimits::check`] only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobLimits {
+    /// Fuel budget per unit (about one per wasm instruction); `None`: not metered.
     pub fuel: Option<u64>,
+    /// Largest linear memory of a unit.
     pub memory_bytes: u64,
+    /// Largest stdout of a unit.
     pub output_bytes: u64,
+    /// How long a worker has to return a replica before it is leased again.
     pub lease_ms: u64,
+    /// A unit's wall-clock guard (workers clamp it to their own ceiling).
     pub timeout_ms: u64,
+}
+
+/// Largest memory a job may give a unit: all that wasm32 addresses.
+pub const MEMORY_BYTES_CEILING: u64 = 4 << 30;
+/// Largest output of one unit.
+pub const OUTPUT_BYTES_CEILING: u64 = 64 << 20;
+/// Shortest and longest lease: a replica not back within 7 days is re-issued.
+pub const LEASE_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=7 * 24 * 3_600_000;
+/// Shortest and longest wall-clock guard.
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=24 * 3_600_000;
+
+impl Default for JobLimits {
+    /// Not metered, 256 MiB of memory, 1 MiB of output, 10-minute leases and guard.
+    fn default() -> JobLimits {
+        JobLimits {
+            fuel: None,
+            memory_bytes: 256 << 20,
+            output_bytes: 1 << 20,
+            lease_ms: 600_000,
+            timeout_ms: 600_000,
+        }
+    }
+}
+
+/// Which limit is out of bounds, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{key} {problem}; {fix}")]
+pub struct LimitsError {
+    /// The job-spec key (`fuel`, `memory`, `output`, `lease`, `timeout`).
+    pub key: &'static str,
+    pub problem: &'static str,
+    pub fix: &'static str,
+}
+
+impl JobLimits {
+    /// The one check of a job's limits (job spec and API alike).
+    pub fn check(&self) -> Result<(), LimitsError> {
+        let error = |key, problem, fix| Err(LimitsError { key, problem, fix });
+        if self.fuel == Some(0) {
+            return error("fuel", "is 0", "give a budget above 0, or leave it out to turn metering off");
+        }
+        if self.memory_bytes > MEMORY_BYTES_CEILING {
+            return error("memory", "is above 4 GiB, all that wasm32 can address", "use at most \"4 GiB\"");
+        }
+        if self.output_bytes > OUTPUT_BYTES_CEILING {
+            return error("output", "is above 64 MiB per unit", "use at most \"64 MiB\"");
+        }
+        if !LEASE_MS_RANGE.contains(&self.lease_ms) {
+            return error("lease", "is out of range", "give a lease from 100 ms to 7 days");
+        }
+        if !TIMEOUT_MS_RANGE.contains(&self.timeout_ms) {
+            return error("timeout", "is out of range", "give a timeout from 1 ms to 1 day");
+        }
+        Ok(())
+    }
 }
 
 /// `POST /api/jobs` answer.

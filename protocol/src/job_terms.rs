@@ -71,7 +71,8 @@ impl TermsReceived {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Hash, WireLimits};
+    use crate::Hash;
+    use crate::api::JobLimits;
 
     fn terms(terms_id: u32, job_id: &str) -> JobTerms {
         JobTerms {
@@ -80,10 +81,9 @@ mod tests {
             task_name: "t".into(),
             module: Hash::of(b"m"),
             args: Vec::new(),
-            limits: WireLimits { fuel: None, memory_bytes_max: 1, stdout_bytes_max: 1, wall_time_ms_max: 1 },
+            limits: JobLimits::default(),
             job_time_s: 0,
             nan_canonicalization: true,
-            lease_ms: 1,
         }
     }
 

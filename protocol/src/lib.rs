@@ -23,7 +23,7 @@ pub use codec::{
 pub use hash::{Hash, HashParseError};
 pub use messages::{
     BLOB_FRAME_BYTES_MAX, CreditSoFar, FRAME_BYTES_MAX, Hello, JobTerms, Lease, Message, OutcomeReport,
-    PROTOCOL_VERSION, TERMS_KEPT, WireLimits,
+    PROTOCOL_VERSION, TERMS_KEPT,
 };
 pub use status::{Status, TrapKind, outcome_digest};
 

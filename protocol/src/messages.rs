@@ -9,6 +9,7 @@
 //! frame is `hello` from the side that connected, carrying [`PROTOCOL_VERSION`], answered by
 //! `welcome` with the owner's proven peer id.
 
+use crate::api::JobLimits;
 use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
@@ -102,12 +103,11 @@ pub struct JobTerms {
     pub task_name: String,
     pub module: Hash,
     pub args: Vec<String>,
-    pub limits: WireLimits,
+    /// The job's limits as submitted (a worker applies its own ceilings on top).
+    pub limits: JobLimits,
     /// Seconds since 1970 that the unit's wall clock reads.
     pub job_time_s: u64,
     pub nan_canonicalization: bool,
-    /// Milliseconds the worker has before the owner re-issues a replica.
-    pub lease_ms: u64,
 }
 
 /// A session's terms a lease may refer to: the last this many sent.
@@ -122,16 +122,6 @@ pub struct Lease {
     pub unit_index: u64,
     #[serde(with = "serde_bytes")]
     pub input: Vec<u8>,
-}
-
-/// Unit limits as sent on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WireLimits {
-    pub fuel: Option<u64>,
-    pub memory_bytes_max: u64,
-    pub stdout_bytes_max: u64,
-    pub wall_time_ms_max: u64,
 }
 
 /// What one replica produced. It names only its lease: the owner knows the lease's job

@@ -57,6 +57,18 @@ pub const TABLE_ELEMENTS_MAX_CEILING: usize = 1_000_000;
 pub const WASM_STACK_BYTES_MAX_CEILING: usize = 1 << 20;
 
 impl Limits {
+    /// A job's limits as the sandbox applies them (what a job does not set keeps its
+    /// default). The one conversion, for workers and for the owner's own runs alike.
+    pub fn for_job(job: &wasmhive_protocol::api::JobLimits) -> Limits {
+        Limits {
+            fuel: job.fuel,
+            memory_bytes_max: job.memory_bytes,
+            stdout_bytes_max: usize::try_from(job.output_bytes).unwrap_or(usize::MAX),
+            wall_time_max: Duration::from_millis(job.timeout_ms),
+            ..Limits::default()
+        }
+    }
+
     /// Checks the limits against the sandbox's ceilings; the error says which key to fix.
     pub fn validate(&self) -> Result<(), String> {
         if self.memory_bytes_max > MEMORY_BYTES_MAX_CEILING {

@@ -16,8 +16,7 @@ use wasmhive_tests::grid::{TempDir, start_coordinator, start_worker, wasmhive};
 const STEP: u64 = 1_000;
 
 fn main() {
-    let numbers: Vec<u64> =
-        std::env::args().skip(1).filter_map(|argument| argument.parse().ok()).collect();
+    let numbers: Vec<u64> = std::env::args().skip(1).filter_map(|argument| argument.parse().ok()).collect();
     let runs = numbers.first().copied().unwrap_or(5);
     let units = numbers.get(1).copied().unwrap_or(10_000);
     let binary = wasmhive_tests::wasmhive_binary();
@@ -73,7 +72,8 @@ fn one_run(units: u64, quorum: u32) -> (Duration, Duration) {
         .map(|index| start_worker(address, &directory.path().join(format!("worker-{index}")), 2))
         .collect();
     let spec = write_spec(directory.path(), units, quorum);
-    let connection = ["--to".to_string(), address.to_string(), "--data".into(), data.to_str().unwrap().into()];
+    let connection =
+        ["--to".to_string(), address.to_string(), "--data".into(), data.to_str().unwrap().into()];
     let warm_up = write_spec(directory.path(), 2 * quorum as u64, quorum);
     run_cli(&["submit", &warm_up, "--wait"], &connection);
     let started = Instant::now();

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::api::JobLimits;
 use wasmhive_protocol::identity::PeerKey;
-use wasmhive_protocol::{JobTerms, Lease, Message, PROTOCOL_VERSION, WireLimits};
+use wasmhive_protocol::{JobTerms, Lease, Message, PROTOCOL_VERSION};
 use wasmhive_transport::{PeerStream, TlsIdentity, TlsListener, frame_of};
 
 pub struct ScriptedOwner {
@@ -106,7 +107,7 @@ pub struct ScriptedLease {
 }
 
 /// A lease of `module` with the given limits (everything else ordinary).
-pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: WireLimits) -> ScriptedLease {
+pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: JobLimits) -> ScriptedLease {
     let terms = JobTerms {
         terms_id: 0,
         job_id: "scripted-job".into(),
@@ -116,7 +117,6 @@ pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: WireLimits) ->
         limits,
         job_time_s: 0,
         nan_canonicalization: true,
-        lease_ms: 60_000,
     };
     ScriptedLease { terms, lease: Lease { lease_id, terms_id: 0, unit_index: lease_id, input: Vec::new() } }
 }

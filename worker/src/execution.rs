@@ -305,7 +305,7 @@ pub fn spawn_lease(
     pool_execution.pool.spawn(move || {
         let controls = execution.controls();
         controls.gate.checkpoint(Duration::ZERO);
-        let _memory = controls.memory.reserve(lease.terms.limits.memory_bytes_max);
+        let _memory = controls.memory.reserve(lease.terms.limits.memory_bytes);
         if !not_started.claim(lease.lease.lease_id) {
             finished.push(Finished::Skipped);
             return;
@@ -323,11 +323,8 @@ pub fn spawn_lease(
 fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
     let terms = &lease.terms;
     let limits = Limits {
-        fuel: terms.limits.fuel,
-        memory_bytes_max: terms.limits.memory_bytes_max,
-        stdout_bytes_max: usize::try_from(terms.limits.stdout_bytes_max).unwrap_or(usize::MAX),
         wall_time_max: Duration::from_millis(lease.wall_time_ms_max),
-        ..Limits::default()
+        ..Limits::for_job(&terms.limits)
     };
     let request = UnitRequest {
         module,
@@ -391,15 +388,14 @@ mod tests {
             task_name: "task".into(),
             module: wasmhive_protocol::Hash::of(b"m"),
             args: Vec::new(),
-            limits: wasmhive_protocol::WireLimits {
-                fuel: None,
-                memory_bytes_max: 1 << 20,
-                stdout_bytes_max: 1 << 10,
-                wall_time_ms_max: 1000,
+            limits: wasmhive_protocol::api::JobLimits {
+                memory_bytes: 1 << 20,
+                output_bytes: 1 << 10,
+                timeout_ms: 1000,
+                ..Default::default()
             },
             job_time_s: 0,
             nan_canonicalization: true,
-            lease_ms: 1000,
         };
         let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new() };
         LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000 }

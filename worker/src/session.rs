@@ -292,10 +292,10 @@ impl Worker {
         terms: Arc<wasmhive_protocol::JobTerms>,
     ) -> Result<(), String> {
         let ceilings = &self.execution.config.volunteer;
-        if terms.limits.stdout_bytes_max > ceilings.unit_output_bytes_max {
+        if terms.limits.output_bytes > ceilings.unit_output_bytes_max {
             tracing::warn!(
                 job = %wasmhive_protocol::printable(&terms.job_id, 64),
-                output = terms.limits.stdout_bytes_max,
+                output = terms.limits.output_bytes,
                 ceiling = ceilings.unit_output_bytes_max,
                 "a unit may write more output than this worker allows (--unit-output-max); handed back"
             );
@@ -304,11 +304,11 @@ impl Worker {
         // The wall-clock guard protects this host and never decides a result: clamping it
         // can only make this replica a host timeout, retried elsewhere.
         let unit_time_ms_max = u64::try_from(ceilings.unit_time_max.as_millis()).unwrap_or(u64::MAX);
-        let wall_time_ms_max = terms.limits.wall_time_ms_max.min(unit_time_ms_max);
-        if !self.execution.controls.memory.fits(terms.limits.memory_bytes_max) {
+        let wall_time_ms_max = terms.limits.timeout_ms.min(unit_time_ms_max);
+        if !self.execution.controls.memory.fits(terms.limits.memory_bytes) {
             tracing::warn!(
                 job = %wasmhive_protocol::printable(&terms.job_id, 64),
-                memory = terms.limits.memory_bytes_max,
+                memory = terms.limits.memory_bytes,
                 cap = self.execution.controls.memory.bytes_max(),
                 "a unit may use more memory than this worker's cap; handed back"
             );

@@ -94,13 +94,7 @@ impl OwnerSandbox {
         input: &[u8],
     ) -> Result<Outcome, String> {
         let sandbox = self.sandbox.get_or_init(|| Sandbox::new(SandboxConfig::default()));
-        let limits = Limits {
-            fuel: job.limits.fuel,
-            memory_bytes_max: job.limits.memory_bytes,
-            stdout_bytes_max: job.limits.output_bytes as usize,
-            wall_time_max: Duration::from_millis(job.limits.timeout_ms),
-            ..Limits::default()
-        };
+        let limits = Limits::for_job(job.limits);
         let request = UnitRequest {
             module,
             input,

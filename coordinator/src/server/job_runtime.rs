@@ -4,7 +4,7 @@
 use super::job_modules::JobContext;
 use crate::store::{Store, StoreError, StoreResult, StoredJob};
 use std::sync::Arc;
-use wasmhive_protocol::{Hash, JobTerms, Lease, WireLimits};
+use wasmhive_protocol::{Hash, JobTerms, Lease};
 use wasmhive_sandbox::ModuleBytes;
 
 pub struct JobRuntime {
@@ -69,22 +69,15 @@ impl JobRuntime {
 
     /// What every lease of this job shares, numbered for one session.
     pub fn terms(&self, terms_id: u32) -> JobTerms {
-        let limits = &self.stored.limits;
         JobTerms {
             terms_id,
             job_id: self.stored.job_id.clone(),
             task_name: self.stored.task_name.clone(),
             module: self.stored.module_hash,
             args: self.stored.args.clone(),
-            limits: WireLimits {
-                fuel: limits.fuel,
-                memory_bytes_max: limits.memory_bytes,
-                stdout_bytes_max: limits.output_bytes,
-                wall_time_ms_max: limits.timeout_ms,
-            },
+            limits: self.stored.limits.clone(),
             job_time_s: self.stored.created_s,
             nan_canonicalization: self.stored.nan_canonicalization,
-            lease_ms: limits.lease_ms,
         }
     }
 }

@@ -4,10 +4,6 @@ use super::state::ApiProblem;
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
 use wasmhive_protocol::api::{JobInputs, JobSubmission};
 
-/// Longest lease a job may ask for: a replica not back within 7 days is re-issued.
-pub const LEASE_MS_MAX: u64 = 7 * 24 * 3_600_000;
-/// Longest wall-clock guard a job may ask for (workers clamp it to their own anyway).
-pub const TIMEOUT_MS_MAX: u64 = 24 * 3_600_000;
 /// Longest job name, in characters (shown in terminals and on the dashboard).
 pub const NAME_CHARS_MAX: usize = 200;
 /// Longest task name (argv[0]), in characters.
@@ -66,22 +62,7 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
     if units == 0 || units > UNITS_MAX {
         return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
     }
-    let limits = &submission.limits;
-    if limits.memory_bytes > 4 << 30
-        || limits.output_bytes > 64 << 20
-        || limits.timeout_ms == 0
-        || limits.timeout_ms > TIMEOUT_MS_MAX
-        || limits.lease_ms < 100
-        || limits.lease_ms > LEASE_MS_MAX
-    {
-        return problem(
-            "limits: memory ≤ 4 GiB, output ≤ 64 MiB, timeout from 1 ms to 1 day, lease from 100 ms to 7 days".into(),
-        );
-    }
-    if limits.fuel == Some(0) {
-        return problem("limits.fuel must be above 0, or absent to turn metering off".into());
-    }
-    Ok(())
+    submission.limits.check().map_err(|error| ApiProblem::bad_request(error.to_string()))
 }
 
 /// The name is printable and short, the task name a short word, the args few, short and

@@ -61,6 +61,19 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
         &["limits.memory", "256 MiB"],
     );
     check(directory, &format!("module = \"primes\"\n{range}[limits]\nlease = 5\n"), &["limits.lease", "10m"]);
+    // Limits within their syntax but out of bounds: the one check the API makes too.
+    for (limit, key, fix) in [
+        ("fuel = 0", "limits.fuel", "above 0"),
+        ("memory = \"5 GiB\"", "limits.memory", "4 GiB"),
+        ("output = \"65 MiB\"", "limits.output", "64 MiB"),
+        ("lease = \"8d\"", "limits.lease", "100 ms to 7 days"),
+        ("timeout = \"2d\"", "limits.timeout", "1 ms to 1 day"),
+    ] {
+        let spec = format!("module = \"primes\"\n{range}[limits]\n{limit}\n");
+        check(directory, &spec, &[key, fix]);
+    }
+    let submission = load(directory, &format!("module = \"primes\"\n{range}")).unwrap();
+    assert_eq!(submission.limits, wasmhive_protocol::api::JobLimits::default(), "what a spec leaves out");
     check(directory, "module = \"primes\"\n[inputs]\nlines = \"nope.txt\"\n", &["inputs.lines", "nope.txt"]);
     check(directory, "module = \"primes\"\n", &["inputs", "exactly one of"]);
     check(

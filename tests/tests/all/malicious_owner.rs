@@ -3,17 +3,21 @@
 //! and keeps only the blobs it wanted.
 
 use std::time::{Duration, Instant};
-use wasmhive_protocol::{Lease, Message, Status, WireLimits, encode_blob};
+use wasmhive_protocol::api::JobLimits;
+use wasmhive_protocol::{Lease, Message, Status, encode_blob};
 use wasmhive_tests::grid::{TempDir, start_worker_joining};
 use wasmhive_tests::scripted_owner::{ScriptedLease, ScriptedOwner, lease};
 use wasmhive_tests::wire::key;
 
-fn unbounded() -> WireLimits {
-    WireLimits {
+/// Limits no honest owner sends (the owner checks them at submission; a worker cannot
+/// rely on that).
+fn unbounded() -> JobLimits {
+    JobLimits {
         fuel: None,
-        memory_bytes_max: 64 << 20,
-        stdout_bytes_max: u64::MAX,
-        wall_time_ms_max: u64::MAX,
+        memory_bytes: 64 << 20,
+        output_bytes: u64::MAX,
+        lease_ms: 60_000,
+        timeout_ms: u64::MAX,
     }
 }
 
@@ -54,7 +58,7 @@ fn a_lease_without_a_time_limit_stops_at_the_workers_own() {
         let _worker = start_worker_joining(&owner.join_address(), &data, 1, &["--unit-time-max", "2s"]);
         let mut session = owner.next_session().await;
         let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
-        let limits = WireLimits { stdout_bytes_max: 1 << 10, ..unbounded() };
+        let limits = JobLimits { output_bytes: 1 << 10, ..unbounded() };
         session.send_leases(vec![lease(1, task_modules::PROBE, &["loop"], limits)]).await;
         let Some(Message::Want { hash }) = session.receive_other_than_requests().await else {
             panic!("a want")
