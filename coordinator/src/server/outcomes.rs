@@ -5,6 +5,7 @@ use super::job_runtime::JobRuntime;
 use super::state::Coordinator;
 use crate::core::{LeaseId, OutcomeEffect};
 use crate::store::{OutcomeBatch, OutcomeToCommit};
+use std::sync::Arc;
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::{Hash, OutcomeReport, outcome_digest};
 
@@ -92,13 +93,59 @@ impl Coordinator {
     /// Commits a recorded batch (blocks on the store writer), then acknowledges, wakes,
     /// counts and finishes what it completed. Returns the lease ids to acknowledge.
     pub fn store_recorded_batch(&self, worker_id: &str, recorded: RecordedOutcomes) -> Vec<LeaseId> {
-        let RecordedOutcomes { batch, generations, disputes_waiting, reports } = recorded;
-        let effects: Vec<(usize, OutcomeEffect)> =
-            batch.outcomes.iter().map(|outcome| (outcome.position, outcome.effect.clone())).collect();
-        let committed = self.store_writer.commit(batch, generations.clone());
+        let (batch, after) = recorded.split();
+        let committed = self.store_writer.commit(batch, after.generations.clone());
+        let acknowledged = self.batch_stored(worker_id, &after, committed);
+        // Every job the batch touched: the batch that decided a job's last unit may have
+        // been stored before this one.
+        self.finish_completed_jobs(after.generations.iter().map(|(job_id, _)| job_id.as_str()));
+        acknowledged
+    }
+
+    /// Hands a recorded batch to the store writer without blocking and returns its
+    /// commit's end (the lease ids to acknowledge). Only the rare store work after a commit
+    /// (a job completed) goes to the blocking pool: a small batch costs no thread hand-off
+    /// but the writer's own.
+    pub async fn store_recorded_batch_async(
+        self: &Arc<Self>,
+        worker_id: &str,
+        recorded: RecordedOutcomes,
+    ) -> Vec<LeaseId> {
+        let (batch, after) = recorded.split();
+        let committed = match self.store_writer.commit_later(batch, after.generations.clone()) {
+            Ok(answer) => answer.await.unwrap_or(Err(super::store_writer::CommitRefused::ShuttingDown)),
+            Err((batch, generations)) => {
+                // The writer's queue is full: wait for room off the runtime.
+                let coordinator = self.clone();
+                let waited =
+                    tokio::task::spawn_blocking(move || coordinator.store_writer.commit(batch, generations));
+                waited.await.unwrap_or(Err(super::store_writer::CommitRefused::ShuttingDown))
+            }
+        };
+        let acknowledged = self.batch_stored(worker_id, &after, committed);
+        let job_ids: Vec<String> = after.generations.into_iter().map(|(job_id, _)| job_id).collect();
+        if self.any_job_complete(&job_ids) {
+            let coordinator = self.clone();
+            let finishing = move || coordinator.finish_completed_jobs(job_ids.iter().map(String::as_str));
+            let _ = tokio::task::spawn_blocking(finishing).await;
+        }
+        acknowledged
+    }
+
+    /// After a batch's commit ended: the core learns it is stored; when it was committed,
+    /// the arbitration and waiting workers are woken and its outcomes counted. Returns the
+    /// lease ids to acknowledge (none when it was not committed).
+    fn batch_stored(
+        &self,
+        worker_id: &str,
+        after: &AfterCommit,
+        committed: super::store_writer::CommitAnswer,
+    ) -> Vec<LeaseId> {
+        let AfterCommit { generations, disputes_waiting, reports, effects } = after;
+        let disputes_waiting = *disputes_waiting;
         {
             let mut core = self.core.lock().expect("core lock");
-            for (job_id, generation) in &generations {
+            for (job_id, generation) in generations {
                 core.outcomes_stored(job_id, *generation);
             }
         }
@@ -117,11 +164,14 @@ impl Coordinator {
                 .filter(|(_, effect)| effect.replica.is_some() && effect.decision.is_none())
                 .count(),
         );
-        self.observe_outcomes(&reports, &effects);
-        // Every job the batch touched: the batch that decided a job's last unit may have
-        // been stored before this one.
-        self.finish_completed_jobs(generations.iter().map(|(job_id, _)| job_id.as_str()));
+        self.observe_outcomes(reports, effects);
         reports.iter().map(|report| report.lease_id).collect()
+    }
+
+    /// Whether one of these jobs has every unit decided (and may be finished).
+    fn any_job_complete(&self, job_ids: &[String]) -> bool {
+        let core = self.core.lock().expect("core lock");
+        job_ids.iter().any(|job_id| core.progress(job_id).is_some_and(|progress| progress.is_complete()))
     }
 
     /// Records each report in the core (under its lock, once) and builds the batch to commit.
@@ -226,6 +276,23 @@ impl Coordinator {
             tracing::info!(job = %job_id, "job completed");
             self.start_reduction(&job_id);
         }
+    }
+}
+
+/// What is left to do once a batch's commit ended.
+struct AfterCommit {
+    generations: Vec<(String, u64)>,
+    disputes_waiting: bool,
+    reports: Vec<OutcomeReport>,
+    effects: Vec<(usize, OutcomeEffect)>,
+}
+
+impl RecordedOutcomes {
+    fn split(self) -> (OutcomeBatch, AfterCommit) {
+        let RecordedOutcomes { batch, generations, disputes_waiting, reports } = self;
+        let effects =
+            batch.outcomes.iter().map(|outcome| (outcome.position, outcome.effect.clone())).collect();
+        (batch, AfterCommit { generations, disputes_waiting, reports, effects })
     }
 }
 

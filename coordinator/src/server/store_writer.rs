@@ -17,7 +17,14 @@
 use super::state::Coordinator;
 use crate::store::{OutcomeBatch, Store, StoreError, StoreFault, StoreResult};
 use std::sync::Weak;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use tokio::sync::oneshot;
+
+/// How a batch's commit ended.
+pub type CommitAnswer = Result<(), CommitRefused>;
+
+/// A batch and the generations of its jobs (given back when the writer's queue is full).
+pub type UnqueuedBatch = (OutcomeBatch, Vec<(String, u64)>);
 
 /// Batches committed in one transaction, at most.
 pub const GROUP_BATCHES_MAX: usize = 512;
@@ -43,7 +50,7 @@ pub enum CommitRefused {
 struct QueuedBatch {
     batch: OutcomeBatch,
     generations: Vec<(String, u64)>,
-    reply: SyncSender<Result<(), CommitRefused>>,
+    reply: oneshot::Sender<CommitAnswer>,
 }
 
 enum WriterRequest {
@@ -79,11 +86,30 @@ impl StoreWriter {
 
     /// Commits `batch` (recorded by the core with these job generations); returns once it
     /// is committed or refused. Blocks: call it off the async runtime.
-    pub fn commit(&self, batch: OutcomeBatch, generations: Vec<(String, u64)>) -> Result<(), CommitRefused> {
-        let (reply, answer) = sync_channel(1);
+    pub fn commit(&self, batch: OutcomeBatch, generations: Vec<(String, u64)>) -> CommitAnswer {
+        let (reply, answer) = oneshot::channel();
         let request = WriterRequest::Batch(QueuedBatch { batch, generations, reply });
         self.requests.send(request).map_err(|_| CommitRefused::ShuttingDown)?;
-        answer.recv().unwrap_or(Err(CommitRefused::ShuttingDown))
+        answer.blocking_recv().unwrap_or(Err(CommitRefused::ShuttingDown))
+    }
+
+    /// Hands `batch` to the writer without blocking; the answer arrives on the receiver.
+    /// When the queue is full, the batch comes back (commit it with [`StoreWriter::commit`]
+    /// off the runtime: that waits for room).
+    pub fn commit_later(
+        &self,
+        batch: OutcomeBatch,
+        generations: Vec<(String, u64)>,
+    ) -> Result<oneshot::Receiver<CommitAnswer>, UnqueuedBatch> {
+        let (reply, answer) = oneshot::channel();
+        match self.requests.try_send(WriterRequest::Batch(QueuedBatch { batch, generations, reply })) {
+            Ok(()) => Ok(answer),
+            Err(
+                TrySendError::Full(WriterRequest::Batch(queued))
+                | TrySendError::Disconnected(WriterRequest::Batch(queued)),
+            ) => Err((queued.batch, queued.generations)),
+            Err(_) => unreachable!("only a batch was sent"),
+        }
     }
 
     pub fn inject_fault(&self, fault: Option<StoreFault>) -> StoreResult<()> {
@@ -136,7 +162,8 @@ fn commit_group(store: &mut Store, group: Vec<QueuedBatch>, coordinator: &Weak<C
         return;
     }
     for queued in current {
-        let _ = queued.reply.send(commit_alone(store, &queued, &coordinator));
+        let answer = commit_alone(store, &queued, &coordinator);
+        let _ = queued.reply.send(answer);
     }
 }
 
