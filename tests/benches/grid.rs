@@ -19,6 +19,7 @@ use wasmhive_peer::{PeerConfig, RunningPeer, start_peer};
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::resident_bytes;
 use wasmhive_worker::{WorkerConfig, run_worker};
 
 const W1_UNITS: u64 = 10_000;
@@ -343,12 +344,6 @@ fn serve_coordinator_child(directory: &Path) {
         listeners.limits.per_address_max = IDLE_CONNECTIONS + 16;
         serve(listeners, coordinator, std::future::pending()).await.unwrap();
     });
-}
-
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
 fn idle_connection_memory(runtime: &tokio::runtime::Runtime) {

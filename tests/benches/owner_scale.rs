@@ -23,6 +23,7 @@ use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Message, OutcomeReport};
 use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::resident_bytes;
 use wasmhive_tests::wire::{Socket, connect_as, next_reply, success_report};
 use wasmhive_transport::frame_of;
 
@@ -282,12 +283,6 @@ fn raise_descriptor_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
     }
     limit.rlim_cur
-}
-
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
 fn own_cpu_seconds() -> f64 {

@@ -24,6 +24,7 @@ use wasmhive_protocol::Message;
 use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::resident_bytes;
 use wasmhive_tests::wire::{hello, next_reply, success_report, try_connect_from};
 
 /// The job's units: more than 10 minutes of the soak decide.
@@ -275,12 +276,6 @@ fn serve_owner_child(directory: &Path) {
         listeners.limits.total_max = 1 << 16;
         serve(listeners, coordinator, std::future::pending()).await.unwrap();
     });
-}
-
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
 }
 
 /// The owner's pid (the child's own, or the one it runs under a wrapper), as it wrote it.

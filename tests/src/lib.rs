@@ -64,3 +64,10 @@ pub fn wasmhive_binary() -> PathBuf {
     );
     binary
 }
+
+/// A process's resident memory in bytes, from /proc (0 when it has gone).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
+}

@@ -170,10 +170,17 @@ pub async fn job_status(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    let asked = job_id.clone();
-    let status = off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await;
-    let status = status.map_err(ApiProblem::internal)?.ok_or_else(|| ApiProblem::not_found(&job_id))?;
-    Ok(Json(status).into_response())
+    Ok(Json(status_of(&coordinator, &job_id).await?).into_response())
+}
+
+/// A job's status, read off the runtime; 404 naming the job when there is none.
+async fn status_of(
+    coordinator: &Arc<Coordinator>,
+    job_id: &str,
+) -> Result<wasmhive_protocol::api::JobStatus, ApiProblem> {
+    let asked = job_id.to_string();
+    let status = off_the_runtime(coordinator, move |coordinator| coordinator.status(&asked)).await;
+    status.map_err(ApiProblem::internal)?.ok_or_else(|| ApiProblem::not_found(job_id))
 }
 
 /// How often a progress stream reports a running job.
@@ -188,9 +195,7 @@ pub async fn job_progress(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiProblem> {
     authorize(&coordinator, &headers)?;
-    let asked = job_id.clone();
-    let first = off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await;
-    let first = first.map_err(ApiProblem::internal)?.ok_or_else(|| ApiProblem::not_found(&job_id))?;
+    let first = status_of(&coordinator, &job_id).await?;
     let lines = futures_util::stream::unfold(Some((coordinator, job_id, Some(first))), |state| async move {
         let (coordinator, job_id, ready) = state?;
         let status = match ready {
@@ -200,8 +205,7 @@ pub async fn job_progress(
                     () = coordinator.job_ended(&job_id) => {}
                     () = tokio::time::sleep(PROGRESS_INTERVAL) => {}
                 }
-                let asked = job_id.clone();
-                off_the_runtime(&coordinator, move |coordinator| coordinator.status(&asked)).await.ok()??
+                status_of(&coordinator, &job_id).await.ok()?
             }
         };
         let mut line = serde_json::to_vec(&status).expect("statuses serialise");
