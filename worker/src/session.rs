@@ -119,9 +119,10 @@ pub async fn run_owner_session(
     }
 }
 
-async fn sleep_until_flush(flush_at: Option<Instant>) {
-    if let Some(flush_at) = flush_at {
-        tokio::time::sleep_until(flush_at.into()).await;
+/// Sleeps until `at` (at once for `None`: the select! branches that use it are off then).
+async fn sleep_until_set(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -164,13 +165,13 @@ impl Worker {
                     self.collect_finished_at = Some(Instant::now() + FINISHED_COLLECT_DELAY);
                     Ok(())
                 }
-                () = sleep_until_flush(self.collect_finished_at), if self.collect_finished_at.is_some() => {
+                () = sleep_until_set(self.collect_finished_at), if self.collect_finished_at.is_some() => {
                     self.collect_finished_at = None;
                     self.collect_finished();
                     Ok(())
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
-                () = sleep_until_flush(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
+                () = sleep_until_set(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
                 _ = idle_tick.tick() => Ok(()),
                 _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string()),
             };
