@@ -416,4 +416,40 @@ mod tests {
             "the lease's own limits are the same everywhere"
         );
     }
+
+    /// Whether the session would be woken now (a wake left for it), without waiting.
+    fn woken(queue: &FinishedQueue) -> bool {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime
+            .block_on(async { tokio::time::timeout(Duration::from_millis(1), queue.pushed()).await.is_ok() })
+    }
+
+    #[test]
+    fn unit_threads_wake_the_session_once_per_batch_and_when_the_pool_runs_low() {
+        let queue = FinishedQueue::default();
+        for _ in 0..10 {
+            queue.dispatched();
+        }
+        queue.wake_at(4);
+        assert_eq!(queue.in_pool(), 10);
+        queue.push(Finished::Skipped);
+        assert!(woken(&queue), "the first report of a batch wakes the session");
+        queue.push(Finished::Skipped);
+        queue.push(Finished::Skipped);
+        assert!(!woken(&queue), "later ones wait to be collected with it");
+        assert_eq!(queue.in_pool(), 7, "the pool count is exact before collection");
+        queue.push(Finished::Skipped);
+        queue.push(Finished::Skipped);
+        queue.push(Finished::Skipped);
+        assert!(woken(&queue), "the pool fell to where the session asks for more");
+        assert_eq!(queue.take().len(), 6);
+        for _ in 0..3 {
+            queue.push(Finished::Skipped);
+            let _ = woken(&queue);
+        }
+        queue.push(Finished::Skipped);
+        assert_eq!(queue.in_pool(), 0);
+        assert!(woken(&queue), "an empty pool wakes the session");
+        assert_eq!(queue.take().len(), 4);
+    }
 }
