@@ -190,3 +190,21 @@ fn commit_alone(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_the_writer_cannot_take_now_comes_back_and_a_stopped_writer_refuses_commits() {
+        let writer = StoreWriter::stopped();
+        let generations = vec![("job".to_string(), 3)];
+        let returned = writer.commit_later(OutcomeBatch::default(), generations.clone());
+        let Err((_, given_back)) = returned else { panic!("the batch is given back") };
+        assert_eq!(given_back, generations);
+        assert!(matches!(
+            writer.commit(OutcomeBatch::default(), generations),
+            Err(CommitRefused::ShuttingDown)
+        ));
+    }
+}
