@@ -155,5 +155,5 @@ pub fn success_report(lease_id: u64, output: Vec<u8>) -> OutcomeReport {
 
 /// A worker as an in-process owner test names it (its id, a scripted engine).
 pub fn worker_seen(worker_id: &str) -> wasmhive_coordinator::server::WorkerSeen {
-    wasmhive_coordinator::server::WorkerSeen { worker_id: worker_id.into(), engine: "scripted".into() }
+    wasmhive_coordinator::server::WorkerSeen::new(worker_id, "scripted")
 }

@@ -310,12 +310,26 @@ pub struct RecordedOutcomes {
 /// them takes microseconds); larger batches are recorded on the blocking pool.
 const QUICK_RECORD_OUTPUT_BYTES_MAX: usize = 64 << 10;
 
+/// Longest engine name kept (a real one is about 25 characters).
+pub const ENGINE_CHARS_MAX: usize = 64;
+
 /// Who sent a batch: the identity its session proved and the engine its `hello` named
 /// (recorded with each replica).
 #[derive(Clone, Debug)]
 pub struct WorkerSeen {
     pub worker_id: String,
     pub engine: String,
+}
+
+impl WorkerSeen {
+    /// The proven `worker_id` and the engine its `hello` named, kept short and printable
+    /// (it is stored with every replica the worker returns).
+    pub fn new(worker_id: &str, engine: &str) -> WorkerSeen {
+        WorkerSeen {
+            worker_id: worker_id.to_string(),
+            engine: wasmhive_protocol::printable(engine, ENGINE_CHARS_MAX),
+        }
+    }
 }
 
 /// The job and unit of a lease the reporting worker holds.
@@ -343,4 +357,19 @@ fn check_output_limits(reports: &[OutcomeReport], targets: &[Option<LeaseTarget>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerSeen;
+
+    #[test]
+    fn the_engine_a_stranger_names_is_stored_short_and_printable() {
+        // A hello may be 4 KiB: the engine is stored with every replica the worker returns.
+        let forged = format!("wasmtime\n2026-12-02 INFO forged log line\u{1b}[31m{}", "x".repeat(3_000));
+        let seen = WorkerSeen::new("worker", &forged);
+        assert!(seen.engine.chars().count() <= super::ENGINE_CHARS_MAX, "{} characters", seen.engine.len());
+        assert!(!seen.engine.chars().any(char::is_control), "{:?}", seen.engine);
+        assert_eq!(WorkerSeen::new("worker", "wasmtime-48.0.8-x86_64").engine, "wasmtime-48.0.8-x86_64");
+    }
 }

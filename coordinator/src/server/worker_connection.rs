@@ -80,9 +80,9 @@ async fn serve_worker(
     }
     let connection = coordinator.connection_opened(&worker_id, address, hello.cores);
     let network = &connection.network;
-    tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %hello.agent, "worker connected");
+    tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %wasmhive_protocol::printable(&hello.agent, 200), "worker connected");
     let connection_id = connection.connection_id;
-    let worker = WorkerSeen { worker_id: worker_id.clone(), engine: hello.engine };
+    let worker = WorkerSeen::new(&worker_id, &hello.engine);
     let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
     let ending = session_loop(&mut socket, &session, &connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
