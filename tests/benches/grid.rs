@@ -16,15 +16,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
 use wasmhive_peer::{PeerConfig, RunningPeer, start_peer};
-use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
+use wasmhive_protocol::api::{JobInputs, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_tests::grid::TempDir;
-use wasmhive_tests::resident_bytes;
+use wasmhive_tests::{W1_STEP, bench_job, resident_bytes, w1_job};
 use wasmhive_worker::{WorkerConfig, run_worker};
 
 const W1_UNITS: u64 = 10_000;
-/// Integers each W1 unit sums.
-const W1_STEP: u64 = 1_000;
 const W2_UNITS: u64 = 64;
 /// W2 units: [W2_START + k·W2_STEP, +W2_STEP), about 0.3 s each natively on this machine.
 const W2_START: u64 = 30_000_000;
@@ -168,36 +166,14 @@ fn w2_input(unit: u64) -> String {
     format!("{start} {}", start + W2_STEP)
 }
 
-fn job(name: &str, module: &[u8], inputs: JobInputs, quorum: u32) -> JobSubmission {
-    JobSubmission {
-        name: name.into(),
-        task_name: name.into(),
-        module: module.to_vec(),
-        args: Vec::new(),
-        inputs,
-        quorum,
-        max_replicas: quorum + 2,
-        limits: JobLimits {
-            fuel: None,
-            memory_bytes: 64 << 20,
-            output_bytes: 1 << 10,
-            lease_ms: 600_000,
-            timeout_ms: 600_000,
-        },
-        nan_canonicalization: true,
-        verify: Default::default(),
-        validator: None,
-        reducer: None,
-    }
-}
-
-fn w1_job(quorum: u32, units: u64) -> JobSubmission {
-    job("sum", task_modules::SUM, JobInputs::Range { start: 0, end: units * W1_STEP, step: W1_STEP }, quorum)
-}
-
 fn w2_job(quorum: u32) -> JobSubmission {
     let end = W2_START + W2_UNITS * W2_STEP;
-    job("primes", task_modules::PRIMES, JobInputs::Range { start: W2_START, end, step: W2_STEP }, quorum)
+    bench_job(
+        "primes",
+        task_modules::PRIMES,
+        JobInputs::Range { start: W2_START, end, step: W2_STEP },
+        quorum,
+    )
 }
 
 fn native_time(mut run: impl FnMut()) -> Duration {

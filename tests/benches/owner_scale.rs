@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
-use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Message, OutcomeReport};
 use wasmhive_tests::grid::TempDir;
@@ -29,8 +28,6 @@ use wasmhive_transport::frame_of;
 
 const CONNECTIONS: usize = 10_000;
 const UNITS: u64 = 200_000;
-/// Integers each unit sums (as W1's).
-const STEP: u64 = 1_000;
 /// Connections opened at once.
 const OPENING_AT_ONCE: usize = 64;
 /// Phase (b) ends by this deadline even if units remain.
@@ -241,35 +238,15 @@ fn serve_owner_child(directory: &Path, connections_max: usize) {
         std::thread::spawn(move || {
             for line in std::io::stdin().lines() {
                 let units: u64 = line.unwrap().trim().parse().unwrap();
-                let job = submitter.submit(sum_job(units)).map_err(|problem| problem.message).unwrap();
+                let job = submitter
+                    .submit(wasmhive_tests::w1_job(1, units))
+                    .map_err(|problem| problem.message)
+                    .unwrap();
                 println!("submitted {}", job.job_id);
             }
         });
         serve(listeners, coordinator, std::future::pending()).await.unwrap();
     });
-}
-
-fn sum_job(units: u64) -> JobSubmission {
-    JobSubmission {
-        name: "sum".into(),
-        task_name: "sum".into(),
-        module: task_modules::SUM.to_vec(),
-        args: Vec::new(),
-        inputs: JobInputs::Range { start: 0, end: units * STEP, step: STEP },
-        quorum: 1,
-        max_replicas: 3,
-        limits: JobLimits {
-            fuel: None,
-            memory_bytes: 64 << 20,
-            output_bytes: 1 << 10,
-            lease_ms: 600_000,
-            timeout_ms: 600_000,
-        },
-        nan_canonicalization: true,
-        verify: Default::default(),
-        validator: None,
-        reducer: None,
-    }
 }
 
 /// Raises this process's descriptor limit (and so its children's) to the hard limit.

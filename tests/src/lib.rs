@@ -71,3 +71,40 @@ pub fn resident_bytes(pid: u32) -> u64 {
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
     line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
 }
+
+/// Integers each tiny W1 benchmark unit sums.
+pub const W1_STEP: u64 = 1_000;
+
+/// A benchmark job: `name`'s module over `inputs` at `quorum`, 64 MiB and 1 KiB of output
+/// per unit, the default lease and guard.
+pub fn bench_job(
+    name: &str,
+    module: &[u8],
+    inputs: wasmhive_protocol::api::JobInputs,
+    quorum: u32,
+) -> wasmhive_protocol::api::JobSubmission {
+    wasmhive_protocol::api::JobSubmission {
+        name: name.into(),
+        task_name: name.into(),
+        module: module.to_vec(),
+        args: Vec::new(),
+        inputs,
+        quorum,
+        max_replicas: quorum + 2,
+        limits: wasmhive_protocol::api::JobLimits {
+            memory_bytes: 64 << 20,
+            output_bytes: 1 << 10,
+            ..Default::default()
+        },
+        nan_canonicalization: true,
+        verify: Default::default(),
+        validator: None,
+        reducer: None,
+    }
+}
+
+/// W1: `units` tiny `sum` units of [`W1_STEP`] integers each.
+pub fn w1_job(quorum: u32, units: u64) -> wasmhive_protocol::api::JobSubmission {
+    let inputs = wasmhive_protocol::api::JobInputs::Range { start: 0, end: units * W1_STEP, step: W1_STEP };
+    bench_job("sum", task_modules::SUM, inputs, quorum)
+}
