@@ -201,3 +201,40 @@ fn a_decoy_is_a_decided_unit_replicated_like_a_new_one_and_decides_nothing() {
     assert_eq!(workers, ["c", "d"], "with both its replicas");
     assert_eq!(core.progress("job").unwrap().succeeded, 1, "no count changed");
 }
+
+#[test]
+fn the_first_units_two_identities_decide_together_are_audited_before_fresh_units() {
+    // Careful colluders c and d lie on the one unit they hold together; at a decoy rate of
+    // 1 per thousand, the decoy race would almost never send it out again.
+    let mut core = Core::new();
+    let policy = JobPolicy { decoy_per_mille: 1, ..JobPolicy::fixed(2, 4, 600_000) };
+    core.add_job("job", 1_000, policy, ResumeState::default());
+    for worker in ["c", "d"] {
+        let grant = core.request_work(worker, &Network::of_identity(worker), 1, 0).remove(0);
+        core.report_outcome(worker, grant.lease_id, &Status::Success, Hash::of(b"lie"), 0).unwrap();
+    }
+    assert_eq!(core.progress("job").unwrap().succeeded, 1, "their lie was accepted");
+    // The next worker of another network to ask gets that unit again, as a decoy.
+    let later_ms = recent_workers::RECENT_WORKER_MS + 1_000;
+    let audit = core.request_work("e", &Network::of_identity("e"), 1, later_ms).remove(0);
+    assert_eq!(audit.unit_index, 0, "the audit comes before fresh units");
+    let partner = core.request_work("f", &Network::of_identity("f"), 1, later_ms).remove(0);
+    assert_eq!(partner.unit_index, 0, "and is replicated like a fresh unit");
+    for (worker, grant) in [("e", &audit), ("f", &partner)] {
+        let effect = core
+            .report_outcome(worker, grant.lease_id, &Status::Success, honest_digest("job", 0), later_ms)
+            .unwrap();
+        assert_eq!(effect.decision, None, "an audit decides nothing");
+    }
+    let arbitrations = core.take_arbitrations();
+    assert_eq!(arbitrations.len(), 1, "the disagreement goes to the owner's own run");
+    // A job without decoys has no audits either.
+    let mut core = Core::new();
+    core.add_job("plain", 1_000, JobPolicy::fixed(2, 4, 600_000), ResumeState::default());
+    for worker in ["c", "d"] {
+        let grant = core.request_work(worker, &Network::of_identity(worker), 1, 0).remove(0);
+        core.report_outcome(worker, grant.lease_id, &Status::Success, Hash::of(b"x"), 0).unwrap();
+    }
+    let next = core.request_work("e", &Network::of_identity("e"), 1, later_ms).remove(0);
+    assert_eq!(next.unit_index, 1, "decoys = 0 turns audits off");
+}

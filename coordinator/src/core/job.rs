@@ -166,6 +166,9 @@ pub(super) struct CoreJob {
     unfinished: Vec<String>,
     /// Recently accepted units with their canonical digests, newest last.
     known_answers: VecDeque<KnownAnswer>,
+    /// Accepted units to send out again as decoys before fresh units (`deciding_sets.rs`).
+    audits: VecDeque<KnownAnswer>,
+    audits_started: u64,
 }
 
 impl CoreJob {
@@ -195,6 +198,8 @@ impl CoreJob {
             arbitrations_open: 0,
             unfinished: Vec::new(),
             known_answers: VecDeque::new(),
+            audits: VecDeque::new(),
+            audits_started: 0,
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
@@ -269,6 +274,9 @@ impl CoreJob {
             let unit = ActiveUnit { earlier: Some(earlier), ..ActiveUnit::new(self.policy.quorum) };
             self.active.insert(unit_index, unit);
             return Some(unit_index);
+        }
+        if let Some(audit) = self.start_audit(network) {
+            return Some(audit);
         }
         if self.next_fresh_unit >= self.unit_count {
             return None;
@@ -519,6 +527,7 @@ impl CoreJob {
             }
         }
         self.known_answers.retain(|known| !indexes.contains(&known.unit_index));
+        self.audits.retain(|audit| !indexes.contains(&audit.unit_index));
         reopened
     }
 

@@ -25,6 +25,7 @@ mod arbitration;
 mod arbitration_tests;
 #[cfg(test)]
 mod attack_tests;
+mod deciding_sets;
 mod job;
 mod lease_allowance;
 mod leasing;
@@ -173,6 +174,8 @@ pub struct Core {
     arbitrations_dropped: u64,
     /// Jobs added so far: each added job's generation (see [`Core::job_generation`]).
     jobs_added: u64,
+    /// How many units each set of identities decided together (`deciding_sets.rs`).
+    deciding_sets: deciding_sets::DecidingSets,
 }
 
 impl Default for Core {
@@ -211,6 +214,7 @@ impl Core {
             arbitrations: Vec::new(),
             arbitrations_dropped: 0,
             jobs_added: 0,
+            deciding_sets: deciding_sets::DecidingSets::default(),
         }
     }
 
@@ -353,8 +357,24 @@ impl Core {
             };
             job.record_outcome(lease.unit_index, lease_id, replica, standing, now_ms)
         };
-        let mut judgements: Vec<Judgement> = job
-            .take_judged()
+        let judged = job.take_judged();
+        if let Some(UnitDecision::Accepted { status, replicas, .. }) = &decision
+            && status.is_success()
+            && *replicas >= 2
+            && job.policy.decoy_per_mille > 0
+        {
+            let deciders: Vec<&str> = judged
+                .iter()
+                .filter(|(_, agreed)| *agreed)
+                .map(|(worker_id, _)| worker_id.as_str())
+                .collect();
+            if let Some(set) = self.deciding_sets.needs_audit(&deciders)
+                && job.queue_audit(lease.unit_index)
+            {
+                self.deciding_sets.audited(set);
+            }
+        }
+        let mut judgements: Vec<Judgement> = judged
             .into_iter()
             .map(|(worker_id, agreed)| {
                 let reputation = self.reputations.record(&worker_id, agreed, now_ms);

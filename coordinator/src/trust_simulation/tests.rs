@@ -89,17 +89,34 @@ fn hoarders_and_griefers_at_most_double_the_job_time_and_fail_nothing() {
 }
 
 /// Careful colluders lie only on units none of them has seen, of which they hold exactly
-/// the replicas a quorum needs, so neither probes nor honest replicas catch them. Decoys do,
-/// and the owner's own run of the disputed unit bans them and reopens what they decided.
-/// The target: adaptive, quorum 2, 20% of them, ≤ 0.1% wrong over 20 seeds, in
-/// the README table's 6,000-unit job (the defence is a race between lies and decoys: in
-/// 2,000-unit jobs the worst seed gets 0.35%).
+/// the replicas a quorum needs, so neither probes nor honest replicas catch them. Audits
+/// of the first units each set of identities decides together do, and decoys, and the
+/// owner's own run of the disputed unit bans them and reopens what they decided. The
+/// issue's target: 20% of them, adaptive, quorum 2, ≤ 0.1% wrong over 20 seeds, here in
+/// the simulation's default 2,000-unit job (before the audits, the race between lies and
+/// decoys alone let the worst seed keep 0.35%). Under the quorum policy the same holds in
+/// 6,000-unit jobs (in 2,000-unit ones the worst seed keeps 0.35%, was 2%).
 #[test]
 fn careful_colluders_at_quorum_two_get_at_most_a_thousandth_wrong() {
+    for (adaptive, units) in [(true, 2000), (false, 6000)] {
+        for seed in 0..20 {
+            let scenario = TrustScenario { units, ..scenario(0.2, Attack::CarefulColluders, adaptive, seed) };
+            let figures = run("careful colluders", &scenario);
+            assert!(
+                figures.wrong_accepted * 1000 <= scenario.units,
+                "adaptive {adaptive}, seed {seed}: {figures:?}"
+            );
+        }
+    }
+}
+
+/// What gets careful colluders to ≤ 0.01%: quorum 3 under adaptive (none wrong in 20 seeds).
+#[test]
+fn careful_colluders_at_quorum_three_get_nothing_wrong() {
     for seed in 0..20 {
-        let scenario = TrustScenario { units: 6000, ..scenario(0.2, Attack::CarefulColluders, true, seed) };
-        let figures = run("careful colluders", &scenario);
-        assert!(figures.wrong_accepted * 1000 <= scenario.units, "seed {seed}: {figures:?}");
+        let scenario = TrustScenario { quorum: 3, ..scenario(0.2, Attack::CarefulColluders, true, seed) };
+        let figures = run("careful colluders, quorum 3", &scenario);
+        assert_eq!(figures.wrong_accepted, 0, "seed {seed}: {figures:?}");
     }
 }
 

@@ -20,6 +20,10 @@
 use super::super::unit::ActiveUnit;
 use super::{CoreJob, Dispute, ReplicaRecord};
 use crate::core::Network;
+use crate::core::deciding_sets::{AUDITS_FREE, DECIDED_UNITS_PER_AUDIT};
+
+/// Audits a job keeps queued (older ones are not dropped: new ones are not queued).
+const AUDITS_WAITING_MAX: usize = 256;
 use wasmhive_protocol::Hash;
 
 impl CoreJob {
@@ -33,9 +37,39 @@ impl CoreJob {
             .filter(|known| !known.networks.contains(network))
             .map(|known| (known.unit_index, known.digest))
             .find(|(unit_index, _)| !self.active.contains_key(unit_index))?;
+        Some(self.activate_decoy(unit_index, digest))
+    }
+
+    fn activate_decoy(&mut self, unit_index: u64, digest: Hash) -> u64 {
         let decoy = ActiveUnit { known_digest: Some(digest), ..ActiveUnit::new(self.policy.quorum) };
         self.active.insert(unit_index, decoy);
-        Some(unit_index)
+        unit_index
+    }
+
+    /// Queues an audit of the unit accepted last (see `deciding_sets.rs`), within the
+    /// job's audit budget; false when it did not.
+    pub(in crate::core) fn queue_audit(&mut self, unit_index: u64) -> bool {
+        let budget = AUDITS_FREE + self.succeeded / DECIDED_UNITS_PER_AUDIT;
+        let Some(known) = self.known_answers.back().filter(|known| known.unit_index == unit_index) else {
+            return false;
+        };
+        let queued = self.audits_started + (self.audits.len() as u64) < budget
+            && self.audits.len() < AUDITS_WAITING_MAX;
+        if queued {
+            self.audits.push_back(known.clone());
+        }
+        queued
+    }
+
+    /// Activates the oldest queued audit a worker on `network` may run (no replica from
+    /// its network decided the unit), as a decoy.
+    pub(super) fn start_audit(&mut self, network: &Network) -> Option<u64> {
+        let position = self.audits.iter().position(|audit| {
+            !audit.networks.contains(network) && !self.active.contains_key(&audit.unit_index)
+        })?;
+        let audit = self.audits.remove(position).expect("position found above");
+        self.audits_started += 1;
+        Some(self.activate_decoy(audit.unit_index, audit.digest))
     }
 
     /// Judges one replica of a decoy (its lease already closed); the decoy ends at its
