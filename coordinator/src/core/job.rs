@@ -17,6 +17,7 @@ pub struct Dispute {
     pub strike_if_unsettled: bool,
 }
 
+use super::credit::{CreditGrant, ValidatedCredit, grants_for_accepted_unit};
 use super::unit::{
     ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
     timeouts_fail,
@@ -41,6 +42,9 @@ pub struct JobPolicy {
     pub known_answer_probes: u32,
     /// Fresh units (per thousand) replaced by a decoy (see `decoy.rs`).
     pub decoy_per_mille: u32,
+    /// `Some`: the job meters fuel, and credit is fuel up to this budget per replica
+    /// (`credit.rs`); `None`: credit counts replicas.
+    pub fuel_budget: Option<u64>,
 }
 
 /// Adaptive replication's one setting.
@@ -60,6 +64,7 @@ impl JobPolicy {
             adaptive: None,
             known_answer_probes: 0,
             decoy_per_mille: 0,
+            fuel_budget: None,
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct ReplicaRecord {
     pub network: Network,
     pub status: Status,
     pub digest: Hash,
+    /// The fuel it reported, counted at most to the job's budget (`credit.rs`).
+    pub fuel_used: Option<u64>,
 }
 
 /// A started, undecided unit as stored.
@@ -169,6 +176,9 @@ pub(super) struct CoreJob {
     /// Accepted units to send out again as decoys before fresh units (`deciding_sets.rs`).
     audits: VecDeque<KnownAnswer>,
     audits_started: u64,
+    /// Credit granted by the last acceptance, until the core takes it.
+    credited: Vec<CreditGrant>,
+    validated_credit: ValidatedCredit,
 }
 
 impl CoreJob {
@@ -200,6 +210,8 @@ impl CoreJob {
             known_answers: VecDeque::new(),
             audits: VecDeque::new(),
             audits_started: 0,
+            credited: Vec::new(),
+            validated_credit: resume.validated_credit,
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
@@ -453,6 +465,11 @@ impl CoreJob {
             unit.quorum = policy.quorum;
         }
         let decision = decide(unit, &policy);
+        if let Some(UnitDecision::Accepted { digest: canonical, .. }) = &decision {
+            let metered = policy.fuel_budget.is_some();
+            self.credited =
+                grants_for_accepted_unit(&unit.replicas, canonical, metered, &mut self.validated_credit);
+        }
         if let Some(UnitDecision::Accepted { status, .. }) = &decision
             && status.is_success()
         {
@@ -544,6 +561,11 @@ impl CoreJob {
     /// A known answer no replica from `network` helped decide, newest first.
     pub(super) fn known_answer_for(&self, network: &Network) -> Option<&KnownAnswer> {
         self.known_answers.iter().rev().find(|known| !known.networks.contains(network))
+    }
+
+    /// The credit the unit accepted last granted; taken once by the core.
+    pub(super) fn take_credited(&mut self) -> Vec<CreditGrant> {
+        std::mem::take(&mut self.credited)
     }
 
     /// The (worker, agreed with the canonical result) pairs of the unit accepted last;

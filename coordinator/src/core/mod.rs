@@ -25,6 +25,7 @@ mod arbitration;
 mod arbitration_tests;
 #[cfg(test)]
 mod attack_tests;
+mod credit;
 mod deciding_sets;
 mod job;
 mod lease_allowance;
@@ -38,6 +39,7 @@ mod unit;
 
 pub use adaptive::{chance_alone, is_trusted};
 pub use arbitration::{ARBITRATIONS_WAITING_MAX, Answer, Arbitration, ReopenedUnit, Verdict};
+pub use credit::{CreditGrant, ValidatedCredit, credible_fuel};
 pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobProgress, ReplicaRecord};
 pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
@@ -117,6 +119,8 @@ pub struct OutcomeEffect {
     /// Workers that timed out on a unit accepted now (others finished it), each with its
     /// new, lower reputation (`agreed` false).
     pub unfinished: Vec<Judgement>,
+    /// Credit a unit accepted now granted (`credit.rs`).
+    pub credit: Vec<CreditGrant>,
 }
 
 /// One replica of an accepted unit, judged.
@@ -288,14 +292,28 @@ impl Core {
         self.jobs.keys()
     }
 
-    /// Records a replica's outcome. `digest` must be recomputed by the caller from the
-    /// reported bytes, never taken from the worker.
+    /// Records a replica's outcome that claims no fuel (see [`Core::report_replica`]).
     pub fn report_outcome(
         &mut self,
         worker_id: &str,
         lease_id: LeaseId,
         status: &Status,
         digest: Hash,
+        now_ms: u64,
+    ) -> Result<OutcomeEffect, OutcomeRejection> {
+        self.report_replica(worker_id, lease_id, status, digest, None, now_ms)
+    }
+
+    /// Records a replica's outcome. `digest` must be recomputed by the caller from the
+    /// reported bytes, never taken from the worker; `fuel_claimed` is the worker's word,
+    /// counted at most to the job's fuel budget.
+    pub fn report_replica(
+        &mut self,
+        worker_id: &str,
+        lease_id: LeaseId,
+        status: &Status,
+        digest: Hash,
+        fuel_claimed: Option<u64>,
         now_ms: u64,
     ) -> Result<OutcomeEffect, OutcomeRejection> {
         let lease = self.leases.get(&lease_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
@@ -321,6 +339,7 @@ impl Core {
                 network: lease.network.clone(),
                 status: status.clone(),
                 digest,
+                fuel_used: None, // a probe earns nothing
             };
             let judgements = if status.is_success() && digest == known {
                 let reputation = self.reputations.record(worker_id, true, now_ms);
@@ -336,6 +355,7 @@ impl Core {
                 decision: None,
                 judgements,
                 unfinished: Vec::new(),
+                credit: Vec::new(),
             });
         }
         let job = self.jobs.get_mut(&lease.job_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
@@ -350,6 +370,7 @@ impl Core {
                 network: lease.network.clone(),
                 status: status.clone(),
                 digest,
+                fuel_used: credible_fuel(fuel_claimed, job.policy.fuel_budget),
             };
             let standing = ReporterStanding {
                 accept_alone,
@@ -358,6 +379,7 @@ impl Core {
             job.record_outcome(lease.unit_index, lease_id, replica, standing, now_ms)
         };
         let judged = job.take_judged();
+        let credit = job.take_credited();
         if let Some(UnitDecision::Accepted { status, replicas, .. }) = &decision
             && status.is_success()
             && *replicas >= 2
@@ -401,6 +423,7 @@ impl Core {
             decision,
             judgements,
             unfinished,
+            credit,
         })
     }
 
@@ -464,4 +487,6 @@ pub struct ResumeState {
     pub failed_units: u64,
     /// Started, undecided units with the replicas recorded so far.
     pub active_units: Vec<ActiveUnitRecord>,
+    /// The job's validated credit so far (`credit.rs`).
+    pub validated_credit: ValidatedCredit,
 }

@@ -144,12 +144,14 @@ fn a_resumed_job_keeps_its_replicas_and_counts() {
         network: Network::of_identity("a"),
         status: Status::Success,
         digest: honest_digest("job", 1),
+        fuel_used: None,
     };
     let resume = ResumeState {
         next_fresh_unit: 2,
         succeeded_units: 1,
         failed_units: 0,
         active_units: vec![ActiveUnitRecord { unit_index: 1, replicas: vec![replica] }],
+        validated_credit: ValidatedCredit::default(),
     };
     core.add_job("job", 3, POLICY, resume);
     assert!(

@@ -17,14 +17,6 @@ pub struct JobRuntime {
 }
 
 impl JobRuntime {
-    /// What a worker's fuel claim may count for: at most the job's fuel budget (an honest
-    /// replica that used more would have ended `fuel_exhausted`); nothing for a job that
-    /// does not meter fuel.
-    pub fn credible_fuel(&self, claimed: Option<u64>) -> Option<u64> {
-        let budget = self.stored.limits.fuel?;
-        Some(claimed?.min(budget).min(i64::MAX as u64))
-    }
-
     /// The job with its modules, read from the store's blobs.
     pub fn load(stored: StoredJob, store: &Store) -> StoreResult<JobRuntime> {
         let blob = |hash: &Hash, what: &str| {

@@ -186,11 +186,12 @@ impl Coordinator {
         let mut core = self.core.lock().expect("core lock");
         let mut batch = OutcomeBatch::default();
         for (position, report) in reports.iter_mut().enumerate() {
-            match core.report_outcome(
+            match core.report_replica(
                 worker_id,
                 report.lease_id,
                 &report.status,
                 class_digests[position],
+                report.fuel_used,
                 now_ms,
             ) {
                 Ok(effect) => {
@@ -247,10 +248,8 @@ impl Coordinator {
             } else {
                 Vec::new()
             },
-            fuel_used: job.as_ref().and_then(|job| job.credible_fuel(report.fuel_used)),
             engine_class: engine.to_string(),
             keep_output,
-            metered: job.as_ref().is_some_and(|job| job.stored.limits.fuel.is_some()),
             effect,
         }
     }

@@ -1,10 +1,10 @@
-//! Credit: what each worker's accepted replicas earned, per job (see `grant_credit`).
+//! Credit: what each worker's accepted replicas earned, per job, as the core granted it
+//! (`core/credit.rs` decides; this adds up and reads).
 
 use super::{Store, StoreResult};
-use crate::core::OutcomeEffect;
+use crate::core::{CreditGrant, ValidatedCredit};
 use rusqlite::params;
 use std::collections::HashMap;
-use wasmhive_protocol::Hash;
 
 /// Credit granted while a transaction commits, summed per (job, worker) and written once
 /// per pair ([`CreditGrants::write`]): a batch of tiny units used to cost one upsert per
@@ -16,7 +16,10 @@ pub(super) struct CreditGrants {
 }
 
 impl CreditGrants {
-    fn add(&mut self, job_id: &str, worker_id: &str, amount: i64, validated: bool) {
+    /// Adds what the core granted (`core/credit.rs`).
+    pub(super) fn add(&mut self, job_id: &str, grant: &CreditGrant) {
+        let (worker_id, validated) = (&grant.worker_id, grant.validated);
+        let amount = i64::try_from(grant.amount).unwrap_or(i64::MAX);
         let sums = self.sums.entry((job_id.to_string(), worker_id.to_string())).or_default();
         let validated = i64::from(validated);
         for (sum, added) in sums.iter_mut().zip([1, amount, validated, validated * amount]) {
@@ -44,52 +47,6 @@ impl CreditGrants {
     }
 }
 
-/// Credits the replicas of an accepted unit, once each. Replicas that agreed with the
-/// canonical result of a replicated unit earn the canonical fuel (the least fuel any
-/// agreeing replica reported: honest metering is deterministic, so agreeing honest replicas
-/// report the same, and one replica cannot raise it alone) when the job meters fuel, else
-/// one unit. A unit accepted from a single replica (adaptive replication, or quorum 1)
-/// earns the job's mean credit per validated replica so far, never the fuel its one
-/// worker claims: 0 while no unit of the job has been replicated.
-pub(super) fn grant_credit(
-    transaction: &rusqlite::Transaction<'_>,
-    grants: &mut CreditGrants,
-    effect: &OutcomeEffect,
-    canonical: &Hash,
-    metered: bool,
-) -> StoreResult<()> {
-    if effect.judgements.is_empty() {
-        let Some(replica) = &effect.replica else { return Ok(()) };
-        let amount: i64 = if metered {
-            grants.write(transaction)?; // the mean counts every grant before this one
-            transaction.query_row(
-                "SELECT CAST(COALESCE(TOTAL(validated_amount) / NULLIF(TOTAL(validated), 0), 0) AS INTEGER) FROM credit
-                 WHERE job_id = ?1 AND validated > 0",
-                params![effect.job_id],
-                |row| row.get(0),
-            )?
-        } else {
-            1
-        };
-        grants.add(&effect.job_id, &replica.worker_id, amount, false);
-        return Ok(());
-    }
-    let amount = if metered {
-        let fuel: Option<i64> = transaction.query_row(
-            "SELECT MIN(fuel_used) FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
-            params![effect.job_id, effect.unit_index as i64, canonical.to_hex()],
-            |row| row.get(0),
-        )?;
-        fuel.unwrap_or(0).max(0)
-    } else {
-        1
-    };
-    for judgement in effect.judgements.iter().filter(|judgement| judgement.agreed) {
-        grants.add(&effect.job_id, &judgement.worker_id, amount, true);
-    }
-    Ok(())
-}
-
 /// Credit a worker earned on one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCredit {
@@ -100,6 +57,20 @@ pub struct StoredCredit {
 }
 
 impl Store {
+    /// A job's validated credit so far (for the core after a restart).
+    pub fn validated_credit(&self, job_id: &str) -> StoreResult<ValidatedCredit> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT TOTAL(validated), TOTAL(validated_amount) FROM credit WHERE job_id = ?1",
+        )?;
+        // TOTAL is a float sum: it cannot overflow; the conversion saturates.
+        Ok(select.query_row(params![job_id], |row| {
+            Ok(ValidatedCredit {
+                replicas: row.get::<_, f64>(0)? as u64,
+                amount: row.get::<_, f64>(1)? as u64,
+            })
+        })?)
+    }
+
     /// (replicas, amount) credited to one worker over all jobs.
     pub fn credit_of_worker(&self, worker_id: &str) -> StoreResult<(u64, u64)> {
         let mut select = self
@@ -135,5 +106,54 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{OutcomeEffect, UnitDecision};
+    use crate::store::{OutcomeBatch, OutcomeToCommit};
+    use wasmhive_protocol::{Hash, Status};
+
+    fn grant(worker_id: &str, amount: u64, validated: bool) -> CreditGrant {
+        CreditGrant { worker_id: worker_id.to_string(), amount, validated }
+    }
+
+    #[test]
+    fn a_jobs_validated_credit_is_read_back_for_the_core_after_a_restart() {
+        let directory = std::env::temp_dir().join(format!("wasmhive-credit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("owner.db");
+        let effect = OutcomeEffect {
+            job_id: "job".into(),
+            unit_index: 0,
+            replica: None,
+            decision: Some(UnitDecision::Accepted {
+                digest: Hash::of(b"x"),
+                status: Status::Success,
+                replicas: 2,
+            }),
+            judgements: Vec::new(),
+            unfinished: Vec::new(),
+            credit: vec![grant("a", 300, true), grant("b", 300, true), grant("c", u64::MAX, false)],
+        };
+        let outcome = OutcomeToCommit {
+            position: 0,
+            effect,
+            lease_id: 1,
+            output: Vec::new(),
+            engine_class: String::new(),
+            keep_output: false,
+        };
+        let batch = OutcomeBatch { outcomes: vec![outcome], ..OutcomeBatch::default() };
+        Store::open(&path).unwrap().commit_outcome_batches(&[&batch]).unwrap();
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(reopened.validated_credit("job").unwrap(), ValidatedCredit { replicas: 2, amount: 600 });
+        let credit_of_c =
+            reopened.credits(Some("job")).unwrap().into_iter().find(|credit| credit.worker_id == "c");
+        assert_eq!(credit_of_c.unwrap().amount, i64::MAX as u64, "an amount beyond i64 saturates");
+        drop(reopened);
+        std::fs::remove_dir_all(&directory).ok();
     }
 }

@@ -256,7 +256,7 @@ impl Store {
         let decided = self.decided_units(job_id)?;
         let mut replicas: BTreeMap<u64, Vec<ReplicaRecord>> = BTreeMap::new();
         let mut select = self.connection.prepare(
-            "SELECT unit_index, worker_id, status, digest, network FROM replicas WHERE job_id = ?1 ORDER BY unit_index, rowid",
+            "SELECT unit_index, worker_id, status, digest, network, fuel_used FROM replicas WHERE job_id = ?1 ORDER BY unit_index, rowid",
         )?;
         let mut rows = select.query(params![job_id])?;
         let mut highest_started = None;
@@ -273,6 +273,7 @@ impl Store {
                 network,
                 status: schema::status_from_json(&row.get::<_, String>(2)?)?,
                 digest: schema::hash_from_hex(&row.get::<_, String>(3)?)?,
+                fuel_used: row.get::<_, Option<i64>>(5)?.map(|fuel| fuel.max(0) as u64),
             };
             replicas.entry(unit_index).or_default().push(replica);
         }
@@ -284,7 +285,13 @@ impl Store {
                 replicas: replicas.remove(&unit_index).unwrap_or_default(),
             })
             .collect();
-        Ok(ResumeState { next_fresh_unit, succeeded_units: decided.1, failed_units: decided.2, active_units })
+        Ok(ResumeState {
+            next_fresh_unit,
+            succeeded_units: decided.1,
+            failed_units: decided.2,
+            active_units,
+            validated_credit: self.validated_credit(job_id)?,
+        })
     }
 
     /// (succeeded, failed) units of a job.

@@ -2,7 +2,7 @@
 //! marks and the reputations they changed. Many batches may share one transaction (group
 //! commit: one fsync for all of them, see `server/store_writer.rs`).
 
-use super::credit::{CreditGrants, grant_credit};
+use super::credit::CreditGrants;
 use super::{Store, StoreResult, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -28,12 +28,9 @@ pub struct OutcomeToCommit {
     pub lease_id: u64,
     /// The replica's output when it is kept or becomes the result, else empty.
     pub output: Vec<u8>,
-    pub fuel_used: Option<u64>,
     pub engine_class: String,
     /// Keep the replica's output (jobs with a validator compare later replicas with it).
     pub keep_output: bool,
-    /// The job meters fuel (credit is fuel, else units).
-    pub metered: bool,
 }
 
 impl Store {
@@ -63,7 +60,9 @@ fn commit_batch(
         insert_replica(transaction, outcome)?;
         match &outcome.effect.decision {
             Some(UnitDecision::Accepted { digest, status, replicas }) => {
-                grant_credit(transaction, grants, &outcome.effect, digest, outcome.metered)?;
+                for grant in &outcome.effect.credit {
+                    grants.add(&outcome.effect.job_id, grant);
+                }
                 insert_accepted_result(transaction, outcome, digest, status, *replicas)?;
             }
             Some(UnitDecision::Failed { reason, replicas }) => {
@@ -95,7 +94,7 @@ fn insert_replica(transaction: &Transaction<'_>, outcome: &OutcomeToCommit) -> S
             outcome.lease_id as i64,
             serde_json::to_string(&replica.status).expect("status serialises"),
             replica.digest.to_hex(),
-            outcome.fuel_used.map(|fuel| fuel as i64),
+            replica.fuel_used.map(|fuel| i64::try_from(fuel).unwrap_or(i64::MAX)),
             outcome.engine_class,
             outcome.keep_output.then_some(outcome.output.as_slice()),
             replica.network.to_string(),
