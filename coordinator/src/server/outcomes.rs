@@ -19,7 +19,7 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         reports: Vec<OutcomeReport>,
-    ) -> Result<Vec<LeaseId>, String> {
+    ) -> Result<Vec<LeaseId>, OutputOverLimit> {
         let received = self.receive_outcomes(&worker.worker_id, reports);
         self.commit_received_outcomes(worker, received)
     }
@@ -29,7 +29,7 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         received: ReceivedOutcomes,
-    ) -> Result<Vec<LeaseId>, String> {
+    ) -> Result<Vec<LeaseId>, OutputOverLimit> {
         let with_validator = received.targets.iter().flatten().any(|target| target.job.validator.is_some());
         // Classes and commits of validated jobs go one batch at a time: a replica's class
         // is found among the stored outputs of its unit.
@@ -68,7 +68,7 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         received: ReceivedOutcomes,
-    ) -> Result<RecordedOutcomes, String> {
+    ) -> Result<RecordedOutcomes, OutputOverLimit> {
         let ReceivedOutcomes { reports, targets } = received;
         check_output_limits(&reports, &targets)?;
         let class_digests: Vec<Hash> = reports
@@ -345,14 +345,25 @@ pub struct ReceivedOutcomes {
 }
 
 /// Every outcome's output fits its job's output limit (checked before anything runs on it).
-fn check_output_limits(reports: &[OutcomeReport], targets: &[Option<LeaseTarget>]) -> Result<(), String> {
+/// A batch refused whole: one of its outputs is larger than its job allows (a worker
+/// checks the limit before it reports, so only a broken or hostile one sends this).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the outcome of lease {lease_id} is {bytes} bytes, over the job's output limit of {limit} bytes")]
+pub struct OutputOverLimit {
+    pub lease_id: LeaseId,
+    pub bytes: u64,
+    pub limit: u64,
+}
+
+fn check_output_limits(
+    reports: &[OutcomeReport],
+    targets: &[Option<LeaseTarget>],
+) -> Result<(), OutputOverLimit> {
     for (report, target) in reports.iter().zip(targets) {
         let Some(target) = target else { continue };
-        if report.output.len() as u64 > target.job.stored.limits.output_bytes {
-            return Err(format!(
-                "outcome of lease {} is larger than the job's output limit",
-                report.lease_id
-            ));
+        let (bytes, limit) = (report.output.len() as u64, target.job.stored.limits.output_bytes);
+        if bytes > limit {
+            return Err(OutputOverLimit { lease_id: report.lease_id, bytes, limit });
         }
     }
     Ok(())

@@ -59,8 +59,44 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve_worker(socket, coordinator, worker_id, remote.address.ip()))
 }
 
-/// Why a session ended; sent to the worker as the close reason.
-type Ending = String;
+/// Why the owner ended a worker's session; its text is sent to the worker (a `goodbye`
+/// and the close reason) and logged.
+#[derive(Debug, thiserror::Error)]
+enum Ending {
+    #[error("closed before hello")]
+    ClosedBeforeHello,
+    #[error("no hello within {} s", HELLO_TIMEOUT.as_secs())]
+    NoHello,
+    #[error("the first frame must be a hello text frame")]
+    HelloNotText,
+    #[error("protocol version {0} is not supported (this owner speaks {PROTOCOL_VERSION}); upgrade wasmhive")]
+    UnsupportedProtocol(u32),
+    #[error("the first message must be hello, not {0}")]
+    NotHello(&'static str),
+    #[error("{0}")]
+    Undecodable(#[from] wasmhive_protocol::DecodeError),
+    #[error("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())]
+    Silent,
+    #[error("workers send no blobs")]
+    BlobFromWorker,
+    #[error("a worker may not send {0}")]
+    NotForWorkers(&'static str),
+    #[error("no blob {0} here")]
+    NoSuchBlob(wasmhive_protocol::Hash),
+    #[error("{0}")]
+    OutputOverLimit(#[from] super::outcomes::OutputOverLimit),
+    #[error("the owner's store failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the owner's work for this session failed: {0}")]
+    OwnerTask(String),
+    #[error("the worker stopped reading")]
+    StoppedReading,
+    #[error("the connection failed: {0}")]
+    Connection(#[from] axum::Error),
+    /// The worker said goodbye: nothing to tell it.
+    #[error("the worker left")]
+    WorkerLeft,
+}
 
 async fn serve_worker(
     mut socket: WebSocket,
@@ -71,7 +107,7 @@ async fn serve_worker(
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(ending)) => return close(socket, ending).await,
-        Err(_) => return close(socket, "no hello within 10 s".into()).await,
+        Err(_) => return close(socket, Ending::NoHello).await,
     };
     let welcome =
         Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: coordinator.owner_id().to_string() };
@@ -87,7 +123,7 @@ async fn serve_worker(
     let ending = session_loop(&mut socket, &session, &connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
     if let Some(ending) = ending {
-        if !ending.is_empty() {
+        if !matches!(ending, Ending::WorkerLeft) {
             tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
         }
         close(socket, ending).await;
@@ -95,16 +131,12 @@ async fn serve_worker(
 }
 
 async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {
-    let frame = socket.recv().await.ok_or("closed before hello")?.map_err(|error| error.to_string())?;
-    let Frame::Text(text) = frame else { return Err("the first frame must be a hello text frame".into()) };
-    match decode_message(&text) {
-        Ok(Message::Hello(hello)) if hello.protocol_version == PROTOCOL_VERSION => Ok(hello),
-        Ok(Message::Hello(hello)) => Err(format!(
-            "protocol version {} is not supported (this owner speaks {PROTOCOL_VERSION}); upgrade wasmhive",
-            hello.protocol_version
-        )),
-        Ok(other) => Err(format!("the first message must be hello, not {}", other.kind())),
-        Err(error) => Err(error.to_string()),
+    let frame = socket.recv().await.ok_or(Ending::ClosedBeforeHello)??;
+    let Frame::Text(text) = frame else { return Err(Ending::HelloNotText) };
+    match decode_message(&text)? {
+        Message::Hello(hello) if hello.protocol_version == PROTOCOL_VERSION => Ok(hello),
+        Message::Hello(hello) => Err(Ending::UnsupportedProtocol(hello.protocol_version)),
+        other => Err(Ending::NotHello(other.kind())),
     }
 }
 
@@ -167,7 +199,7 @@ async fn session_loop(
         let frame = tokio::select! {
             frame = tokio::time::timeout(SILENCE_MAX, socket.recv()), if reading => match frame {
                 Ok(frame) => frame,
-                Err(_) => return Some(format!("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())),
+                Err(_) => return Some(Ending::Silent),
             },
             message = pushed.next() => {
                 if send(socket, &message).await.is_err() {
@@ -176,7 +208,7 @@ async fn session_loop(
                 continue;
             }
             Some(committed) = state.commits.join_next(), if !state.commits.is_empty() => {
-                let committed = committed.unwrap_or_else(|error| Err(format!("the owner's commit failed: {error}")));
+                let committed = committed.unwrap_or_else(|error| Err(Ending::OwnerTask(error.to_string())));
                 if let Err(ending) = acknowledge(socket, session, committed).await {
                     return Some(ending);
                 }
@@ -188,14 +220,14 @@ async fn session_loop(
             Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
             Some(Ok(Frame::Binary(bytes))) => match decode_binary(&bytes) {
                 Ok(BinaryFrame::Message(message)) => Ok(message),
-                Ok(BinaryFrame::Blob(..)) => return Some("workers send no blobs".into()),
+                Ok(BinaryFrame::Blob(..)) => return Some(Ending::BlobFromWorker),
                 Err(error) => Err(error),
             },
             Some(Ok(Frame::Text(text))) => decode_message(&text),
         };
         let message = match decoded {
             Ok(message) => message,
-            Err(error) => return Some(error.to_string()),
+            Err(error) => return Some(error.into()),
         };
         if let Err(ending) = handle_message(socket, session, message, &mut state).await {
             return Some(ending);
@@ -233,8 +265,7 @@ async fn handle_message(
             // the store writer has its own connection).
             // Waiting first: units that appear while this request looks are announced.
             coordinator.set_waiting(connection_id, true);
-            let leases =
-                coordinator.request_work(worker_id, network, slots).map_err(|error| error.to_string())?;
+            let leases = coordinator.request_work(worker_id, network, slots)?;
             if !leases.is_empty() || coordinator.is_quarantined(worker_id) {
                 // Only time ends a quarantine or a ban: no work_ready for it.
                 coordinator.set_waiting(connection_id, false);
@@ -298,16 +329,19 @@ async fn handle_message(
             Ok(())
         }
         Message::Want { hash } => {
-            match off_the_runtime(coordinator, move |coordinator| coordinator.module(&hash)).await? {
+            let module = off_the_runtime(coordinator, move |coordinator| coordinator.module(&hash))
+                .await
+                .map_err(Ending::OwnerTask)?;
+            match module {
                 Some(bytes) => send_frame(socket, Frame::Binary(encode_blob(&bytes).into())).await,
-                None => Err(format!("no blob {hash} here")),
+                None => Err(Ending::NoSuchBlob(hash)),
             }
         }
         Message::Goodbye { reason } => {
             tracing::info!(worker = %worker_id, %reason, "worker said goodbye");
-            Err(String::new())
+            Err(Ending::WorkerLeft)
         }
-        other => Err(format!("a worker may not send {}", other.kind())),
+        other => Err(Ending::NotForWorkers(other.kind())),
     }
 }
 
@@ -322,12 +356,13 @@ async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Ending> {
 async fn send_frame(socket: &mut WebSocket, frame: Frame) -> Result<(), Ending> {
     match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("the worker stopped reading".into()),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(Ending::StoppedReading),
     }
 }
 
-async fn close(mut socket: WebSocket, reason: Ending) {
+async fn close(mut socket: WebSocket, ending: Ending) {
+    let reason = if matches!(ending, Ending::WorkerLeft) { String::new() } else { ending.to_string() };
     if !reason.is_empty() {
         let goodbye = Message::Goodbye { reason: reason.clone() };
         let _ = tokio::time::timeout(Duration::from_secs(1), send(&mut socket, &goodbye)).await;
