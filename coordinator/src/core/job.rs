@@ -254,6 +254,11 @@ impl CoreJob {
             .collect()
     }
 
+    /// The replicas of an active unit so far.
+    pub(super) fn active_replicas(&self, unit_index: u64) -> Option<&[ReplicaRecord]> {
+        self.active.get(&unit_index).map(|unit| unit.replicas.as_slice())
+    }
+
     pub(super) fn units_waiting_for_replica(&self) -> usize {
         self.needs_replica.len()
     }

@@ -36,6 +36,7 @@ mod reputation;
 #[cfg(test)]
 mod tests;
 mod unit;
+mod validator_classes;
 
 pub use adaptive::{chance_alone, is_trusted};
 pub use arbitration::{ARBITRATIONS_WAITING_MAX, Answer, Arbitration, ReopenedUnit, Verdict};
@@ -44,6 +45,7 @@ pub use job::{ActiveUnitRecord, ActiveUnitView, AdaptivePolicy, JobPolicy, JobPr
 pub use lease_allowance::LeaseLimits;
 pub use network::{Network, NetworkPrefixes};
 pub use reputation::{BANNED_UNTIL_MS, QUARANTINE_MS, Reputation, ReputationBook};
+pub use validator_classes::class_of;
 
 use job::CoreJob;
 use lease_allowance::LeaseAllowances;

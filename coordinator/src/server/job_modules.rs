@@ -12,12 +12,13 @@
 //! most [`REDUCER_INPUT_BYTES_MAX`]; its stdout is the job's reduced result.
 //!
 //! Invariants: validation is serialised per owner (a replica is compared with the classes
-//! already stored before it is stored itself), and a replica's class digest is the digest
-//! of the first stored replica the validator says it agrees with, so the core's quorum by
-//! digest counts agreeing replicas.
+//! already stored before it is stored itself); which class a replica joins is the core's
+//! rule (`core/validator_classes.rs`), so the core's quorum by digest counts agreeing
+//! replicas.
 
 use super::job_runtime::JobRuntime;
 use super::state::{ApiProblem, Coordinator};
+use crate::core::class_of;
 use crate::store::{Store, StoredReduction};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -146,8 +147,9 @@ pub fn reduction_summary(status: &Status, message: &str) -> String {
 
 /// The owner's side of validators and reducers.
 impl Coordinator {
-    /// The digest a successful replica counts under for a job with a validator: that of the
-    /// first stored replica of the unit whose output the validator says agrees, else its own.
+    /// The digest a successful replica counts under for a job with a validator: its class,
+    /// by the core's rule (`core/validator_classes.rs`), the validator run here against each
+    /// class's first stored output.
     pub(super) fn class_digest(
         &self,
         job: &JobRuntime,
@@ -156,25 +158,21 @@ impl Coordinator {
         output: &[u8],
     ) -> Hash {
         let validator = job.validator.as_ref().expect("only jobs with a validator are classified");
-        let classes = match self
-            .store
-            .lock()
-            .expect("store lock")
-            .replica_classes(&job.stored.job_id, unit_index)
-        {
-            Ok(classes) => classes,
-            Err(error) => {
-                tracing::error!(%error, "reading a unit's replicas failed; the replica counts by its own digest");
-                return digest;
+        let job_id = &job.stored.job_id;
+        let classes = self.core.lock().expect("core lock").replica_classes(job_id, unit_index);
+        class_of(digest, &classes, |class| {
+            let stored = self.store.lock().expect("store lock").class_output(job_id, unit_index, class);
+            match stored {
+                Ok(Some(stored)) => {
+                    self.owner_sandbox.outputs_agree(&job.context(), validator, &stored, output)
+                }
+                Ok(None) => false,
+                Err(error) => {
+                    tracing::error!(%error, "reading a class's output failed; the replica does not join it");
+                    false
+                }
             }
-        };
-        if classes.iter().any(|(class, _)| *class == digest) {
-            return digest;
-        }
-        classes
-            .iter()
-            .find(|(_, stored)| self.owner_sandbox.outputs_agree(&job.context(), validator, stored, output))
-            .map_or(digest, |(class, _)| *class)
+        })
     }
 
     /// Runs the job's reducer on its own thread, when it has one.

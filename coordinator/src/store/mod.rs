@@ -321,20 +321,9 @@ impl Store {
         Ok((units, succeeded, failed))
     }
 
-    /// One kept output per distinct digest among a unit's replicas (jobs with a validator).
-    pub fn replica_classes(&self, job_id: &str, unit_index: u64) -> StoreResult<Vec<(Hash, Vec<u8>)>> {
-        let mut select = self.connection.prepare_cached(
-            "SELECT digest, MIN(output) FROM replicas
-             WHERE job_id = ?1 AND unit_index = ?2 AND output IS NOT NULL GROUP BY digest",
-        )?;
-        let rows = select.query_map(params![job_id, unit_index as i64], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })?;
-        rows.map(|row| {
-            let (digest, output) = row?;
-            Ok((schema::hash_from_hex(&digest)?, output))
-        })
-        .collect()
+    /// The first stored output of a unit's replicas with this (class) digest.
+    pub fn class_output(&self, job_id: &str, unit_index: u64, class: &Hash) -> StoreResult<Option<Vec<u8>>> {
+        first_output_of_class(&self.connection, job_id, unit_index, class)
     }
 
     /// The successful canonical outputs of a job in unit order, concatenated; `Err` text
@@ -476,4 +465,19 @@ fn save_reputation(
             reputation.unfinished as i64,
         ])?;
     Ok(())
+}
+
+/// The first stored output of a unit's replicas with this (class) digest: a validated
+/// unit's result, and what later replicas are compared with.
+pub(super) fn first_output_of_class(
+    connection: &rusqlite::Connection,
+    job_id: &str,
+    unit_index: u64,
+    class: &Hash,
+) -> StoreResult<Option<Vec<u8>>> {
+    let mut select = connection.prepare_cached(
+        "SELECT output FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3
+         AND output IS NOT NULL ORDER BY rowid LIMIT 1",
+    )?;
+    Ok(select.query_row(params![job_id, unit_index as i64, class.to_hex()], |row| row.get(0)).optional()?)
 }

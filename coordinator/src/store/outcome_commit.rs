@@ -3,9 +3,9 @@
 //! commit: one fsync for all of them, see `server/store_writer.rs`).
 
 use super::credit::CreditGrants;
-use super::{Store, StoreResult, save_reputation};
+use super::{Store, StoreResult, first_output_of_class, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use wasmhive_protocol::Status;
 
 /// One worker's `outcomes` message as the store commits it. Owned: it crosses to the store
@@ -114,14 +114,7 @@ fn insert_accepted_result(
     // Under a validator the replicas of a class differ in their bytes: the result is the
     // class's first replica, not the one that happened to complete the quorum.
     let first_of_class: Option<Vec<u8>> = if outcome.keep_output {
-        transaction
-            .query_row(
-                "SELECT output FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3
-                 AND output IS NOT NULL ORDER BY rowid LIMIT 1",
-                params![effect.job_id, effect.unit_index as i64, digest.to_hex()],
-                |row| row.get(0),
-            )
-            .optional()?
+        first_output_of_class(transaction, &effect.job_id, effect.unit_index, digest)?
     } else {
         None
     };
