@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, FRAME_BYTES_MAX};
-use wasmhive_transport::{Dialer, PeerAddress, PeerSocket};
+use wasmhive_transport::{DialError, Dialer, PeerAddress, PeerSocket};
 
 pub type Socket = PeerSocket;
 
@@ -10,9 +10,9 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// A WebSocket to the owner at `address` over TLS, and the owner id its handshake proved.
-pub async fn connect(dialer: &Dialer, address: &PeerAddress) -> Result<(Socket, String), String> {
+pub async fn connect(dialer: &Dialer, address: &PeerAddress) -> Result<(Socket, String), DialError> {
     let frame_bytes_max = FRAME_BYTES_MAX.max(BLOB_FRAME_BYTES_MAX);
-    dialer.dial_websocket(address, "/ws", frame_bytes_max).await.map_err(|error| error.to_string())
+    dialer.dial_websocket(address, "/ws", frame_bytes_max).await
 }
 
 /// Exponential backoff with ±50% jitter, so many workers do not reconnect in step.

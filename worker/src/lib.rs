@@ -16,6 +16,7 @@ mod execution;
 mod module_store;
 mod session;
 mod session_core;
+mod session_lost;
 pub mod volunteer;
 
 pub use wasmhive_transport::load_or_create_peer_key as peer_key;

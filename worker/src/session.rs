@@ -9,6 +9,7 @@ use crate::execution::{
     spawn_lease,
 };
 use crate::session_core::{QueueState, SessionCore};
+use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
 enum SessionEnd {
     Shutdown,
-    Lost(String),
+    Lost(SessionLost),
 }
 
 struct Worker {
@@ -107,7 +108,7 @@ pub async fn run_owner_session(
                     SessionEnd::Lost(reason) => reason,
                 }
             }
-            Err(error) => error,
+            Err(error) => SessionLost::Unreachable(error),
         };
         worker.connection_lost();
         let delay = backoff.next_delay();
@@ -173,7 +174,7 @@ impl Worker {
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
                 () = sleep_until_set(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
                 _ = idle_tick.tick() => Ok(()),
-                _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(|error| error.to_string()),
+                _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(SessionLost::from),
             };
             let step = match step {
                 Ok(()) => self.top_up(&mut socket).await,
@@ -185,7 +186,7 @@ impl Worker {
         }
     }
 
-    async fn handshake(&mut self, socket: &mut Socket) -> Result<(), String> {
+    async fn handshake(&mut self, socket: &mut Socket) -> Result<(), SessionLost> {
         let hello = Hello {
             protocol_version: PROTOCOL_VERSION,
             cores: self.execution.config.cpus as u32,
@@ -197,14 +198,13 @@ impl Worker {
             engine: format!("wasmtime-{}-{}", wasmhive_sandbox::wasmtime_version(), std::env::consts::ARCH),
         };
         send(socket, &Message::Hello(hello)).await?;
-        match receive_during_handshake(socket, "welcome").await? {
+        match receive_welcome(socket).await? {
             Message::Welcome { owner_id, .. } if owner_id == self.owner_id => Ok(()),
-            Message::Welcome { owner_id, .. } => Err(format!(
-                "the owner's welcome names {}, but its TLS handshake proved {}",
-                wasmhive_protocol::printable(&owner_id, 64),
-                self.owner_id
-            )),
-            other => Err(format!("expected welcome, got {}", other.kind())),
+            Message::Welcome { owner_id, .. } => Err(SessionLost::WelcomeFromAnotherOwner {
+                named: wasmhive_protocol::printable(&owner_id, 64),
+                proven: self.owner_id.clone(),
+            }),
+            other => Err(SessionLost::NotWelcome(other.kind())),
         }
     }
 
@@ -212,33 +212,36 @@ impl Worker {
         &mut self,
         socket: &mut Socket,
         frame: Option<Result<Frame, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionLost> {
         match frame {
-            None => Err("the owner closed the connection".into()),
-            Some(Err(error)) => Err(error.to_string()),
+            None => Err(SessionLost::OwnerClosed(None)),
+            Some(Err(error)) => Err(error.into()),
             Some(Ok(Frame::Text(text))) => {
-                let message = decode_message(&text).map_err(|error| error.to_string())?;
+                let message = decode_message(&text)?;
                 self.handle_message(socket, message).await
             }
             Some(Ok(Frame::Binary(bytes))) => {
-                match decode_binary(&bytes).map_err(|error| error.to_string())? {
+                match decode_binary(&bytes)? {
                     BinaryFrame::Message(message) => self.handle_message(socket, message).await,
                     BinaryFrame::Blob(hash, bytes) => {
                         if !self.waiting_for_module.contains_key(&hash) {
                             // Only blobs we asked for are kept: an owner cannot fill our disk.
-                            return Err(format!("the owner sent blob {} we did not ask for", hash.short()));
+                            return Err(SessionLost::UnaskedBlob(hash.short()));
                         }
                         self.module_arrived(hash, bytes);
                         Ok(())
                     }
                 }
             }
-            Some(Ok(Frame::Close(close))) => Err(format!("the owner closed the connection: {close:?}")),
+            Some(Ok(Frame::Close(close))) => {
+                let reason = close.map(|close| wasmhive_protocol::printable(&close.reason, 120));
+                Err(SessionLost::OwnerClosed(reason))
+            }
             Some(Ok(_)) => Ok(()),
         }
     }
 
-    async fn handle_message(&mut self, socket: &mut Socket, message: Message) -> Result<(), String> {
+    async fn handle_message(&mut self, socket: &mut Socket, message: Message) -> Result<(), SessionLost> {
         match message {
             Message::Leases { leases } => {
                 self.execution.controls.owner_has_work(&self.owner_id);
@@ -248,12 +251,12 @@ impl Worker {
                     send(socket, &hand_back).await?;
                 }
                 for lease in to_run {
-                    let terms = self.terms.get(lease.terms_id)?;
+                    let terms = self.terms.get(lease.terms_id).map_err(SessionLost::BrokenTerms)?;
                     self.accept_lease(socket, lease, terms).await?;
                 }
                 Ok(())
             }
-            Message::JobTerms(terms) => self.terms.received(*terms),
+            Message::JobTerms(terms) => self.terms.received(*terms).map_err(SessionLost::BrokenTerms),
             Message::NoWork { retry_after_ms, reason } => {
                 self.execution.controls.owner_has_no_work(&self.owner_id, reason);
                 self.core.no_work(retry_after_ms, Instant::now());
@@ -281,8 +284,10 @@ impl Worker {
                 }
                 Ok(())
             }
-            Message::Goodbye { reason } => Err(format!("the owner said goodbye: {reason}")),
-            other => Err(format!("an owner may not send {}", other.kind())),
+            Message::Goodbye { reason } => {
+                Err(SessionLost::OwnerSaidGoodbye(wasmhive_protocol::printable(&reason, 200)))
+            }
+            other => Err(SessionLost::NotForOwners(other.kind())),
         }
     }
 
@@ -291,7 +296,7 @@ impl Worker {
         socket: &mut Socket,
         lease: Lease,
         terms: Arc<wasmhive_protocol::JobTerms>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionLost> {
         let ceilings = &self.execution.config.volunteer;
         if terms.limits.output_bytes > ceilings.unit_output_bytes_max {
             tracing::warn!(
@@ -346,7 +351,7 @@ impl Worker {
         socket: &mut Socket,
         hash: Hash,
         bytes: Option<Vec<u8>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionLost> {
         match bytes {
             Some(bytes) if Hash::of(&bytes) == hash => {
                 self.module_arrived(hash, &bytes);
@@ -383,7 +388,7 @@ impl Worker {
     }
 
     /// Sends what the session core says is due: outcomes, then a request for leases.
-    async fn top_up(&mut self, socket: &mut Socket) -> Result<(), String> {
+    async fn top_up(&mut self, socket: &mut Socket) -> Result<(), SessionLost> {
         let queue = QueueState {
             in_pool: self.finished.in_pool(),
             queued: self.queued(),
@@ -460,27 +465,28 @@ impl Worker {
     }
 }
 
-async fn receive_during_handshake(socket: &mut Socket, expected: &str) -> Result<Message, String> {
+async fn receive_welcome(socket: &mut Socket) -> Result<Message, SessionLost> {
     let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next())
         .await
-        .map_err(|_| format!("no {expected} within 10 s"))?;
+        .map_err(|_| SessionLost::NoWelcome(WELCOME_TIMEOUT.as_secs()))?;
     match frame {
-        Some(Ok(Frame::Text(text))) => match decode_message(&text) {
-            Ok(Message::Goodbye { reason }) => Err(format!("the owner refused us: {reason}")),
-            Ok(message) => Ok(message),
-            Err(error) => Err(error.to_string()),
+        Some(Ok(Frame::Text(text))) => match decode_message(&text)? {
+            Message::Goodbye { reason } => {
+                Err(SessionLost::Refused(wasmhive_protocol::printable(&reason, 200)))
+            }
+            message => Ok(message),
         },
-        _ => Err(format!("the connection closed before {expected}")),
+        _ => Err(SessionLost::ClosedBeforeWelcome),
     }
 }
 
-async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), String> {
+async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), SessionLost> {
     for message in &messages {
         send(socket, message).await?;
     }
     Ok(())
 }
 
-async fn send(socket: &mut Socket, message: &Message) -> Result<(), String> {
-    socket.send(frame_of(message)).await.map_err(|error| error.to_string())
+async fn send(socket: &mut Socket, message: &Message) -> Result<(), SessionLost> {
+    Ok(socket.send(frame_of(message)).await?)
 }
