@@ -39,9 +39,16 @@ pub struct EngineWithLinker {
 
 impl EngineKey {
     /// A short stable name, used for the on-disk artifact folder and in outcomes.
+    /// Engines without fuel metering compile modules with the division fast path; its
+    /// version is part of the name (`-div1`), so a new version never loads old artifacts.
     pub fn class_name(&self) -> String {
+        let division = if self.fuel_metering {
+            String::new()
+        } else {
+            format!("-div{}", crate::division_fast_path::DIVISION_FAST_PATH_VERSION)
+        };
         format!(
-            "wasmtime-{}-{}-fuel{}-nan{}-stack{}",
+            "wasmtime-{}-{}-fuel{}-nan{}-stack{}{division}",
             wasmtime_version(),
             std::env::consts::ARCH,
             u8::from(self.fuel_metering),

@@ -16,6 +16,9 @@
 //! - Safe to call from many threads at once; compiled modules are shared.
 
 mod deterministic_wasi;
+pub mod division_fast_path;
+#[cfg(test)]
+mod division_fast_path_tests;
 mod engine;
 mod host_overrides;
 mod limits;

@@ -17,6 +17,7 @@
 //! - at most one compilation of a (engine, module) runs at a time: a unit that asks while
 //!   one runs waits for it (up to its own compile-time limit) instead of starting another.
 
+use crate::division_fast_path::with_division_fast_path;
 use crate::engine::{EngineKey, EngineWithLinker};
 use crate::limits::Limits;
 use crate::unit_state::UnitState;
@@ -26,6 +27,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use wasmhive_protocol::Hash;
 use wasmtime::{ExternType, InstancePre, Module};
+
+/// Compiles `bytes` as this host runs them: with the 32-bit division fast path when the
+/// engine does not meter fuel (`division_fast_path.rs`). When the rewritten module does not
+/// compile, the original is compiled, so a module's verdict is always the compiler's own.
+fn compile(engine: &wasmtime::Engine, engine_key: EngineKey, bytes: &[u8]) -> Result<Module, String> {
+    if !engine_key.fuel_metering
+        && let Ok(rewritten) = with_division_fast_path(bytes)
+        && let Ok(module) = Module::new(engine, &rewritten)
+    {
+        return Ok(module);
+    }
+    Module::new(engine, bytes).map_err(|error| format!("{error:#}"))
+}
 
 /// A module ready to instantiate: imports resolved against Task ABI v1, `_start` checked.
 pub struct PreparedModule {
@@ -212,7 +226,7 @@ impl ModuleCache {
             let (engine, bytes, running) = (engine.engine.clone(), bytes.to_vec(), compilation.clone());
             let compiling = self.compiling.clone();
             let spawned = std::thread::Builder::new().name("wasmhive-compile".into()).spawn(move || {
-                let compiled = Module::new(&engine, &bytes).map_err(|error| format!("{error:#}"));
+                let compiled = compile(&engine, engine_key, &bytes);
                 if let (Ok(module), Some(path)) = (&compiled, &artifact_path) {
                     store_artifact(module, path);
                 }

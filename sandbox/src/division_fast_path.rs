@@ -1,0 +1,207 @@
+//! The 32-bit fast path for 64-bit division, applied to a module when this host compiles it.
+//!
+//! Cranelift always emits x86-64's 64-bit divide for `i64.div_*`/`i64.rem_*` (wasmtime
+//! issue #2439); LLVM's native code first tests whether both operands fit in 32 bits and
+//! then uses the much faster 32-bit divide. Trial division written with `u64` (the common
+//! case: values below 2^32) therefore ran 2–2.3× slower in the sandbox than natively. This
+//! transform (wasm to wasm, before compilation) rewrites each of the four instructions into
+//! the same test and the 32-bit instruction on the fast path:
+//!
+//! ```text
+//! i64.div_u  ⇒  local.set $b  local.set $a
+//!               (a | b) >> 32 == 0 ? i64.extend_i32_u(i32.div_u(wrap a, wrap b)) : i64.div_u(a, b)
+//! ```
+//!
+//! and the same for `rem_u`; for `div_s` and `rem_s` the fast path is taken under the same
+//! test (both operands in [0, 2^32): non-negative, so the signed result is the unsigned
+//! one) with `i32.div_u`/`i32.rem_u`. Results are identical bit for bit, and so are traps:
+//! a zero divisor traps "integer divide by zero" on either path, and `i64::MIN / -1` (whose
+//! operands never pass the test) traps "integer overflow" on the 64-bit path.
+//!
+//! Invariants:
+//! - what a module computes is unchanged: outputs, exit codes and trap kinds are those of
+//!   the original (tests run both on edge cases and random operands);
+//! - the module's hash, the unit's digests and quorum do not see the transform: it is
+//!   applied to the bytes handed to the compiler, never to what is stored or sent;
+//! - it adds instructions, so it is applied only when fuel is not metered (fuel counts
+//!   instructions, and a replica must not run out of fuel where another does not); the
+//!   engine class and the compiled-artifact folder name its version;
+//! - a module it cannot parse or re-encode is compiled as it came (and the compiler's own
+//!   verdict stands).
+
+use wasm_encoder::reencode::{self, Reencode};
+use wasm_encoder::{BlockType, CodeSection, Function, Instruction, ValType};
+use wasmparser::{CompositeInnerType, Operator, Payload, TypeRef};
+
+/// Named in the engine class and the artifact folder: a new version recompiles.
+pub const DIVISION_FAST_PATH_VERSION: u32 = 1;
+
+/// The module with the 32-bit fast path on every 64-bit division and remainder; `Err`
+/// when it cannot be parsed (compile the original then, and let the compiler say why).
+pub fn with_division_fast_path(module: &[u8]) -> Result<Vec<u8>, String> {
+    let mut rewriter = DivisionRewriter::of(module)?;
+    if !rewriter.has_division {
+        return Ok(module.to_vec());
+    }
+    let mut encoded = wasm_encoder::Module::new();
+    rewriter
+        .parse_core_module(&mut encoded, wasmparser::Parser::new(0), module)
+        .map_err(|error| format!("re-encoding the module failed: {error}"))?;
+    Ok(encoded.finish())
+}
+
+/// What the rewrite needs to know of the module before its code: each function's
+/// parameter count, to number the two scratch locals it adds.
+struct DivisionRewriter {
+    params_per_type: Vec<u32>,
+    /// Type index of every function, imported ones first.
+    type_of_function: Vec<u32>,
+    imported_functions: u32,
+    defined_functions_seen: u32,
+    has_division: bool,
+}
+
+impl DivisionRewriter {
+    fn of(module: &[u8]) -> Result<DivisionRewriter, String> {
+        let mut rewriter = DivisionRewriter {
+            params_per_type: Vec::new(),
+            type_of_function: Vec::new(),
+            imported_functions: 0,
+            defined_functions_seen: 0,
+            has_division: false,
+        };
+        for payload in wasmparser::Parser::new(0).parse_all(module) {
+            match payload.map_err(|error| error.to_string())? {
+                Payload::TypeSection(types) => {
+                    for group in types {
+                        for sub_type in group.map_err(|error| error.to_string())?.into_types() {
+                            let params = match &sub_type.composite_type.inner {
+                                CompositeInnerType::Func(function) => function.params().len() as u32,
+                                _ => 0,
+                            };
+                            rewriter.params_per_type.push(params);
+                        }
+                    }
+                }
+                Payload::ImportSection(imports) => {
+                    for import in imports.into_imports() {
+                        if let TypeRef::Func(type_index) = import.map_err(|error| error.to_string())?.ty {
+                            rewriter.type_of_function.push(type_index);
+                            rewriter.imported_functions += 1;
+                        }
+                    }
+                }
+                Payload::FunctionSection(functions) => {
+                    for type_index in functions {
+                        rewriter.type_of_function.push(type_index.map_err(|error| error.to_string())?);
+                    }
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let mut operators = body.get_operators_reader().map_err(|error| error.to_string())?;
+                    while !operators.eof() {
+                        let operator = operators.read().map_err(|error| error.to_string())?;
+                        rewriter.has_division |= is_64_bit_division(&operator);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(rewriter)
+    }
+
+    fn params_of_defined_function(&self, defined_index: u32) -> Option<u32> {
+        let type_index = *self.type_of_function.get((self.imported_functions + defined_index) as usize)?;
+        self.params_per_type.get(type_index as usize).copied()
+    }
+}
+
+fn is_64_bit_division(operator: &Operator<'_>) -> bool {
+    matches!(operator, Operator::I64DivU | Operator::I64DivS | Operator::I64RemU | Operator::I64RemS)
+}
+
+impl Reencode for DivisionRewriter {
+    type Error = String;
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut CodeSection,
+        body: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), reencode::Error<String>> {
+        let defined_index = self.defined_functions_seen;
+        self.defined_functions_seen += 1;
+        let params = self
+            .params_of_defined_function(defined_index)
+            .ok_or_else(|| reencode::Error::UserError(format!("function {defined_index} has no type")))?;
+        let mut locals = Vec::new();
+        let mut declared_locals: u32 = 0;
+        for pair in body.get_locals_reader()? {
+            let (count, value_type) = pair?;
+            declared_locals = declared_locals.saturating_add(count);
+            locals.push((count, self.val_type(value_type)?));
+        }
+        let scratch = params.checked_add(declared_locals).filter(|first| *first <= u32::MAX - 2);
+        let scratch = scratch.ok_or_else(|| reencode::Error::UserError("too many locals".to_string()))?;
+        locals.push((2, ValType::I64));
+        let mut function = Function::new(locals);
+        let mut operators = body.get_operators_reader()?;
+        while !operators.eof() {
+            let operator = operators.read()?;
+            match fast_path_of(&operator) {
+                Some(fast) => emit_with_fast_path(&mut function, scratch, fast),
+                None => {
+                    function.instruction(&self.instruction(operator)?);
+                }
+            }
+        }
+        code.function(&function);
+        Ok(())
+    }
+}
+
+/// A 64-bit division and the 32-bit instruction of its fast path.
+struct FastPath {
+    wide: Instruction<'static>,
+    narrow: Instruction<'static>,
+}
+
+fn fast_path_of(operator: &Operator<'_>) -> Option<FastPath> {
+    let (wide, narrow) = match operator {
+        Operator::I64DivU => (Instruction::I64DivU, Instruction::I32DivU),
+        Operator::I64RemU => (Instruction::I64RemU, Instruction::I32RemU),
+        // Both operands in [0, 2^32) on the fast path: the signed result is the unsigned one.
+        Operator::I64DivS => (Instruction::I64DivS, Instruction::I32DivU),
+        Operator::I64RemS => (Instruction::I64RemS, Instruction::I32RemU),
+        _ => return None,
+    };
+    Some(FastPath { wide, narrow })
+}
+
+/// `[a, b] → [a op b]` with the fast path, using locals `scratch` (a) and `scratch + 1` (b).
+fn emit_with_fast_path(function: &mut Function, scratch: u32, fast: FastPath) {
+    let (a, b) = (scratch, scratch + 1);
+    let instructions = [
+        Instruction::LocalSet(b),
+        Instruction::LocalSet(a),
+        Instruction::LocalGet(a),
+        Instruction::LocalGet(b),
+        Instruction::I64Or,
+        Instruction::I64Const(32),
+        Instruction::I64ShrU,
+        Instruction::I64Eqz,
+        Instruction::If(BlockType::Result(ValType::I64)),
+        Instruction::LocalGet(a),
+        Instruction::I32WrapI64,
+        Instruction::LocalGet(b),
+        Instruction::I32WrapI64,
+        fast.narrow,
+        Instruction::I64ExtendI32U,
+        Instruction::Else,
+        Instruction::LocalGet(a),
+        Instruction::LocalGet(b),
+        fast.wide,
+        Instruction::End,
+    ];
+    for instruction in &instructions {
+        function.instruction(instruction);
+    }
+}

@@ -1,0 +1,128 @@
+//! The division fast path against the untransformed module: same values, same traps, on
+//! the edge cases and on random operands.
+
+use crate::division_fast_path::with_division_fast_path;
+use proptest::prelude::*;
+use wasmtime::{Engine, Instance, Module, Store, Trap};
+
+/// Each operation as its own function, after an import (function indexes shift) and with
+/// declared locals in one of them (the scratch locals are numbered after them).
+const OPERATIONS: &str = r#"(module
+  (import "host" "ignore" (func $ignore (param i32)))
+  (func (export "div_u") (param i64 i64) (result i64) local.get 0 local.get 1 i64.div_u)
+  (func (export "div_s") (param i64 i64) (result i64) local.get 0 local.get 1 i64.div_s)
+  (func (export "rem_u") (param i64 i64) (result i64) local.get 0 local.get 1 i64.rem_u)
+  (func (export "rem_s") (param $a i64) (param $b i64) (result i64)
+    (local $kept i32) (local $sum i64)
+    i32.const 7 local.set $kept
+    local.get $a local.get $b i64.rem_s
+    local.get $kept call $ignore
+    local.get $kept i64.extend_i32_u i64.const 7 i64.sub i64.add)
+)"#;
+
+const NAMES: [&str; 4] = ["div_u", "div_s", "rem_u", "rem_s"];
+
+/// An instance of the original module and one of the rewritten module.
+struct Both {
+    store: Store<()>,
+    original: Instance,
+    rewritten: Instance,
+}
+
+impl Both {
+    fn new() -> Both {
+        let engine = Engine::default();
+        let original = wat::parse_str(OPERATIONS).unwrap();
+        let rewritten = with_division_fast_path(&original).unwrap();
+        assert_ne!(original, rewritten, "the module was rewritten");
+        let mut store = Store::new(&engine, ());
+        let mut instantiate = |bytes: &[u8]| {
+            let module = Module::new(&engine, bytes).unwrap();
+            let ignore = wasmtime::Func::wrap(&mut store, |_: i32| {});
+            Instance::new(&mut store, &module, &[ignore.into()]).unwrap()
+        };
+        let (original, rewritten) = (instantiate(&original), instantiate(&rewritten));
+        Both { store, original, rewritten }
+    }
+
+    /// Both answers for one operation, each a value or a trap code.
+    fn answers(&mut self, name: &str, a: i64, b: i64) -> (Result<i64, Trap>, Result<i64, Trap>) {
+        let mut call = |instance: Instance| {
+            let function = instance.get_typed_func::<(i64, i64), i64>(&mut self.store, name).unwrap();
+            function
+                .call(&mut self.store, (a, b))
+                .map_err(|error| *error.downcast_ref::<Trap>().expect("a trap, not another error"))
+        };
+        (call(self.original), call(self.rewritten))
+    }
+
+    fn assert_same(&mut self, a: i64, b: i64) {
+        for name in NAMES {
+            let (original, rewritten) = self.answers(name, a, b);
+            assert_eq!(original, rewritten, "{name}({a}, {b})");
+        }
+    }
+}
+
+const EDGES: [i64; 20] = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    -1,
+    -2,
+    -7,
+    i32::MAX as i64,
+    i32::MAX as i64 + 1,
+    u32::MAX as i64 - 1,
+    u32::MAX as i64,
+    u32::MAX as i64 + 1,
+    u32::MAX as i64 + 2,
+    -(u32::MAX as i64),
+    -(u32::MAX as i64) - 1,
+    i64::MAX,
+    i64::MAX - 1,
+    i64::MIN,
+    i64::MIN + 1,
+];
+
+#[test]
+fn edge_cases_give_the_same_values_and_the_same_traps() {
+    let mut both = Both::new();
+    for a in EDGES {
+        for b in EDGES {
+            both.assert_same(a, b);
+        }
+    }
+    assert_eq!(both.answers("div_u", 5, 0).1, Err(Trap::IntegerDivisionByZero), "zero divisor, fast path");
+    assert_eq!(both.answers("div_s", i64::MIN, -1).1, Err(Trap::IntegerOverflow));
+    assert_eq!(both.answers("rem_s", i64::MIN, -1).1, Ok(0), "i64::MIN % -1 is 0, no trap");
+    assert_eq!(both.answers("div_s", -7, 2).1, Ok(-3), "negative operands take the 64-bit path");
+}
+
+/// One pair of instances for every random case (compiling two modules per case would
+/// dominate the test's time).
+static SHARED: std::sync::LazyLock<std::sync::Mutex<Both>> =
+    std::sync::LazyLock::new(|| std::sync::Mutex::new(Both::new()));
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+    #[test]
+    fn random_operands_give_the_same_values_and_traps(
+        a in prop_oneof![any::<i64>(), 0..=u32::MAX as i64, -(1i64 << 33)..(1i64 << 33)],
+        b in prop_oneof![any::<i64>(), 0..=u32::MAX as i64, -3i64..3, 1..=u16::MAX as i64],
+    ) {
+        SHARED.lock().unwrap().assert_same(a, b);
+    }
+}
+
+#[test]
+fn a_module_without_division_is_unchanged_and_garbage_is_refused() {
+    let plain =
+        wat::parse_str(r#"(module (func (export "f") (result i64) i64.const 1 i64.const 2 i64.add))"#)
+            .unwrap();
+    assert_eq!(with_division_fast_path(&plain).unwrap(), plain);
+    assert!(with_division_fast_path(b"\0asm\x01\0\0\0\x0a\x05garbage").is_err());
+    assert!(with_division_fast_path(b"not wasm at all").is_err());
+}
