@@ -18,9 +18,28 @@ const OPERATIONS: &str = r#"(module
     local.get $a local.get $b i64.rem_s
     local.get $kept call $ignore
     local.get $kept i64.extend_i32_u i64.const 7 i64.sub i64.add)
+  ;; A division, then the remainder of the same operands (from the quotient), combined.
+  (func (export "divrem_u") (param $a i64) (param $b i64) (result i64)
+    (i64.add (i64.mul (i64.div_u (local.get $a) (local.get $b)) (i64.const 31))
+             (i64.rem_u (local.get $a) (local.get $b))))
+  (func (export "divrem_s") (param $a i64) (param $b i64) (result i64)
+    (i64.add (i64.mul (i64.div_s (local.get $a) (local.get $b)) (i64.const 31))
+             (i64.rem_s (local.get $a) (local.get $b))))
+  ;; Remainders of other operands than the last division's, and of the last division's
+  ;; operands after a division of the other signedness.
+  (func (export "stale") (param $a i64) (param $b i64) (result i64) (local $c i64)
+    (local.set $c (i64.add (local.get $b) (i64.const 1)))
+    (i64.xor
+      (i64.xor (i64.div_u (local.get $a) (local.get $b)) (i64.rem_u (local.get $a) (local.get $c)))
+      (i64.xor (i64.rem_u (local.get $c) (local.get $b))
+               (i64.xor (i64.div_s (local.get $b) (local.get $c)) (i64.rem_u (local.get $a) (local.get $b))))))
+  ;; Constant divisors are left to the compiler.
+  (func (export "by_constant") (param $a i64) (param $b i64) (result i64)
+    (i64.add (i64.add (i64.div_u (local.get $a) (i64.const 10)) (i64.rem_u (local.get $a) (i64.const 10)))
+             (i64.add (i64.div_s (local.get $a) (i64.const 2)) (i64.rem_s (local.get $a) (i64.const -3)))))
 )"#;
 
-const NAMES: [&str; 4] = ["div_u", "div_s", "rem_u", "rem_s"];
+const NAMES: [&str; 8] = ["div_u", "div_s", "rem_u", "rem_s", "divrem_u", "divrem_s", "stale", "by_constant"];
 
 /// An instance of the original module and one of the rewritten module.
 struct Both {
