@@ -238,3 +238,41 @@ fn the_first_units_two_identities_decide_together_are_audited_before_fresh_units
     let next = core.request_work("e", &Network::of_identity("e"), 1, later_ms).remove(0);
     assert_eq!(next.unit_index, 1, "decoys = 0 turns audits off");
 }
+
+#[test]
+fn replicas_of_a_unit_of_a_same_engine_job_run_on_one_engine_class() {
+    // A job without NaN canonicalisation: an x86 and an aarch64 host may give honest float
+    // results that differ in a NaN's bits, so its replicas stay on one engine class.
+    let engines = [
+        ("x86", "wasmtime-48.0.8-x86_64"),
+        ("arm", "wasmtime-48.0.8-aarch64"),
+        ("x86-b", "wasmtime-48.0.8-x86_64"),
+    ];
+    let later_ms = recent_workers::RECENT_WORKER_MS + 1_000;
+    for same_engine in [true, false] {
+        let mut core = Core::new();
+        let policy = JobPolicy { same_engine, ..JobPolicy::fixed(2, 4, 60_000) };
+        core.add_job("job", 1, policy, ResumeState::default());
+        for (worker, engine) in engines {
+            core.set_worker_engine(worker, engine);
+        }
+        let first = core.request_work("x86", &Network::of_identity("x86"), 1, 0).remove(0);
+        let arm = core.request_work("arm", &Network::of_identity("arm"), 1, later_ms);
+        if !same_engine {
+            assert_eq!(arm.len(), 1, "without the rule any engine class may take the second replica");
+            continue;
+        }
+        assert!(arm.is_empty(), "the second replica went to another engine class");
+        let second = core.request_work("x86-b", &Network::of_identity("x86-b"), 1, later_ms).remove(0);
+        assert_eq!(second.unit_index, first.unit_index);
+        // Both leases expire unanswered: the unit has no replica left, so it is free again.
+        core.expire_leases(later_ms + 120_000);
+        let now_ms = later_ms + 2 * recent_workers::RECENT_WORKER_MS + 180_000;
+        let freed = core.request_work("arm", &Network::of_identity("arm"), 1, now_ms);
+        assert_eq!(
+            freed.len(),
+            1,
+            "a unit whose leases all expired is not kept for an engine class that left"
+        );
+    }
+}

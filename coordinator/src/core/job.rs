@@ -19,10 +19,12 @@ pub struct Dispute {
 
 use super::credit::{CreditGrant, ValidatedCredit, grants_for_accepted_unit};
 use super::unit::{
-    ActiveUnit, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
+    ActiveUnit, Asker, Drawn, OpenReplica, ReporterStanding, TIMED_OUT_KEPT, decide, timed_out_networks,
     timeouts_fail,
 };
-use super::{ACTIVE_UNITS_MAX, LeaseId, Network, ReopenedUnit, ReplicaDraw, ResumeState, UnitDecision};
+use super::{
+    ACTIVE_UNITS_MAX, EngineClass, LeaseId, Network, ReopenedUnit, ReplicaDraw, ResumeState, UnitDecision,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
@@ -42,6 +44,9 @@ pub struct JobPolicy {
     pub known_answer_probes: u32,
     /// Fresh units (per thousand) replaced by a decoy (see `decoy.rs`).
     pub decoy_per_mille: u32,
+    /// Replicas of a unit run on one engine class (BOINC's homogeneous redundancy): jobs
+    /// that turn NaN canonicalisation off, whose float results may differ between ISAs.
+    pub same_engine: bool,
     /// `Some`: the job meters fuel, and credit is fuel up to this budget per replica
     /// (`credit.rs`); `None`: credit counts replicas.
     pub fuel_budget: Option<u64>,
@@ -64,6 +69,7 @@ impl JobPolicy {
             adaptive: None,
             known_answer_probes: 0,
             decoy_per_mille: 0,
+            same_engine: false,
             fuel_budget: None,
         }
     }
@@ -271,16 +277,16 @@ impl CoreJob {
     /// the last waiting unit a previous call of the same request looked at), else a fresh one.
     pub(super) fn take_unit_for(
         &mut self,
-        worker_id: &str,
-        network: &Network,
+        asker: &Asker<'_>,
         now_ms: u64,
         scanned_up_to: &mut Option<u64>,
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
-        if let Some(reserved) = self.take_reserved_unit(worker_id, network, now_ms) {
+        let network = asker.network;
+        if let Some(reserved) = self.take_reserved_unit(asker, now_ms) {
             return Some(reserved);
         }
-        if let Some(waiting) = self.scan_waiting_units(worker_id, network, now_ms, scanned_up_to, draw) {
+        if let Some(waiting) = self.scan_waiting_units(asker, now_ms, scanned_up_to, draw) {
             return Some(waiting);
         }
         if self.active.len() >= ACTIVE_UNITS_MAX {
@@ -316,13 +322,14 @@ impl CoreJob {
     }
 
     /// A unit whose next replica is reserved for this worker (stale entries are dropped).
-    fn take_reserved_unit(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<u64> {
+    fn take_reserved_unit(&mut self, asker: &Asker<'_>, now_ms: u64) -> Option<u64> {
+        let worker_id = asker.worker_id;
         let reserved = self.reserved.get_mut(worker_id)?;
         let mut found = None;
         while let Some(unit_index) = reserved.pop_first() {
             let unit = self.active.get(&unit_index).filter(|_| self.needs_replica.contains(&unit_index));
             if unit.is_some_and(|unit| {
-                unit.is_reserved_for(worker_id, now_ms) && unit.worker_can_take(worker_id, network, now_ms)
+                unit.is_reserved_for(worker_id, now_ms) && unit.worker_can_take(asker, now_ms)
             }) {
                 found = Some(unit_index);
                 break;
@@ -340,8 +347,7 @@ impl CoreJob {
     /// are reserved for them.
     fn scan_waiting_units(
         &mut self,
-        worker_id: &str,
-        network: &Network,
+        asker: &Asker<'_>,
         now_ms: u64,
         scanned_up_to: &mut Option<u64>,
         draw: &mut ReplicaDraw<'_>,
@@ -360,10 +366,10 @@ impl CoreJob {
             *scanned_up_to = Some(unit_index);
             self.scan_cursor = unit_index + 1;
             let Some(unit) = self.active.get_mut(&unit_index) else { continue };
-            if !unit.worker_can_take(worker_id, network, now_ms) {
+            if !unit.worker_can_take(asker, now_ms) {
                 continue;
             }
-            match unit.drawn_worker_for(worker_id, now_ms, wait_ms, draw) {
+            match unit.drawn_worker_for(asker.worker_id, now_ms, wait_ms, draw) {
                 Drawn::Asker => return Some(unit_index),
                 Drawn::NewlyOther(drawn) => {
                     self.reserved.entry(drawn).or_default().insert(unit_index);
@@ -378,24 +384,26 @@ impl CoreJob {
     pub(super) fn lease_opened(
         &mut self,
         unit_index: u64,
-        worker_id: &str,
-        network: &Network,
+        asker: &Asker<'_>,
         lease_id: LeaseId,
         trusted: bool,
         now_ms: u64,
     ) {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
         assert!(
-            unit.worker_can_take(worker_id, network, now_ms),
-            "two replicas of a unit went to one worker or one network"
+            unit.worker_can_take(asker, now_ms),
+            "two replicas of a unit went to one worker or one network, or to two engine classes"
         );
         if !trusted {
             unit.quorum = self.policy.quorum;
         }
+        if self.policy.same_engine && unit.pinned_engine().is_none() {
+            unit.engine = Some(EngineClass::from(asker.engine));
+        }
         unit.leases.push(OpenReplica {
             lease_id,
-            worker_id: worker_id.to_string(),
-            network: network.clone(),
+            worker_id: asker.worker_id.to_string(),
+            network: asker.network.clone(),
         });
         unit.timed_out_worker = None;
         unit.drawn_worker = None;

@@ -3,6 +3,8 @@
 //! that are returned, expire or lose their worker.
 
 use super::recent_workers::RecentWorkers;
+use super::unit::Asker;
+use std::collections::HashMap;
 
 /// How a lease ended without an outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,7 +16,9 @@ pub(super) enum LeaseEnding {
     /// Its deadline passed at this time: the allowance of its worker and network halves.
     Expired(u64),
 }
-use super::{Core, LeaseGrant, LeaseId, Network, OpenLease, PROBE_PER_MILLE, ReputationBook, is_trusted};
+use super::{
+    Core, EngineClass, LeaseGrant, LeaseId, Network, OpenLease, PROBE_PER_MILLE, ReputationBook, is_trusted,
+};
 
 /// Candidates a draw looks at before it lets the asking worker take the replica.
 const DRAW_TRIES: usize = 16;
@@ -26,6 +30,7 @@ pub(super) struct ReplicaDraw<'a> {
     recent: &'a RecentWorkers,
     reputations: &'a ReputationBook,
     random: &'a mut fastrand::Rng,
+    engines: &'a HashMap<String, EngineClass>,
 }
 
 impl ReplicaDraw<'_> {
@@ -38,11 +43,12 @@ impl ReplicaDraw<'_> {
     pub(super) fn eligible_worker(
         &mut self,
         now_ms: u64,
-        can_take: impl Fn(&str, &Network) -> bool,
+        can_take: impl Fn(&str, &Network, &str) -> bool,
     ) -> Option<String> {
         for _ in 0..DRAW_TRIES {
             let candidate = self.recent.draw(self.random)?;
-            if can_take(&candidate.worker_id, &candidate.network)
+            let engine = self.engines.get(&candidate.worker_id).map_or("", |engine| engine);
+            if can_take(&candidate.worker_id, &candidate.network, engine)
                 && !self.reputations.is_quarantined(&candidate.worker_id, now_ms)
             {
                 return Some(candidate.worker_id.clone());
@@ -75,6 +81,7 @@ impl Core {
             return grants;
         }
         grants.extend(self.known_answer_probe(worker_id, network, now_ms));
+        let engine = self.engine_of(worker_id);
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
@@ -89,13 +96,15 @@ impl Core {
                     recent: &self.recent_workers,
                     reputations: &self.reputations,
                     random: &mut self.random,
+                    engines: &self.engines,
                 };
-                match job.take_unit_for(worker_id, network, now_ms, &mut scanned_up_to[position], &mut draw) {
+                let asker = Asker { worker_id, network, engine: &engine };
+                match job.take_unit_for(&asker, now_ms, &mut scanned_up_to[position], &mut draw) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;
                         let deadline_ms = now_ms.saturating_add(job.policy.lease_ms);
-                        job.lease_opened(unit_index, worker_id, network, lease_id, trusted, now_ms);
+                        job.lease_opened(unit_index, &asker, lease_id, trusted, now_ms);
                         let lease = OpenLease {
                             job_id: job_id.clone(),
                             unit_index,
@@ -175,6 +184,7 @@ impl Core {
         }
         self.recent_workers.forget(worker_id);
         self.allowances.forget_cores(worker_id);
+        self.engines.remove(worker_id);
         lease_ids.len()
     }
 

@@ -5,7 +5,8 @@
 //! the unit tests drive it directly.
 //!
 //! Invariants (checked by `tests.rs` and `attack_tests.rs`):
-//! - two replicas of one unit never go to the same worker identity, nor to one network;
+//! - two replicas of one unit never go to the same worker identity, nor to one network, nor
+//!   (in a job with `same_engine`: NaN canonicalisation off) to two engine classes;
 //! - a unit's second and later replicas go to a worker drawn at random, not to the asker;
 //! - an identity and a network hold at most their lease allowance (`lease_allowance.rs`);
 //! - a unit is decided (accepted or failed) exactly once, and only when `quorum` completed
@@ -54,6 +55,10 @@ use recent_workers::RecentWorkers;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use unit::ReporterStanding;
 use wasmhive_protocol::{Hash, Status};
+
+/// A worker's engine class as its `hello` named it (wasmtime version and ISA, e.g.
+/// `wasmtime-48.0.8-x86_64`): replicas of a unit of a job with `same_engine` run on one.
+pub type EngineClass = std::sync::Arc<str>;
 
 /// Units of one job in flight at once (leased or waiting for more replicas).
 pub const ACTIVE_UNITS_MAX: usize = 4096;
@@ -182,6 +187,8 @@ pub struct Core {
     jobs_added: u64,
     /// How many units each set of identities decided together (`deciding_sets.rs`).
     deciding_sets: deciding_sets::DecidingSets,
+    /// Each connected worker's engine class (workers that named none share the empty one).
+    engines: HashMap<String, EngineClass>,
 }
 
 impl Default for Core {
@@ -221,6 +228,7 @@ impl Core {
             arbitrations_dropped: 0,
             jobs_added: 0,
             deciding_sets: deciding_sets::DecidingSets::default(),
+            engines: HashMap::new(),
         }
     }
 
@@ -232,6 +240,15 @@ impl Core {
     /// The cores `worker_id` advertised: its lease allowance grows up to `per_core` × them.
     pub fn set_worker_cores(&mut self, worker_id: &str, cores: u32) {
         self.allowances.set_cores(worker_id, cores);
+    }
+
+    /// The engine class `worker_id` runs units on (forgotten when it disconnects).
+    pub fn set_worker_engine(&mut self, worker_id: &str, engine: &str) {
+        self.engines.insert(worker_id.to_string(), EngineClass::from(engine));
+    }
+
+    fn engine_of(&self, worker_id: &str) -> EngineClass {
+        self.engines.get(worker_id).cloned().unwrap_or_else(|| EngineClass::from(""))
     }
 
     /// Adds a job, fresh (`resume` empty) or as the store left it.

@@ -2,7 +2,7 @@
 //! its host timeouts, and the quorum decision.
 
 use super::job::{JobPolicy, ReplicaRecord};
-use super::{LeaseId, Network, ReplicaDraw, UnitDecision};
+use super::{EngineClass, LeaseId, Network, ReplicaDraw, UnitDecision};
 use std::collections::BTreeSet;
 use wasmhive_protocol::Hash;
 
@@ -26,6 +26,16 @@ pub(super) struct ActiveUnit {
     pub(super) known_digest: Option<Hash>,
     /// `Some` for a reopened unit: its earlier acceptance (see `arbitration.rs`).
     pub(super) earlier: Option<super::ReopenedUnit>,
+    /// The engine class its replicas run on, in a job with `same_engine` (set by its first
+    /// lease; see [`ActiveUnit::pinned_engine`]).
+    pub(super) engine: Option<EngineClass>,
+}
+
+/// The worker asking for work: its proven identity, its network and its engine class.
+pub(super) struct Asker<'a> {
+    pub(super) worker_id: &'a str,
+    pub(super) network: &'a Network,
+    pub(super) engine: &'a str,
 }
 
 /// A replica being run: its lease, and the worker and network running it.
@@ -36,14 +46,27 @@ pub(super) struct OpenReplica {
 }
 
 impl ActiveUnit {
-    /// Two replicas of a unit never come from one identity or from one network.
-    pub(super) fn worker_can_take(&self, worker_id: &str, network: &Network, now_ms: u64) -> bool {
-        !self.replicas.iter().any(|replica| replica.worker_id == worker_id || replica.network == *network)
+    /// Two replicas of a unit never come from one identity or from one network, nor (in a
+    /// job with `same_engine`) from two engine classes.
+    pub(super) fn worker_can_take(&self, asker: &Asker<'_>, now_ms: u64) -> bool {
+        let (worker_id, network) = (asker.worker_id, asker.network);
+        self.pinned_engine().is_none_or(|pinned| **pinned == *asker.engine)
+            && !self
+                .replicas
+                .iter()
+                .any(|replica| replica.worker_id == worker_id || replica.network == *network)
             && !self.leases.iter().any(|open| open.worker_id == worker_id || open.network == *network)
             && !self
                 .timed_out_worker
                 .as_ref()
                 .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
+    }
+
+    /// The engine class its replicas must run on: that of its first lease, while it has a
+    /// replica or a lease (a unit whose only lease expired is free again, so it never
+    /// waits for an engine class that left).
+    pub(super) fn pinned_engine(&self) -> Option<&EngineClass> {
+        self.engine.as_ref().filter(|_| !(self.replicas.is_empty() && self.leases.is_empty()))
     }
 
     /// Whether this replica is reserved for `worker_id` now.
@@ -66,8 +89,9 @@ impl ActiveUnit {
         {
             return if drawn == worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
         }
-        let drawn = draw
-            .eligible_worker(now_ms, |candidate, network| self.worker_can_take(candidate, network, now_ms));
+        let drawn = draw.eligible_worker(now_ms, |worker_id, network, engine| {
+            self.worker_can_take(&Asker { worker_id, network, engine }, now_ms)
+        });
         match drawn {
             Some(drawn) if drawn != worker_id => {
                 self.drawn_worker = Some((drawn.clone(), now_ms.saturating_add(wait_ms)));

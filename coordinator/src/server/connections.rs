@@ -1,6 +1,7 @@
 //! The worker connections an owner has open: who, from which network, with how many
 //! cores, and the channel to push messages (cancels) to each.
 
+use super::outcomes::WorkerSeen;
 use super::state::Coordinator;
 use crate::core::{Network, NetworkPrefixes};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -153,8 +154,13 @@ impl Connections {
 impl Coordinator {
     /// Registers a worker connection from `address`: its id, network, and the receiver of
     /// messages pushed to it (cancels).
-    pub fn connection_opened(&self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
-        self.core.lock().expect("core lock").set_worker_cores(worker_id, cores);
+    pub fn connection_opened(&self, worker: &WorkerSeen, address: IpAddr, cores: u32) -> OpenedConnection {
+        let worker_id = worker.worker_id.as_str();
+        {
+            let mut core = self.core.lock().expect("core lock");
+            core.set_worker_cores(worker_id, cores);
+            core.set_worker_engine(worker_id, &worker.engine);
+        }
         self.connections.lock().expect("connections lock").open(worker_id, address, cores)
     }
 

@@ -517,6 +517,7 @@ pub(super) fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
         adaptive,
         known_answer_probes: stored.verify.known_answers,
         decoy_per_mille: (stored.verify.decoys.clamp(0.0, 0.5) * 1000.0).round() as u32,
+        same_engine: !stored.nan_canonicalization,
         fuel_budget: stored.limits.fuel,
     }
 }

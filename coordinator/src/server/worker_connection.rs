@@ -114,11 +114,11 @@ async fn serve_worker(
     if send(&mut socket, &welcome).await.is_err() {
         return;
     }
-    let connection = coordinator.connection_opened(&worker_id, address, hello.cores);
+    let worker = WorkerSeen::new(&worker_id, &hello.engine);
+    let connection = coordinator.connection_opened(&worker, address, hello.cores);
     let network = &connection.network;
     tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %wasmhive_protocol::printable(&hello.agent, 200), "worker connected");
     let connection_id = connection.connection_id;
-    let worker = WorkerSeen::new(&worker_id, &hello.engine);
     let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
     let ending = session_loop(&mut socket, &session, &connection.pushed).await;
     coordinator.connection_closed(connection.connection_id, &worker_id);
