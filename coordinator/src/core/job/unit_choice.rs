@@ -1,0 +1,116 @@
+//! Which unit a worker that asks gets next: one whose next replica is reserved for it,
+//! one waiting for another replica that the draw gives it, a reopened unit, an audit, a
+//! decoy, else a fresh unit.
+
+use super::super::unit::{ActiveUnit, Asker, Drawn};
+use super::super::{ACTIVE_UNITS_MAX, ReplicaDraw};
+use super::{CoreJob, WAITING_UNITS_SCANNED_MAX};
+
+impl CoreJob {
+    /// A unit this worker may run next: one waiting for another replica (after `scanned_up_to`,
+    /// the last waiting unit a previous call of the same request looked at), else a fresh one.
+    pub(in crate::core) fn take_unit_for(
+        &mut self,
+        asker: &Asker<'_>,
+        now_ms: u64,
+        scanned_up_to: &mut Option<u64>,
+        draw: &mut ReplicaDraw<'_>,
+    ) -> Option<u64> {
+        let network = asker.network;
+        if let Some(reserved) = self.take_reserved_unit(asker, now_ms) {
+            return Some(reserved);
+        }
+        if let Some(waiting) = self.scan_waiting_units(asker, now_ms, scanned_up_to, draw) {
+            return Some(waiting);
+        }
+        if self.active.len() >= ACTIVE_UNITS_MAX {
+            return None;
+        }
+        if let Some((unit_index, earlier)) = self.reopened.pop_first() {
+            // A reopened unit trusts no single replica: it needs the full quorum.
+            let unit = ActiveUnit { earlier: Some(earlier), ..ActiveUnit::new(self.policy.quorum) };
+            self.active.insert(unit_index, unit);
+            return Some(unit_index);
+        }
+        if let Some(audit) = self.start_audit(network) {
+            return Some(audit);
+        }
+        if self.next_fresh_unit >= self.unit_count {
+            return None;
+        }
+        if draw.chance_per_mille(self.policy.decoy_per_mille)
+            && let Some(decoy) = self.start_decoy(network)
+        {
+            return Some(decoy);
+        }
+        let unit_index = self.next_fresh_unit;
+        self.next_fresh_unit += 1;
+        let quorum = if self.policy.adaptive.is_some() { 1 } else { self.policy.quorum };
+        self.active.insert(unit_index, ActiveUnit::new(quorum));
+        Some(unit_index)
+    }
+
+    /// Forgets the reservations of workers `keep` says no longer ask for work.
+    pub(in crate::core) fn forget_reservations(&mut self, keep: impl Fn(&str) -> bool) {
+        self.reserved.retain(|worker_id, _| keep(worker_id));
+    }
+
+    /// A unit whose next replica is reserved for this worker (stale entries are dropped).
+    fn take_reserved_unit(&mut self, asker: &Asker<'_>, now_ms: u64) -> Option<u64> {
+        let worker_id = asker.worker_id;
+        let reserved = self.reserved.get_mut(worker_id)?;
+        let mut found = None;
+        while let Some(unit_index) = reserved.pop_first() {
+            let unit = self.active.get(&unit_index).filter(|_| self.needs_replica.contains(&unit_index));
+            if unit.is_some_and(|unit| {
+                unit.is_reserved_for(worker_id, now_ms) && unit.worker_can_take(asker, now_ms)
+            }) {
+                found = Some(unit_index);
+                break;
+            }
+        }
+        if reserved.is_empty() {
+            self.reserved.remove(worker_id);
+        }
+        found
+    }
+
+    /// Looks at up to [`WAITING_UNITS_SCANNED_MAX`] units waiting for a replica, from where
+    /// the last scan of this job stopped (after `scanned_up_to` within one request), going
+    /// round: the first one whose replica is drawn for this worker. Units drawn for others
+    /// are reserved for them.
+    fn scan_waiting_units(
+        &mut self,
+        asker: &Asker<'_>,
+        now_ms: u64,
+        scanned_up_to: &mut Option<u64>,
+        draw: &mut ReplicaDraw<'_>,
+    ) -> Option<u64> {
+        // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
+        let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::super::DRAWN_WORKER_WAIT_MS);
+        let start = scanned_up_to.map_or(self.scan_cursor, |unit_index| unit_index + 1);
+        let candidates: Vec<u64> = self
+            .needs_replica
+            .range(start..)
+            .chain(self.needs_replica.range(..start))
+            .copied()
+            .take(WAITING_UNITS_SCANNED_MAX)
+            .collect();
+        for unit_index in candidates {
+            *scanned_up_to = Some(unit_index);
+            self.scan_cursor = unit_index + 1;
+            let Some(unit) = self.active.get_mut(&unit_index) else { continue };
+            if !unit.worker_can_take(asker, now_ms) {
+                continue;
+            }
+            match unit.drawn_worker_for(asker.worker_id, now_ms, wait_ms, draw) {
+                Drawn::Asker => return Some(unit_index),
+                Drawn::NewlyOther(drawn) => {
+                    self.reserved.entry(drawn).or_default().insert(unit_index);
+                }
+                Drawn::AlreadyOther => {}
+            }
+        }
+        None
+    }
+}
