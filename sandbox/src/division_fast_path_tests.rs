@@ -145,16 +145,3 @@ fn a_module_without_division_is_unchanged_and_garbage_is_refused() {
     assert!(with_division_fast_path(b"\0asm\x01\0\0\0\x0a\x05garbage").is_err());
     assert!(with_division_fast_path(b"not wasm at all").is_err());
 }
-
-#[test]
-fn engines_that_rewrite_name_the_rewrite_and_fuel_metered_ones_do_not() {
-    use crate::engine::EngineKey;
-    let key = |fuel_metering| EngineKey {
-        fuel_metering,
-        nan_canonicalization: true,
-        wasm_stack_bytes_max: 1 << 20,
-    };
-    let version = crate::division_fast_path::DIVISION_FAST_PATH_VERSION;
-    assert!(key(false).class_name().ends_with(&format!("-div{version}")), "{}", key(false).class_name());
-    assert!(!key(true).class_name().contains("-div"), "{}", key(true).class_name());
-}

@@ -58,6 +58,23 @@ impl EngineKey {
     }
 }
 
+/// The instruction sets wasmtime compiles for: the only ones an engine class may name.
+const KNOWN_ARCHES: [&str; 4] = ["x86_64", "aarch64", "riscv64", "s390x"];
+
+/// The engine class a host names in its `hello`: this wasmtime version and its ISA. Hosts
+/// of one class produce the same bits for the same float code, NaNs included.
+pub fn engine_class_name(arch: &str) -> String {
+    format!("wasmtime-{}-{arch}", wasmtime_version())
+}
+
+/// Whether `claimed` is an engine class a host of this release can have. A claim is only a
+/// claim: a class that no honest host has (`wasmtime-0-evil`) would let the identities
+/// that name it hold every replica of the units pinned to it, so such claims count as no
+/// class at all.
+pub fn is_known_engine_class(claimed: &str) -> bool {
+    KNOWN_ARCHES.iter().any(|arch| claimed == engine_class_name(arch))
+}
+
 /// The wasmtime version compiled in (artifacts of other versions are never loaded).
 pub fn wasmtime_version() -> &'static str {
     "48.0.8"
@@ -137,4 +154,29 @@ fn run_epoch_ticker(engines: &'static Mutex<Vec<EngineWeak>>) {
 pub fn epoch_ticks_for(wall_time: Duration) -> u64 {
     let tick_nanos = EPOCH_TICK.as_nanos();
     (wall_time.as_nanos().div_ceil(tick_nanos) as u64).saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn engines_that_rewrite_name_the_rewrite_and_fuel_metered_ones_do_not() {
+        let key = |fuel_metering| EngineKey {
+            fuel_metering,
+            nan_canonicalization: true,
+            wasm_stack_bytes_max: 1 << 20,
+        };
+        let version = crate::division_fast_path::DIVISION_FAST_PATH_VERSION;
+        assert!(key(false).class_name().ends_with(&format!("-div{version}")), "{}", key(false).class_name());
+        assert!(!key(true).class_name().contains("-div"), "{}", key(true).class_name());
+    }
+
+    #[test]
+    fn only_engine_classes_of_this_release_and_a_real_isa_are_known() {
+        assert!(is_known_engine_class(&engine_class_name(std::env::consts::ARCH)));
+        assert!(is_known_engine_class(&engine_class_name("aarch64")));
+        for claimed in ["wasmtime-0-evil", "", "wasmtime-48.0.8-x86_64 ", "wasmtime-1.0.0-x86_64"] {
+            assert!(!is_known_engine_class(claimed), "{claimed:?}");
+        }
+    }
 }

@@ -195,7 +195,7 @@ impl Worker {
                 env!("CARGO_PKG_VERSION"),
                 wasmhive_sandbox::wasmtime_version()
             ),
-            engine: format!("wasmtime-{}-{}", wasmhive_sandbox::wasmtime_version(), std::env::consts::ARCH),
+            engine: wasmhive_sandbox::engine_class_name(std::env::consts::ARCH),
         };
         send(socket, &Message::Hello(hello)).await?;
         match receive_welcome(socket).await? {

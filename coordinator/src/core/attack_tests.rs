@@ -276,3 +276,20 @@ fn replicas_of_a_unit_of_a_same_engine_job_run_on_one_engine_class() {
         );
     }
 }
+
+#[test]
+fn identities_naming_an_engine_class_nobody_else_has_get_no_pinned_units() {
+    // Colluders name a class of their own ("wasmtime-0-evil"): were it honoured, every unit
+    // one of them started would be pinned to a class only they have, and the second replica
+    // would go to an accomplice. The server records an unknown class as none ("").
+    let mut core = Core::new();
+    let policy = JobPolicy { same_engine: true, ..JobPolicy::fixed(2, 4, 60_000) };
+    core.add_job("job", 8, policy, ResumeState::default());
+    for colluder in ["c1", "c2"] {
+        core.set_worker_engine(colluder, "");
+        let leases = core.request_work(colluder, &Network::of_identity(colluder), 8, 0);
+        assert!(leases.is_empty(), "{colluder} of no known class got a unit of a same-engine job");
+    }
+    core.set_worker_engine("honest", "wasmtime-48.0.8-x86_64");
+    assert_eq!(core.request_work("honest", &Network::of_identity("honest"), 8, 0).len(), 8);
+}

@@ -242,7 +242,8 @@ impl Core {
         self.allowances.set_cores(worker_id, cores);
     }
 
-    /// The engine class `worker_id` runs units on (forgotten when it disconnects).
+    /// The engine class `worker_id` runs units on (forgotten when it disconnects); empty for
+    /// a class the server does not recognise, which takes no unit of a `same_engine` job.
     pub fn set_worker_engine(&mut self, worker_id: &str, engine: &str) {
         self.engines.insert(worker_id.to_string(), EngineClass::from(engine));
     }

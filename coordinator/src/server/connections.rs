@@ -159,7 +159,10 @@ impl Coordinator {
         {
             let mut core = self.core.lock().expect("core lock");
             core.set_worker_cores(worker_id, cores);
-            core.set_worker_engine(worker_id, &worker.engine);
+            // An unknown class counts as none: it gets no unit whose replicas share a class.
+            let engine =
+                if wasmhive_sandbox::is_known_engine_class(&worker.engine) { &worker.engine } else { "" };
+            core.set_worker_engine(worker_id, engine);
         }
         self.connections.lock().expect("connections lock").open(worker_id, address, cores)
     }

@@ -17,6 +17,9 @@ impl CoreJob {
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
         let network = asker.network;
+        if self.policy.same_engine && asker.engine.is_empty() {
+            return None; // a worker of no known engine class runs none of this job's replicas
+        }
         if let Some(reserved) = self.take_reserved_unit(asker, now_ms) {
             return Some(reserved);
         }
