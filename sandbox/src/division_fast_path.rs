@@ -40,7 +40,7 @@ use wasm_encoder::{BlockType, CodeSection, Function, Instruction, ValType};
 use wasmparser::{CompositeInnerType, Operator, Payload, TypeRef};
 
 /// Named in the engine class and the artifact folder: a new version recompiles.
-pub const DIVISION_FAST_PATH_VERSION: u32 = 2;
+pub const DIVISION_FAST_PATH_VERSION: u32 = 3;
 
 /// The module with the 32-bit fast path on every 64-bit division and remainder; `Err`
 /// when it cannot be parsed (compile the original then, and let the compiler say why).
@@ -135,6 +135,10 @@ impl Reencode for DivisionRewriter {
     ) -> Result<(), reencode::Error<String>> {
         let defined_index = self.defined_functions_seen;
         self.defined_functions_seen += 1;
+        if !rewrites_any(&body)? {
+            // Left byte for byte as it came: no scratch locals, no larger frame.
+            return reencode::utils::parse_function_body(self, code, body);
+        }
         let params = self
             .params_of_defined_function(defined_index)
             .ok_or_else(|| reencode::Error::UserError(format!("function {defined_index} has no type")))?;
@@ -153,20 +157,16 @@ impl Reencode for DivisionRewriter {
         let locals_added = AddedLocals::from(first_added);
         let mut function = Function::new(locals);
         let mut operators = body.get_operators_reader()?;
-        let mut divisor_is_constant = false;
+        let mut previous = None;
         while !operators.eof() {
             let operator = operators.read()?;
-            match division_of(&operator) {
-                // Cranelift turns a constant divisor into shifts or a multiplication:
-                // faster than either divide, so those are left alone.
-                Some(division) if !divisor_is_constant => {
-                    emit_division(&mut function, &locals_added, division);
-                }
-                _ => {
+            match rewritten(&operator, previous.as_ref()) {
+                Some(division) => emit_division(&mut function, &locals_added, division),
+                None => {
                     function.instruction(&self.instruction(operator.clone())?);
                 }
             }
-            divisor_is_constant = matches!(operator, Operator::I64Const { .. });
+            previous = Some(operator);
         }
         code.function(&function);
         Ok(())
@@ -203,6 +203,30 @@ struct Division {
     narrow: Instruction<'static>,
     signed: bool,
     remainder: bool,
+}
+
+/// Whether a function has a division this rewrite changes.
+fn rewrites_any(body: &wasmparser::FunctionBody<'_>) -> Result<bool, reencode::Error<String>> {
+    let mut operators = body.get_operators_reader()?;
+    let mut previous = None;
+    while !operators.eof() {
+        let operator = operators.read()?;
+        if rewritten(&operator, previous.as_ref()).is_some() {
+            return Ok(true);
+        }
+        previous = Some(operator);
+    }
+    Ok(false)
+}
+
+/// The division `operator` becomes, unless its divisor is a constant (the instruction
+/// before it): Cranelift turns that into shifts or a multiplication, faster than either
+/// divide, so it is left alone.
+fn rewritten(operator: &Operator<'_>, previous: Option<&Operator<'_>>) -> Option<Division> {
+    if matches!(previous, Some(Operator::I64Const { .. })) {
+        return None;
+    }
+    division_of(operator)
 }
 
 fn division_of(operator: &Operator<'_>) -> Option<Division> {

@@ -145,3 +145,24 @@ fn a_module_without_division_is_unchanged_and_garbage_is_refused() {
     assert!(with_division_fast_path(b"\0asm\x01\0\0\0\x0a\x05garbage").is_err());
     assert!(with_division_fast_path(b"not wasm at all").is_err());
 }
+
+#[test]
+fn functions_without_a_rewritten_division_keep_their_locals() {
+    let module = wat::parse_str(
+        r#"(module
+          (func (export "divides") (param i64 i64) (result i64) local.get 0 local.get 1 i64.div_u)
+          (func (export "by_ten") (param i64) (result i64) local.get 0 i64.const 10 i64.div_u)
+          (func (export "adds") (param i64) (result i64) (local i32) local.get 0 i64.const 1 i64.add))"#,
+    )
+    .unwrap();
+    let rewritten = with_division_fast_path(&module).unwrap();
+    let mut locals_per_function = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&rewritten) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+            let declared: u32 =
+                body.get_locals_reader().unwrap().into_iter().map(|pair| pair.unwrap().0).sum();
+            locals_per_function.push(declared);
+        }
+    }
+    assert_eq!(locals_per_function, [8, 0, 1], "scratch locals only where a division is rewritten");
+}

@@ -40,7 +40,7 @@ pub struct EngineWithLinker {
 impl EngineKey {
     /// A short stable name, used for the on-disk artifact folder and in outcomes.
     /// Engines without fuel metering compile modules with the division fast path; its
-    /// version is part of the name (`-div2`), so a new version never loads old artifacts.
+    /// version is part of the name (`-div3`), so a new version never loads old artifacts.
     pub fn class_name(&self) -> String {
         let division = if self.fuel_metering {
             String::new()
