@@ -39,16 +39,21 @@ pub struct EngineWithLinker {
 
 impl EngineKey {
     /// A short stable name, used for the on-disk artifact folder and in outcomes.
-    /// Engines without fuel metering compile modules with the division fast path; its
-    /// version is part of the name (`-div3`), so a new version never loads old artifacts.
+    /// Engines without fuel metering compile modules rewritten (the division fast path,
+    /// loop unrolling); the rewrites' versions are part of the name (`-div3-loops1`), so a
+    /// new version never loads old artifacts.
     pub fn class_name(&self) -> String {
-        let division = if self.fuel_metering {
+        let rewrites = if self.fuel_metering {
             String::new()
         } else {
-            format!("-div{}", crate::division_fast_path::DIVISION_FAST_PATH_VERSION)
+            format!(
+                "-div{}-loops{}",
+                crate::division_fast_path::DIVISION_FAST_PATH_VERSION,
+                crate::loop_unrolling::LOOP_UNROLLING_VERSION
+            )
         };
         format!(
-            "wasmtime-{}-{}-fuel{}-nan{}-stack{}{division}",
+            "wasmtime-{}-{}-fuel{}-nan{}-stack{}{rewrites}",
             wasmtime_version(),
             std::env::consts::ARCH,
             u8::from(self.fuel_metering),
@@ -166,8 +171,12 @@ mod tests {
             nan_canonicalization: true,
             wasm_stack_bytes_max: 1 << 20,
         };
-        let version = crate::division_fast_path::DIVISION_FAST_PATH_VERSION;
-        assert!(key(false).class_name().ends_with(&format!("-div{version}")), "{}", key(false).class_name());
+        let (division, loops) = (
+            crate::division_fast_path::DIVISION_FAST_PATH_VERSION,
+            crate::loop_unrolling::LOOP_UNROLLING_VERSION,
+        );
+        let rewrites = format!("-div{division}-loops{loops}");
+        assert!(key(false).class_name().ends_with(&rewrites), "{}", key(false).class_name());
         assert!(!key(true).class_name().contains("-div"), "{}", key(true).class_name());
     }
 

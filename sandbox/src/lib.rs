@@ -22,6 +22,7 @@ mod division_fast_path_tests;
 mod engine;
 mod host_overrides;
 mod limits;
+pub mod loop_unrolling;
 mod module_cache;
 mod outcome;
 mod run;

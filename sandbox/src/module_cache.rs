@@ -20,6 +20,7 @@
 use crate::division_fast_path::with_division_fast_path;
 use crate::engine::{EngineKey, EngineWithLinker};
 use crate::limits::Limits;
+use crate::loop_unrolling::with_unrolled_loops;
 use crate::unit_state::UnitState;
 use lru::LruCache;
 use std::collections::HashMap;
@@ -28,12 +29,14 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use wasmhive_protocol::Hash;
 use wasmtime::{ExternType, InstancePre, Module};
 
-/// Compiles `bytes` as this host runs them: with the 32-bit division fast path when the
-/// engine does not meter fuel (`division_fast_path.rs`). When the rewritten module does not
-/// compile, the original is compiled, so a module's verdict is always the compiler's own.
+/// Compiles `bytes` as this host runs them: when the engine does not meter fuel, with the
+/// 32-bit division fast path (`division_fast_path.rs`) and inner loops repeated
+/// (`loop_unrolling.rs`). When the rewritten module does not compile, the original is
+/// compiled, so a module's verdict is always the compiler's own.
 fn compile(engine: &wasmtime::Engine, engine_key: EngineKey, bytes: &[u8]) -> Result<Module, String> {
     if !engine_key.fuel_metering
-        && let Ok(rewritten) = with_division_fast_path(bytes)
+        && let Ok(divided) = with_division_fast_path(bytes)
+        && let Ok(rewritten) = with_unrolled_loops(&divided)
         && let Ok(module) = Module::new(engine, &rewritten)
     {
         return Ok(module);

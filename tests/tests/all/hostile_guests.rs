@@ -53,6 +53,33 @@ fn runaway_loops_are_stopped_by_fuel_or_by_the_wall_clock_guard() {
     check("loop with a short guard", &probe, &["loop"], &short_guard, Status::HostTimeout, "interrupt");
 }
 
+/// Endless float loops of the shapes whose bodies the host repeats before compiling
+/// (`loop_unrolling.rs`): a plain one, one that continues only from inside nested blocks,
+/// and one that continues through a `br_table`. Each still meets the guard.
+#[test]
+fn endless_float_loops_whose_bodies_are_repeated_still_meet_the_wall_clock_guard() {
+    let loops = [
+        "(loop $l (local.set $x (f64.add (f64.mul (local.get $x) (local.get $x)) (f64.const 0.25))) (br $l))",
+        "(loop $l (block (block (local.set $x (f64.sqrt (local.get $x))) (br_if $l (i32.const 1)))))",
+        "(loop $l (block $a (br_table $a $l (i32.trunc_sat_f64_u (f64.add (local.get $x) (f64.const 1))))))",
+    ];
+    let short_guard = Limits { wall_time_max: Duration::from_millis(200), ..Limits::default() };
+    for (index, endless) in loops.iter().enumerate() {
+        let module = wat(&format!(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "_start") (local $x f64) (local.set $x (f64.const 0.5)) {endless}))"#
+        ));
+        check(
+            &format!("endless float loop {index}"),
+            &module,
+            &[],
+            &short_guard,
+            Status::HostTimeout,
+            "interrupt",
+        );
+    }
+}
+
 #[test]
 fn with_default_limits_an_infinite_loop_ends_at_the_documented_guard() {
     let outcome = check(
