@@ -5,7 +5,7 @@
 //! name = "primes"
 //! module = "primes.wasm"      # relative to this file, or a built-in task name
 //! args = []
-//! nan_canonicalization = true
+//! nan_canonicalization = false  # default: every replica on the owner's engine class; true: any ISA, slower floats
 //! [inputs]                    # exactly one of range, lines, files
 //! range = { start = 0, end = 100_000_000, step = 1_000_000 }
 //! reducer = "sum-columns"   # optional: folds the accepted outputs into one result
@@ -142,7 +142,7 @@ impl SpecReader {
             max_replicas: max_replicas as u32,
             verify: self.verify_settings(&verify)?,
             limits: self.limits(table)?,
-            nan_canonicalization: self.optional_bool(table, "nan_canonicalization")?.unwrap_or(true),
+            nan_canonicalization: self.optional_bool(table, "nan_canonicalization")?.unwrap_or(false),
             validator: self.optional_module(&verify, "verify.validator", "validator", builtin_module)?,
             reducer: self.optional_module(table, "reducer", "reducer", builtin_module)?,
         })

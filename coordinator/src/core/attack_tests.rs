@@ -240,56 +240,53 @@ fn the_first_units_two_identities_decide_together_are_audited_before_fresh_units
 }
 
 #[test]
-fn replicas_of_a_unit_of_a_same_engine_job_run_on_one_engine_class() {
+fn every_replica_of_a_job_pinned_to_the_owners_engine_class_runs_on_that_class() {
     // A job without NaN canonicalisation: an x86 and an aarch64 host may give honest float
-    // results that differ in a NaN's bits, so its replicas stay on one engine class.
-    let engines = [
-        ("x86", "wasmtime-48.0.8-x86_64"),
-        ("arm", "wasmtime-48.0.8-aarch64"),
-        ("x86-b", "wasmtime-48.0.8-x86_64"),
-    ];
+    // results that differ in a NaN's bits, so all its replicas run on the owner's class and
+    // the owner's own run can judge every dispute. Claims of another class, of a class
+    // nobody honest has ("wasmtime-0-evil", recorded by the server as "") or of none get
+    // no unit of it, not even a drawn later replica.
+    let owner_class = "wasmtime-48.0.8-x86_64";
     let later_ms = recent_workers::RECENT_WORKER_MS + 1_000;
-    for same_engine in [true, false] {
+    for pinned in [true, false] {
         let mut core = Core::new();
-        let policy = JobPolicy { same_engine, ..JobPolicy::fixed(2, 4, 60_000) };
-        core.add_job("job", 1, policy, ResumeState::default());
-        for (worker, engine) in engines {
-            core.set_worker_engine(worker, engine);
+        let engine = pinned.then(|| EngineClass::from(owner_class));
+        core.add_job(
+            "job",
+            4,
+            JobPolicy { engine, ..JobPolicy::fixed(2, 4, 60_000) },
+            ResumeState::default(),
+        );
+        for (worker, class) in [
+            ("arm", "wasmtime-48.0.8-aarch64"),
+            ("colluder", ""),
+            ("x86", owner_class),
+            ("x86-b", owner_class),
+        ] {
+            core.set_worker_engine(worker, class);
         }
-        let first = core.request_work("x86", &Network::of_identity("x86"), 1, 0).remove(0);
-        let arm = core.request_work("arm", &Network::of_identity("arm"), 1, later_ms);
-        if !same_engine {
-            assert_eq!(arm.len(), 1, "without the rule any engine class may take the second replica");
+        for other in ["arm", "colluder"] {
+            let leases = core.request_work(other, &Network::of_identity(other), 4, 0);
+            assert_eq!(
+                leases.is_empty(),
+                pinned,
+                "{other} (pinned job: {pinned}) got {} units",
+                leases.len()
+            );
+        }
+        let first = core.request_work("x86", &Network::of_identity("x86"), 1, later_ms);
+        if !pinned {
             continue;
         }
-        assert!(arm.is_empty(), "the second replica went to another engine class");
-        let second = core.request_work("x86-b", &Network::of_identity("x86-b"), 1, later_ms).remove(0);
-        assert_eq!(second.unit_index, first.unit_index);
-        // Both leases expire unanswered: the unit has no replica left, so it is free again.
-        core.expire_leases(later_ms + 120_000);
-        let now_ms = later_ms + 2 * recent_workers::RECENT_WORKER_MS + 180_000;
-        let freed = core.request_work("arm", &Network::of_identity("arm"), 1, now_ms);
-        assert_eq!(
-            freed.len(),
-            1,
-            "a unit whose leases all expired is not kept for an engine class that left"
-        );
+        // Eight recent askers of another class: were they eligible, the draw for the
+        // second replica would almost surely reserve it for one of them.
+        for index in 0..8 {
+            let arm = format!("arm-{index}");
+            core.set_worker_engine(&arm, "wasmtime-48.0.8-aarch64");
+            let leases = core.request_work(&arm, &Network::of_identity(&arm), 4, later_ms);
+            assert!(leases.is_empty(), "a replica went to another engine class");
+        }
+        let second = core.request_work("x86-b", &Network::of_identity("x86-b"), 1, later_ms + 1);
+        assert_eq!(second[0].unit_index, first[0].unit_index, "the owner's class takes the second replica");
     }
-}
-
-#[test]
-fn identities_naming_an_engine_class_nobody_else_has_get_no_pinned_units() {
-    // Colluders name a class of their own ("wasmtime-0-evil"): were it honoured, every unit
-    // one of them started would be pinned to a class only they have, and the second replica
-    // would go to an accomplice. The server records an unknown class as none ("").
-    let mut core = Core::new();
-    let policy = JobPolicy { same_engine: true, ..JobPolicy::fixed(2, 4, 60_000) };
-    core.add_job("job", 8, policy, ResumeState::default());
-    for colluder in ["c1", "c2"] {
-        core.set_worker_engine(colluder, "");
-        let leases = core.request_work(colluder, &Network::of_identity(colluder), 8, 0);
-        assert!(leases.is_empty(), "{colluder} of no known class got a unit of a same-engine job");
-    }
-    core.set_worker_engine("honest", "wasmtime-48.0.8-x86_64");
-    assert_eq!(core.request_work("honest", &Network::of_identity("honest"), 8, 0).len(), 8);
 }

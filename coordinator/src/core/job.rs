@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
 /// A job's verification and lease settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobPolicy {
     /// Matching replicas needed to accept a unit (under `adaptive`: a unit whose first
     /// replica was not accepted alone).
@@ -43,9 +43,10 @@ pub struct JobPolicy {
     pub known_answer_probes: u32,
     /// Fresh units (per thousand) replaced by a decoy (see `decoy.rs`).
     pub decoy_per_mille: u32,
-    /// Replicas of a unit run on one engine class (BOINC's homogeneous redundancy): jobs
-    /// that turn NaN canonicalisation off, whose float results may differ between ISAs.
-    pub same_engine: bool,
+    /// `Some`: every replica runs on this engine class, the owner's (BOINC's homogeneous
+    /// redundancy, for jobs that turn NaN canonicalisation off, whose float results may
+    /// differ between ISAs); the owner's own run then judges every dispute.
+    pub engine: Option<EngineClass>,
     /// `Some`: the job meters fuel, and credit is fuel up to this budget per replica
     /// (`credit.rs`); `None`: credit counts replicas.
     pub fuel_budget: Option<u64>,
@@ -68,7 +69,7 @@ impl JobPolicy {
             adaptive: None,
             known_answer_probes: 0,
             decoy_per_mille: 0,
-            same_engine: false,
+            engine: None,
             fuel_budget: None,
         }
     }
@@ -193,6 +194,7 @@ impl CoreJob {
         resume: ResumeState,
         generation: u64,
     ) -> CoreJob {
+        let quorum = policy.quorum;
         let mut job = CoreJob {
             generation,
             batches_unstored: 0,
@@ -220,7 +222,7 @@ impl CoreJob {
         };
         for record in resume.active_units {
             assert!(record.unit_index < unit_count, "stored unit index beyond the job");
-            let unit = ActiveUnit { replicas: record.replicas, ..ActiveUnit::new(policy.quorum) };
+            let unit = ActiveUnit { replicas: record.replicas, ..ActiveUnit::new(quorum) };
             job.active.insert(record.unit_index, unit);
             job.refresh_needs(record.unit_index);
         }
@@ -284,13 +286,10 @@ impl CoreJob {
         let unit = self.active.get_mut(&unit_index).expect("leases are opened on active units");
         assert!(
             unit.worker_can_take(asker, now_ms),
-            "two replicas of a unit went to one worker or one network, or to two engine classes"
+            "two replicas of a unit went to one worker or one network"
         );
         if !trusted {
             unit.quorum = self.policy.quorum;
-        }
-        if self.policy.same_engine && unit.pinned_engine().is_none() {
-            unit.engine = Some(EngineClass::from(asker.engine));
         }
         unit.leases.push(OpenReplica {
             lease_id,
@@ -323,7 +322,7 @@ impl CoreJob {
         standing: ReporterStanding,
         now_ms: u64,
     ) -> (Option<super::ReplicaRecord>, Option<UnitDecision>) {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let accept_alone = standing.accept_alone;
         let Some(unit) = self.active.get_mut(&unit_index) else {
             return (None, None); // decided while this replica was running

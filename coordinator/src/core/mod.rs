@@ -5,8 +5,9 @@
 //! the unit tests drive it directly.
 //!
 //! Invariants (checked by `tests.rs` and `attack_tests.rs`):
-//! - two replicas of one unit never go to the same worker identity, nor to one network, nor
-//!   (in a job with `same_engine`: NaN canonicalisation off) to two engine classes;
+//! - two replicas of one unit never go to the same worker identity, nor to one network;
+//!   in a job pinned to an engine class (NaN canonicalisation off), every replica runs on
+//!   that class;
 //! - a unit's second and later replicas go to a worker drawn at random, not to the asker;
 //! - an identity and a network hold at most their lease allowance (`lease_allowance.rs`);
 //! - a unit is decided (accepted or failed) exactly once, and only when `quorum` completed
@@ -57,7 +58,7 @@ use unit::ReporterStanding;
 use wasmhive_protocol::{Hash, Status};
 
 /// A worker's engine class as its `hello` named it (wasmtime version and ISA, e.g.
-/// `wasmtime-48.0.8-x86_64`): replicas of a unit of a job with `same_engine` run on one.
+/// `wasmtime-48.0.8-x86_64`): a job may pin its replicas to one (`JobPolicy::engine`).
 pub type EngineClass = std::sync::Arc<str>;
 
 /// Units of one job in flight at once (leased or waiting for more replicas).
@@ -243,7 +244,7 @@ impl Core {
     }
 
     /// The engine class `worker_id` runs units on (forgotten when it disconnects); empty for
-    /// a class the server does not recognise, which takes no unit of a `same_engine` job.
+    /// a class the server does not recognise, which takes no unit of a job pinned to a class.
     pub fn set_worker_engine(&mut self, worker_id: &str, engine: &str) {
         self.engines.insert(worker_id.to_string(), EngineClass::from(engine));
     }

@@ -299,7 +299,7 @@ fn without_arbitration_a_worker_that_disagrees_with_canonical_results_is_quarant
 fn an_owner_restarted_later_never_reuses_a_lease_id_of_an_earlier_run() {
     let policy = JobPolicy::fixed(1, 2, 1_000);
     let mut first_run = Core::with_first_lease_id(1_000 << 20, 1);
-    first_run.add_job("job", 10, policy, ResumeState::default());
+    first_run.add_job("job", 10, policy.clone(), ResumeState::default());
     let old = first_run.request_work("worker", &Network::of_identity("worker"), 4, 0);
     let mut second_run = Core::with_first_lease_id(1_001 << 20, 1);
     second_run.add_job("job", 10, policy, ResumeState::default());

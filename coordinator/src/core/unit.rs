@@ -26,9 +26,6 @@ pub(super) struct ActiveUnit {
     pub(super) known_digest: Option<Hash>,
     /// `Some` for a reopened unit: its earlier acceptance (see `arbitration.rs`).
     pub(super) earlier: Option<super::ReopenedUnit>,
-    /// The engine class its replicas run on, in a job with `same_engine` (set by its first
-    /// lease; see [`ActiveUnit::pinned_engine`]).
-    pub(super) engine: Option<EngineClass>,
 }
 
 /// The worker asking for work: its proven identity, its network and its engine class.
@@ -46,27 +43,15 @@ pub(super) struct OpenReplica {
 }
 
 impl ActiveUnit {
-    /// Two replicas of a unit never come from one identity or from one network, nor (in a
-    /// job with `same_engine`) from two engine classes.
+    /// Two replicas of a unit never come from one identity or from one network.
     pub(super) fn worker_can_take(&self, asker: &Asker<'_>, now_ms: u64) -> bool {
         let (worker_id, network) = (asker.worker_id, asker.network);
-        self.pinned_engine().is_none_or(|pinned| **pinned == *asker.engine)
-            && !self
-                .replicas
-                .iter()
-                .any(|replica| replica.worker_id == worker_id || replica.network == *network)
+        !self.replicas.iter().any(|replica| replica.worker_id == worker_id || replica.network == *network)
             && !self.leases.iter().any(|open| open.worker_id == worker_id || open.network == *network)
             && !self
                 .timed_out_worker
                 .as_ref()
                 .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
-    }
-
-    /// The engine class its replicas must run on: that of its first lease, while it has a
-    /// replica or a lease (a unit whose only lease expired is free again, so it never
-    /// waits for an engine class that left).
-    pub(super) fn pinned_engine(&self) -> Option<&EngineClass> {
-        self.engine.as_ref().filter(|_| !(self.replicas.is_empty() && self.leases.is_empty()))
     }
 
     /// Whether this replica is reserved for `worker_id` now.
@@ -76,12 +61,14 @@ impl ActiveUnit {
 
     /// Who gets this replica, asked by `worker_id` (which can take the unit): the worker it
     /// is reserved for, else one drawn at random among the eligible recent workers and
-    /// reserved for it for `wait_ms`; when the draw finds nobody else, the asker.
+    /// reserved for it for `wait_ms`; when the draw finds nobody else, the asker. In a job
+    /// pinned to an engine class (`job_engine`), only workers of that class are eligible.
     pub(super) fn drawn_worker_for(
         &mut self,
         worker_id: &str,
         now_ms: u64,
         wait_ms: u64,
+        job_engine: Option<&EngineClass>,
         draw: &mut ReplicaDraw<'_>,
     ) -> Drawn {
         if let Some((drawn, until_ms)) = &self.drawn_worker
@@ -90,7 +77,8 @@ impl ActiveUnit {
             return if drawn == worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
         }
         let drawn = draw.eligible_worker(now_ms, |worker_id, network, engine| {
-            self.worker_can_take(&Asker { worker_id, network, engine }, now_ms)
+            job_engine.is_none_or(|class| **class == *engine)
+                && self.worker_can_take(&Asker { worker_id, network, engine }, now_ms)
         });
         match drawn {
             Some(drawn) if drawn != worker_id => {

@@ -37,12 +37,8 @@ impl Coordinator {
 
     fn arbitrate(&self, arbitration: &crate::core::Arbitration) {
         let Some(job) = self.job(&arbitration.job_id) else { return };
-        if !job.stored.nan_canonicalization {
-            // Honest float results may then differ between machines: the owner's own run
-            // proves nothing about another host's.
-            tracing::warn!(job = %arbitration.job_id, unit = arbitration.unit_index, "dispute left unsettled: the job turns NaN canonicalisation off");
-            return;
-        }
+        // A job without NaN canonicalisation runs every replica on the owner's engine class
+        // (`job_policy`), so the owner's own run is as good a judge there as anywhere.
         let (status, digest) = self.owner_answer(&job, arbitration.unit_index);
         let deciders = self
             .store

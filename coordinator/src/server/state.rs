@@ -8,7 +8,7 @@ use super::metrics::GridMetrics;
 use super::store_writer::StoreWriter;
 use super::submission::{new_job_id, validate_submission};
 use super::token::read_or_create_token;
-use crate::core::{AdaptivePolicy, Core, JobPolicy, LeaseId, Network, Reputation};
+use crate::core::{AdaptivePolicy, Core, EngineClass, JobPolicy, LeaseId, Network, Reputation};
 use crate::job_spec::unit_count;
 use crate::store::{Store, StoreError, StoredResult};
 use std::collections::HashMap;
@@ -517,7 +517,40 @@ pub(super) fn policy_of(stored: &crate::store::StoredJob) -> JobPolicy {
         adaptive,
         known_answer_probes: stored.verify.known_answers,
         decoy_per_mille: (stored.verify.decoys.clamp(0.0, 0.5) * 1000.0).round() as u32,
-        same_engine: !stored.nan_canonicalization,
+        // Without NaN canonicalisation every replica runs on the owner's engine class, so
+        // the owner's own run (arbitration) judges every dispute as for any other job.
+        engine: (!stored.nan_canonicalization)
+            .then(|| EngineClass::from(wasmhive_sandbox::engine_class_name(std::env::consts::ARCH))),
         fuel_budget: stored.limits.fuel,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_without_nan_canonicalisation_runs_on_the_owners_engine_class_only() {
+        let job = |nan_canonicalization| crate::store::StoredJob {
+            job_id: "job".into(),
+            name: "job".into(),
+            task_name: "mandelbrot".into(),
+            module_hash: wasmhive_protocol::Hash::of(b"module"),
+            args: Vec::new(),
+            quorum: 2,
+            max_replicas: 5,
+            verify: Default::default(),
+            limits: Default::default(),
+            nan_canonicalization,
+            validator: None,
+            reducer: None,
+            range: Some((0, 10, 1)),
+            unit_count: 10,
+            created_s: 0,
+            state: wasmhive_protocol::api::JobState::Running,
+        };
+        let owner_class = wasmhive_sandbox::engine_class_name(std::env::consts::ARCH);
+        assert_eq!(policy_of(&job(false)).engine.as_deref(), Some(owner_class.as_str()));
+        assert_eq!(policy_of(&job(true)).engine, None, "a canonicalising job runs on any class");
     }
 }

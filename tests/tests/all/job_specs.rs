@@ -116,6 +116,14 @@ fn good_specs_load_lines_and_files() {
     let lines = load(directory, "module = \"primes\"\n[inputs]\nlines = \"inputs.txt\"\n").unwrap();
     assert_eq!(wasmhive_coordinator::job_spec::unit_count(&lines.inputs), 2);
     assert_eq!((lines.quorum, lines.max_replicas), (2, 5));
+    // The default: fast floats, every replica on the owner's engine class.
+    assert!(!lines.nan_canonicalization, "NaN canonicalisation is off unless the spec asks for it");
+    let portable = load(
+        directory,
+        "module = \"primes\"\nnan_canonicalization = true\n[inputs]\nlines = \"inputs.txt\"\n",
+    )
+    .unwrap();
+    assert!(portable.nan_canonicalization);
     std::fs::create_dir_all(directory.join("data")).unwrap();
     for name in ["a.bin", "b.bin", "c.txt"] {
         std::fs::write(directory.join("data").join(name), name).unwrap();

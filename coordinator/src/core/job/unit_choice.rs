@@ -17,8 +17,8 @@ impl CoreJob {
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
         let network = asker.network;
-        if self.policy.same_engine && asker.engine.is_empty() {
-            return None; // a worker of no known engine class runs none of this job's replicas
+        if self.policy.engine.as_ref().is_some_and(|class| **class != *asker.engine) {
+            return None; // a worker of another engine class runs none of this job's replicas
         }
         if let Some(reserved) = self.take_reserved_unit(asker, now_ms) {
             return Some(reserved);
@@ -106,7 +106,7 @@ impl CoreJob {
             if !unit.worker_can_take(asker, now_ms) {
                 continue;
             }
-            match unit.drawn_worker_for(asker.worker_id, now_ms, wait_ms, draw) {
+            match unit.drawn_worker_for(asker.worker_id, now_ms, wait_ms, self.policy.engine.as_ref(), draw) {
                 Drawn::Asker => return Some(unit_index),
                 Drawn::NewlyOther(drawn) => {
                     self.reserved.entry(drawn).or_default().insert(unit_index);
