@@ -1,8 +1,12 @@
 //! Sandbox benchmark: tiny-unit overhead and wasm-versus-native speed.
 //!
-//! Run with `cargo bench -p wasmhive-tests --bench sandbox`. Prints figures and ratios
-//! against the native kernels, measured in the same run on the same machine. It asserts
-//! nothing about speed; it does check that every run's output equals the native one.
+//! Run with `cargo bench -p wasmhive-tests --bench sandbox [-- tiny|kernels]`. Prints
+//! figures and ratios against the native kernels, measured in the same run on the same
+//! machine: an integer kernel (`collatz`), a u64-division kernel (`primes`), a float kernel
+//! (`mandelbrot`) and a kernel native code runs with SIMD (`hashcash`: blake3, whose native
+//! build compresses with SSE). Each configuration runs [`REPEATS`] times, interleaved with
+//! the native kernel; medians with (min–max). It asserts nothing about speed; it does
+//! check that every run's output equals the native one.
 
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
@@ -10,9 +14,16 @@ use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, SandboxConfig, Status};
 use wasmhive_tests::{run_unit, task_module};
 
 const TINY_UNITS: usize = 20_000;
-const REPEATS: usize = 3;
-const PRIMES_INPUT: &str = "0 3000000";
-const MANDELBROT_INPUT: &str = "1200 800 0 800 2000";
+const REPEATS: usize = 5;
+const KERNELS: [(&str, &str, fn(&str) -> Result<Vec<u8>, String>); 4] = [
+    ("collatz", "1 300000", task_kernels::collatz::run),
+    ("primes", "0 3000000", task_kernels::primes::run),
+    ("mandelbrot", "1200 800 0 800 2000", task_kernels::mandelbrot::run),
+    ("hashcash", "wasmhive 19", task_kernels::hashcash::run),
+];
+
+/// (fuel, NaN canonicalisation): the job default first.
+const CONFIGURATIONS: [(bool, bool); 3] = [(false, false), (false, true), (true, false)];
 
 /// `cargo bench -p wasmhive-tests --bench sandbox [-- tiny|kernels]` runs one section.
 fn main() {
@@ -28,9 +39,13 @@ fn main() {
     }
     if section.is_empty() || section == "kernels" {
         println!();
-        println!("{:<12} {:<28} {:>10} {:>10}", "task", "configuration", "time", "vs native");
-        kernel_ratios(&sandbox, "primes", PRIMES_INPUT, task_kernels::primes::run);
-        kernel_ratios(&sandbox, "mandelbrot", MANDELBROT_INPUT, task_kernels::mandelbrot::run);
+        println!(
+            "{:<12} {:<30} {:>26} {:>22}",
+            "task", "configuration", "time, median (min–max)", "vs native"
+        );
+        for (task, input, native) in KERNELS {
+            kernel_ratios(&sandbox, task, input, native);
+        }
     }
 }
 
@@ -70,22 +85,58 @@ fn tiny_units(sandbox: &Sandbox) {
 
 fn kernel_ratios(sandbox: &Sandbox, task: &str, input: &str, native: fn(&str) -> Result<Vec<u8>, String>) {
     let expected = native(input).unwrap();
-    let native_time = fastest(|| assert_eq!(native(input).unwrap(), expected));
-    println!("{task:<12} {:<28} {:>8.1}ms {:>10}", "native", millis(native_time), "1.00x");
     let module = task_module(task);
-    for (fuel, nan) in [(false, false), (false, true), (true, false), (true, true)] {
-        let time = fastest(|| {
-            let outcome = run_configured(sandbox, &module, input, fuel, nan);
-            assert_eq!(outcome.0, Status::Success);
-            assert_eq!(outcome.1, expected, "{task} output differs from native");
+    let mut native_times = Vec::new();
+    let mut wasm_times = vec![Vec::new(); CONFIGURATIONS.len()];
+    for repeat in 0..=REPEATS {
+        let native_time = timed(|| assert_eq!(native(input).unwrap(), expected));
+        let configured_times = CONFIGURATIONS.map(|(fuel, nan)| {
+            timed(|| {
+                let outcome = run_configured(sandbox, &module, input, fuel, nan);
+                assert_eq!(outcome.0, Status::Success);
+                assert_eq!(outcome.1, expected, "{task} output differs from native");
+            })
         });
+        if repeat == 0 {
+            continue; // the warm-up, which also compiles the module
+        }
+        native_times.push(native_time);
+        for (times, time) in wasm_times.iter_mut().zip(configured_times) {
+            times.push(time);
+        }
+    }
+    let native_median = spread(&mut native_times).0;
+    println!("{task:<12} {:<30} {:>26} {:>22}", "native", spread_text(&mut native_times), "1.00x");
+    for ((fuel, nan), times) in CONFIGURATIONS.into_iter().zip(&mut wasm_times) {
         let label = format!("wasm fuel {} nan-canon {}", on_off(fuel), on_off(nan));
+        let ratios: Vec<f64> =
+            times.iter().map(|time| time.as_secs_f64() / native_median.as_secs_f64()).collect();
+        let (low, high) =
+            ratios.iter().fold((f64::MAX, 0.0f64), |(low, high), ratio| (low.min(*ratio), high.max(*ratio)));
+        let median = spread(times).0.as_secs_f64() / native_median.as_secs_f64();
         println!(
-            "{task:<12} {label:<28} {:>8.1}ms {:>9.2}x",
-            millis(time),
-            time.as_secs_f64() / native_time.as_secs_f64()
+            "{task:<12} {label:<30} {:>26} {:>22}",
+            spread_text(times),
+            format!("{median:.2}x ({low:.2}–{high:.2})")
         );
     }
+}
+
+/// Median, min and max.
+fn spread(times: &mut [Duration]) -> (Duration, Duration, Duration) {
+    times.sort();
+    (times[times.len() / 2], times[0], times[times.len() - 1])
+}
+
+fn spread_text(times: &mut [Duration]) -> String {
+    let (median, low, high) = spread(times);
+    format!("{:.1}ms ({:.1}–{:.1})", millis(median), millis(low), millis(high))
+}
+
+fn timed(run: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    run();
+    started.elapsed()
 }
 
 fn run_configured(
@@ -114,19 +165,6 @@ fn run_configured(
     };
     let outcome = sandbox.run(&request).unwrap();
     (outcome.status, outcome.stdout)
-}
-
-/// Fastest of [`REPEATS`] runs after one warm-up (which also compiles the module).
-fn fastest(mut run: impl FnMut()) -> Duration {
-    run();
-    (0..REPEATS)
-        .map(|_| {
-            let started = Instant::now();
-            run();
-            started.elapsed()
-        })
-        .min()
-        .expect("at least one repeat")
 }
 
 fn micros_per(total: Duration, count: usize) -> f64 {

@@ -21,7 +21,7 @@ pub fn hello() -> Frame {
         protocol_version: PROTOCOL_VERSION,
         cores: 1,
         agent: "test".into(),
-        engine: "scripted".into(),
+        engine: this_engine_class(),
     };
     frame_of(&Message::Hello(hello))
 }
@@ -153,7 +153,13 @@ pub fn success_report(lease_id: u64, output: Vec<u8>) -> OutcomeReport {
     OutcomeReport { lease_id, status: Status::Success, output, fuel_used: None, wall_time_ms: 1 }
 }
 
-/// A worker as an in-process owner test names it (its id, a scripted engine).
+/// A worker as an in-process owner test names it (its id, this host's engine class).
 pub fn worker_seen(worker_id: &str) -> wasmhive_coordinator::server::WorkerSeen {
-    wasmhive_coordinator::server::WorkerSeen::new(worker_id, "scripted")
+    wasmhive_coordinator::server::WorkerSeen::new(worker_id, &this_engine_class())
+}
+
+/// The engine class a scripted worker claims: this host's, as a real worker's `hello`
+/// would (a job without NaN canonicalisation leases only to the owner's class).
+pub fn this_engine_class() -> String {
+    wasmhive_sandbox::engine_class_name(std::env::consts::ARCH)
 }
