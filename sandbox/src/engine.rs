@@ -39,16 +39,16 @@ pub struct EngineWithLinker {
 
 impl EngineKey {
     /// A short stable name, used for the on-disk artifact folder and in outcomes.
-    /// Engines without fuel metering compile modules rewritten (the division fast path,
-    /// loop unrolling); the rewrites' versions are part of the name (`-div3-loops1`), so a
+    /// Engines without fuel metering compile modules rewritten (integer fast paths,
+    /// loop unrolling); the rewrites' versions are part of the name (`-int4-loops1`), so a
     /// new version never loads old artifacts.
     pub fn class_name(&self) -> String {
         let rewrites = if self.fuel_metering {
             String::new()
         } else {
             format!(
-                "-div{}-loops{}",
-                crate::division_fast_path::DIVISION_FAST_PATH_VERSION,
+                "-int{}-loops{}",
+                crate::integer_fast_paths::INTEGER_FAST_PATHS_VERSION,
                 crate::loop_unrolling::LOOP_UNROLLING_VERSION
             )
         };
@@ -172,12 +172,12 @@ mod tests {
             wasm_stack_bytes_max: 1 << 20,
         };
         let (division, loops) = (
-            crate::division_fast_path::DIVISION_FAST_PATH_VERSION,
+            crate::integer_fast_paths::INTEGER_FAST_PATHS_VERSION,
             crate::loop_unrolling::LOOP_UNROLLING_VERSION,
         );
-        let rewrites = format!("-div{division}-loops{loops}");
+        let rewrites = format!("-int{division}-loops{loops}");
         assert!(key(false).class_name().ends_with(&rewrites), "{}", key(false).class_name());
-        assert!(!key(true).class_name().contains("-div"), "{}", key(true).class_name());
+        assert!(!key(true).class_name().contains("-int"), "{}", key(true).class_name());
     }
 
     #[test]

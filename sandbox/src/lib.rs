@@ -16,11 +16,11 @@
 //! - Safe to call from many threads at once; compiled modules are shared.
 
 mod deterministic_wasi;
-pub mod division_fast_path;
-#[cfg(test)]
-mod division_fast_path_tests;
 mod engine;
 mod host_overrides;
+pub mod integer_fast_paths;
+#[cfg(test)]
+mod integer_fast_paths_tests;
 mod limits;
 pub mod loop_unrolling;
 mod module_cache;

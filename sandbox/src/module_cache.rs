@@ -17,8 +17,8 @@
 //! - at most one compilation of a (engine, module) runs at a time: a unit that asks while
 //!   one runs waits for it (up to its own compile-time limit) instead of starting another.
 
-use crate::division_fast_path::with_division_fast_path;
 use crate::engine::{EngineKey, EngineWithLinker};
+use crate::integer_fast_paths::with_integer_fast_paths;
 use crate::limits::Limits;
 use crate::loop_unrolling::with_unrolled_loops;
 use crate::unit_state::UnitState;
@@ -30,12 +30,12 @@ use wasmhive_protocol::Hash;
 use wasmtime::{ExternType, InstancePre, Module};
 
 /// Compiles `bytes` as this host runs them: when the engine does not meter fuel, with the
-/// 32-bit division fast path (`division_fast_path.rs`) and inner loops repeated
+/// 32-bit division fast path (`integer_fast_paths.rs`) and inner loops repeated
 /// (`loop_unrolling.rs`). When the rewritten module does not compile, the original is
 /// compiled, so a module's verdict is always the compiler's own.
 fn compile(engine: &wasmtime::Engine, engine_key: EngineKey, bytes: &[u8]) -> Result<Module, String> {
     if !engine_key.fuel_metering
-        && let Ok(divided) = with_division_fast_path(bytes)
+        && let Ok(divided) = with_integer_fast_paths(bytes)
         && let Ok(rewritten) = with_unrolled_loops(&divided)
         && let Ok(module) = Module::new(engine, &rewritten)
     {

@@ -15,7 +15,10 @@ use wasmhive_tests::{run_unit, task_module};
 
 const TINY_UNITS: usize = 20_000;
 const REPEATS: usize = 5;
-const KERNELS: [(&str, &str, fn(&str) -> Result<Vec<u8>, String>); 4] = [
+/// A native kernel: input to output, as the task module computes it.
+type NativeKernel = fn(&str) -> Result<Vec<u8>, String>;
+
+const KERNELS: [(&str, &str, NativeKernel); 4] = [
     ("collatz", "1 300000", task_kernels::collatz::run),
     ("primes", "0 3000000", task_kernels::primes::run),
     ("mandelbrot", "1200 800 0 800 2000", task_kernels::mandelbrot::run),
@@ -83,7 +86,7 @@ fn tiny_units(sandbox: &Sandbox) {
     );
 }
 
-fn kernel_ratios(sandbox: &Sandbox, task: &str, input: &str, native: fn(&str) -> Result<Vec<u8>, String>) {
+fn kernel_ratios(sandbox: &Sandbox, task: &str, input: &str, native: NativeKernel) {
     let expected = native(input).unwrap();
     let module = task_module(task);
     let mut native_times = Vec::new();

@@ -1,7 +1,7 @@
 //! The division fast path against the untransformed module: same values, same traps, on
 //! the edge cases and on random operands.
 
-use crate::division_fast_path::with_division_fast_path;
+use crate::integer_fast_paths::with_integer_fast_paths;
 use proptest::prelude::*;
 use wasmtime::{Engine, Instance, Module, Store, Trap};
 
@@ -33,13 +33,22 @@ const OPERATIONS: &str = r#"(module
       (i64.xor (i64.div_u (local.get $a) (local.get $b)) (i64.rem_u (local.get $a) (local.get $c)))
       (i64.xor (i64.rem_u (local.get $c) (local.get $b))
                (i64.xor (i64.div_s (local.get $b) (local.get $c)) (i64.rem_u (local.get $a) (local.get $b))))))
+  ;; Multiplications by 3, 5 and 9 become a shift and an add (x86's `lea`); by 7 left alone.
+  (func (export "times") (param $a i64) (param $b i64) (result i64)
+    (i64.add (i64.add (i64.mul (local.get $a) (i64.const 3)) (i64.mul (local.get $b) (i64.const 5)))
+             (i64.add (i64.mul (i64.add (local.get $a) (local.get $b)) (i64.const 9))
+                      (i64.mul (local.get $b) (i64.const 7)))))
+  (func (export "times_32") (param $a i64) (param $b i64) (result i64)
+    (i64.extend_i32_u (i32.xor (i32.mul (i32.wrap_i64 (local.get $a)) (i32.const 3))
+      (i32.xor (i32.mul (i32.wrap_i64 (local.get $b)) (i32.const 9)) (i32.mul (i32.wrap_i64 (local.get $a)) (i32.const 5))))))
   ;; Constant divisors are left to the compiler.
   (func (export "by_constant") (param $a i64) (param $b i64) (result i64)
     (i64.add (i64.add (i64.div_u (local.get $a) (i64.const 10)) (i64.rem_u (local.get $a) (i64.const 10)))
              (i64.add (i64.div_s (local.get $a) (i64.const 2)) (i64.rem_s (local.get $a) (i64.const -3)))))
 )"#;
 
-const NAMES: [&str; 8] = ["div_u", "div_s", "rem_u", "rem_s", "divrem_u", "divrem_s", "stale", "by_constant"];
+const NAMES: [&str; 10] =
+    ["div_u", "div_s", "rem_u", "rem_s", "divrem_u", "divrem_s", "stale", "by_constant", "times", "times_32"];
 
 /// An instance of the original module and one of the rewritten module.
 struct Both {
@@ -52,7 +61,7 @@ impl Both {
     fn new() -> Both {
         let engine = Engine::default();
         let original = wat::parse_str(OPERATIONS).unwrap();
-        let rewritten = with_division_fast_path(&original).unwrap();
+        let rewritten = with_integer_fast_paths(&original).unwrap();
         assert_ne!(original, rewritten, "the module was rewritten");
         let mut store = Store::new(&engine, ());
         let mut instantiate = |bytes: &[u8]| {
@@ -141,9 +150,41 @@ fn a_module_without_division_is_unchanged_and_garbage_is_refused() {
     let plain =
         wat::parse_str(r#"(module (func (export "f") (result i64) i64.const 1 i64.const 2 i64.add))"#)
             .unwrap();
-    assert_eq!(with_division_fast_path(&plain).unwrap(), plain);
-    assert!(with_division_fast_path(b"\0asm\x01\0\0\0\x0a\x05garbage").is_err());
-    assert!(with_division_fast_path(b"not wasm at all").is_err());
+    assert_eq!(with_integer_fast_paths(&plain).unwrap(), plain);
+    assert!(with_integer_fast_paths(b"\0asm\x01\0\0\0\x0a\x05garbage").is_err());
+    assert!(with_integer_fast_paths(b"not wasm at all").is_err());
+}
+
+#[test]
+fn multiplications_by_three_five_and_nine_become_a_shift_and_an_add() {
+    let module = wat::parse_str(
+        r#"(module (func (param i64 i32) (result i64)
+             (i64.mul (local.get 0) (i64.const 3)) (i64.mul (local.get 0) (i64.const 5))
+             (i64.mul (local.get 0) (i64.const 9)) (i64.mul (local.get 0) (i64.const 7))
+             (i64.add) (i64.add) (i64.add)
+             (i32.mul (local.get 1) (i32.const 5)) (i32.mul (local.get 1) (i32.const 6)) (i32.add)
+             (i64.extend_i32_u) (i64.add)))"#,
+    )
+    .unwrap();
+    let multiplications = |bytes: &[u8]| {
+        let mut count = 0;
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+                let mut operators = body.get_operators_reader().unwrap();
+                while !operators.eof() {
+                    let operator = operators.read().unwrap();
+                    count += usize::from(matches!(
+                        operator,
+                        wasmparser::Operator::I64Mul | wasmparser::Operator::I32Mul
+                    ));
+                }
+            }
+        }
+        count
+    };
+    assert_eq!(multiplications(&module), 6);
+    let rewritten = with_integer_fast_paths(&module).unwrap();
+    assert_eq!(multiplications(&rewritten), 2, "by 7 and by 6 stay multiplications");
 }
 
 #[test]
@@ -155,7 +196,7 @@ fn functions_without_a_rewritten_division_keep_their_locals() {
           (func (export "adds") (param i64) (result i64) (local i32) local.get 0 i64.const 1 i64.add))"#,
     )
     .unwrap();
-    let rewritten = with_division_fast_path(&module).unwrap();
+    let rewritten = with_integer_fast_paths(&module).unwrap();
     let mut locals_per_function = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(&rewritten) {
         if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
@@ -164,5 +205,5 @@ fn functions_without_a_rewritten_division_keep_their_locals() {
             locals_per_function.push(declared);
         }
     }
-    assert_eq!(locals_per_function, [8, 0, 1], "scratch locals only where a division is rewritten");
+    assert_eq!(locals_per_function, [9, 0, 1], "scratch locals only where a division is rewritten");
 }
