@@ -1,0 +1,44 @@
+//! Content-addressed blobs on disk, moved in verified pieces (issue 16's data plane).
+//!
+//! A blob is bytes named by their blake3 hash. A [`BlobStore`] keeps each blob as a file
+//! with its bao outboard (the blake3 tree's inner hashes, 64 bytes per 16 KiB) beside it,
+//! and moves blobs between peers in pieces of [`PIECE_BYTES`]: a piece travels with the
+//! tree hashes that prove it against the blob's hash (bao, through `bao-tree`), so a
+//! fetcher checks every piece the moment it arrives and knows which peer sent a bad one.
+//!
+//! Why 256 KiB pieces (BitTorrent's size): large enough that the proof (at most
+//! 2 × 32 bytes per tree level, about 1.3 KiB for a 1 GiB blob) and a request's round trip
+//! cost little per byte, small enough that a 4 MiB unit input comes from 16 peers at once
+//! and a bad piece wastes 256 KiB. The outboard keeps one hash pair per 16 KiB chunk group
+//! (0.4% of the blob), so serving any piece reads only its own bytes and ≤ 2 × 14 hashes.
+//!
+//! Invariants (tested in `tests.rs`):
+//! - a blob in the store is complete and its bytes hash to its name: imports hash while
+//!   they write and rename into place only at the end; a download is renamed into place
+//!   only when every piece verified;
+//! - a piece is written only after it verified against the blob's hash; a bad
+//!   piece (wrong bytes, wrong proof, a size claim that is not the blob's, trailing bytes)
+//!   is an error naming the piece, and counts for nothing (what it wrote before the
+//!   failing hash was verified bytes of the blob). The blob's size is proven by its last
+//!   piece alone (bao), so a download asks for the last piece first: a wrong size claim
+//!   fails on the first piece fetched;
+//! - a download survives a restart: the pieces it verified are listed in a file beside it
+//!   and checked again against their data when it resumes (a piece whose bytes were lost
+//!   in a crash is fetched again);
+//! - a piece is served only from data that still matches its hashes (a blob corrupted on
+//!   disk is never sent on);
+//! - imports stream: memory does not grow with the blob's size;
+//! - the store stays within its byte budget by evicting the least recently used blobs
+//!   that no running job holds ([`BlobStore::evict_to_budget`]).
+
+mod download;
+mod pieces;
+mod store;
+
+pub use download::{Download, PieceError};
+pub use pieces::{PIECE_BYTES, piece_count, piece_range};
+pub use store::{BlobError, BlobStore};
+pub use wasmhive_protocol::Hash;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! The blob folder: complete blobs with their outboards, imports, serving pieces, budget.
+//!
+//! Layout under the store's root:
+//! - `complete/<hash>` and `complete/<hash>.obao`: a blob and its pre-order outboard;
+//! - `partial/<hash>.*`: a download in progress (`download.rs`);
+//! - `tmp/`: imports being written (emptied when the store opens).
+
+use crate::pieces::{piece_chunks, tree_of};
+use bao_tree::io::outboard::PreOrderOutboard;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmhive_protocol::Hash;
+
+/// What went wrong with a blob; each names the blob or file and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob store: {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+    #[error("blob {0} is not in this store")]
+    Missing(String),
+    #[error("the import was announced as {announced} bytes but {read} arrived; send the whole file again")]
+    WrongLength { announced: u64, read: u64 },
+    #[error("piece {index} of blob {hash} is past its end ({pieces} pieces)")]
+    NoSuchPiece { hash: String, index: u64, pieces: u64 },
+    #[error("blob {hash} on disk no longer matches its hash ({reason}); it was removed, fetch it again")]
+    Corrupt { hash: String, reason: String },
+}
+
+pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BlobError + 'a {
+    move |source| BlobError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// A folder of blobs, safe to share between threads (its methods block on disk IO).
+pub struct BlobStore {
+    root: PathBuf,
+    budget_bytes: u64,
+    /// When each complete blob was last used, on the store's own clock (eviction order).
+    last_used: Mutex<HashMap<Hash, u64>>,
+    clock: AtomicU64,
+}
+
+impl BlobStore {
+    /// Opens (or creates) the store at `root`, keeping at most `budget_bytes` of blobs
+    /// once [`BlobStore::evict_to_budget`] runs.
+    pub fn open(root: &Path, budget_bytes: u64) -> Result<BlobStore, BlobError> {
+        for folder in ["complete", "partial", "tmp"] {
+            let path = root.join(folder);
+            std::fs::create_dir_all(&path).map_err(io_error("creating", &path))?;
+        }
+        let tmp = root.join("tmp");
+        std::fs::remove_dir_all(&tmp)
+            .and_then(|()| std::fs::create_dir(&tmp))
+            .map_err(io_error("emptying", &tmp))?;
+        let store = BlobStore {
+            root: root.to_path_buf(),
+            budget_bytes,
+            last_used: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+        };
+        for (hash, _) in store.complete_blobs_by_age()? {
+            store.touch(&hash);
+        }
+        Ok(store)
+    }
+
+    /// Streams `announced_bytes` bytes from `reader` into the store: hashed as they are
+    /// written, moved into place only when all arrived. Returns the blob's hash.
+    pub fn import(&self, reader: impl Read, announced_bytes: u64) -> Result<Hash, BlobError> {
+        let serial = self.clock.fetch_add(1, Ordering::Relaxed);
+        let data_path = self.root.join("tmp").join(format!("import-{}-{serial}", std::process::id()));
+        let outboard_path = data_path.with_extension("obao");
+        let data = File::create(&data_path).map_err(io_error("creating", &data_path))?;
+        let outboard_file = File::create(&outboard_path).map_err(io_error("creating", &outboard_path))?;
+        let mut outboard =
+            PreOrderOutboard { root: blake3::hash(b""), tree: tree_of(announced_bytes), data: outboard_file };
+        let mut tee = TeeReader { inner: reader.take(announced_bytes), copy: data, read: 0 };
+        let root = match bao_tree::io::sync::outboard(&mut tee, tree_of(announced_bytes), &mut outboard) {
+            Ok(root) => root,
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(BlobError::WrongLength { announced: announced_bytes, read: tee.read });
+            }
+            Err(error) => return Err(io_error("writing", &data_path)(error)),
+        };
+        let mut extra = [0u8; 1];
+        let more = tee.inner.into_inner().read(&mut extra).unwrap_or(0);
+        if tee.read != announced_bytes || more > 0 {
+            let read = tee.read + more as u64;
+            return Err(BlobError::WrongLength { announced: announced_bytes, read });
+        }
+        tee.copy.sync_all().map_err(io_error("syncing", &data_path))?;
+        outboard.data.sync_all().map_err(io_error("syncing", &outboard_path))?;
+        let hash = Hash(*root.as_bytes());
+        self.move_into_place(&hash, &data_path, &outboard_path)?;
+        Ok(hash)
+    }
+
+    pub(crate) fn move_into_place(&self, hash: &Hash, data: &Path, outboard: &Path) -> Result<(), BlobError> {
+        // The outboard first: a blob file whose outboard is missing is never listed.
+        let (final_data, final_outboard) = self.complete_paths(hash);
+        std::fs::rename(outboard, &final_outboard).map_err(io_error("moving", outboard))?;
+        std::fs::rename(data, &final_data).map_err(io_error("moving", data))?;
+        self.touch(hash);
+        Ok(())
+    }
+
+    /// Whether the complete blob is here.
+    pub fn has(&self, hash: &Hash) -> bool {
+        self.last_used.lock().expect("blob clock poisoned").contains_key(hash)
+    }
+
+    /// The blob's size in bytes, if it is here.
+    pub fn size(&self, hash: &Hash) -> Option<u64> {
+        if !self.has(hash) {
+            return None;
+        }
+        std::fs::metadata(self.complete_paths(hash).0).ok().map(|metadata| metadata.len())
+    }
+
+    /// The blob's bytes, to stream.
+    pub fn open_blob(&self, hash: &Hash) -> Result<File, BlobError> {
+        if !self.has(hash) {
+            return Err(BlobError::Missing(hash.to_hex()));
+        }
+        self.touch(hash);
+        let path = self.complete_paths(hash).0;
+        File::open(&path).map_err(io_error("opening", &path))
+    }
+
+    /// Piece `index` of the blob with its proof, bao-encoded, appended to `encoded`. The
+    /// data is checked against the outboard as it is read: a blob that no longer matches
+    /// its hash is removed and reported, never sent.
+    pub fn encode_piece(&self, hash: &Hash, index: u64, encoded: &mut Vec<u8>) -> Result<(), BlobError> {
+        let data = self.open_blob(hash)?;
+        let size = data.metadata().map_err(io_error("reading", &self.complete_paths(hash).0))?.len();
+        let chunks = piece_chunks(size, index).ok_or_else(|| BlobError::NoSuchPiece {
+            hash: hash.to_hex(),
+            index,
+            pieces: crate::piece_count(size),
+        })?;
+        let outboard_path = self.complete_paths(hash).1;
+        let outboard_file = File::open(&outboard_path).map_err(io_error("opening", &outboard_path))?;
+        let outboard = PreOrderOutboard {
+            root: blake3::Hash::from_bytes(hash.0),
+            tree: tree_of(size),
+            data: outboard_file,
+        };
+        let mut piece = Vec::new();
+        if let Err(error) = bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut piece)
+        {
+            self.remove(hash)?;
+            return Err(BlobError::Corrupt { hash: hash.to_hex(), reason: error.to_string() });
+        }
+        encoded.extend_from_slice(&piece);
+        Ok(())
+    }
+
+    /// Deletes a complete blob (nothing if it is not here).
+    pub fn remove(&self, hash: &Hash) -> Result<(), BlobError> {
+        self.last_used.lock().expect("blob clock poisoned").remove(hash);
+        let (data, outboard) = self.complete_paths(hash);
+        for path in [data, outboard] {
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_error("removing", &path)(error));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of complete blobs here.
+    pub fn total_bytes(&self) -> Result<u64, BlobError> {
+        Ok(self.complete_blobs_by_age()?.iter().map(|(_, size)| size).sum())
+    }
+
+    /// Removes the least recently used blobs that are not in `needed` until the store holds
+    /// at most its budget; returns what it removed. Needed blobs are never removed, even
+    /// over budget.
+    pub fn evict_to_budget(&self, needed: &HashSet<Hash>) -> Result<Vec<Hash>, BlobError> {
+        let mut blobs = self.complete_blobs_by_age()?;
+        let mut total: u64 = blobs.iter().map(|(_, size)| size).sum();
+        {
+            let last_used = self.last_used.lock().expect("blob clock poisoned");
+            blobs.sort_by_key(|(hash, _)| last_used.get(hash).copied().unwrap_or(0));
+        }
+        let mut removed = Vec::new();
+        for (hash, size) in blobs {
+            if total <= self.budget_bytes {
+                break;
+            }
+            if needed.contains(&hash) {
+                continue;
+            }
+            self.remove(&hash)?;
+            total -= size;
+            removed.push(hash);
+        }
+        Ok(removed)
+    }
+
+    /// Every complete blob (one with its outboard) and its size, oldest file first.
+    fn complete_blobs_by_age(&self) -> Result<Vec<(Hash, u64)>, BlobError> {
+        let folder = self.root.join("complete");
+        let mut blobs = Vec::new();
+        for entry in std::fs::read_dir(&folder).map_err(io_error("listing", &folder))? {
+            let entry = entry.map_err(io_error("listing", &folder))?;
+            let name = entry.file_name();
+            let Some(hash) = name.to_str().and_then(|name| name.parse::<Hash>().ok()) else { continue };
+            if !self.complete_paths(&hash).1.exists() {
+                continue;
+            }
+            let metadata = entry.metadata().map_err(io_error("reading", &entry.path()))?;
+            let modified = metadata.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            blobs.push((modified, hash, metadata.len()));
+        }
+        blobs.sort_by_key(|(modified, _, _)| *modified);
+        Ok(blobs.into_iter().map(|(_, hash, size)| (hash, size)).collect())
+    }
+
+    fn touch(&self, hash: &Hash) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.last_used.lock().expect("blob clock poisoned").insert(*hash, now);
+    }
+
+    pub(crate) fn complete_paths(&self, hash: &Hash) -> (PathBuf, PathBuf) {
+        let data = self.root.join("complete").join(hash.to_hex());
+        let outboard = data.with_extension("obao");
+        (data, outboard)
+    }
+
+    pub(crate) fn partial_path(&self, hash: &Hash, extension: &str) -> PathBuf {
+        self.root.join("partial").join(format!("{}.{extension}", hash.to_hex()))
+    }
+}
+
+/// Copies what it reads into a file, counting it.
+struct TeeReader<R> {
+    inner: R,
+    copy: File,
+    read: u64,
+}
+
+impl<R: Read> Read for TeeReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.copy.write_all(&buffer[..count])?;
+        self.read += count as u64;
+        Ok(count)
+    }
+}

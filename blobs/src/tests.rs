@@ -1,0 +1,250 @@
+//! The blob store's invariants: blobs hash to their names, pieces verify before they are
+//! written, downloads resume, bad pieces and bad data are refused, the budget holds.
+
+use crate::{BlobError, BlobStore, Download, Hash, PIECE_BYTES, PieceError, piece_count};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// A fresh folder under the system's temporary directory, removed when dropped.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Folder {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("wasmhive-blobs-{name}-{}-{serial}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Folder(path)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Bytes that differ at every position (a piece swapped for another is caught).
+fn bytes(size: usize, seed: u8) -> Vec<u8> {
+    (0..size).map(|index| (index as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed).collect()
+}
+
+fn import(store: &BlobStore, data: &[u8]) -> Hash {
+    store.import(data, data.len() as u64).unwrap()
+}
+
+fn encoded_piece(store: &BlobStore, hash: &Hash, index: u64) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    store.encode_piece(hash, index, &mut encoded).unwrap();
+    encoded
+}
+
+fn read_all(store: &BlobStore, hash: &Hash) -> Vec<u8> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut store.open_blob(hash).unwrap(), &mut data).unwrap();
+    data
+}
+
+/// Fetches every missing piece of `download` from `source`.
+fn fetch_all(source: &BlobStore, download: &mut Download<'_>) {
+    let hash = download.hash();
+    let missing: Vec<u64> = download.missing().collect();
+    for index in missing {
+        download.write_piece(index, &encoded_piece(source, &hash, index)).unwrap();
+    }
+}
+
+#[test]
+fn an_imported_blob_is_named_by_its_blake3_hash_and_reads_back() {
+    let folder = Folder::new("import");
+    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    for size in [0, 1, 1023, 1024, 1025, 16 << 10, PIECE_BYTES as usize, PIECE_BYTES as usize * 3 + 17] {
+        let data = bytes(size, 1);
+        let hash = import(&store, &data);
+        assert_eq!(hash, Hash::of(&data), "{size} bytes");
+        assert_eq!(read_all(&store, &hash), data);
+        assert_eq!(store.size(&hash), Some(size as u64));
+    }
+}
+
+#[test]
+fn an_import_that_is_shorter_or_longer_than_announced_is_refused_and_leaves_nothing() {
+    let folder = Folder::new("short");
+    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let data = bytes(100_000, 2);
+    let short = store.import(&data[..99_000], 100_000).unwrap_err();
+    assert!(matches!(short, BlobError::WrongLength { announced: 100_000, read: 99_000 }), "{short}");
+    let long = store.import(&data[..], 99_000).unwrap_err();
+    assert!(matches!(long, BlobError::WrongLength { announced: 99_000, .. }), "{long}");
+    assert!(!store.has(&Hash::of(&data)) && !store.has(&Hash::of(&data[..99_000])));
+    assert_eq!(store.total_bytes().unwrap(), 0);
+}
+
+#[test]
+fn a_blob_moves_between_stores_in_verified_pieces() {
+    let (seeder_folder, fetcher_folder) = (Folder::new("seeder"), Folder::new("fetcher"));
+    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 5 + 4_000, 3);
+    let hash = import(&seeder, &data);
+    let mut download = fetcher.download(hash, data.len() as u64).unwrap();
+    assert_eq!(download.missing().count() as u64, piece_count(data.len() as u64));
+    // Pieces in any order, as a swarm delivers them.
+    for index in [3, 0, 5, 1, 4, 2] {
+        download.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
+    }
+    assert_eq!(download.finish().unwrap(), hash);
+    assert_eq!(read_all(&fetcher, &hash), data);
+}
+
+#[test]
+fn a_poisoned_piece_is_refused_naming_it_and_the_true_piece_is_then_accepted() {
+    let (seeder_folder, fetcher_folder) = (Folder::new("poison-seeder"), Folder::new("poison-fetcher"));
+    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 2, 4);
+    let hash = import(&seeder, &data);
+    let mut download = fetcher.download(hash, data.len() as u64).unwrap();
+    let true_piece = encoded_piece(&seeder, &hash, 1);
+    let mut flipped = true_piece.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let mut trailing = true_piece.clone();
+    trailing.push(0);
+    let other_blob = bytes(PIECE_BYTES as usize * 2, 5);
+    let other_hash = import(&seeder, &other_blob);
+    let hostile = [
+        flipped,
+        trailing,
+        true_piece[..true_piece.len() / 2].to_vec(),
+        Vec::new(),
+        encoded_piece(&seeder, &other_hash, 1),
+        encoded_piece(&seeder, &hash, 0),
+    ];
+    for (case, piece) in hostile.iter().enumerate() {
+        let error = download.write_piece(1, piece).unwrap_err();
+        assert!(matches!(error, PieceError::Invalid { index: 1, .. }), "case {case}: {error}");
+    }
+    assert_eq!(download.missing().collect::<Vec<_>>(), [1, 0], "no bad piece counts as held");
+    let past_the_end = download.write_piece(2, &true_piece).unwrap_err();
+    assert!(matches!(past_the_end, PieceError::NoSuchPiece { index: 2, pieces: 2 }), "{past_the_end}");
+    download.write_piece(1, &true_piece).unwrap();
+    download.write_piece(0, &encoded_piece(&seeder, &hash, 0)).unwrap();
+    download.finish().unwrap();
+    assert_eq!(read_all(&fetcher, &hash), data);
+}
+
+#[test]
+fn a_size_claim_that_is_not_the_blobs_fails_on_the_last_piece_which_is_fetched_first() {
+    let (seeder_folder, fetcher_folder) = (Folder::new("size-seeder"), Folder::new("size-fetcher"));
+    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize + 10, 6);
+    let hash = import(&seeder, &data);
+    for claimed in [data.len() as u64 + 1, data.len() as u64 - 1, data.len() as u64 + PIECE_BYTES] {
+        let mut download = fetcher.download(hash, claimed).unwrap();
+        let first = download.missing().next().unwrap();
+        assert_eq!(first, piece_count(claimed) - 1, "the last piece is asked for first");
+        let mut sent = Vec::new();
+        let _ = seeder.encode_piece(&hash, first, &mut sent);
+        let error = download.write_piece(first, &sent).unwrap_err();
+        assert!(matches!(error, PieceError::Invalid { .. }), "claimed {claimed}: {error}");
+    }
+}
+
+#[test]
+fn a_download_resumes_after_a_restart_with_the_pieces_it_had() {
+    let (seeder_folder, fetcher_folder) = (Folder::new("resume-seeder"), Folder::new("resume-fetcher"));
+    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 4, 7);
+    let hash = import(&seeder, &data);
+    {
+        let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+        let mut download = fetcher.download(hash, data.len() as u64).unwrap();
+        for index in [0, 2] {
+            download.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
+        }
+    } // the process stops here
+    // A crash lost piece 2's bytes though its index was listed.
+    let partial = fetcher_folder.0.join("partial").join(format!("{}.data", hash.to_hex()));
+    let mut on_disk = std::fs::read(&partial).unwrap();
+    on_disk[2 * PIECE_BYTES as usize + 5] ^= 0xff;
+    std::fs::write(&partial, on_disk).unwrap();
+    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let mut download = fetcher.download(hash, data.len() as u64).unwrap();
+    assert_eq!(
+        download.missing().collect::<Vec<_>>(),
+        [3, 1, 2],
+        "piece 0 kept, the damaged piece 2 fetched again"
+    );
+    fetch_all(&seeder, &mut download);
+    download.finish().unwrap();
+    assert_eq!(read_all(&fetcher, &hash), data);
+}
+
+#[test]
+fn a_blob_damaged_on_disk_is_never_served_and_is_removed() {
+    let folder = Folder::new("damaged");
+    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 2, 8);
+    let hash = import(&store, &data);
+    let path = folder.0.join("complete").join(hash.to_hex());
+    let mut on_disk = std::fs::read(&path).unwrap();
+    on_disk[PIECE_BYTES as usize + 1] ^= 1;
+    std::fs::write(&path, on_disk).unwrap();
+    assert!(!encoded_piece(&store, &hash, 0).is_empty(), "the undamaged piece is still served");
+    let error = store.encode_piece(&hash, 1, &mut Vec::new()).unwrap_err();
+    assert!(matches!(error, BlobError::Corrupt { .. }), "{error}");
+    assert!(!store.has(&hash), "a damaged blob is dropped");
+}
+
+#[test]
+fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
+    let folder = Folder::new("evict");
+    let store = BlobStore::open(&folder.0, 3 * 1000).unwrap();
+    let hashes: Vec<Hash> = (0..5).map(|seed| import(&store, &bytes(1000, seed))).collect();
+    store.open_blob(&hashes[0]).unwrap(); // used again: now the most recent
+    let needed: HashSet<Hash> = [hashes[1]].into();
+    let removed = store.evict_to_budget(&needed).unwrap();
+    assert_eq!(removed, [hashes[2], hashes[3]], "least recently used first, the needed one skipped");
+    assert_eq!(store.total_bytes().unwrap(), 3000);
+    let everything_needed: HashSet<Hash> = hashes.iter().copied().collect();
+    let tight = BlobStore::open(&folder.0, 0).unwrap();
+    assert!(tight.evict_to_budget(&everything_needed).unwrap().is_empty(), "needed blobs stay over budget");
+}
+
+#[test]
+fn a_reopened_store_lists_its_blobs_and_forgets_unfinished_imports() {
+    let folder = Folder::new("reopen");
+    let data = bytes(50_000, 9);
+    let hash = {
+        let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+        import(&store, &data)
+    };
+    std::fs::write(folder.0.join("tmp").join("import-crashed"), b"half an import").unwrap();
+    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    assert!(store.has(&hash));
+    assert_eq!(std::fs::read_dir(folder.0.join("tmp")).unwrap().count(), 0);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #[test]
+    fn any_size_moves_in_any_piece_order(size in 0usize..(PIECE_BYTES as usize * 3 + 5000), seed in 0u8..255, rotate in 0usize..4) {
+        let (seeder_folder, fetcher_folder) = (Folder::new("any-seeder"), Folder::new("any-fetcher"));
+        let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+        let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+        let data = bytes(size, seed);
+        let hash = import(&seeder, &data);
+        let mut download = fetcher.download(hash, size as u64).unwrap();
+        let mut order: Vec<u64> = download.missing().collect();
+        let turn = rotate % order.len().max(1);
+        order.rotate_left(turn);
+        for index in order {
+            download.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
+        }
+        proptest::prop_assert_eq!(download.finish().unwrap(), hash);
+        proptest::prop_assert_eq!(read_all(&fetcher, &hash), data);
+    }
+}
