@@ -26,6 +26,8 @@ pub enum BlobError {
     WrongLength { announced: u64, read: u64 },
     #[error("piece {index} of blob {hash} is past its end ({pieces} pieces)")]
     NoSuchPiece { hash: String, index: u64, pieces: u64 },
+    #[error("the bytes hash to {actual}, not {expected}: send a blob under its own blake3 hash")]
+    WrongHash { expected: String, actual: String },
     #[error("blob {hash} on disk no longer matches its hash ({reason}); it was removed, fetch it again")]
     Corrupt { hash: String, reason: String },
 }
@@ -70,6 +72,26 @@ impl BlobStore {
     /// Streams `announced_bytes` bytes from `reader` into the store: hashed as they are
     /// written, moved into place only when all arrived. Returns the blob's hash.
     pub fn import(&self, reader: impl Read, announced_bytes: u64) -> Result<Hash, BlobError> {
+        self.import_checked(reader, announced_bytes, None)
+    }
+
+    /// [`BlobStore::import`] of a blob sent under the name `expected`: bytes that hash to
+    /// anything else are refused and nothing is kept.
+    pub fn import_as(
+        &self,
+        reader: impl Read,
+        announced_bytes: u64,
+        expected: Hash,
+    ) -> Result<Hash, BlobError> {
+        self.import_checked(reader, announced_bytes, Some(expected))
+    }
+
+    fn import_checked(
+        &self,
+        reader: impl Read,
+        announced_bytes: u64,
+        expected: Option<Hash>,
+    ) -> Result<Hash, BlobError> {
         let serial = self.clock.fetch_add(1, Ordering::Relaxed);
         let data_path = self.root.join("tmp").join(format!("import-{}-{serial}", std::process::id()));
         let outboard_path = data_path.with_extension("obao");
@@ -94,6 +116,11 @@ impl BlobStore {
         tee.copy.sync_all().map_err(io_error("syncing", &data_path))?;
         outboard.data.sync_all().map_err(io_error("syncing", &outboard_path))?;
         let hash = Hash(*root.as_bytes());
+        if let Some(expected) = expected.filter(|expected| *expected != hash) {
+            let _ = std::fs::remove_file(&data_path);
+            let _ = std::fs::remove_file(&outboard_path);
+            return Err(BlobError::WrongHash { expected: expected.to_hex(), actual: hash.to_hex() });
+        }
         self.move_into_place(&hash, &data_path, &outboard_path)?;
         Ok(hash)
     }

@@ -248,3 +248,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(read_all(&fetcher, &hash), data);
     }
 }
+
+#[test]
+fn a_blob_sent_under_another_hash_is_refused_and_kept_under_none() {
+    let folder = Folder::new("import-as");
+    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let data = bytes(70_000, 10);
+    let claimed = Hash::of(b"something else");
+    let error = store.import_as(&data[..], data.len() as u64, claimed).unwrap_err();
+    assert!(
+        matches!(&error, BlobError::WrongHash { actual, .. } if *actual == Hash::of(&data).to_hex()),
+        "{error}"
+    );
+    assert!(!store.has(&claimed) && !store.has(&Hash::of(&data)));
+    assert_eq!(store.import_as(&data[..], data.len() as u64, Hash::of(&data)).unwrap(), Hash::of(&data));
+}

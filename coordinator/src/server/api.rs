@@ -74,7 +74,7 @@ pub async fn submit_job(
 
 /// The longest a body may pause between two pieces before the request is dropped (a
 /// client that stops sending mid-body holds no connection and no buffer for long).
-const BODY_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const BODY_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads a whole body of at most `bytes_max`, with no pause longer than [`BODY_PAUSE_MAX`].
 async fn read_body_within(body: axum::body::Body, bytes_max: usize) -> Result<Vec<u8>, ApiProblem> {
@@ -115,7 +115,7 @@ fn submission_over_limit(bytes_max: usize) -> ApiProblem {
     }
 }
 
-async fn drain(body: axum::body::Body) {
+pub(super) async fn drain(body: axum::body::Body) {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut read = 0;

@@ -11,6 +11,7 @@
 
 mod activity;
 mod api;
+mod api_blobs;
 mod arbitration;
 mod connections;
 mod dashboard;
@@ -35,7 +36,7 @@ pub use submission::validate_submission;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,7 @@ fn api_routes(coordinator: Arc<Coordinator>) -> Router {
         .route("/api/jobs/{job_id}/progress", get(api::job_progress))
         .route("/api/jobs/{job_id}/reduced", get(api::job_reduced))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
+        .route("/api/blobs/{hash}", put(api_blobs::upload_blob).head(api_blobs::has_blob))
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
         .with_state(coordinator)
 }

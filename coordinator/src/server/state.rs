@@ -31,6 +31,8 @@ pub enum CoordinatorError {
     Store(#[from] StoreError),
     #[error(transparent)]
     PeerKey(#[from] wasmhive_transport::KeyFileError),
+    #[error(transparent)]
+    Blobs(#[from] wasmhive_blobs::BlobError),
 }
 
 /// A request the API refuses, with the HTTP status to answer.
@@ -54,6 +56,10 @@ impl ApiProblem {
     }
 }
 
+/// Bytes of uploaded blobs the owner keeps (eviction of blobs no job needs is issue 16's
+/// next step; until then nothing is evicted).
+const BLOB_STORE_BYTES_MAX: u64 = 256 << 30;
+
 /// Most leases one `request_work` may ask for.
 pub const SLOTS_PER_REQUEST_MAX: u32 = 1024;
 /// Input bytes of one `leases` message at most (base64 makes it 4/3 larger on the wire,
@@ -62,6 +68,8 @@ pub const LEASE_BATCH_INPUT_BYTES_MAX: usize = 24 << 20;
 
 pub struct Coordinator {
     pub(super) core: Mutex<Core>,
+    /// Blobs uploaded to this owner (`api_blobs.rs`), on disk under `blobs/`.
+    pub(super) blobs: wasmhive_blobs::BlobStore,
     pub(super) store: Mutex<Store>,
     pub(super) jobs: RwLock<HashMap<String, Arc<JobRuntime>>>,
     pub(super) connections: Mutex<Connections>,
@@ -123,6 +131,7 @@ impl Coordinator {
         }
         let running: Vec<String> = core.job_ids().cloned().collect();
         let writer_store = Store::open(&store_path)?;
+        let blobs = wasmhive_blobs::BlobStore::open(&data_dir.join("blobs"), BLOB_STORE_BYTES_MAX)?;
         let mut writer_failed = None;
         let coordinator = Arc::new_cyclic(|weak| {
             let store_writer = StoreWriter::start(writer_store, weak.clone()).unwrap_or_else(|error| {
@@ -131,6 +140,7 @@ impl Coordinator {
             });
             Coordinator {
                 core: Mutex::new(core),
+                blobs,
                 store: Mutex::new(store),
                 jobs: RwLock::new(jobs),
                 connections: Mutex::new(Connections::default()),

@@ -1,0 +1,98 @@
+//! Blob uploads (`PUT /api/blobs/{hash}`): a blob is kept only when its bytes hash to the
+//! name it was sent under, all of them arrived, and the sender holds the token.
+
+use crate::grid_support::TestGrid;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// The owner's loopback API (plain HTTP on this machine) and its token.
+fn api_of(grid: &TestGrid) -> (SocketAddr, String) {
+    let address = std::fs::read_to_string(grid.coordinator_data.join("dashboard.address")).unwrap();
+    let token = std::fs::read_to_string(grid.coordinator_data.join("token")).unwrap();
+    (address.trim().parse().unwrap(), token.trim().to_string())
+}
+
+/// Sends `head` (without its final blank line) and `body`; the status and the answer's
+/// body. (The write side stays open: a body shorter than announced is a stalled body.)
+fn exchange(api: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(api).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn put(api: SocketAddr, token: &str, name: &str, declared: Option<usize>, body: &[u8]) -> (u16, String) {
+    let length = declared.map(|length| format!("Content-Length: {length}\r\n")).unwrap_or_default();
+    let head =
+        format!("PUT /api/blobs/{name} HTTP/1.1\r\nHost: owner\r\nAuthorization: Bearer {token}\r\n{length}");
+    exchange(api, &head, body)
+}
+
+fn head(api: SocketAddr, token: &str, name: &str) -> (u16, String) {
+    exchange(
+        api,
+        &format!("HEAD /api/blobs/{name} HTTP/1.1\r\nHost: owner\r\nAuthorization: Bearer {token}\r\n"),
+        b"",
+    )
+}
+
+fn blob(size: usize, seed: u8) -> Vec<u8> {
+    (0..size).map(|index| (index as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed).collect()
+}
+
+#[test]
+fn a_blob_is_kept_only_under_the_hash_of_its_bytes() {
+    let grid = TestGrid::start("blob-uploads", 0);
+    let (api, token) = api_of(&grid);
+    let data = blob(3 << 20, 1);
+    let name = wasmhive_protocol::Hash::of(&data).to_hex();
+    let (status, answer) = put(api, &token, &name, Some(data.len()), &data);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(head(api, &token, &name).0, 200, "the owner has it now");
+    let (status, answer) = put(api, &token, &name, Some(data.len()), &data);
+    assert_eq!(status, 200, "sent again: already here: {answer}");
+
+    // The bytes of another blob under this name.
+    let other = blob(1 << 20, 2);
+    let lying_name = wasmhive_protocol::Hash::of(&blob(1 << 20, 3)).to_hex();
+    let (status, answer) = put(api, &token, &lying_name, Some(other.len()), &other);
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer.contains(&wasmhive_protocol::Hash::of(&other).to_hex()),
+        "names what the bytes hash to: {answer}"
+    );
+    assert_eq!(head(api, &token, &lying_name).0, 404);
+    assert_eq!(
+        head(api, &token, &wasmhive_protocol::Hash::of(&other).to_hex()).0,
+        404,
+        "the lie is not kept under any name"
+    );
+}
+
+#[test]
+fn uploads_without_the_token_a_size_a_whole_body_or_a_name_are_refused_and_keep_nothing() {
+    let grid = TestGrid::start("blob-refusals", 0);
+    let (api, token) = api_of(&grid);
+    let data = blob(1 << 20, 4);
+    let name = wasmhive_protocol::Hash::of(&data).to_hex();
+    let (status, answer) = put(api, "wrong-token", &name, Some(data.len()), &data);
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = put(api, &token, &name, None, &data);
+    assert_eq!(status, 411, "no Content-Length: {answer}");
+    assert!(answer.contains("Content-Length"), "{answer}");
+    let (status, answer) = put(api, &token, &name, Some(data.len()), &data[..data.len() / 2]);
+    assert_ne!(status, 201, "a body cut short: {answer}");
+    let (status, answer) = put(api, &token, "not-a-hash", Some(data.len()), &data);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("64 hex digits"), "{answer}");
+    let (status, answer) = put(api, &token, &name, Some(1 << 62), b"");
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(head(api, &token, &name).0, 404, "nothing was kept");
+    assert_eq!(head(api, "wrong-token", &name).0, 401);
+}
