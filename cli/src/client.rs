@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
+use wasmhive_protocol::Hash;
 use wasmhive_transport::{Dialer, KnownHosts, PeerAddress, load_or_create_peer_key};
 
 /// Where the owner is and how to prove we may use it.
@@ -107,6 +108,32 @@ impl Client {
         })
     }
 
+    /// Whether the owner has the blob `hash`.
+    pub fn has_blob(&self, hash: &Hash) -> anyhow::Result<bool> {
+        let path = format!("/api/blobs/{}", hash.to_hex());
+        self.runtime.block_on(async {
+            let (status, body) = self.send("HEAD", &path, None).await?;
+            match status.as_u16() {
+                200 => Ok(true),
+                404 => Ok(false),
+                _ => bail!("the owner refused ({status}): {}", api_message(collect_text(body).await?)),
+            }
+        })
+    }
+
+    /// Uploads the blob `hash` (its bytes).
+    pub fn put_blob(&self, hash: &Hash, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let path = format!("/api/blobs/{}", hash.to_hex());
+        self.runtime.block_on(async {
+            let (status, body) = self.send("PUT", &path, Some(bytes)).await?;
+            let text = collect_text(body).await?;
+            if !status.is_success() {
+                bail!("the owner refused ({status}): {}", api_message(text));
+            }
+            Ok(())
+        })
+    }
+
     /// A streamed text answer (JSON Lines), line by line.
     pub fn get_lines(
         &self,
@@ -191,7 +218,9 @@ where
         .header(hyper::header::HOST, host)
         .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     if body.is_some() {
-        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        let blob = path.starts_with("/api/blobs/");
+        let content_type = if blob { "application/octet-stream" } else { "application/json" };
+        request = request.header(hyper::header::CONTENT_TYPE, content_type);
     }
     let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
     let response = sender.send_request(request).await.with_context(|| format!("sending {method} {path}"))?;

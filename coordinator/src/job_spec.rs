@@ -480,6 +480,7 @@ pub fn unit_count(inputs: &JobInputs) -> u64 {
         JobInputs::Range { start, end, step } => end.saturating_sub(*start).div_ceil((*step).max(1)),
         JobInputs::Lines { lines } => lines.len() as u64,
         JobInputs::Files { files } => files.len() as u64,
+        JobInputs::Blobs { blobs } => blobs.len() as u64,
     }
 }
 

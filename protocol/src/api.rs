@@ -76,6 +76,18 @@ pub enum JobInputs {
     Lines { lines: Vec<String> },
     /// Unit k gets the bytes of file k.
     Files { files: Vec<NamedInput> },
+    /// Unit k gets the bytes of blob k, uploaded to the owner before the job
+    /// (`PUT /api/blobs/{hash}`): the submission stays small however large the inputs.
+    Blobs { blobs: Vec<BlobInput> },
+}
+
+/// One input uploaded as a blob: its name for people, its hash and size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobInput {
+    pub name: String,
+    pub hash: crate::Hash,
+    pub size: u64,
 }
 
 /// One input file.

@@ -93,7 +93,7 @@ impl Coordinator {
     /// a validator, as the unit's replicas were counted). A run that could not happen is a
     /// host failure, which settles nothing.
     fn owner_answer(&self, job: &JobRuntime, unit_index: u64) -> (Status, Hash) {
-        let input = match job.unit_input(&self.store.lock().expect("store lock"), unit_index) {
+        let input = match job.unit_input(&self.store.lock().expect("store lock"), &self.blobs, unit_index) {
             Ok((_, input)) => input,
             Err(error) => {
                 tracing::error!(%error, "cannot read a disputed unit's input");

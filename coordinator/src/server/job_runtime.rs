@@ -2,7 +2,7 @@
 //! how to build a unit's input and lease.
 
 use super::job_modules::JobContext;
-use crate::store::{Store, StoreError, StoreResult, StoredJob};
+use crate::store::{Store, StoreError, StoreResult, StoredInput, StoredJob};
 use std::sync::Arc;
 use wasmhive_protocol::{Hash, JobTerms, Lease};
 use wasmhive_sandbox::ModuleBytes;
@@ -41,11 +41,37 @@ impl JobRuntime {
         }
     }
 
-    /// The unit's input bytes and a label for people (the range text, line or file name).
-    pub fn unit_input(&self, store: &Store, unit_index: u64) -> StoreResult<(String, Vec<u8>)> {
+    /// The unit's input bytes and a label for people (the range text, line, file or blob
+    /// name). A blob input is read from the owner's blob store.
+    pub fn unit_input(
+        &self,
+        store: &Store,
+        blobs: &wasmhive_blobs::BlobStore,
+        unit_index: u64,
+    ) -> StoreResult<(String, Vec<u8>)> {
+        if let Some(input) = self.range_input(unit_index) {
+            return Ok(input);
+        }
+        let Some((label, input)) = store.unit_input(&self.stored.job_id, unit_index)? else {
+            return Ok(Default::default());
+        };
+        let bytes = match input {
+            StoredInput::Bytes(bytes) => bytes,
+            StoredInput::Blob(hash) => read_blob(blobs, &hash).map_err(|error| {
+                StoreError::Corrupt(format!("unit {unit_index} of job {}: {error}", self.stored.job_id))
+            })?,
+        };
+        Ok((label, bytes))
+    }
+
+    /// The unit's label for people, without reading its input.
+    pub fn unit_label(&self, store: &Store, unit_index: u64) -> StoreResult<String> {
         match self.range_input(unit_index) {
-            Some(input) => Ok(input),
-            None => store.unit_input(&self.stored.job_id, unit_index).map(|found| found.unwrap_or_default()),
+            Some((label, _)) => Ok(label),
+            None => Ok(store
+                .unit_input(&self.stored.job_id, unit_index)?
+                .map(|(label, _)| label)
+                .unwrap_or_default()),
         }
     }
 
@@ -100,4 +126,12 @@ impl GrantedLease {
     pub fn into_lease(self, terms_id: u32) -> Lease {
         Lease { lease_id: self.lease_id, terms_id, unit_index: self.unit_index, input: self.input }
     }
+}
+
+fn read_blob(blobs: &wasmhive_blobs::BlobStore, hash: &Hash) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut file = blobs.open_blob(hash).map_err(|error| error.to_string())?;
+    std::io::Read::read_to_end(&mut file, &mut bytes)
+        .map_err(|error| format!("reading blob {}: {error}", hash.to_hex()))?;
+    Ok(bytes)
 }

@@ -6,7 +6,7 @@ use super::job_modules::OwnerSandbox;
 use super::job_runtime::{GrantedLease, JobRuntime};
 use super::metrics::GridMetrics;
 use super::store_writer::StoreWriter;
-use super::submission::{new_job_id, validate_submission};
+use super::submission::{check_blob_inputs, new_job_id, validate_submission};
 use super::token::read_or_create_token;
 use crate::core::{AdaptivePolicy, Core, EngineClass, JobPolicy, LeaseId, Network, Reputation};
 use crate::job_spec::unit_count;
@@ -202,6 +202,9 @@ impl Coordinator {
     /// Validates and stores a job, then starts handing out its units.
     pub fn submit(&self, submission: JobSubmission) -> Result<SubmitAnswer, ApiProblem> {
         validate_submission(&submission)?;
+        if let wasmhive_protocol::api::JobInputs::Blobs { blobs } = &submission.inputs {
+            check_blob_inputs(&self.blobs, blobs)?;
+        }
         let units = unit_count(&submission.inputs);
         let job_id = new_job_id(&submission.name);
         let created_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
@@ -422,7 +425,7 @@ impl Coordinator {
                 Some(input) => input,
                 None => {
                     let store = store.get_or_insert_with(|| self.store.lock().expect("store lock"));
-                    job.unit_input(store, grant.unit_index)?
+                    job.unit_input(store, &self.blobs, grant.unit_index)?
                 }
             };
             if !leases.is_empty() && input_bytes + input.len() > LEASE_BATCH_INPUT_BYTES_MAX {
@@ -484,7 +487,7 @@ impl Coordinator {
         let page = store.results_page(job_id, from_unit, limit).map_err(ApiProblem::internal)?;
         page.into_iter()
             .map(|result| {
-                let (label, _) = job.unit_input(&store, result.unit_index).map_err(ApiProblem::internal)?;
+                let label = job.unit_label(&store, result.unit_index).map_err(ApiProblem::internal)?;
                 Ok((label, result))
             })
             .collect()

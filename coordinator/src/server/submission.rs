@@ -2,7 +2,7 @@
 
 use super::state::ApiProblem;
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
-use wasmhive_protocol::api::{JobInputs, JobSubmission};
+use wasmhive_protocol::api::{BlobInput, JobInputs, JobSubmission};
 
 /// Longest job name, in characters (shown in terminals and on the dashboard).
 pub const NAME_CHARS_MAX: usize = 200;
@@ -63,6 +63,36 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
         return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
     }
     submission.limits.check().map_err(|error| ApiProblem::bad_request(error.to_string()))
+}
+
+/// Every blob a job's units read is on this owner, of the size the submission says, and
+/// within the per-unit limit.
+pub fn check_blob_inputs(store: &wasmhive_blobs::BlobStore, blobs: &[BlobInput]) -> Result<(), ApiProblem> {
+    for blob in blobs {
+        let hash = blob.hash.to_hex();
+        match store.size(&blob.hash) {
+            None => {
+                return Err(ApiProblem::bad_request(format!(
+                    "input {} (blob {hash}) is not on this owner: upload it first with PUT /api/blobs/{hash}",
+                    blob.name
+                )));
+            }
+            Some(size) if size != blob.size => {
+                return Err(ApiProblem::bad_request(format!(
+                    "input {} (blob {hash}) is {size} bytes, not the {} the submission says",
+                    blob.name, blob.size
+                )));
+            }
+            Some(size) if size > UNIT_INPUT_BYTES_MAX as u64 => {
+                return Err(ApiProblem::bad_request(format!(
+                    "input {} is {size} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit; split it",
+                    blob.name
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The name is printable and short, the task name a short word, the args few, short and

@@ -35,6 +35,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A unit's input as the store keeps it: its bytes, or the blob that holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredInput {
+    Bytes(Vec<u8>),
+    Blob(Hash),
+}
+
 /// A job as stored, without its inputs.
 #[derive(Clone, Debug)]
 pub struct StoredJob {
@@ -179,6 +186,19 @@ impl Store {
                         insert.execute(params![job_id, index as i64, file.name, file.bytes])?;
                     }
                 }
+                JobInputs::Blobs { blobs } => {
+                    let mut insert_reference = transaction.prepare(
+                        "INSERT INTO unit_inputs (job_id, unit_index, label, input, blob) VALUES (?1, ?2, ?3, x'', ?4)",
+                    )?;
+                    for (index, blob) in blobs.iter().enumerate() {
+                        insert_reference.execute(params![
+                            job_id,
+                            index as i64,
+                            blob.name,
+                            blob.hash.to_hex()
+                        ])?;
+                    }
+                }
             }
         }
         transaction.commit()?;
@@ -234,16 +254,28 @@ impl Store {
             .optional()?)
     }
 
-    /// The stored input and label of a lines or files unit.
-    pub fn unit_input(&self, job_id: &str, unit_index: u64) -> StoreResult<Option<(String, Vec<u8>)>> {
-        Ok(self
+    /// The stored input and label of a lines, files or blobs unit.
+    pub fn unit_input(&self, job_id: &str, unit_index: u64) -> StoreResult<Option<(String, StoredInput)>> {
+        let row = self
             .connection
             .query_row(
-                "SELECT label, input FROM unit_inputs WHERE job_id = ?1 AND unit_index = ?2",
+                "SELECT label, input, blob FROM unit_inputs WHERE job_id = ?1 AND unit_index = ?2",
                 params![job_id, unit_index as i64],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
-            .optional()?)
+            .optional()?;
+        let Some((label, bytes, blob)) = row else { return Ok(None) };
+        let input = match blob {
+            Some(hash) => StoredInput::Blob(schema::hash_from_hex(&hash)?),
+            None => StoredInput::Bytes(bytes),
+        };
+        Ok(Some((label, input)))
     }
 
     /// Where a job stood: for the core after a restart.

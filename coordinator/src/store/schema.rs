@@ -107,6 +107,9 @@ fn add_columns_of_newer_versions(connection: &Connection) -> StoreResult<()> {
         connection
             .execute_batch("ALTER TABLE reputation ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0;")?;
     }
+    if !has_column("unit_inputs", "blob")? {
+        connection.execute_batch("ALTER TABLE unit_inputs ADD COLUMN blob TEXT;")?;
+    }
     if !has_column("replicas", "network")? {
         connection.execute_batch("ALTER TABLE replicas ADD COLUMN network TEXT NOT NULL DEFAULT '';")?;
     }

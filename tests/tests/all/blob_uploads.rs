@@ -96,3 +96,49 @@ fn uploads_without_the_token_a_size_a_whole_body_or_a_name_are_refused_and_keep_
     assert_eq!(head(api, &token, &name).0, 404, "nothing was kept");
     assert_eq!(head(api, "wrong-token", &name).0, 401);
 }
+
+#[test]
+fn a_files_job_uploads_its_inputs_as_blobs_and_runs_from_them() {
+    let grid = TestGrid::start("files-as-blobs", 1);
+    let directory = grid.coordinator_data.parent().unwrap().join("files-job");
+    std::fs::create_dir_all(directory.join("data")).unwrap();
+    let ranges = [(0u64, 100u64), (5, 10), (1000, 2000)];
+    for (index, (start, end)) in ranges.iter().enumerate() {
+        std::fs::write(directory.join("data").join(format!("{index}.txt")), format!("{start} {end}"))
+            .unwrap();
+    }
+    let spec = directory.join("job.toml");
+    std::fs::write(
+        &spec,
+        "name = \"sums\"\nmodule = \"sum\"\n[inputs]\nfiles = \"data/*.txt\"\n[verify]\nquorum = 1\n",
+    )
+    .unwrap();
+    let job_id = grid.submit(spec.to_str().unwrap(), false);
+    grid.wait_for_completion(&job_id);
+    let mut results = grid.results(&job_id);
+    results.sort_by_key(|result| result.unit);
+    for (result, (start, end)) in results.iter().zip(ranges) {
+        let expected = (start..end).map(u128::from).sum::<u128>();
+        assert_eq!(result.output.as_deref(), Some(format!("{expected}\n").as_str()), "{}", result.input);
+        assert!(result.input.ends_with(".txt"), "the label is the file's name: {}", result.input);
+    }
+    // Sent again: the owner has every input already.
+    let mut args = vec!["submit".to_string(), spec.to_str().unwrap().to_string()];
+    args.extend(grid.connection_args());
+    let output = wasmhive_tests::grid::wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("0 files uploaded") && stderr.contains("3 already on the owner"), "{stderr}");
+}
+
+#[test]
+fn a_submission_naming_a_blob_the_owner_lacks_is_refused_with_the_fix() {
+    let directory = wasmhive_tests::grid::TempDir::new("missing-blob");
+    let coordinator = wasmhive_coordinator::server::Coordinator::open(directory.path()).unwrap();
+    let missing = wasmhive_protocol::Hash::of(b"never uploaded");
+    let blob_input = |size| wasmhive_protocol::api::BlobInput { name: "a.bin".into(), hash: missing, size };
+    let inputs = wasmhive_protocol::api::JobInputs::Blobs { blobs: vec![blob_input(14)] };
+    let refusal = coordinator.submit(crate::api_values::submission(inputs, 60_000)).unwrap_err();
+    assert_eq!(refusal.status, 400);
+    assert!(refusal.message.contains(&format!("PUT /api/blobs/{}", missing.to_hex())), "{}", refusal.message);
+}
