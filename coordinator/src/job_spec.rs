@@ -28,7 +28,8 @@
 use crate::human_units::{parse_byte_size, parse_duration};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
-use wasmhive_protocol::api::{JobInputs, JobLimits, JobSubmission, NamedInput, VerifyPolicy, VerifySettings};
+use wasmhive_protocol::Hash;
+use wasmhive_protocol::api::{BlobInput, JobInputs, JobLimits, JobSubmission, VerifyPolicy, VerifySettings};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
@@ -50,10 +51,24 @@ pub struct JobSpecError {
 
 /// Reads and checks the job spec at `path`. `builtin_module` resolves a module name that is
 /// not a file (e.g. `primes`) to the bytes of a built-in task.
+/// A job spec read: the submission, and the local files its blob inputs come from (to
+/// upload before submitting; a `files` spec's inputs are hashed, not read into memory).
+pub struct LoadedSpec {
+    pub submission: JobSubmission,
+    pub input_files: Vec<InputFile>,
+}
+
+/// A file a blob input comes from.
+pub struct InputFile {
+    pub hash: Hash,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
 pub fn load_job_spec(
     path: &Path,
     builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
-) -> Result<JobSubmission, JobSpecError> {
+) -> Result<LoadedSpec, JobSpecError> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         SpecReader::at(path).error("(file)", format!("cannot read it: {error}"), "check the path")
     })?;
@@ -66,7 +81,7 @@ pub fn parse_job_spec(
     text: &str,
     path: &Path,
     builtin_module: &dyn Fn(&str) -> Option<Vec<u8>>,
-) -> Result<JobSubmission, JobSpecError> {
+) -> Result<LoadedSpec, JobSpecError> {
     let spec = SpecReader::at(path);
     let table: Table = text.parse().map_err(|error: toml::de::Error| {
         spec.error(
@@ -75,17 +90,24 @@ pub fn parse_job_spec(
             "fix the syntax at the place shown",
         )
     })?;
-    spec.submission(&table, builtin_module)
+    let submission = spec.submission(&table, builtin_module)?;
+    Ok(LoadedSpec { submission, input_files: spec.input_files.take() })
 }
 
 struct SpecReader {
     file: String,
     dir: PathBuf,
+    /// The files of a `files` input, as `files()` found them.
+    input_files: std::cell::RefCell<Vec<InputFile>>,
 }
 
 impl SpecReader {
     fn at(path: &Path) -> SpecReader {
-        SpecReader { file: path.display().to_string(), dir: path.parent().unwrap_or(Path::new(".")).into() }
+        SpecReader {
+            file: path.display().to_string(),
+            dir: path.parent().unwrap_or(Path::new(".")).into(),
+            input_files: Default::default(),
+        }
     }
 }
 
@@ -326,29 +348,36 @@ impl SpecReader {
         let full_pattern = self.dir.join(pattern).display().to_string();
         let paths = glob::glob(&full_pattern)
             .map_err(|error| self.error("inputs.files", format!("bad pattern: {error}"), fix))?;
-        let mut files = Vec::new();
+        let mut blobs = Vec::new();
+        let mut input_files = Vec::new();
         for path in paths.flatten().filter(|path| path.is_file()) {
-            let bytes = std::fs::read(&path).map_err(|error| {
+            let unreadable = |error: std::io::Error| {
                 self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix)
-            })?;
-            let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
-            if bytes.len() > UNIT_INPUT_BYTES_MAX {
+            };
+            let size = std::fs::metadata(&path).map_err(unreadable)?.len();
+            if size > UNIT_INPUT_BYTES_MAX as u64 {
                 return Err(self.error(
                     "inputs.files",
                     format!(
-                        "{} is {} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit",
-                        path.display(),
-                        bytes.len()
+                        "{} is {size} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit",
+                        path.display()
                     ),
                     "split it into smaller files (one unit each)",
                 ));
             }
-            files.push(NamedInput { name, bytes });
+            // Hashed as it is read: a job of many large files is never whole in memory.
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(std::fs::File::open(&path).map_err(unreadable)?).map_err(unreadable)?;
+            let hash = Hash(*hasher.finalize().as_bytes());
+            let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
+            blobs.push(BlobInput { name, hash, size });
+            input_files.push(InputFile { hash, size, path });
         }
-        if files.is_empty() {
+        if blobs.is_empty() {
             return Err(self.error("inputs.files", format!("{full_pattern} matches no file"), fix));
         }
-        Ok(JobInputs::Files { files })
+        *self.input_files.borrow_mut() = input_files;
+        Ok(JobInputs::Blobs { blobs })
     }
 
     fn limits(&self, table: &Table) -> Result<JobLimits, JobSpecError> {

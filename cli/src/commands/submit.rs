@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use wasmhive_coordinator::job_spec::load_job_spec;
+use wasmhive_coordinator::job_spec::{InputFile, load_job_spec};
 use wasmhive_protocol::Hash;
 use wasmhive_protocol::api::JobState;
-use wasmhive_protocol::api::{BlobInput, JobInputs, JobStatus, NamedInput, SubmitAnswer};
+use wasmhive_protocol::api::{JobStatus, SubmitAnswer};
 
 #[derive(Args)]
 pub struct SubmitArgs {
@@ -23,13 +23,10 @@ pub struct SubmitArgs {
 }
 
 pub fn submit(arguments: SubmitArgs) -> anyhow::Result<i32> {
-    let mut submission =
-        load_job_spec(&arguments.spec, &|name| task_modules::by_name(name).map(<[u8]>::to_vec))?;
+    let spec = load_job_spec(&arguments.spec, &|name| task_modules::by_name(name).map(<[u8]>::to_vec))?;
     let client = arguments.connection.client()?;
-    if let JobInputs::Files { files } = &mut submission.inputs {
-        let blobs = upload_files(&client, std::mem::take(files))?;
-        submission.inputs = JobInputs::Blobs { blobs };
-    }
+    upload_input_files(&client, &spec.input_files)?;
+    let submission = spec.submission;
     let answer: SubmitAnswer = client.post("/api/jobs", &submission)?;
     eprintln!("submitted {} ({} units, quorum {})", answer.job_id, answer.units, submission.quorum);
     let code = if arguments.wait { wait_for_job(&client, &answer.job_id)? } else { 0 };
@@ -37,28 +34,34 @@ pub fn submit(arguments: SubmitArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Uploads each input file the owner does not have yet as a blob (one at a time), so the
-/// submission itself names them by hash and stays small.
-fn upload_files(client: &Client, files: Vec<NamedInput>) -> anyhow::Result<Vec<BlobInput>> {
+/// Uploads each input file the owner does not have yet as a blob, one file in memory at
+/// a time (each is at most the per-unit input limit), so the submission itself names the
+/// inputs by hash and stays small.
+fn upload_input_files(client: &Client, files: &[InputFile]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
     let (mut uploaded, mut uploaded_bytes, mut present) = (0, 0u64, 0);
-    let mut blobs = Vec::with_capacity(files.len());
     for file in files {
-        let hash = Hash::of(&file.bytes);
-        let size = file.bytes.len() as u64;
-        if client.has_blob(&hash)? {
+        if client.has_blob(&file.hash)? {
             present += 1;
-        } else {
-            client.put_blob(&hash, file.bytes).with_context(|| format!("uploading input {}", file.name))?;
-            uploaded += 1;
-            uploaded_bytes += size;
+            continue;
         }
-        blobs.push(BlobInput { name: file.name, hash, size });
+        let bytes = std::fs::read(&file.path).with_context(|| format!("reading {}", file.path.display()))?;
+        anyhow::ensure!(
+            Hash::of(&bytes) == file.hash,
+            "{} changed while it was being submitted; submit again",
+            file.path.display()
+        );
+        client.put_blob(&file.hash, bytes).with_context(|| format!("uploading {}", file.path.display()))?;
+        uploaded += 1;
+        uploaded_bytes += file.size;
     }
     eprintln!(
         "inputs: {uploaded} files uploaded ({:.1} MiB), {present} already on the owner",
         uploaded_bytes as f64 / (1 << 20) as f64
     );
-    Ok(blobs)
+    Ok(())
 }
 
 /// Follows the job's progress stream until the job ends, drawing units verified/total,

@@ -13,7 +13,8 @@ fn example(name: &str) -> PathBuf {
 fn every_example_spec_loads() {
     for (name, units) in [("primes", 100), ("pi", 32), ("mandelbrot", 20)] {
         let spec = load_job_spec(&example(name), &|task| task_modules::by_name(task).map(<[u8]>::to_vec))
-            .unwrap_or_else(|error| panic!("{name}: {error}"));
+            .unwrap_or_else(|error| panic!("{name}: {error}"))
+            .submission;
         assert_eq!(unit_count(&spec.inputs), units, "{name}");
         assert_eq!(spec.quorum, 2, "{name}");
     }

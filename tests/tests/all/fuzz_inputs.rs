@@ -131,7 +131,7 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         let builtin = |name: &str| task_modules::by_name(name).map(<[u8]>::to_vec);
         match wasmhive_coordinator::job_spec::parse_job_spec(&text, Path::new("/nonexistent/job.toml"), &builtin) {
-            Ok(submission) => prop_assert!(submission.quorum >= 1),
+            Ok(spec) => prop_assert!(spec.submission.quorum >= 1),
             Err(error) => prop_assert!(!error.key.is_empty()),
         }
     }

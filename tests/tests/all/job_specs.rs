@@ -8,6 +8,7 @@ fn load(directory: &Path, text: &str) -> Result<wasmhive_protocol::api::JobSubmi
     let path = directory.join("job.toml");
     std::fs::write(&path, text).unwrap();
     load_job_spec(&path, &|name| task_modules::by_name(name).map(<[u8]>::to_vec))
+        .map(|spec| spec.submission)
         .map_err(|error| error.to_string())
 }
 
