@@ -288,5 +288,11 @@ fn every_replica_of_a_job_pinned_to_the_owners_engine_class_runs_on_that_class()
         }
         let second = core.request_work("x86-b", &Network::of_identity("x86-b"), 1, later_ms + 1);
         assert_eq!(second[0].unit_index, first[0].unit_index, "the owner's class takes the second replica");
+        assert_eq!(
+            core.engine_every_job_needs("arm").as_deref(),
+            Some(owner_class),
+            "told why it gets nothing"
+        );
+        assert_eq!(core.engine_every_job_needs("x86"), None);
     }
 }

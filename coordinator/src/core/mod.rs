@@ -313,6 +313,20 @@ impl Core {
         self.jobs.keys()
     }
 
+    /// When every running job is pinned to an engine class `worker_id` does not have: that
+    /// class (so the worker can be told why it gets nothing).
+    pub fn engine_every_job_needs(&self, worker_id: &str) -> Option<EngineClass> {
+        let worker_engine = self.engine_of(worker_id);
+        let mut needed = None;
+        for job in self.jobs.values() {
+            match &job.policy.engine {
+                Some(class) if **class != *worker_engine => needed = Some(class.clone()),
+                _ => return None,
+            }
+        }
+        needed
+    }
+
     /// Records a replica's outcome that claims no fuel (see [`Core::report_replica`]).
     pub fn report_outcome(
         &mut self,

@@ -81,8 +81,16 @@ pub enum WorkerStanding {
     Banned,
 }
 
-/// Why an owner answered a worker's request with no lease.
-pub fn why_no_work(standing: WorkerStanding, running_jobs: usize) -> String {
+/// Why an owner answered a worker's request with no lease. `engine_needed`: the engine
+/// class every running job is pinned to, when the worker's is another.
+pub fn why_no_work(standing: WorkerStanding, running_jobs: usize, engine_needed: Option<&str>) -> String {
+    if let (WorkerStanding::Good, Some(class)) = (standing, engine_needed) {
+        return format!(
+            "every running job turns NaN canonicalisation off and runs only on the owner's engine class \
+             {class}, which this worker's wasmhive release and CPU are not; run the owner's release on its \
+             CPU architecture, or ask the owner for jobs with nan_canonicalization = true"
+        );
+    }
     match (standing, running_jobs) {
         (WorkerStanding::Banned, _) => {
             "banned: the owner ran a unit itself and it proved a result of this identity wrong".into()
@@ -135,8 +143,13 @@ mod tests {
         assert_eq!(why_job_waits(&JobFacts { units_left: 0, workers_connected: 0, ..facts() }), None);
         let disputed = JobFacts { units_left: 0, disputed: 2, ..facts() };
         assert!(why_job_waits(&disputed).unwrap().contains("owner has run 2 disputed unit(s)"));
-        assert!(why_no_work(WorkerStanding::Quarantined(30), 1).contains("quarantined for 30 s"));
-        assert!(why_no_work(WorkerStanding::Banned, 1).contains("banned"));
-        assert!(why_no_work(WorkerStanding::Good, 0).contains("no running job"));
+        assert!(why_no_work(WorkerStanding::Quarantined(30), 1, None).contains("quarantined for 30 s"));
+        assert!(why_no_work(WorkerStanding::Banned, 1, None).contains("banned"));
+        assert!(why_no_work(WorkerStanding::Good, 0, None).contains("no running job"));
+        let other_class = why_no_work(WorkerStanding::Good, 2, Some("wasmtime-48.0.8-x86_64"));
+        assert!(
+            other_class.contains("wasmtime-48.0.8-x86_64")
+                && other_class.contains("nan_canonicalization = true")
+        );
     }
 }

@@ -143,7 +143,8 @@ impl Coordinator {
             super::state::quarantined_for_s(&reputation, now_ms)
                 .map_or(WorkerStanding::Good, WorkerStanding::Quarantined)
         };
-        why_no_work(standing, core.job_ids().count())
+        let engine_needed = core.engine_every_job_needs(worker_id);
+        why_no_work(standing, core.job_ids().count(), engine_needed.as_deref())
     }
 }
 
