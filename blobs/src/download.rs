@@ -13,6 +13,7 @@ use bao_tree::io::outboard::PreOrderOutboard;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 /// Why a piece was refused. The sender of an `Invalid` piece sent bytes that do not belong
 /// to the blob: drop it from the swarm.
@@ -27,8 +28,8 @@ pub enum PieceError {
 }
 
 /// A download in progress; [`Download::finish`] moves the complete blob into the store.
-pub struct Download<'store> {
-    store: &'store BlobStore,
+pub struct Download {
+    store: Arc<BlobStore>,
     hash: Hash,
     size: u64,
     data: File,
@@ -41,7 +42,7 @@ impl BlobStore {
     /// Starts fetching the blob `hash` of `size` bytes, or resumes the download already
     /// under way (keeping the pieces that still verify). A wrong `size` makes every
     /// piece fail to verify.
-    pub fn download(&self, hash: Hash, size: u64) -> Result<Download<'_>, BlobError> {
+    pub fn download(self: &Arc<Self>, hash: Hash, size: u64) -> Result<Download, BlobError> {
         let open = |extension: &str| -> Result<File, BlobError> {
             let path = self.partial_path(&hash, extension);
             OpenOptions::new()
@@ -62,7 +63,7 @@ impl BlobStore {
         let mut listed = Vec::new();
         have_file.read_to_end(&mut listed).map_err(io_error("reading", &self.partial_path(&hash, "have")))?;
         let mut download =
-            Download { store: self, hash, size, data, outboard, have: BTreeSet::new(), have_file };
+            Download { store: self.clone(), hash, size, data, outboard, have: BTreeSet::new(), have_file };
         for entry in listed.chunks_exact(8) {
             let index = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
             if download.piece_still_verifies(index) {
@@ -74,7 +75,7 @@ impl BlobStore {
     }
 }
 
-impl Download<'_> {
+impl Download {
     pub fn hash(&self) -> Hash {
         self.hash
     }

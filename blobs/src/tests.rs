@@ -30,6 +30,10 @@ fn bytes(size: usize, seed: u8) -> Vec<u8> {
     (0..size).map(|index| (index as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed).collect()
 }
 
+fn open_store(folder: &std::path::Path, budget_bytes: u64) -> Result<std::sync::Arc<BlobStore>, BlobError> {
+    BlobStore::open(folder, budget_bytes).map(std::sync::Arc::new)
+}
+
 fn import(store: &BlobStore, data: &[u8]) -> Hash {
     store.import(data, data.len() as u64).unwrap()
 }
@@ -47,7 +51,7 @@ fn read_all(store: &BlobStore, hash: &Hash) -> Vec<u8> {
 }
 
 /// Fetches every missing piece of `download` from `source`.
-fn fetch_all(source: &BlobStore, download: &mut Download<'_>) {
+fn fetch_all(source: &BlobStore, download: &mut Download) {
     let hash = download.hash();
     let missing: Vec<u64> = download.missing().collect();
     for index in missing {
@@ -58,7 +62,7 @@ fn fetch_all(source: &BlobStore, download: &mut Download<'_>) {
 #[test]
 fn an_imported_blob_is_named_by_its_blake3_hash_and_reads_back() {
     let folder = Folder::new("import");
-    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let store = open_store(&folder.0, u64::MAX).unwrap();
     for size in [0, 1, 1023, 1024, 1025, 16 << 10, PIECE_BYTES as usize, PIECE_BYTES as usize * 3 + 17] {
         let data = bytes(size, 1);
         let hash = import(&store, &data);
@@ -71,7 +75,7 @@ fn an_imported_blob_is_named_by_its_blake3_hash_and_reads_back() {
 #[test]
 fn an_import_that_is_shorter_or_longer_than_announced_is_refused_and_leaves_nothing() {
     let folder = Folder::new("short");
-    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let store = open_store(&folder.0, u64::MAX).unwrap();
     let data = bytes(100_000, 2);
     let short = store.import(&data[..99_000], 100_000).unwrap_err();
     assert!(matches!(short, BlobError::WrongLength { announced: 100_000, read: 99_000 }), "{short}");
@@ -84,8 +88,8 @@ fn an_import_that_is_shorter_or_longer_than_announced_is_refused_and_leaves_noth
 #[test]
 fn a_blob_moves_between_stores_in_verified_pieces() {
     let (seeder_folder, fetcher_folder) = (Folder::new("seeder"), Folder::new("fetcher"));
-    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
-    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize * 5 + 4_000, 3);
     let hash = import(&seeder, &data);
     let mut download = fetcher.download(hash, data.len() as u64).unwrap();
@@ -101,8 +105,8 @@ fn a_blob_moves_between_stores_in_verified_pieces() {
 #[test]
 fn a_poisoned_piece_is_refused_naming_it_and_the_true_piece_is_then_accepted() {
     let (seeder_folder, fetcher_folder) = (Folder::new("poison-seeder"), Folder::new("poison-fetcher"));
-    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
-    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize * 2, 4);
     let hash = import(&seeder, &data);
     let mut download = fetcher.download(hash, data.len() as u64).unwrap();
@@ -138,8 +142,8 @@ fn a_poisoned_piece_is_refused_naming_it_and_the_true_piece_is_then_accepted() {
 #[test]
 fn a_size_claim_that_is_not_the_blobs_fails_on_the_last_piece_which_is_fetched_first() {
     let (seeder_folder, fetcher_folder) = (Folder::new("size-seeder"), Folder::new("size-fetcher"));
-    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
-    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
+    let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize + 10, 6);
     let hash = import(&seeder, &data);
     for claimed in [data.len() as u64 + 1, data.len() as u64 - 1, data.len() as u64 + PIECE_BYTES] {
@@ -156,11 +160,11 @@ fn a_size_claim_that_is_not_the_blobs_fails_on_the_last_piece_which_is_fetched_f
 #[test]
 fn a_download_resumes_after_a_restart_with_the_pieces_it_had() {
     let (seeder_folder, fetcher_folder) = (Folder::new("resume-seeder"), Folder::new("resume-fetcher"));
-    let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
+    let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize * 4, 7);
     let hash = import(&seeder, &data);
     {
-        let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+        let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
         let mut download = fetcher.download(hash, data.len() as u64).unwrap();
         for index in [0, 2] {
             download.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
@@ -171,7 +175,7 @@ fn a_download_resumes_after_a_restart_with_the_pieces_it_had() {
     let mut on_disk = std::fs::read(&partial).unwrap();
     on_disk[2 * PIECE_BYTES as usize + 5] ^= 0xff;
     std::fs::write(&partial, on_disk).unwrap();
-    let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+    let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
     let mut download = fetcher.download(hash, data.len() as u64).unwrap();
     assert_eq!(
         download.missing().collect::<Vec<_>>(),
@@ -186,7 +190,7 @@ fn a_download_resumes_after_a_restart_with_the_pieces_it_had() {
 #[test]
 fn a_blob_damaged_on_disk_is_never_served_and_is_removed() {
     let folder = Folder::new("damaged");
-    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let store = open_store(&folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize * 2, 8);
     let hash = import(&store, &data);
     let path = folder.0.join("complete").join(hash.to_hex());
@@ -202,7 +206,7 @@ fn a_blob_damaged_on_disk_is_never_served_and_is_removed() {
 #[test]
 fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
     let folder = Folder::new("evict");
-    let store = BlobStore::open(&folder.0, 3 * 1000).unwrap();
+    let store = open_store(&folder.0, 3 * 1000).unwrap();
     let hashes: Vec<Hash> = (0..5).map(|seed| import(&store, &bytes(1000, seed))).collect();
     store.open_blob(&hashes[0]).unwrap(); // used again: now the most recent
     let needed: HashSet<Hash> = [hashes[1]].into();
@@ -210,7 +214,7 @@ fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
     assert_eq!(removed, [hashes[2], hashes[3]], "least recently used first, the needed one skipped");
     assert_eq!(store.total_bytes().unwrap(), 3000);
     let everything_needed: HashSet<Hash> = hashes.iter().copied().collect();
-    let tight = BlobStore::open(&folder.0, 0).unwrap();
+    let tight = open_store(&folder.0, 0).unwrap();
     assert!(tight.evict_to_budget(&everything_needed).unwrap().is_empty(), "needed blobs stay over budget");
 }
 
@@ -219,11 +223,11 @@ fn a_reopened_store_lists_its_blobs_and_forgets_unfinished_imports() {
     let folder = Folder::new("reopen");
     let data = bytes(50_000, 9);
     let hash = {
-        let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+        let store = open_store(&folder.0, u64::MAX).unwrap();
         import(&store, &data)
     };
     std::fs::write(folder.0.join("tmp").join("import-crashed"), b"half an import").unwrap();
-    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let store = open_store(&folder.0, u64::MAX).unwrap();
     assert!(store.has(&hash));
     assert_eq!(std::fs::read_dir(folder.0.join("tmp")).unwrap().count(), 0);
 }
@@ -233,8 +237,8 @@ proptest::proptest! {
     #[test]
     fn any_size_moves_in_any_piece_order(size in 0usize..(PIECE_BYTES as usize * 3 + 5000), seed in 0u8..255, rotate in 0usize..4) {
         let (seeder_folder, fetcher_folder) = (Folder::new("any-seeder"), Folder::new("any-fetcher"));
-        let seeder = BlobStore::open(&seeder_folder.0, u64::MAX).unwrap();
-        let fetcher = BlobStore::open(&fetcher_folder.0, u64::MAX).unwrap();
+        let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
+        let fetcher = open_store(&fetcher_folder.0, u64::MAX).unwrap();
         let data = bytes(size, seed);
         let hash = import(&seeder, &data);
         let mut download = fetcher.download(hash, size as u64).unwrap();
@@ -252,7 +256,7 @@ proptest::proptest! {
 #[test]
 fn a_blob_sent_under_another_hash_is_refused_and_kept_under_none() {
     let folder = Folder::new("import-as");
-    let store = BlobStore::open(&folder.0, u64::MAX).unwrap();
+    let store = open_store(&folder.0, u64::MAX).unwrap();
     let data = bytes(70_000, 10);
     let claimed = Hash::of(b"something else");
     let error = store.import_as(&data[..], data.len() as u64, claimed).unwrap_err();

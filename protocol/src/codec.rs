@@ -3,11 +3,15 @@
 //!
 //! Text frames are JSON control messages. Binary frames start with a kind byte: 0 a blob
 //! (its 32-byte blake3 hash, then its bytes), 1 leases, 2 outcomes, 3 an acknowledgement,
-//! each followed by its body in postcard (varints, length-prefixed bytes; a few bytes per
+//! 4 a piece of a blob (its hash, its index as 8 bytes little-endian, then the bao-encoded
+//! piece, checked by the receiver against the blob's hash), the others each followed by
+//! their body in postcard (varints, length-prefixed bytes; a few bytes per
 //! unit where JSON took hundreds). Kinds and fields are only ever appended.
 
 use crate::Hash;
-use crate::messages::{BLOB_FRAME_BYTES_MAX, CreditSoFar, FRAME_BYTES_MAX, Lease, Message, OutcomeReport};
+use crate::messages::{
+    BLOB_FRAME_BYTES_MAX, CreditSoFar, FRAME_BYTES_MAX, Lease, Message, OutcomeReport, PIECE_FRAME_BYTES_MAX,
+};
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +42,7 @@ const BLOB: u8 = 0;
 const LEASES: u8 = 1;
 const OUTCOMES: u8 = 2;
 const ACKNOWLEDGED: u8 = 3;
+const PIECE: u8 = 4;
 
 /// Encodes a message: leases, outcomes and acknowledgements as binary frames, every other
 /// message as JSON text.
@@ -74,6 +79,12 @@ pub enum BinaryFrame<'a> {
     Message(Message),
     /// A blob whose bytes were checked against its hash.
     Blob(Hash, &'a [u8]),
+    /// Piece `index` of blob `hash`, bao-encoded: the receiver checks it (`wasmhive-blobs`).
+    Piece {
+        hash: Hash,
+        index: u64,
+        encoded: &'a [u8],
+    },
 }
 
 /// Decodes a binary frame, checking the size limits of its kind (and a blob's bytes
@@ -84,6 +95,9 @@ pub fn decode_binary(frame: &[u8]) -> Result<BinaryFrame<'_>, DecodeError> {
     };
     if kind == BLOB {
         return decode_blob(frame).map(|(hash, bytes)| BinaryFrame::Blob(hash, bytes));
+    }
+    if kind == PIECE {
+        return decode_piece(frame);
     }
     if frame.len() > FRAME_BYTES_MAX {
         return Err(DecodeError::FrameTooLarge { size: frame.len(), limit: FRAME_BYTES_MAX });
@@ -97,7 +111,7 @@ pub fn decode_binary(frame: &[u8]) -> Result<BinaryFrame<'_>, DecodeError> {
         }
         other => {
             return Err(DecodeError::Malformed {
-                reason: format!("binary frame of unknown kind {other} (this peer speaks kinds 0 to 3)"),
+                reason: format!("binary frame of unknown kind {other} (this peer speaks kinds 0 to 4)"),
             });
         }
     };
@@ -134,6 +148,34 @@ pub fn encode_blob(bytes: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Encodes piece `index` of blob `hash` (bao-encoded, with its proof) as a binary frame.
+pub fn encode_piece(hash: &Hash, index: u64, encoded: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(1 + 32 + 8 + encoded.len());
+    frame.push(PIECE);
+    frame.extend_from_slice(&hash.0);
+    frame.extend_from_slice(&index.to_le_bytes());
+    frame.extend_from_slice(encoded);
+    frame
+}
+
+fn decode_piece(frame: &[u8]) -> Result<BinaryFrame<'_>, DecodeError> {
+    if frame.len() > PIECE_FRAME_BYTES_MAX {
+        return Err(DecodeError::MessageTooLarge {
+            kind: "piece",
+            size: frame.len(),
+            limit: PIECE_FRAME_BYTES_MAX,
+        });
+    }
+    if frame.len() < 1 + 32 + 8 {
+        return Err(DecodeError::Malformed {
+            reason: format!("a piece frame of {} bytes has no room for its header", frame.len()),
+        });
+    }
+    let hash = Hash(frame[1..33].try_into().expect("32 bytes"));
+    let index = u64::from_le_bytes(frame[33..41].try_into().expect("8 bytes"));
+    Ok(BinaryFrame::Piece { hash, index, encoded: &frame[41..] })
+}
+
 /// Decodes a blob frame and checks its bytes against its hash.
 pub fn decode_blob(frame: &[u8]) -> Result<(Hash, &[u8]), DecodeError> {
     if frame.len() > 1 + BLOB_FRAME_BYTES_MAX {
@@ -166,7 +208,7 @@ mod tests {
             Encoded::Text(text) => decode_message(&text).unwrap(),
             Encoded::Binary(frame) => match decode_binary(&frame).unwrap() {
                 BinaryFrame::Message(message) => message,
-                BinaryFrame::Blob(..) => panic!("a message decoded as a blob"),
+                other => panic!("a message decoded as {other:?}"),
             },
         }
     }
@@ -204,7 +246,13 @@ mod tests {
         assert!(matches!(encode_message(&hello), Encoded::Text(_)));
         assert_eq!(round_trip(&hello), hello);
         let leases = Message::Leases {
-            leases: vec![Lease { lease_id: 9, terms_id: 1, unit_index: 4, input: b"0 1000".to_vec() }],
+            leases: vec![Lease {
+                lease_id: 9,
+                terms_id: 1,
+                unit_index: 4,
+                input: b"0 1000".to_vec(),
+                input_blob: None,
+            }],
         };
         let acknowledged = Message::Acknowledged {
             lease_ids: vec![1, 2, u64::MAX],
@@ -218,8 +266,13 @@ mod tests {
 
     #[test]
     fn a_tiny_unit_costs_a_few_bytes_each_way() {
-        let lease =
-            Lease { lease_id: 123_456, terms_id: 1, unit_index: 9_999, input: b"9999000 10000000".to_vec() };
+        let lease = Lease {
+            lease_id: 123_456,
+            terms_id: 1,
+            unit_index: 9_999,
+            input: b"9999000 10000000".to_vec(),
+            input_blob: None,
+        };
         let Encoded::Binary(leases) = encode_message(&Message::Leases { leases: vec![lease; 100] }) else {
             panic!("leases are binary")
         };

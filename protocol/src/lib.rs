@@ -18,12 +18,12 @@ mod status;
 
 pub use codec::{
     BinaryFrame, DecodeError, Encoded, decode_binary, decode_blob, decode_message, encode_blob,
-    encode_message,
+    encode_message, encode_piece,
 };
 pub use hash::{Hash, HashParseError};
 pub use messages::{
-    BLOB_FRAME_BYTES_MAX, CreditSoFar, FRAME_BYTES_MAX, Hello, JobTerms, Lease, Message, OutcomeReport,
-    PROTOCOL_VERSION, TERMS_KEPT,
+    BLOB_FRAME_BYTES_MAX, BlobRef, CreditSoFar, FRAME_BYTES_MAX, Hello, JobTerms, Lease, Message,
+    OutcomeReport, PIECE_FRAME_BYTES_MAX, PROTOCOL_VERSION, TERMS_KEPT,
 };
 pub use status::{Status, TrapKind, outcome_digest};
 

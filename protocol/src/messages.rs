@@ -14,7 +14,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -62,6 +62,8 @@ pub enum Message {
     Cancel { lease_ids: Vec<u64> },
     /// Ask for the blob with this hash; answered by a binary frame.
     Want { hash: Hash },
+    /// Ask for piece `index` of a blob a lease names; answered by a binary piece frame.
+    WantPiece { hash: Hash, index: u64 },
     /// The sender is closing the connection for this reason.
     Goodbye { reason: String },
 }
@@ -122,7 +124,21 @@ pub struct Lease {
     pub unit_index: u64,
     #[serde(with = "serde_bytes")]
     pub input: Vec<u8>,
+    /// `Some`: the input is this blob (and `input` is empty); the worker fetches it in
+    /// verified pieces (`want_piece`) unless it has it already.
+    pub input_blob: Option<BlobRef>,
 }
+
+/// A blob a lease names: its hash and size (the size is proven by its last piece).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub hash: Hash,
+    pub size: u64,
+}
+
+/// Largest piece frame: a 256 KiB piece, its proof (at most 2 × 32 bytes per tree level)
+/// and the frame's header.
+pub const PIECE_FRAME_BYTES_MAX: usize = (256 << 10) + (8 << 10);
 
 /// What one replica produced. It names only its lease: the owner knows the lease's job
 /// and unit, and computes every digest from the status and output it received (a
@@ -155,6 +171,7 @@ impl Message {
             Message::ReturnLeases { .. } => "return_leases",
             Message::Cancel { .. } => "cancel",
             Message::Want { .. } => "want",
+            Message::WantPiece { .. } => "want_piece",
             Message::Goodbye { .. } => "goodbye",
         }
     }
@@ -162,7 +179,10 @@ impl Message {
     /// Largest encoded size accepted for this kind of message.
     pub fn encoded_bytes_max(&self) -> usize {
         match self {
-            Message::Hello(_) | Message::Welcome { .. } | Message::Want { .. } => 4 << 10,
+            Message::Hello(_)
+            | Message::Welcome { .. }
+            | Message::Want { .. }
+            | Message::WantPiece { .. } => 4 << 10,
             Message::JobTerms(_) => 64 << 10,
             Message::RequestWork { .. }
             | Message::NoWork { .. }

@@ -116,7 +116,13 @@ fn v5_messages(first: u64) -> (Message, Message) {
     let units = first..first + BATCH as u64;
     let leases = units
         .clone()
-        .map(|unit| Lease { lease_id: 100_000 + unit, terms_id: 1, unit_index: unit, input: input(unit) })
+        .map(|unit| Lease {
+            lease_id: 100_000 + unit,
+            terms_id: 1,
+            unit_index: unit,
+            input: input(unit),
+            input_blob: None,
+        })
         .collect();
     let outcomes = units
         .map(|unit| OutcomeReport {

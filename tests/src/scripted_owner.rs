@@ -118,5 +118,8 @@ pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: JobLimits) -> 
         job_time_s: 0,
         nan_canonicalization: true,
     };
-    ScriptedLease { terms, lease: Lease { lease_id, terms_id: 0, unit_index: lease_id, input: Vec::new() } }
+    ScriptedLease {
+        terms,
+        lease: Lease { lease_id, terms_id: 0, unit_index: lease_id, input: Vec::new(), input_blob: None },
+    }
 }

@@ -26,13 +26,13 @@ pub fn hello() -> Frame {
     frame_of(&Message::Hello(hello))
 }
 
-/// The message a frame carries (`None`: a blob, a ping, a close, or undecodable).
+/// The message a frame carries (`None`: a blob, a piece, a ping, a close, or undecodable).
 pub fn decode_frame(frame: &Frame) -> Option<Message> {
     match frame {
         Frame::Text(text) => wasmhive_protocol::decode_message(text).ok(),
         Frame::Binary(bytes) => match wasmhive_protocol::decode_binary(bytes).ok()? {
             BinaryFrame::Message(message) => Some(message),
-            BinaryFrame::Blob(..) => None,
+            BinaryFrame::Blob(..) | BinaryFrame::Piece { .. } => None,
         },
         _ => None,
     }

@@ -28,6 +28,8 @@ pub struct Execution {
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) sandbox: Arc<Sandbox>,
     pub(crate) modules: Mutex<ModuleStore>,
+    /// Lease inputs that are blobs, on disk under `blobs/` (`input_blobs.rs`).
+    pub(crate) blobs: Arc<wasmhive_blobs::BlobStore>,
     /// Units running right now (for the spare slots a peer advertises).
     pub(crate) running: Arc<AtomicUsize>,
     /// Owner sessions open right now: each gets an equal share of the prefetch queue
@@ -63,6 +65,10 @@ fn lower_compilation_threads() {
     }
 }
 
+/// Bytes of input blobs a worker keeps (evicting those no lease needs is issue 16's next
+/// step).
+const INPUT_BLOBS_BYTES_MAX: u64 = 16 << 30;
+
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
         let key = wasmhive_transport::load_or_create_peer_key(&config.data_dir)?;
@@ -87,7 +93,12 @@ impl Execution {
             run_gate: Some(SharedRunGate(controls.gate.clone())),
             ..SandboxConfig::default()
         }));
+        let blobs_dir = config.data_dir.join("blobs");
+        let blobs = wasmhive_blobs::BlobStore::open(&blobs_dir, INPUT_BLOBS_BYTES_MAX).map_err(|error| {
+            WorkerError::DataDirectory { path: blobs_dir, source: std::io::Error::other(error.to_string()) }
+        })?;
         Ok(Arc::new(Execution {
+            blobs: Arc::new(blobs),
             modules: Mutex::new(ModuleStore::new(
                 config.data_dir.join("modules"),
                 config.module_cache_bytes_max,
@@ -397,7 +408,7 @@ mod tests {
             job_time_s: 0,
             nan_canonicalization: true,
         };
-        let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new() };
+        let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new(), input_blob: None };
         LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000 }
     }
 

@@ -13,6 +13,7 @@
 mod connection;
 pub mod control;
 mod execution;
+mod input_blobs;
 mod module_store;
 mod session;
 mod session_core;

@@ -8,6 +8,7 @@ use crate::execution::{
     Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
     spawn_lease,
 };
+use crate::input_blobs::{InputFetches, Progress};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
@@ -49,6 +50,8 @@ struct Worker {
     /// When the finished reports are collected (set when the first of them arrives).
     collect_finished_at: Option<Instant>,
     waiting_for_module: HashMap<Hash, Vec<LeaseToRun>>,
+    /// Leases waiting for their input blob, and its fetch (`input_blobs.rs`).
+    input_fetches: InputFetches<LeaseToRun>,
     /// The job terms this session's leases may refer to.
     terms: TermsReceived,
     /// Modules fetched from other peers (or `None`: ask the owner).
@@ -138,6 +141,7 @@ impl Worker {
             finished: FinishedQueue::default(),
             collect_finished_at: None,
             waiting_for_module: HashMap::new(),
+            input_fetches: InputFetches::default(),
             terms: TermsReceived::default(),
             fetched_sender,
             fetched,
@@ -231,6 +235,11 @@ impl Worker {
                         self.module_arrived(hash, bytes);
                         Ok(())
                     }
+                    BinaryFrame::Piece { hash, index, encoded } => {
+                        let progress =
+                            self.input_fetches.piece_arrived(&self.execution.blobs, hash, index, encoded)?;
+                        self.input_progress(socket, progress).await
+                    }
                 }
             }
             Some(Ok(Frame::Close(close))) => {
@@ -279,7 +288,7 @@ impl Worker {
             }
             Message::Cancel { lease_ids } => {
                 self.not_started.take_back(&lease_ids);
-                for leases in self.waiting_for_module.values_mut() {
+                for leases in self.waiting_for_module.values_mut().chain(self.input_fetches.waiting_mut()) {
                     leases.retain(|waiting| !lease_ids.contains(&waiting.lease.lease_id));
                 }
                 Ok(())
@@ -320,8 +329,34 @@ impl Worker {
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
-        let hash = terms.module;
         let lease = LeaseToRun { lease, terms, wall_time_ms_max };
+        match lease.lease.input_blob {
+            Some(blob) => {
+                let progress = self.input_fetches.lease_arrived(&self.execution.blobs, blob, lease)?;
+                self.input_progress(socket, progress).await
+            }
+            None => self.input_ready(socket, lease).await,
+        }
+    }
+
+    /// Sends the pieces a fetch asks for; leases whose input blob is complete go on.
+    async fn input_progress(
+        &mut self,
+        socket: &mut Socket,
+        progress: Progress<LeaseToRun>,
+    ) -> Result<(), SessionLost> {
+        send_all(socket, progress.send).await?;
+        for (mut lease, bytes) in progress.ready {
+            lease.lease.input = bytes;
+            lease.lease.input_blob = None;
+            self.input_ready(socket, lease).await?;
+        }
+        Ok(())
+    }
+
+    /// A lease with its input: runs when its module is here, else waits for it.
+    async fn input_ready(&mut self, socket: &mut Socket, lease: LeaseToRun) -> Result<(), SessionLost> {
+        let hash = lease.terms.module;
         let known = self.execution.modules.lock().expect("module store lock").get(&hash);
         if let Some(module) = known {
             self.dispatch(module, lease);
@@ -384,7 +419,9 @@ impl Worker {
     }
 
     fn queued(&self) -> usize {
-        self.finished.in_pool() + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
+        self.finished.in_pool()
+            + self.waiting_for_module.values().map(Vec::len).sum::<usize>()
+            + self.input_fetches.waiting_count()
     }
 
     /// Sends what the session core says is due: outcomes, then a request for leases.
@@ -406,6 +443,7 @@ impl Worker {
     fn connection_lost(&mut self) {
         self.not_started.take_back_all();
         self.waiting_for_module.clear();
+        self.input_fetches.drain();
         // The next session's owner numbers its terms afresh.
         self.terms = TermsReceived::default();
         self.core.connection_lost();
@@ -419,6 +457,7 @@ impl Worker {
             self.waiting_for_module
                 .drain()
                 .flat_map(|(_, leases)| leases)
+                .chain(self.input_fetches.drain())
                 .map(|waiting| waiting.lease.lease_id),
         );
         tracing::info!(

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use wasmhive_protocol::Status;
 
 fn lease(lease_id: u64) -> Lease {
-    Lease { lease_id, terms_id: 1, unit_index: lease_id, input: Vec::new() }
+    Lease { lease_id, terms_id: 1, unit_index: lease_id, input: Vec::new(), input_blob: None }
 }
 
 fn report(lease_id: u64) -> OutcomeReport {

@@ -28,6 +28,10 @@ pub enum SessionLost {
     Undecodable(#[from] DecodeError),
     #[error("the owner sent blob {0} we did not ask for")]
     UnaskedBlob(String),
+    #[error("the owner sent a piece that does not verify: {0}")]
+    BadPiece(String),
+    #[error("an input blob could not be kept here: {0}")]
+    InputBlob(String),
     #[error("an owner may not send {0}")]
     NotForOwners(&'static str),
     /// Job terms out of order, or a lease naming terms never sent.

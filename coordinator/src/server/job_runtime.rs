@@ -4,7 +4,7 @@
 use super::job_modules::JobContext;
 use crate::store::{Store, StoreError, StoreResult, StoredInput, StoredJob};
 use std::sync::Arc;
-use wasmhive_protocol::{Hash, JobTerms, Lease};
+use wasmhive_protocol::{BlobRef, Hash, JobTerms, Lease};
 use wasmhive_sandbox::ModuleBytes;
 
 pub struct JobRuntime {
@@ -64,6 +64,33 @@ impl JobRuntime {
         Ok((label, bytes))
     }
 
+    /// What a lease of the unit carries: its input's bytes, or the blob that holds them
+    /// (read by the worker in pieces, never by the owner here).
+    pub fn lease_input(
+        &self,
+        store: &Store,
+        blobs: &wasmhive_blobs::BlobStore,
+        unit_index: u64,
+    ) -> StoreResult<LeaseInput> {
+        if let Some((_, bytes)) = self.range_input(unit_index) {
+            return Ok(LeaseInput::Bytes(bytes));
+        }
+        match store.unit_input(&self.stored.job_id, unit_index)? {
+            None => Ok(LeaseInput::Bytes(Vec::new())),
+            Some((_, StoredInput::Bytes(bytes))) => Ok(LeaseInput::Bytes(bytes)),
+            Some((_, StoredInput::Blob(hash))) => {
+                let size = blobs.size(&hash).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "unit {unit_index} of job {}: its input blob {} is gone",
+                        self.stored.job_id,
+                        hash.to_hex()
+                    ))
+                })?;
+                Ok(LeaseInput::Blob(BlobRef { hash, size }))
+            }
+        }
+    }
+
     /// The unit's label for people, without reading its input.
     pub fn unit_label(&self, store: &Store, unit_index: u64) -> StoreResult<String> {
         match self.range_input(unit_index) {
@@ -106,12 +133,49 @@ pub struct GrantedLease {
     job: Arc<JobRuntime>,
     pub lease_id: u64,
     pub unit_index: u64,
-    pub input: Vec<u8>,
+    pub input: LeaseInput,
+}
+
+/// A lease's input: its bytes, or the blob the worker fetches in pieces.
+pub enum LeaseInput {
+    Bytes(Vec<u8>),
+    Blob(BlobRef),
+}
+
+impl LeaseInput {
+    /// Bytes the lease message carries.
+    pub fn inline_bytes(&self) -> usize {
+        match self {
+            LeaseInput::Bytes(bytes) => bytes.len(),
+            LeaseInput::Blob(_) => 0,
+        }
+    }
 }
 
 impl GrantedLease {
-    pub(super) fn new(job: Arc<JobRuntime>, lease_id: u64, unit_index: u64, input: Vec<u8>) -> GrantedLease {
+    pub(super) fn new(
+        job: Arc<JobRuntime>,
+        lease_id: u64,
+        unit_index: u64,
+        input: LeaseInput,
+    ) -> GrantedLease {
         GrantedLease { job, lease_id, unit_index, input }
+    }
+
+    /// The input bytes the lease carries (none when the input is a blob).
+    pub fn inline_input(&self) -> &[u8] {
+        match &self.input {
+            LeaseInput::Bytes(bytes) => bytes,
+            LeaseInput::Blob(_) => &[],
+        }
+    }
+
+    /// The blob the worker must fetch for this lease, if any.
+    pub fn input_blob(&self) -> Option<BlobRef> {
+        match &self.input {
+            LeaseInput::Blob(blob) => Some(*blob),
+            LeaseInput::Bytes(_) => None,
+        }
     }
 
     pub fn job_id(&self) -> &str {
@@ -124,7 +188,11 @@ impl GrantedLease {
     }
 
     pub fn into_lease(self, terms_id: u32) -> Lease {
-        Lease { lease_id: self.lease_id, terms_id, unit_index: self.unit_index, input: self.input }
+        let (input, input_blob) = match self.input {
+            LeaseInput::Bytes(bytes) => (bytes, None),
+            LeaseInput::Blob(blob) => (Vec::new(), Some(blob)),
+        };
+        Lease { lease_id: self.lease_id, terms_id, unit_index: self.unit_index, input, input_blob }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::activity::Activity;
 use super::connections::Connections;
 use super::job_modules::OwnerSandbox;
-use super::job_runtime::{GrantedLease, JobRuntime};
+use super::job_runtime::{GrantedLease, JobRuntime, LeaseInput};
 use super::metrics::GridMetrics;
 use super::store_writer::StoreWriter;
 use super::submission::{check_blob_inputs, new_job_id, validate_submission};
@@ -421,18 +421,18 @@ impl Coordinator {
         let mut unsent = Vec::new();
         for grant in grants {
             let Some(job) = self.job(&grant.job_id) else { continue };
-            let (_, input) = match job.range_input(grant.unit_index) {
-                Some(input) => input,
+            let input = match job.range_input(grant.unit_index) {
+                Some((_, bytes)) => LeaseInput::Bytes(bytes),
                 None => {
                     let store = store.get_or_insert_with(|| self.store.lock().expect("store lock"));
-                    job.unit_input(store, &self.blobs, grant.unit_index)?
+                    job.lease_input(store, &self.blobs, grant.unit_index)?
                 }
             };
-            if !leases.is_empty() && input_bytes + input.len() > LEASE_BATCH_INPUT_BYTES_MAX {
+            if !leases.is_empty() && input_bytes + input.inline_bytes() > LEASE_BATCH_INPUT_BYTES_MAX {
                 unsent.push(grant.lease_id);
                 continue;
             }
-            input_bytes += input.len();
+            input_bytes += input.inline_bytes();
             job.first_lease.get_or_init(Instant::now);
             leases.push(GrantedLease::new(job, grant.lease_id, grant.unit_index, input));
         }

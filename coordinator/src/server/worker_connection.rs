@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use wasmhive_protocol::job_terms::TermsSent;
 use wasmhive_protocol::{
     BLOB_FRAME_BYTES_MAX, BinaryFrame, Encoded, FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION,
-    decode_binary, decode_message, encode_blob, encode_message,
+    decode_binary, decode_message, encode_blob, encode_message, encode_piece,
 };
 use wasmhive_transport::Remote;
 
@@ -77,12 +77,16 @@ enum Ending {
     Undecodable(#[from] wasmhive_protocol::DecodeError),
     #[error("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())]
     Silent,
-    #[error("workers send no blobs")]
+    #[error("workers send no blobs or pieces")]
     BlobFromWorker,
     #[error("a worker may not send {0}")]
     NotForWorkers(&'static str),
     #[error("no blob {0} here")]
     NoSuchBlob(wasmhive_protocol::Hash),
+    #[error("asked for a piece of blob {0}, which none of its leases names")]
+    PieceNotLeased(wasmhive_protocol::Hash),
+    #[error("cannot serve piece {index} of blob {hash}: {reason}")]
+    NoSuchPiece { hash: wasmhive_protocol::Hash, index: u64, reason: String },
     #[error("{0}")]
     OutputOverLimit(#[from] super::outcomes::OutputOverLimit),
     #[error("the owner's store failed: {0}")]
@@ -172,7 +176,13 @@ struct SessionState {
     /// Outcome batches on their way through the store writer (at most
     /// [`COMMITS_IN_FLIGHT_MAX`]).
     commits: tokio::task::JoinSet<Committed>,
+    /// Blobs this session's leases named: the only ones it may ask pieces of (at most
+    /// [`LEASED_BLOBS_MAX`], the oldest forgotten first).
+    leased_blobs: std::collections::VecDeque<wasmhive_protocol::Hash>,
 }
+
+/// Blobs a session remembers having leased.
+const LEASED_BLOBS_MAX: usize = 1024;
 
 impl Drop for SessionState {
     /// A session that ends leaves its batches to commit: a batch recorded in the core must
@@ -193,6 +203,7 @@ async fn session_loop(
         credit_due: Instant::now(),
         terms_sent: TermsSent::default(),
         commits: tokio::task::JoinSet::new(),
+        leased_blobs: std::collections::VecDeque::new(),
     };
     loop {
         let reading = state.commits.len() < COMMITS_IN_FLIGHT_MAX;
@@ -220,7 +231,7 @@ async fn session_loop(
             Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
             Some(Ok(Frame::Binary(bytes))) => match decode_binary(&bytes) {
                 Ok(BinaryFrame::Message(message)) => Ok(message),
-                Ok(BinaryFrame::Blob(..)) => return Some(Ending::BlobFromWorker),
+                Ok(BinaryFrame::Blob(..) | BinaryFrame::Piece { .. }) => return Some(Ending::BlobFromWorker),
                 Err(error) => Err(error),
             },
             Some(Ok(Frame::Text(text))) => decode_message(&text),
@@ -280,6 +291,14 @@ async fn handle_message(
                 if send_first {
                     send(socket, &Message::JobTerms(Box::new(lease.terms(terms_id)))).await?;
                 }
+                if let Some(blob) = lease.input_blob()
+                    && !state.leased_blobs.contains(&blob.hash)
+                {
+                    if state.leased_blobs.len() >= LEASED_BLOBS_MAX {
+                        state.leased_blobs.pop_front();
+                    }
+                    state.leased_blobs.push_back(blob.hash);
+                }
                 wire_leases.push(lease.into_lease(terms_id));
             }
             send(socket, &Message::Leases { leases: wire_leases }).await
@@ -335,6 +354,23 @@ async fn handle_message(
             match module {
                 Some(bytes) => send_frame(socket, Frame::Binary(encode_blob(&bytes).into())).await,
                 None => Err(Ending::NoSuchBlob(hash)),
+            }
+        }
+        Message::WantPiece { hash, index } => {
+            if !state.leased_blobs.contains(&hash) {
+                return Err(Ending::PieceNotLeased(hash));
+            }
+            let piece = off_the_runtime(coordinator, move |coordinator| {
+                let mut encoded = Vec::new();
+                coordinator.blobs.encode_piece(&hash, index, &mut encoded).map(|()| encoded)
+            })
+            .await
+            .map_err(Ending::OwnerTask)?;
+            match piece {
+                Ok(encoded) => {
+                    send_frame(socket, Frame::Binary(encode_piece(&hash, index, &encoded).into())).await
+                }
+                Err(error) => Err(Ending::NoSuchPiece { hash, index, reason: error.to_string() }),
             }
         }
         Message::Goodbye { reason } => {

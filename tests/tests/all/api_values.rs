@@ -39,7 +39,7 @@ fn a_range_ending_at_two_to_the_64_leases_without_overflow() {
     assert_eq!(job.units, 2);
     let leases = coordinator.request_work("worker", &Network::of_identity("worker"), 4).unwrap();
     let mut inputs: Vec<String> =
-        leases.iter().map(|lease| String::from_utf8_lossy(&lease.input).to_string()).collect();
+        leases.iter().map(|lease| String::from_utf8_lossy(lease.inline_input()).to_string()).collect();
     inputs.sort(); // a batch comes in random order
     assert_eq!(
         inputs,

@@ -54,7 +54,13 @@ fn message_samples() -> Vec<Vec<u8>> {
         Message::NoWork { retry_after_ms: 250, reason: Some("nothing".into()) },
         Message::Acknowledged { lease_ids: vec![1, 2, 3], credit: None },
         Message::Leases {
-            leases: vec![Lease { lease_id: 1, terms_id: 1, unit_index: 2, input: b"0 10".to_vec() }],
+            leases: vec![Lease {
+                lease_id: 1,
+                terms_id: 1,
+                unit_index: 2,
+                input: b"0 10".to_vec(),
+                input_blob: None,
+            }],
         },
         Message::Outcomes {
             outcomes: vec![OutcomeReport {

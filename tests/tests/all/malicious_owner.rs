@@ -103,7 +103,7 @@ fn a_lease_whose_job_terms_were_never_sent_ends_the_session_with_the_reason() {
         let worker = start_worker_joining(&owner.join_address(), &directory.path().join("worker"), 1, &[]);
         let mut session = owner.next_session().await;
         let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
-        let orphan = Lease { lease_id: 1, terms_id: 9, unit_index: 0, input: Vec::new() };
+        let orphan = Lease { lease_id: 1, terms_id: 9, unit_index: 0, input: Vec::new(), input_blob: None };
         session.send(&Message::Leases { leases: vec![orphan] }).await;
         let ended = session.receive_other_than_requests().await;
         assert!(ended.is_none(), "the worker hung up, not {ended:?}");
