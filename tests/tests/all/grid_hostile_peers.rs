@@ -86,6 +86,22 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         (11, true, vec![Frame::Binary(wasmhive_protocol::encode_blob(b"a module").into())], "no blobs"),
         (12, true, vec![Frame::Binary(vec![2, 0xff, 0xff, 0xff].into())], "outcomes frame does not decode"),
         (13, true, vec![Frame::Binary(vec![77, 1].into())], "unknown kind 77"),
+        (
+            14,
+            true,
+            vec![wasmhive_transport::frame_of(&Message::WantPiece {
+                hash: Hash::of(b"not leased"),
+                index: 0,
+            })],
+            "which none of its leases names",
+        ),
+        (
+            15,
+            true,
+            vec![Frame::Binary(wasmhive_protocol::encode_piece(&Hash::of(b"x"), 0, b"x").into())],
+            "no blobs or pieces",
+        ),
+        (16, true, vec![Frame::Binary(vec![4, 1, 2].into())], "no room for its header"),
         (7, false, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
         (
             8,

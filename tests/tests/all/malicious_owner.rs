@@ -120,3 +120,86 @@ fn a_lease_whose_job_terms_were_never_sent_ends_the_session_with_the_reason() {
         });
     });
 }
+
+/// A lease whose input is a blob of two pieces: the worker asks for pieces (the last one
+/// first); a poisoned piece ends the session with the reason, as does a piece never asked
+/// for; an honest owner's pieces are then accepted and the unit runs on the verified bytes.
+#[test]
+fn a_poisoned_or_unasked_input_piece_ends_the_session_and_true_pieces_run_the_unit() {
+    let directory = TempDir::new("malicious-owner-piece");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let input: Vec<u8> = (0..(300u32 << 10)).map(|index| (index % 251) as u8).collect();
+    let seeder_folder = directory.path().join("seeder");
+    let seeder = wasmhive_blobs::BlobStore::open(&seeder_folder, u64::MAX).unwrap();
+    let hash = seeder.import(&input[..], input.len() as u64).unwrap();
+    let piece = |index: u64| {
+        let mut encoded = Vec::new();
+        seeder.encode_piece(&hash, index, &mut encoded).unwrap();
+        encoded
+    };
+    let blob_lease = |lease_id: u64| {
+        let limits = JobLimits { output_bytes: 1 << 20, timeout_ms: 20_000, ..JobLimits::default() };
+        let mut scripted = lease(lease_id, task_modules::PROBE, &["echo"], limits);
+        scripted.lease.input_blob = Some(wasmhive_protocol::BlobRef { hash, size: input.len() as u64 });
+        scripted
+    };
+    runtime.block_on(async {
+        let mut owner = ScriptedOwner::start(&key(94)).await;
+        let worker = start_worker_joining(&owner.join_address(), &directory.path().join("worker"), 1, &[]);
+        // A poisoned piece.
+        let mut session = owner.next_session().await;
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        session.send_leases(vec![blob_lease(1)]).await;
+        let Some(Message::WantPiece { index, .. }) = session.receive_other_than_requests().await else {
+            panic!("a piece asked for")
+        };
+        assert_eq!(index, 1, "the last piece first: it proves the size");
+        let mut poisoned = piece(1);
+        let last = poisoned.len() - 1;
+        poisoned[last] ^= 0x80;
+        session.send_binary(wasmhive_protocol::encode_piece(&hash, 1, &poisoned)).await;
+        while let Some(message) = session.receive_other_than_requests().await {
+            assert!(
+                matches!(message, Message::WantPiece { .. }),
+                "only piece requests before hanging up: {message:?}"
+            );
+        }
+        // A piece never asked for.
+        let next = tokio::time::timeout(Duration::from_secs(20), owner.next_session()).await;
+        let mut session = next.unwrap_or_else(|_| {
+            panic!("the worker came back after the poisoned piece:\n{}", worker.log_text())
+        });
+        session.send_binary(wasmhive_protocol::encode_piece(&hash, 0, &piece(0))).await;
+        while let Some(message) = session.receive_other_than_requests().await {
+            assert!(matches!(message, Message::WantPiece { .. }), "{message:?}");
+        }
+        // An honest owner.
+        let next = tokio::time::timeout(Duration::from_secs(20), owner.next_session()).await;
+        let mut session = next.unwrap_or_else(|_| {
+            panic!("the worker came back after the unasked piece:\n{}", worker.log_text())
+        });
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        session.send_leases(vec![blob_lease(2)]).await;
+        loop {
+            match session.receive_other_than_requests().await {
+                Some(Message::WantPiece { hash: asked, index }) => {
+                    assert_eq!(asked, hash);
+                    session.send_binary(wasmhive_protocol::encode_piece(&hash, index, &piece(index))).await;
+                }
+                Some(Message::Want { hash: module }) => {
+                    assert_eq!(module, wasmhive_protocol::Hash::of(task_modules::PROBE));
+                    session.send_binary(encode_blob(task_modules::PROBE)).await;
+                }
+                Some(Message::Outcomes { outcomes }) => {
+                    assert_eq!(outcomes[0].status, Status::Success, "{:?}", outcomes[0]);
+                    assert_eq!(outcomes[0].output, input, "the unit ran on the verified bytes");
+                    break;
+                }
+                other => panic!("unexpected {other:?}\n{}", worker.log_text()),
+            }
+        }
+        let log = worker.log_text();
+        assert!(log.contains("does not verify"), "the poisoned piece's reason is logged:\n{log}");
+        assert!(log.contains("did not ask for"), "the unasked piece's reason is logged:\n{log}");
+    });
+}
