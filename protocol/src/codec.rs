@@ -287,9 +287,9 @@ mod tests {
         else {
             panic!("outcomes are binary")
         };
-        // Per unit: 16 input bytes + 7 (ids, length); 13 output bytes + 7 (id, status,
-        // length, fuel, time); per frame: a kind byte and a count.
-        assert!(leases.len() <= 2 + 100 * 23, "{} bytes for 100 leases", leases.len());
+        // Per unit: 16 input bytes + 8 (ids, length, no input blob); 13 output bytes + 7
+        // (id, status, length, fuel, time); per frame: a kind byte and a count.
+        assert!(leases.len() <= 2 + 100 * 24, "{} bytes for 100 leases", leases.len());
         assert!(outcomes.len() <= 2 + 100 * 20, "{} bytes for 100 outcomes", outcomes.len());
     }
 
