@@ -8,7 +8,7 @@ use crate::execution::{
     Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
     spawn_lease,
 };
-use crate::input_blobs::{InputFetches, Progress};
+use crate::input_blobs::{INPUT_BLOB_BYTES_MAX, InputFetches, Progress};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
@@ -326,6 +326,17 @@ impl Worker {
                 memory = terms.limits.memory_bytes,
                 cap = self.execution.controls.memory.bytes_max(),
                 "a unit may use more memory than this worker's cap; handed back"
+            );
+            return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
+        }
+        if let Some(blob) = lease.input_blob
+            && (blob.size > INPUT_BLOB_BYTES_MAX || !self.execution.controls.memory.fits(blob.size))
+        {
+            tracing::warn!(
+                job = %wasmhive_protocol::printable(&terms.job_id, 64),
+                input = blob.size,
+                ceiling = INPUT_BLOB_BYTES_MAX,
+                "a unit's input is larger than this worker takes (or than its memory cap); handed back"
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }

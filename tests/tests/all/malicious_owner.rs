@@ -203,3 +203,30 @@ fn a_poisoned_or_unasked_input_piece_ends_the_session_and_true_pieces_run_the_un
         assert!(log.contains("did not ask for"), "the unasked piece's reason is logged:\n{log}");
     });
 }
+
+/// A lease naming an input blob of a terabyte: handed back unrun, and nothing of it is
+/// fetched or reserved on the worker's disk.
+#[test]
+fn a_lease_whose_input_blob_is_larger_than_the_worker_takes_is_handed_back() {
+    let directory = TempDir::new("malicious-owner-huge-input");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = directory.path().join("worker");
+    runtime.block_on(async {
+        let mut owner = ScriptedOwner::start(&key(95)).await;
+        let worker = start_worker_joining(&owner.join_address(), &data, 1, &[]);
+        let mut session = owner.next_session().await;
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        let limits = JobLimits { output_bytes: 1 << 20, timeout_ms: 20_000, ..JobLimits::default() };
+        let mut huge = lease(1, task_modules::PROBE, &["echo"], limits);
+        let hash = wasmhive_protocol::Hash::of(b"a terabyte, supposedly");
+        huge.lease.input_blob = Some(wasmhive_protocol::BlobRef { hash, size: 1 << 40 });
+        session.send_leases(vec![huge]).await;
+        match session.receive_other_than_requests().await {
+            Some(Message::ReturnLeases { lease_ids }) => assert_eq!(lease_ids, [1]),
+            other => panic!("expected the lease handed back, got {other:?}\n{}", worker.log_text()),
+        }
+    });
+    let partial =
+        std::fs::read_dir(data.join("blobs").join("partial")).map(|entries| entries.count()).unwrap_or(0);
+    assert_eq!(partial, 0, "no download was started");
+}
