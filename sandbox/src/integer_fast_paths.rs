@@ -38,6 +38,7 @@
 //! - a module it cannot parse or re-encode is compiled as it came (and the compiler's own
 //!   verdict stands).
 
+use crate::function_bodies::{declared_locals, read_operators};
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{BlockType, CodeSection, Function, Instruction, ValType};
 use wasmparser::{CompositeInnerType, Operator, Payload, TypeRef};
@@ -148,15 +149,9 @@ impl Reencode for IntegerRewriter {
         let params = self
             .params_of_defined_function(defined_index)
             .ok_or_else(|| reencode::Error::UserError(format!("function {defined_index} has no type")))?;
-        let mut locals = Vec::new();
-        let mut declared_locals: u32 = 0;
-        for pair in body.get_locals_reader()? {
-            let (count, value_type) = pair?;
-            declared_locals = declared_locals.saturating_add(count);
-            locals.push((count, self.val_type(value_type)?));
-        }
-        let first_added =
-            params.checked_add(declared_locals).filter(|first| *first < u32::MAX - ADDED_LOCALS);
+        let mut locals = declared_locals(self, &body)?;
+        let declared_count = locals.iter().fold(0u32, |total, (count, _)| total.saturating_add(*count));
+        let first_added = params.checked_add(declared_count).filter(|first| *first < u32::MAX - ADDED_LOCALS);
         let first_added =
             first_added.ok_or_else(|| reencode::Error::UserError("too many locals".to_string()))?;
         locals.push((ADDED_LOCALS, ValType::I64));
@@ -218,17 +213,6 @@ struct Division {
     narrow: Instruction<'static>,
     signed: bool,
     remainder: bool,
-}
-
-fn read_operators<'a>(
-    body: &wasmparser::FunctionBody<'a>,
-) -> Result<Vec<Operator<'a>>, reencode::Error<String>> {
-    let mut reader = body.get_operators_reader()?;
-    let mut operators = Vec::new();
-    while !reader.eof() {
-        operators.push(reader.read()?);
-    }
-    Ok(operators)
 }
 
 /// Whether a function has a division or multiplication this rewrite changes.

@@ -17,6 +17,7 @@
 
 mod deterministic_wasi;
 mod engine;
+mod function_bodies;
 mod host_overrides;
 pub mod integer_fast_paths;
 #[cfg(test)]

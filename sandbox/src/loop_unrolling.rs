@@ -39,6 +39,7 @@
 //! - it adds instructions (`block`, `br`), so, like the division fast path, it is applied
 //!   only when fuel is not metered; the artifact folder names its version.
 
+use crate::function_bodies::{declared_locals, read_operators};
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{BlockType, CodeSection, Function, Instruction};
 use wasmparser::{Operator, Payload};
@@ -85,21 +86,12 @@ impl Reencode for LoopUnroller {
         code: &mut CodeSection,
         body: wasmparser::FunctionBody<'_>,
     ) -> Result<(), reencode::Error<String>> {
-        let mut operators = Vec::new();
-        let mut reader = body.get_operators_reader()?;
-        while !reader.eof() {
-            operators.push(reader.read()?);
-        }
+        let operators = read_operators(&body)?;
         let plan = unrolling_plan(&operators);
         if plan.is_empty() {
             return reencode::utils::parse_function_body(self, code, body);
         }
-        let mut locals = Vec::new();
-        for pair in body.get_locals_reader()? {
-            let (count, value_type) = pair?;
-            locals.push((count, self.val_type(value_type)?));
-        }
-        let mut function = Function::new(locals);
+        let mut function = Function::new(declared_locals(self, &body)?);
         let mut next = 0;
         for unrolled in &plan {
             for operator in &operators[next..unrolled.loop_start] {
