@@ -95,8 +95,25 @@ impl BlobStore {
         let serial = self.clock.fetch_add(1, Ordering::Relaxed);
         let data_path = self.root.join("tmp").join(format!("import-{}-{serial}", std::process::id()));
         let outboard_path = data_path.with_extension("obao");
-        let data = File::create(&data_path).map_err(io_error("creating", &data_path))?;
-        let outboard_file = File::create(&outboard_path).map_err(io_error("creating", &outboard_path))?;
+        let imported = self.import_into(reader, announced_bytes, expected, &data_path, &outboard_path);
+        if imported.is_err() {
+            // A refused import leaves nothing behind, not even until the next start.
+            let _ = std::fs::remove_file(&data_path);
+            let _ = std::fs::remove_file(&outboard_path);
+        }
+        imported
+    }
+
+    fn import_into(
+        &self,
+        reader: impl Read,
+        announced_bytes: u64,
+        expected: Option<Hash>,
+        data_path: &Path,
+        outboard_path: &Path,
+    ) -> Result<Hash, BlobError> {
+        let data = File::create(data_path).map_err(io_error("creating", data_path))?;
+        let outboard_file = File::create(outboard_path).map_err(io_error("creating", outboard_path))?;
         let mut outboard =
             PreOrderOutboard { root: blake3::hash(b""), tree: tree_of(announced_bytes), data: outboard_file };
         let mut tee = TeeReader { inner: reader.take(announced_bytes), copy: data, read: 0 };
@@ -105,7 +122,7 @@ impl BlobStore {
             Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
                 return Err(BlobError::WrongLength { announced: announced_bytes, read: tee.read });
             }
-            Err(error) => return Err(io_error("writing", &data_path)(error)),
+            Err(error) => return Err(io_error("writing", data_path)(error)),
         };
         let mut extra = [0u8; 1];
         let more = tee.inner.into_inner().read(&mut extra).unwrap_or(0);
@@ -113,15 +130,13 @@ impl BlobStore {
             let read = tee.read + more as u64;
             return Err(BlobError::WrongLength { announced: announced_bytes, read });
         }
-        tee.copy.sync_all().map_err(io_error("syncing", &data_path))?;
-        outboard.data.sync_all().map_err(io_error("syncing", &outboard_path))?;
+        tee.copy.sync_all().map_err(io_error("syncing", data_path))?;
+        outboard.data.sync_all().map_err(io_error("syncing", outboard_path))?;
         let hash = Hash(*root.as_bytes());
         if let Some(expected) = expected.filter(|expected| *expected != hash) {
-            let _ = std::fs::remove_file(&data_path);
-            let _ = std::fs::remove_file(&outboard_path);
             return Err(BlobError::WrongHash { expected: expected.to_hex(), actual: hash.to_hex() });
         }
-        self.move_into_place(&hash, &data_path, &outboard_path)?;
+        self.move_into_place(&hash, data_path, outboard_path)?;
         Ok(hash)
     }
 

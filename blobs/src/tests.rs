@@ -83,6 +83,7 @@ fn an_import_that_is_shorter_or_longer_than_announced_is_refused_and_leaves_noth
     assert!(matches!(long, BlobError::WrongLength { announced: 99_000, .. }), "{long}");
     assert!(!store.has(&Hash::of(&data)) && !store.has(&Hash::of(&data[..99_000])));
     assert_eq!(store.total_bytes().unwrap(), 0);
+    assert_eq!(std::fs::read_dir(folder.0.join("tmp")).unwrap().count(), 0, "no half import left behind");
 }
 
 #[test]
