@@ -323,7 +323,7 @@ pub fn spawn_lease(
         }
         execution.running.fetch_add(1, Ordering::Relaxed);
         controls.gate.unit_starting();
-        let report = run_lease(&execution.sandbox, &module, &lease);
+        let report = run_lease(&execution, &module, &lease);
         controls.gate.unit_finished();
         execution.running.fetch_sub(1, Ordering::Relaxed);
         controls.unit_finished(report.fuel_used);
@@ -331,7 +331,14 @@ pub fn spawn_lease(
     });
 }
 
-fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
+fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
+    let input = match lease.lease.input_blob {
+        None => std::borrow::Cow::Borrowed(&lease.lease.input),
+        Some(blob) => match read_input_blob(&execution.blobs, &blob.hash) {
+            Ok(bytes) => std::borrow::Cow::Owned(bytes),
+            Err(reason) => return report_of(lease, Ok(Err(SandboxError::Engine(reason)))),
+        },
+    };
     let terms = &lease.terms;
     let limits = Limits {
         wall_time_max: Duration::from_millis(lease.wall_time_ms_max),
@@ -339,7 +346,7 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &LeaseToRun) -> Out
     };
     let request = UnitRequest {
         module,
-        input: &lease.lease.input,
+        input: &input,
         task_name: &terms.task_name,
         args: &terms.args,
         job_id: &terms.job_id,
@@ -350,8 +357,17 @@ fn run_lease(sandbox: &Sandbox, module: &ModuleBytes, lease: &LeaseToRun) -> Out
     };
     // A panic on a unit thread would abort the whole process (rayon): it is this unit's
     // host failure instead, and the worker lives.
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sandbox.run(&request)));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.sandbox.run(&request)));
     report_of(lease, ran)
+}
+
+/// A unit's input blob, read from disk as the unit starts (it was verified on arrival).
+fn read_input_blob(blobs: &wasmhive_blobs::BlobStore, hash: &Hash) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut file = blobs.open_blob(hash).map_err(|error| error.to_string())?;
+    std::io::Read::read_to_end(&mut file, &mut bytes)
+        .map_err(|error| format!("reading input blob {}: {error}", hash.short()))?;
+    Ok(bytes)
 }
 
 /// The report of one run. Only the guest's behaviour and the lease's own limits give a

@@ -1,6 +1,7 @@
 //! Lease inputs that are blobs: fetched from the owner piece by piece (`want_piece`), each
 //! piece verified against the blob's hash as it arrives (`wasmhive-blobs`), kept on disk,
-//! and handed to the leases that wait for them once complete.
+//! and the leases that wait for them released once complete (a unit reads its input from
+//! disk when it starts: queued leases hold no input in memory).
 //!
 //! Invariants:
 //! - a lease whose input blob is not here waits; it runs only with the verified bytes;
@@ -36,11 +37,10 @@ struct Fetch<L> {
     waiting: Vec<L>,
 }
 
-/// What a piece or a lease led to: messages to send, and leases whose input is now here
-/// (with its bytes).
+/// What a piece or a lease led to: messages to send, and leases whose input is now on disk.
 pub struct Progress<L> {
     pub send: Vec<Message>,
-    pub ready: Vec<(L, Vec<u8>)>,
+    pub ready: Vec<L>,
 }
 
 impl<L> Default for InputFetches<L> {
@@ -59,8 +59,7 @@ impl<L> InputFetches<L> {
         lease: L,
     ) -> Result<Progress<L>, SessionLost> {
         if store.has(&blob.hash) {
-            let bytes = read_blob(store, &blob.hash)?;
-            return Ok(Progress { send: Vec::new(), ready: vec![(lease, bytes)] });
+            return Ok(Progress { send: Vec::new(), ready: vec![lease] });
         }
         if let Some(fetch) = self.fetches.get_mut(&blob.hash) {
             fetch.waiting.push(lease);
@@ -72,7 +71,7 @@ impl<L> InputFetches<L> {
         let mut fetch = Fetch { download, asked: BTreeSet::new(), waiting: vec![lease] };
         if fetch.download.is_complete() {
             // Every piece was already here from an earlier session.
-            return self.complete(store, blob.hash, fetch);
+            return Self::complete(fetch);
         }
         let send = fetch.ask_more(blob.hash);
         self.fetches.insert(blob.hash, fetch);
@@ -83,7 +82,6 @@ impl<L> InputFetches<L> {
     /// asked for, or the waiting leases get the complete blob.
     pub fn piece_arrived(
         &mut self,
-        store: &Arc<BlobStore>,
         hash: Hash,
         index: u64,
         encoded: &[u8],
@@ -103,19 +101,12 @@ impl<L> InputFetches<L> {
             return Ok(Progress { send, ready: Vec::new() });
         }
         let fetch = self.fetches.remove(&hash).expect("found above");
-        self.complete(store, hash, fetch)
+        Self::complete(fetch)
     }
 
-    fn complete(
-        &mut self,
-        store: &Arc<BlobStore>,
-        hash: Hash,
-        fetch: Fetch<L>,
-    ) -> Result<Progress<L>, SessionLost> {
+    fn complete(fetch: Fetch<L>) -> Result<Progress<L>, SessionLost> {
         fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
-        let bytes = read_blob(store, &hash)?;
-        let ready = fetch.waiting.into_iter().map(|lease| (lease, bytes.clone())).collect();
-        Ok(Progress { send: Vec::new(), ready })
+        Ok(Progress { send: Vec::new(), ready: fetch.waiting })
     }
 
     /// Leases waiting for an input, to drop those cancelled or hand them back.
@@ -143,12 +134,4 @@ impl<L> Fetch<L> {
         self.asked.extend(&next);
         next.into_iter().map(|index| Message::WantPiece { hash, index }).collect()
     }
-}
-
-fn read_blob(store: &BlobStore, hash: &Hash) -> Result<Vec<u8>, SessionLost> {
-    let mut bytes = Vec::new();
-    let mut file = store.open_blob(hash).map_err(|error| SessionLost::InputBlob(error.to_string()))?;
-    std::io::Read::read_to_end(&mut file, &mut bytes)
-        .map_err(|error| SessionLost::InputBlob(format!("reading blob {}: {error}", hash.short())))?;
-    Ok(bytes)
 }

@@ -236,8 +236,7 @@ impl Worker {
                         Ok(())
                     }
                     BinaryFrame::Piece { hash, index, encoded } => {
-                        let progress =
-                            self.input_fetches.piece_arrived(&self.execution.blobs, hash, index, encoded)?;
+                        let progress = self.input_fetches.piece_arrived(hash, index, encoded)?;
                         self.input_progress(socket, progress).await
                     }
                 }
@@ -357,9 +356,7 @@ impl Worker {
         progress: Progress<LeaseToRun>,
     ) -> Result<(), SessionLost> {
         send_all(socket, progress.send).await?;
-        for (mut lease, bytes) in progress.ready {
-            lease.lease.input = bytes;
-            lease.lease.input_blob = None;
+        for lease in progress.ready {
             self.input_ready(socket, lease).await?;
         }
         Ok(())
