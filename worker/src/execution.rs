@@ -334,7 +334,8 @@ pub fn spawn_lease(
 fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
     let input = match lease.lease.input_blob {
         None => std::borrow::Cow::Borrowed(&lease.lease.input),
-        Some(blob) => match read_input_blob(&execution.blobs, &blob.hash) {
+        // Read as the unit starts (verified when it arrived): queued leases hold no input.
+        Some(blob) => match execution.blobs.read(&blob.hash).map_err(|error| error.to_string()) {
             Ok(bytes) => std::borrow::Cow::Owned(bytes),
             Err(reason) => return report_of(lease, Ok(Err(SandboxError::Engine(reason)))),
         },
@@ -359,15 +360,6 @@ fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) ->
     // host failure instead, and the worker lives.
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.sandbox.run(&request)));
     report_of(lease, ran)
-}
-
-/// A unit's input blob, read from disk as the unit starts (it was verified on arrival).
-fn read_input_blob(blobs: &wasmhive_blobs::BlobStore, hash: &Hash) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let mut file = blobs.open_blob(hash).map_err(|error| error.to_string())?;
-    std::io::Read::read_to_end(&mut file, &mut bytes)
-        .map_err(|error| format!("reading input blob {}: {error}", hash.short()))?;
-    Ok(bytes)
 }
 
 /// The report of one run. Only the guest's behaviour and the lease's own limits give a

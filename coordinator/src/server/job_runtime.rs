@@ -57,7 +57,7 @@ impl JobRuntime {
         };
         let bytes = match input {
             StoredInput::Bytes(bytes) => bytes,
-            StoredInput::Blob(hash) => read_blob(blobs, &hash).map_err(|error| {
+            StoredInput::Blob(hash) => blobs.read(&hash).map_err(|error| {
                 StoreError::Corrupt(format!("unit {unit_index} of job {}: {error}", self.stored.job_id))
             })?,
         };
@@ -194,12 +194,4 @@ impl GrantedLease {
         };
         Lease { lease_id: self.lease_id, terms_id, unit_index: self.unit_index, input, input_blob }
     }
-}
-
-fn read_blob(blobs: &wasmhive_blobs::BlobStore, hash: &Hash) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let mut file = blobs.open_blob(hash).map_err(|error| error.to_string())?;
-    std::io::Read::read_to_end(&mut file, &mut bytes)
-        .map_err(|error| format!("reading blob {}: {error}", hash.to_hex()))?;
-    Ok(bytes)
 }
