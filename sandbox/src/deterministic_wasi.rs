@@ -6,13 +6,9 @@
 //! (job id, unit index); stdio only on what the guest wrote.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 /// Every monotonic clock read advances the virtual clock by this much.
@@ -137,9 +133,6 @@ pub struct CappedPipe {
     policy: OverflowPolicy,
 }
 
-/// The largest write the pipe offers at once.
-const WRITE_CHUNK_BYTES: usize = 64 << 10;
-
 impl CappedPipe {
     pub fn new(bytes_max: usize, policy: OverflowPolicy) -> CappedPipe {
         CappedPipe {
@@ -161,6 +154,14 @@ impl CappedPipe {
     }
 
     /// Appends what fits; returns false when some bytes did not fit.
+    /// Appends what fits. Err (with `TrapGuest`): the limit was reached, and the run ends.
+    pub fn write(&self, bytes: &[u8]) -> Result<(), String> {
+        if self.append(bytes) || self.policy == OverflowPolicy::DropExcess {
+            return Ok(());
+        }
+        Err(format!("output limit of {} bytes reached", self.bytes_max))
+    }
+
     fn append(&self, bytes: &[u8]) -> bool {
         let mut buffer = self.buffer.lock().expect("pipe buffer poisoned");
         let room = self.bytes_max.saturating_sub(buffer.len());
@@ -171,64 +172,5 @@ impl CappedPipe {
             return false;
         }
         true
-    }
-}
-
-impl OutputStream for CappedPipe {
-    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        if self.append(&bytes) || self.policy == OverflowPolicy::DropExcess {
-            return Ok(());
-        }
-        Err(StreamError::Trap(wasmtime::format_err!("output limit of {} bytes reached", self.bytes_max)))
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_CHUNK_BYTES)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for CappedPipe {
-    async fn ready(&mut self) {}
-}
-
-impl IsTerminal for CappedPipe {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for CappedPipe {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl tokio::io::AsyncWrite for CappedPipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _context: &mut Context<'_>,
-        bytes: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.append(bytes) || self.policy == OverflowPolicy::DropExcess {
-            return Poll::Ready(Ok(bytes.len()));
-        }
-        Poll::Ready(Err(std::io::Error::other("output limit reached")))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }

@@ -1,4 +1,5 @@
-//! The sandbox: runs one work unit of a wasm task module under Task ABI v1.
+//! The sandbox: runs one work unit of a wasm task module under Task ABI v1 and v2 (v2 adds
+//! read-only files: `/input` and the job's `/shared/NAME`, see `read_only_files.rs`).
 //!
 //! This is the only crate that uses wasmtime. [`Sandbox::run`] takes a module, an input and
 //! limits and returns an [`Outcome`]. It never panics on guest behaviour: every way a guest
@@ -9,8 +10,10 @@
 //!   status, stdout, fuel and digest on every run, thread and host of the same engine class
 //!   (and, with NaN canonicalisation on, across ISAs). Clocks are virtual, `random_get` is
 //!   seeded from (job id, unit index), relaxed SIMD is deterministic, there are no threads.
-//! - Isolation: no preopened directories, no sockets, no inherited env or args; linear
-//!   memory, tables, stack, fuel, stdout and stderr are capped.
+//! - Isolation: no host directory, no sockets, no inherited env or args; the one preopen
+//!   (`/`) is a read-only tree built from the request; linear memory, tables, stack, fuel,
+//!   stdout and stderr are capped. Every function on a descriptor or path is the sandbox's
+//!   own (`read_only_files_wasi.rs`), so nothing of wasmtime-wasi's filesystem is reachable.
 //! - The wall-clock guard (epoch interruption) is always on; it yields `HostTimeout`,
 //!   which is never a result.
 //! - Safe to call from many threads at once; compiled modules are shared.
@@ -26,6 +29,10 @@ mod limits;
 pub mod loop_unrolling;
 mod module_cache;
 mod outcome;
+mod read_only_files;
+#[cfg(test)]
+mod read_only_files_tests;
+mod read_only_files_wasi;
 mod run;
 mod run_gate;
 mod unit_state;
@@ -39,6 +46,7 @@ pub use limits::{
 };
 pub use module_cache::compilations_in_flight_max;
 pub use outcome::Outcome;
+pub use read_only_files::{FileSource, SharedFile, check_shared_name};
 pub use run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 pub use wasmhive_protocol::{Hash, Status, TrapKind, outcome_digest};
 
@@ -84,7 +92,10 @@ impl ModuleBytes {
 #[derive(Clone, Debug)]
 pub struct UnitRequest<'a> {
     pub module: &'a ModuleBytes,
-    pub input: &'a [u8],
+    /// Stdin, and the file `/input`.
+    pub input: FileSource,
+    /// The job's shared data: `/shared/NAME`.
+    pub shared: &'a [SharedFile],
     /// argv\[0\]; the job's args follow it.
     pub task_name: &'a str,
     pub args: &'a [String],

@@ -8,13 +8,14 @@ use crate::deterministic_wasi::{
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
 use crate::module_cache::{ModuleCache, ModuleRejection};
 use crate::outcome::Outcome;
+use crate::read_only_files::UnitFiles;
+use crate::read_only_files_wasi::{HostFileFailure, Stdio};
 use crate::run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 use crate::unit_state::{UnitLimiter, UnitState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmhive_protocol::{Status, TrapKind, outcome_digest};
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 /// Largest `random_get` request served at once (the guest may loop for more).
@@ -54,7 +55,14 @@ pub fn run_unit(
     };
     let stdout = CappedPipe::new(limits.stdout_bytes_max, OverflowPolicy::TrapGuest);
     let stderr = CappedPipe::new(limits.stderr_bytes_max, OverflowPolicy::DropExcess);
-    let mut store = Store::new(&engine.engine, unit_state(request, &stdout, &stderr));
+    let files = match UnitFiles::new(request.input.clone(), request.shared, request.job_time) {
+        Ok(files) => files,
+        Err(problem) => {
+            return finish(Status::HostTimeout, Vec::new(), Vec::new(), None, started, engine_key, problem);
+        }
+    };
+    let stdio = Stdio { stdout: stdout.clone(), stderr: stderr.clone(), closed: [false; 3] };
+    let mut store = Store::new(&engine.engine, unit_state(request, files, stdio));
     store.limiter(|state| &mut state.limiter);
     match run_gate {
         Some(gate) => guard_with_checkpoints(&mut store, gate.0.clone(), limits.wall_time_max),
@@ -98,13 +106,10 @@ fn guard_with_checkpoints(store: &mut Store<UnitState>, gate: Arc<dyn RunGate>, 
     });
 }
 
-fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPipe) -> UnitState {
+fn unit_state(request: &UnitRequest<'_>, files: UnitFiles, stdio: Stdio) -> UnitState {
     let monotonic_clock = SteppingMonotonicClock::default();
     let mut builder = WasiCtxBuilder::new();
     builder
-        .stdin(MemoryInputPipe::new(request.input.to_vec()))
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
         .arg(request.task_name)
         .args(request.args)
         .env("WASMHIVE_JOB", request.job_id)
@@ -124,6 +129,8 @@ fn unit_state(request: &UnitRequest<'_>, stdout: &CappedPipe, stderr: &CappedPip
             table_elements_max: request.limits.table_elements_max,
             limit_hit: false,
         },
+        files,
+        stdio,
     }
 }
 
@@ -145,6 +152,9 @@ fn classify_error(error: &wasmtime::Error, limit_hit: bool, stdout_overflowed: b
     }
     if stdout_overflowed {
         return (Status::OutputLimit, format!("{error:#}"));
+    }
+    if let Some(failure) = error.downcast_ref::<HostFileFailure>() {
+        return (Status::HostTimeout, failure.to_string());
     }
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         let status = if exit.0 == 0 { Status::Success } else { Status::ExitCode { code: exit.0 } };

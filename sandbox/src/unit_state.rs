@@ -1,6 +1,8 @@
 //! The per-unit store data: the WASI context and the resource limiter.
 
 use crate::deterministic_wasi::{SeededRandom, SteppingMonotonicClock};
+use crate::read_only_files::UnitFiles;
+use crate::read_only_files_wasi::Stdio;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -12,6 +14,9 @@ pub struct UnitState {
     /// The unit's virtual monotonic clock (shared with `wasi`), which sleeps advance.
     pub monotonic_clock: SteppingMonotonicClock,
     pub limiter: UnitLimiter,
+    /// The unit's read-only files and stdin (Task ABI v2, see `read_only_files`).
+    pub files: UnitFiles,
+    pub stdio: Stdio,
 }
 
 /// Refuses linear memory and table growth past the unit's limits, and remembers that it

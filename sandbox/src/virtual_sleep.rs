@@ -5,8 +5,8 @@
 //! wasmtime-wasi's own `poll_oneoff` waits for real time inside the host call, where the
 //! epoch guard cannot interrupt it.
 //!
-//! Semantics: fd subscriptions on stdin, stdout and stderr (in-memory pipes) are always
-//! ready; other fds get `EBADF`. When any fd subscription is present, only fd events are
+//! Semantics: fd subscriptions on stdin, stdout, stderr and the unit's open read-only files
+//! are always ready; other fds get `EBADF`. When any fd subscription is present, only fd events are
 //! returned (nothing waits). Otherwise the monotonic clock moves to the earliest deadline
 //! and every clock subscription due by then fires; the realtime clock is fixed for the job,
 //! so realtime and CPU-time subscriptions fire at once.
@@ -57,7 +57,8 @@ pub fn poll_oneoff(
     else {
         return ERRNO_FAULT;
     };
-    let events = respond(&subscriptions, &state.monotonic_clock);
+    let is_ready = |fd: u32| fd <= 2 || state.files.is_open(fd);
+    let events = respond(&subscriptions, &state.monotonic_clock, is_ready);
     let Some(destination) = region_mut(bytes, events_at, events.len() * EVENT_BYTES) else {
         return ERRNO_FAULT;
     };
@@ -79,12 +80,13 @@ pub fn sched_yield() -> i32 {
 fn respond(
     subscriptions: &[Subscription],
     clock: &crate::deterministic_wasi::SteppingMonotonicClock,
+    is_ready: impl Fn(u32) -> bool,
 ) -> Vec<[u8; EVENT_BYTES]> {
     let fd_events: Vec<[u8; EVENT_BYTES]> = subscriptions
         .iter()
         .filter_map(|subscription| match subscription {
             Subscription::Fd { userdata, tag, fd } => {
-                let error = if *fd <= 2 { ERRNO_SUCCESS } else { ERRNO_BADF };
+                let error = if is_ready(*fd) { ERRNO_SUCCESS } else { ERRNO_BADF };
                 Some(event(*userdata, error, *tag))
             }
             Subscription::Unknown { userdata, tag } => Some(event(*userdata, ERRNO_INVAL, *tag)),

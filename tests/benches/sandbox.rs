@@ -157,7 +157,8 @@ fn run_configured(
     };
     let request = wasmhive_sandbox::UnitRequest {
         module,
-        input: input.as_bytes(),
+        input: wasmhive_sandbox::FileSource::Memory(input.as_bytes().into()),
+        shared: &[],
         task_name: "bench",
         args: &[],
         job_id: "bench",

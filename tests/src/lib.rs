@@ -7,7 +7,7 @@ pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
-use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, UnitRequest};
+use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Outcome, Sandbox, SharedFile, UnitRequest};
 
 /// Job id every test unit runs under unless a test says otherwise.
 pub const TEST_JOB: &str = "test-job";
@@ -32,10 +32,30 @@ pub fn run_unit_as(
     limits: &Limits,
     unit_index: u64,
 ) -> Outcome {
+    let files = UnitFiles { input: FileSource::Memory(input.into()), shared: &[] };
+    run_unit_with_files(sandbox, module, files, args, limits, unit_index)
+}
+
+/// What a test unit reads: its input and the job's shared files (Task ABI v2).
+pub struct UnitFiles<'a> {
+    pub input: FileSource,
+    pub shared: &'a [SharedFile],
+}
+
+/// [`run_unit_as`] with the input and shared files given as files.
+pub fn run_unit_with_files(
+    sandbox: &Sandbox,
+    module: &ModuleBytes,
+    files: UnitFiles<'_>,
+    args: &[&str],
+    limits: &Limits,
+    unit_index: u64,
+) -> Outcome {
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let request = UnitRequest {
         module,
-        input,
+        input: files.input,
+        shared: files.shared,
         task_name: "task",
         args: &args,
         job_id: TEST_JOB,

@@ -14,7 +14,8 @@ use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hash, JobTerms, Lease, OutcomeReport, Status};
 use wasmhive_sandbox::{
-    Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedRunGate, UnitRequest,
+    FileSource, Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedRunGate,
+    UnitRequest,
 };
 use wasmhive_transport::{Dialer, KnownHosts, TlsIdentity};
 
@@ -333,10 +334,11 @@ pub fn spawn_lease(
 
 fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) -> OutcomeReport {
     let input = match lease.lease.input_blob {
-        None => std::borrow::Cow::Borrowed(&lease.lease.input),
-        // Read as the unit starts (verified when it arrived): queued leases hold no input.
-        Some(blob) => match execution.blobs.read(&blob.hash).map_err(|error| error.to_string()) {
-            Ok(bytes) => std::borrow::Cow::Owned(bytes),
+        None => FileSource::Memory(lease.lease.input.as_slice().into()),
+        // Read by the unit as it runs, from the blob verified when it arrived: neither
+        // queued leases nor running units hold a blob input in memory.
+        Some(blob) => match execution.blobs.open_blob(&blob.hash).map_err(|error| error.to_string()) {
+            Ok(file) => FileSource::Disk { file: file.into(), size: blob.size },
             Err(reason) => return report_of(lease, Ok(Err(SandboxError::Engine(reason)))),
         },
     };
@@ -347,7 +349,8 @@ fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) ->
     };
     let request = UnitRequest {
         module,
-        input: &input,
+        input,
+        shared: &[],
         task_name: &terms.task_name,
         args: &terms.args,
         job_id: &terms.job_id,

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_coordinator::human_units::{parse_byte_size, parse_duration};
-use wasmhive_sandbox::{Limits, ModuleBytes, Sandbox, SandboxConfig, UnitRequest};
+use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Sandbox, SandboxConfig, UnitRequest};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -62,7 +62,8 @@ pub fn run(arguments: RunArgs) -> anyhow::Result<i32> {
     let sandbox = Sandbox::new(SandboxConfig::default());
     let request = UnitRequest {
         module: &module,
-        input: &input,
+        input: FileSource::Memory(input.into()),
+        shared: &[],
         task_name: &task_name,
         args: &arguments.args,
         job_id: &arguments.job,

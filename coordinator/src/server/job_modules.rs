@@ -27,7 +27,7 @@ use wasmhive_protocol::Hash;
 use wasmhive_protocol::Status;
 use wasmhive_protocol::api::JobLimits;
 use wasmhive_protocol::api::JobState;
-use wasmhive_sandbox::{Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
+use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
 
 /// Most bytes a reducer reads (the accepted outputs of the whole job).
 pub const REDUCER_INPUT_BYTES_MAX: usize = 256 << 20;
@@ -98,7 +98,8 @@ impl OwnerSandbox {
         let limits = Limits::for_job(job.limits);
         let request = UnitRequest {
             module,
-            input,
+            input: FileSource::Memory(input.into()),
+            shared: &[],
             task_name,
             args,
             job_id: job.job_id,

@@ -4,7 +4,8 @@
 //!
 //! `echo`, `abi` (args and env), `loop`, `memory-bomb`, `recursion`, `stdout-flood`,
 //! `stderr-flood`, `exit CODE`, `read-file`, `socket`, `clocks`, `random`, `nan`, `sleep`
-//! (an hour, then a yield, then how long the monotonic clock says it took).
+//! (an hour, then a yield, then how long the monotonic clock says it took), `files` (what
+//! Task ABI v2's read-only files show: listings, sizes, times, contents, refused writes).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -38,6 +39,8 @@ fn main() {
         "sleep" => sleep_an_hour(),
         "random" => print_random(),
         "nan" => print_nan_bits(),
+        "files" => print_files(),
+        "count-input" => count_input(),
         other => {
             eprintln!("unknown probe mode {other:?}");
             std::process::exit(2);
@@ -122,4 +125,61 @@ fn print_nan_bits() {
         (zero32 / other_zero32).to_bits(),
         minus_one.sqrt().to_bits()
     );
+}
+
+/// Everything a unit can learn from its files, printed so replicas can compare.
+fn print_files() {
+    for directory in ["/", "/shared", "shared/.."] {
+        let names: Vec<String> = match std::fs::read_dir(directory) {
+            Ok(entries) => entries.map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect(),
+            Err(error) => vec![format!("{:?}", error.kind())],
+        };
+        println!("list {directory}: {names:?}");
+    }
+    let mut paths = vec!["/input".to_string()];
+    for entry in std::fs::read_dir("/shared").into_iter().flatten() {
+        paths.push(format!("/shared/{}", entry.unwrap().file_name().into_string().unwrap()));
+    }
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let metadata = std::fs::metadata(path).unwrap();
+        let modified = metadata.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let sum = bytes.iter().fold(0u64, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+        println!(
+            "{path}: {} bytes, sum {sum}, modified {}s, read-only {}",
+            bytes.len(),
+            modified.as_secs(),
+            metadata.permissions().readonly()
+        );
+    }
+    let mut stdin = Vec::new();
+    std::io::stdin().read_to_end(&mut stdin).unwrap();
+    println!("stdin is /input: {}", stdin == std::fs::read("/input").unwrap());
+    let attempts: [(&str, std::io::Result<()>); 5] = [
+        ("create", std::fs::write("/shared/new", b"x")),
+        ("overwrite", std::fs::write("/input", b"x")),
+        ("remove", std::fs::remove_file("/input")),
+        ("mkdir", std::fs::create_dir("/tmp")),
+        ("escape", std::fs::read("/../etc/passwd").map(|_| ())),
+    ];
+    for (what, attempt) in attempts {
+        println!("{what}: {:?}", attempt.map_err(|error| error.kind()));
+    }
+}
+
+/// Reads stdin in 1 MiB pieces: its length and a checksum, without holding it.
+fn count_input() {
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut length, mut sum) = (0u64, 0u64);
+    let mut stdin = std::io::stdin();
+    loop {
+        let count = stdin.read(&mut buffer).unwrap();
+        if count == 0 {
+            break;
+        }
+        length += count as u64;
+        sum =
+            buffer[..count].iter().fold(sum, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    }
+    println!("{length} bytes, sum {sum}");
 }

@@ -20,6 +20,7 @@ mod sandbox_determinism;
 mod store_faults;
 mod strangers;
 mod task_answers;
+mod task_files;
 mod task_languages;
 mod volunteer_controls;
 mod work_push;

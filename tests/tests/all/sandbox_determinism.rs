@@ -99,6 +99,6 @@ fn the_guest_sees_only_its_args_and_the_two_wasmhive_variables() {
         text,
         "args=[\"task\", \"abi\", \"--flag\"]\n\
          env=[(\"WASMHIVE_JOB\", \"test-job\"), (\"WASMHIVE_UNIT\", \"42\")]\n\
-         preopened_root=Err(NotFound)\n"
+         preopened_root=Ok(())\n"
     );
 }
