@@ -8,8 +8,9 @@
 //! - only pieces asked for are accepted, and a piece that does not verify ends the session
 //!   with its reason (an owner that sends bad bytes is not trusted further);
 //! - at most [`PIECES_IN_FLIGHT`] pieces per blob are asked for at once, and no blob
-//!   above [`INPUT_BLOB_BYTES_MAX`] or the memory cap is fetched at all (`session.rs`
-//!   hands such a lease back);
+//!   above [`INPUT_BLOB_BYTES_MAX`] is fetched at all (`session.rs` hands such a lease
+//!   back); a unit reads its input from the blob on disk as it runs (stdin or `/input`),
+//!   so an input's size does not count against the memory cap;
 //! - a lost connection forgets the fetches but not the verified pieces on disk: the next
 //!   session's download resumes from them.
 
@@ -19,8 +20,7 @@ use std::sync::Arc;
 use wasmhive_blobs::{BlobStore, Download};
 use wasmhive_protocol::{BlobRef, Hash, Message};
 
-/// The largest input blob a worker takes (a lease naming a larger one is handed back, as
-/// is one larger than the worker's memory cap: a unit's input is still read into memory).
+/// The largest input blob a worker takes (a lease naming a larger one is handed back).
 pub const INPUT_BLOB_BYTES_MAX: u64 = 1 << 30;
 
 /// Pieces of one blob asked for and not yet arrived, at most.

@@ -329,13 +329,13 @@ impl Worker {
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
         if let Some(blob) = lease.input_blob
-            && (blob.size > INPUT_BLOB_BYTES_MAX || !self.execution.controls.memory.fits(blob.size))
+            && blob.size > INPUT_BLOB_BYTES_MAX
         {
             tracing::warn!(
                 job = %wasmhive_protocol::printable(&terms.job_id, 64),
                 input = blob.size,
                 ceiling = INPUT_BLOB_BYTES_MAX,
-                "a unit's input is larger than this worker takes (or than its memory cap); handed back"
+                "a unit's input is larger than this worker takes; handed back"
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
