@@ -28,12 +28,13 @@
 use crate::human_units::{parse_byte_size, parse_duration};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
-use wasmhive_protocol::Hash;
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobLimits, JobSubmission, VerifyPolicy, VerifySettings};
+use wasmhive_protocol::{Hash, INPUT_BLOB_BYTES_MAX};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
-/// Largest input of one unit (it travels inline in the lease).
+/// Largest input of one unit that travels inline in its lease (lines, files in a JSON
+/// submission); a spec's files are blobs, up to [`wasmhive_protocol::INPUT_BLOB_BYTES_MAX`].
 pub const UNIT_INPUT_BYTES_MAX: usize = 16 << 20;
 /// Most replicas a unit may need.
 pub const QUORUM_MAX: u32 = 16;
@@ -355,11 +356,11 @@ impl SpecReader {
                 self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix)
             };
             let size = std::fs::metadata(&path).map_err(unreadable)?.len();
-            if size > UNIT_INPUT_BYTES_MAX as u64 {
+            if size > INPUT_BLOB_BYTES_MAX {
                 return Err(self.error(
                     "inputs.files",
                     format!(
-                        "{} is {size} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit",
+                        "{} is {size} bytes, above the {INPUT_BLOB_BYTES_MAX}-byte limit per unit",
                         path.display()
                     ),
                     "split it into smaller files (one unit each)",

@@ -136,6 +136,10 @@ pub struct BlobRef {
     pub size: u64,
 }
 
+/// Largest input of one unit when it is a blob: owners refuse larger ones at submission,
+/// workers hand back leases that name one (a unit reads it from disk as it runs).
+pub const INPUT_BLOB_BYTES_MAX: u64 = 1 << 30;
+
 /// Largest piece frame: a 256 KiB piece, its proof (at most 2 × 32 bytes per tree level)
 /// and the frame's header.
 pub const PIECE_FRAME_BYTES_MAX: usize = (256 << 10) + (8 << 10);

@@ -18,10 +18,9 @@ use crate::session_lost::SessionLost;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use wasmhive_blobs::{BlobStore, Download};
+#[cfg(doc)]
+use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::{BlobRef, Hash, Message};
-
-/// The largest input blob a worker takes (a lease naming a larger one is handed back).
-pub const INPUT_BLOB_BYTES_MAX: u64 = 1 << 30;
 
 /// Pieces of one blob asked for and not yet arrived, at most.
 pub const PIECES_IN_FLIGHT: usize = 8;

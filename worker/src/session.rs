@@ -8,7 +8,7 @@ use crate::execution::{
     Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
     spawn_lease,
 };
-use crate::input_blobs::{INPUT_BLOB_BYTES_MAX, InputFetches, Progress};
+use crate::input_blobs::{InputFetches, Progress};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::job_terms::TermsReceived;
 use wasmhive_protocol::{
     BinaryFrame, Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_binary, decode_message,

@@ -102,7 +102,7 @@ impl Coordinator {
         };
         let module = ModuleBytes::new(job.module.to_vec());
         let name = (job.stored.task_name.as_str(), job.stored.args.as_slice(), unit_index);
-        match self.owner_sandbox.run(&job.context(), &module, name, &input) {
+        match self.owner_sandbox.run(&job.context(), &module, name, input) {
             Ok(outcome) if outcome.status.is_success() && job.validator.is_some() => {
                 let class = self.class_digest(job, unit_index, outcome.digest, &outcome.stdout);
                 (outcome.status, class)

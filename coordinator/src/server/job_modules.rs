@@ -65,7 +65,7 @@ impl OwnerSandbox {
         let mut input = format!("{}\n", first.len()).into_bytes();
         input.extend_from_slice(first);
         input.extend_from_slice(second);
-        match self.run(job, validator, ("validator", &[], OWNER_RUN_UNIT), &input) {
+        match self.run(job, validator, ("validator", &[], OWNER_RUN_UNIT), FileSource::Memory(input.into())) {
             Ok(outcome) => outcome.status.is_success(),
             Err(error) => {
                 tracing::warn!(job = %job.job_id, %error, "the validator could not run; the outputs count as different");
@@ -81,7 +81,7 @@ impl OwnerSandbox {
         reducer: &ModuleBytes,
         outputs: &[u8],
     ) -> Result<Outcome, String> {
-        self.run(job, reducer, ("reducer", &[], OWNER_RUN_UNIT), outputs)
+        self.run(job, reducer, ("reducer", &[], OWNER_RUN_UNIT), FileSource::Memory(outputs.into()))
     }
 
     /// Runs `module` under the job's limits: a validator or reducer (named so, at no unit),
@@ -92,13 +92,13 @@ impl OwnerSandbox {
         job: &JobContext<'_>,
         module: &ModuleBytes,
         (task_name, args, unit_index): (&str, &[String], u64),
-        input: &[u8],
+        input: FileSource,
     ) -> Result<Outcome, String> {
         let sandbox = self.sandbox.get_or_init(|| Sandbox::new(SandboxConfig::default()));
         let limits = Limits::for_job(job.limits);
         let request = UnitRequest {
             module,
-            input: FileSource::Memory(input.into()),
+            input,
             shared: &[],
             task_name,
             args,

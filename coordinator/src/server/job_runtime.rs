@@ -5,7 +5,7 @@ use super::job_modules::JobContext;
 use crate::store::{Store, StoreError, StoreResult, StoredInput, StoredJob};
 use std::sync::Arc;
 use wasmhive_protocol::{BlobRef, Hash, JobTerms, Lease};
-use wasmhive_sandbox::ModuleBytes;
+use wasmhive_sandbox::{FileSource, ModuleBytes};
 
 pub struct JobRuntime {
     pub stored: StoredJob,
@@ -41,27 +41,34 @@ impl JobRuntime {
         }
     }
 
-    /// The unit's input bytes and a label for people (the range text, line, file or blob
-    /// name). A blob input is read from the owner's blob store.
+    /// The unit's input and a label for people (the range text, line, file or blob name).
+    /// A blob input is opened in the owner's blob store, to be read as the unit runs.
     pub fn unit_input(
         &self,
         store: &Store,
         blobs: &wasmhive_blobs::BlobStore,
         unit_index: u64,
-    ) -> StoreResult<(String, Vec<u8>)> {
-        if let Some(input) = self.range_input(unit_index) {
-            return Ok(input);
+    ) -> StoreResult<(String, FileSource)> {
+        if let Some((label, bytes)) = self.range_input(unit_index) {
+            return Ok((label, FileSource::Memory(bytes.into())));
         }
         let Some((label, input)) = store.unit_input(&self.stored.job_id, unit_index)? else {
-            return Ok(Default::default());
+            return Ok((String::new(), FileSource::Memory(Vec::new().into())));
         };
-        let bytes = match input {
-            StoredInput::Bytes(bytes) => bytes,
-            StoredInput::Blob(hash) => blobs.read(&hash).map_err(|error| {
-                StoreError::Corrupt(format!("unit {unit_index} of job {}: {error}", self.stored.job_id))
-            })?,
+        let source = match input {
+            StoredInput::Bytes(bytes) => FileSource::Memory(bytes.into()),
+            StoredInput::Blob(hash) => {
+                let corrupt = |error: wasmhive_blobs::BlobError| {
+                    StoreError::Corrupt(format!("unit {unit_index} of job {}: {error}", self.stored.job_id))
+                };
+                let file = blobs.open_blob(&hash).map_err(corrupt)?;
+                let size = blobs
+                    .size(&hash)
+                    .ok_or_else(|| corrupt(wasmhive_blobs::BlobError::Missing(hash.to_hex())))?;
+                FileSource::Disk { file: file.into(), size }
+            }
         };
-        Ok((label, bytes))
+        Ok((label, source))
     }
 
     /// What a lease of the unit carries: its input's bytes, or the blob that holds them

@@ -2,6 +2,7 @@
 
 use super::state::ApiProblem;
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
+use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobSubmission};
 
 /// Longest job name, in characters (shown in terminals and on the dashboard).
@@ -83,9 +84,9 @@ pub fn check_blob_inputs(store: &wasmhive_blobs::BlobStore, blobs: &[BlobInput])
                     blob.name, blob.size
                 )));
             }
-            Some(size) if size > UNIT_INPUT_BYTES_MAX as u64 => {
+            Some(size) if size > INPUT_BLOB_BYTES_MAX => {
                 return Err(ApiProblem::bad_request(format!(
-                    "input {} is {size} bytes, above the {UNIT_INPUT_BYTES_MAX}-byte limit per unit; split it",
+                    "input {} is {size} bytes, above the {INPUT_BLOB_BYTES_MAX}-byte limit per unit; split it",
                     blob.name
                 )));
             }

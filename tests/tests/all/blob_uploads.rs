@@ -131,6 +131,26 @@ fn a_files_job_uploads_its_inputs_as_blobs_and_runs_from_them() {
     assert!(stderr.contains("0 files uploaded") && stderr.contains("3 already on the owner"), "{stderr}");
 }
 
+/// Item 8 of issue 16: one unit whose input is a whole gigabyte, uploaded, fetched in
+/// verified pieces and read by the unit from the worker's disk as it runs.
+#[test]
+fn a_unit_of_a_gigabyte_runs_from_its_blob() {
+    let grid = TestGrid::start("gigabyte-unit", 1);
+    let directory = grid.coordinator_data.parent().unwrap().join("gigabyte-job");
+    std::fs::create_dir_all(directory.join("data")).unwrap();
+    // Sparse: a gigabyte of zeros that costs no disk until it is uploaded.
+    std::fs::File::create(directory.join("data").join("zeros.bin")).unwrap().set_len(1 << 30).unwrap();
+    let spec = directory.join("job.toml");
+    let text = "name = \"gigabyte\"\nmodule = \"probe\"\nargs = [\"count-input\"]\n\
+                [inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n[limits]\ntimeout = \"2m\"\n";
+    std::fs::write(&spec, text).unwrap();
+    let job_id = grid.submit(spec.to_str().unwrap(), false);
+    grid.wait_for_completion(&job_id);
+    let results = grid.results(&job_id);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].output.as_deref(), Some("1073741824 bytes, sum 0\n"), "{:?}", results[0]);
+}
+
 #[test]
 fn a_submission_naming_a_blob_the_owner_lacks_is_refused_with_the_fix() {
     let directory = wasmhive_tests::grid::TempDir::new("missing-blob");
