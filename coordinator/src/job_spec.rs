@@ -29,7 +29,7 @@ use crate::human_units::{parse_byte_size, parse_duration};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobLimits, JobSubmission, VerifyPolicy, VerifySettings};
-use wasmhive_protocol::{Hash, INPUT_BLOB_BYTES_MAX};
+use wasmhive_protocol::{Hash, INPUT_BLOB_BYTES_MAX, SHARED_FILES_MAX};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
@@ -161,6 +161,7 @@ impl SpecReader {
             module,
             args: self.args(table)?,
             inputs: self.inputs(table)?,
+            shared: self.shared(table)?,
             quorum: quorum as u32,
             max_replicas: max_replicas as u32,
             verify: self.verify_settings(&verify)?,
@@ -279,12 +280,14 @@ impl SpecReader {
 
     fn inputs(&self, table: &Table) -> Result<JobInputs, JobSpecError> {
         let inputs = self.sub_table(table, "inputs")?;
-        self.reject_unknown_keys(&inputs, "inputs.", &["range", "lines", "files"])?;
+        self.reject_unknown_keys(&inputs, "inputs.", &["range", "lines", "files", "shared"])?;
         let fix = "give exactly one of `range = { start = 0, end = 1000, step = 10 }`, `lines = \"inputs.txt\"` or `files = \"data/*.bin\"`";
-        if inputs.len() != 1 {
-            return Err(self.error("inputs", format!("{} input sources given", inputs.len()), fix));
+        let sources: Vec<(&String, &Value)> =
+            inputs.iter().filter(|(key, _)| key.as_str() != "shared").collect();
+        if sources.len() != 1 {
+            return Err(self.error("inputs", format!("{} input sources given", sources.len()), fix));
         }
-        let (key, value) = inputs.iter().next().expect("one entry");
+        let (key, value) = sources[0];
         match key.as_str() {
             "range" => self.range(value),
             "lines" => self.lines(value),
@@ -352,33 +355,71 @@ impl SpecReader {
         let mut blobs = Vec::new();
         let mut input_files = Vec::new();
         for path in paths.flatten().filter(|path| path.is_file()) {
-            let unreadable = |error: std::io::Error| {
-                self.error("inputs.files", format!("cannot read {}: {error}", path.display()), fix)
-            };
-            let size = std::fs::metadata(&path).map_err(unreadable)?.len();
-            if size > INPUT_BLOB_BYTES_MAX {
-                return Err(self.error(
-                    "inputs.files",
-                    format!(
-                        "{} is {size} bytes, above the {INPUT_BLOB_BYTES_MAX}-byte limit per unit",
-                        path.display()
-                    ),
-                    "split it into smaller files (one unit each)",
-                ));
-            }
-            // Hashed as it is read: a job of many large files is never whole in memory.
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(std::fs::File::open(&path).map_err(unreadable)?).map_err(unreadable)?;
-            let hash = Hash(*hasher.finalize().as_bytes());
-            let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
-            blobs.push(BlobInput { name, hash, size });
-            input_files.push(InputFile { hash, size, path });
+            let (blob, file) =
+                self.blob_of_file("inputs.files", path, "split it into smaller files (one unit each)")?;
+            blobs.push(blob);
+            input_files.push(file);
         }
         if blobs.is_empty() {
             return Err(self.error("inputs.files", format!("{full_pattern} matches no file"), fix));
         }
-        *self.input_files.borrow_mut() = input_files;
+        self.input_files.borrow_mut().extend(input_files);
         Ok(JobInputs::Blobs { blobs })
+    }
+
+    /// `[inputs] shared = ["model.bin", ...]`: files every unit reads as `/shared/NAME`.
+    fn shared(&self, table: &Table) -> Result<Vec<BlobInput>, JobSpecError> {
+        let fix =
+            "write `shared = [\"model.bin\", \"labels.txt\"]` (files relative to the spec, distinct names)";
+        let inputs = self.sub_table(table, "inputs")?;
+        let Some(value) = inputs.get("shared") else { return Ok(Vec::new()) };
+        let paths = value
+            .as_array()
+            .ok_or_else(|| self.error("inputs.shared", "must be a list of file names", fix))?;
+        if paths.len() > SHARED_FILES_MAX {
+            let problem = format!("{} files, above the {SHARED_FILES_MAX} a job may share", paths.len());
+            return Err(self.error("inputs.shared", problem, "pack them into fewer files"));
+        }
+        let mut shared: Vec<BlobInput> = Vec::new();
+        for path in paths {
+            let path = path
+                .as_str()
+                .ok_or_else(|| self.error("inputs.shared", "must be a list of file names", fix))?;
+            let (blob, file) = self.blob_of_file("inputs.shared", self.dir.join(path), fix)?;
+            wasmhive_sandbox::check_shared_name(&blob.name)
+                .map_err(|problem| self.error("inputs.shared", problem, fix))?;
+            if shared.iter().any(|earlier| earlier.name == blob.name) {
+                return Err(self.error("inputs.shared", format!("two files are named {:?}", blob.name), fix));
+            }
+            shared.push(blob);
+            self.input_files.borrow_mut().push(file);
+        }
+        Ok(shared)
+    }
+
+    /// A file to upload as a blob: its size (at most a unit's input), hashed as it is read
+    /// (a job of many large files is never whole in memory).
+    fn blob_of_file(
+        &self,
+        key: &str,
+        path: PathBuf,
+        fix: &str,
+    ) -> Result<(BlobInput, InputFile), JobSpecError> {
+        let unreadable =
+            |error: std::io::Error| self.error(key, format!("cannot read {}: {error}", path.display()), fix);
+        let size = std::fs::metadata(&path).map_err(unreadable)?.len();
+        if size > INPUT_BLOB_BYTES_MAX {
+            let problem = format!(
+                "{} is {size} bytes, above the {INPUT_BLOB_BYTES_MAX}-byte limit per file",
+                path.display()
+            );
+            return Err(self.error(key, problem, fix));
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(&path).map_err(unreadable)?).map_err(unreadable)?;
+        let hash = Hash(*hasher.finalize().as_bytes());
+        let name = path.file_name().map_or(String::new(), |name| name.to_string_lossy().into_owned());
+        Ok((BlobInput { name, hash, size }, InputFile { hash, size, path }))
     }
 
     fn limits(&self, table: &Table) -> Result<JobLimits, JobSpecError> {

@@ -14,6 +14,10 @@ pub struct JobSubmission {
     pub module: Vec<u8>,
     pub args: Vec<String>,
     pub inputs: JobInputs,
+    /// Read-only files every unit sees as `/shared/NAME` (Task ABI v2): blobs uploaded
+    /// before the job, like `Blobs` inputs. At most [`crate::SHARED_FILES_MAX`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<BlobInput>,
     pub quorum: u32,
     pub max_replicas: u32,
     /// Adaptive replication and known-answer units (absent: fixed quorum, none).

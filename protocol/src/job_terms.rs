@@ -84,6 +84,7 @@ mod tests {
             limits: JobLimits::default(),
             job_time_s: 0,
             nan_canonicalization: true,
+            shared: Vec::new(),
         }
     }
 

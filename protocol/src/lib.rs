@@ -23,7 +23,7 @@ pub use codec::{
 pub use hash::{Hash, HashParseError};
 pub use messages::{
     BLOB_FRAME_BYTES_MAX, BlobRef, CreditSoFar, FRAME_BYTES_MAX, Hello, INPUT_BLOB_BYTES_MAX, JobTerms,
-    Lease, Message, OutcomeReport, PIECE_FRAME_BYTES_MAX, PROTOCOL_VERSION, TERMS_KEPT,
+    Lease, Message, OutcomeReport, PIECE_FRAME_BYTES_MAX, PROTOCOL_VERSION, SHARED_FILES_MAX, TERMS_KEPT,
 };
 pub use status::{Status, TrapKind, outcome_digest};
 

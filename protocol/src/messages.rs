@@ -14,7 +14,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -110,7 +110,14 @@ pub struct JobTerms {
     /// Seconds since 1970 that the unit's wall clock reads.
     pub job_time_s: u64,
     pub nan_canonicalization: bool,
+    /// The job's shared files (`/shared/NAME`): a worker fetches each blob, in verified
+    /// pieces, before it runs a unit of the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<crate::api::BlobInput>,
 }
+
+/// Most shared files one job may have.
+pub const SHARED_FILES_MAX: usize = 64;
 
 /// A session's terms a lease may refer to: the last this many sent.
 pub const TERMS_KEPT: u32 = 256;

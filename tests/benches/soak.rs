@@ -247,6 +247,7 @@ fn serve_owner_child(directory: &Path) {
         });
         let coordinator = Coordinator::open(directory).unwrap();
         let submission = JobSubmission {
+            shared: Vec::new(),
             name: "soak".into(),
             task_name: "sum".into(),
             module: task_modules::SUM.to_vec(),

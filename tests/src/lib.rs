@@ -104,6 +104,7 @@ pub fn bench_job(
     quorum: u32,
 ) -> wasmhive_protocol::api::JobSubmission {
     wasmhive_protocol::api::JobSubmission {
+        shared: Vec::new(),
         name: name.into(),
         task_name: name.into(),
         module: module.to_vec(),

@@ -117,6 +117,7 @@ pub fn lease(lease_id: u64, module: &[u8], args: &[&str], limits: JobLimits) -> 
         limits,
         job_time_s: 0,
         nan_canonicalization: true,
+        shared: Vec::new(),
     };
     ScriptedLease {
         terms,

@@ -14,8 +14,8 @@ use wasmhive_protocol::api::WorkerControlStatus;
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_protocol::{Hash, JobTerms, Lease, OutcomeReport, Status};
 use wasmhive_sandbox::{
-    FileSource, Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedRunGate,
-    UnitRequest,
+    FileSource, Limits, ModuleBytes, Outcome, RunGate, Sandbox, SandboxConfig, SandboxError, SharedFile,
+    SharedRunGate, UnitRequest,
 };
 use wasmhive_transport::{Dialer, KnownHosts, TlsIdentity};
 
@@ -343,6 +343,10 @@ fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) ->
         },
     };
     let terms = &lease.terms;
+    let shared = match open_shared_files(&execution.blobs, terms) {
+        Ok(shared) => shared,
+        Err(reason) => return report_of(lease, Ok(Err(SandboxError::Engine(reason)))),
+    };
     let limits = Limits {
         wall_time_max: Duration::from_millis(lease.wall_time_ms_max),
         ..Limits::for_job(&terms.limits)
@@ -350,7 +354,7 @@ fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) ->
     let request = UnitRequest {
         module,
         input,
-        shared: &[],
+        shared: &shared,
         task_name: &terms.task_name,
         args: &terms.args,
         job_id: &terms.job_id,
@@ -363,6 +367,19 @@ fn run_lease(execution: &Execution, module: &ModuleBytes, lease: &LeaseToRun) ->
     // host failure instead, and the worker lives.
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.sandbox.run(&request)));
     report_of(lease, ran)
+}
+
+/// The job's shared files, opened (verified when they arrived).
+fn open_shared_files(blobs: &wasmhive_blobs::BlobStore, terms: &JobTerms) -> Result<Vec<SharedFile>, String> {
+    let open = |file: &wasmhive_protocol::api::BlobInput| {
+        let blob =
+            blobs.open_blob(&file.hash).map_err(|error| format!("shared file {}: {error}", file.name))?;
+        Ok(SharedFile {
+            name: file.name.clone(),
+            source: FileSource::Disk { file: blob.into(), size: file.size },
+        })
+    };
+    terms.shared.iter().map(open).collect()
 }
 
 /// The report of one run. Only the guest's behaviour and the lease's own limits give a
@@ -418,6 +435,7 @@ mod tests {
             },
             job_time_s: 0,
             nan_canonicalization: true,
+            shared: Vec::new(),
         };
         let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new(), input_blob: None };
         LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000 }

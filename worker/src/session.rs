@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
-use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::job_terms::TermsReceived;
 use wasmhive_protocol::{
     BinaryFrame, Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_binary, decode_message,
 };
+use wasmhive_protocol::{BlobRef, INPUT_BLOB_BYTES_MAX, SHARED_FILES_MAX};
 use wasmhive_transport::{PeerAddress, frame_of};
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
@@ -340,17 +340,32 @@ impl Worker {
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
-        let lease = LeaseToRun { lease, terms, wall_time_ms_max };
-        match lease.lease.input_blob {
-            Some(blob) => {
-                let progress = self.input_fetches.lease_arrived(&self.execution.blobs, blob, lease)?;
-                self.input_progress(socket, progress).await
-            }
-            None => self.input_ready(socket, lease).await,
+        if let Err(problem) = check_shared_files(&terms.shared) {
+            tracing::warn!(job = %wasmhive_protocol::printable(&terms.job_id, 64), %problem, "handed back");
+            return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
+        let lease = LeaseToRun { lease, terms, wall_time_ms_max };
+        self.fetch_or_run(socket, lease).await
     }
 
-    /// Sends the pieces a fetch asks for; leases whose input blob is complete go on.
+    /// Runs a lease once every blob it reads is here (its input and the job's shared
+    /// files), fetching them one at a time: a lease waits on the first one missing.
+    async fn fetch_or_run(&mut self, socket: &mut Socket, lease: LeaseToRun) -> Result<(), SessionLost> {
+        let mut leases = vec![lease];
+        while let Some(lease) = leases.pop() {
+            match first_missing_blob(&self.execution.blobs, &lease) {
+                Some(blob) => {
+                    let progress = self.input_fetches.lease_arrived(&self.execution.blobs, blob, lease)?;
+                    send_all(socket, progress.send).await?;
+                    leases.extend(progress.ready);
+                }
+                None => self.input_ready(socket, lease).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the pieces a fetch asks for; leases whose blob is complete go on.
     async fn input_progress(
         &mut self,
         socket: &mut Socket,
@@ -358,7 +373,7 @@ impl Worker {
     ) -> Result<(), SessionLost> {
         send_all(socket, progress.send).await?;
         for lease in progress.ready {
-            self.input_ready(socket, lease).await?;
+            self.fetch_or_run(socket, lease).await?;
         }
         Ok(())
     }
@@ -537,4 +552,32 @@ async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), Ses
 
 async fn send(socket: &mut Socket, message: &Message) -> Result<(), SessionLost> {
     Ok(socket.send(frame_of(message)).await?)
+}
+
+/// The first blob `lease` reads that is not on this host: its input, then the job's
+/// shared files in order.
+fn first_missing_blob(blobs: &wasmhive_blobs::BlobStore, lease: &LeaseToRun) -> Option<BlobRef> {
+    let shared = lease.terms.shared.iter().map(|file| BlobRef { hash: file.hash, size: file.size });
+    lease.lease.input_blob.into_iter().chain(shared).find(|blob| !blobs.has(&blob.hash))
+}
+
+/// A job's shared files as a worker takes them: few, each within a unit's input limit,
+/// with plain distinct names (an owner that says otherwise gets its leases back).
+fn check_shared_files(shared: &[wasmhive_protocol::api::BlobInput]) -> Result<(), String> {
+    if shared.len() > SHARED_FILES_MAX {
+        return Err(format!("the job has {} shared files, above {SHARED_FILES_MAX}", shared.len()));
+    }
+    for (index, file) in shared.iter().enumerate() {
+        wasmhive_sandbox::check_shared_name(&file.name)?;
+        if file.size > INPUT_BLOB_BYTES_MAX {
+            return Err(format!(
+                "shared file {:?} is {} bytes, above {INPUT_BLOB_BYTES_MAX}",
+                file.name, file.size
+            ));
+        }
+        if shared[..index].iter().any(|earlier| earlier.name == file.name) {
+            return Err(format!("two shared files are named {:?}", file.name));
+        }
+    }
+    Ok(())
 }

@@ -79,6 +79,7 @@ async fn run_demo(directory: &Path, arguments: &DemoArgs) -> anyhow::Result<i32>
 
 fn primes_job(end: u64, step: u64) -> JobSubmission {
     JobSubmission {
+        shared: Vec::new(),
         name: "primes-demo".into(),
         task_name: "primes".into(),
         module: task_modules::PRIMES.to_vec(),

@@ -93,8 +93,11 @@ impl Coordinator {
     /// a validator, as the unit's replicas were counted). A run that could not happen is a
     /// host failure, which settles nothing.
     fn owner_answer(&self, job: &JobRuntime, unit_index: u64) -> (Status, Hash) {
-        let input = match job.unit_input(&self.store.lock().expect("store lock"), &self.blobs, unit_index) {
-            Ok((_, input)) => input,
+        let unit_files = job
+            .unit_input(&self.store.lock().expect("store lock"), &self.blobs, unit_index)
+            .and_then(|(_, input)| Ok((input, job.shared_files(&self.blobs)?)));
+        let (input, shared) = match unit_files {
+            Ok(files) => files,
             Err(error) => {
                 tracing::error!(%error, "cannot read a disputed unit's input");
                 return (Status::HostTimeout, Hash::of(b""));
@@ -102,7 +105,7 @@ impl Coordinator {
         };
         let module = ModuleBytes::new(job.module.to_vec());
         let name = (job.stored.task_name.as_str(), job.stored.args.as_slice(), unit_index);
-        match self.owner_sandbox.run(&job.context(), &module, name, input) {
+        match self.owner_sandbox.run(&job.context(), &module, name, (input, &shared)) {
             Ok(outcome) if outcome.status.is_success() && job.validator.is_some() => {
                 let class = self.class_digest(job, unit_index, outcome.digest, &outcome.stdout);
                 (outcome.status, class)

@@ -27,7 +27,9 @@ use wasmhive_protocol::Hash;
 use wasmhive_protocol::Status;
 use wasmhive_protocol::api::JobLimits;
 use wasmhive_protocol::api::JobState;
-use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, UnitRequest};
+use wasmhive_sandbox::{
+    FileSource, Limits, ModuleBytes, Outcome, Sandbox, SandboxConfig, SharedFile, UnitRequest,
+};
 
 /// Most bytes a reducer reads (the accepted outputs of the whole job).
 pub const REDUCER_INPUT_BYTES_MAX: usize = 256 << 20;
@@ -65,7 +67,12 @@ impl OwnerSandbox {
         let mut input = format!("{}\n", first.len()).into_bytes();
         input.extend_from_slice(first);
         input.extend_from_slice(second);
-        match self.run(job, validator, ("validator", &[], OWNER_RUN_UNIT), FileSource::Memory(input.into())) {
+        match self.run(
+            job,
+            validator,
+            ("validator", &[], OWNER_RUN_UNIT),
+            (FileSource::Memory(input.into()), &[]),
+        ) {
             Ok(outcome) => outcome.status.is_success(),
             Err(error) => {
                 tracing::warn!(job = %job.job_id, %error, "the validator could not run; the outputs count as different");
@@ -81,7 +88,7 @@ impl OwnerSandbox {
         reducer: &ModuleBytes,
         outputs: &[u8],
     ) -> Result<Outcome, String> {
-        self.run(job, reducer, ("reducer", &[], OWNER_RUN_UNIT), FileSource::Memory(outputs.into()))
+        self.run(job, reducer, ("reducer", &[], OWNER_RUN_UNIT), (FileSource::Memory(outputs.into()), &[]))
     }
 
     /// Runs `module` under the job's limits: a validator or reducer (named so, at no unit),
@@ -92,14 +99,14 @@ impl OwnerSandbox {
         job: &JobContext<'_>,
         module: &ModuleBytes,
         (task_name, args, unit_index): (&str, &[String], u64),
-        input: FileSource,
+        (input, shared): (FileSource, &[SharedFile]),
     ) -> Result<Outcome, String> {
         let sandbox = self.sandbox.get_or_init(|| Sandbox::new(SandboxConfig::default()));
         let limits = Limits::for_job(job.limits);
         let request = UnitRequest {
             module,
             input,
-            shared: &[],
+            shared,
             task_name,
             args,
             job_id: job.job_id,

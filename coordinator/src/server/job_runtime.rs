@@ -5,7 +5,7 @@ use super::job_modules::JobContext;
 use crate::store::{Store, StoreError, StoreResult, StoredInput, StoredJob};
 use std::sync::Arc;
 use wasmhive_protocol::{BlobRef, Hash, JobTerms, Lease};
-use wasmhive_sandbox::{FileSource, ModuleBytes};
+use wasmhive_sandbox::{FileSource, ModuleBytes, SharedFile};
 
 pub struct JobRuntime {
     pub stored: StoredJob,
@@ -39,6 +39,21 @@ impl JobRuntime {
             job_time_s: self.stored.created_s,
             nan_canonicalization: self.stored.nan_canonicalization,
         }
+    }
+
+    /// The job's shared files, opened in the owner's blob store (`/shared/NAME`).
+    pub fn shared_files(&self, blobs: &wasmhive_blobs::BlobStore) -> StoreResult<Vec<SharedFile>> {
+        let job_id = &self.stored.job_id;
+        let opened = |file: &wasmhive_protocol::api::BlobInput| -> StoreResult<SharedFile> {
+            let blob = blobs.open_blob(&file.hash).map_err(|error| {
+                StoreError::Corrupt(format!("shared file {} of job {job_id}: {error}", file.name))
+            })?;
+            Ok(SharedFile {
+                name: file.name.clone(),
+                source: FileSource::Disk { file: blob.into(), size: file.size },
+            })
+        };
+        self.stored.shared.iter().map(opened).collect()
     }
 
     /// The unit's input and a label for people (the range text, line, file or blob name).
@@ -130,6 +145,7 @@ impl JobRuntime {
             limits: self.stored.limits.clone(),
             job_time_s: self.stored.created_s,
             nan_canonicalization: self.stored.nan_canonicalization,
+            shared: self.stored.shared.clone(),
         }
     }
 }
@@ -192,6 +208,13 @@ impl GrantedLease {
     /// The job's terms under `terms_id`.
     pub fn terms(&self, terms_id: u32) -> JobTerms {
         self.job.terms(terms_id)
+    }
+
+    /// The blobs a worker fetches to run this lease: its input, if a blob, and the job's
+    /// shared files.
+    pub fn blobs_to_fetch(&self) -> Vec<Hash> {
+        let input = self.input_blob().map(|blob| blob.hash);
+        input.into_iter().chain(self.job.stored.shared.iter().map(|file| file.hash)).collect()
     }
 
     pub fn into_lease(self, terms_id: u32) -> Lease {

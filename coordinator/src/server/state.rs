@@ -205,6 +205,7 @@ impl Coordinator {
         if let wasmhive_protocol::api::JobInputs::Blobs { blobs } = &submission.inputs {
             check_blob_inputs(&self.blobs, blobs)?;
         }
+        check_blob_inputs(&self.blobs, &submission.shared)?;
         let units = unit_count(&submission.inputs);
         let job_id = new_job_id(&submission.name);
         let created_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
@@ -557,6 +558,7 @@ mod tests {
             nan_canonicalization,
             validator: None,
             reducer: None,
+            shared: Vec::new(),
             range: Some((0, 10, 1)),
             unit_count: 10,
             created_s: 0,

@@ -291,13 +291,14 @@ async fn handle_message(
                 if send_first {
                     send(socket, &Message::JobTerms(Box::new(lease.terms(terms_id)))).await?;
                 }
-                if let Some(blob) = lease.input_blob()
-                    && !state.leased_blobs.contains(&blob.hash)
-                {
-                    if state.leased_blobs.len() >= LEASED_BLOBS_MAX {
-                        state.leased_blobs.pop_front();
+                // The worker may now ask pieces of the unit's input and the job's shared files.
+                for hash in lease.blobs_to_fetch() {
+                    if !state.leased_blobs.contains(&hash) {
+                        if state.leased_blobs.len() >= LEASED_BLOBS_MAX {
+                            state.leased_blobs.pop_front();
+                        }
+                        state.leased_blobs.push_back(hash);
                     }
-                    state.leased_blobs.push_back(blob.hash);
                 }
                 wire_leases.push(lease.into_lease(terms_id));
             }

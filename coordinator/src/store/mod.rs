@@ -58,6 +58,8 @@ pub struct StoredJob {
     /// The validator and reducer modules (blobs), when the job has them.
     pub validator: Option<Hash>,
     pub reducer: Option<Hash>,
+    /// The job's shared files (blobs), `/shared/NAME` to its units.
+    pub shared: Vec<wasmhive_protocol::api::BlobInput>,
     /// `Some` for range jobs: the input of unit k is computed, not stored.
     pub range: Option<(u64, u64, u64)>,
     pub unit_count: u64,
@@ -164,6 +166,7 @@ impl Store {
             "reducer": reducer,
             "limits": submission.limits,
             "nan_canonicalization": submission.nan_canonicalization,
+            "shared": submission.shared,
         });
         transaction.execute(
             "INSERT INTO jobs (job_id, name, module_hash, settings, range, unit_count, created_s, state, next_fresh_unit)

@@ -136,6 +136,8 @@ struct JobSettings {
     validator: Option<Hash>,
     #[serde(default)]
     reducer: Option<Hash>,
+    #[serde(default)]
+    shared: Vec<wasmhive_protocol::api::BlobInput>,
     limits: wasmhive_protocol::api::JobLimits,
     nan_canonicalization: bool,
 }
@@ -172,6 +174,7 @@ pub fn stored_job(
         nan_canonicalization: settings.nan_canonicalization,
         validator: settings.validator,
         reducer: settings.reducer,
+        shared: settings.shared,
         range,
         unit_count: unit_count as u64,
         created_s: created_s as u64,

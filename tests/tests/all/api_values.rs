@@ -9,6 +9,7 @@ use wasmhive_tests::grid::TempDir;
 
 pub fn submission(inputs: JobInputs, lease_ms: u64) -> JobSubmission {
     JobSubmission {
+        shared: Vec::new(),
         name: "edge".into(),
         task_name: "primes".into(),
         module: task_modules::PRIMES.to_vec(),
@@ -64,8 +65,16 @@ fn a_lease_time_beyond_reason_is_refused_with_the_limit() {
     assert!(coordinator.status(&job.job_id).is_some());
 }
 
+fn shared_file(name: &str) -> wasmhive_protocol::api::BlobInput {
+    wasmhive_protocol::api::BlobInput {
+        name: name.into(),
+        hash: wasmhive_protocol::Hash::of(name.as_bytes()),
+        size: 1,
+    }
+}
+
 #[test]
-fn names_args_and_helper_modules_are_checked_with_a_reason() {
+fn names_args_helper_modules_and_shared_files_are_checked_with_a_reason() {
     let directory = TempDir::new("api-values");
     let coordinator = Coordinator::open(directory.path()).unwrap();
     let base = || submission(JobInputs::Range { start: 0, end: 10, step: 5 }, 60_000);
@@ -79,6 +88,13 @@ fn names_args_and_helper_modules_are_checked_with_a_reason() {
         (JobSubmission { validator: Some(b"not wasm".to_vec()), ..base() }, "validator"),
         (JobSubmission { reducer: Some(vec![0; 10]), ..base() }, "reducer"),
         (JobSubmission { inputs: JobInputs::Lines { lines: vec!["z".repeat(20 << 20)] }, ..base() }, "line"),
+        (JobSubmission { shared: vec![shared_file("../etc/passwd")], ..base() }, "not a shared file name"),
+        (JobSubmission { shared: vec![shared_file("a"), shared_file("a")], ..base() }, "two shared files"),
+        (
+            JobSubmission { shared: (0..65).map(|i| shared_file(&format!("f{i}"))).collect(), ..base() },
+            "65 shared",
+        ),
+        (JobSubmission { shared: vec![shared_file("model.bin")], ..base() }, "upload it first"),
     ];
     for (submission, key) in cases {
         let refused = coordinator.submit(submission).expect_err("refused");

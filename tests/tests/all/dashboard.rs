@@ -16,6 +16,7 @@ fn root() -> &'static Path {
 /// A primes job of `units` units of 20,000 numbers (a few seconds in all).
 fn primes_job(units: u64) -> JobSubmission {
     JobSubmission {
+        shared: Vec::new(),
         name: "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>".into(),
         task_name: "primes".into(),
         module: task_modules::PRIMES.to_vec(),

@@ -156,6 +156,7 @@ proptest! {
 
 fn submission_sample() -> Vec<u8> {
     let submission = wasmhive_protocol::api::JobSubmission {
+        shared: Vec::new(),
         name: "fuzz".into(),
         task_name: "sum".into(),
         module: b"\0asm\x01\0\0\0".to_vec(),

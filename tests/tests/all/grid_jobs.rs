@@ -115,6 +115,7 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
     let directory = wasmhive_tests::grid::TempDir::new("restart-completed");
     let coordinator = Coordinator::open(directory.path()).unwrap();
     let submission = JobSubmission {
+        shared: Vec::new(),
         name: "sum".into(),
         task_name: "sum".into(),
         module: task_modules::SUM.to_vec(),

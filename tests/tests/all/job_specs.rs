@@ -95,12 +95,21 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
     check(directory, &format!("module = \"primes\"\nreducer = 3\n{range}"), &["reducer", "not a string"]);
     check(directory, "module = \"primes\n", &["(file)", "TOML"]);
     std::fs::create_dir_all(directory.join("big")).unwrap();
-    std::fs::write(directory.join("big/huge.bin"), vec![0u8; (16 << 20) + 1]).unwrap();
+    // Sparse: one byte above the 1 GiB a unit's input may be.
+    let huge = std::fs::File::create(directory.join("big/huge.bin")).unwrap();
+    huge.set_len(wasmhive_protocol::INPUT_BLOB_BYTES_MAX + 1).unwrap();
     check(
         directory,
         "module = \"sum\"\n[inputs]\nfiles = \"big/*.bin\"\n",
         &["inputs.files", "huge.bin", "split it"],
     );
+    std::fs::write(directory.join("model.bin"), b"m").unwrap();
+    let shared = |list: &str| {
+        format!("module = \"sum\"\n[inputs]\nrange = {{ start = 0, end = 2 }}\nshared = {list}\n")
+    };
+    check(directory, &shared("\"model.bin\""), &["inputs.shared", "list of file names"]);
+    check(directory, &shared("[\"missing.bin\"]"), &["inputs.shared", "missing.bin"]);
+    check(directory, &shared("[\"model.bin\", \"./model.bin\"]"), &["inputs.shared", "two files are named"]);
     std::fs::write(directory.join("not-wasm.wasm"), "hello").unwrap();
     check(
         directory,

@@ -230,3 +230,49 @@ fn a_lease_whose_input_blob_is_larger_than_the_worker_takes_is_handed_back() {
         std::fs::read_dir(data.join("blobs").join("partial")).map(|entries| entries.count()).unwrap_or(0);
     assert_eq!(partial, 0, "no download was started");
 }
+
+/// Job terms naming shared files a worker does not take (too many, a name that is a path,
+/// a terabyte): every such lease is handed back unrun, and nothing is fetched.
+#[test]
+fn leases_of_jobs_with_unacceptable_shared_files_are_handed_back() {
+    let directory = TempDir::new("malicious-owner-shared");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = directory.path().join("worker");
+    runtime.block_on(async {
+        let mut owner = ScriptedOwner::start(&key(96)).await;
+        let worker = start_worker_joining(&owner.join_address(), &data, 1, &[]);
+        let mut session = owner.next_session().await;
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        let limits = JobLimits { output_bytes: 1 << 20, timeout_ms: 20_000, ..JobLimits::default() };
+        let file = |name: &str, size: u64| wasmhive_protocol::api::BlobInput {
+            name: name.into(),
+            hash: wasmhive_protocol::Hash::of(name.as_bytes()),
+            size,
+        };
+        let cases = [
+            (0..65).map(|index| file(&format!("f{index}"), 1)).collect::<Vec<_>>(),
+            vec![file("../etc/passwd", 1)],
+            vec![file("terabyte.bin", 1 << 40)],
+        ];
+        let mut leases = Vec::new();
+        for (index, shared) in cases.into_iter().enumerate() {
+            let mut bad = lease(index as u64 + 1, task_modules::PROBE, &["files"], limits.clone());
+            bad.terms.job_id = format!("shared-job-{index}");
+            bad.terms.shared = shared;
+            leases.push(bad);
+        }
+        session.send_leases(leases).await;
+        let mut returned = Vec::new();
+        while returned.len() < 3 {
+            match session.receive_other_than_requests().await {
+                Some(Message::ReturnLeases { lease_ids }) => returned.extend(lease_ids),
+                other => panic!("expected leases handed back, got {other:?}\n{}", worker.log_text()),
+            }
+        }
+        returned.sort_unstable();
+        assert_eq!(returned, [1, 2, 3]);
+    });
+    let partial =
+        std::fs::read_dir(data.join("blobs").join("partial")).map(|entries| entries.count()).unwrap_or(0);
+    assert_eq!(partial, 0, "no download was started");
+}

@@ -178,3 +178,34 @@ const HOSTILE_FILE_CALLS: &str = r#"
     (i32.store (i32.const 304) (i32.sub (global.get $out) (i32.const 1000)))
     (drop (call $fd_write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 400)))))
 "#;
+
+/// Item 8 of issue 16: a job's shared data, uploaded once, fetched once by each worker in
+/// verified pieces, read by every unit of a quorum-2 job; replicas on two workers agree.
+#[test]
+fn every_unit_of_a_quorum_two_job_reads_the_shared_files() {
+    let grid = crate::grid_support::TestGrid::start("shared-files", 2);
+    let directory = grid.directory.path().join("shared-job");
+    std::fs::create_dir_all(&directory).unwrap();
+    let model: Vec<u8> = (0..700_000u32).map(|index| (index % 251) as u8).collect();
+    std::fs::write(directory.join("model.bin"), &model).unwrap();
+    std::fs::write(directory.join("labels.txt"), b"cat\ndog\n").unwrap();
+    let spec = directory.join("job.toml");
+    std::fs::write(
+        &spec,
+        "name = \"shared\"\nmodule = \"probe\"\nargs = [\"files\"]\n\
+         [inputs]\nrange = { start = 0, end = 6, step = 1 }\nshared = [\"model.bin\", \"labels.txt\"]\n\
+         [verify]\nquorum = 2\n",
+    )
+    .unwrap();
+    let job_id = grid.submit(spec.to_str().unwrap(), true);
+    let results = grid.results(&job_id);
+    assert_eq!(results.len(), 6);
+    let sum = model.iter().fold(0u64, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    for result in &results {
+        let output = result.output.as_deref().unwrap_or_default();
+        assert!(output.contains("list /shared: [\"labels.txt\", \"model.bin\"]"), "{output}");
+        assert!(output.contains(&format!("/shared/model.bin: 700000 bytes, sum {sum},")), "{output}");
+        assert!(output.contains("/shared/labels.txt: 8 bytes"), "{output}");
+        assert_eq!(result.replica_peers.len(), 2, "both workers agreed: {result:?}");
+    }
+}
