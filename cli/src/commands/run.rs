@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_coordinator::human_units::{parse_byte_size, parse_duration};
-use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Sandbox, SandboxConfig, UnitRequest};
+use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Sandbox, SandboxConfig, SharedFile, UnitRequest};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// Use TEXT as the unit's input.
     #[arg(long, value_name = "TEXT")]
     input_text: Option<String>,
+    /// A file the unit reads as `/shared/NAME` (its file name; repeatable), as a job's
+    /// `[inputs] shared` files are on the grid.
+    #[arg(long = "shared", value_name = "FILE")]
+    shared: Vec<PathBuf>,
     /// An argument for the task (repeatable); argv\[0\] is the module's name.
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     args: Vec<String>,
@@ -58,12 +62,13 @@ pub fn run(arguments: RunArgs) -> anyhow::Result<i32> {
     let (task_name, module_bytes) = load_module(&arguments.module)?;
     let input = read_input(&arguments)?;
     let limits = limits_from(&arguments)?;
+    let shared = open_shared_files(&arguments.shared)?;
     let module = ModuleBytes::new(module_bytes);
     let sandbox = Sandbox::new(SandboxConfig::default());
     let request = UnitRequest {
         module: &module,
         input: FileSource::Memory(input.into()),
-        shared: &[],
+        shared: &shared,
         task_name: &task_name,
         args: &arguments.args,
         job_id: &arguments.job,
@@ -143,4 +148,23 @@ fn limits_from(arguments: &RunArgs) -> anyhow::Result<Limits> {
     }
     limits.validate().map_err(|reason| anyhow::anyhow!("{reason}"))?;
     Ok(limits)
+}
+
+/// The `--shared` files, opened (read by the unit as it runs).
+fn open_shared_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SharedFile>> {
+    let mut shared = Vec::new();
+    for path in paths {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        wasmhive_sandbox::check_shared_name(&name).map_err(anyhow::Error::msg)?;
+        if shared.iter().any(|earlier: &SharedFile| earlier.name == name) {
+            bail!(
+                "two --shared files are named {name:?}: a unit sees each as /shared/NAME, so names must differ"
+            );
+        }
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening --shared {}", path.display()))?;
+        let size = file.metadata().with_context(|| format!("reading --shared {}", path.display()))?.len();
+        shared.push(SharedFile { name, source: FileSource::Disk { file: file.into(), size } });
+    }
+    Ok(shared)
 }

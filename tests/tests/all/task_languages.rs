@@ -204,6 +204,20 @@ fn every_scaffold_builds_and_runs() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
+    // The Rust scaffold reads a shared file when the job has one.
+    let project = directory.path().join("count-rust");
+    std::fs::write(project.join("ignore.txt"), "two\n").unwrap();
+    let module = project.join("count-rust.wasm");
+    let shared = project.join("ignore.txt");
+    let run = wasmhive(&[
+        "run",
+        module.to_str().unwrap(),
+        "--input-text",
+        "one two three",
+        "--shared",
+        shared.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "2 words\n", "{}", String::from_utf8_lossy(&run.stderr));
     let refused = wasmhive(&["new", "Bad_Name", "--lang", "c", "--dir", directory.path().to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("lowercase letters"));
 }
