@@ -29,7 +29,7 @@ use crate::human_units::{parse_byte_size, parse_duration};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobLimits, JobSubmission, VerifyPolicy, VerifySettings};
-use wasmhive_protocol::{Hash, INPUT_BLOB_BYTES_MAX, SHARED_FILES_MAX};
+use wasmhive_protocol::{Hash, INPUT_BLOB_BYTES_MAX};
 
 /// Most units one job may have.
 pub const UNITS_MAX: u64 = 10_000_000;
@@ -376,24 +376,17 @@ impl SpecReader {
         let paths = value
             .as_array()
             .ok_or_else(|| self.error("inputs.shared", "must be a list of file names", fix))?;
-        if paths.len() > SHARED_FILES_MAX {
-            let problem = format!("{} files, above the {SHARED_FILES_MAX} a job may share", paths.len());
-            return Err(self.error("inputs.shared", problem, "pack them into fewer files"));
-        }
         let mut shared: Vec<BlobInput> = Vec::new();
         for path in paths {
             let path = path
                 .as_str()
                 .ok_or_else(|| self.error("inputs.shared", "must be a list of file names", fix))?;
             let (blob, file) = self.blob_of_file("inputs.shared", self.dir.join(path), fix)?;
-            wasmhive_sandbox::check_shared_name(&blob.name)
-                .map_err(|problem| self.error("inputs.shared", problem, fix))?;
-            if shared.iter().any(|earlier| earlier.name == blob.name) {
-                return Err(self.error("inputs.shared", format!("two files are named {:?}", blob.name), fix));
-            }
             shared.push(blob);
             self.input_files.borrow_mut().push(file);
         }
+        wasmhive_protocol::api::check_shared_files(shared.iter().map(|file| (file.name.as_str(), file.size)))
+            .map_err(|problem| self.error("inputs.shared", problem, fix))?;
         Ok(shared)
     }
 

@@ -404,3 +404,49 @@ pub struct OwnerCredit {
     pub replicas: u64,
     pub credit: u64,
 }
+
+/// What a job's shared files may be (Task ABI v2's `/shared/NAME`): at most
+/// [`crate::SHARED_FILES_MAX`], each at most [`crate::INPUT_BLOB_BYTES_MAX`] bytes, with
+/// plain, distinct names. The job-spec parser, the owner, the worker and `wasmhive run`
+/// all check with this. `files` are (name, size) pairs.
+pub fn check_shared_files<'a>(files: impl IntoIterator<Item = (&'a str, u64)>) -> Result<(), String> {
+    let files: Vec<(&str, u64)> = files.into_iter().collect();
+    if files.len() > crate::SHARED_FILES_MAX {
+        return Err(format!(
+            "{} shared files, above the {} a job may have; pack them into fewer",
+            files.len(),
+            crate::SHARED_FILES_MAX
+        ));
+    }
+    for (index, &(name, size)) in files.iter().enumerate() {
+        check_shared_name(name)?;
+        if size > crate::INPUT_BLOB_BYTES_MAX {
+            return Err(format!(
+                "shared file {name:?} is {size} bytes, above the {} a file may have",
+                crate::INPUT_BLOB_BYTES_MAX
+            ));
+        }
+        if files[..index].iter().any(|&(earlier, _)| earlier == name) {
+            return Err(format!("two shared files are named {name:?}; give each its own name"));
+        }
+    }
+    Ok(())
+}
+
+/// What a shared file's name may be: a plain file name (no `/`, not `.` or `..`, no control
+/// characters), at most 255 bytes.
+pub fn check_shared_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a shared file name: use a plain file name of at most 255 bytes (no `/`, not `.` or `..`)"
+        ))
+    }
+}

@@ -46,7 +46,7 @@ pub use limits::{
 };
 pub use module_cache::compilations_in_flight_max;
 pub use outcome::Outcome;
-pub use read_only_files::{FileSource, SharedFile, check_shared_name};
+pub use read_only_files::{FileSource, SharedFile};
 pub use run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 pub use wasmhive_protocol::{Hash, Status, TrapKind, outcome_digest};
 

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmhive_protocol::api::check_shared_files;
 
 /// The first file descriptor of the tree: the preopened `/`.
 pub const ROOT_FD: u32 = 3;
@@ -142,8 +143,8 @@ pub struct UnitFiles {
 }
 
 impl UnitFiles {
-    /// The tree of one unit. Shared names must be distinct plain names (the owner checks
-    /// them at submission; here a bad one is a host problem).
+    /// The tree of one unit. Shared files must pass `check_shared_files` (the owner and the
+    /// worker check them first; here a bad one is a host problem).
     pub fn new(input: FileSource, shared: &[SharedFile], job_time: Duration) -> Result<UnitFiles, String> {
         let mut nodes = vec![
             Node { name: "/".into(), parent: ROOT_NODE, kind: NodeKind::Directory { children: vec![2, 1] } },
@@ -154,15 +155,10 @@ impl UnitFiles {
             },
             file_node("input", ROOT_NODE, input),
         ];
-        let mut names: Vec<&str> = shared.iter().map(|file| file.name.as_str()).collect();
-        names.sort_unstable();
-        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(format!("two shared files are named {:?}", pair[0]));
-        }
+        check_shared_files(shared.iter().map(|file| (file.name.as_str(), file.source.size())))?;
         let mut sorted: Vec<&SharedFile> = shared.iter().collect();
         sorted.sort_by(|left, right| left.name.cmp(&right.name));
         for file in sorted {
-            check_shared_name(&file.name)?;
             nodes.push(file_node(&file.name, 1, file.source.clone()));
         }
         let shared_nodes = (3..nodes.len()).collect();
@@ -420,23 +416,4 @@ impl UnitFiles {
 
 fn file_node(name: &str, parent: usize, source: FileSource) -> Node {
     Node { name: name.into(), parent, kind: NodeKind::File { source } }
-}
-
-/// What a shared file's name may be: a plain file name (no `/`, not `.` or `..`, no control
-/// characters), at most 255 bytes.
-pub fn check_shared_name(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.chars().any(char::is_control);
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} is not a shared file name: use a plain file name of at most 255 bytes (no `/`, not `.` or `..`)",
-            name
-        ))
-    }
 }

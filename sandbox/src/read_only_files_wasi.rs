@@ -61,20 +61,9 @@ fn define_reads(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
                     None => false,
                 };
                 let files = &mut state.files;
-                let mut total = 0usize;
-                for (start, length) in read_iovecs(memory, iovecs, count)? {
-                    let destination = region_mut(memory, start, length)?;
-                    let read = if stdin {
-                        files.read_stdin(destination)?
-                    } else {
-                        files.read(fd as u32, destination)?
-                    };
-                    total += read;
-                    if read < length {
-                        break;
-                    }
-                }
-                write_at(memory, at, &(total as u32).to_le_bytes())
+                read_into_iovecs(memory, (iovecs, count, at), |destination, _| {
+                    if stdin { files.read_stdin(destination) } else { files.read(fd as u32, destination) }
+                })
             })
         },
     )?;
@@ -83,17 +72,9 @@ fn define_reads(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
         "fd_pread",
         |mut caller: Caller<'_, UnitState>, fd: i32, iovecs: i32, count: i32, offset: i64, at: i32| {
             on_descriptor(&mut caller, fd, not_seekable, |files, memory| {
-                let mut total = 0usize;
-                for (start, length) in read_iovecs(memory, iovecs, count)? {
-                    let destination = region_mut(memory, start, length)?;
-                    let read =
-                        files.pread(fd as u32, destination, (offset as u64).saturating_add(total as u64))?;
-                    total += read;
-                    if read < length {
-                        break;
-                    }
-                }
-                write_at(memory, at, &(total as u32).to_le_bytes())
+                read_into_iovecs(memory, (iovecs, count, at), |destination, done| {
+                    files.pread(fd as u32, destination, (offset as u64).saturating_add(done as u64))
+                })
             })
         },
     )?;
@@ -446,6 +427,24 @@ fn read_at(memory: &mut [u8], at: i32, length: i32) -> Answer<&[u8]> {
 fn write_at(memory: &mut [u8], at: i32, bytes: &[u8]) -> Answer<()> {
     region_mut(memory, at as u32, bytes.len())?.copy_from_slice(bytes);
     Ok(())
+}
+
+/// Fills the guest's iovecs in order with `read(destination, bytes so far)` until one comes
+/// back short, then stores the total at `at`.
+fn read_into_iovecs(
+    memory: &mut [u8],
+    (iovecs, count, at): (i32, i32, i32),
+    mut read: impl FnMut(&mut [u8], usize) -> Answer<usize>,
+) -> Answer<()> {
+    let mut total = 0usize;
+    for (start, length) in read_iovecs(memory, iovecs, count)? {
+        let got = read(region_mut(memory, start, length)?, total)?;
+        total += got;
+        if got < length {
+            break;
+        }
+    }
+    write_at(memory, at, &(total as u32).to_le_bytes())
 }
 
 /// The (start, length) pairs of an iovec array.

@@ -24,7 +24,7 @@ use wasmhive_protocol::job_terms::TermsReceived;
 use wasmhive_protocol::{
     BinaryFrame, Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_binary, decode_message,
 };
-use wasmhive_protocol::{BlobRef, INPUT_BLOB_BYTES_MAX, SHARED_FILES_MAX};
+use wasmhive_protocol::{BlobRef, INPUT_BLOB_BYTES_MAX};
 use wasmhive_transport::{PeerAddress, frame_of};
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
@@ -340,7 +340,8 @@ impl Worker {
             );
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
-        if let Err(problem) = check_shared_files(&terms.shared) {
+        let shared = terms.shared.iter().map(|file| (file.name.as_str(), file.size));
+        if let Err(problem) = wasmhive_protocol::api::check_shared_files(shared) {
             tracing::warn!(job = %wasmhive_protocol::printable(&terms.job_id, 64), %problem, "handed back");
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
@@ -559,25 +560,4 @@ async fn send(socket: &mut Socket, message: &Message) -> Result<(), SessionLost>
 fn first_missing_blob(blobs: &wasmhive_blobs::BlobStore, lease: &LeaseToRun) -> Option<BlobRef> {
     let shared = lease.terms.shared.iter().map(|file| BlobRef { hash: file.hash, size: file.size });
     lease.lease.input_blob.into_iter().chain(shared).find(|blob| !blobs.has(&blob.hash))
-}
-
-/// A job's shared files as a worker takes them: few, each within a unit's input limit,
-/// with plain distinct names (an owner that says otherwise gets its leases back).
-fn check_shared_files(shared: &[wasmhive_protocol::api::BlobInput]) -> Result<(), String> {
-    if shared.len() > SHARED_FILES_MAX {
-        return Err(format!("the job has {} shared files, above {SHARED_FILES_MAX}", shared.len()));
-    }
-    for (index, file) in shared.iter().enumerate() {
-        wasmhive_sandbox::check_shared_name(&file.name)?;
-        if file.size > INPUT_BLOB_BYTES_MAX {
-            return Err(format!(
-                "shared file {:?} is {} bytes, above {INPUT_BLOB_BYTES_MAX}",
-                file.name, file.size
-            ));
-        }
-        if shared[..index].iter().any(|earlier| earlier.name == file.name) {
-            return Err(format!("two shared files are named {:?}", file.name));
-        }
-    }
-    Ok(())
 }

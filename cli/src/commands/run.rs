@@ -155,16 +155,13 @@ fn open_shared_files(paths: &[PathBuf]) -> anyhow::Result<Vec<SharedFile>> {
     let mut shared = Vec::new();
     for path in paths {
         let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        wasmhive_sandbox::check_shared_name(&name).map_err(anyhow::Error::msg)?;
-        if shared.iter().any(|earlier: &SharedFile| earlier.name == name) {
-            bail!(
-                "two --shared files are named {name:?}: a unit sees each as /shared/NAME, so names must differ"
-            );
-        }
         let file =
             std::fs::File::open(path).with_context(|| format!("opening --shared {}", path.display()))?;
         let size = file.metadata().with_context(|| format!("reading --shared {}", path.display()))?.len();
         shared.push(SharedFile { name, source: FileSource::Disk { file: file.into(), size } });
     }
+    let names_and_sizes = shared.iter().map(|file| (file.name.as_str(), file.source.size()));
+    wasmhive_protocol::api::check_shared_files(names_and_sizes)
+        .map_err(|problem| anyhow::anyhow!("--shared: {problem}"))?;
     Ok(shared)
 }

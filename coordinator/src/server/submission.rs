@@ -2,8 +2,8 @@
 
 use super::state::ApiProblem;
 use crate::job_spec::{QUORUM_MAX, UNIT_INPUT_BYTES_MAX, UNITS_MAX, unit_count};
+use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobSubmission};
-use wasmhive_protocol::{INPUT_BLOB_BYTES_MAX, SHARED_FILES_MAX};
 
 /// Longest job name, in characters (shown in terminals and on the dashboard).
 pub const NAME_CHARS_MAX: usize = 200;
@@ -59,29 +59,13 @@ pub fn validate_submission(submission: &JobSubmission) -> Result<(), ApiProblem>
             file.name
         ));
     }
-    check_shared_names(&submission.shared).map_err(ApiProblem::bad_request)?;
+    let shared = submission.shared.iter().map(|file| (file.name.as_str(), file.size));
+    wasmhive_protocol::api::check_shared_files(shared).map_err(ApiProblem::bad_request)?;
     let units = unit_count(&submission.inputs);
     if units == 0 || units > UNITS_MAX {
         return problem(format!("the job has {units} units; give 1 to {UNITS_MAX}"));
     }
     submission.limits.check().map_err(|error| ApiProblem::bad_request(error.to_string()))
-}
-
-/// At most [`SHARED_FILES_MAX`] shared files, each with a plain name no other has.
-fn check_shared_names(shared: &[BlobInput]) -> Result<(), String> {
-    if shared.len() > SHARED_FILES_MAX {
-        return Err(format!(
-            "{} shared files, above the {SHARED_FILES_MAX} a job may have; pack them into fewer",
-            shared.len()
-        ));
-    }
-    for (index, file) in shared.iter().enumerate() {
-        wasmhive_sandbox::check_shared_name(&file.name)?;
-        if shared[..index].iter().any(|earlier| earlier.name == file.name) {
-            return Err(format!("two shared files are named {:?}; give each its own name", file.name));
-        }
-    }
-    Ok(())
 }
 
 /// Every blob a job's units read is on this owner, of the size the submission says, and

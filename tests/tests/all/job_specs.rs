@@ -109,7 +109,11 @@ fn broken_specs_name_the_file_the_key_and_the_fix() {
     };
     check(directory, &shared("\"model.bin\""), &["inputs.shared", "list of file names"]);
     check(directory, &shared("[\"missing.bin\"]"), &["inputs.shared", "missing.bin"]);
-    check(directory, &shared("[\"model.bin\", \"./model.bin\"]"), &["inputs.shared", "two files are named"]);
+    check(
+        directory,
+        &shared("[\"model.bin\", \"./model.bin\"]"),
+        &["inputs.shared", "two shared files are named"],
+    );
     std::fs::write(directory.join("not-wasm.wasm"), "hello").unwrap();
     check(
         directory,
