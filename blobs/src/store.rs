@@ -172,15 +172,6 @@ impl BlobStore {
         File::open(&path).map_err(io_error("opening", &path))
     }
 
-    /// The whole blob in memory (for inputs within a unit's limit; stream larger ones with
-    /// [`BlobStore::open_blob`]).
-    pub fn read(&self, hash: &Hash) -> Result<Vec<u8>, BlobError> {
-        let mut bytes = Vec::new();
-        let path = self.complete_paths(hash).0;
-        self.open_blob(hash)?.read_to_end(&mut bytes).map_err(io_error("reading", &path))?;
-        Ok(bytes)
-    }
-
     /// Piece `index` of the blob with its proof, bao-encoded, appended to `encoded`. The
     /// data is checked against the outboard as it is read: a blob that no longer matches
     /// its hash is removed and reported, never sent.
