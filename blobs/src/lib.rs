@@ -27,16 +27,20 @@
 //!   in a crash is fetched again);
 //! - a piece is served only from data that still matches its hashes (a blob corrupted on
 //!   disk is never sent on);
+//! - a download under way serves the pieces it verified, each only while its bytes and
+//!   hashes on disk still prove it (`serving.rs`);
 //! - imports stream: memory does not grow with the blob's size;
 //! - the store stays within its byte budget by evicting the least recently used blobs
 //!   that no running job holds ([`BlobStore::evict_to_budget`]).
 
 mod download;
 mod pieces;
+mod serving;
 mod store;
 
 pub use download::{Download, PieceError};
 pub use pieces::{PIECE_BYTES, piece_count, piece_range};
+pub use serving::{HELD_RANGES_MAX, HeldPieces, ranges_of};
 pub use store::{BlobError, BlobStore};
 pub use wasmhive_protocol::Hash;
 

@@ -268,3 +268,46 @@ fn a_blob_sent_under_another_hash_is_refused_and_kept_under_none() {
     assert!(!store.has(&claimed) && !store.has(&Hash::of(&data)));
     assert_eq!(store.import_as(&data[..], data.len() as u64, Hash::of(&data)).unwrap(), Hash::of(&data));
 }
+
+#[test]
+fn a_download_under_way_serves_the_pieces_it_verified_and_no_others() {
+    let folders = [Folder::new("leech-seeder"), Folder::new("leech-middle"), Folder::new("leech-last")];
+    let [seeder, middle, last] = folders.each_ref().map(|folder| open_store(&folder.0, u64::MAX).unwrap());
+    let data = bytes(PIECE_BYTES as usize * 5 + 100, 11);
+    let hash = import(&seeder, &data);
+    assert_eq!(seeder.held_pieces(&hash).unwrap().ranges, [0..6]);
+    assert_eq!(middle.held_pieces(&hash), None, "nothing of the blob is here yet");
+    let mut download = middle.download(hash, data.len() as u64).unwrap();
+    for index in [5, 0, 1, 3] {
+        download.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
+    }
+    let held = middle.held_pieces(&hash).unwrap();
+    assert_eq!((held.size, held.ranges), (data.len() as u64, vec![0..2, 3..4, 5..6]));
+    assert!(!middle.encode_held_piece(&hash, 2, &mut Vec::new()).unwrap(), "piece 2 is not here");
+    let mut onward = last.download(hash, data.len() as u64).unwrap();
+    for index in [5, 0, 1, 3] {
+        let mut encoded = Vec::new();
+        assert!(middle.encode_held_piece(&hash, index, &mut encoded).unwrap());
+        onward.write_piece(index, &encoded).unwrap();
+    }
+    // A listed piece whose bytes were damaged is not served.
+    let partial = folders[1].0.join("partial").join(format!("{}.data", hash.to_hex()));
+    let mut on_disk = std::fs::read(&partial).unwrap();
+    on_disk[3 * PIECE_BYTES as usize + 9] ^= 0xff;
+    std::fs::write(&partial, on_disk).unwrap();
+    assert!(!middle.encode_held_piece(&hash, 3, &mut Vec::new()).unwrap());
+    for index in [2, 4] {
+        onward.write_piece(index, &encoded_piece(&seeder, &hash, index)).unwrap();
+    }
+    onward.finish().unwrap();
+    assert_eq!(read_all(&last, &hash), data);
+}
+
+#[test]
+fn held_ranges_merge_neighbours_and_stop_at_their_cap() {
+    assert_eq!(crate::ranges_of(&[0, 1, 2, 5, 7, 8]), vec![0..3, 5..6, 7..9]);
+    let every_other: Vec<u64> = (0..5000).map(|index| index * 2).collect();
+    let ranges = crate::ranges_of(&every_other);
+    assert_eq!(ranges.len(), crate::HELD_RANGES_MAX);
+    assert_eq!(ranges.last(), Some(&(2046..2047)));
+}
