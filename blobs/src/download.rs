@@ -80,6 +80,11 @@ impl Download {
         self.hash
     }
 
+    /// The blob's size in bytes, as claimed when the download started.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Pieces not yet verified: the last piece first (it alone proves the blob's size, so
     /// a wrong size claim fails on the first piece fetched), then the others in order.
     pub fn missing(&self) -> impl Iterator<Item = u64> + '_ {

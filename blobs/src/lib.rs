@@ -37,12 +37,15 @@ mod download;
 mod pieces;
 mod serving;
 mod store;
+mod upload_budget;
 
 pub use download::{Download, PieceError};
 pub use pieces::{PIECE_BYTES, piece_count, piece_range};
 pub use serving::{HELD_RANGES_MAX, HeldPieces, ranges_of};
 pub use store::{BlobError, BlobStore};
+pub use upload_budget::UploadBudget;
 pub use wasmhive_protocol::Hash;
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // a list of one range of pieces
 mod tests;

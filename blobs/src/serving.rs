@@ -27,7 +27,7 @@ impl BlobStore {
     pub fn held_pieces(&self, hash: &Hash) -> Option<HeldPieces> {
         if let Some(size) = self.size(hash) {
             let pieces = piece_count(size);
-            let ranges = if pieces == 0 { Vec::new() } else { vec![0..pieces] };
+            let ranges = (pieces > 0).then_some(0..pieces).into_iter().collect();
             return Some(HeldPieces { size, ranges });
         }
         let size = std::fs::metadata(self.partial_path(hash, "data")).ok()?.len();
@@ -44,7 +44,12 @@ impl BlobStore {
 
     /// Piece `index` of `hash` with its proof, from the complete blob or from a download
     /// under way; `Ok(false)` when it is not here (or no longer proves itself).
-    pub fn encode_held_piece(&self, hash: &Hash, index: u64, encoded: &mut Vec<u8>) -> Result<bool, BlobError> {
+    pub fn encode_held_piece(
+        &self,
+        hash: &Hash,
+        index: u64,
+        encoded: &mut Vec<u8>,
+    ) -> Result<bool, BlobError> {
         if self.has(hash) {
             return self.encode_piece(hash, index, encoded).map(|()| true);
         }
@@ -54,8 +59,11 @@ impl BlobStore {
         let Some(chunks) = piece_chunks(size, index) else { return Ok(false) };
         let outboard_path = self.partial_path(hash, "obao");
         let Ok(outboard_file) = File::open(&outboard_path) else { return Ok(false) };
-        let outboard =
-            PreOrderOutboard { root: blake3::Hash::from_bytes(hash.0), tree: tree_of(size), data: outboard_file };
+        let outboard = PreOrderOutboard {
+            root: blake3::Hash::from_bytes(hash.0),
+            tree: tree_of(size),
+            data: outboard_file,
+        };
         let mut piece = Vec::new();
         if bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut piece).is_err() {
             return Ok(false);

@@ -1,87 +1,88 @@
-//! Blobs (modules) by hash from any peer: `/blobs` answers one `want` with the blob if this
-//! peer has it (its own jobs' modules or its module cache); the fetcher asks up to
+//! `/blobs`: a proven peer's swarm connection (`wasmhive_worker::swarm`: pieces of blobs
+//! both ways, and modules this peer has: its own jobs' or its module cache). Modules by
+//! hash from any peer: the fetcher asks up to
 //! [`PEERS_ASKED_MAX`] neighbours other than the owner first, so owners are not the only
 //! source. Every fetch is TLS pinned to the neighbour's signed id; `/blobs` serves only
 //! proven peers. Bytes are checked against the hash before use; on failure the worker asks
 //! the owner.
 
 use crate::PeerState;
-use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as AxumFrame, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
-use wasmhive_protocol::{BLOB_FRAME_BYTES_MAX, Hash, Message, decode_blob, decode_message, encode_blob};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::{Hash, PIECE_FRAME_BYTES_MAX};
 use wasmhive_transport::{PeerAddress, Remote};
+use wasmhive_worker::swarm::{Answer, Question};
 
 const PEERS_ASKED_MAX: usize = 3;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn upgrade(
     State(state): State<Arc<PeerState>>,
     ConnectInfo(remote): ConnectInfo<Remote>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if remote.peer_id.is_none() {
+    let Some(peer_id) = remote.peer_id else {
         return (StatusCode::FORBIDDEN, "blobs are served to proven peers only (TLS client certificate)")
             .into_response();
-    }
-    upgrade
-        .read_buffer_size(4 << 10)
-        .max_message_size(4 << 10)
-        .on_upgrade(move |socket| serve_blob(socket, state))
-}
-
-async fn serve_blob(mut socket: WebSocket, state: Arc<PeerState>) {
-    let Ok(Some(Ok(Frame::Text(text)))) = tokio::time::timeout(FETCH_TIMEOUT, socket.recv()).await else {
-        return;
     };
-    let Ok(Message::Want { hash }) = decode_message(&text) else { return };
-    if let Some(bytes) = state.coordinator.module(&hash) {
-        let _ =
-            tokio::time::timeout(FETCH_TIMEOUT, socket.send(Frame::Binary(encode_blob(&bytes).into()))).await;
-    }
-    let _ = socket.send(Frame::Close(None)).await;
+    upgrade.max_message_size(PIECE_FRAME_BYTES_MAX).on_upgrade(move |socket| async move {
+        state.execution.swarm().accept(peer_id, as_tungstenite(socket))
+    })
 }
 
-/// Asks neighbours (not the owner `owner_id`) for `hash`, in random order.
+/// An axum WebSocket seen as the frames the swarm speaks (tungstenite's; pieces are not copied).
+fn as_tungstenite(
+    socket: WebSocket,
+) -> impl Stream<Item = Result<Frame, axum::Error>> + Sink<Frame, Error = axum::Error> + Send + Unpin + 'static
+{
+    socket
+        .map(|frame| {
+            frame.map(|frame| match frame {
+                AxumFrame::Text(text) => Frame::Text(text.as_str().into()),
+                AxumFrame::Binary(bytes) => Frame::Binary(bytes),
+                AxumFrame::Ping(bytes) => Frame::Ping(bytes),
+                AxumFrame::Pong(bytes) => Frame::Pong(bytes),
+                AxumFrame::Close(_) => Frame::Close(None),
+            })
+        })
+        .with(|frame: Frame| {
+            std::future::ready(Ok::<_, axum::Error>(match frame {
+                Frame::Text(text) => AxumFrame::Text(text.as_str().into()),
+                Frame::Binary(bytes) => AxumFrame::Binary(bytes),
+                Frame::Ping(bytes) => AxumFrame::Ping(bytes),
+                Frame::Pong(bytes) => AxumFrame::Pong(bytes),
+                Frame::Close(_) | Frame::Frame(_) => AxumFrame::Close(None),
+            }))
+        })
+}
+
+/// Neighbours with an address, pinned to their signed ids: where the swarm looks for sources.
+pub fn neighbour_addresses(state: &PeerState) -> Vec<PeerAddress> {
+    let membership = state.membership.lock().expect("membership lock");
+    membership
+        .view(state.now_ms())
+        .into_iter()
+        .filter(|view| view.neighbour)
+        .filter_map(|view| Some(PeerAddress::pinned(&view.info.address?, &view.info.peer_id)))
+        .collect()
+}
+
+/// Asks swarm peers (not the owner `owner_id`) for module `hash`, one after another.
 pub async fn fetch_from_peers(state: Weak<PeerState>, hash: Hash, owner_id: String) -> Option<Vec<u8>> {
-    let candidates: Vec<PeerAddress> = {
+    let sources = {
         let state = state.upgrade()?;
-        let membership = state.membership.lock().expect("membership lock");
-        let mut addresses: Vec<PeerAddress> = membership
-            .view(state.now_ms())
-            .into_iter()
-            .filter(|view| view.neighbour && view.info.peer_id != owner_id)
-            .filter_map(|view| Some(PeerAddress::pinned(&view.info.address?, &view.info.peer_id)))
-            .collect();
-        fastrand::shuffle(&mut addresses);
-        addresses.truncate(PEERS_ASKED_MAX);
-        addresses
+        let swarm = state.execution.swarm().clone();
+        swarm.sources(state.execution.dialer(), &owner_id).await
     };
-    for address in candidates {
-        let state = state.upgrade()?;
-        if let Ok(Some(bytes)) = tokio::time::timeout(FETCH_TIMEOUT, fetch_from(&state, &address, hash)).await
-        {
-            tracing::info!(module = %hash.short(), %address, "module fetched from a peer");
+    for peer in sources.into_iter().take(PEERS_ASKED_MAX) {
+        if let Ok(Answer::Module(bytes)) = peer.ask(Question::Module(hash)).await {
+            tracing::info!(module = %hash.short(), peer = %peer.peer_id, "module fetched from a peer");
             return Some(bytes);
         }
     }
     None
-}
-
-async fn fetch_from(state: &PeerState, address: &PeerAddress, hash: Hash) -> Option<Vec<u8>> {
-    let dialer = state.execution.dialer();
-    let (mut socket, _) = dialer.dial_websocket(address, "/blobs", BLOB_FRAME_BYTES_MAX).await.ok()?;
-    socket.send(wasmhive_transport::frame_of(&Message::Want { hash })).await.ok()?;
-    let tokio_tungstenite::tungstenite::Message::Binary(frame) = socket.next().await?.ok()? else {
-        return None;
-    };
-    if frame.len() > BLOB_FRAME_BYTES_MAX {
-        return None;
-    }
-    let (received, bytes) = decode_blob(&frame).ok()?;
-    (received == hash).then(|| bytes.to_vec())
 }

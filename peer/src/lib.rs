@@ -205,6 +205,15 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     state.execution.set_blob_fetcher(Arc::new(move |hash, owner_id| {
         Box::pin(blobs::fetch_from_peers(weak_state.clone(), hash, owner_id))
     }));
+    let neighbours = Arc::downgrade(&state);
+    state.execution.swarm().set_candidates(Arc::new(move || {
+        neighbours.upgrade().map_or_else(Vec::new, |state| blobs::neighbour_addresses(&state))
+    }));
+    let modules = Arc::downgrade(&state);
+    state
+        .execution
+        .swarm()
+        .set_module_lookup(Arc::new(move |hash| modules.upgrade()?.coordinator.module(hash)));
     let (stop, stopped) = watch::channel(false);
     let control = serve_control(state.execution.clone(), config.data_dir.clone(), wait_for(stopped.clone()));
     let mut tasks = vec![

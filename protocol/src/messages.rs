@@ -14,7 +14,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -64,6 +64,18 @@ pub enum Message {
     Want { hash: Hash },
     /// Ask for piece `index` of a blob a lease names; answered by a binary piece frame.
     WantPiece { hash: Hash, index: u64 },
+    /// Swarm (`/blobs`): which pieces of this blob do you hold? Answered by `holding`.
+    WhichPieces { hash: Hash },
+    /// Swarm: the pieces of `hash` (a blob of `size` bytes) the sender holds, as half-open
+    /// ranges of piece indexes, ascending, at most 1,024 (a subset of what it holds).
+    Holding { hash: Hash, size: u64, ranges: Vec<(u64, u64)> },
+    /// Swarm: the answer to `want_piece` (or `want`: `index` absent) when the sender does
+    /// not hold it, or will not send it now (its upload budget is spent).
+    NotHeld {
+        hash: Hash,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u64>,
+    },
     /// The sender is closing the connection for this reason.
     Goodbye { reason: String },
 }
@@ -183,6 +195,9 @@ impl Message {
             Message::Cancel { .. } => "cancel",
             Message::Want { .. } => "want",
             Message::WantPiece { .. } => "want_piece",
+            Message::WhichPieces { .. } => "which_pieces",
+            Message::Holding { .. } => "holding",
+            Message::NotHeld { .. } => "not_held",
             Message::Goodbye { .. } => "goodbye",
         }
     }
@@ -193,7 +208,10 @@ impl Message {
             Message::Hello(_)
             | Message::Welcome { .. }
             | Message::Want { .. }
-            | Message::WantPiece { .. } => 4 << 10,
+            | Message::WantPiece { .. }
+            | Message::WhichPieces { .. }
+            | Message::NotHeld { .. } => 4 << 10,
+            Message::Holding { .. } => 64 << 10,
             Message::JobTerms(_) => 64 << 10,
             Message::RequestWork { .. }
             | Message::NoWork { .. }

@@ -31,6 +31,8 @@ pub struct Execution {
     pub(crate) modules: Mutex<ModuleStore>,
     /// Lease inputs that are blobs, on disk under `blobs/` (`input_blobs.rs`).
     pub(crate) blobs: Arc<wasmhive_blobs::BlobStore>,
+    /// Other peers that hold blobs, and this host serving its own (`swarm/`).
+    pub(crate) swarm: Arc<crate::swarm::Swarm>,
     /// Units running right now (for the spare slots a peer advertises).
     pub(crate) running: Arc<AtomicUsize>,
     /// Owner sessions open right now: each gets an equal share of the prefetch queue
@@ -98,8 +100,10 @@ impl Execution {
         let blobs = wasmhive_blobs::BlobStore::open(&blobs_dir, INPUT_BLOBS_BYTES_MAX).map_err(|error| {
             WorkerError::DataDirectory { path: blobs_dir, source: std::io::Error::other(error.to_string()) }
         })?;
+        let blobs = Arc::new(blobs);
         Ok(Arc::new(Execution {
-            blobs: Arc::new(blobs),
+            swarm: Arc::new(crate::swarm::Swarm::new(blobs.clone(), config.upload_bytes_per_second)),
+            blobs,
             modules: Mutex::new(ModuleStore::new(
                 config.data_dir.join("modules"),
                 config.module_cache_bytes_max,
@@ -124,6 +128,11 @@ impl Execution {
     /// This peer's key (a peer signs its gossip records with it).
     pub fn key(&self) -> &PeerKey {
         &self.key
+    }
+
+    /// The swarm this host fetches blob pieces from and serves them to.
+    pub fn swarm(&self) -> &Arc<crate::swarm::Swarm> {
+        &self.swarm
     }
 
     /// Dials other peers over TLS as this peer.

@@ -1,114 +1,226 @@
-//! Lease inputs that are blobs: fetched from the owner piece by piece (`want_piece`), each
-//! piece verified against the blob's hash as it arrives (`wasmhive-blobs`), kept on disk,
-//! and the leases that wait for them released once complete (a unit reads its input from
-//! disk when it starts: queued leases hold no input in memory).
+//! Lease inputs and shared files that are blobs: fetched piece by piece from the owner
+//! (`want_piece` on the session) and, on a peer, from up to four other peers at once
+//! (`swarm/`), each piece verified against the blob's hash as it arrives
+//! (`wasmhive-blobs`), kept on disk, and the leases that wait for them released once
+//! complete (a unit reads its input from disk when it starts).
 //!
 //! Invariants:
-//! - a lease whose input blob is not here waits; it runs only with the verified bytes;
-//! - only pieces asked for are accepted, and a piece that does not verify ends the session
-//!   with its reason (an owner that sends bad bytes is not trusted further);
-//! - at most [`PIECES_IN_FLIGHT`] pieces per blob are asked for at once, and no blob
-//!   above [`INPUT_BLOB_BYTES_MAX`] is fetched at all (`session.rs` hands such a lease
-//!   back); a unit reads its input from the blob on disk as it runs (stdin or `/input`),
-//!   so an input's size does not count against the memory cap;
+//! - a lease whose blob is not here waits; it runs only with the verified bytes;
+//! - a piece is asked of one source at a time, rarest first, the owner only for pieces no
+//!   peer holds (`swarm/piece_picker.rs`); at most 8 pieces in flight per source;
+//! - only pieces asked for are accepted; a bad piece from the owner ends the session with
+//!   its reason (an owner that sends bad bytes is not trusted further); a bad piece, a
+//!   wrong size or a stall from a peer drops that peer from the swarm, with the reason in
+//!   the log, and its pieces are asked of other sources (the owner always has them all);
+//! - no blob above [`INPUT_BLOB_BYTES_MAX`] is fetched at all (`session.rs` hands such a
+//!   lease back), and a unit reads its blobs from disk as it runs, so their size does not
+//!   count against the memory cap;
 //! - a lost connection forgets the fetches but not the verified pieces on disk: the next
 //!   session's download resumes from them.
 
 use crate::session_lost::SessionLost;
+use crate::swarm::piece_picker::{Ask, PeerView, pick};
+use crate::swarm::{Answer, Question, SOURCES_PER_FETCH, SwarmPeer};
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
-use wasmhive_blobs::{BlobStore, Download};
+use std::time::{Duration, Instant};
+use wasmhive_blobs::{BlobStore, Download, PieceError, piece_count};
 #[cfg(doc)]
 use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::{BlobRef, Hash, Message};
 
-/// Pieces of one blob asked for and not yet arrived, at most.
-pub const PIECES_IN_FLIGHT: usize = 8;
+/// How often a peer source is asked again which pieces it holds, while a fetch lasts.
+const HOLDING_REFRESH: Duration = Duration::from_millis(250);
+/// How often a fetch with fewer than [`SOURCES_PER_FETCH`] peers looks for more.
+const SOURCES_REFRESH: Duration = Duration::from_secs(2);
 
 /// Blobs being fetched, with the leases (of type `L`) waiting for each.
 pub struct InputFetches<L> {
     fetches: HashMap<Hash, Fetch<L>>,
+    /// Whether other peers are looked for as sources (on a peer; a plain worker asks its owner).
+    finds_sources: bool,
+    rng: fastrand::Rng,
 }
 
 struct Fetch<L> {
     download: Download,
-    asked: BTreeSet<u64>,
+    owner_asked: BTreeSet<u64>,
+    peers: Vec<PeerSource>,
+    sources_sought_at: Option<Instant>,
     waiting: Vec<L>,
 }
 
-/// What a piece or a lease led to: messages to send, and leases whose input is now on disk.
+struct PeerSource {
+    peer: SwarmPeer,
+    held: Vec<Range<u64>>,
+    asked: BTreeSet<u64>,
+    holding_asked_at: Option<Instant>,
+    holding_pending: bool,
+}
+
+/// A swarm event the session feeds back: sources found, or a peer's answer.
+pub enum SwarmEvent {
+    Sources { hash: Hash, peers: Vec<SwarmPeer> },
+    Answer { hash: Hash, peer_id: String, question: Question, answer: Result<Answer, String> },
+}
+
+/// What an event led to: messages to the owner, questions to peers, sources to look for,
+/// peers to drop from the swarm (and why), and leases whose blob is now on disk.
 pub struct Progress<L> {
     pub send: Vec<Message>,
+    pub ask: Vec<(SwarmPeer, Question)>,
+    pub seek_sources: Vec<Hash>,
+    pub drop_peers: Vec<(String, String)>,
     pub ready: Vec<L>,
 }
 
-impl<L> Default for InputFetches<L> {
+impl<L> Default for Progress<L> {
     fn default() -> Self {
-        InputFetches { fetches: HashMap::new() }
+        Progress {
+            send: Vec::new(),
+            ask: Vec::new(),
+            seek_sources: Vec::new(),
+            drop_peers: Vec::new(),
+            ready: Vec::new(),
+        }
     }
 }
 
 impl<L> InputFetches<L> {
-    /// A lease whose input is `blob`: ready at once when the blob is here, else it waits
-    /// for the fetch (started now, or already under way).
+    pub fn new(finds_sources: bool) -> Self {
+        InputFetches { fetches: HashMap::new(), finds_sources, rng: fastrand::Rng::new() }
+    }
+
+    /// A lease that reads `blob`: ready at once when the blob is here, else it waits for
+    /// the fetch (started now, or already under way).
     pub fn lease_arrived(
         &mut self,
         store: &Arc<BlobStore>,
         blob: BlobRef,
         lease: L,
     ) -> Result<Progress<L>, SessionLost> {
+        let mut progress = Progress::default();
         if store.has(&blob.hash) {
-            return Ok(Progress { send: Vec::new(), ready: vec![lease] });
+            progress.ready.push(lease);
+            return Ok(progress);
         }
         if let Some(fetch) = self.fetches.get_mut(&blob.hash) {
             fetch.waiting.push(lease);
-            return Ok(Progress { send: Vec::new(), ready: Vec::new() });
+            return Ok(progress);
         }
         let download = store
             .download(blob.hash, blob.size)
             .map_err(|error| SessionLost::InputBlob(error.to_string()))?;
-        let mut fetch = Fetch { download, asked: BTreeSet::new(), waiting: vec![lease] };
-        if fetch.download.is_complete() {
-            // Every piece was already here from an earlier session.
-            return Self::complete(fetch);
-        }
-        let send = fetch.ask_more(blob.hash);
+        let fetch = Fetch {
+            download,
+            owner_asked: BTreeSet::new(),
+            peers: Vec::new(),
+            sources_sought_at: None,
+            waiting: vec![lease],
+        };
         self.fetches.insert(blob.hash, fetch);
-        Ok(Progress { send, ready: Vec::new() })
+        self.step(blob.hash, Instant::now(), progress)
     }
 
-    /// Piece `index` of blob `hash` arrived: verified and written, then more pieces are
-    /// asked for, or the waiting leases get the complete blob.
+    /// Piece `index` of blob `hash` arrived from the owner.
     pub fn piece_arrived(
         &mut self,
         hash: Hash,
         index: u64,
         encoded: &[u8],
     ) -> Result<Progress<L>, SessionLost> {
-        let Some(fetch) = self.fetches.get_mut(&hash) else {
-            return Err(SessionLost::UnaskedBlob(format!("{} (piece {index})", hash.short())));
-        };
-        if !fetch.asked.remove(&index) {
-            return Err(SessionLost::UnaskedBlob(format!("{} (piece {index})", hash.short())));
+        let unasked = || SessionLost::UnaskedBlob(format!("{} (piece {index})", hash.short()));
+        let fetch = self.fetches.get_mut(&hash).ok_or_else(unasked)?;
+        if !fetch.owner_asked.remove(&index) {
+            return Err(unasked());
         }
         fetch
             .download
             .write_piece(index, encoded)
             .map_err(|error| SessionLost::BadPiece(error.to_string()))?;
-        if !fetch.download.is_complete() {
-            let send = fetch.ask_more(hash);
-            return Ok(Progress { send, ready: Vec::new() });
+        self.step(hash, Instant::now(), Progress::default())
+    }
+
+    /// Sources found for a fetch, or a peer's answer to a question.
+    pub fn swarm_event(&mut self, event: SwarmEvent, now: Instant) -> Result<Progress<L>, SessionLost> {
+        let mut progress = Progress::default();
+        let hash = match event {
+            SwarmEvent::Sources { hash, peers } => {
+                let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
+                for peer in peers {
+                    if fetch.peers.len() < SOURCES_PER_FETCH
+                        && !fetch.peers.iter().any(|known| known.peer.peer_id == peer.peer_id)
+                    {
+                        fetch.peers.push(PeerSource {
+                            peer,
+                            held: Vec::new(),
+                            asked: BTreeSet::new(),
+                            holding_asked_at: None,
+                            holding_pending: false,
+                        });
+                    }
+                }
+                hash
+            }
+            SwarmEvent::Answer { hash, peer_id, question, answer } => {
+                let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
+                let Some(position) = fetch.peers.iter().position(|source| source.peer.peer_id == peer_id)
+                else {
+                    return Ok(progress);
+                };
+                if let Some(reason) = fetch.peer_answered(position, question, answer)? {
+                    let source = fetch.peers.swap_remove(position);
+                    progress.drop_peers.push((source.peer.peer_id, reason));
+                }
+                hash
+            }
+        };
+        self.step(hash, now, progress)
+    }
+
+    /// Asks peers again which pieces they hold, and looks for more peers, as time passes.
+    pub fn refresh(&mut self, now: Instant) -> Result<Progress<L>, SessionLost> {
+        let hashes: Vec<Hash> = self.fetches.keys().copied().collect();
+        let mut progress = Progress::default();
+        for hash in hashes {
+            progress = self.step(hash, now, progress)?;
         }
-        let fetch = self.fetches.remove(&hash).expect("found above");
-        Self::complete(fetch)
+        Ok(progress)
     }
 
-    fn complete(fetch: Fetch<L>) -> Result<Progress<L>, SessionLost> {
-        fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
-        Ok(Progress { send: Vec::new(), ready: fetch.waiting })
+    /// Asks for more pieces of `hash` (and holdings, and sources, when due), or completes it.
+    fn step(
+        &mut self,
+        hash: Hash,
+        now: Instant,
+        mut progress: Progress<L>,
+    ) -> Result<Progress<L>, SessionLost> {
+        let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
+        if fetch.download.is_complete() {
+            let fetch = self.fetches.remove(&hash).expect("found above");
+            fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
+            progress.ready.extend(fetch.waiting);
+            return Ok(progress);
+        }
+        let seek_due = fetch.sources_sought_at.is_none_or(|at| now.duration_since(at) >= SOURCES_REFRESH);
+        if self.finds_sources && fetch.peers.len() < SOURCES_PER_FETCH && seek_due {
+            fetch.sources_sought_at = Some(now);
+            progress.seek_sources.push(hash);
+        }
+        for source in &mut fetch.peers {
+            let due = source.holding_asked_at.is_none_or(|at| now.duration_since(at) >= HOLDING_REFRESH);
+            if !source.holding_pending && due {
+                source.holding_pending = true;
+                source.holding_asked_at = Some(now);
+                progress.ask.push((source.peer.clone(), Question::Holding(hash)));
+            }
+        }
+        fetch.ask_more(hash, &mut self.rng, &mut progress);
+        Ok(progress)
     }
 
-    /// Leases waiting for an input, to drop those cancelled or hand them back.
+    /// Leases waiting for a blob, to drop those cancelled or hand them back.
     pub fn waiting_mut(&mut self) -> impl Iterator<Item = &mut Vec<L>> {
         self.fetches.values_mut().map(|fetch| &mut fetch.waiting)
     }
@@ -125,12 +237,79 @@ impl<L> InputFetches<L> {
 }
 
 impl<L> Fetch<L> {
-    /// `want_piece` messages for missing pieces not yet asked for, up to the window.
-    fn ask_more(&mut self, hash: Hash) -> Vec<Message> {
-        let room = PIECES_IN_FLIGHT.saturating_sub(self.asked.len());
-        let next: Vec<u64> =
-            self.download.missing().filter(|index| !self.asked.contains(index)).take(room).collect();
-        self.asked.extend(&next);
-        next.into_iter().map(|index| Message::WantPiece { hash, index }).collect()
+    /// Takes a peer's answer; `Some(reason)` when the peer is to be dropped from the swarm.
+    fn peer_answered(
+        &mut self,
+        position: usize,
+        question: Question,
+        answer: Result<Answer, String>,
+    ) -> Result<Option<String>, SessionLost> {
+        let source = &mut self.peers[position];
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(reason) => return Ok(Some(reason)),
+        };
+        match (question, answer) {
+            (Question::Holding(_), Answer::Holding { size, ranges }) => {
+                source.holding_pending = false;
+                if size != self.download.size() {
+                    return Ok(Some(format!(
+                        "it says the blob has {size} bytes; it has {}",
+                        self.download.size()
+                    )));
+                }
+                source.held = ranges;
+            }
+            (Question::Holding(_), _) => {
+                source.holding_pending = false;
+                source.held.clear();
+            }
+            (Question::Piece(_, index), Answer::Piece(encoded)) => {
+                source.asked.remove(&index);
+                match self.download.write_piece(index, &encoded) {
+                    Ok(()) => {}
+                    Err(PieceError::Store(error)) => return Err(SessionLost::InputBlob(error.to_string())),
+                    Err(error) => return Ok(Some(format!("it sent a bad piece: {error}"))),
+                }
+            }
+            (Question::Piece(_, index), _) => {
+                // Not held after all (or busy): ask it again which pieces it holds.
+                source.asked.remove(&index);
+                source.held.clear();
+            }
+            (Question::Module(_), _) => {}
+        }
+        Ok(None)
+    }
+
+    /// Assigns missing pieces no source is asked for to sources with room.
+    fn ask_more(&mut self, hash: Hash, rng: &mut fastrand::Rng, progress: &mut Progress<L>) {
+        let in_flight = |index: &u64| {
+            self.owner_asked.contains(index) || self.peers.iter().any(|source| source.asked.contains(index))
+        };
+        let unasked: Vec<u64> = self.download.missing().filter(|index| !in_flight(index)).collect();
+        if unasked.is_empty() {
+            return;
+        }
+        let views: Vec<PeerView<'_>> = self
+            .peers
+            .iter()
+            .map(|source| PeerView { held: &source.held, in_flight: source.asked.len() })
+            .collect();
+        let last_piece = piece_count(self.download.size()).checked_sub(1);
+        let picks = pick(&unasked, last_piece, &views, self.owner_asked.len(), rng);
+        for (ask, index) in picks {
+            match ask {
+                Ask::Owner => {
+                    self.owner_asked.insert(index);
+                    progress.send.push(Message::WantPiece { hash, index });
+                }
+                Ask::Peer(position) => {
+                    let source = &mut self.peers[position];
+                    source.asked.insert(index);
+                    progress.ask.push((source.peer.clone(), Question::Piece(hash, index)));
+                }
+            }
+        }
     }
 }

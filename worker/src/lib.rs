@@ -14,10 +14,15 @@ mod connection;
 pub mod control;
 mod execution;
 mod input_blobs;
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // a list of one range of pieces
+mod input_blobs_tests;
 mod module_store;
 mod session;
+mod session_blobs;
 mod session_core;
 mod session_lost;
+pub mod swarm;
 pub mod volunteer;
 
 pub use wasmhive_transport::load_or_create_peer_key as peer_key;
@@ -46,6 +51,8 @@ pub struct WorkerConfig {
     pub volunteer: volunteer::VolunteerSettings,
     /// The local address connections leave from (`None`: the system chooses).
     pub local_address: Option<std::net::IpAddr>,
+    /// Bytes per second this host sends to the swarm (`--upload-rate`; `None`: no limit).
+    pub upload_bytes_per_second: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -59,6 +66,7 @@ impl WorkerConfig {
             module_cache_bytes_max: module_store::MODULE_CACHE_BYTES_MAX,
             volunteer: volunteer::VolunteerSettings::default(),
             local_address: None,
+            upload_bytes_per_second: None,
         }
     }
 }

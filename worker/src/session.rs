@@ -8,7 +8,7 @@ use crate::execution::{
     Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
     spawn_lease,
 };
-use crate::input_blobs::{InputFetches, Progress};
+use crate::input_blobs::{InputFetches, SwarmEvent};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::job_terms::TermsReceived;
 use wasmhive_protocol::{
     BinaryFrame, Hash, Hello, Lease, Message, PROTOCOL_VERSION, decode_binary, decode_message,
 };
-use wasmhive_protocol::{BlobRef, INPUT_BLOB_BYTES_MAX};
 use wasmhive_transport::{PeerAddress, frame_of};
 
 /// How often the worker pings its owner, so the owner can tell a silent worker from a busy one.
@@ -43,8 +43,8 @@ enum SessionEnd {
     Lost(SessionLost),
 }
 
-struct Worker {
-    execution: Arc<Execution>,
+pub(crate) struct Worker {
+    pub(crate) execution: Arc<Execution>,
     worker_id: String,
     not_started: NotStarted,
     finished: FinishedQueue,
@@ -52,7 +52,10 @@ struct Worker {
     collect_finished_at: Option<Instant>,
     waiting_for_module: HashMap<Hash, Vec<LeaseToRun>>,
     /// Leases waiting for their input blob, and its fetch (`input_blobs.rs`).
-    input_fetches: InputFetches<LeaseToRun>,
+    pub(crate) input_fetches: InputFetches<LeaseToRun>,
+    /// Swarm answers and sources found, for `input_fetches` (`session_blobs.rs`).
+    pub(crate) swarm_events_sender: mpsc::UnboundedSender<SwarmEvent>,
+    swarm_events: mpsc::UnboundedReceiver<SwarmEvent>,
     /// The job terms this session's leases may refer to.
     terms: TermsReceived,
     /// Modules fetched from other peers (or `None`: ask the owner).
@@ -61,7 +64,7 @@ struct Worker {
     owner_address: PeerAddress,
     /// The owner's peer id as the TLS handshake proved it (credit, reasons and slot shares
     /// are kept per proven owner, never per address).
-    owner_id: String,
+    pub(crate) owner_id: String,
     core: SessionCore,
 }
 
@@ -134,6 +137,8 @@ async fn sleep_until_set(at: Option<Instant>) {
 impl Worker {
     fn new(execution: Arc<Execution>, owner_address: PeerAddress) -> Worker {
         let (fetched_sender, fetched) = mpsc::unbounded_channel();
+        let (swarm_events_sender, swarm_events) = mpsc::unbounded_channel();
+        let finds_sources = execution.swarm.finds_sources();
         let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
         Worker {
             worker_id: execution.key.peer_id(),
@@ -142,7 +147,9 @@ impl Worker {
             finished: FinishedQueue::default(),
             collect_finished_at: None,
             waiting_for_module: HashMap::new(),
-            input_fetches: InputFetches::default(),
+            input_fetches: InputFetches::new(finds_sources),
+            swarm_events_sender,
+            swarm_events,
             terms: TermsReceived::default(),
             fetched_sender,
             fetched,
@@ -178,7 +185,8 @@ impl Worker {
                 }
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
                 () = sleep_until_set(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
-                _ = idle_tick.tick() => Ok(()),
+                Some(event) = self.swarm_events.recv() => self.swarm_event(&mut socket, event).await,
+                _ = idle_tick.tick() => self.refresh_fetches(&mut socket).await,
                 _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(SessionLost::from),
             };
             let step = match step {
@@ -349,38 +357,12 @@ impl Worker {
         self.fetch_or_run(socket, lease).await
     }
 
-    /// Runs a lease once every blob it reads is here (its input and the job's shared
-    /// files), fetching them one at a time: a lease waits on the first one missing.
-    async fn fetch_or_run(&mut self, socket: &mut Socket, lease: LeaseToRun) -> Result<(), SessionLost> {
-        let mut leases = vec![lease];
-        while let Some(lease) = leases.pop() {
-            match first_missing_blob(&self.execution.blobs, &lease) {
-                Some(blob) => {
-                    let progress = self.input_fetches.lease_arrived(&self.execution.blobs, blob, lease)?;
-                    send_all(socket, progress.send).await?;
-                    leases.extend(progress.ready);
-                }
-                None => self.input_ready(socket, lease).await?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends the pieces a fetch asks for; leases whose blob is complete go on.
-    async fn input_progress(
+    /// A lease with its input: runs when its module is here, else waits for it.
+    pub(crate) async fn input_ready(
         &mut self,
         socket: &mut Socket,
-        progress: Progress<LeaseToRun>,
+        lease: LeaseToRun,
     ) -> Result<(), SessionLost> {
-        send_all(socket, progress.send).await?;
-        for lease in progress.ready {
-            self.fetch_or_run(socket, lease).await?;
-        }
-        Ok(())
-    }
-
-    /// A lease with its input: runs when its module is here, else waits for it.
-    async fn input_ready(&mut self, socket: &mut Socket, lease: LeaseToRun) -> Result<(), SessionLost> {
         let hash = lease.terms.module;
         let known = self.execution.modules.lock().expect("module store lock").get(&hash);
         if let Some(module) = known {
@@ -544,7 +526,7 @@ async fn receive_welcome(socket: &mut Socket) -> Result<Message, SessionLost> {
     }
 }
 
-async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), SessionLost> {
+pub(crate) async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), SessionLost> {
     for message in &messages {
         send(socket, message).await?;
     }
@@ -553,11 +535,4 @@ async fn send_all(socket: &mut Socket, messages: Vec<Message>) -> Result<(), Ses
 
 async fn send(socket: &mut Socket, message: &Message) -> Result<(), SessionLost> {
     Ok(socket.send(frame_of(message)).await?)
-}
-
-/// The first blob `lease` reads that is not on this host: its input, then the job's
-/// shared files in order.
-fn first_missing_blob(blobs: &wasmhive_blobs::BlobStore, lease: &LeaseToRun) -> Option<BlobRef> {
-    let shared = lease.terms.shared.iter().map(|file| BlobRef { hash: file.hash, size: file.size });
-    lease.lease.input_blob.into_iter().chain(shared).find(|blob| !blobs.has(&blob.hash))
 }
