@@ -60,6 +60,8 @@ pub struct PeerConfig {
     pub network_prefixes: NetworkPrefixes,
     /// Connections the public port holds open at once.
     pub connections_max: usize,
+    /// Bytes per second this peer sends of blobs, to workers and to the swarm (`None`: no limit).
+    pub upload_bytes_per_second: Option<u64>,
 }
 
 impl PeerConfig {
@@ -78,6 +80,7 @@ impl PeerConfig {
             local_address: None,
             network_prefixes: NetworkPrefixes::default(),
             connections_max: wasmhive_transport::ConnectionLimits::default().total_max,
+            upload_bytes_per_second: None,
         }
     }
 
@@ -159,7 +162,8 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     worker_config.cpus = config.cpus.max(1);
     worker_config.module_cache_bytes_max = config.module_cache_bytes_max;
     worker_config.volunteer = config.volunteer.clone();
-    let execution = Execution::new(worker_config)?;
+    worker_config.upload_bytes_per_second = config.upload_bytes_per_second;
+    let execution = Execution::sharing_blobs(worker_config, Some(coordinator.blob_store()))?;
     let cache = execution.clone();
     coordinator.set_blob_source(Box::new(move |hash| cache.cached_module(hash)));
     let listener = match &config.listen {
@@ -209,6 +213,7 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     state.execution.swarm().set_candidates(Arc::new(move || {
         neighbours.upgrade().map_or_else(Vec::new, |state| blobs::neighbour_addresses(&state))
     }));
+    state.coordinator.share_upload_budget(state.execution.swarm().upload_budget());
     let modules = Arc::downgrade(&state);
     state
         .execution

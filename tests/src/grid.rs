@@ -111,6 +111,17 @@ pub fn start_peer_in(
     listen: &str,
     join: Option<SocketAddr>,
 ) -> (Running, SocketAddr) {
+    start_peer_with(namespace, data, listen, join, &[])
+}
+
+/// [`start_peer_in`] with `extra` arguments (e.g. `--upload-rate`).
+pub fn start_peer_with(
+    namespace: Option<&str>,
+    data: &Path,
+    listen: &str,
+    join: Option<SocketAddr>,
+    extra: &[&str],
+) -> (Running, SocketAddr) {
     std::fs::create_dir_all(data).expect("peer data directory");
     let log = data.join(format!("peer-{}.log", unique_suffix()));
     let mut args = vec!["peer", "--listen", listen, "--data", data.to_str().unwrap(), "--cpus", "1"];
@@ -122,6 +133,7 @@ pub fn start_peer_in(
     if let Some(join) = &join {
         args.extend(["--join", join]);
     }
+    args.extend(extra);
     wait_for_address(spawn_logged_in(namespace, &args, log))
 }
 

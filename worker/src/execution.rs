@@ -51,6 +51,15 @@ pub struct Execution {
 pub type BlobFetcher =
     Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
+fn open_blob_store(folder: &std::path::Path) -> Result<wasmhive_blobs::BlobStore, WorkerError> {
+    wasmhive_blobs::BlobStore::open(folder, INPUT_BLOBS_BYTES_MAX).map_err(|error| {
+        WorkerError::DataDirectory {
+            path: folder.to_path_buf(),
+            source: std::io::Error::other(error.to_string()),
+        }
+    })
+}
+
 /// wasmtime compiles a module's functions on rayon's global pool. In a worker (and a peer)
 /// those threads run at the lowest priority like unit threads, so a compilation never
 /// takes CPU from the machine's owner. Built once per process, before anything compiles.
@@ -74,6 +83,15 @@ const INPUT_BLOBS_BYTES_MAX: u64 = 16 << 30;
 
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
+        Execution::sharing_blobs(config, None)
+    }
+
+    /// An execution whose blobs are `blobs` when given (a peer passes its owner side's
+    /// store: one store per data directory), else a store under `DATA/blobs/`.
+    pub fn sharing_blobs(
+        config: WorkerConfig,
+        blobs: Option<Arc<wasmhive_blobs::BlobStore>>,
+    ) -> Result<Arc<Execution>, WorkerError> {
         let key = wasmhive_transport::load_or_create_peer_key(&config.data_dir)?;
         let dialer =
             Dialer::new(Some(TlsIdentity::new(&key)), Some(KnownHosts::in_data_dir(&config.data_dir)))
@@ -96,11 +114,10 @@ impl Execution {
             run_gate: Some(SharedRunGate(controls.gate.clone())),
             ..SandboxConfig::default()
         }));
-        let blobs_dir = config.data_dir.join("blobs");
-        let blobs = wasmhive_blobs::BlobStore::open(&blobs_dir, INPUT_BLOBS_BYTES_MAX).map_err(|error| {
-            WorkerError::DataDirectory { path: blobs_dir, source: std::io::Error::other(error.to_string()) }
-        })?;
-        let blobs = Arc::new(blobs);
+        let blobs = match blobs {
+            Some(blobs) => blobs,
+            None => Arc::new(open_blob_store(&config.data_dir.join("blobs"))?),
+        };
         Ok(Arc::new(Execution {
             swarm: Arc::new(crate::swarm::Swarm::new(blobs.clone(), config.upload_bytes_per_second)),
             blobs,

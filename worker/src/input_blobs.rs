@@ -49,6 +49,9 @@ struct Fetch<L> {
     peers: Vec<PeerSource>,
     sources_sought_at: Option<Instant>,
     waiting: Vec<L>,
+    /// Pieces written from the owner and from peers (reported when the fetch ends).
+    from_owner: u64,
+    from_peers: u64,
 }
 
 struct PeerSource {
@@ -118,6 +121,8 @@ impl<L> InputFetches<L> {
             peers: Vec::new(),
             sources_sought_at: None,
             waiting: vec![lease],
+            from_owner: 0,
+            from_peers: 0,
         };
         self.fetches.insert(blob.hash, fetch);
         self.step(blob.hash, Instant::now(), progress)
@@ -139,6 +144,7 @@ impl<L> InputFetches<L> {
             .download
             .write_piece(index, encoded)
             .map_err(|error| SessionLost::BadPiece(error.to_string()))?;
+        fetch.from_owner += 1;
         self.step(hash, Instant::now(), Progress::default())
     }
 
@@ -199,6 +205,13 @@ impl<L> InputFetches<L> {
         let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
         if fetch.download.is_complete() {
             let fetch = self.fetches.remove(&hash).expect("found above");
+            tracing::info!(
+                blob = %hash.short(),
+                bytes = fetch.download.size(),
+                pieces_from_owner = fetch.from_owner,
+                pieces_from_peers = fetch.from_peers,
+                "blob fetched"
+            );
             fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
             progress.ready.extend(fetch.waiting);
             return Ok(progress);
@@ -267,7 +280,7 @@ impl<L> Fetch<L> {
             (Question::Piece(_, index), Answer::Piece(encoded)) => {
                 source.asked.remove(&index);
                 match self.download.write_piece(index, &encoded) {
-                    Ok(()) => {}
+                    Ok(()) => self.from_peers += 1,
                     Err(PieceError::Store(error)) => return Err(SessionLost::InputBlob(error.to_string())),
                     Err(error) => return Ok(Some(format!("it sent a bad piece: {error}"))),
                 }

@@ -6,6 +6,7 @@ use crate::local::{
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
+use wasmhive_coordinator::human_units::parse_byte_size;
 use wasmhive_coordinator::server::{Coordinator, Listeners, serve};
 use wasmhive_transport::LoopbackListener;
 
@@ -20,6 +21,9 @@ pub struct CoordinatorArgs {
     /// Data directory (jobs, results, token).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Bytes per second of blob pieces sent to workers, e.g. "10 MiB" (default: no limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
+    upload_rate: Option<u64>,
     #[command(flatten)]
     networks: NetworkArgs,
 }
@@ -29,6 +33,9 @@ pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
     let prefixes = arguments.networks.prefixes()?;
     let coordinator = Coordinator::open(&data)?;
     coordinator.set_network_prefixes(prefixes);
+    if let Some(rate) = arguments.upload_rate.filter(|rate| *rate > 0) {
+        coordinator.set_upload_rate(rate);
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&arguments.listen).await.with_context(|| {
             format!("cannot listen on {}; pick another --listen address", arguments.listen)

@@ -73,6 +73,7 @@ fn run(arguments: WorkerArgs) -> anyhow::Result<i32> {
     config.module_cache_bytes_max = settings.cache_bytes;
     config.volunteer = settings.volunteer;
     config.local_address = arguments.volunteer.bind_address;
+    config.upload_bytes_per_second = settings.upload_bytes_per_second;
     runtime()?.block_on(run_worker(config, shutdown_signal()))?;
     Ok(0)
 }

@@ -69,7 +69,7 @@ pub const LEASE_BATCH_INPUT_BYTES_MAX: usize = 24 << 20;
 pub struct Coordinator {
     pub(super) core: Mutex<Core>,
     /// Blobs uploaded to this owner (`api_blobs.rs`), on disk under `blobs/`.
-    pub(super) blobs: wasmhive_blobs::BlobStore,
+    pub(super) blobs: Arc<wasmhive_blobs::BlobStore>,
     pub(super) store: Mutex<Store>,
     pub(super) jobs: RwLock<HashMap<String, Arc<JobRuntime>>>,
     pub(super) connections: Mutex<Connections>,
@@ -96,6 +96,8 @@ pub struct Coordinator {
     pub(super) store_writer: StoreWriter,
     /// Woken whenever a job ends (completed or cancelled): see [`Coordinator::job_ended`].
     pub(super) jobs_ended: tokio::sync::Notify,
+    /// `--upload-rate`: pieces sent to workers wait their turn on it (none: no limit).
+    pub(super) upload_budget: std::sync::OnceLock<Arc<Mutex<wasmhive_blobs::UploadBudget>>>,
 }
 
 /// Looks up cached blobs by hash.
@@ -131,7 +133,7 @@ impl Coordinator {
         }
         let running: Vec<String> = core.job_ids().cloned().collect();
         let writer_store = Store::open(&store_path)?;
-        let blobs = wasmhive_blobs::BlobStore::open(&data_dir.join("blobs"), BLOB_STORE_BYTES_MAX)?;
+        let blobs = Arc::new(wasmhive_blobs::BlobStore::open(&data_dir.join("blobs"), BLOB_STORE_BYTES_MAX)?);
         let mut writer_failed = None;
         let coordinator = Arc::new_cyclic(|weak| {
             let store_writer = StoreWriter::start(writer_store, weak.clone()).unwrap_or_else(|error| {
@@ -158,6 +160,7 @@ impl Coordinator {
                 arbitrations_waiting: tokio::sync::Notify::new(),
                 store_writer,
                 jobs_ended: tokio::sync::Notify::new(),
+                upload_budget: std::sync::OnceLock::new(),
             }
         });
         if let Some(source) = writer_failed {
@@ -469,6 +472,31 @@ impl Coordinator {
         drop(jobs);
         let source = self.blob_source.read().expect("blob source lock");
         source.as_ref().and_then(|source| source(hash)).map(Arc::new)
+    }
+
+    /// The owner's blobs (a peer's worker side shares them: one store per data directory).
+    pub fn blob_store(&self) -> Arc<wasmhive_blobs::BlobStore> {
+        self.blobs.clone()
+    }
+
+    /// Sends blob pieces to workers within `budget` (`--upload-rate`; a peer passes the
+    /// one its swarm uses). Set once; later calls change nothing.
+    pub fn share_upload_budget(&self, budget: Arc<Mutex<wasmhive_blobs::UploadBudget>>) {
+        let _ = self.upload_budget.set(budget);
+    }
+
+    /// Sends blob pieces to workers at most `bytes_per_second` (`wasmhive coordinator
+    /// --upload-rate`).
+    pub fn set_upload_rate(&self, bytes_per_second: u64) {
+        let budget = wasmhive_blobs::UploadBudget::new(Some(bytes_per_second));
+        self.share_upload_budget(Arc::new(Mutex::new(budget)));
+    }
+
+    /// How long to wait before sending `bytes` of blob pieces (and reserves them).
+    pub(super) fn reserve_upload(&self, bytes: u64) -> std::time::Duration {
+        self.upload_budget.get().map_or(std::time::Duration::ZERO, |budget| {
+            budget.lock().expect("upload budget lock").reserve(bytes, Instant::now())
+        })
     }
 
     /// Serves blobs from `source` too (a peer passes its module cache).

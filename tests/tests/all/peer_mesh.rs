@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::gossip::PeerRow;
-use wasmhive_tests::grid::{Running, TempDir, start_peer, start_peer_behind_nat, wait_until, wasmhive};
+use wasmhive_tests::grid::{
+    Running, TempDir, start_peer, start_peer_behind_nat, start_peer_with, wait_until, wasmhive,
+};
 
 struct TestPeer {
     process: Running,
@@ -19,11 +21,18 @@ struct TestPeer {
 /// `count` peers with one core each: peer 0 on 127.0.0.1 is the bootstrap, peer k listens
 /// on 127.0.0.(k+1) and joins through peer 0.
 fn start_mesh(directory: &TempDir, count: usize) -> Vec<TestPeer> {
+    start_mesh_with(directory, count, &[])
+}
+
+/// [`start_mesh`] with `bootstrap_args` for peer 0.
+fn start_mesh_with(directory: &TempDir, count: usize, bootstrap_args: &[&str]) -> Vec<TestPeer> {
     let mut peers: Vec<TestPeer> = Vec::new();
     for index in 0..count {
         let data = directory.path().join(format!("peer-{index}"));
         let join = peers.first().map(|bootstrap| bootstrap.address);
-        let (process, address) = start_peer(&data, &format!("127.0.0.{}:0", index + 1), join);
+        let extra = if index == 0 { bootstrap_args } else { &[] };
+        let (process, address) =
+            start_peer_with(None, &data, &format!("127.0.0.{}:0", index + 1), join, extra);
         peers.push(TestPeer { process, address, data });
     }
     for peer in &peers {
@@ -210,4 +219,75 @@ fn a_newcomer_fetches_the_module_from_a_peer_that_cached_it_not_from_the_owner()
         "the newcomer should fetch from {cached_at}, the peer that cached the module:\n{log}"
     );
     peers.push(newcomer);
+}
+
+/// Issue 16's swarm: a job's shared blob reaches three peers from an owner whose uplink is
+/// slow (`--upload-rate`), and the peers trade its pieces among themselves, so the owner
+/// sends less than a copy to each (every piece verified on arrival, every unit agreeing).
+#[test]
+fn peers_trade_the_pieces_of_a_shared_blob_and_the_owner_sends_less_than_a_copy_to_each() {
+    let directory = TempDir::new("swarm-shared");
+    let peers = start_mesh_with(&directory, 4, &["--upload-rate", "4 MiB"]);
+    let job_folder = directory.path().join("job");
+    std::fs::create_dir_all(&job_folder).unwrap();
+    let pieces = 64u64;
+    let model: Vec<u8> = (0..pieces * 256 * 1024).map(|index| (index * 7 % 251) as u8).collect();
+    std::fs::write(job_folder.join("model.bin"), &model).unwrap();
+    let spec = job_folder.join("job.toml");
+    std::fs::write(
+        &spec,
+        "name = \"swarm\"\nmodule = \"probe\"\nargs = [\"files\"]\n\
+         [inputs]\nrange = { start = 0, end = 12, step = 1 }\nshared = [\"model.bin\"]\n[verify]\nquorum = 2\n",
+    )
+    .unwrap();
+    let job_id = crate::grid_support::submit(peers[0].address, &peers[0].data, spec.to_str().unwrap(), false);
+    wait_for_completion(&peers[0], &job_id);
+    let units = results(peers[0].address, &peers[0].data, &job_id);
+    assert_eq!(units.len(), 12);
+    let sum = model.iter().fold(0u64, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    for unit in &units {
+        let output = unit.output.as_deref().unwrap_or_default();
+        assert!(
+            output.contains(&format!("/shared/model.bin: {} bytes, sum {sum},", model.len())),
+            "{output}"
+        );
+        assert_eq!(unit.replica_peers.len(), 2, "two peers agreed: {unit:?}");
+    }
+    let (mut from_owner, mut from_peers, mut fetchers) = (0, 0, 0);
+    for peer in &peers[1..] {
+        for line in peer.process.log_text().lines().filter(|line| line.contains("blob fetched")) {
+            eprintln!("{}", strip_colours(line));
+            fetchers += 1;
+            from_owner += field(line, "pieces_from_owner=");
+            from_peers += field(line, "pieces_from_peers=");
+        }
+    }
+    eprintln!(
+        "{fetchers} peers fetched the blob: {from_owner} pieces from the owner, {from_peers} from peers"
+    );
+    assert!(fetchers >= 2, "the units spread over the peers, which fetched the blob");
+    assert_eq!(from_owner + from_peers, fetchers * pieces, "every piece fetched once");
+    assert!(from_peers > 0, "peers traded pieces");
+    assert!(from_owner < fetchers * pieces, "the owner sent less than a copy to each");
+}
+
+/// The number after `name` in a log line (its colour codes taken out).
+fn field(line: &str, name: &str) -> u64 {
+    let line = strip_colours(line);
+    let start = line.find(name).unwrap_or_else(|| panic!("{name} in {line}")) + name.len();
+    line[start..].split(|character: char| !character.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+fn strip_colours(line: &str) -> String {
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for character in line.chars() {
+        match character {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(character),
+        }
+    }
+    plain
 }

@@ -51,7 +51,7 @@ pub type ModuleLookup = Arc<dyn Fn(&Hash) -> Option<Arc<Vec<u8>>> + Send + Sync>
 
 pub struct Swarm {
     store: Arc<BlobStore>,
-    budget: Mutex<UploadBudget>,
+    budget: Arc<Mutex<UploadBudget>>,
     connections: Mutex<HashMap<String, Connected>>,
     next_serial: AtomicU64,
     dropped: Mutex<HashMap<String, Instant>>,
@@ -97,13 +97,19 @@ impl Swarm {
     pub fn new(store: Arc<BlobStore>, upload_bytes_per_second: Option<u64>) -> Swarm {
         Swarm {
             store,
-            budget: Mutex::new(UploadBudget::new(upload_bytes_per_second)),
+            budget: Arc::new(Mutex::new(UploadBudget::new(upload_bytes_per_second))),
             connections: Mutex::new(HashMap::new()),
             next_serial: AtomicU64::new(0),
             dropped: Mutex::new(HashMap::new()),
             candidates: OnceLock::new(),
             modules: OnceLock::new(),
         }
+    }
+
+    /// This host's upload schedule (a peer shares it with its owner side, so one
+    /// `--upload-rate` bounds everything it sends of blobs).
+    pub fn upload_budget(&self) -> Arc<Mutex<UploadBudget>> {
+        self.budget.clone()
     }
 
     /// Where to look for sources (a peer's neighbours); without it this host asks owners only.
