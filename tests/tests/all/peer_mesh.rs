@@ -213,7 +213,7 @@ fn a_newcomer_fetches_the_module_from_a_peer_that_cached_it_not_from_the_owner()
     wait_for_completion(&peers[0], &job_id);
     check_primes_results(&results(peers[0].address, &peers[0].data, &job_id), end, step, 3);
     let log = newcomer.process.log_text();
-    let cached_at = peers[1].address.to_string();
+    let cached_at = wasmhive_tests::grid::owner_id(&peers[1].process);
     assert!(
         log.lines().any(|line| line.contains("module fetched from a peer") && line.contains(&cached_at)),
         "the newcomer should fetch from {cached_at}, the peer that cached the module:\n{log}"
