@@ -257,3 +257,36 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// (pieces from the owner, pieces from peers) of each `blob fetched` line in a worker's or
+/// peer's log.
+pub fn blob_fetches(log: &str) -> Vec<(u64, u64)> {
+    log.lines()
+        .filter(|line| line.contains("blob fetched"))
+        .map(|line| {
+            let line = strip_colours(line);
+            (log_number(&line, "pieces_from_owner="), log_number(&line, "pieces_from_peers="))
+        })
+        .collect()
+}
+
+/// The number after `name` in a log line.
+fn log_number(line: &str, name: &str) -> u64 {
+    let start = line.find(name).unwrap_or_else(|| panic!("{name} in {line}")) + name.len();
+    line[start..].split(|character: char| !character.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// A log line without its terminal colour codes.
+fn strip_colours(line: &str) -> String {
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for character in line.chars() {
+        match character {
+            '\u{1b}' => in_escape = true,
+            'm' if in_escape => in_escape = false,
+            _ if in_escape => {}
+            _ => plain.push(character),
+        }
+    }
+    plain
+}

@@ -255,11 +255,10 @@ fn peers_trade_the_pieces_of_a_shared_blob_and_the_owner_sends_less_than_a_copy_
     }
     let (mut from_owner, mut from_peers, mut fetchers) = (0, 0, 0);
     for peer in &peers[1..] {
-        for line in peer.process.log_text().lines().filter(|line| line.contains("blob fetched")) {
-            eprintln!("{}", strip_colours(line));
+        for (owner_pieces, peer_pieces) in wasmhive_tests::grid::blob_fetches(&peer.process.log_text()) {
             fetchers += 1;
-            from_owner += field(line, "pieces_from_owner=");
-            from_peers += field(line, "pieces_from_peers=");
+            from_owner += owner_pieces;
+            from_peers += peer_pieces;
         }
     }
     eprintln!(
@@ -269,25 +268,4 @@ fn peers_trade_the_pieces_of_a_shared_blob_and_the_owner_sends_less_than_a_copy_
     assert_eq!(from_owner + from_peers, fetchers * pieces, "every piece fetched once");
     assert!(from_peers > 0, "peers traded pieces");
     assert!(from_owner < fetchers * pieces, "the owner sent less than a copy to each");
-}
-
-/// The number after `name` in a log line (its colour codes taken out).
-fn field(line: &str, name: &str) -> u64 {
-    let line = strip_colours(line);
-    let start = line.find(name).unwrap_or_else(|| panic!("{name} in {line}")) + name.len();
-    line[start..].split(|character: char| !character.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
-
-fn strip_colours(line: &str) -> String {
-    let mut plain = String::new();
-    let mut in_escape = false;
-    for character in line.chars() {
-        match character {
-            '\u{1b}' => in_escape = true,
-            'm' if in_escape => in_escape = false,
-            _ if in_escape => {}
-            _ => plain.push(character),
-        }
-    }
-    plain
 }
