@@ -31,15 +31,19 @@
 //!   hashes on disk still prove it (`serving.rs`);
 //! - imports stream: memory does not grow with the blob's size;
 //! - the store stays within its byte budget by evicting the least recently used blobs
-//!   that no running job holds ([`BlobStore::evict_to_budget`]).
+//!   that nothing holds ([`BlobStore::evict_to_budget`]): a queued or running unit holds
+//!   the blobs it reads ([`BlobStore::hold`], released when the hold is dropped), an owner
+//!   names its running jobs' blobs as needed.
 
 mod download;
+mod holds;
 mod pieces;
 mod serving;
 mod store;
 mod upload_budget;
 
 pub use download::{Download, PieceError};
+pub use holds::BlobHold;
 pub use pieces::{PIECE_BYTES, piece_count, piece_range};
 pub use serving::{HELD_RANGES_MAX, HeldPieces, ranges_of};
 pub use store::{BlobError, BlobStore};

@@ -39,10 +39,12 @@ pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(
 /// A folder of blobs, safe to share between threads (its methods block on disk IO).
 pub struct BlobStore {
     root: PathBuf,
-    budget_bytes: u64,
+    budget_bytes: AtomicU64,
     /// When each complete blob was last used, on the store's own clock (eviction order).
     last_used: Mutex<HashMap<Hash, u64>>,
     clock: AtomicU64,
+    /// Holds per blob (`holds.rs`): a held blob is never evicted.
+    holds: Mutex<HashMap<Hash, usize>>,
 }
 
 impl BlobStore {
@@ -59,9 +61,10 @@ impl BlobStore {
             .map_err(io_error("emptying", &tmp))?;
         let store = BlobStore {
             root: root.to_path_buf(),
-            budget_bytes,
+            budget_bytes: AtomicU64::new(budget_bytes),
             last_used: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
+            holds: Mutex::new(HashMap::new()),
         };
         for (hash, _) in store.complete_blobs_by_age()? {
             store.touch(&hash);
@@ -220,9 +223,29 @@ impl BlobStore {
         Ok(self.complete_blobs_by_age()?.iter().map(|(_, size)| size).sum())
     }
 
-    /// Removes the least recently used blobs that are not in `needed` until the store holds
-    /// at most its budget; returns what it removed. Needed blobs are never removed, even
-    /// over budget.
+    /// Changes the byte budget [`BlobStore::evict_to_budget`] keeps to.
+    pub fn set_budget_bytes(&self, budget_bytes: u64) {
+        self.budget_bytes.store(budget_bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_holds(&self, hashes: &[Hash], add: bool) {
+        let mut holds = self.holds.lock().expect("blob holds poisoned");
+        for hash in hashes {
+            let count = holds.entry(*hash).or_default();
+            if add {
+                *count += 1;
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    holds.remove(hash);
+                }
+            }
+        }
+    }
+
+    /// Removes the least recently used blobs that are neither held ([`BlobStore::hold`])
+    /// nor in `needed` until the store holds at most its budget; returns what it removed.
+    /// Held and needed blobs are never removed, even over budget.
     pub fn evict_to_budget(&self, needed: &HashSet<Hash>) -> Result<Vec<Hash>, BlobError> {
         let mut blobs = self.complete_blobs_by_age()?;
         let mut total: u64 = blobs.iter().map(|(_, size)| size).sum();
@@ -231,11 +254,12 @@ impl BlobStore {
             blobs.sort_by_key(|(hash, _)| last_used.get(hash).copied().unwrap_or(0));
         }
         let mut removed = Vec::new();
+        let budget_bytes = self.budget_bytes.load(Ordering::Relaxed);
         for (hash, size) in blobs {
-            if total <= self.budget_bytes {
+            if total <= budget_bytes {
                 break;
             }
-            if needed.contains(&hash) {
+            if needed.contains(&hash) || self.holds.lock().expect("blob holds poisoned").contains_key(&hash) {
                 continue;
             }
             self.remove(&hash)?;

@@ -311,3 +311,22 @@ fn held_ranges_merge_neighbours_and_stop_at_their_cap() {
     assert_eq!(ranges.len(), crate::HELD_RANGES_MAX);
     assert_eq!(ranges.last(), Some(&(2046..2047)));
 }
+
+#[test]
+fn a_held_blob_is_never_evicted_until_every_hold_and_clone_is_dropped() {
+    let folder = Folder::new("holds");
+    let store = open_store(&folder.0, u64::MAX).unwrap();
+    let hashes: Vec<Hash> = (0..3).map(|seed| import(&store, &bytes(1000, seed))).collect();
+    let hold = store.hold([hashes[0], hashes[1]]);
+    let copy = hold.clone();
+    store.set_budget_bytes(0);
+    assert_eq!(store.evict_to_budget(&HashSet::new()).unwrap(), [hashes[2]], "only the unheld blob goes");
+    drop(hold);
+    assert!(store.evict_to_budget(&HashSet::new()).unwrap().is_empty(), "the clone still holds both");
+    drop(copy);
+    let mut removed = store.evict_to_budget(&HashSet::new()).unwrap();
+    removed.sort();
+    let mut expected = vec![hashes[0], hashes[1]];
+    expected.sort();
+    assert_eq!(removed, expected, "released: evicted");
+}

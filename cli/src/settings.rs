@@ -96,6 +96,10 @@ pub struct VolunteerArgs {
     /// Bytes of modules kept in the on-disk cache (default: 1 GiB).
     #[arg(long, value_name = "SIZE")]
     pub cache: Option<String>,
+    /// Bytes of blobs (unit inputs, shared data) kept on disk; the least recently used that
+    /// no queued or running unit reads are evicted beyond it (default: 16 GiB).
+    #[arg(long, value_name = "SIZE")]
+    pub blob_cache: Option<String>,
     /// Bytes per second of blobs this host sends (to the swarm, and as an owner to its
     /// workers), e.g. "10 MiB"; default: no limit.
     #[arg(long, value_name = "SIZE")]
@@ -110,6 +114,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub cpus: usize,
     pub cache_bytes: u64,
+    pub blob_cache_bytes: u64,
     /// `--upload-rate` in bytes per second (`None`: no limit).
     pub upload_bytes_per_second: Option<u64>,
     pub volunteer: VolunteerSettings,
@@ -188,6 +193,13 @@ impl Settings {
         resolver.show_last(format!("{} KiB", unit_output_bytes_max >> 10));
         let cache_bytes = resolver.pick_parsed("cache", flags.cache.clone(), 1 << 30, parse_byte_size)?;
         resolver.show_last(format!("{} MiB", cache_bytes >> 20));
+        let blob_cache_bytes = resolver.pick_parsed(
+            "blob_cache",
+            flags.blob_cache.clone(),
+            wasmhive_worker::BLOB_CACHE_BYTES_MAX,
+            parse_byte_size,
+        )?;
+        resolver.show_last(format!("{} MiB", blob_cache_bytes >> 20));
         let upload_rate =
             resolver.pick_parsed("upload_rate", flags.upload_rate.clone(), 0, parse_byte_size)?;
         resolver.show_last(if upload_rate == 0 {
@@ -207,7 +219,15 @@ impl Settings {
             unit_output_bytes_max,
             power_supply_dir: flags.power_supply_dir.clone().unwrap_or(defaults.power_supply_dir),
         };
-        Ok(Settings { data_dir, cpus, cache_bytes, upload_bytes_per_second, volunteer, resolver })
+        Ok(Settings {
+            data_dir,
+            cpus,
+            cache_bytes,
+            blob_cache_bytes,
+            upload_bytes_per_second,
+            volunteer,
+            resolver,
+        })
     }
 
     /// A string of the role's section (`[worker] join`), the flag winning.

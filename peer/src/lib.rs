@@ -62,6 +62,9 @@ pub struct PeerConfig {
     pub connections_max: usize,
     /// Bytes per second this peer sends of blobs, to workers and to the swarm (`None`: no limit).
     pub upload_bytes_per_second: Option<u64>,
+    /// Bytes of blobs kept on disk (`--blob-cache`): beyond it, those no running job of
+    /// ours needs and no queued or running unit reads are evicted.
+    pub blob_cache_bytes_max: u64,
 }
 
 impl PeerConfig {
@@ -81,6 +84,7 @@ impl PeerConfig {
             network_prefixes: NetworkPrefixes::default(),
             connections_max: wasmhive_transport::ConnectionLimits::default().total_max,
             upload_bytes_per_second: None,
+            blob_cache_bytes_max: defaults.blob_cache_bytes_max,
         }
     }
 
@@ -163,7 +167,10 @@ pub async fn start_peer(config: PeerConfig) -> Result<RunningPeer, PeerError> {
     worker_config.module_cache_bytes_max = config.module_cache_bytes_max;
     worker_config.volunteer = config.volunteer.clone();
     worker_config.upload_bytes_per_second = config.upload_bytes_per_second;
+    worker_config.blob_cache_bytes_max = config.blob_cache_bytes_max;
     let execution = Execution::sharing_blobs(worker_config, Some(coordinator.blob_store()))?;
+    let owner = coordinator.clone();
+    execution.set_blobs_needed(Arc::new(move || owner.blobs_needed()));
     let cache = execution.clone();
     coordinator.set_blob_source(Box::new(move |hash| cache.cached_module(hash)));
     let listener = match &config.listen {

@@ -44,7 +44,14 @@ pub struct Execution {
     pub(crate) blob_fetcher: std::sync::OnceLock<BlobFetcher>,
     /// Pauses, duty cycle, memory cap, and what the worker did.
     pub(crate) controls: Arc<VolunteerControls>,
+    /// Blobs that must stay though no lease here holds them (a peer's running jobs'),
+    /// `None` from it: do not evict now.
+    pub(crate) blobs_needed: std::sync::OnceLock<BlobsNeeded>,
 }
+
+/// What else needs the blobs of a store an [`Execution`] shares (see
+/// [`Execution::set_blobs_needed`]).
+pub type BlobsNeeded = Arc<dyn Fn() -> Option<HashSet<Hash>> + Send + Sync>;
 
 /// Fetches a blob by hash from somewhere other than the owner (given by its peer id); the
 /// bytes must already be checked against the hash. `None`: ask the owner.
@@ -52,11 +59,9 @@ pub type BlobFetcher =
     Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
 fn open_blob_store(folder: &std::path::Path) -> Result<wasmhive_blobs::BlobStore, WorkerError> {
-    wasmhive_blobs::BlobStore::open(folder, INPUT_BLOBS_BYTES_MAX).map_err(|error| {
-        WorkerError::DataDirectory {
-            path: folder.to_path_buf(),
-            source: std::io::Error::other(error.to_string()),
-        }
+    wasmhive_blobs::BlobStore::open(folder, u64::MAX).map_err(|error| WorkerError::DataDirectory {
+        path: folder.to_path_buf(),
+        source: std::io::Error::other(error.to_string()),
     })
 }
 
@@ -76,10 +81,6 @@ fn lower_compilation_threads() {
         tracing::debug!("rayon's global pool already exists; compilation threads keep their priority");
     }
 }
-
-/// Bytes of input blobs a worker keeps (evicting those no lease needs is issue 16's next
-/// step).
-const INPUT_BLOBS_BYTES_MAX: u64 = 16 << 30;
 
 impl Execution {
     pub fn new(config: WorkerConfig) -> Result<Arc<Execution>, WorkerError> {
@@ -118,6 +119,7 @@ impl Execution {
             Some(blobs) => blobs,
             None => Arc::new(open_blob_store(&config.data_dir.join("blobs"))?),
         };
+        blobs.set_budget_bytes(config.blob_cache_bytes_max);
         Ok(Arc::new(Execution {
             swarm: Arc::new(crate::swarm::Swarm::new(blobs.clone(), config.upload_bytes_per_second)),
             blobs,
@@ -135,6 +137,7 @@ impl Execution {
             slot_shares: Mutex::new(HashMap::new()),
             blob_fetcher: std::sync::OnceLock::new(),
             controls,
+            blobs_needed: std::sync::OnceLock::new(),
         }))
     }
 
@@ -165,6 +168,12 @@ impl Execution {
     /// owner's peer id (to try others before it).
     pub fn set_blob_fetcher(&self, fetcher: BlobFetcher) {
         let _ = self.blob_fetcher.set(fetcher);
+    }
+
+    /// Blobs eviction must spare besides those leases hold (a peer passes its owner
+    /// side's running jobs' blobs: they share one store).
+    pub fn set_blobs_needed(&self, needed: BlobsNeeded) {
+        let _ = self.blobs_needed.set(needed);
     }
 
     /// A module this peer has cached (so it can serve it to others), by hash.
@@ -256,6 +265,10 @@ pub struct LeaseToRun {
     pub terms: Arc<JobTerms>,
     /// The unit's wall-clock guard here: the job's, or this worker's ceiling if lower.
     pub wall_time_ms_max: u64,
+    /// Keeps the blobs the unit reads (its input, the job's shared files) from eviction
+    /// for as long as the lease exists here (only dropped, never read).
+    #[allow(dead_code)]
+    pub blobs_held: wasmhive_blobs::BlobHold,
 }
 
 /// Reports of finished leases on their way from unit threads to their session, and how
@@ -464,7 +477,12 @@ mod tests {
             shared: Vec::new(),
         };
         let lease = Lease { lease_id: 7, terms_id: 1, unit_index: 3, input: Vec::new(), input_blob: None };
-        LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000 }
+        static STORE: std::sync::OnceLock<Arc<wasmhive_blobs::BlobStore>> = std::sync::OnceLock::new();
+        let store = STORE.get_or_init(|| {
+            let folder = std::env::temp_dir().join(format!("wasmhive-lease-holds-{}", std::process::id()));
+            Arc::new(wasmhive_blobs::BlobStore::open(&folder, 0).unwrap())
+        });
+        LeaseToRun { lease, terms: Arc::new(terms), wall_time_ms_max: 1000, blobs_held: store.hold([]) }
     }
 
     #[test]

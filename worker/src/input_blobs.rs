@@ -76,6 +76,8 @@ pub struct Progress<L> {
     pub seek_sources: Vec<Hash>,
     pub drop_peers: Vec<(String, String)>,
     pub ready: Vec<L>,
+    /// Blobs whose fetch completed (the store may now be over its budget).
+    pub fetched: Vec<Hash>,
 }
 
 impl<L> Default for Progress<L> {
@@ -86,6 +88,7 @@ impl<L> Default for Progress<L> {
             seek_sources: Vec::new(),
             drop_peers: Vec::new(),
             ready: Vec::new(),
+            fetched: Vec::new(),
         }
     }
 }
@@ -214,6 +217,7 @@ impl<L> InputFetches<L> {
             );
             fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
             progress.ready.extend(fetch.waiting);
+            progress.fetched.push(hash);
             return Ok(progress);
         }
         let seek_due = fetch.sources_sought_at.is_none_or(|at| now.duration_since(at) >= SOURCES_REFRESH);

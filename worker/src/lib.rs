@@ -53,7 +53,13 @@ pub struct WorkerConfig {
     pub local_address: Option<std::net::IpAddr>,
     /// Bytes per second this host sends to the swarm (`--upload-rate`; `None`: no limit).
     pub upload_bytes_per_second: Option<u64>,
+    /// Bytes of blobs (unit inputs, shared files) kept on disk (`--blob-cache`); the least
+    /// recently used that no queued or running lease reads are evicted beyond it.
+    pub blob_cache_bytes_max: u64,
 }
+
+/// The default `--blob-cache`.
+pub const BLOB_CACHE_BYTES_MAX: u64 = 16 << 30;
 
 impl WorkerConfig {
     pub fn new(join: impl Into<String>, data_dir: impl Into<PathBuf>) -> WorkerConfig {
@@ -67,6 +73,7 @@ impl WorkerConfig {
             volunteer: volunteer::VolunteerSettings::default(),
             local_address: None,
             upload_bytes_per_second: None,
+            blob_cache_bytes_max: BLOB_CACHE_BYTES_MAX,
         }
     }
 }

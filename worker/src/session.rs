@@ -353,7 +353,10 @@ impl Worker {
             tracing::warn!(job = %wasmhive_protocol::printable(&terms.job_id, 64), %problem, "handed back");
             return send(socket, &Message::ReturnLeases { lease_ids: vec![lease.lease_id] }).await;
         }
-        let lease = LeaseToRun { lease, terms, wall_time_ms_max };
+        let blobs =
+            lease.input_blob.iter().map(|blob| blob.hash).chain(terms.shared.iter().map(|file| file.hash));
+        let blobs_held = self.execution.blobs.hold(blobs);
+        let lease = LeaseToRun { lease, terms, wall_time_ms_max, blobs_held };
         self.fetch_or_run(socket, lease).await
     }
 

@@ -66,6 +66,11 @@ impl Worker {
     /// Drops the peers a fetch caught misbehaving, asks peers its questions and looks for
     /// sources, each answer coming back as a [`SwarmEvent`].
     fn start_swarm_work(&self, progress: &mut Progress<LeaseToRun>) {
+        if !progress.fetched.is_empty() {
+            progress.fetched.clear();
+            let execution = self.execution.clone();
+            tokio::task::spawn_blocking(move || evict_unheld_blobs(&execution));
+        }
         for (peer_id, reason) in progress.drop_peers.drain(..) {
             self.execution.swarm.drop_peer(&peer_id, &reason);
         }
@@ -85,6 +90,27 @@ impl Worker {
                 let _ = events.send(SwarmEvent::Sources { hash, peers });
             });
         }
+    }
+}
+
+/// Keeps the blob store within its budget (`--blob-cache`): the least recently used blobs
+/// no queued or running lease holds (and, on a peer, no running job of its own reads) go
+/// first.
+fn evict_unheld_blobs(execution: &crate::Execution) {
+    let needed = match execution.blobs_needed.get() {
+        Some(needed_elsewhere) => match needed_elsewhere() {
+            Some(needed) => needed,
+            None => return,
+        },
+        None => std::collections::HashSet::new(),
+    };
+    match execution.blobs.evict_to_budget(&needed) {
+        Ok(removed) if !removed.is_empty() => {
+            let removed: Vec<String> = removed.iter().map(wasmhive_protocol::Hash::short).collect();
+            tracing::info!(?removed, "blobs evicted to stay within --blob-cache");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not evict blobs"),
     }
 }
 

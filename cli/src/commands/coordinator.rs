@@ -24,6 +24,10 @@ pub struct CoordinatorArgs {
     /// Bytes per second of blob pieces sent to workers, e.g. "10 MiB" (default: no limit).
     #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
     upload_rate: Option<u64>,
+    /// Bytes of uploaded blobs kept; beyond it the least recently used that no running job
+    /// reads are evicted (default: 256 GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
+    blob_cache: Option<u64>,
     #[command(flatten)]
     networks: NetworkArgs,
 }
@@ -33,6 +37,9 @@ pub fn coordinator(arguments: CoordinatorArgs) -> anyhow::Result<i32> {
     let prefixes = arguments.networks.prefixes()?;
     let coordinator = Coordinator::open(&data)?;
     coordinator.set_network_prefixes(prefixes);
+    if let Some(bytes) = arguments.blob_cache {
+        coordinator.set_blob_budget(bytes);
+    }
     if let Some(rate) = arguments.upload_rate.filter(|rate| *rate > 0) {
         coordinator.set_upload_rate(rate);
     }

@@ -50,6 +50,7 @@ pub fn peer(arguments: PeerArgs) -> anyhow::Result<i32> {
     config.network_prefixes = arguments.networks.prefixes()?;
     config.connections_max = arguments.networks.connections_max;
     config.upload_bytes_per_second = settings.upload_bytes_per_second;
+    config.blob_cache_bytes_max = settings.blob_cache_bytes;
     runtime()?.block_on(run_peer(config, shutdown_signal(), |peer| match peer.address {
         Some(address) => {
             let listening = crate::local::Listening {

@@ -74,6 +74,7 @@ fn run(arguments: WorkerArgs) -> anyhow::Result<i32> {
     config.volunteer = settings.volunteer;
     config.local_address = arguments.volunteer.bind_address;
     config.upload_bytes_per_second = settings.upload_bytes_per_second;
+    config.blob_cache_bytes_max = settings.blob_cache_bytes;
     runtime()?.block_on(run_worker(config, shutdown_signal()))?;
     Ok(0)
 }

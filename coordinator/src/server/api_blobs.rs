@@ -56,7 +56,13 @@ pub async fn upload_blob(
     let (sender, receiver) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
     let store = coordinator.clone();
     let reader = BodyReader { receiver, piece: Bytes::new() };
-    let import = tokio::task::spawn_blocking(move || store.blobs.import_as(reader, length, hash));
+    let import = tokio::task::spawn_blocking(move || {
+        let imported = store.blobs.import_as(reader, length, hash);
+        if imported.is_ok() {
+            store.evict_blobs(Some(hash));
+        }
+        imported
+    });
     let pumped = pump(body, sender).await;
     let imported = import.await.map_err(ApiProblem::internal)?;
     pumped?;

@@ -274,6 +274,8 @@ impl Coordinator {
             self.jobs_ended.notify_waiters();
             tracing::info!(job = %job_id, "job completed");
             self.start_reduction(&job_id);
+            // Its blobs are needed no more (kept within the budget while others fit).
+            self.evict_blobs(None);
         }
     }
 }

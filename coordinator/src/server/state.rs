@@ -56,8 +56,9 @@ impl ApiProblem {
     }
 }
 
-/// Bytes of uploaded blobs the owner keeps (eviction of blobs no job needs is issue 16's
-/// next step; until then nothing is evicted).
+/// Bytes of uploaded blobs the owner keeps by default (`--blob-cache`): beyond it, the
+/// least recently used blobs no running job reads are evicted when a job ends and after
+/// each upload.
 const BLOB_STORE_BYTES_MAX: u64 = 256 << 30;
 
 /// Most leases one `request_work` may ask for.
@@ -404,6 +405,7 @@ impl Coordinator {
         drop(connections);
         self.jobs_ended.notify_waiters();
         tracing::info!(job = %job_id, "job cancelled");
+        self.evict_blobs(None);
         self.status(job_id).ok_or_else(|| ApiProblem::not_found(job_id))
     }
 
@@ -474,6 +476,34 @@ impl Coordinator {
         source.as_ref().and_then(|source| source(hash)).map(Arc::new)
     }
 
+    /// Blobs a running job of this owner reads (never evicted); `None` when the store
+    /// cannot say (then nothing is evicted).
+    pub fn blobs_needed(&self) -> Option<std::collections::HashSet<Hash>> {
+        match self.store.lock().expect("store lock").blobs_of_running_jobs() {
+            Ok(needed) => Some(needed),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the blobs running jobs need; nothing evicted");
+                None
+            }
+        }
+    }
+
+    /// Keeps the blob store within its budget, sparing every running job's blobs and
+    /// `also_needed` (a blob just uploaded for a job not yet submitted). Run on a blocking
+    /// thread: it lists and removes files.
+    pub fn evict_blobs(&self, also_needed: Option<Hash>) {
+        let Some(mut needed) = self.blobs_needed() else { return };
+        needed.extend(also_needed);
+        match self.blobs.evict_to_budget(&needed) {
+            Ok(removed) if !removed.is_empty() => {
+                let removed: Vec<String> = removed.iter().map(Hash::short).collect();
+                tracing::info!(?removed, "blobs no running job needs evicted to stay within the budget");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not evict blobs"),
+        }
+    }
+
     /// The owner's blobs (a peer's worker side shares them: one store per data directory).
     pub fn blob_store(&self) -> Arc<wasmhive_blobs::BlobStore> {
         self.blobs.clone()
@@ -483,6 +513,11 @@ impl Coordinator {
     /// one its swarm uses). Set once; later calls change nothing.
     pub fn share_upload_budget(&self, budget: Arc<Mutex<wasmhive_blobs::UploadBudget>>) {
         let _ = self.upload_budget.set(budget);
+    }
+
+    /// Keeps at most `bytes` of blobs no running job reads (`--blob-cache`).
+    pub fn set_blob_budget(&self, bytes: u64) {
+        self.blobs.set_budget_bytes(bytes);
     }
 
     /// Sends blob pieces to workers at most `bytes_per_second` (`wasmhive coordinator

@@ -257,6 +257,24 @@ impl Store {
             .optional()?)
     }
 
+    /// Every blob a running job reads: its units' input blobs and its shared files.
+    pub fn blobs_of_running_jobs(&self) -> StoreResult<std::collections::HashSet<Hash>> {
+        let mut select = self.connection.prepare_cached(
+            "SELECT DISTINCT unit_inputs.blob FROM unit_inputs JOIN jobs ON jobs.job_id = unit_inputs.job_id
+             WHERE jobs.state = ?1 AND unit_inputs.blob IS NOT NULL",
+        )?;
+        let mut needed = std::collections::HashSet::new();
+        for hash in select.query_map(params![JobState::Running.as_str()], |row| row.get::<_, String>(0))? {
+            needed.insert(schema::hash_from_hex(&hash?)?);
+        }
+        for job in self.jobs()? {
+            if job.state == JobState::Running {
+                needed.extend(job.shared.iter().map(|file| file.hash));
+            }
+        }
+        Ok(needed)
+    }
+
     /// The stored input and label of a lines, files or blobs unit.
     pub fn unit_input(&self, job_id: &str, unit_index: u64) -> StoreResult<Option<(String, StoredInput)>> {
         let row = self

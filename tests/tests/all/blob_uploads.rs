@@ -162,3 +162,72 @@ fn a_submission_naming_a_blob_the_owner_lacks_is_refused_with_the_fix() {
     assert_eq!(refusal.status, 400);
     assert!(refusal.message.contains(&format!("PUT /api/blobs/{}", missing.to_hex())), "{}", refusal.message);
 }
+
+/// Issue 16, item 8: an owner killed (SIGKILL) while `wasmhive submit` uploads its inputs
+/// keeps every blob that arrived whole (and nothing of the one cut off); submitting again
+/// uploads only the rest, and the job's results are those of the files.
+#[test]
+fn an_owner_killed_mid_upload_keeps_every_finished_blob_and_the_next_submit_sends_only_the_rest() {
+    let mut grid = TestGrid::start("upload-restart", 1);
+    let directory = grid.directory.path().join("job");
+    std::fs::create_dir_all(directory.join("data")).unwrap();
+    let files: Vec<Vec<u8>> = (0..48).map(|seed| blob(4 << 20, seed)).collect();
+    for (index, bytes) in files.iter().enumerate() {
+        std::fs::write(directory.join("data").join(format!("{index:02}.bin")), bytes).unwrap();
+    }
+    let spec = directory.join("job.toml");
+    std::fs::write(
+        &spec,
+        "name = \"counts\"\nmodule = \"probe\"\nargs = [\"count-input\"]\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap().to_string();
+    let connection = [
+        "--to".to_string(),
+        grid.address.to_string(),
+        "--data".into(),
+        grid.coordinator_data.to_str().unwrap().into(),
+    ];
+    let mut first = std::process::Command::new(wasmhive_tests::wasmhive_binary())
+        .args(["submit", &spec])
+        .args(&connection)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let complete = grid.coordinator_data.join("blobs").join("complete");
+    let count_complete = || {
+        std::fs::read_dir(&complete).map_or(0, |entries| {
+            entries.filter_map(Result::ok).filter(|entry| entry.path().extension().is_none()).count()
+        })
+    };
+    wasmhive_tests::grid::wait_until(Duration::from_secs(60), "a few uploads to finish", || {
+        count_complete() >= 3
+    });
+    grid.coordinator.kill();
+    let _ = first.kill();
+    let _ = first.wait();
+    grid.restart_coordinator();
+    let kept = count_complete();
+    assert!((3..48).contains(&kept), "killed mid-upload with {kept} blobs whole");
+    let output = wasmhive_tests::grid::wasmhive(
+        &[&["submit", spec.as_str(), "--wait"], &connection.each_ref().map(String::as_str)[..]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} files uploaded", 48 - kept))
+            && stderr.contains(&format!("{kept} already on the owner")),
+        "only the blobs lost to the kill are sent again: {stderr}"
+    );
+    let job_id = String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim().to_string();
+    let results = grid.results(&job_id);
+    assert_eq!(results.len(), 48);
+    for (result, bytes) in results.iter().zip(&files) {
+        let sum = bytes.iter().fold(0u64, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+        assert_eq!(
+            result.output.as_deref().unwrap_or_default().trim(),
+            format!("{} bytes, sum {sum}", bytes.len())
+        );
+    }
+}

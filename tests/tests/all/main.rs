@@ -1,6 +1,7 @@
 //! wasmhive's integration tests: one binary, one module per capability.
 
 mod api_values;
+mod blob_cache;
 mod blob_uploads;
 mod cli_run;
 mod dashboard;

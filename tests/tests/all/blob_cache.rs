@@ -1,0 +1,66 @@
+//! Disk budgets for blobs (issue 16, item 6): a worker keeps within `--blob-cache`,
+//! evicting the least recently used blobs no queued or running unit reads; an owner
+//! keeps within its `--blob-cache`, evicting blobs no running job reads. A blob in use is
+//! never evicted, even over budget.
+
+use crate::grid_support::{TestGrid, submit};
+use std::path::Path;
+use wasmhive_protocol::Hash;
+use wasmhive_tests::grid::{start_coordinator_with, start_worker_with};
+
+/// Writes `NAME.bin` of `mib` MiB and a spec whose 3 units each checksum it (`probe
+/// files`); returns the spec's path, the blob's hash and its checksum line.
+fn job_reading(directory: &Path, name: &str, mib: usize, seed: u8) -> (String, Hash, String) {
+    let data: Vec<u8> = (0..mib << 20).map(|index| (index % 241) as u8 ^ seed).collect();
+    std::fs::write(directory.join(format!("{name}.bin")), &data).unwrap();
+    let sum = data.iter().fold(0u64, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    let spec = directory.join(format!("{name}.toml"));
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{name}\"\nmodule = \"probe\"\nargs = [\"files\"]\n[inputs]\nrange = {{ start = 0, end = 3, step = 1 }}\n\
+             shared = [\"{name}.bin\"]\n[verify]\nquorum = 1\n"
+        ),
+    )
+    .unwrap();
+    let line = format!("/shared/{name}.bin: {} bytes, sum {sum},", data.len());
+    (spec.to_str().unwrap().to_string(), Hash::of(&data), line)
+}
+
+fn holds(blob_folder: &Path, hash: &Hash) -> bool {
+    blob_folder.join("complete").join(hash.to_hex()).exists()
+}
+
+#[test]
+fn worker_and_owner_keep_within_their_blob_cache_and_never_evict_a_blob_in_use() {
+    let mut grid = TestGrid::start("blob-cache", 0);
+    grid.coordinator.kill();
+    let (coordinator, address) =
+        start_coordinator_with(&grid.coordinator_data, &grid.address.to_string(), &["--blob-cache", "6 MiB"]);
+    (grid.coordinator, grid.address) = (coordinator, address);
+    let worker_data = grid.directory.path().join("worker");
+    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", "6 MiB"]));
+    let jobs = grid.directory.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let (worker_blobs, owner_blobs) = (worker_data.join("blobs"), grid.coordinator_data.join("blobs"));
+
+    let mut held = Vec::new();
+    for (name, mib, seed) in [("first", 4, 1), ("second", 4, 2), ("large", 8, 3)] {
+        let (spec, hash, line) = job_reading(&jobs, name, mib, seed);
+        let job_id = submit(grid.address, &grid.coordinator_data, &spec, true);
+        for unit in grid.results(&job_id) {
+            let output = unit.output.unwrap_or_default();
+            assert!(output.contains(&line), "{name}: every unit read the whole blob: {output}");
+        }
+        held.push(hash);
+    }
+    // 4 + 4 + 8 MiB went through budgets of 6 MiB: each new blob pushed the older out
+    // once the jobs reading them had ended; the 8 MiB blob, over budget alone, stayed
+    // while its units ran (they read all of it) and stays as the most recent.
+    for (folder, role) in [(&worker_blobs, "worker"), (&owner_blobs, "owner")] {
+        assert!(!holds(folder, &held[0]), "{role}: the first blob was evicted");
+        assert!(!holds(folder, &held[1]), "{role}: the second blob was evicted for the large one");
+    }
+    assert!(grid.workers[0].log_text().contains("blobs evicted to stay within --blob-cache"));
+    assert!(grid.coordinator.log_text().contains("blobs no running job needs evicted"));
+}
