@@ -259,7 +259,7 @@ impl SpecReader {
             self.error(
                 key,
                 format!("no module file {} (paths are relative to the spec)", path.display()),
-                "name a .wasm file next to the spec, or a built-in module: sum, primes, pi, mandelbrot, hashcash, sum-columns, tolerant-compare",
+                "name a .wasm file next to the spec, or a built-in module: sum, primes, pi, mandelbrot, hashcash, collatz, digest, sum-columns, tolerant-compare",
             )
         })
     }

@@ -15,6 +15,7 @@ const TASKS: &[(&str, &str)] = &[
     ("task-sum-columns", "sum-columns"),
     ("task-collatz", "collatz"),
     ("task-tolerant-compare", "tolerant-compare"),
+    ("task-digest", "digest"),
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip1";

@@ -9,6 +9,7 @@
 
 pub mod collatz;
 pub mod compare;
+pub mod digest;
 pub mod guest;
 pub mod hashcash;
 pub mod input;

@@ -11,6 +11,7 @@
 //! | `collatz` | `START END` | `N STEPS`: the longest Collatz trajectory in [START, END) |
 //! | `sum-columns` | accepted outputs, concatenated | column sums (a reducer) |
 //! | `tolerant-compare` | `LEN\n` + output A + output B | exit 0 if they agree (a validator) |
+//! | `digest` | any bytes (argv: `sha256` or `checksum`) | the first 8 bytes of their SHA-256 in hex, or a checksum |
 
 macro_rules! task_module {
     ($name:literal) => {
@@ -27,6 +28,7 @@ pub const PROBE: &[u8] = task_module!("probe");
 pub const SUM_COLUMNS: &[u8] = task_module!("sum-columns");
 pub const COLLATZ: &[u8] = task_module!("collatz");
 pub const TOLERANT_COMPARE: &[u8] = task_module!("tolerant-compare");
+pub const DIGEST: &[u8] = task_module!("digest");
 
 /// Every embedded task module by name (the probe, a test guest, included).
 pub const ALL: &[(&str, &[u8])] = &[
@@ -39,6 +41,7 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("sum-columns", SUM_COLUMNS),
     ("collatz", COLLATZ),
     ("tolerant-compare", TOLERANT_COMPARE),
+    ("digest", DIGEST),
 ];
 
 /// The module named `name`, if embedded.

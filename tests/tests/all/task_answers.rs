@@ -62,3 +62,23 @@ fn bad_input_is_a_deterministic_failure_with_a_message() {
         assert!(stderr.starts_with("error: "), "{task} {input:?}: stderr {stderr:?}");
     }
 }
+
+#[test]
+fn digest_matches_native_on_binary_input_of_any_length() {
+    let sandbox = Sandbox::new(SandboxConfig::default());
+    let module = task_module("digest");
+    for length in [0usize, 3, 1 << 20, (3 << 20) + 17] {
+        let input: Vec<u8> = (0..length).map(|index| (index * 7 + index / 1000) as u8).collect();
+        for mode in ["sha256", "checksum"] {
+            let outcome = run_unit_as(&sandbox, &module, &input, &[mode], &Limits::default(), 0);
+            assert_eq!(outcome.status, Status::Success, "{mode} of {length} bytes: {outcome:?}");
+            let native = match mode {
+                "sha256" => task_kernels::digest::sha256_prefix(&input[..]).unwrap(),
+                _ => task_kernels::digest::checksum(&input[..]).unwrap(),
+            };
+            assert_eq!(String::from_utf8_lossy(&outcome.stdout), native, "{mode} of {length} bytes");
+        }
+    }
+    let unknown = run_unit_as(&sandbox, &module, b"x", &["md5"], &Limits::default(), 0);
+    assert_eq!(unknown.status, Status::ExitCode { code: 2 }, "{unknown:?}");
+}
