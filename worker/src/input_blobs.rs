@@ -38,6 +38,8 @@ const SOURCES_REFRESH: Duration = Duration::from_secs(2);
 /// Blobs being fetched, with the leases (of type `L`) waiting for each.
 pub struct InputFetches<L> {
     fetches: HashMap<Hash, Fetch<L>>,
+    /// Complete downloads being synced and moved into the store, with their leases.
+    finishing: HashMap<Hash, Vec<L>>,
     /// Whether other peers are looked for as sources (on a peer; a plain worker asks its owner).
     finds_sources: bool,
     rng: fastrand::Rng,
@@ -62,10 +64,12 @@ struct PeerSource {
     holding_pending: bool,
 }
 
-/// A swarm event the session feeds back: sources found, or a peer's answer.
-pub enum SwarmEvent {
+/// What the session feeds back to a fetch: sources found, a peer's answer, or a complete
+/// download moved into the store (synced to disk on a blocking thread).
+pub enum FetchEvent {
     Sources { hash: Hash, peers: Vec<SwarmPeer> },
     Answer { hash: Hash, peer_id: String, question: Question, answer: Result<Answer, String> },
+    Finished { hash: Hash, result: Result<(), String> },
 }
 
 /// What an event led to: messages to the owner, questions to peers, sources to look for,
@@ -76,6 +80,9 @@ pub struct Progress<L> {
     pub seek_sources: Vec<Hash>,
     pub drop_peers: Vec<(String, String)>,
     pub ready: Vec<L>,
+    /// Complete downloads to finish (sync and move into the store) off the session's
+    /// thread; each ends in [`FetchEvent::Finished`].
+    pub finish: Vec<Download>,
     /// Blobs whose fetch completed (the store may now be over its budget).
     pub fetched: Vec<Hash>,
 }
@@ -88,6 +95,7 @@ impl<L> Default for Progress<L> {
             seek_sources: Vec::new(),
             drop_peers: Vec::new(),
             ready: Vec::new(),
+            finish: Vec::new(),
             fetched: Vec::new(),
         }
     }
@@ -95,7 +103,12 @@ impl<L> Default for Progress<L> {
 
 impl<L> InputFetches<L> {
     pub fn new(finds_sources: bool) -> Self {
-        InputFetches { fetches: HashMap::new(), finds_sources, rng: fastrand::Rng::new() }
+        InputFetches {
+            fetches: HashMap::new(),
+            finishing: HashMap::new(),
+            finds_sources,
+            rng: fastrand::Rng::new(),
+        }
     }
 
     /// A lease that reads `blob`: ready at once when the blob is here, else it waits for
@@ -113,6 +126,10 @@ impl<L> InputFetches<L> {
         }
         if let Some(fetch) = self.fetches.get_mut(&blob.hash) {
             fetch.waiting.push(lease);
+            return Ok(progress);
+        }
+        if let Some(waiting) = self.finishing.get_mut(&blob.hash) {
+            waiting.push(lease);
             return Ok(progress);
         }
         let download = store
@@ -152,10 +169,16 @@ impl<L> InputFetches<L> {
     }
 
     /// Sources found for a fetch, or a peer's answer to a question.
-    pub fn swarm_event(&mut self, event: SwarmEvent, now: Instant) -> Result<Progress<L>, SessionLost> {
+    pub fn swarm_event(&mut self, event: FetchEvent, now: Instant) -> Result<Progress<L>, SessionLost> {
         let mut progress = Progress::default();
         let hash = match event {
-            SwarmEvent::Sources { hash, peers } => {
+            FetchEvent::Finished { hash, result } => {
+                result.map_err(SessionLost::InputBlob)?;
+                progress.ready.extend(self.finishing.remove(&hash).unwrap_or_default());
+                progress.fetched.push(hash);
+                return Ok(progress);
+            }
+            FetchEvent::Sources { hash, peers } => {
                 let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
                 for peer in peers {
                     if fetch.peers.len() < SOURCES_PER_FETCH
@@ -172,7 +195,7 @@ impl<L> InputFetches<L> {
                 }
                 hash
             }
-            SwarmEvent::Answer { hash, peer_id, question, answer } => {
+            FetchEvent::Answer { hash, peer_id, question, answer } => {
                 let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
                 let Some(position) = fetch.peers.iter().position(|source| source.peer.peer_id == peer_id)
                 else {
@@ -215,9 +238,8 @@ impl<L> InputFetches<L> {
                 pieces_from_peers = fetch.from_peers,
                 "blob fetched"
             );
-            fetch.download.finish().map_err(|error| SessionLost::InputBlob(error.to_string()))?;
-            progress.ready.extend(fetch.waiting);
-            progress.fetched.push(hash);
+            progress.finish.push(fetch.download);
+            self.finishing.insert(hash, fetch.waiting);
             return Ok(progress);
         }
         let seek_due = fetch.sources_sought_at.is_none_or(|at| now.duration_since(at) >= SOURCES_REFRESH);
@@ -239,17 +261,19 @@ impl<L> InputFetches<L> {
 
     /// Leases waiting for a blob, to drop those cancelled or hand them back.
     pub fn waiting_mut(&mut self) -> impl Iterator<Item = &mut Vec<L>> {
-        self.fetches.values_mut().map(|fetch| &mut fetch.waiting)
+        self.fetches.values_mut().map(|fetch| &mut fetch.waiting).chain(self.finishing.values_mut())
     }
 
     pub fn waiting_count(&self) -> usize {
-        self.fetches.values().map(|fetch| fetch.waiting.len()).sum()
+        self.fetches.values().map(|fetch| fetch.waiting.len()).sum::<usize>()
+            + self.finishing.values().map(Vec::len).sum::<usize>()
     }
 
     /// Forgets every fetch and hands back the leases that waited (verified pieces stay on
     /// disk for the next download of the same blob).
     pub fn drain(&mut self) -> Vec<L> {
-        self.fetches.drain().flat_map(|(_, fetch)| fetch.waiting).collect()
+        let finishing = self.finishing.drain().flat_map(|(_, waiting)| waiting);
+        self.fetches.drain().flat_map(|(_, fetch)| fetch.waiting).chain(finishing).collect()
     }
 }
 

@@ -2,7 +2,7 @@
 //! the test: rarest first, the owner asked only for what no peer holds, and a peer that
 //! sends a bad piece, claims a wrong size or stalls dropped with its reason.
 
-use crate::input_blobs::{InputFetches, Progress, SwarmEvent};
+use crate::input_blobs::{FetchEvent, InputFetches, Progress};
 use crate::swarm::{Answer, Question, SwarmPeer};
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,9 +46,9 @@ fn piece(store: &BlobStore, hash: &Hash, index: u64) -> Vec<u8> {
     encoded
 }
 
-fn answer(peer: &str, question: Question, answer: Answer) -> SwarmEvent {
+fn answer(peer: &str, question: Question, answer: Answer) -> FetchEvent {
     let (Question::Holding(hash) | Question::Piece(hash, _) | Question::Module(hash)) = question;
-    SwarmEvent::Answer { hash, peer_id: peer.into(), question, answer: Ok(answer) }
+    FetchEvent::Answer { hash, peer_id: peer.into(), question, answer: Ok(answer) }
 }
 
 fn owner_pieces(progress: &Progress<u32>) -> Vec<u64> {
@@ -80,7 +80,7 @@ fn fetch_from_peers(stores: &Stores, blob: BlobRef, names: &[&str]) -> (InputFet
     let started = fetches.lease_arrived(&stores.fetcher, blob, 1).unwrap();
     assert_eq!(started.seek_sources, [blob.hash], "a peer looks for sources");
     let peers: Vec<SwarmPeer> = names.iter().map(|name| SwarmPeer::scripted(name)).collect();
-    let found = fetches.swarm_event(SwarmEvent::Sources { hash: blob.hash, peers }, Instant::now()).unwrap();
+    let found = fetches.swarm_event(FetchEvent::Sources { hash: blob.hash, peers }, Instant::now()).unwrap();
     assert_eq!(found.ask.len(), names.len(), "each source is asked what it holds");
     let pieces = blob.size / PIECE_BYTES;
     let mut progress = Progress::default();
@@ -106,18 +106,19 @@ fn pieces_peers_hold_are_fetched_from_them_and_not_from_the_owner() {
     );
     let owner_asked = owner_pieces(&started);
     let peer = SwarmPeer::scripted("peer-a");
-    fetches.swarm_event(SwarmEvent::Sources { hash: blob.hash, peers: vec![peer] }, Instant::now()).unwrap();
+    fetches.swarm_event(FetchEvent::Sources { hash: blob.hash, peers: vec![peer] }, Instant::now()).unwrap();
     let holding = Answer::Holding { size: blob.size, ranges: vec![0..12] };
     let progress =
         fetches.swarm_event(answer("peer-a", Question::Holding(blob.hash), holding), Instant::now()).unwrap();
     let mut peer_queue = pieces_asked_of(&progress, "peer-a");
-    let mut ready = Vec::new();
+    let (mut ready, mut complete) = (Vec::new(), Vec::new());
     for index in owner_asked {
         let progress =
             fetches.piece_arrived(blob.hash, index, &piece(&stores.seeder, &blob.hash, index)).unwrap();
         assert!(owner_pieces(&progress).is_empty(), "the owner is not asked for pieces a peer holds");
         peer_queue.extend(pieces_asked_of(&progress, "peer-a"));
         ready.extend(progress.ready);
+        complete.extend(progress.finish);
     }
     let mut from_peer = 0;
     while let Some(index) = peer_queue.pop() {
@@ -129,8 +130,16 @@ fn pieces_peers_hold_are_fetched_from_them_and_not_from_the_owner() {
         assert!(owner_pieces(&progress).is_empty());
         peer_queue.extend(pieces_asked_of(&progress, "peer-a"));
         ready.extend(progress.ready);
+        complete.extend(progress.finish);
     }
-    assert_eq!(ready, [1], "the lease runs once the blob is complete");
+    assert!(ready.is_empty(), "the lease waits until the download is synced and in the store");
+    assert_eq!(complete.len(), 1, "one download to finish");
+    for download in complete {
+        download.finish().unwrap();
+    }
+    let finished = FetchEvent::Finished { hash: blob.hash, result: Ok(()) };
+    let progress = fetches.swarm_event(finished, Instant::now()).unwrap();
+    assert_eq!(progress.ready, [1], "the lease runs once the blob is complete");
     assert_eq!(from_peer, 12 - 8, "the owner sent its first window, the peer the rest");
     assert!(stores.fetcher.has(&blob.hash));
 }
@@ -172,13 +181,13 @@ fn a_peer_that_claims_another_size_or_stalls_is_dropped_with_its_reason() {
     let mut fetches = InputFetches::<u32>::new(true);
     fetches.lease_arrived(&stores.fetcher, blob, 1).unwrap();
     let peers = vec![SwarmPeer::scripted("liar"), SwarmPeer::scripted("staller")];
-    fetches.swarm_event(SwarmEvent::Sources { hash: blob.hash, peers }, Instant::now()).unwrap();
+    fetches.swarm_event(FetchEvent::Sources { hash: blob.hash, peers }, Instant::now()).unwrap();
     let lie = Answer::Holding { size: blob.size * 2, ranges: vec![0..6] };
     let after =
         fetches.swarm_event(answer("liar", Question::Holding(blob.hash), lie), Instant::now()).unwrap();
     assert_eq!(after.drop_peers.len(), 1);
     assert!(after.drop_peers[0].1.contains(&format!("{} bytes", blob.size * 2)), "{:?}", after.drop_peers);
-    let stalled = SwarmEvent::Answer {
+    let stalled = FetchEvent::Answer {
         hash: blob.hash,
         peer_id: "staller".into(),
         question: Question::Holding(blob.hash),

@@ -8,7 +8,7 @@ use crate::execution::{
     Execution, FINISHED_COLLECT_DELAY, Finished, FinishedQueue, LeaseToRun, NotStarted, SessionCount,
     spawn_lease,
 };
-use crate::input_blobs::{InputFetches, SwarmEvent};
+use crate::input_blobs::{FetchEvent, InputFetches};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
 use crate::{WorkerConfig, WorkerError};
@@ -54,8 +54,8 @@ pub(crate) struct Worker {
     /// Leases waiting for their input blob, and its fetch (`input_blobs.rs`).
     pub(crate) input_fetches: InputFetches<LeaseToRun>,
     /// Swarm answers and sources found, for `input_fetches` (`session_blobs.rs`).
-    pub(crate) swarm_events_sender: mpsc::UnboundedSender<SwarmEvent>,
-    swarm_events: mpsc::UnboundedReceiver<SwarmEvent>,
+    pub(crate) swarm_events_sender: mpsc::UnboundedSender<FetchEvent>,
+    swarm_events: mpsc::UnboundedReceiver<FetchEvent>,
     /// The job terms this session's leases may refer to.
     terms: TermsReceived,
     /// Modules fetched from other peers (or `None`: ask the owner).

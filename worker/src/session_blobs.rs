@@ -4,7 +4,7 @@
 
 use crate::connection::Socket;
 use crate::execution::LeaseToRun;
-use crate::input_blobs::{Progress, SwarmEvent};
+use crate::input_blobs::{FetchEvent, Progress};
 use crate::session::{Worker, send_all};
 use crate::session_lost::SessionLost;
 use crate::swarm::Question;
@@ -52,7 +52,7 @@ impl Worker {
     pub(crate) async fn swarm_event(
         &mut self,
         socket: &mut Socket,
-        event: SwarmEvent,
+        event: FetchEvent,
     ) -> Result<(), SessionLost> {
         let progress = self.input_fetches.swarm_event(event, Instant::now())?;
         self.input_progress(socket, progress).await
@@ -64,8 +64,20 @@ impl Worker {
     }
 
     /// Drops the peers a fetch caught misbehaving, asks peers its questions and looks for
-    /// sources, each answer coming back as a [`SwarmEvent`].
+    /// sources, each answer coming back as a [`FetchEvent`].
     fn start_swarm_work(&self, progress: &mut Progress<LeaseToRun>) {
+        for download in progress.finish.drain(..) {
+            let events = self.swarm_events_sender.clone();
+            tokio::spawn(async move {
+                let hash = download.hash();
+                let finished = tokio::task::spawn_blocking(move || download.finish().map(drop)).await;
+                let result = match finished {
+                    Ok(result) => result.map_err(|error| error.to_string()),
+                    Err(error) => Err(format!("finishing the download failed: {error}")),
+                };
+                let _ = events.send(FetchEvent::Finished { hash, result });
+            });
+        }
         if !progress.fetched.is_empty() {
             progress.fetched.clear();
             let execution = self.execution.clone();
@@ -79,7 +91,7 @@ impl Worker {
             tokio::spawn(async move {
                 let answer = peer.ask(question).await;
                 let (Question::Holding(hash) | Question::Piece(hash, _) | Question::Module(hash)) = question;
-                let _ = events.send(SwarmEvent::Answer { hash, peer_id: peer.peer_id, question, answer });
+                let _ = events.send(FetchEvent::Answer { hash, peer_id: peer.peer_id, question, answer });
             });
         }
         for hash in progress.seek_sources.drain(..) {
@@ -87,7 +99,7 @@ impl Worker {
                 (self.execution.clone(), self.swarm_events_sender.clone(), self.owner_id.clone());
             tokio::spawn(async move {
                 let peers = execution.swarm.sources(&execution.dialer, &owner_id).await;
-                let _ = events.send(SwarmEvent::Sources { hash, peers });
+                let _ = events.send(FetchEvent::Sources { hash, peers });
             });
         }
     }

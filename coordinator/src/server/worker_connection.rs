@@ -369,7 +369,10 @@ async fn handle_message(
             .map_err(Ending::OwnerTask)?;
             match piece {
                 Ok(encoded) => {
-                    tokio::time::sleep(coordinator.reserve_upload(encoded.len() as u64)).await;
+                    let wait = coordinator.reserve_upload(encoded.len() as u64);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     send_frame(socket, Frame::Binary(encode_piece(&hash, index, &encoded).into())).await
                 }
                 Err(error) => Err(Ending::NoSuchPiece { hash, index, reason: error.to_string() }),

@@ -216,7 +216,9 @@ fn serve(
             Frame::Binary(bytes) => swarm.reserve_upload(bytes.len() as u64),
             _ => Duration::ZERO,
         };
-        tokio::time::sleep(wait).await;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let _ = served.send(frame).await;
         drop(permit);
     });
