@@ -204,20 +204,23 @@ fn every_scaffold_builds_and_runs() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
-    // The Rust scaffold reads a shared file when the job has one.
-    let project = directory.path().join("count-rust");
-    std::fs::write(project.join("ignore.txt"), "two\n").unwrap();
-    let module = project.join("count-rust.wasm");
-    let shared = project.join("ignore.txt");
-    let run = wasmhive(&[
-        "run",
-        module.to_str().unwrap(),
-        "--input-text",
-        "one two three",
-        "--shared",
-        shared.to_str().unwrap(),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "2 words\n", "{}", String::from_utf8_lossy(&run.stderr));
+    // The Rust, C and Go scaffolds read a shared file when the job has one.
+    for language in ["rust", "c", "go"] {
+        let project = directory.path().join(format!("count-{language}"));
+        std::fs::write(project.join("ignore.txt"), "two\n").unwrap();
+        let module = project.join(format!("count-{language}.wasm"));
+        let shared = project.join("ignore.txt");
+        let run = wasmhive(&[
+            "run",
+            module.to_str().unwrap(),
+            "--input-text",
+            "one two three",
+            "--shared",
+            shared.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "2 words\n", "{language}: {stderr}");
+    }
     let refused = wasmhive(&["new", "Bad_Name", "--lang", "c", "--dir", directory.path().to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("lowercase letters"));
 }
