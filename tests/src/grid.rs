@@ -153,8 +153,9 @@ fn wait_for_address(running: Running) -> (Running, SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = running.log_text();
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            let address = rest.split(['#', ' ']).next().expect("an address follows");
+        // Only a whole line: the process may be writing it while we read.
+        if let Some((line, _)) = text.split("listening on ").nth(1).and_then(|rest| rest.split_once('\n')) {
+            let address = line.split(['#', ' ']).next().expect("an address follows");
             return (running, address.parse().expect("a socket address"));
         }
         assert!(Instant::now() < deadline, "the process did not start:\n{text}");
