@@ -216,16 +216,8 @@ async fn run_grid_job(
 ) -> (Duration, Duration, (u64, u64)) {
     let directory = TempDir::new("bench-grid");
     let owner = InProcessOwner::start(&directory).await;
-    let (coordinator, stopped) = (owner.coordinator.clone(), owner.stopped.clone());
-    let join = format!("{}#{}", owner.address, coordinator.owner_id());
-    let mut workers = Vec::new();
-    for index in 0..quorum {
-        let mut config = WorkerConfig::new(join.clone(), directory.path().join(format!("worker-{index}")));
-        config.cpus = cores;
-        // Each worker its own network (replicas of a unit never share one).
-        config.local_address = Some(std::net::IpAddr::from([127, 0, 0, 2 + index as u8]));
-        workers.push(tokio::spawn(run_worker(config, wait_for(stopped.clone()))));
-    }
+    let coordinator = owner.coordinator.clone();
+    let workers = owner.start_workers(&directory, quorum, cores);
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
@@ -308,6 +300,26 @@ impl InProcessOwner {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
+    }
+
+    /// `count` workers of `cores` threads, each from its own loopback address (its own
+    /// network: replicas of a unit never share one), until the owner stops.
+    fn start_workers(
+        &self,
+        directory: &TempDir,
+        count: u32,
+        cores: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), wasmhive_worker::WorkerError>>> {
+        let join = format!("{}#{}", self.address, self.coordinator.owner_id());
+        (0..count)
+            .map(|index| {
+                let mut config =
+                    WorkerConfig::new(join.clone(), directory.path().join(format!("worker-{index}")));
+                config.cpus = cores;
+                config.local_address = Some(std::net::IpAddr::from([127, 0, 0, 2 + index as u8]));
+                tokio::spawn(run_worker(config, wait_for(self.stopped.clone())))
+            })
+            .collect()
     }
 }
 
@@ -483,14 +495,7 @@ async fn run_data_job(
             BlobInput { name: path.file_name().unwrap().to_string_lossy().into(), hash, size }
         })
         .collect();
-    let join = format!("{}#{}", owner.address, coordinator.owner_id());
-    let mut workers = Vec::new();
-    for index in 0..quorum {
-        let mut config = WorkerConfig::new(join.clone(), directory.path().join(format!("worker-{index}")));
-        config.cpus = cores;
-        config.local_address = Some(std::net::IpAddr::from([127, 0, 0, 2 + index as u8]));
-        workers.push(tokio::spawn(run_worker(config, wait_for(owner.stopped.clone()))));
-    }
+    let workers = owner.start_workers(&directory, quorum, cores);
     let mut submission = bench_job("digest", task_modules::DIGEST, JobInputs::Blobs { blobs }, quorum);
     submission.args = vec![kernel.to_string()];
     submission.limits.timeout_ms = 120_000;

@@ -21,6 +21,7 @@ mod job_runtime;
 mod metrics;
 mod observe;
 mod outcomes;
+mod owner_blobs;
 mod recovery;
 mod state;
 mod store_writer;
