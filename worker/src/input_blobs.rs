@@ -30,6 +30,9 @@ use wasmhive_blobs::{BlobStore, Download, PieceError, piece_count};
 use wasmhive_protocol::INPUT_BLOB_BYTES_MAX;
 use wasmhive_protocol::{BlobRef, Hash, Message};
 
+/// A peer that answers `not_held` this many times in a row for pieces it said it held is
+/// dropped (it would otherwise keep the owner from being asked for them).
+const BROKEN_CLAIMS_MAX: u32 = 8;
 /// How often a peer source is asked again which pieces it holds, while a fetch lasts.
 const HOLDING_REFRESH: Duration = Duration::from_millis(250);
 /// How often a fetch with fewer than [`SOURCES_PER_FETCH`] peers looks for more.
@@ -62,6 +65,8 @@ struct PeerSource {
     asked: BTreeSet<u64>,
     holding_asked_at: Option<Instant>,
     holding_pending: bool,
+    /// `not_held` answers in a row for pieces it claimed.
+    broken_claims: u32,
 }
 
 /// What the session feeds back to a fetch: sources found, a peer's answer, or a complete
@@ -190,6 +195,7 @@ impl<L> InputFetches<L> {
                             asked: BTreeSet::new(),
                             holding_asked_at: None,
                             holding_pending: false,
+                            broken_claims: 0,
                         });
                     }
                 }
@@ -308,7 +314,10 @@ impl<L> Fetch<L> {
             (Question::Piece(_, index), Answer::Piece(encoded)) => {
                 source.asked.remove(&index);
                 match self.download.write_piece(index, &encoded) {
-                    Ok(()) => self.from_peers += 1,
+                    Ok(()) => {
+                        self.from_peers += 1;
+                        source.broken_claims = 0;
+                    }
                     Err(PieceError::Store(error)) => return Err(SessionLost::InputBlob(error.to_string())),
                     Err(error) => return Ok(Some(format!("it sent a bad piece: {error}"))),
                 }
@@ -317,6 +326,12 @@ impl<L> Fetch<L> {
                 // Not held after all (or busy): ask it again which pieces it holds.
                 source.asked.remove(&index);
                 source.held.clear();
+                source.broken_claims += 1;
+                if source.broken_claims >= BROKEN_CLAIMS_MAX {
+                    return Ok(Some(format!(
+                        "it said it held {BROKEN_CLAIMS_MAX} pieces in a row that it then would not send"
+                    )));
+                }
             }
             (Question::Module(_), _) => {}
         }

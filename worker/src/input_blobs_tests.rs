@@ -196,3 +196,30 @@ fn a_peer_that_claims_another_size_or_stalls_is_dropped_with_its_reason() {
     let after = fetches.swarm_event(stalled, Instant::now()).unwrap();
     assert_eq!(after.drop_peers, [("staller".to_string(), "stalled: no answer in 10 s".to_string())]);
 }
+
+#[test]
+fn a_peer_that_claims_pieces_it_then_will_not_send_is_dropped() {
+    let stores = stores("claimer");
+    let blob = blob(&stores, 40);
+    let (mut fetches, progress) = fetch_from_peers(&stores, blob, &["claimer"]);
+    let mut asked = pieces_asked_of(&progress, "claimer");
+    let mut dropped = Vec::new();
+    for _ in 0..64 {
+        let Some(index) = asked.pop() else { break };
+        let refused = answer("claimer", Question::Piece(blob.hash, index), Answer::NotHeld);
+        let after = fetches.swarm_event(refused, Instant::now()).unwrap();
+        dropped.extend(after.drop_peers);
+        // It claims every piece again whenever asked.
+        let claim = Answer::Holding { size: blob.size, ranges: vec![0..40] };
+        let after =
+            fetches.swarm_event(answer("claimer", Question::Holding(blob.hash), claim), Instant::now());
+        if let Ok(after) = after {
+            asked.extend(pieces_asked_of(&after, "claimer"));
+        }
+        if !dropped.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(dropped.len(), 1, "a peer that keeps refusing pieces it claims is dropped");
+    assert!(dropped[0].1.contains("would not send"), "{:?}", dropped[0]);
+}
