@@ -223,6 +223,12 @@ impl BlobStore {
         Ok(self.complete_blobs_by_age()?.iter().map(|(_, size)| size).sum())
     }
 
+    /// Whether the complete blobs here take more than the budget (so eviction has work:
+    /// callers check this before gathering what eviction must spare).
+    pub fn over_budget(&self) -> Result<bool, BlobError> {
+        Ok(self.total_bytes()? > self.budget_bytes.load(Ordering::Relaxed))
+    }
+
     /// Changes the byte budget [`BlobStore::evict_to_budget`] keeps to.
     pub fn set_budget_bytes(&self, budget_bytes: u64) {
         self.budget_bytes.store(budget_bytes, Ordering::Relaxed);

@@ -109,6 +109,9 @@ impl Worker {
 /// no queued or running lease holds (and, on a peer, no running job of its own reads) go
 /// first.
 fn evict_unheld_blobs(execution: &crate::Execution) {
+    if !execution.blobs.over_budget().unwrap_or(true) {
+        return;
+    }
     let needed = match execution.blobs_needed.get() {
         Some(needed_elsewhere) => match needed_elsewhere() {
             Some(needed) => needed,

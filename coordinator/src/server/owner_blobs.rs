@@ -25,6 +25,9 @@ impl Coordinator {
     /// `also_needed` (a blob just uploaded for a job not yet submitted). Run on a blocking
     /// thread: it lists and removes files.
     pub fn evict_blobs(&self, also_needed: Option<Hash>) {
+        if !self.blobs.over_budget().unwrap_or(true) {
+            return;
+        }
         let Some(mut needed) = self.blobs_needed() else { return };
         needed.extend(also_needed);
         match self.blobs.evict_to_budget(&needed) {

@@ -170,9 +170,7 @@ impl Swarm {
             match dialer.dial_websocket(&address, "/blobs", BLOB_FRAME_BYTES_MAX).await {
                 Ok((socket, proven)) if proven == pinned => {
                     self.accept(proven, socket);
-                    sources.extend(
-                        self.connected_peers(owner_id).into_iter().filter(|peer| peer.peer_id == pinned),
-                    );
+                    sources.extend(self.peer(&pinned));
                 }
                 Ok(_) => {}
                 Err(error) => tracing::debug!(%address, %error, "swarm source unreachable"),
