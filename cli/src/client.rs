@@ -134,6 +134,40 @@ impl Client {
         })
     }
 
+    /// Writes the blob `blob` from the owner into `writer` as it arrives, checking its size
+    /// and hash (an owner's bytes are verified like a peer's).
+    pub fn download_blob(
+        &self,
+        blob: &wasmhive_protocol::BlobRef,
+        writer: &mut impl std::io::Write,
+    ) -> anyhow::Result<()> {
+        let path = format!("/api/blobs/{}", blob.hash.to_hex());
+        self.runtime.block_on(async {
+            let (status, mut body) = self.send("GET", &path, None).await?;
+            if !status.is_success() {
+                bail!("the owner refused ({status}): {}", api_message(collect_text(body).await?));
+            }
+            let (mut hasher, mut received) = (blake3::Hasher::new(), 0u64);
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.context("reading a blob from the owner")?.into_data() else { continue };
+                received += data.len() as u64;
+                if received > blob.size {
+                    bail!("the owner sent more than the {} bytes of blob {}", blob.size, blob.hash.short());
+                }
+                hasher.update(&data);
+                writer.write_all(&data)?;
+            }
+            if received != blob.size || wasmhive_protocol::Hash::from(hasher.finalize()) != blob.hash {
+                bail!(
+                    "the owner sent {received} bytes that are not blob {} ({} bytes); try again",
+                    blob.hash.short(),
+                    blob.size
+                );
+            }
+            Ok(())
+        })
+    }
+
     /// A streamed text answer (JSON Lines), line by line.
     pub fn get_lines(
         &self,

@@ -319,6 +319,10 @@ pub struct UnitResult {
     /// The canonical output, base64, when it is not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub output_base64: Option<String>,
+    /// The canonical output, when it was larger than `OUTPUT_INLINE_BYTES_MAX`: a blob on
+    /// the owner (`GET /api/blobs/{hash}`; `wasmhive results --out DIR` writes it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_blob: Option<crate::BlobRef>,
     pub digest: Option<Hash>,
     pub replicas: u32,
     /// The peers (worker ids) whose replicas matched the canonical result.

@@ -201,7 +201,7 @@ pub fn decode_blob(frame: &[u8]) -> Result<(Hash, &[u8]), DecodeError> {
 mod tests {
     use super::*;
     use crate::messages::Hello;
-    use crate::{Status, TrapKind};
+    use crate::{BlobRef, Status, TrapKind};
 
     fn round_trip(message: &Message) -> Message {
         match encode_message(message) {
@@ -228,6 +228,7 @@ mod tests {
                 lease_id: 1 << (index * 9),
                 status,
                 output: vec![index as u8; index * 100],
+                output_blob: (index == 3).then_some(BlobRef { hash: crate::Hash([3; 32]), size: 1 << 20 }),
                 fuel_used: (index % 2 == 0).then_some(12_345),
                 wall_time_ms: 7,
             })
@@ -280,6 +281,7 @@ mod tests {
             lease_id: 123_456,
             status: Status::Success,
             output: b"4999999500000".to_vec(),
+            output_blob: None,
             fuel_used: None,
             wall_time_ms: 0,
         };
@@ -287,10 +289,10 @@ mod tests {
         else {
             panic!("outcomes are binary")
         };
-        // Per unit: 16 input bytes + 8 (ids, length, no input blob); 13 output bytes + 7
-        // (id, status, length, fuel, time); per frame: a kind byte and a count.
+        // Per unit: 16 input bytes + 8 (ids, length, no input blob); 13 output bytes + 8
+        // (id, status, length, no output blob, fuel, time); per frame: a kind byte and a count.
         assert!(leases.len() <= 2 + 100 * 24, "{} bytes for 100 leases", leases.len());
-        assert!(outcomes.len() <= 2 + 100 * 20, "{} bytes for 100 outcomes", outcomes.len());
+        assert!(outcomes.len() <= 2 + 100 * 21, "{} bytes for 100 outcomes", outcomes.len());
     }
 
     #[test]

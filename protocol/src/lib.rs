@@ -23,9 +23,10 @@ pub use codec::{
 pub use hash::{Hash, HashParseError};
 pub use messages::{
     BLOB_FRAME_BYTES_MAX, BlobRef, CreditSoFar, FRAME_BYTES_MAX, Hello, INPUT_BLOB_BYTES_MAX, JobTerms,
-    Lease, Message, OutcomeReport, PIECE_FRAME_BYTES_MAX, PROTOCOL_VERSION, SHARED_FILES_MAX, TERMS_KEPT,
+    Lease, Message, OUTPUT_INLINE_BYTES_MAX, OutcomeReport, PIECE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
+    SHARED_FILES_MAX, TERMS_KEPT,
 };
-pub use status::{Status, TrapKind, outcome_digest};
+pub use status::{Status, TrapKind, blob_outcome_digest, outcome_digest};
 
 /// `text` without control characters, cut to `chars_max` characters: how a stranger's
 /// words (a peer id, an address, a reason) are shown in a terminal or a log, so they

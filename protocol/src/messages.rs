@@ -14,7 +14,7 @@ use crate::{Hash, Status};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol; a peer speaking another version is refused in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// A control message: `{"type": KIND, "body": {...}}`. The tag comes first and the body
 /// is separate so a decoder reads the body straight into its type (an internally tagged
@@ -159,6 +159,10 @@ pub struct BlobRef {
 /// workers hand back leases that name one (a unit reads it from disk as it runs).
 pub const INPUT_BLOB_BYTES_MAX: u64 = 1 << 30;
 
+/// Largest output that travels inside its outcome report; a larger one is a blob (one
+/// piece: below it the blob's round trips cost more than the bytes).
+pub const OUTPUT_INLINE_BYTES_MAX: u64 = 256 << 10;
+
 /// Largest piece frame: a 256 KiB piece, its proof (at most 2 × 32 bytes per tree level)
 /// and the frame's header.
 pub const PIECE_FRAME_BYTES_MAX: usize = (256 << 10) + (8 << 10);
@@ -171,9 +175,13 @@ pub struct OutcomeReport {
     pub lease_id: u64,
     #[serde(with = "crate::compact_status")]
     pub status: Status,
-    /// stdout bytes.
+    /// stdout bytes, when at most [`OUTPUT_INLINE_BYTES_MAX`].
     #[serde(with = "serde_bytes")]
     pub output: Vec<u8>,
+    /// `Some`: stdout was larger than [`OUTPUT_INLINE_BYTES_MAX`] and is this blob in the
+    /// worker's store (`output` is empty); the owner asks it for the pieces it lacks
+    /// (`want_piece`) before it records the outcome.
+    pub output_blob: Option<BlobRef>,
     pub fuel_used: Option<u64>,
     pub wall_time_ms: u64,
 }

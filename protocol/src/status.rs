@@ -90,13 +90,32 @@ impl Status {
     }
 }
 
-/// The digest replicas compare: blake3(canonical status text, 0, stdout). Owners recompute
-/// it from the reported bytes; a worker's own digest is never trusted.
+/// The digest replicas compare: blake3(canonical status text, 0, stdout), or for stdout
+/// larger than [`crate::OUTPUT_INLINE_BYTES_MAX`] (which travels as a blob) the
+/// [`blob_outcome_digest`] of its blob. Either way a function of the bytes alone. Owners
+/// recompute it from the reported bytes (or the blob they fetched); a worker's own digest
+/// is never trusted.
 pub fn outcome_digest(status: &Status, stdout: &[u8]) -> crate::Hash {
+    if stdout.len() as u64 > crate::OUTPUT_INLINE_BYTES_MAX {
+        let blob = crate::BlobRef { hash: blake3::hash(stdout).into(), size: stdout.len() as u64 };
+        return blob_outcome_digest(status, &blob);
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update(status.canonical_text().as_bytes());
     hasher.update(&[0]);
     hasher.update(stdout);
+    hasher.finalize().into()
+}
+
+/// The digest of an outcome whose stdout is the blob `output`: blake3(canonical status
+/// text, 1, blob hash, size as 8 bytes little-endian). The status text is printable, so
+/// the byte after it tells the two forms apart.
+pub fn blob_outcome_digest(status: &Status, output: &crate::BlobRef) -> crate::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(status.canonical_text().as_bytes());
+    hasher.update(&[1]);
+    hasher.update(&output.hash.0);
+    hasher.update(&output.size.to_le_bytes());
     hasher.finalize().into()
 }
 
@@ -138,6 +157,25 @@ impl fmt::Display for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_above_the_inline_limit_has_the_digest_of_its_blob() {
+        let limit = crate::OUTPUT_INLINE_BYTES_MAX as usize;
+        let large = vec![7u8; limit + 1];
+        let blob = crate::BlobRef { hash: blake3::hash(&large).into(), size: large.len() as u64 };
+        assert_eq!(outcome_digest(&Status::Success, &large), blob_outcome_digest(&Status::Success, &blob));
+        assert_ne!(
+            outcome_digest(&Status::ExitCode { code: 1 }, &large),
+            blob_outcome_digest(&Status::Success, &blob)
+        );
+        // At the limit the bytes themselves are hashed: the two forms never meet.
+        let at_limit = vec![7u8; limit];
+        let as_blob = crate::BlobRef { hash: blake3::hash(&at_limit).into(), size: limit as u64 };
+        assert_ne!(
+            outcome_digest(&Status::Success, &at_limit),
+            blob_outcome_digest(&Status::Success, &as_blob)
+        );
+    }
 
     #[test]
     fn canonical_texts_are_distinct_and_json_round_trips() {

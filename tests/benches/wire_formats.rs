@@ -129,6 +129,7 @@ fn v5_messages(first: u64) -> (Message, Message) {
             lease_id: 100_000 + unit,
             status: Status::Success,
             output: output(unit),
+            output_blob: None,
             fuel_used: None,
             wall_time_ms: 0,
         })

@@ -150,7 +150,14 @@ pub async fn run_scripted_worker_claiming_fuel(
 
 /// A successful outcome of lease `lease_id` with `output`, as a worker reports it.
 pub fn success_report(lease_id: u64, output: Vec<u8>) -> OutcomeReport {
-    OutcomeReport { lease_id, status: Status::Success, output, fuel_used: None, wall_time_ms: 1 }
+    OutcomeReport {
+        lease_id,
+        status: Status::Success,
+        output,
+        output_blob: None,
+        fuel_used: None,
+        wall_time_ms: 1,
+    }
 }
 
 /// A worker as an in-process owner test names it (its id, this host's engine class).

@@ -338,7 +338,8 @@ impl FinishedQueue {
 
 /// A report, or word that a queued lease was skipped.
 pub enum Finished {
-    Ran(Box<OutcomeReport>),
+    /// The report, and the hold on its output when the output is a blob.
+    Ran(Box<OutcomeReport>, Option<wasmhive_blobs::BlobHold>),
     Skipped,
 }
 
@@ -367,7 +368,8 @@ pub fn spawn_lease(
         controls.gate.unit_finished();
         execution.running.fetch_sub(1, Ordering::Relaxed);
         controls.unit_finished(report.fuel_used);
-        finished.push(Finished::Ran(Box::new(report)));
+        let (report, output_hold) = crate::session_outputs::output_as_blob(&execution.blobs, report);
+        finished.push(Finished::Ran(Box::new(report), output_hold));
     });
 }
 
@@ -429,6 +431,7 @@ fn report_of(lease: &LeaseToRun, ran: std::thread::Result<Result<Outcome, Sandbo
         lease_id: lease.lease.lease_id,
         status,
         output,
+        output_blob: None,
         fuel_used,
         wall_time_ms,
     };

@@ -22,6 +22,7 @@ mod session;
 mod session_blobs;
 mod session_core;
 mod session_lost;
+mod session_outputs;
 pub mod swarm;
 pub mod volunteer;
 

@@ -11,6 +11,7 @@ use crate::execution::{
 use crate::input_blobs::{FetchEvent, InputFetches};
 use crate::session_core::{QueueState, SessionCore};
 use crate::session_lost::SessionLost;
+use crate::session_outputs::OutputPiece;
 use crate::{WorkerConfig, WorkerError};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -62,6 +63,13 @@ pub(crate) struct Worker {
     fetched_sender: mpsc::UnboundedSender<(Hash, Option<Vec<u8>>)>,
     fetched: mpsc::UnboundedReceiver<(Hash, Option<Vec<u8>>)>,
     owner_address: PeerAddress,
+    /// Output blobs of outcomes not yet acknowledged, by lease (`session_outputs.rs`).
+    pub(crate) output_holds: HashMap<u64, (Hash, wasmhive_blobs::BlobHold)>,
+    pub(crate) output_pieces_in_flight: usize,
+    pub(crate) output_pieces_sender: mpsc::UnboundedSender<OutputPiece>,
+    output_pieces: mpsc::UnboundedReceiver<OutputPiece>,
+    /// Numbers the sessions, so a piece read for a lost one is not sent in the next.
+    pub(crate) output_session: u64,
     /// The owner's peer id as the TLS handshake proved it (credit, reasons and slot shares
     /// are kept per proven owner, never per address).
     pub(crate) owner_id: String,
@@ -139,6 +147,7 @@ impl Worker {
         let (fetched_sender, fetched) = mpsc::unbounded_channel();
         let (swarm_events_sender, swarm_events) = mpsc::unbounded_channel();
         let finds_sources = execution.swarm.finds_sources();
+        let (output_pieces_sender, output_pieces) = mpsc::unbounded_channel();
         let prefetch_target = (execution.config.cpus * execution.config.prefetch_per_core).max(1);
         Worker {
             worker_id: execution.key.peer_id(),
@@ -155,6 +164,11 @@ impl Worker {
             fetched,
             owner_id: owner_address.peer_id.clone().unwrap_or_default(),
             owner_address,
+            output_holds: HashMap::new(),
+            output_pieces_in_flight: 0,
+            output_pieces_sender,
+            output_pieces,
+            output_session: 0,
             core: SessionCore::new(prefetch_target),
         }
     }
@@ -186,6 +200,7 @@ impl Worker {
                 Some((hash, bytes)) = self.fetched.recv() => self.module_fetched(&mut socket, hash, bytes).await,
                 () = sleep_until_set(self.core.flush_at()), if self.core.flush_at().is_some() => Ok(()),
                 Some(event) = self.swarm_events.recv() => self.swarm_event(&mut socket, event).await,
+                Some(piece) = self.output_pieces.recv() => self.send_output_piece(&mut socket, piece).await,
                 _ = idle_tick.tick() => self.refresh_fetches(&mut socket).await,
                 _ = heartbeat.tick() => socket.send(Frame::Ping(Vec::new().into())).await.map_err(SessionLost::from),
             };
@@ -285,6 +300,7 @@ impl Worker {
             }
             Message::Acknowledged { lease_ids, credit } => {
                 self.core.acknowledged(&lease_ids);
+                self.outputs_acknowledged(&lease_ids);
                 if let Some(credit) = credit {
                     self.execution.controls.owner_reported_credit(
                         &self.owner_id,
@@ -301,6 +317,7 @@ impl Worker {
                 }
                 Ok(())
             }
+            Message::WantPiece { hash, index } => self.output_piece_asked(hash, index),
             Message::Goodbye { reason } => {
                 Err(SessionLost::OwnerSaidGoodbye(wasmhive_protocol::printable(&reason, 200)))
             }
@@ -422,7 +439,10 @@ impl Worker {
     fn collect_finished(&mut self) {
         let now = Instant::now();
         for finished in self.finished.take() {
-            if let Finished::Ran(report) = finished {
+            if let Finished::Ran(report, hold) = finished {
+                if let (Some(hold), Some(blob)) = (hold, report.output_blob) {
+                    self.output_reported(report.lease_id, hold, blob);
+                }
                 self.core.finished(*report, now);
             }
         }
@@ -456,6 +476,7 @@ impl Worker {
         self.input_fetches.drain();
         // The next session's owner numbers its terms afresh.
         self.terms = TermsReceived::default();
+        self.output_session_lost();
         self.core.connection_lost();
     }
 

@@ -11,7 +11,14 @@ fn lease(lease_id: u64) -> Lease {
 }
 
 fn report(lease_id: u64) -> OutcomeReport {
-    OutcomeReport { lease_id, status: Status::Success, output: Vec::new(), fuel_used: None, wall_time_ms: 1 }
+    OutcomeReport {
+        lease_id,
+        status: Status::Success,
+        output: Vec::new(),
+        output_blob: None,
+        fuel_used: None,
+        wall_time_ms: 1,
+    }
 }
 
 fn queue(in_pool: usize, target: usize) -> QueueState {

@@ -32,6 +32,12 @@ pub enum SessionLost {
     BadPiece(String),
     #[error("an input blob could not be kept here: {0}")]
     InputBlob(String),
+    #[error("the owner asked for a piece of blob {0}, which is no output we reported")]
+    NotOurOutput(String),
+    #[error("the owner asked for more than {0} pieces of output at once")]
+    TooManyPiecesAsked(usize),
+    #[error("an output blob could not be served: {0}")]
+    OutputBlob(String),
     #[error("an owner may not send {0}")]
     NotForOwners(&'static str),
     /// Job terms out of order, or a lease naming terms never sent.

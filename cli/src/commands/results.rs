@@ -2,9 +2,11 @@
 //!
 //! - default: the reduced result when the job has a reducer (and `--units` is not given),
 //!   else one line per unit, `UNIT<TAB>INPUT<TAB>OUTPUT` (output text on one line);
-//! - `--jsonl`: one JSON object per unit (`unit`, `input`, `state`, `status`, `output` or
-//!   `output_base64`, `digest`, `replicas`, `failure`);
+//! - `--jsonl`: one JSON object per unit (`unit`, `input`, `state`, `status`, `output`,
+//!   `output_base64` or `output_blob` (`hash`, `size`) for outputs above 256 KiB, `digest`,
+//!   `replicas`, `failure`);
 //! - `--out DIR`: one file per unit, `DIR/unit-000042.out` (or `.failed` with the reason);
+//!   outputs that are blobs stream from the owner to their files, checked against their hash;
 //! - `--png FILE`: stacks the units' PGM tiles (the mandelbrot task) into one PNG.
 
 use crate::client::Connection;
@@ -56,11 +58,17 @@ pub fn results(arguments: ResultsArgs) -> anyhow::Result<i32> {
         let result: UnitResult =
             serde_json::from_str(&line).context("a results line is not a unit result")?;
         if let Some(directory) = &arguments.out {
-            write_unit_file(directory, &result)?;
+            write_unit_file(&client, directory, &result)?;
         } else if arguments.png.is_some() {
-            tiles.push(output_bytes(&result)?);
+            tiles.push(output_bytes(&client, &result)?);
         } else {
-            let shown = result.output.clone().unwrap_or_else(|| result.failure.clone().unwrap_or_default());
+            let shown = match (&result.output, &result.output_blob) {
+                (Some(text), _) => text.clone(),
+                (None, Some(blob)) => {
+                    format!("({} bytes in blob {}: `--out DIR` writes it)", blob.size, blob.hash)
+                }
+                (None, None) => result.failure.clone().unwrap_or_default(),
+            };
             writeln!(stdout, "{}\t{}\t{}", result.unit, result.input, shown.trim_end().replace('\n', " "))?;
         }
     }
@@ -88,7 +96,14 @@ fn print_reduced(client: &crate::client::Client, job_id: &str) -> anyhow::Result
     Ok(0)
 }
 
-fn output_bytes(result: &UnitResult) -> anyhow::Result<Vec<u8>> {
+fn output_bytes(client: &crate::client::Client, result: &UnitResult) -> anyhow::Result<Vec<u8>> {
+    if let Some(blob) = &result.output_blob {
+        let mut bytes = Vec::new();
+        client
+            .download_blob(blob, &mut bytes)
+            .with_context(|| format!("the output of unit {}", result.unit))?;
+        return Ok(bytes);
+    }
     if let Some(text) = &result.output {
         return Ok(text.clone().into_bytes());
     }
@@ -99,9 +114,28 @@ fn output_bytes(result: &UnitResult) -> anyhow::Result<Vec<u8>> {
     bail!("unit {} has no output: {}", result.unit, result.failure.clone().unwrap_or_default())
 }
 
-fn write_unit_file(directory: &Path, result: &UnitResult) -> anyhow::Result<()> {
+fn write_unit_file(
+    client: &crate::client::Client,
+    directory: &Path,
+    result: &UnitResult,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
-    match output_bytes(result) {
+    if let Some(blob) = &result.output_blob {
+        // Streamed: a large output is never whole in memory. Written under a temporary
+        // name and renamed, so a file that is there is whole.
+        let path = directory.join(format!("unit-{:06}.out", result.unit));
+        let partial = directory.join(format!(".unit-{:06}.out.partial", result.unit));
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?,
+        );
+        client
+            .download_blob(blob, &mut file)
+            .with_context(|| format!("the output of unit {}", result.unit))?;
+        file.flush()?;
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
+    match output_bytes(client, result) {
         Ok(bytes) => std::fs::write(directory.join(format!("unit-{:06}.out", result.unit)), bytes)?,
         Err(error) => {
             std::fs::write(directory.join(format!("unit-{:06}.failed", result.unit)), format!("{error}\n"))?

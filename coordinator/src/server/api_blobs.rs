@@ -1,5 +1,6 @@
-//! Blob uploads: `PUT /api/blobs/{hash}` streams a blob into the owner's blob store (on
-//! disk, never whole in memory); `HEAD /api/blobs/{hash}` says whether it is there.
+//! Blobs over the API: `PUT /api/blobs/{hash}` streams a blob into the owner's blob store
+//! (on disk, never whole in memory); `HEAD /api/blobs/{hash}` says whether it is there;
+//! `GET /api/blobs/{hash}` streams it back (large outputs are blobs).
 //!
 //! A blob is kept only when the sender holds the token, said its size (Content-Length, at
 //! most [`BLOB_BYTES_MAX`]), sent every byte without pausing longer than the body pause
@@ -91,6 +92,46 @@ pub async fn has_blob(
         Some(size) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, size.to_string())]).into_response()),
         None => Err(ApiProblem { status: 404, message: format!("no blob {}", hash.to_hex()) }),
     }
+}
+
+/// Streams a blob from disk, a piece at a time (a reading thread, a bounded channel).
+pub async fn download_blob(
+    State(coordinator): State<Arc<Coordinator>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiProblem> {
+    authorize(&coordinator, &headers)?;
+    let hash = blob_name(&name)?;
+    let (Some(size), Ok(file)) = (coordinator.blobs.size(&hash), coordinator.blobs.open_blob(&hash)) else {
+        return Err(ApiProblem { status: 404, message: format!("no blob {}", hash.to_hex()) });
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(PIECES_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::Read::take(file, size);
+        loop {
+            let mut piece = vec![0; wasmhive_blobs::PIECE_BYTES as usize];
+            let read = match reader.read(&mut piece) {
+                Ok(0) => return,
+                Ok(read) => Ok(Bytes::from(piece).slice(..read)),
+                Err(error) => Err(error),
+            };
+            let failed = read.is_err();
+            if sender.blocking_send(read).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async {
+        receiver.recv().await.map(|piece| (piece, receiver))
+    });
+    Ok((
+        [
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CONTENT_TYPE, "application/octet-stream".into()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn blob_name(name: &str) -> Result<Hash, ApiProblem> {

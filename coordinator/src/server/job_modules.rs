@@ -121,11 +121,16 @@ impl OwnerSandbox {
 
 /// Runs a completed job's reducer over its accepted outputs and stores the reduced result
 /// (on its own thread with its own store connection: a reduction can take a while).
-pub fn reduce_job(store_path: &Path, job: &JobRuntime, sandbox: &OwnerSandbox) {
+pub fn reduce_job(
+    store_path: &Path,
+    blobs: &wasmhive_blobs::BlobStore,
+    job: &JobRuntime,
+    sandbox: &OwnerSandbox,
+) {
     let Some(reducer) = &job.reducer else { return };
     let job_id = &job.stored.job_id;
     let saved = Store::open(store_path).and_then(|mut store| {
-        let reduction = match store.accepted_outputs(job_id, REDUCER_INPUT_BYTES_MAX)? {
+        let reduction = match store.accepted_outputs(job_id, REDUCER_INPUT_BYTES_MAX, blobs)? {
             Ok(outputs) => match sandbox.reduce(&job.context(), reducer, &outputs) {
                 Ok(outcome) => StoredReduction {
                     message: String::from_utf8_lossy(&outcome.stderr).trim().to_string(),
@@ -186,10 +191,11 @@ impl Coordinator {
     /// Runs the job's reducer on its own thread, when it has one.
     pub(super) fn start_reduction(&self, job_id: &str) {
         let Some(job) = self.job(job_id).filter(|job| job.reducer.is_some()) else { return };
-        let (store_path, sandbox) = (self.store_path.clone(), self.owner_sandbox.clone());
+        let (store_path, sandbox, blobs) =
+            (self.store_path.clone(), self.owner_sandbox.clone(), self.blobs.clone());
         std::thread::Builder::new()
             .name(format!("reduce {job_id}"))
-            .spawn(move || reduce_job(&store_path, &job, &sandbox))
+            .spawn(move || reduce_job(&store_path, &blobs, &job, &sandbox))
             .map_or_else(|error| tracing::error!(%error, "cannot start a reduction thread"), drop);
     }
 

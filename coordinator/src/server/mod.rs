@@ -21,6 +21,7 @@ mod job_runtime;
 mod metrics;
 mod observe;
 mod outcomes;
+mod output_fetches;
 mod owner_blobs;
 mod recovery;
 mod state;
@@ -132,7 +133,10 @@ fn api_routes(coordinator: Arc<Coordinator>) -> Router {
         .route("/api/jobs/{job_id}/progress", get(api::job_progress))
         .route("/api/jobs/{job_id}/reduced", get(api::job_reduced))
         .route("/api/jobs/{job_id}/cancel", post(api::cancel_job))
-        .route("/api/blobs/{hash}", put(api_blobs::upload_blob).head(api_blobs::has_blob))
+        .route(
+            "/api/blobs/{hash}",
+            put(api_blobs::upload_blob).head(api_blobs::has_blob).get(api_blobs::download_blob),
+        )
         .layer(DefaultBodyLimit::max(SUBMISSION_BYTES_MAX))
         .with_state(coordinator)
 }

@@ -7,7 +7,9 @@ use crate::core::{LeaseId, OutcomeEffect};
 use crate::store::{OutcomeBatch, OutcomeToCommit};
 use std::sync::Arc;
 use wasmhive_protocol::api::JobState;
-use wasmhive_protocol::{Hash, OutcomeReport, outcome_digest};
+use wasmhive_protocol::{
+    BlobRef, Hash, OUTPUT_INLINE_BYTES_MAX, OutcomeReport, blob_outcome_digest, outcome_digest,
+};
 
 impl Coordinator {
     /// Records a batch of outcomes and commits it (through the store writer); returns the
@@ -19,7 +21,7 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         reports: Vec<OutcomeReport>,
-    ) -> Result<Vec<LeaseId>, OutputOverLimit> {
+    ) -> Result<Vec<LeaseId>, OutputRefused> {
         let received = self.receive_outcomes(&worker.worker_id, reports);
         self.commit_received_outcomes(worker, received)
     }
@@ -29,7 +31,7 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         received: ReceivedOutcomes,
-    ) -> Result<Vec<LeaseId>, OutputOverLimit> {
+    ) -> Result<Vec<LeaseId>, OutputRefused> {
         let with_validator = received.targets.iter().flatten().any(|target| target.job.validator.is_some());
         // Classes and commits of validated jobs go one batch at a time: a replica's class
         // is found among the stored outputs of its unit.
@@ -68,15 +70,20 @@ impl Coordinator {
         &self,
         worker: &WorkerSeen,
         received: ReceivedOutcomes,
-    ) -> Result<RecordedOutcomes, OutputOverLimit> {
-        let ReceivedOutcomes { reports, targets } = received;
-        check_output_limits(&reports, &targets)?;
+    ) -> Result<RecordedOutcomes, OutputRefused> {
+        let ReceivedOutcomes { mut reports, targets } = received;
+        check_outputs(&reports, &targets)?;
+        self.read_outputs_for_validators(&mut reports, &targets);
         let class_digests: Vec<Hash> = reports
             .iter()
             .zip(&targets)
             .map(|(report, target)| {
-                // Digests are the owner's own: workers send bytes, never a digest to trust.
-                let digest = outcome_digest(&report.status, &report.output);
+                // Digests are the owner's own: workers send bytes (or blobs the owner fetched
+                // and verified), never a digest to trust.
+                let digest = match &report.output_blob {
+                    Some(blob) => blob_outcome_digest(&report.status, blob),
+                    None => outcome_digest(&report.status, &report.output),
+                };
                 match target {
                     Some(LeaseTarget { job, unit_index })
                         if job.validator.is_some() && report.status.is_success() =>
@@ -88,6 +95,31 @@ impl Coordinator {
             })
             .collect();
         Ok(self.record_outcomes(worker, reports, &class_digests))
+    }
+
+    /// Validators compare outputs in memory, and the outputs of their jobs stay in the
+    /// store's rows: an output blob of such a job (fetched already) is read here. Its
+    /// digest is unchanged (`outcome_digest` of bytes above the inline limit is their
+    /// blob's). A blob that cannot be read leaves the report a host failure.
+    fn read_outputs_for_validators(&self, reports: &mut [OutcomeReport], targets: &[Option<LeaseTarget>]) {
+        for (report, target) in reports.iter_mut().zip(targets) {
+            let Some(target) = target.as_ref().filter(|target| target.job.validator.is_some()) else {
+                continue;
+            };
+            let Some(blob) = report.output_blob.take() else { continue };
+            let mut bytes = Vec::with_capacity(blob.size as usize);
+            let read = self.blobs.open_blob(&blob.hash).map_err(|error| error.to_string()).and_then(|file| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, blob.size), &mut bytes)
+                    .map_err(|error| error.to_string())
+            });
+            match read {
+                Ok(_) => report.output = bytes,
+                Err(reason) => {
+                    tracing::error!(job = %target.job.stored.job_id, blob = %blob.hash.short(), %reason, "an output blob cannot be read; the replica counts as a host failure");
+                    report.status = wasmhive_protocol::Status::HostTimeout;
+                }
+            }
+        }
     }
 
     /// Commits a recorded batch (blocks on the store writer), then acknowledges, wakes,
@@ -248,6 +280,7 @@ impl Coordinator {
             } else {
                 Vec::new()
             },
+            output_blob: report.output_blob.filter(|_| effect.decision.is_some()),
             engine_class: engine.to_string(),
             keep_output,
             effect,
@@ -346,29 +379,89 @@ pub struct ReceivedOutcomes {
     targets: Vec<Option<LeaseTarget>>,
 }
 
-/// Every outcome's output fits its job's output limit (checked before anything runs on it).
-/// A batch refused whole: one of its outputs is larger than its job allows (a worker
-/// checks the limit before it reports, so only a broken or hostile one sends this).
+/// A batch refused whole: one of its outputs is larger than its job allows, or travels in
+/// the wrong form (a worker checks both before it reports, so only a broken or hostile one
+/// sends this).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the outcome of lease {lease_id} is {bytes} bytes, over the job's output limit of {limit} bytes")]
-pub struct OutputOverLimit {
-    pub lease_id: LeaseId,
-    pub bytes: u64,
-    pub limit: u64,
+pub enum OutputRefused {
+    #[error("the outcome of lease {lease_id} is {bytes} bytes, over the job's output limit of {limit} bytes")]
+    OverLimit { lease_id: LeaseId, bytes: u64, limit: u64 },
+    #[error(
+        "the outcome of lease {lease_id} carries {bytes} bytes inline; outputs above {} bytes travel as blobs",
+        OUTPUT_INLINE_BYTES_MAX
+    )]
+    InlineTooLarge { lease_id: LeaseId, bytes: u64 },
+    #[error(
+        "the outcome of lease {lease_id} names an output blob of {bytes} bytes (with {inline} bytes inline); \
+         outputs of at most {} bytes travel inline, and a blob output has no inline bytes",
+        OUTPUT_INLINE_BYTES_MAX
+    )]
+    NeedlessBlob { lease_id: LeaseId, bytes: u64, inline: usize },
 }
 
-fn check_output_limits(
+/// Every outcome's output is in its form (inline up to the inline limit, a blob above it)
+/// and fits its job's output limit: checked before anything is fetched or run on it.
+pub fn check_outputs(
     reports: &[OutcomeReport],
     targets: &[Option<LeaseTarget>],
-) -> Result<(), OutputOverLimit> {
+) -> Result<(), OutputRefused> {
     for (report, target) in reports.iter().zip(targets) {
+        let lease_id = report.lease_id;
+        let bytes = match report.output_blob {
+            Some(blob) if blob.size <= OUTPUT_INLINE_BYTES_MAX || !report.output.is_empty() => {
+                return Err(OutputRefused::NeedlessBlob {
+                    lease_id,
+                    bytes: blob.size,
+                    inline: report.output.len(),
+                });
+            }
+            Some(blob) => blob.size,
+            None if report.output.len() as u64 > OUTPUT_INLINE_BYTES_MAX => {
+                return Err(OutputRefused::InlineTooLarge { lease_id, bytes: report.output.len() as u64 });
+            }
+            None => report.output.len() as u64,
+        };
         let Some(target) = target else { continue };
-        let (bytes, limit) = (report.output.len() as u64, target.job.stored.limits.output_bytes);
+        let limit = target.job.stored.limits.output_bytes;
         if bytes > limit {
-            return Err(OutputOverLimit { lease_id: report.lease_id, bytes, limit });
+            return Err(OutputRefused::OverLimit { lease_id, bytes, limit });
         }
     }
     Ok(())
+}
+
+impl ReceivedOutcomes {
+    /// Checks the batch's outputs ([`check_outputs`]).
+    pub fn check_outputs(&self) -> Result<(), OutputRefused> {
+        check_outputs(&self.reports, &self.targets)
+    }
+
+    /// Takes out the reports of leases the worker holds whose output blob is not in
+    /// `blobs`: they are recorded once it is fetched. Reports of leases it does not hold
+    /// stay (the core ignores them; nothing is fetched for them).
+    pub fn take_outputs_to_fetch(
+        &mut self,
+        blobs: &wasmhive_blobs::BlobStore,
+    ) -> Vec<(BlobRef, OutcomeReport)> {
+        let mut to_fetch = Vec::new();
+        let mut position = 0;
+        while position < self.reports.len() {
+            let missing = self.reports[position].output_blob.filter(|blob| !blobs.has(&blob.hash));
+            match missing {
+                Some(blob) if self.targets[position].is_some() => {
+                    self.targets.remove(position);
+                    to_fetch.push((blob, self.reports.remove(position)));
+                }
+                _ => position += 1,
+            }
+        }
+        to_fetch
+    }
+
+    /// Whether no report is left.
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ pub struct Coordinator {
     pub(super) jobs_ended: tokio::sync::Notify,
     /// `--upload-rate`: pieces sent to workers wait their turn on it (none: no limit).
     pub(super) upload_budget: std::sync::OnceLock<Arc<Mutex<wasmhive_blobs::UploadBudget>>>,
+    /// Output blobs a worker session is fetching (one fetch per blob at a time).
+    pub(super) output_fetches: super::output_fetches::FetchesUnderWay,
 }
 
 /// Looks up cached blobs by hash.
@@ -162,6 +164,7 @@ impl Coordinator {
                 store_writer,
                 jobs_ended: tokio::sync::Notify::new(),
                 upload_budget: std::sync::OnceLock::new(),
+                output_fetches: Default::default(),
             }
         });
         if let Some(source) = writer_failed {

@@ -11,6 +11,7 @@
 
 use super::off_the_runtime;
 use super::outcomes::WorkerSeen;
+use super::output_fetches::{FetchProgress, OutputFetches};
 use super::state::Coordinator;
 use crate::core::Network;
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
@@ -77,7 +78,7 @@ enum Ending {
     Undecodable(#[from] wasmhive_protocol::DecodeError),
     #[error("nothing heard for {} s (workers ping every 15 s)", SILENCE_MAX.as_secs())]
     Silent,
-    #[error("workers send no blobs or pieces")]
+    #[error("workers send no whole blobs (outputs travel in pieces the owner asks for)")]
     BlobFromWorker,
     #[error("a worker may not send {0}")]
     NotForWorkers(&'static str),
@@ -88,7 +89,9 @@ enum Ending {
     #[error("cannot serve piece {index} of blob {hash}: {reason}")]
     NoSuchPiece { hash: wasmhive_protocol::Hash, index: u64, reason: String },
     #[error("{0}")]
-    OutputOverLimit(#[from] super::outcomes::OutputOverLimit),
+    OutputRefused(#[from] super::outcomes::OutputRefused),
+    #[error("{0}")]
+    OutputFetch(#[from] super::output_fetches::OutputFetchError),
     #[error("the owner's store failed: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("the owner's work for this session failed: {0}")]
@@ -179,6 +182,8 @@ struct SessionState {
     /// Blobs this session's leases named: the only ones it may ask pieces of (at most
     /// [`LEASED_BLOBS_MAX`], the oldest forgotten first).
     leased_blobs: std::collections::VecDeque<wasmhive_protocol::Hash>,
+    /// Output blobs being fetched from the worker before their outcomes are recorded.
+    outputs: OutputFetches,
 }
 
 /// Blobs a session remembers having leased.
@@ -204,6 +209,10 @@ async fn session_loop(
         terms_sent: TermsSent::default(),
         commits: tokio::task::JoinSet::new(),
         leased_blobs: std::collections::VecDeque::new(),
+        outputs: OutputFetches::new(
+            session.coordinator.blobs.clone(),
+            session.coordinator.output_fetches.clone(),
+        ),
     };
     loop {
         let reading = state.commits.len() < COMMITS_IN_FLIGHT_MAX;
@@ -215,6 +224,16 @@ async fn session_loop(
             message = pushed.next() => {
                 if send(socket, &message).await.is_err() {
                     return None;
+                }
+                continue;
+            }
+            () = sleep_until_set(state.outputs.deadline()), if state.outputs.deadline().is_some() => {
+                let progressed = match state.outputs.deadline_passed().await {
+                    Ok(progress) => fetch_progress(socket, session, &mut state, progress).await,
+                    Err(error) => Err(error.into()),
+                };
+                if let Err(ending) = progressed {
+                    return Some(ending);
                 }
                 continue;
             }
@@ -231,7 +250,18 @@ async fn session_loop(
             Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
             Some(Ok(Frame::Binary(bytes))) => match decode_binary(&bytes) {
                 Ok(BinaryFrame::Message(message)) => Ok(message),
-                Ok(BinaryFrame::Blob(..) | BinaryFrame::Piece { .. }) => return Some(Ending::BlobFromWorker),
+                Ok(BinaryFrame::Piece { hash, index, encoded }) => {
+                    let arrived = state.outputs.piece_arrived(hash, index, encoded.to_vec()).await;
+                    let progressed = match arrived {
+                        Ok(progress) => fetch_progress(socket, session, &mut state, progress).await,
+                        Err(error) => Err(error.into()),
+                    };
+                    if let Err(ending) = progressed {
+                        return Some(ending);
+                    }
+                    continue;
+                }
+                Ok(BinaryFrame::Blob(..)) => return Some(Ending::BlobFromWorker),
                 Err(error) => Err(error),
             },
             Some(Ok(Frame::Text(text))) => decode_message(&text),
@@ -305,43 +335,15 @@ async fn handle_message(
             send(socket, &Message::Leases { leases: wire_leases }).await
         }
         Message::Outcomes { outcomes } => {
-            let report_credit = Instant::now() >= state.credit_due;
-            if report_credit {
-                state.credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
+            let mut received = coordinator.receive_outcomes(worker_id, outcomes);
+            received.check_outputs()?;
+            for (blob, report) in received.take_outputs_to_fetch(&coordinator.blobs) {
+                let progress = state.outputs.add(blob, report).await?;
+                fetch_progress(socket, session, state, progress).await?;
             }
-            // A small batch without validators is recorded in the core here, before the next
-            // frame (a request for work) is read; only its commit waits on the blocking pool.
-            let received = coordinator.receive_outcomes(worker_id, outcomes);
-            let work = if coordinator.records_quickly(&received) {
-                BatchWork::Recorded(coordinator.record_outcome_batch(worker, received)?)
-            } else {
-                BatchWork::Received(received)
-            };
-            let (coordinator, worker) = (coordinator.clone(), worker.clone());
-            match work {
-                // A recorded batch waits for its commit on this task: no blocking-pool
-                // thread hands it to the writer and waits (with a worker per unit, those
-                // hand-offs were a fifth of the owner's CPU samples).
-                BatchWork::Recorded(recorded) => state.commits.spawn(async move {
-                    let acknowledged =
-                        coordinator.store_recorded_batch_async(&worker.worker_id, recorded).await;
-                    let credit = if report_credit && !acknowledged.is_empty() {
-                        let worker_id = worker.worker_id.clone();
-                        let reading = move || coordinator.credit_of_worker(&worker_id);
-                        tokio::task::spawn_blocking(reading).await.ok().flatten()
-                    } else {
-                        None
-                    };
-                    Ok((acknowledged, credit))
-                }),
-                BatchWork::Received(received) => state.commits.spawn_blocking(move || {
-                    let acknowledged = coordinator.commit_received_outcomes(&worker, received)?;
-                    let credit = (report_credit && !acknowledged.is_empty())
-                        .then(|| coordinator.credit_of_worker(&worker.worker_id))
-                        .flatten();
-                    Ok((acknowledged, credit))
-                }),
-            };
+            if !received.is_empty() {
+                take_outcomes(session, state, received, None)?;
+            }
             Ok(())
         }
         Message::ReturnLeases { lease_ids } => {
@@ -383,6 +385,81 @@ async fn handle_message(
             Err(Ending::WorkerLeft)
         }
         other => Err(Ending::NotForWorkers(other.kind())),
+    }
+}
+
+/// Sends what output fetches ask of the worker; outcomes whose outputs are now here go on
+/// to be recorded (holding their blobs until committed).
+async fn fetch_progress(
+    socket: &mut WebSocket,
+    session: &Session<'_>,
+    state: &mut SessionState,
+    progress: FetchProgress,
+) -> Result<(), Ending> {
+    for message in &progress.send {
+        send(socket, message).await?;
+    }
+    for fetched in progress.ready {
+        let received = session.coordinator.receive_outcomes(&session.worker.worker_id, fetched.reports);
+        take_outcomes(session, state, received, Some(fetched.hold))?;
+    }
+    Ok(())
+}
+
+/// Records an outcome batch and commits it; its acknowledgement follows the commit
+/// (`session_loop`). A small batch without validators is recorded in the core here, before
+/// the next frame (a request for work) is read; only its commit waits on the blocking pool.
+/// `hold` keeps the batch's output blobs until the commit ended.
+fn take_outcomes(
+    session: &Session<'_>,
+    state: &mut SessionState,
+    received: super::outcomes::ReceivedOutcomes,
+    hold: Option<wasmhive_blobs::BlobHold>,
+) -> Result<(), Ending> {
+    let Session { coordinator, worker, .. } = *session;
+    let report_credit = Instant::now() >= state.credit_due;
+    if report_credit {
+        state.credit_due = Instant::now() + CREDIT_REPORT_INTERVAL;
+    }
+    let work = if coordinator.records_quickly(&received) {
+        BatchWork::Recorded(coordinator.record_outcome_batch(worker, received)?)
+    } else {
+        BatchWork::Received(received)
+    };
+    let (coordinator, worker) = (coordinator.clone(), worker.clone());
+    match work {
+        // A recorded batch waits for its commit on this task: no blocking-pool thread
+        // hands it to the writer and waits (with a worker per unit, those hand-offs were a
+        // fifth of the owner's CPU samples).
+        BatchWork::Recorded(recorded) => state.commits.spawn(async move {
+            let acknowledged = coordinator.store_recorded_batch_async(&worker.worker_id, recorded).await;
+            drop(hold);
+            let credit = if report_credit && !acknowledged.is_empty() {
+                let worker_id = worker.worker_id.clone();
+                let reading = move || coordinator.credit_of_worker(&worker_id);
+                tokio::task::spawn_blocking(reading).await.ok().flatten()
+            } else {
+                None
+            };
+            Ok((acknowledged, credit))
+        }),
+        BatchWork::Received(received) => state.commits.spawn_blocking(move || {
+            let acknowledged = coordinator.commit_received_outcomes(&worker, received)?;
+            drop(hold);
+            let credit = (report_credit && !acknowledged.is_empty())
+                .then(|| coordinator.credit_of_worker(&worker.worker_id))
+                .flatten();
+            Ok((acknowledged, credit))
+        }),
+    };
+    Ok(())
+}
+
+/// Sleeps until `at` (never returns for `None`: the select! branch is off then).
+async fn sleep_until_set(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

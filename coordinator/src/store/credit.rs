@@ -143,6 +143,7 @@ mod tests {
             effect,
             lease_id: 1,
             output: Vec::new(),
+            output_blob: None,
             engine_class: String::new(),
             keep_output: false,
         };

@@ -84,6 +84,8 @@ pub struct StoredResult {
     pub status: Status,
     pub digest: Option<Hash>,
     pub output: Vec<u8>,
+    /// `Some`: the output is this blob in the owner's blob store (`output` is empty).
+    pub output_blob: Option<wasmhive_protocol::BlobRef>,
     pub replicas: u32,
     pub failure: Option<String>,
 }
@@ -257,7 +259,8 @@ impl Store {
             .optional()?)
     }
 
-    /// Every blob a running job reads: its units' input blobs and its shared files.
+    /// Every blob the owner must keep: a running job's input blobs and shared files, and
+    /// every result's output blob.
     pub fn blobs_of_running_jobs(&self) -> StoreResult<std::collections::HashSet<Hash>> {
         let mut select = self.connection.prepare_cached(
             "SELECT DISTINCT unit_inputs.blob FROM unit_inputs JOIN jobs ON jobs.job_id = unit_inputs.job_id
@@ -271,6 +274,13 @@ impl Store {
             if job.state == JobState::Running {
                 needed.extend(job.shared.iter().map(|file| file.hash));
             }
+        }
+        // Results are kept as long as their jobs: so are their output blobs.
+        let mut outputs = self
+            .connection
+            .prepare_cached("SELECT DISTINCT output_blob FROM results WHERE output_blob IS NOT NULL")?;
+        for hash in outputs.query_map([], |row| row.get::<_, String>(0))? {
+            needed.insert(schema::hash_from_hex(&hash?)?);
         }
         Ok(needed)
     }
@@ -381,18 +391,36 @@ impl Store {
 
     /// The successful canonical outputs of a job in unit order, concatenated; `Err` text
     /// when they exceed `bytes_max`.
-    pub fn accepted_outputs(&self, job_id: &str, bytes_max: usize) -> StoreResult<Result<Vec<u8>, String>> {
+    pub fn accepted_outputs(
+        &self,
+        job_id: &str,
+        bytes_max: usize,
+        blobs: &wasmhive_blobs::BlobStore,
+    ) -> StoreResult<Result<Vec<u8>, String>> {
         let mut select = self.connection.prepare(
-            "SELECT output FROM results WHERE job_id = ?1 AND failure IS NULL ORDER BY unit_index",
+            "SELECT output, output_blob, output_blob_size FROM results WHERE job_id = ?1 AND failure IS NULL
+             ORDER BY unit_index",
         )?;
         let mut rows = select.query(params![job_id])?;
         let mut outputs = Vec::new();
+        let too_large = || format!("the accepted outputs exceed {bytes_max} bytes, the most a reducer reads");
         while let Some(row) = rows.next()? {
+            if let Some(blob) = output_blob(row.get(1)?, row.get(2)?)? {
+                if outputs.len() as u64 + blob.size > bytes_max as u64 {
+                    return Ok(Err(too_large()));
+                }
+                let read = blobs.open_blob(&blob.hash).map_err(|error| error.to_string()).and_then(|file| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(file, blob.size), &mut outputs)
+                        .map_err(|error| error.to_string())
+                });
+                if let Err(reason) = read {
+                    return Ok(Err(format!("output blob {} cannot be read: {reason}", blob.hash.short())));
+                }
+                continue;
+            }
             let output = row.get_ref(0)?.as_blob().map_err(|error| StoreError::Corrupt(error.to_string()))?;
             if outputs.len() + output.len() > bytes_max {
-                return Ok(Err(format!(
-                    "the accepted outputs exceed {bytes_max} bytes, the most a reducer reads"
-                )));
+                return Ok(Err(too_large()));
             }
             outputs.extend_from_slice(output);
         }
@@ -458,8 +486,8 @@ impl Store {
     /// Up to `limit` results of a job with unit index ≥ `from_unit`, in unit order.
     pub fn results_page(&self, job_id: &str, from_unit: u64, limit: u32) -> StoreResult<Vec<StoredResult>> {
         let mut select = self.connection.prepare_cached(
-            "SELECT unit_index, status, digest, output, replicas, failure FROM results
-             WHERE job_id = ?1 AND unit_index >= ?2 ORDER BY unit_index LIMIT ?3",
+            "SELECT unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size
+             FROM results WHERE job_id = ?1 AND unit_index >= ?2 ORDER BY unit_index LIMIT ?3",
         )?;
         let mut rows = select.query(params![job_id, from_unit as i64, limit])?;
         let mut results = Vec::new();
@@ -471,6 +499,7 @@ impl Store {
                 status: schema::status_from_json(&row.get::<_, String>(1)?)?,
                 digest: digest.as_deref().map(schema::hash_from_hex).transpose()?,
                 output: row.get(3)?,
+                output_blob: output_blob(row.get(6)?, row.get(7)?)?,
                 replicas: row.get(4)?,
                 failure: row.get(5)?,
             });
@@ -533,4 +562,14 @@ pub(super) fn first_output_of_class(
          AND output IS NOT NULL ORDER BY rowid LIMIT 1",
     )?;
     Ok(select.query_row(params![job_id, unit_index as i64, class.to_hex()], |row| row.get(0)).optional()?)
+}
+
+/// The blob a result row names, if any.
+fn output_blob(hash: Option<String>, size: Option<i64>) -> StoreResult<Option<wasmhive_protocol::BlobRef>> {
+    match (hash, size) {
+        (Some(hash), Some(size)) => {
+            Ok(Some(wasmhive_protocol::BlobRef { hash: schema::hash_from_hex(&hash)?, size: size as u64 }))
+        }
+        _ => Ok(None),
+    }
 }

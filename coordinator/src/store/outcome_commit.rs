@@ -28,6 +28,8 @@ pub struct OutcomeToCommit {
     pub lease_id: u64,
     /// The replica's output when it is kept or becomes the result, else empty.
     pub output: Vec<u8>,
+    /// The output's blob (in the owner's store) when it became the result and is a blob.
+    pub output_blob: Option<wasmhive_protocol::BlobRef>,
     pub engine_class: String,
     /// Keep the replica's output (jobs with a validator compare later replicas with it).
     pub keep_output: bool,
@@ -118,15 +120,11 @@ fn insert_accepted_result(
     } else {
         None
     };
-    insert_result(
-        transaction,
-        effect,
-        status,
-        Some(digest.to_hex()),
-        first_of_class.as_deref().unwrap_or(&outcome.output),
-        replicas,
-        failure.as_deref(),
-    )
+    let output = match &first_of_class {
+        Some(bytes) => ResultOutput::Bytes(bytes),
+        None => outcome.output_blob.map_or(ResultOutput::Bytes(&outcome.output), ResultOutput::Blob),
+    };
+    insert_result(transaction, effect, status, Some(digest.to_hex()), output, replicas, failure.as_deref())
 }
 
 fn insert_failed_result(
@@ -136,7 +134,13 @@ fn insert_failed_result(
     replicas: u32,
 ) -> StoreResult<()> {
     let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
-    insert_result(transaction, effect, &status, None, &[], replicas, Some(reason))
+    insert_result(transaction, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
+}
+
+/// A result's output: its bytes in the row, or its blob in the owner's blob store.
+enum ResultOutput<'a> {
+    Bytes(&'a [u8]),
+    Blob(wasmhive_protocol::BlobRef),
 }
 
 fn insert_result(
@@ -144,23 +148,30 @@ fn insert_result(
     effect: &OutcomeEffect,
     status: &Status,
     digest: Option<String>,
-    output: &[u8],
+    output: ResultOutput<'_>,
     replicas: u32,
     failure: Option<&str>,
 ) -> StoreResult<()> {
+    let (bytes, blob) = match output {
+        ResultOutput::Bytes(bytes) => (bytes, None),
+        ResultOutput::Blob(blob) => (&[][..], Some(blob)),
+    };
     transaction
         .prepare_cached(
-            "INSERT OR REPLACE INTO results (job_id, unit_index, status, digest, output, replicas, failure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO results
+             (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             effect.job_id,
             effect.unit_index as i64,
             serde_json::to_string(status).expect("status serialises"),
             digest,
-            output,
+            bytes,
             replicas,
             failure,
+            blob.map(|blob| blob.hash.to_hex()),
+            blob.map(|blob| blob.size as i64),
         ])?;
     Ok(())
 }

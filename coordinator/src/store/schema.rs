@@ -110,6 +110,16 @@ fn add_columns_of_newer_versions(connection: &Connection) -> StoreResult<()> {
     if !has_column("unit_inputs", "blob")? {
         connection.execute_batch("ALTER TABLE unit_inputs ADD COLUMN blob TEXT;")?;
     }
+    if !has_column("results", "output_blob")? {
+        // An output above the inline limit: its blob's hash (hex) and size; `output` is empty.
+        connection.execute_batch(
+            "ALTER TABLE results ADD COLUMN output_blob TEXT;
+             ALTER TABLE results ADD COLUMN output_blob_size INTEGER;",
+        )?;
+    }
+    connection.execute_batch(
+        "CREATE INDEX IF NOT EXISTS results_output_blobs ON results (output_blob) WHERE output_blob IS NOT NULL;",
+    )?;
     if !has_column("replicas", "network")? {
         connection.execute_batch("ALTER TABLE replicas ADD COLUMN network TEXT NOT NULL DEFAULT '';")?;
     }

@@ -67,6 +67,7 @@ fn message_samples() -> Vec<Vec<u8>> {
                 lease_id: 1,
                 status: Status::Trap { trap: TrapKind::Unreachable },
                 output: b"45".to_vec(),
+                output_blob: None,
                 fuel_used: Some(9),
                 wall_time_ms: 3,
             }],

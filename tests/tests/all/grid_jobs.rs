@@ -141,6 +141,7 @@ fn a_job_whose_last_result_was_committed_just_before_a_crash_is_completed_on_res
         lease_id: lease.lease_id,
         status: Status::Success,
         output: b"45\n".to_vec(),
+        output_blob: None,
         fuel_used: None,
         wall_time_ms: 1,
     };
