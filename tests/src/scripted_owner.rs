@@ -89,6 +89,26 @@ impl OwnerSession {
         }
     }
 
+    /// The next piece the worker sends (hash, index, bao-encoded bytes), past any message;
+    /// `None` when the worker closed the connection or 30 s passed.
+    pub async fn receive_piece(&mut self) -> Option<(wasmhive_protocol::Hash, u64, Vec<u8>)> {
+        loop {
+            let frame =
+                tokio::time::timeout(Duration::from_secs(30), self.socket.next()).await.ok()??.ok()?;
+            match frame {
+                Frame::Close(_) => return None,
+                Frame::Binary(bytes) => {
+                    if let Ok(wasmhive_protocol::BinaryFrame::Piece { hash, index, encoded }) =
+                        wasmhive_protocol::decode_binary(&bytes)
+                    {
+                        return Some((hash, index, encoded.to_vec()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The next message that is not a `request_work` (workers ask again on their own).
     pub async fn receive_other_than_requests(&mut self) -> Option<Message> {
         loop {

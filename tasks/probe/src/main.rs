@@ -2,7 +2,7 @@
 //! sandbox lets it see), chosen by its first argument. The sandbox tests run it under each
 //! mode and check the status and output. Modes:
 //!
-//! `echo`, `abi` (args and env), `loop`, `memory-bomb`, `recursion`, `stdout-flood`,
+//! `echo`, `repeat N` (stdin N times), `abi` (args and env), `loop`, `memory-bomb`, `recursion`, `stdout-flood`,
 //! `stderr-flood`, `exit CODE`, `read-file`, `socket`, `clocks`, `random`, `nan`, `sleep`
 //! (an hour, then a yield, then how long the monotonic clock says it took), `files` (what
 //! Task ABI v2's read-only files show: listings, sizes, times, contents, refused writes).
@@ -17,6 +17,7 @@ fn main() {
     let mode = args.get(1).map(String::as_str).unwrap_or("");
     match mode {
         "echo" => echo(),
+        "repeat" => repeat(args.get(2).and_then(|count| count.parse().ok()).unwrap_or(1)),
         "abi" => print_abi(&args),
         "loop" => spin_forever(),
         "memory-bomb" => grow_memory_forever(),
@@ -52,6 +53,15 @@ fn echo() {
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input).expect("stdin");
     std::io::stdout().write_all(&input).expect("stdout");
+}
+
+fn repeat(count: usize) {
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).expect("stdin");
+    let mut stdout = std::io::stdout().lock();
+    for _ in 0..count {
+        stdout.write_all(&input).expect("stdout");
+    }
 }
 
 fn print_abi(args: &[String]) {

@@ -16,6 +16,7 @@ mod grid_trust;
 mod hostile_guests;
 mod job_specs;
 mod malicious_owner;
+mod output_blobs;
 mod peer_mesh;
 mod sandbox_determinism;
 mod store_faults;

@@ -192,7 +192,12 @@ fn a_poisoned_or_unasked_input_piece_ends_the_session_and_true_pieces_run_the_un
                 }
                 Some(Message::Outcomes { outcomes }) => {
                     assert_eq!(outcomes[0].status, Status::Success, "{:?}", outcomes[0]);
-                    assert_eq!(outcomes[0].output, input, "the unit ran on the verified bytes");
+                    let output = outcomes[0].output_blob.expect("300 KiB of output is a blob");
+                    assert_eq!(
+                        output.hash,
+                        wasmhive_protocol::Hash::of(&input),
+                        "the unit ran on the verified bytes"
+                    );
                     break;
                 }
                 other => panic!("unexpected {other:?}\n{}", worker.log_text()),
@@ -202,6 +207,68 @@ fn a_poisoned_or_unasked_input_piece_ends_the_session_and_true_pieces_run_the_un
         assert!(log.contains("does not verify"), "the poisoned piece's reason is logged:\n{log}");
         assert!(log.contains("did not ask for"), "the unasked piece's reason is logged:\n{log}");
     });
+}
+
+/// An output above 256 KiB is a blob the owner asks pieces of: an owner asking for a
+/// blob that is no output reported to it gets nothing (the worker hangs up with the
+/// reason); the outcome is sent again in the next session and its true pieces served.
+#[test]
+fn an_owner_gets_pieces_only_of_the_outputs_reported_to_it() {
+    let directory = TempDir::new("malicious-owner-output-pieces");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let input: Vec<u8> = (0..(600u32 << 10)).map(|index| (index % 253) as u8).collect();
+    let owner_blobs = std::sync::Arc::new(
+        wasmhive_blobs::BlobStore::open(&directory.path().join("owner"), u64::MAX).unwrap(),
+    );
+    runtime.block_on(async {
+        let mut owner = ScriptedOwner::start(&key(97)).await;
+        let worker = start_worker_joining(&owner.join_address(), &directory.path().join("worker"), 1, &[]);
+        let mut session = owner.next_session().await;
+        let Some(Message::RequestWork { .. }) = session.receive().await else { panic!("a request") };
+        let limits = JobLimits { output_bytes: 1 << 20, timeout_ms: 20_000, ..JobLimits::default() };
+        let mut echo = lease(1, task_modules::PROBE, &["echo"], limits);
+        echo.lease.input = input.clone();
+        session.send_leases(vec![echo]).await;
+        let blob = loop {
+            match session.receive_other_than_requests().await {
+                Some(Message::Want { .. }) => session.send_binary(encode_blob(task_modules::PROBE)).await,
+                Some(Message::Outcomes { outcomes }) => {
+                    break outcomes[0].output_blob.expect("a blob output");
+                }
+                other => panic!("unexpected {other:?}\n{}", worker.log_text()),
+            }
+        };
+        assert_eq!((blob.hash, blob.size), (wasmhive_protocol::Hash::of(&input), input.len() as u64));
+        // Its own input module's hash is a blob the worker has, but no output.
+        let module = wasmhive_protocol::Hash::of(task_modules::PROBE);
+        session.send(&Message::WantPiece { hash: module, index: 0 }).await;
+        let ended = session.receive_other_than_requests().await;
+        assert!(ended.is_none(), "the worker hung up, not {ended:?}");
+        // The next session: the unacknowledged outcome comes again, its pieces are served.
+        let next = tokio::time::timeout(Duration::from_secs(20), owner.next_session()).await;
+        let mut session = next.unwrap_or_else(|_| panic!("the worker came back:\n{}", worker.log_text()));
+        match session.receive_other_than_requests().await {
+            Some(Message::Outcomes { outcomes }) if outcomes[0].output_blob == Some(blob) => {}
+            other => panic!("expected the outcome again, got {other:?}"),
+        }
+        let mut download = owner_blobs.download(blob.hash, blob.size).unwrap();
+        let missing: Vec<u64> = download.missing().collect();
+        for index in &missing {
+            session.send(&Message::WantPiece { hash: blob.hash, index: *index }).await;
+        }
+        for _ in &missing {
+            let (hash, index, encoded) = session.receive_piece().await.expect("a piece");
+            assert_eq!(hash, blob.hash);
+            download.write_piece(index, &encoded).expect("every piece verifies");
+        }
+        download.finish().unwrap();
+        let log = worker.log_text();
+        assert!(log.contains("which is no output we reported"), "the reason is logged:\n{log}");
+    });
+    let fetched = std::fs::read(
+        directory.path().join("owner").join("complete").join(wasmhive_protocol::Hash::of(&input).to_hex()),
+    );
+    assert_eq!(fetched.unwrap(), input);
 }
 
 /// A lease naming an input blob of a terabyte: handed back unrun, and nothing of it is
