@@ -83,7 +83,7 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
         (4, true, vec![Frame::Text("{definitely not json".into())], "malformed"),
         (5, true, vec![Frame::Text(r#"{"type":"launch_missiles"}"#.into())], "launch_missiles"),
         (6, true, vec![Frame::Binary(vec![0; 64].into())], "bad blob frame"),
-        (11, true, vec![Frame::Binary(wasmhive_protocol::encode_blob(b"a module").into())], "no blobs"),
+        (11, true, vec![Frame::Binary(wasmhive_protocol::encode_blob(b"a module").into())], "no whole blobs"),
         (12, true, vec![Frame::Binary(vec![2, 0xff, 0xff, 0xff].into())], "outcomes frame does not decode"),
         (13, true, vec![Frame::Binary(vec![77, 1].into())], "unknown kind 77"),
         (
