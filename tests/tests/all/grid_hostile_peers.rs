@@ -99,7 +99,7 @@ fn garbage_oversized_unknown_and_stalled_clients_do_not_stop_the_others() {
             15,
             true,
             vec![Frame::Binary(wasmhive_protocol::encode_piece(&Hash::of(b"x"), 0, b"x").into())],
-            "no blobs or pieces",
+            "did not ask for",
         ),
         (16, true, vec![Frame::Binary(vec![4, 1, 2].into())], "no room for its header"),
         (7, false, vec![Frame::Binary(vec![1, 2, 3].into())], "hello"),
