@@ -23,6 +23,11 @@ impl UploadBudget {
         self.bytes_per_second
     }
 
+    /// How long the bytes reserved so far take to go out, from `now`.
+    pub fn backlog(&self, now: Instant) -> Duration {
+        self.free_at.map_or(Duration::ZERO, |free_at| free_at.saturating_duration_since(now))
+    }
+
     /// Reserves `bytes` at `now`; returns how long to wait before sending them.
     pub fn reserve(&mut self, bytes: u64, now: Instant) -> Duration {
         let Some(rate) = self.bytes_per_second else { return Duration::ZERO };
@@ -44,6 +49,7 @@ mod tests {
         assert_eq!(budget.reserve(500_000, start), Duration::ZERO);
         assert_eq!(budget.reserve(500_000, start), Duration::from_millis(500));
         assert_eq!(budget.reserve(1_000_000, start), Duration::from_secs(1));
+        assert_eq!(budget.backlog(start), Duration::from_secs(2));
         // Two seconds later the schedule is free again; an idle ten seconds saves nothing up.
         let later = start + Duration::from_secs(12);
         assert_eq!(budget.reserve(1_000_000, later), Duration::ZERO);

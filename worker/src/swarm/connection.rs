@@ -6,9 +6,10 @@
 //! Invariants:
 //! - answers go only to questions asked: an unasked piece, holding or blob ends the
 //!   connection with that reason; so does a frame that is not a swarm message;
-//! - at most [`SERVES_IN_FLIGHT`] answers are being prepared at once; a question beyond
-//!   that is answered `not_held` at once (the asker tries elsewhere), so a peer that asks
-//!   for everything cannot make us read or hold more than a few pieces;
+//! - at most [`SERVES_IN_FLIGHT`] answers are being prepared at once (fewer for a peer
+//!   that never sent us a piece while our upload is contended: `reciprocity.rs`); a
+//!   question beyond that is answered `not_held` at once (the asker tries elsewhere), so a
+//!   peer that asks for everything cannot make us read or hold more than a few pieces;
 //! - pieces leave at the peer's upload rate ([`wasmhive_blobs::UploadBudget`]), shared by
 //!   all its connections;
 //! - a `holding` answer must list ascending, disjoint ranges (at most 1,024).
@@ -62,7 +63,12 @@ pub(super) struct Asking {
 
 /// Runs one connection until either side closes it, it idles, the peer misbehaves, or the
 /// swarm drops the peer (the `asking` sender goes away). Returns why it ended.
-pub(super) async fn run<S, E>(socket: S, swarm: Arc<Swarm>, mut asking: mpsc::Receiver<Asking>) -> String
+pub(super) async fn run<S, E>(
+    socket: S,
+    swarm: Arc<Swarm>,
+    peer_id: &str,
+    mut asking: mpsc::Receiver<Asking>,
+) -> String
 where
     S: Stream<Item = Result<Frame, E>> + Sink<Frame> + Send + Unpin + 'static,
     E: Display,
@@ -82,7 +88,8 @@ where
                     Ok(Some(Err(error))) => return format!("connection failed: {error}"),
                     Ok(Some(Ok(frame))) => frame,
                 };
-                match received(frame, &swarm, &mut waiting, &serving, &served_sender) {
+                let connection = ConnectionState { swarm: &swarm, peer_id, serving: &serving, served: &served_sender };
+                match received(frame, &connection, &mut waiting) {
                     Ok(outgoing) => outgoing,
                     Err(reason) => return reason,
                 }
@@ -117,20 +124,32 @@ fn frame_asking(question: Question) -> Frame {
     wasmhive_transport::frame_of(&message)
 }
 
+/// What answering on one connection needs: the swarm, the peer's id, the serving window
+/// and where prepared answers go.
+struct ConnectionState<'a> {
+    swarm: &'a Arc<Swarm>,
+    peer_id: &'a str,
+    serving: &'a Arc<Semaphore>,
+    served: &'a mpsc::Sender<Frame>,
+}
+
 /// Handles one frame from the peer: a question starts an answer, an answer goes to its
 /// asker. `Ok(Some(frame))`: send it now; `Err`: end the connection for this reason.
 fn received(
     frame: Frame,
-    swarm: &Arc<Swarm>,
+    connection: &ConnectionState<'_>,
     waiting: &mut HashMap<Question, oneshot::Sender<Answer>>,
-    serving: &Arc<Semaphore>,
-    served: &mpsc::Sender<Frame>,
 ) -> Result<Option<Frame>, String> {
     let message = match &frame {
         Frame::Text(text) => decode_message(text).map_err(|error| error.to_string())?,
         Frame::Binary(bytes) => match decode_binary(bytes).map_err(|error| error.to_string())? {
             BinaryFrame::Piece { hash, index, encoded } => {
-                return deliver(waiting, Question::Piece(hash, index), Answer::Piece(encoded.to_vec()));
+                let delivered =
+                    deliver(waiting, Question::Piece(hash, index), Answer::Piece(encoded.to_vec()));
+                if delivered.is_ok() {
+                    connection.swarm.piece_from(connection.peer_id);
+                }
+                return delivered;
             }
             BinaryFrame::Blob(hash, bytes) => {
                 return deliver(waiting, Question::Module(hash), Answer::Module(bytes.to_vec()));
@@ -141,9 +160,9 @@ fn received(
         _ => return Ok(None),
     };
     match message {
-        Message::WhichPieces { hash } => Ok(serve(swarm, serving, served, Question::Holding(hash))),
-        Message::WantPiece { hash, index } => Ok(serve(swarm, serving, served, Question::Piece(hash, index))),
-        Message::Want { hash } => Ok(serve(swarm, serving, served, Question::Module(hash))),
+        Message::WhichPieces { hash } => Ok(serve(connection, Question::Holding(hash))),
+        Message::WantPiece { hash, index } => Ok(serve(connection, Question::Piece(hash, index))),
+        Message::Want { hash } => Ok(serve(connection, Question::Module(hash))),
         Message::Holding { hash, size, ranges } => {
             let ranges = checked_ranges(&ranges)?;
             deliver(waiting, Question::Holding(hash), Answer::Holding { size, ranges })
@@ -192,17 +211,16 @@ pub(super) fn checked_ranges(ranges: &[(u64, u64)]) -> Result<Vec<Range<u64>>, S
 }
 
 /// Starts answering `question` on a blocking thread (disk reads), or answers `not_held` at
-/// once when [`SERVES_IN_FLIGHT`] answers are already being prepared.
-fn serve(
-    swarm: &Arc<Swarm>,
-    serving: &Arc<Semaphore>,
-    served: &mpsc::Sender<Frame>,
-    question: Question,
-) -> Option<Frame> {
-    let Ok(permit) = serving.clone().try_acquire_owned() else {
+/// once when the peer's serving window is full (`reciprocity.rs`).
+fn serve(connection: &ConnectionState<'_>, question: Question) -> Option<Frame> {
+    let in_preparation = SERVES_IN_FLIGHT - connection.serving.available_permits();
+    if in_preparation >= connection.swarm.serves_allowed(connection.peer_id) {
+        return Some(not_held(question));
+    }
+    let Ok(permit) = connection.serving.clone().try_acquire_owned() else {
         return Some(not_held(question));
     };
-    let (swarm, served) = (swarm.clone(), served.clone());
+    let (swarm, served) = (connection.swarm.clone(), connection.served.clone());
     tokio::spawn(async move {
         let prepared = {
             let swarm = swarm.clone();

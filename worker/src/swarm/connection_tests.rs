@@ -91,6 +91,56 @@ async fn a_peer_asking_for_everything_gets_a_few_pieces_at_the_upload_rate_and_n
     let _ = std::fs::remove_dir_all(folder);
 }
 
+/// Connects two swarms over a pipe, as if `a` had dialled `b`.
+async fn connect(a: (&Arc<Swarm>, &str), b: (&Arc<Swarm>, &str)) {
+    let (dialled, accepted) = pipe().await;
+    a.0.accept(b.1.into(), dialled);
+    b.0.accept(a.1.into(), accepted);
+}
+
+/// How many of 8 pieces asked at once `asker` is refused at once (`not_held`).
+async fn refused_of_eight(asker: &Arc<Swarm>, serving: &str, hash: Hash) -> usize {
+    let peer = asker.peer(serving).unwrap();
+    let asks =
+        (0..8).map(|index| {
+            let peer = peer.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(2), peer.ask(Question::Piece(hash, index))).await
+            }
+        });
+    let answers = futures_util::future::join_all(asks).await;
+    answers.iter().filter(|answer| matches!(answer, Ok(Ok(Answer::NotHeld)))).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_upload_is_contended_peers_that_served_us_keep_the_window_and_strangers_get_a_few() {
+    let (serving, folder) = swarm("contended", Some(1 << 20));
+    let ((friend, friend_folder), (stranger, stranger_folder)) =
+        (swarm("friend", None), swarm("stranger", None));
+    let hash = import(&serving, 16, 5);
+    let friends_blob = import(&friend, 1, 6);
+    connect((&serving, "serving"), (&friend, "friend")).await;
+    connect((&serving, "serving"), (&stranger, "stranger")).await;
+    // The friend serves us a piece; the stranger never did.
+    let served = serving.peer("friend").unwrap().ask(Question::Piece(friends_blob, 0)).await.unwrap();
+    assert!(matches!(served, Answer::Piece(_)));
+    // Our upload is busy for the next 3 s.
+    let _ = serving.reserve_upload(3 << 20);
+    let (friend_refused, stranger_refused) = tokio::join!(
+        refused_of_eight(&friend, "serving", hash),
+        refused_of_eight(&stranger, "serving", hash)
+    );
+    assert_eq!(friend_refused, 0, "a peer that served us keeps the whole window");
+    assert_eq!(
+        stranger_refused,
+        8 - super::reciprocity::OPTIMISTIC_SERVES_IN_FLIGHT,
+        "a stranger gets a few"
+    );
+    for folder in [folder, friend_folder, stranger_folder] {
+        let _ = std::fs::remove_dir_all(folder);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unasked_answers_and_garbage_end_the_connection() {
     let (serving, folder) = swarm("hostile", None);

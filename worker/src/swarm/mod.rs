@@ -19,6 +19,7 @@ mod connection;
 #[allow(clippy::single_range_in_vec_init)] // a list of one range of pieces
 mod connection_tests;
 pub mod piece_picker;
+pub mod reciprocity;
 
 pub use connection::{Answer, Question, SERVES_IN_FLIGHT};
 
@@ -57,6 +58,8 @@ pub struct Swarm {
     dropped: Mutex<HashMap<String, Instant>>,
     candidates: OnceLock<Candidates>,
     modules: OnceLock<ModuleLookup>,
+    /// Pieces each peer sent us (`reciprocity.rs`).
+    served_us: Mutex<reciprocity::ServedUs>,
 }
 
 struct Connected {
@@ -103,6 +106,7 @@ impl Swarm {
             dropped: Mutex::new(HashMap::new()),
             candidates: OnceLock::new(),
             modules: OnceLock::new(),
+            served_us: Mutex::new(reciprocity::ServedUs::default()),
         }
     }
 
@@ -126,6 +130,18 @@ impl Swarm {
         self.candidates.get().is_some()
     }
 
+    /// Answers `peer_id` may have in preparation at once (`reciprocity.rs`).
+    pub(crate) fn serves_allowed(&self, peer_id: &str) -> usize {
+        let pieces = self.served_us.lock().expect("swarm reciprocity lock").pieces_from(peer_id);
+        let backlog = self.budget.lock().expect("upload budget lock").backlog(Instant::now());
+        reciprocity::serves_allowed(pieces, backlog)
+    }
+
+    /// `peer_id` sent a piece we asked for.
+    pub(crate) fn piece_from(&self, peer_id: &str) {
+        self.served_us.lock().expect("swarm reciprocity lock").piece_from(peer_id);
+    }
+
     /// How long to wait before sending `bytes` within the upload rate (and reserves them).
     pub fn reserve_upload(&self, bytes: u64) -> Duration {
         self.budget.lock().expect("upload budget lock").reserve(bytes, Instant::now())
@@ -144,7 +160,7 @@ impl Swarm {
         };
         let swarm = self.clone();
         tokio::spawn(async move {
-            let reason = connection::run(socket, swarm.clone(), asking).await;
+            let reason = connection::run(socket, swarm.clone(), &peer_id, asking).await;
             swarm.forget(&peer_id, serial, &reason);
         });
     }
@@ -199,6 +215,7 @@ impl Swarm {
             dropped.insert(peer_id.to_string(), Instant::now() + DROPPED_FOR);
         }
         drop(dropped);
+        self.served_us.lock().expect("swarm reciprocity lock").forget(peer_id);
         self.connections.lock().expect("swarm connections lock").remove(peer_id);
     }
 
