@@ -175,6 +175,14 @@ impl BlobStore {
         File::open(&path).map_err(io_error("opening", &path))
     }
 
+    /// Appends the blob's bytes to `bytes`, at most `size` of them (its size as named), for
+    /// the few readers that need it whole in memory (validators, reducers).
+    pub fn read_into(&self, hash: &Hash, size: u64, bytes: &mut Vec<u8>) -> Result<(), BlobError> {
+        let path = self.complete_paths(hash).0;
+        self.open_blob(hash)?.take(size).read_to_end(bytes).map_err(io_error("reading", &path))?;
+        Ok(())
+    }
+
     /// Piece `index` of the blob with its proof, bao-encoded, appended to `encoded`. The
     /// data is checked against the outboard as it is read: a blob that no longer matches
     /// its hash is removed and reported, never sent.

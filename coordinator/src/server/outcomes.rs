@@ -108,11 +108,7 @@ impl Coordinator {
             };
             let Some(blob) = report.output_blob.take() else { continue };
             let mut bytes = Vec::with_capacity(blob.size as usize);
-            let read = self.blobs.open_blob(&blob.hash).map_err(|error| error.to_string()).and_then(|file| {
-                std::io::Read::read_to_end(&mut std::io::Read::take(file, blob.size), &mut bytes)
-                    .map_err(|error| error.to_string())
-            });
-            match read {
+            match self.blobs.read_into(&blob.hash, blob.size, &mut bytes) {
                 Ok(_) => report.output = bytes,
                 Err(reason) => {
                     tracing::error!(job = %target.job.stored.job_id, blob = %blob.hash.short(), %reason, "an output blob cannot be read; the replica counts as a host failure");

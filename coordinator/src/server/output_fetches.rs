@@ -8,6 +8,8 @@
 //! - only outputs of leases the worker holds, within their job's output limit and above
 //!   the inline limit, are fetched (`outcomes.rs` checks before anything is asked), one
 //!   blob at a time per session, at most [`PIECES_IN_FLIGHT`] pieces asked at once;
+//! - a lease's report waits once, however often the worker sends it: what waits is bounded
+//!   by the leases the worker holds;
 //! - one session of the owner fetches a blob at a time ([`FetchesUnderWay`]): replicas
 //!   that finish together send their same bytes once; the others look again every
 //!   [`LOOK_AGAIN_AFTER`] and fetch it themselves if that fetch failed;
@@ -139,6 +141,16 @@ impl OutputFetches {
         blob: BlobRef,
         report: OutcomeReport,
     ) -> Result<FetchProgress, OutputFetchError> {
+        // A report of a lease already waiting (a worker sending it again) is dropped: what
+        // waits is bounded by the leases the worker holds.
+        let mut queued = self.current.iter().flat_map(|fetch| &fetch.reports);
+        let mut waiting = self.waiting.iter().flat_map(|(_, reports)| reports);
+        let lease_id = report.lease_id;
+        if queued.any(|queued| queued.lease_id == lease_id)
+            || waiting.any(|waiting| waiting.lease_id == lease_id)
+        {
+            return Ok(FetchProgress::default());
+        }
         if let Some(current) = self.current.as_mut().filter(|fetch| fetch.blob == blob) {
             current.reports.push(report);
             return Ok(FetchProgress::default());

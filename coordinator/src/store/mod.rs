@@ -409,11 +409,7 @@ impl Store {
                 if outputs.len() as u64 + blob.size > bytes_max as u64 {
                     return Ok(Err(too_large()));
                 }
-                let read = blobs.open_blob(&blob.hash).map_err(|error| error.to_string()).and_then(|file| {
-                    std::io::Read::read_to_end(&mut std::io::Read::take(file, blob.size), &mut outputs)
-                        .map_err(|error| error.to_string())
-                });
-                if let Err(reason) = read {
+                if let Err(reason) = blobs.read_into(&blob.hash, blob.size, &mut outputs) {
                     return Ok(Err(format!("output blob {} cannot be read: {reason}", blob.hash.short())));
                 }
                 continue;

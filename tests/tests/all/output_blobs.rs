@@ -104,7 +104,9 @@ async fn until_closed(socket: &mut Socket, hash: Hash, answer: impl Fn(u64) -> O
                     let _ = socket.send(Frame::Binary(encode_piece(&hash, index, &encoded).into())).await;
                 }
             }
-            (_, Some(Message::Acknowledged { .. })) => return said + "acknowledged",
+            (_, Some(Message::Acknowledged { lease_ids, .. })) => {
+                return said + &format!("acknowledged {lease_ids:?}");
+            }
             (Frame::Text(text), _) => said.push_str(text),
             (Frame::Close(Some(close)), _) => said.push_str(&close.reason),
             _ => {}
@@ -162,9 +164,14 @@ fn a_worker_lying_about_its_output_blob_is_refused_and_a_true_one_is_recorded() 
         let said = until_closed(&mut socket, hash, |_| None).await;
         assert!(said.contains("did not ask for"), "{said}");
 
+        // The same report again and again while its blob is fetched: queued once.
         let (mut socket, lease_id) = report_for_a_lease(grid.address, 125, blob_report(blob)).await;
+        for _ in 0..20 {
+            let outcomes = vec![OutcomeReport { lease_id, ..blob_report(blob) }];
+            socket.send(frame_of(&Message::Outcomes { outcomes })).await.unwrap();
+        }
         let said = until_closed(&mut socket, hash, |index| Some(piece(&hash, index))).await;
-        assert_eq!(said, "acknowledged", "true pieces: the outcome of lease {lease_id} is recorded");
+        assert_eq!(said, format!("acknowledged [{lease_id}]"), "true pieces: the outcome is recorded once");
     });
     let results = grid.results(&job_id);
     let recorded: Vec<_> = results.iter().filter(|result| result.output_blob == Some(blob)).collect();
