@@ -77,6 +77,70 @@ fn large_outputs_travel_as_blobs_once_per_unit_and_results_out_writes_them() {
     assert!(shown.contains("in blob") && shown.contains("--out DIR"), "{shown}");
 }
 
+/// Validators compare outputs in memory and reducers read them all: a job with both and
+/// outputs above 256 KiB fetches the blobs, keeps the validated outputs in its rows and
+/// reduces the result blobs' bytes.
+#[test]
+fn a_validator_and_a_reducer_read_outputs_that_travelled_as_blobs() {
+    let grid = TestGrid::start("output-blobs-validated", 2);
+    let inputs = grid.directory.path().join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let files: Vec<Vec<u8>> = (0..3).map(|seed| data((300 << 10) + seed as usize, seed + 20)).collect();
+    for (index, bytes) in files.iter().enumerate() {
+        std::fs::write(inputs.join(format!("{index}.bin")), bytes).unwrap();
+    }
+    let expected_outputs = |results: &[wasmhive_protocol::api::UnitResult]| {
+        let mut all = Vec::new();
+        for result in results {
+            let file: usize =
+                result.input.trim_end_matches(".bin").rsplit('/').next().unwrap().parse().unwrap();
+            all.extend_from_slice(&files[file].repeat(2));
+        }
+        all
+    };
+    for validator in ["validator = \"tolerant-compare\"\n", ""] {
+        let spec = grid.directory.path().join(format!("reduced-{}.toml", validator.len()));
+        std::fs::write(
+            &spec,
+            format!(
+                "name = \"reduced\"\nmodule = \"probe\"\nargs = [\"repeat\", \"2\"]\nreducer = \"digest\"\n\
+                 [inputs]\nfiles = \"inputs/*.bin\"\n[verify]\nquorum = 2\n{validator}\
+                 [limits]\noutput = \"2 MiB\"\nlease = \"60s\"\n"
+            ),
+        )
+        .unwrap();
+        let job_id = grid.submit(spec.to_str().unwrap(), true);
+        let mut results = grid.results(&job_id);
+        results.sort_by_key(|result| result.unit);
+        for result in &results {
+            let expected = expected_outputs(std::slice::from_ref(result));
+            if validator.is_empty() {
+                assert_eq!(
+                    result.output_blob.map(|blob| blob.hash),
+                    Some(Hash::of(&expected)),
+                    "a result blob"
+                );
+            } else {
+                let kept = result.output_base64.as_deref().expect("a validated output stays in its row");
+                assert_eq!(
+                    wasmhive_protocol::base64_bytes::decode(kept).unwrap(),
+                    expected,
+                    "read from its blob"
+                );
+            }
+        }
+        let expected = task_kernels::digest::sha256_prefix(&expected_outputs(&results)[..]).unwrap();
+        wasmhive_tests::grid::wait_until(Duration::from_secs(30), "the reduction", || {
+            grid.status(&job_id).reduced.is_some_and(|state| state != "running")
+        });
+        let mut args = vec!["results".to_string(), job_id];
+        args.extend(grid.connection_args());
+        let output = wasmhive(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{validator}: {stderr}");
+    }
+}
+
 /// A scripted worker's session: asks for one lease and reports `report` for it (its
 /// lease id filled in); returns the socket and the lease id.
 async fn report_for_a_lease(address: SocketAddr, seed: u8, report: OutcomeReport) -> (Socket, u64) {
