@@ -64,11 +64,12 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        let mut piece = Vec::new();
-        if bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut piece).is_err() {
+        let start = encoded.len();
+        encoded.reserve(crate::PIECE_BYTES as usize + (8 << 10));
+        if bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut *encoded).is_err() {
+            encoded.truncate(start);
             return Ok(false);
         }
-        encoded.extend_from_slice(&piece);
         Ok(true)
     }
 }

@@ -201,13 +201,16 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        let mut piece = Vec::new();
-        if let Err(error) = bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut piece)
+        // Straight into `encoded` (a frame being built, say): no copy of the piece.
+        let start = encoded.len();
+        encoded.reserve(crate::PIECE_BYTES as usize + (8 << 10));
+        if let Err(error) =
+            bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut *encoded)
         {
+            encoded.truncate(start);
             self.remove(hash)?;
             return Err(BlobError::Corrupt { hash: hash.to_hex(), reason: error.to_string() });
         }
-        encoded.extend_from_slice(&piece);
         Ok(())
     }
 

@@ -150,11 +150,18 @@ pub fn encode_blob(bytes: &[u8]) -> Vec<u8> {
 
 /// Encodes piece `index` of blob `hash` (bao-encoded, with its proof) as a binary frame.
 pub fn encode_piece(hash: &Hash, index: u64, encoded: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(1 + 32 + 8 + encoded.len());
+    let mut frame = piece_frame_start(hash, index);
+    frame.extend_from_slice(encoded);
+    frame
+}
+
+/// The start of a piece frame: append the bao-encoded piece to it (a blob store encodes
+/// straight into it, so the piece is not copied again).
+pub fn piece_frame_start(hash: &Hash, index: u64) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(PIECE_FRAME_BYTES_MAX);
     frame.push(PIECE);
     frame.extend_from_slice(&hash.0);
     frame.extend_from_slice(&index.to_le_bytes());
-    frame.extend_from_slice(encoded);
     frame
 }
 

@@ -18,7 +18,7 @@ mod status;
 
 pub use codec::{
     BinaryFrame, DecodeError, Encoded, decode_binary, decode_blob, decode_message, encode_blob,
-    encode_message, encode_piece,
+    encode_message, encode_piece, piece_frame_start,
 };
 pub use hash::{Hash, HashParseError};
 pub use messages::{

@@ -16,13 +16,13 @@ use futures_util::SinkExt;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_blobs::{BlobHold, BlobStore};
-use wasmhive_protocol::{BlobRef, Hash, OUTPUT_INLINE_BYTES_MAX, OutcomeReport, Status, encode_piece};
+use wasmhive_protocol::{BlobRef, Hash, OUTPUT_INLINE_BYTES_MAX, OutcomeReport, Status, piece_frame_start};
 
 /// Pieces of output an owner may have asked for and not yet received.
 pub const OUTPUT_PIECES_IN_FLIGHT_MAX: usize = 8;
 
 /// A piece read for the owner: the session it was asked in, the blob and index, and the
-/// bao-encoded piece or why it could not be read.
+/// piece's frame or why it could not be read.
 pub(crate) struct OutputPiece {
     session: u64,
     hash: Hash,
@@ -92,10 +92,10 @@ impl Worker {
         let (answers, session) = (self.output_pieces_sender.clone(), self.output_session);
         tokio::spawn(async move {
             let read = tokio::task::spawn_blocking(move || {
-                let mut encoded = Vec::new();
+                let mut frame = piece_frame_start(&hash, index);
                 blobs
-                    .encode_piece(&hash, index, &mut encoded)
-                    .map(|()| encoded)
+                    .encode_piece(&hash, index, &mut frame)
+                    .map(|()| frame)
                     .map_err(|error| error.to_string())
             });
             let encoded = read.await.unwrap_or_else(|error| Err(error.to_string()));
@@ -125,7 +125,7 @@ impl Worker {
         let encoded = encoded.map_err(|reason| {
             SessionLost::OutputBlob(format!("piece {index} of {}: {reason}", hash.short()))
         })?;
-        socket.send(Frame::Binary(encode_piece(&hash, index, &encoded).into())).await?;
+        socket.send(Frame::Binary(encoded.into())).await?;
         Ok(())
     }
 

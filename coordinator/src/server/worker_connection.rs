@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use wasmhive_protocol::job_terms::TermsSent;
 use wasmhive_protocol::{
     BLOB_FRAME_BYTES_MAX, BinaryFrame, Encoded, FRAME_BYTES_MAX, Hello, Message, PROTOCOL_VERSION,
-    decode_binary, decode_message, encode_blob, encode_message, encode_piece,
+    decode_binary, decode_message, encode_blob, encode_message, piece_frame_start,
 };
 use wasmhive_transport::Remote;
 
@@ -184,7 +184,13 @@ struct SessionState {
     leased_blobs: std::collections::VecDeque<wasmhive_protocol::Hash>,
     /// Output blobs being fetched from the worker before their outcomes are recorded.
     outputs: OutputFetches,
+    /// Input pieces the worker asked for, being read and encoded (at most
+    /// [`PIECES_PREPARED_MAX`]).
+    pieces: tokio::task::JoinSet<Result<Frame, Ending>>,
 }
+
+/// Pieces one connection prepares at once, at most; a request beyond waits for one of them.
+const PIECES_PREPARED_MAX: usize = 8;
 
 /// Blobs a session remembers having leased.
 const LEASED_BLOBS_MAX: usize = 1024;
@@ -209,6 +215,7 @@ async fn session_loop(
         terms_sent: TermsSent::default(),
         commits: tokio::task::JoinSet::new(),
         leased_blobs: std::collections::VecDeque::new(),
+        pieces: tokio::task::JoinSet::new(),
         outputs: OutputFetches::new(
             session.coordinator.blobs.clone(),
             session.coordinator.output_fetches.clone(),
@@ -233,6 +240,12 @@ async fn session_loop(
                     Err(error) => Err(error.into()),
                 };
                 if let Err(ending) = progressed {
+                    return Some(ending);
+                }
+                continue;
+            }
+            Some(prepared) = state.pieces.join_next(), if !state.pieces.is_empty() => {
+                if let Err(ending) = send_prepared_piece(socket, prepared).await {
                     return Some(ending);
                 }
                 continue;
@@ -363,22 +376,34 @@ async fn handle_message(
             if !state.leased_blobs.contains(&hash) {
                 return Err(Ending::PieceNotLeased(hash));
             }
-            let piece = off_the_runtime(coordinator, move |coordinator| {
-                let mut encoded = Vec::new();
-                coordinator.blobs.encode_piece(&hash, index, &mut encoded).map(|()| encoded)
-            })
-            .await
-            .map_err(Ending::OwnerTask)?;
-            match piece {
-                Ok(encoded) => {
-                    let wait = coordinator.reserve_upload(encoded.len() as u64);
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                    send_frame(socket, Frame::Binary(encode_piece(&hash, index, &encoded).into())).await
+            // Pieces are read and encoded side by side on the blocking pool and sent as
+            // each is ready (order does not matter): one connection's pieces are not
+            // prepared one after another.
+            while state.pieces.len() >= PIECES_PREPARED_MAX {
+                if let Some(prepared) = state.pieces.join_next().await {
+                    send_prepared_piece(socket, prepared).await?;
                 }
-                Err(error) => Err(Ending::NoSuchPiece { hash, index, reason: error.to_string() }),
             }
+            let coordinator = coordinator.clone();
+            state.pieces.spawn(async move {
+                let frame = off_the_runtime(&coordinator, move |coordinator| {
+                    let mut frame = piece_frame_start(&hash, index);
+                    coordinator.blobs.encode_piece(&hash, index, &mut frame).map(|()| frame)
+                })
+                .await
+                .map_err(Ending::OwnerTask)?
+                .map_err(|error| Ending::NoSuchPiece {
+                    hash,
+                    index,
+                    reason: error.to_string(),
+                })?;
+                let wait = coordinator.reserve_upload(frame.len() as u64);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(Frame::Binary(frame.into()))
+            });
+            Ok(())
         }
         Message::Goodbye { reason } => {
             tracing::info!(worker = %worker_id, %reason, "worker said goodbye");
@@ -453,6 +478,15 @@ fn take_outcomes(
         }),
     };
     Ok(())
+}
+
+/// Sends a piece prepared for the worker (or ends the session with why it could not be).
+async fn send_prepared_piece(
+    socket: &mut WebSocket,
+    prepared: Result<Result<Frame, Ending>, tokio::task::JoinError>,
+) -> Result<(), Ending> {
+    let frame = prepared.map_err(|error| Ending::OwnerTask(error.to_string()))??;
+    send_frame(socket, frame).await
 }
 
 /// Sleeps until `at` (never returns for `None`: the select! branch is off then).

@@ -24,9 +24,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmhive_blobs::HELD_RANGES_MAX;
-use wasmhive_protocol::{
-    BinaryFrame, Hash, Message, decode_binary, decode_message, encode_blob, encode_piece,
-};
+use wasmhive_protocol::{BinaryFrame, Hash, Message, decode_binary, decode_message, encode_blob};
 
 /// Answers being prepared on one connection at once, at most.
 pub const SERVES_IN_FLIGHT: usize = 8;
@@ -261,9 +259,9 @@ impl Swarm {
                 Some(wasmhive_transport::frame_of(&Message::Holding { hash, size: held.size, ranges }))
             }
             Question::Piece(hash, index) => {
-                let mut encoded = Vec::new();
-                match self.store.encode_held_piece(&hash, index, &mut encoded) {
-                    Ok(true) => Some(Frame::Binary(encode_piece(&hash, index, &encoded).into())),
+                let mut frame = wasmhive_protocol::piece_frame_start(&hash, index);
+                match self.store.encode_held_piece(&hash, index, &mut frame) {
+                    Ok(true) => Some(Frame::Binary(frame.into())),
                     _ => None,
                 }
             }
