@@ -16,14 +16,17 @@
 //!   lease back), and a unit reads its blobs from disk as it runs, so their size does not
 //!   count against the memory cap;
 //! - a lost connection forgets the fetches but not the verified pieces on disk: the next
-//!   session's download resumes from them.
+//!   session's download resumes from them;
+//! - pieces are verified and written off the session's thread ([`PieceWrite`], ending in
+//!   [`FetchEvent::Written`]); a piece being written is neither asked again nor accepted
+//!   again, and a download is complete only when no write is under way.
 
 use crate::session_lost::SessionLost;
 use crate::swarm::piece_picker::{Ask, PeerView, pick};
 use crate::swarm::{Answer, Question, SOURCES_PER_FETCH, SwarmPeer};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmhive_blobs::{BlobStore, Download, PieceError, piece_count};
 #[cfg(doc)]
@@ -49,8 +52,11 @@ pub struct InputFetches<L> {
 }
 
 struct Fetch<L> {
-    download: Download,
+    download: Arc<Mutex<Download>>,
+    size: u64,
     owner_asked: BTreeSet<u64>,
+    /// Pieces that arrived and are being verified and written.
+    writing: BTreeSet<u64>,
     peers: Vec<PeerSource>,
     sources_sought_at: Option<Instant>,
     waiting: Vec<L>,
@@ -72,9 +78,48 @@ struct PeerSource {
 /// What the session feeds back to a fetch: sources found, a peer's answer, or a complete
 /// download moved into the store (synced to disk on a blocking thread).
 pub enum FetchEvent {
-    Sources { hash: Hash, peers: Vec<SwarmPeer> },
-    Answer { hash: Hash, peer_id: String, question: Question, answer: Result<Answer, String> },
-    Finished { hash: Hash, result: Result<(), String> },
+    Sources {
+        hash: Hash,
+        peers: Vec<SwarmPeer>,
+    },
+    Answer {
+        hash: Hash,
+        peer_id: String,
+        question: Question,
+        answer: Result<Answer, String>,
+    },
+    /// A [`PieceWrite`] ended.
+    Written {
+        hash: Hash,
+        index: u64,
+        from: Option<String>,
+        result: Result<(), PieceError>,
+    },
+    Finished {
+        hash: Hash,
+        result: Result<(), String>,
+    },
+}
+
+/// A piece to verify and write into its download, off the session's thread; `from` is the
+/// peer that sent it (`None`: the owner). Its end is a [`FetchEvent::Written`], sent once
+/// this value (and its hold on the download) is gone.
+pub struct PieceWrite {
+    pub download: Arc<Mutex<Download>>,
+    pub hash: Hash,
+    pub index: u64,
+    pub encoded: Vec<u8>,
+    pub from: Option<String>,
+}
+
+impl PieceWrite {
+    /// Verifies and writes the piece (blocking disk IO); the event that reports it.
+    pub fn write(self) -> FetchEvent {
+        let PieceWrite { download, hash, index, encoded, from } = self;
+        let result = download.lock().expect("download lock").write_piece(index, &encoded);
+        drop(download);
+        FetchEvent::Written { hash, index, from, result }
+    }
 }
 
 /// What an event led to: messages to the owner, questions to peers, sources to look for,
@@ -85,6 +130,8 @@ pub struct Progress<L> {
     pub seek_sources: Vec<Hash>,
     pub drop_peers: Vec<(String, String)>,
     pub ready: Vec<L>,
+    /// Pieces to verify and write off the session's thread.
+    pub write: Vec<PieceWrite>,
     /// Complete downloads to finish (sync and move into the store) off the session's
     /// thread; each ends in [`FetchEvent::Finished`].
     pub finish: Vec<Download>,
@@ -100,6 +147,7 @@ impl<L> Default for Progress<L> {
             seek_sources: Vec::new(),
             drop_peers: Vec::new(),
             ready: Vec::new(),
+            write: Vec::new(),
             finish: Vec::new(),
             fetched: Vec::new(),
         }
@@ -141,8 +189,10 @@ impl<L> InputFetches<L> {
             .download(blob.hash, blob.size)
             .map_err(|error| SessionLost::InputBlob(error.to_string()))?;
         let fetch = Fetch {
-            download,
+            download: Arc::new(Mutex::new(download)),
+            size: blob.size,
             owner_asked: BTreeSet::new(),
+            writing: BTreeSet::new(),
             peers: Vec::new(),
             sources_sought_at: None,
             waiting: vec![lease],
@@ -165,18 +215,58 @@ impl<L> InputFetches<L> {
         if !fetch.owner_asked.remove(&index) {
             return Err(unasked());
         }
-        fetch
-            .download
-            .write_piece(index, encoded)
-            .map_err(|error| SessionLost::BadPiece(error.to_string()))?;
-        fetch.from_owner += 1;
-        self.step(hash, Instant::now(), Progress::default())
+        fetch.writing.insert(index);
+        let mut progress = Progress::default();
+        progress.write.push(PieceWrite {
+            download: fetch.download.clone(),
+            hash,
+            index,
+            encoded: encoded.to_vec(),
+            from: None,
+        });
+        Ok(progress)
+    }
+
+    /// A piece was verified and written, or refused: count it, or drop its sender (a peer)
+    /// or end the session (the owner).
+    fn written(
+        &mut self,
+        hash: Hash,
+        index: u64,
+        from: Option<String>,
+        result: Result<(), PieceError>,
+        progress: &mut Progress<L>,
+    ) -> Result<(), SessionLost> {
+        let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(()) };
+        fetch.writing.remove(&index);
+        match (result, from) {
+            (Ok(()), None) => fetch.from_owner += 1,
+            (Ok(()), Some(peer_id)) => {
+                fetch.from_peers += 1;
+                if let Some(source) = fetch.peers.iter_mut().find(|source| source.peer.peer_id == peer_id) {
+                    source.broken_claims = 0;
+                }
+            }
+            (Err(PieceError::Store(error)), _) => return Err(SessionLost::InputBlob(error.to_string())),
+            (Err(error), None) => return Err(SessionLost::BadPiece(error.to_string())),
+            (Err(error), Some(peer_id)) => {
+                if let Some(position) = fetch.peers.iter().position(|source| source.peer.peer_id == peer_id) {
+                    fetch.peers.swap_remove(position);
+                    progress.drop_peers.push((peer_id, format!("it sent a bad piece: {error}")));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sources found for a fetch, or a peer's answer to a question.
     pub fn swarm_event(&mut self, event: FetchEvent, now: Instant) -> Result<Progress<L>, SessionLost> {
         let mut progress = Progress::default();
         let hash = match event {
+            FetchEvent::Written { hash, index, from, result } => {
+                self.written(hash, index, from, result, &mut progress)?;
+                hash
+            }
             FetchEvent::Finished { hash, result } => {
                 result.map_err(SessionLost::InputBlob)?;
                 progress.ready.extend(self.finishing.remove(&hash).unwrap_or_default());
@@ -207,7 +297,7 @@ impl<L> InputFetches<L> {
                 else {
                     return Ok(progress);
                 };
-                if let Some(reason) = fetch.peer_answered(position, question, answer)? {
+                if let Some(reason) = fetch.peer_answered(hash, position, question, answer, &mut progress) {
                     let source = fetch.peers.swap_remove(position);
                     progress.drop_peers.push((source.peer.peer_id, reason));
                 }
@@ -235,16 +325,19 @@ impl<L> InputFetches<L> {
         mut progress: Progress<L>,
     ) -> Result<Progress<L>, SessionLost> {
         let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
-        if fetch.download.is_complete() {
+        // Complete once every piece is written and no write holds the download any more.
+        let settled = fetch.writing.is_empty() && Arc::strong_count(&fetch.download) == 1;
+        if settled && fetch.download.lock().expect("download lock").is_complete() {
             let fetch = self.fetches.remove(&hash).expect("found above");
             tracing::info!(
                 blob = %hash.short(),
-                bytes = fetch.download.size(),
+                bytes = fetch.size,
                 pieces_from_owner = fetch.from_owner,
                 pieces_from_peers = fetch.from_peers,
                 "blob fetched"
             );
-            progress.finish.push(fetch.download);
+            let download = Arc::into_inner(fetch.download).expect("settled: no other holder");
+            progress.finish.push(download.into_inner().expect("download lock"));
             self.finishing.insert(hash, fetch.waiting);
             return Ok(progress);
         }
@@ -287,23 +380,22 @@ impl<L> Fetch<L> {
     /// Takes a peer's answer; `Some(reason)` when the peer is to be dropped from the swarm.
     fn peer_answered(
         &mut self,
+        hash: Hash,
         position: usize,
         question: Question,
         answer: Result<Answer, String>,
-    ) -> Result<Option<String>, SessionLost> {
+        progress: &mut Progress<L>,
+    ) -> Option<String> {
         let source = &mut self.peers[position];
         let answer = match answer {
             Ok(answer) => answer,
-            Err(reason) => return Ok(Some(reason)),
+            Err(reason) => return Some(reason),
         };
         match (question, answer) {
             (Question::Holding(_), Answer::Holding { size, ranges }) => {
                 source.holding_pending = false;
-                if size != self.download.size() {
-                    return Ok(Some(format!(
-                        "it says the blob has {size} bytes; it has {}",
-                        self.download.size()
-                    )));
+                if size != self.size {
+                    return Some(format!("it says the blob has {size} bytes; it has {}", self.size));
                 }
                 source.held = ranges;
             }
@@ -313,14 +405,15 @@ impl<L> Fetch<L> {
             }
             (Question::Piece(_, index), Answer::Piece(encoded)) => {
                 source.asked.remove(&index);
-                match self.download.write_piece(index, &encoded) {
-                    Ok(()) => {
-                        self.from_peers += 1;
-                        source.broken_claims = 0;
-                    }
-                    Err(PieceError::Store(error)) => return Err(SessionLost::InputBlob(error.to_string())),
-                    Err(error) => return Ok(Some(format!("it sent a bad piece: {error}"))),
-                }
+                self.writing.insert(index);
+                let from = Some(source.peer.peer_id.clone());
+                progress.write.push(PieceWrite {
+                    download: self.download.clone(),
+                    hash,
+                    index,
+                    encoded,
+                    from,
+                });
             }
             (Question::Piece(_, index), _) => {
                 // Not held after all (or busy): ask it again which pieces it holds.
@@ -328,22 +421,25 @@ impl<L> Fetch<L> {
                 source.held.clear();
                 source.broken_claims += 1;
                 if source.broken_claims >= BROKEN_CLAIMS_MAX {
-                    return Ok(Some(format!(
+                    return Some(format!(
                         "it said it held {BROKEN_CLAIMS_MAX} pieces in a row that it then would not send"
-                    )));
+                    ));
                 }
             }
             (Question::Module(_), _) => {}
         }
-        Ok(None)
+        None
     }
 
     /// Assigns missing pieces no source is asked for to sources with room.
     fn ask_more(&mut self, hash: Hash, rng: &mut fastrand::Rng, progress: &mut Progress<L>) {
         let in_flight = |index: &u64| {
-            self.owner_asked.contains(index) || self.peers.iter().any(|source| source.asked.contains(index))
+            self.owner_asked.contains(index)
+                || self.writing.contains(index)
+                || self.peers.iter().any(|source| source.asked.contains(index))
         };
-        let unasked: Vec<u64> = self.download.missing().filter(|index| !in_flight(index)).collect();
+        let missing: Vec<u64> = self.download.lock().expect("download lock").missing().collect();
+        let unasked: Vec<u64> = missing.into_iter().filter(|index| !in_flight(index)).collect();
         if unasked.is_empty() {
             return;
         }
@@ -352,7 +448,7 @@ impl<L> Fetch<L> {
             .iter()
             .map(|source| PeerView { held: &source.held, in_flight: source.asked.len() })
             .collect();
-        let last_piece = piece_count(self.download.size()).checked_sub(1);
+        let last_piece = piece_count(self.size).checked_sub(1);
         let picks = pick(&unasked, last_piece, &views, self.owner_asked.len(), rng);
         for (ask, index) in picks {
             match ask {

@@ -46,6 +46,21 @@ fn piece(store: &BlobStore, hash: &Hash, index: u64) -> Vec<u8> {
     encoded
 }
 
+/// Runs the piece writes `progress` asks for (the session runs them on blocking threads;
+/// here at once) and feeds their ends back; what they led to is added to `progress`.
+fn settle(fetches: &mut InputFetches<u32>, mut progress: Progress<u32>) -> Progress<u32> {
+    while let Some(write) = progress.write.pop() {
+        let after = fetches.swarm_event(write.write(), Instant::now()).unwrap();
+        progress.send.extend(after.send);
+        progress.ask.extend(after.ask);
+        progress.drop_peers.extend(after.drop_peers);
+        progress.ready.extend(after.ready);
+        progress.write.extend(after.write);
+        progress.finish.extend(after.finish);
+    }
+    progress
+}
+
 fn answer(peer: &str, question: Question, answer: Answer) -> FetchEvent {
     let (Question::Holding(hash) | Question::Piece(hash, _) | Question::Module(hash)) = question;
     FetchEvent::Answer { hash, peer_id: peer.into(), question, answer: Ok(answer) }
@@ -113,8 +128,9 @@ fn pieces_peers_hold_are_fetched_from_them_and_not_from_the_owner() {
     let mut peer_queue = pieces_asked_of(&progress, "peer-a");
     let (mut ready, mut complete) = (Vec::new(), Vec::new());
     for index in owner_asked {
-        let progress =
+        let arrived =
             fetches.piece_arrived(blob.hash, index, &piece(&stores.seeder, &blob.hash, index)).unwrap();
+        let progress = settle(&mut fetches, arrived);
         assert!(owner_pieces(&progress).is_empty(), "the owner is not asked for pieces a peer holds");
         peer_queue.extend(pieces_asked_of(&progress, "peer-a"));
         ready.extend(progress.ready);
@@ -124,9 +140,10 @@ fn pieces_peers_hold_are_fetched_from_them_and_not_from_the_owner() {
     while let Some(index) = peer_queue.pop() {
         from_peer += 1;
         let encoded = Answer::Piece(piece(&stores.seeder, &blob.hash, index));
-        let progress = fetches
+        let arrived = fetches
             .swarm_event(answer("peer-a", Question::Piece(blob.hash, index), encoded), Instant::now())
             .unwrap();
+        let progress = settle(&mut fetches, arrived);
         assert!(owner_pieces(&progress).is_empty());
         peer_queue.extend(pieces_asked_of(&progress, "peer-a"));
         ready.extend(progress.ready);
@@ -153,12 +170,13 @@ fn a_peer_that_sends_a_bad_piece_is_dropped_and_its_piece_asked_elsewhere() {
     let mut poisoned = piece(&stores.seeder, &blob.hash, index);
     let last = poisoned.len() - 1;
     poisoned[last] ^= 1;
-    let after = fetches
+    let arrived = fetches
         .swarm_event(
             answer("poisoner", Question::Piece(blob.hash, index), Answer::Piece(poisoned)),
             Instant::now(),
         )
         .unwrap();
+    let after = settle(&mut fetches, arrived);
     assert_eq!(after.drop_peers.len(), 1, "the poisoner is dropped");
     let (dropped, reason) = &after.drop_peers[0];
     assert_eq!(dropped, "poisoner");
@@ -172,6 +190,7 @@ fn a_peer_that_sends_a_bad_piece_is_dropped_and_its_piece_asked_elsewhere() {
         .swarm_event(answer("poisoner", Question::Piece(blob.hash, index), late), Instant::now())
         .unwrap();
     assert!(ignored.ask.is_empty() && ignored.send.is_empty() && ignored.drop_peers.is_empty());
+    assert!(ignored.write.is_empty(), "nothing of it is written");
 }
 
 #[test]
@@ -222,4 +241,21 @@ fn a_peer_that_claims_pieces_it_then_will_not_send_is_dropped() {
     }
     assert_eq!(dropped.len(), 1, "a peer that keeps refusing pieces it claims is dropped");
     assert!(dropped[0].1.contains("would not send"), "{:?}", dropped[0]);
+}
+
+#[test]
+fn a_piece_being_written_is_neither_taken_again_nor_asked_again() {
+    let stores = stores("writing");
+    let blob = blob(&stores, 12);
+    let mut fetches = InputFetches::<u32>::new(false);
+    let started = fetches.lease_arrived(&stores.fetcher, blob, 1).unwrap();
+    let index = owner_pieces(&started)[0];
+    let encoded = piece(&stores.seeder, &blob.hash, index);
+    let arrived = fetches.piece_arrived(blob.hash, index, &encoded).unwrap();
+    assert_eq!(arrived.write.len(), 1, "written off the session's thread");
+    assert!(fetches.piece_arrived(blob.hash, index, &encoded).is_err(), "the same piece again is unasked");
+    let refreshed = fetches.refresh(Instant::now()).unwrap();
+    assert!(!owner_pieces(&refreshed).contains(&index), "not asked again while it is written");
+    let written = settle(&mut fetches, arrived);
+    assert!(!owner_pieces(&written).contains(&index), "nor once it is");
 }

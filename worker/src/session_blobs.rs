@@ -9,6 +9,7 @@ use crate::session::{Worker, send_all};
 use crate::session_lost::SessionLost;
 use crate::swarm::Question;
 use std::time::Instant;
+use wasmhive_blobs::PieceError;
 use wasmhive_protocol::BlobRef;
 
 impl Worker {
@@ -66,6 +67,24 @@ impl Worker {
     /// Drops the peers a fetch caught misbehaving, asks peers its questions and looks for
     /// sources, each answer coming back as a [`FetchEvent`].
     fn start_swarm_work(&self, progress: &mut Progress<LeaseToRun>) {
+        for write in progress.write.drain(..) {
+            // Verifying and writing a piece takes a blocking thread, not the session's.
+            let events = self.swarm_events_sender.clone();
+            let (hash, index, from) = (write.hash, write.index, write.from.clone());
+            tokio::spawn(async move {
+                let event =
+                    tokio::task::spawn_blocking(move || write.write()).await.unwrap_or_else(|error| {
+                        let reason = format!("writing it failed: {error}");
+                        FetchEvent::Written {
+                            hash,
+                            index,
+                            from,
+                            result: Err(PieceError::Invalid { index, reason }),
+                        }
+                    });
+                let _ = events.send(event);
+            });
+        }
         for download in progress.finish.drain(..) {
             let events = self.swarm_events_sender.clone();
             tokio::spawn(async move {
