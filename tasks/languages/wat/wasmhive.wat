@@ -6,6 +6,9 @@
   ;; messages, 512-1023 output, 1024-65535 input (at most 64 KiB less 1 KiB).
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  ;; Task ABI v2's read-only files (the scaffold reads a shared file with it).
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "error: expected 2 numbers `START END`\n")

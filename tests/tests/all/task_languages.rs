@@ -204,8 +204,8 @@ fn every_scaffold_builds_and_runs() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
-    // Every scaffold but WAT's reads a shared file when the job has one.
-    for language in ["rust", "c", "go", "zig", "assemblyscript"] {
+    // Every scaffold reads a shared file when the job has one.
+    for language in ["rust", "c", "go", "zig", "assemblyscript", "wat"] {
         let project = directory.path().join(format!("count-{language}"));
         std::fs::write(project.join("ignore.txt"), "two\n").unwrap();
         let module = project.join(format!("count-{language}.wasm"));
