@@ -101,7 +101,11 @@ impl Client {
     }
 
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let bytes = serde_json::to_vec(body)?;
+        self.post_json(path, serde_json::to_vec(body)?)
+    }
+
+    /// `POST` of a JSON body already encoded, answering JSON.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<T> {
         self.runtime.block_on(async {
             let (status, body) = self.send("POST", path, Some(bytes)).await?;
             read_json(status, body, path).await

@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use wasmhive_coordinator::job_spec::{InputFile, load_job_spec};
+use wasmhive_coordinator::server::SUBMISSION_BYTES_MAX;
 use wasmhive_protocol::Hash;
 use wasmhive_protocol::api::JobState;
 use wasmhive_protocol::api::{JobStatus, SubmitAnswer};
@@ -27,11 +28,27 @@ pub fn submit(arguments: SubmitArgs) -> anyhow::Result<i32> {
     let client = arguments.connection.client()?;
     upload_input_files(&client, &spec.input_files)?;
     let submission = spec.submission;
-    let answer: SubmitAnswer = client.post("/api/jobs", &submission)?;
+    let body = serde_json::to_vec(&submission)?;
+    check_submission_size(body.len(), SUBMISSION_BYTES_MAX)?;
+    let answer: SubmitAnswer = client.post_json("/api/jobs", body)?;
     eprintln!("submitted {} ({} units, quorum {})", answer.job_id, answer.units, submission.quorum);
     let code = if arguments.wait { wait_for_job(&client, &answer.job_id)? } else { 0 };
     println!("{}", answer.job_id);
     Ok(code)
+}
+
+/// A job description larger than an owner takes is refused here, saying what to do: sent,
+/// the owner would stop reading it and the client would see only a broken connection.
+fn check_submission_size(bytes: usize, limit: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        bytes <= limit,
+        "the job description is {} MiB, over the owner's limit of {} MiB per submission: a `lines` \
+         job's inputs travel inside it. Put large inputs in files (`[inputs] files = \"data/*.bin\"`, \
+         uploaded as blobs first, up to 1 GiB per unit) or split the lines into several jobs",
+        bytes.div_ceil(1 << 20),
+        limit >> 20
+    );
+    Ok(())
 }
 
 /// Uploads each input file the owner does not have yet as a blob, one file in memory at
@@ -106,4 +123,15 @@ pub fn progress_bar(units: u64) -> ProgressBar {
             .expect("the template is valid"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_submission_over_the_owners_limit_is_refused_with_the_fix() {
+        assert!(super::check_submission_size(1 << 20, 1 << 20).is_ok());
+        let refused = super::check_submission_size((3 << 20) + 1, 2 << 20).unwrap_err().to_string();
+        assert!(refused.contains("4 MiB, over the owner's limit of 2 MiB"), "{refused}");
+        assert!(refused.contains("files = ") && refused.contains("split"), "{refused}");
+    }
 }
