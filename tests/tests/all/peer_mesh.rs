@@ -269,3 +269,26 @@ fn peers_trade_the_pieces_of_a_shared_blob_and_the_owner_sends_less_than_a_copy_
     assert!(from_peers > 0, "peers traded pieces");
     assert!(from_owner < fetchers * pieces, "the owner sent less than a copy to each");
 }
+
+/// One address syntax, no silent failure (issue 18, item 3): a `--join` address in any
+/// accepted form that nobody answers is a visible warning, retried; one that cannot be
+/// parsed stops the peer with the accepted forms.
+#[test]
+fn a_join_address_that_cannot_be_reached_or_parsed_says_so() {
+    let directory = TempDir::new("join-addresses");
+    let (peer, _) = wasmhive_tests::grid::start_peer_with(
+        None,
+        &directory.path().join("peer"),
+        "127.0.0.1:0",
+        None,
+        &["--join", "ws://127.0.0.1:1"],
+    );
+    wait_until(Duration::from_secs(20), "a warning about the --join address", || {
+        peer.log_text().matches("cannot reach the --join address; retrying").count() >= 2
+    });
+    let refused =
+        wasmhive(&["peer", "--join", "nonsense", "--data", directory.path().join("bad").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("the port is missing") && stderr.contains("HOST:PORT#PEERID"), "{stderr}");
+}
