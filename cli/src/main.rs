@@ -47,13 +47,20 @@ enum Command {
     Dashboard(commands::dashboard::DashboardArgs),
     /// Create a task project (Rust, C, Zig, Go, AssemblyScript or WAT) that builds and runs.
     New(commands::new::NewArgs),
+    /// Write a built-in task module (.wasm) to a file (for the JSON API and the Python client).
+    Module(commands::module::ModuleArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Run(_) | Command::Submit(_) | Command::Simulate(_) | Command::New(_)
+        Command::Demo(_)
+            | Command::Run(_)
+            | Command::Submit(_)
+            | Command::Simulate(_)
+            | Command::New(_)
+            | Command::Module(_)
     );
     local::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
@@ -71,6 +78,7 @@ fn main() {
         Command::Run(arguments) => commands::run::run(arguments),
         Command::Simulate(arguments) => commands::simulate::simulate(arguments),
         Command::New(arguments) => commands::new::new(arguments),
+        Command::Module(arguments) => commands::module::module(arguments),
         Command::Dashboard(arguments) => commands::dashboard::dashboard(arguments),
     };
     match result {

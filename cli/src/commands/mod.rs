@@ -5,6 +5,7 @@ pub mod coordinator;
 pub mod credit;
 pub mod dashboard;
 pub mod demo;
+pub mod module;
 pub mod new;
 pub mod peer;
 pub mod peers;
