@@ -86,10 +86,16 @@ pub async fn has_blob(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    authorize(&coordinator, &headers)?;
-    let hash = blob_name(&name)?;
+    let (_, size) = blob_here(&coordinator, &headers, &name)?;
+    Ok((StatusCode::OK, [(header::CONTENT_LENGTH, size.to_string())]).into_response())
+}
+
+/// The blob a request names and its size, if the token is right and the blob is here.
+fn blob_here(coordinator: &Coordinator, headers: &HeaderMap, name: &str) -> Result<(Hash, u64), ApiProblem> {
+    authorize(coordinator, headers)?;
+    let hash = blob_name(name)?;
     match coordinator.blobs.size(&hash) {
-        Some(size) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, size.to_string())]).into_response()),
+        Some(size) => Ok((hash, size)),
         None => Err(ApiProblem { status: 404, message: format!("no blob {}", hash.to_hex()) }),
     }
 }
@@ -100,11 +106,11 @@ pub async fn download_blob(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiProblem> {
-    authorize(&coordinator, &headers)?;
-    let hash = blob_name(&name)?;
-    let (Some(size), Ok(file)) = (coordinator.blobs.size(&hash), coordinator.blobs.open_blob(&hash)) else {
-        return Err(ApiProblem { status: 404, message: format!("no blob {}", hash.to_hex()) });
-    };
+    let (hash, size) = blob_here(&coordinator, &headers, &name)?;
+    let file = coordinator.blobs.open_blob(&hash).map_err(|error| ApiProblem {
+        status: 404,
+        message: format!("blob {} cannot be read: {error}", hash.to_hex()),
+    })?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(PIECES_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut reader = std::io::Read::take(file, size);
