@@ -124,3 +124,17 @@ def test_the_mandelbrot_example_renders_its_png(grid):
     png = picture.read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert png[16:24] == (1200).to_bytes(4, "big") + (800).to_bytes(4, "big"), "1200×800, from 20 verified tiles"
+
+
+def test_a_job_spec_is_submitted_through_the_cli(grid):
+    owner = Client(grid["address"], data_dir=grid["data"])
+    spec = grid["directory"] / "primes.toml"
+    spec.write_text('name = "from-spec"\nmodule = "primes"\n[inputs]\nrange = { start = 0, end = 1000, step = 100 }\n')
+    job = owner.submit_spec(spec, wasmhive=BINARY)
+    final = owner.wait(job, progress=False)
+    assert final["name"] == "from-spec" and final["verified"] == 10, final
+    assert sum(int(result["output_bytes"]) for result in owner.results(job)) == 168  # primes below 1000
+    spec.write_text('module = "no-such-task"\n')
+    with pytest.raises(WasmhiveError) as broken:
+        owner.submit_spec(spec, wasmhive=BINARY)
+    assert "no-such-task" in broken.value.message

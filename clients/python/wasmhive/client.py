@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import ssl
+import subprocess
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
@@ -122,6 +123,22 @@ class Client:
             "nan_canonicalization": nan_canonicalization,
         }
         return self._json("POST", "/api/jobs", json.dumps(submission).encode())["job_id"]
+
+    def submit_spec(self, spec: Union[str, Path], wasmhive: str = "wasmhive") -> str:
+        """Submits a job spec (TOML) with the `wasmhive` CLI, which reads specs (built-in
+        task names, `files` and `shared` uploaded as blobs, human units) the one way the
+        owner's tools do; returns the job id. The token goes to it in its environment."""
+        if self.plain:
+            raise WasmhiveError("submit_spec needs the owner's TLS address, HOST:PORT#PEERID")
+        command = [wasmhive, "submit", str(spec), "--to", f"{self.host}:{self.port}#{self.peer_id}"]
+        environment = {**os.environ, "WASMHIVE_TOKEN": self.token}
+        try:
+            ran = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=3600)
+        except OSError as error:
+            raise WasmhiveError(f"cannot run {wasmhive!r} (install wasmhive, or pass its path): {error}") from error
+        if ran.returncode != 0:
+            raise WasmhiveError(ran.stderr.strip() or f"wasmhive submit exited with {ran.returncode}")
+        return ran.stdout.strip().splitlines()[-1]
 
     def status(self, job_id: str) -> dict:
         return self._json("GET", f"/api/jobs/{job_id}")
