@@ -138,3 +138,15 @@ def test_a_job_spec_is_submitted_through_the_cli(grid):
     with pytest.raises(WasmhiveError) as broken:
         owner.submit_spec(spec, wasmhive=BINARY)
     assert "no-such-task" in broken.value.message
+
+
+def test_every_unit_reads_the_shared_files(grid):
+    owner = Client(grid["address"], data_dir=grid["data"])
+    model = bytes(range(200)) * 50
+    job = owner.submit(grid["directory"] / "probe.wasm", inputs=range(0, 3, 1), args=["files"], quorum=2,
+                       shared={"model.bin": model})
+    owner.wait(job, progress=False)
+    results = list(owner.results(job))
+    assert len(results) == 3
+    for result in results:
+        assert f"/shared/model.bin: {len(model)} bytes".encode() in result["output_bytes"], result

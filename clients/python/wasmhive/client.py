@@ -104,11 +104,13 @@ class Client:
         max_replicas: Optional[int] = None,
         limits: Optional[dict] = None,
         nan_canonicalization: bool = False,
+        shared: Optional[dict] = None,
     ) -> str:
         """Submits a job; returns its id. `module` is a .wasm path or its bytes; `inputs` a
         `range` (unit k gets "A B"), lines of text (`str`: unit k gets line k), or byte
         strings or files (`pathlib.Path`), each uploaded as a blob the owner lacks (by its
-        hash; unit k reads input k)."""
+        hash; unit k reads input k). `shared` maps names to bytes or files every unit reads
+        as `/shared/NAME` (Task ABI v2), uploaded the same way."""
         module_bytes = module if isinstance(module, bytes) else Path(module).read_bytes()
         task_name = "task" if isinstance(module, bytes) else Path(module).stem
         submission = {
@@ -122,6 +124,8 @@ class Client:
             "limits": {**_DEFAULT_LIMITS, **(limits or {})},
             "nan_canonicalization": nan_canonicalization,
         }
+        if shared:
+            submission["shared"] = [self._blob_input(name, data) for name, data in shared.items()]
         return self._json("POST", "/api/jobs", json.dumps(submission).encode())["job_id"]
 
     def submit_spec(self, spec: Union[str, Path], wasmhive: str = "wasmhive") -> str:
@@ -191,10 +195,13 @@ class Client:
         for index, item in enumerate(inputs):
             if not isinstance(item, (bytes, Path)):
                 raise WasmhiveError(f"input {index} is a {type(item).__name__}: give str lines, bytes or Path files")
-            data = item if isinstance(item, bytes) else item.read_bytes()
-            name = f"input-{index}" if isinstance(item, bytes) else item.name
-            blobs.append({"name": name, "hash": self.upload(data), "size": len(data)})
+            blobs.append(self._blob_input(f"input-{index}" if isinstance(item, bytes) else item.name, item))
         return {"blobs": {"blobs": blobs}}
+
+    def _blob_input(self, name: str, item: Union[bytes, Path]) -> dict:
+        """A named blob input (bytes, or a file's), uploaded unless the owner has it."""
+        data = item if isinstance(item, bytes) else Path(item).read_bytes()
+        return {"name": name, "hash": self.upload(data), "size": len(data)}
 
     def upload(self, data: bytes) -> str:
         """Uploads `data` as a blob unless the owner has it; returns its hash."""
