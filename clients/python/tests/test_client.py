@@ -107,6 +107,9 @@ def test_errors_carry_the_owners_message_and_a_wrong_key_gets_no_token(grid):
     with pytest.raises(WasmhiveError) as unpinned:
         Client(host_port, token="secret")
     assert "pin the owner's key" in unpinned.value.message
+    with pytest.raises(WasmhiveError) as nobody:
+        Client("http://127.0.0.1:1", token="secret").status("any")
+    assert "cannot reach the owner" in nobody.value.message
 
 
 def test_the_mandelbrot_example_renders_its_png(grid):

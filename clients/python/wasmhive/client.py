@@ -230,7 +230,10 @@ class Client:
     def _connect(self) -> http.client.HTTPConnection:
         if self.plain:
             connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-            connection.connect()
+            try:
+                connection.connect()
+            except OSError as error:
+                raise WasmhiveError(f"cannot reach the owner at {self.host}:{self.port}: {error}; is it running?") from error
             return connection
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.minimum_version = ssl.TLSVersion.TLSv1_3
