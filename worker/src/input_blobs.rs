@@ -57,6 +57,9 @@ struct Fetch<L> {
     owner_asked: BTreeSet<u64>,
     /// Pieces that arrived and are being verified and written.
     writing: BTreeSet<u64>,
+    /// Pieces not yet written (the download's own list when it started, kept here so the
+    /// session never waits on a write's lock to know what to ask).
+    missing: BTreeSet<u64>,
     peers: Vec<PeerSource>,
     sources_sought_at: Option<Instant>,
     waiting: Vec<L>,
@@ -189,6 +192,7 @@ impl<L> InputFetches<L> {
             .download(blob.hash, blob.size)
             .map_err(|error| SessionLost::InputBlob(error.to_string()))?;
         let fetch = Fetch {
+            missing: download.missing().collect(),
             download: Arc::new(Mutex::new(download)),
             size: blob.size,
             owner_asked: BTreeSet::new(),
@@ -239,6 +243,9 @@ impl<L> InputFetches<L> {
     ) -> Result<(), SessionLost> {
         let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(()) };
         fetch.writing.remove(&index);
+        if result.is_ok() {
+            fetch.missing.remove(&index);
+        }
         match (result, from) {
             (Ok(()), None) => fetch.from_owner += 1,
             (Ok(()), Some(peer_id)) => {
@@ -327,7 +334,7 @@ impl<L> InputFetches<L> {
         let Some(fetch) = self.fetches.get_mut(&hash) else { return Ok(progress) };
         // Complete once every piece is written and no write holds the download any more.
         let settled = fetch.writing.is_empty() && Arc::strong_count(&fetch.download) == 1;
-        if settled && fetch.download.lock().expect("download lock").is_complete() {
+        if settled && fetch.missing.is_empty() {
             let fetch = self.fetches.remove(&hash).expect("found above");
             tracing::info!(
                 blob = %hash.short(),
@@ -438,8 +445,7 @@ impl<L> Fetch<L> {
                 || self.writing.contains(index)
                 || self.peers.iter().any(|source| source.asked.contains(index))
         };
-        let missing: Vec<u64> = self.download.lock().expect("download lock").missing().collect();
-        let unasked: Vec<u64> = missing.into_iter().filter(|index| !in_flight(index)).collect();
+        let unasked: Vec<u64> = self.missing.iter().copied().filter(|index| !in_flight(index)).collect();
         if unasked.is_empty() {
             return;
         }
