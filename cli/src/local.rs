@@ -25,11 +25,26 @@ pub fn data_dir(explicit: Option<PathBuf>) -> PathBuf {
     home.join(".local/share/wasmhive")
 }
 
-/// Logs to stderr; `RUST_LOG` chooses the level (default: `default_level`).
+/// Logs to stderr; `RUST_LOG` chooses the levels (default: `default_level`), as a level
+/// and `target=level` pairs: `RUST_LOG=warn,wasmhive_worker=debug`.
 pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let from_environment = std::env::var("RUST_LOG").ok().filter(|levels| !levels.trim().is_empty());
+    let parsed = from_environment.as_deref().map(|levels| (levels, levels.parse::<Targets>()));
+    let default = || default_level.parse::<Targets>().expect("the built-in log levels parse");
+    let filter = match parsed {
+        Some((_, Ok(targets))) => targets,
+        Some((levels, Err(error))) => {
+            eprintln!(
+                "wasmhive: ignoring RUST_LOG={levels:?} ({error}); use e.g. RUST_LOG=warn,wasmhive_worker=debug"
+            );
+            default()
+        }
+        None => default(),
+    };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).finish().with(filter).init();
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

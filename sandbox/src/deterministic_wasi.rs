@@ -5,62 +5,41 @@
 //! another unit. Clocks depend only on the number of clock calls; random bytes only on
 //! (job id, unit index); stdio only on what the guest wrote.
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 /// Every monotonic clock read advances the virtual clock by this much.
 pub const MONOTONIC_STEP: Duration = Duration::from_millis(1);
 
-/// The wall clock: fixed for the whole job.
-pub struct FixedWallClock {
-    pub since_unix_epoch: Duration,
-}
-
-impl HostWallClock for FixedWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_nanos(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.since_unix_epoch
-    }
-}
-
 /// The monotonic clock: starts at zero and advances by [`MONOTONIC_STEP`] per read, and
-/// by exactly the time a guest sleeps (`poll_oneoff`, see `host_overrides`), at once.
-/// Clones share one clock: the WASI context reads it, the sleep override advances it.
-#[derive(Clone, Default)]
+/// by exactly the time a guest sleeps (`poll_oneoff`, see `virtual_sleep`), at once.
+#[derive(Default)]
 pub struct SteppingMonotonicClock {
-    elapsed_ns: Arc<AtomicU64>,
+    elapsed_ns: u64,
 }
 
 impl SteppingMonotonicClock {
     /// The clock's reading without advancing it.
     pub fn peek(&self) -> u64 {
-        self.elapsed_ns.load(Ordering::Relaxed)
+        self.elapsed_ns
+    }
+
+    /// A guest's read: the reading, then the clock moves on by one step.
+    pub fn read(&mut self) -> u64 {
+        let now = self.elapsed_ns;
+        self.elapsed_ns = now.saturating_add(self.resolution_ns());
+        now
+    }
+
+    pub fn resolution_ns(&self) -> u64 {
+        MONOTONIC_STEP.as_nanos() as u64
     }
 
     /// Moves the clock forward to `deadline_ns` (never backward): a sleep that returns
     /// at once, having "slept" exactly as long as asked.
-    pub fn advance_to(&self, deadline_ns: u64) {
-        self.elapsed_ns.fetch_max(deadline_ns, Ordering::Relaxed);
-    }
-}
-
-impl HostMonotonicClock for SteppingMonotonicClock {
-    fn resolution(&self) -> u64 {
-        MONOTONIC_STEP.as_nanos() as u64
-    }
-
-    fn now(&self) -> u64 {
-        let step = MONOTONIC_STEP.as_nanos() as u64;
-        let before = self
-            .elapsed_ns
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| Some(now.saturating_add(step)));
-        before.expect("the update always succeeds")
+    pub fn advance_to(&mut self, deadline_ns: u64) {
+        self.elapsed_ns = self.elapsed_ns.max(deadline_ns);
     }
 }
 
@@ -84,27 +63,6 @@ impl SeededRandom {
     /// Fills `destination` with the next bytes of the stream.
     pub fn fill(&mut self, destination: &mut [u8]) {
         self.stream.fill(destination);
-    }
-}
-
-impl rand_core::TryRng for SeededRandom {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut bytes = [0; 4];
-        self.stream.fill(&mut bytes);
-        Ok(u32::from_le_bytes(bytes))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut bytes = [0; 8];
-        self.stream.fill(&mut bytes);
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    fn try_fill_bytes(&mut self, destination: &mut [u8]) -> Result<(), Infallible> {
-        self.stream.fill(destination);
-        Ok(())
     }
 }
 

@@ -98,8 +98,7 @@ pub fn build_engine(key: EngineKey) -> wasmtime::Result<EngineWithLinker> {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
     let engine = Engine::new(&config)?;
     let mut linker = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut UnitState| &mut state.wasi)?;
-    crate::host_overrides::define_host_overrides(&mut linker)?;
+    crate::environment_wasi::define_environment_functions(&mut linker)?;
     crate::read_only_files_wasi::define_file_functions(&mut linker)?;
     register_with_epoch_ticker(&engine);
     Ok(EngineWithLinker { engine, linker })

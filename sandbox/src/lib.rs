@@ -12,16 +12,18 @@
 //!   seeded from (job id, unit index), relaxed SIMD is deterministic, there are no threads.
 //! - Isolation: no host directory, no sockets, no inherited env or args; the one preopen
 //!   (`/`) is a read-only tree built from the request; linear memory, tables, stack, fuel,
-//!   stdout and stderr are capped. Every function on a descriptor or path is the sandbox's
-//!   own (`read_only_files_wasi.rs`), so nothing of wasmtime-wasi's filesystem is reachable.
+//!   stdout and stderr are capped. Every WASI function is the sandbox's own
+//!   (`environment_wasi.rs`, `read_only_files_wasi.rs`): nothing reaches the host's files,
+//!   clocks, randomness or network.
 //! - The wall-clock guard (epoch interruption) is always on; it yields `HostTimeout`,
 //!   which is never a result.
 //! - Safe to call from many threads at once; compiled modules are shared.
 
 mod deterministic_wasi;
 mod engine;
+mod environment_wasi;
 mod function_bodies;
-mod host_overrides;
+mod guest_memory;
 pub mod integer_fast_paths;
 #[cfg(test)]
 mod integer_fast_paths_tests;

@@ -47,6 +47,7 @@ pub mod errno {
     pub const NAMETOOLONG: u16 = 37;
     pub const NOENT: u16 = 44;
     pub const NOTDIR: u16 = 54;
+    pub const NOTSOCK: u16 = 57;
     pub const NOTSUP: u16 = 58;
     pub const ROFS: u16 = 69;
     pub const NOTCAPABLE: u16 = 76;

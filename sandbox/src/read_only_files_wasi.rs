@@ -1,28 +1,21 @@
-//! Every WASI preview 1 function on a file descriptor or path, defined over wasmtime-wasi's:
-//! stdio (fds 0 to 2: stdin reads the unit's input, stdout and stderr are capped pipes)
+//! Every WASI preview 1 function on a file descriptor or path (the others are in
+//! `environment_wasi.rs`): stdio (fds 0 to 2: stdin reads the unit's input, stdout and stderr are capped pipes)
 //! and the unit's read-only tree (fd 3 and up, see `read_only_files.rs`). Any other
-//! descriptor is `EBADF`. (wasmtime-wasi's own versions cannot be wrapped: they find guest
-//! memory through the calling instance, which a host-to-host call does not have.)
+//! descriptor is `EBADF`.
 //!
-//! Stdio as wasmtime-wasi showed it: file type unknown (not a terminal), stdin with the
+//! Stdio as wasmtime-wasi shows it: file type unknown (not a terminal), stdin with the
 //! read right, stdout and stderr with the write right, no positions (`ESPIPE`).
 //!
 //! Guest memory is checked on every access (`EFAULT`); a host problem reading a blob ends
-//! the run with [`HostFileFailure`] (never an errno a replica elsewhere would not see).
+//! the run with [`crate::guest_memory::HostFileFailure`] (never an errno a replica elsewhere would not see).
 
 use crate::deterministic_wasi::CappedPipe;
+use crate::guest_memory::{Answer, WASI_MODULE, answer, read_at, region_mut, write_at};
 use crate::read_only_files::{FileError, ROOT_FD, UnitFiles, errno};
 use crate::unit_state::UnitState;
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{Caller, Linker};
 
-const WASI_MODULE: &str = "wasi_snapshot_preview1";
-const ERRNO_FAULT: u16 = 21;
 const IOVECS_MAX: usize = 1024;
-
-/// Reading a blob that backs a unit's file failed on this host: the run is not a result.
-#[derive(Debug, thiserror::Error)]
-#[error("this host could not read a file of the unit: {0}")]
-pub struct HostFileFailure(pub String);
 
 /// A unit's stdout and stderr, and which of the three stdio descriptors it closed.
 pub struct Stdio {
@@ -36,17 +29,63 @@ fn open_stdio(state: &UnitState, fd: i32) -> Option<usize> {
     usize::try_from(fd).ok().filter(|&fd| fd < 3 && !state.stdio.closed[fd])
 }
 
-type Answer<T> = Result<T, FileError>;
-
-/// Shadows wasmtime-wasi's descriptor and path functions in `linker`.
+/// Defines the descriptor and path functions in `linker`.
 pub fn define_file_functions(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
     define_reads(linker)?;
     define_descriptor_functions(linker)?;
     define_writes(linker)?;
-    define_path_functions(linker)?;
-    linker.allow_shadowing(false);
+    define_socket_functions(linker)?;
+    define_path_functions(linker)
+}
+
+/// No descriptor is a socket: an open one is `ENOTSOCK`, any other `EBADF`.
+fn define_socket_functions(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        WASI_MODULE,
+        "sock_accept",
+        |mut caller: Caller<'_, UnitState>, fd: i32, _flags: i32, _at: i32| {
+            on_open_descriptor(&mut caller, fd, errno::NOTSOCK)
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "sock_recv",
+        |mut caller: Caller<'_, UnitState>,
+         fd: i32,
+         _iovecs: i32,
+         _count: i32,
+         _flags: i32,
+         _at: i32,
+         _flags_at: i32| { on_open_descriptor(&mut caller, fd, errno::NOTSOCK) },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "sock_send",
+        |mut caller: Caller<'_, UnitState>, fd: i32, _iovecs: i32, _count: i32, _flags: i32, _at: i32| {
+            on_open_descriptor(&mut caller, fd, errno::NOTSOCK)
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "sock_shutdown",
+        |mut caller: Caller<'_, UnitState>, fd: i32, _how: i32| {
+            on_open_descriptor(&mut caller, fd, errno::NOTSOCK)
+        },
+    )?;
     Ok(())
+}
+
+/// `refusal` for an open descriptor (stdio or the tree's), `EBADF` for any other.
+fn on_open_descriptor(caller: &mut Caller<'_, UnitState>, fd: i32, refusal: u16) -> wasmtime::Result<i32> {
+    on_descriptor(
+        caller,
+        fd,
+        |_, _, _| Err(FileError::Guest(refusal)),
+        |files, _| {
+            files.node_of(fd as u32)?;
+            Err(FileError::Guest(refusal))
+        },
+    )
 }
 
 fn define_reads(linker: &mut Linker<UnitState>) -> wasmtime::Result<()> {
@@ -177,6 +216,13 @@ fn define_descriptor_functions(linker: &mut Linker<UnitState>) -> wasmtime::Resu
                 }
                 write_at(memory, at, b"/")
             })
+        },
+    )?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_fdstat_set_rights",
+        |mut caller: Caller<'_, UnitState>, fd: i32, _base: i64, _inheriting: i64| {
+            on_open_descriptor(&mut caller, fd, errno::NOTSUP)
         },
     )?;
     linker.func_wrap(
@@ -395,38 +441,6 @@ fn on_descriptor(
         Some(stdio_fd) => on_stdio(state, stdio_fd, memory),
         None => on_tree(&mut state.files, memory),
     })
-}
-
-/// Runs `work` with the unit's state and the guest's memory; its answer becomes the errno.
-fn answer(
-    caller: &mut Caller<'_, UnitState>,
-    work: impl FnOnce(&mut UnitState, &mut [u8]) -> Answer<()>,
-) -> wasmtime::Result<i32> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return Ok(i32::from(ERRNO_FAULT));
-    };
-    let (bytes, state) = memory.data_and_store_mut(&mut *caller);
-    match work(state, bytes) {
-        Ok(()) => Ok(0),
-        Err(FileError::Guest(errno)) => Ok(i32::from(errno)),
-        Err(FileError::Host(problem)) => Err(wasmtime::Error::new(HostFileFailure(problem))),
-        Err(FileError::OutputLimit(problem)) => Err(wasmtime::Error::msg(problem)),
-    }
-}
-
-fn region_mut(memory: &mut [u8], at: u32, length: usize) -> Answer<&mut [u8]> {
-    let start = at as usize;
-    let end = start.checked_add(length).ok_or(FileError::Guest(ERRNO_FAULT))?;
-    memory.get_mut(start..end).ok_or(FileError::Guest(ERRNO_FAULT))
-}
-
-fn read_at(memory: &mut [u8], at: i32, length: i32) -> Answer<&[u8]> {
-    Ok(region_mut(memory, at as u32, length as u32 as usize)?)
-}
-
-fn write_at(memory: &mut [u8], at: i32, bytes: &[u8]) -> Answer<()> {
-    region_mut(memory, at as u32, bytes.len())?.copy_from_slice(bytes);
-    Ok(())
 }
 
 /// Fills the guest's iovecs in order with `read(destination, bytes so far)` until one comes

@@ -2,24 +2,20 @@
 //! and turn however it ended into a [`Status`].
 
 use crate::UnitRequest;
-use crate::deterministic_wasi::{
-    CappedPipe, FixedWallClock, OverflowPolicy, SeededRandom, SteppingMonotonicClock,
-};
+use crate::deterministic_wasi::{CappedPipe, OverflowPolicy, SeededRandom, SteppingMonotonicClock};
 use crate::engine::{EngineKey, EngineWithLinker, epoch_ticks_for};
+use crate::environment_wasi::GuestExit;
+use crate::guest_memory::HostFileFailure;
 use crate::module_cache::{ModuleCache, ModuleRejection};
 use crate::outcome::Outcome;
 use crate::read_only_files::UnitFiles;
-use crate::read_only_files_wasi::{HostFileFailure, Stdio};
+use crate::read_only_files_wasi::Stdio;
 use crate::run_gate::{CHECKPOINT_INTERVAL, RunGate, SharedRunGate};
 use crate::unit_state::{UnitLimiter, UnitState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmhive_protocol::{Status, TrapKind, outcome_digest};
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
-
-/// Largest `random_get` request served at once (the guest may loop for more).
-const RANDOM_GET_BYTES_MAX: u64 = 1 << 20;
 
 pub fn run_unit(
     modules: &ModuleCache,
@@ -107,23 +103,16 @@ fn guard_with_checkpoints(store: &mut Store<UnitState>, gate: Arc<dyn RunGate>, 
 }
 
 fn unit_state(request: &UnitRequest<'_>, files: UnitFiles, stdio: Stdio) -> UnitState {
-    let monotonic_clock = SteppingMonotonicClock::default();
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .arg(request.task_name)
-        .args(request.args)
-        .env("WASMHIVE_JOB", request.job_id)
-        .env("WASMHIVE_UNIT", request.unit_index.to_string())
-        .wall_clock(FixedWallClock { since_unix_epoch: request.job_time })
-        .monotonic_clock(monotonic_clock.clone())
-        .secure_random(SeededRandom::new(request.job_id, request.unit_index, "secure"))
-        .insecure_random(SeededRandom::new(request.job_id, request.unit_index, "insecure"))
-        .insecure_random_seed(insecure_seed(request))
-        .max_random_size(RANDOM_GET_BYTES_MAX);
+    let arguments = std::iter::once(request.task_name).chain(request.args.iter().map(String::as_str));
     UnitState {
-        wasi: builder.build_p1(),
+        arguments: arguments.map(str::to_string).collect(),
+        environment: vec![
+            format!("WASMHIVE_JOB={}", request.job_id),
+            format!("WASMHIVE_UNIT={}", request.unit_index),
+        ],
+        wall_clock: request.job_time,
         random: SeededRandom::new(request.job_id, request.unit_index, "random_get"),
-        monotonic_clock,
+        monotonic_clock: SteppingMonotonicClock::default(),
         limiter: UnitLimiter {
             memory_bytes_max: request.limits.memory_bytes_max,
             table_elements_max: request.limits.table_elements_max,
@@ -132,16 +121,6 @@ fn unit_state(request: &UnitRequest<'_>, files: UnitFiles, stdio: Stdio) -> Unit
         files,
         stdio,
     }
-}
-
-fn insecure_seed(request: &UnitRequest<'_>) -> u128 {
-    let mut seed = [0u8; 16];
-    rand_core::TryRng::try_fill_bytes(
-        &mut SeededRandom::new(request.job_id, request.unit_index, "seed"),
-        &mut seed,
-    )
-    .expect("the seeded stream never fails");
-    u128::from_le_bytes(seed)
 }
 
 /// Maps how a run failed to its status. Limits the sandbox enforces itself are checked
@@ -156,9 +135,9 @@ fn classify_error(error: &wasmtime::Error, limit_hit: bool, stdout_overflowed: b
     if let Some(failure) = error.downcast_ref::<HostFileFailure>() {
         return (Status::HostTimeout, failure.to_string());
     }
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+    if let Some(exit) = error.downcast_ref::<GuestExit>() {
         let status = if exit.0 == 0 { Status::Success } else { Status::ExitCode { code: exit.0 } };
-        return (status, format!("the task called proc_exit({})", exit.0));
+        return (status, exit.to_string());
     }
     if let Some(trap) = error.downcast_ref::<Trap>() {
         let status = match trap {

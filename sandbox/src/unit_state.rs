@@ -1,17 +1,23 @@
-//! The per-unit store data: the WASI context and the resource limiter.
+//! The per-unit store data: what the unit's WASI functions answer from, and the resource
+//! limiter.
 
 use crate::deterministic_wasi::{SeededRandom, SteppingMonotonicClock};
 use crate::read_only_files::UnitFiles;
 use crate::read_only_files_wasi::Stdio;
+use std::time::Duration;
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// Everything a running unit's `Store` holds.
 pub struct UnitState {
-    pub wasi: WasiP1Ctx,
-    /// The unit's `random_get` stream (see `host_overrides`).
+    /// argv: the task name, then the job's args.
+    pub arguments: Vec<String>,
+    /// `KEY=VALUE` strings: `WASMHIVE_JOB` and `WASMHIVE_UNIT`.
+    pub environment: Vec<String>,
+    /// What the wall clock reads, since the Unix epoch: the job's time.
+    pub wall_clock: Duration,
+    /// The unit's `random_get` stream.
     pub random: SeededRandom,
-    /// The unit's virtual monotonic clock (shared with `wasi`), which sleeps advance.
+    /// The unit's virtual monotonic clock, which reads and sleeps advance.
     pub monotonic_clock: SteppingMonotonicClock,
     pub limiter: UnitLimiter,
     /// The unit's read-only files and stdin (Task ABI v2, see `read_only_files`).

@@ -58,7 +58,7 @@ pub fn poll_oneoff(
         return ERRNO_FAULT;
     };
     let is_ready = |fd: u32| fd <= 2 || state.files.is_open(fd);
-    let events = respond(&subscriptions, &state.monotonic_clock, is_ready);
+    let events = respond(&subscriptions, &mut state.monotonic_clock, is_ready);
     let Some(destination) = region_mut(bytes, events_at, events.len() * EVENT_BYTES) else {
         return ERRNO_FAULT;
     };
@@ -79,7 +79,7 @@ pub fn sched_yield() -> i32 {
 
 fn respond(
     subscriptions: &[Subscription],
-    clock: &crate::deterministic_wasi::SteppingMonotonicClock,
+    clock: &mut crate::deterministic_wasi::SteppingMonotonicClock,
     is_ready: impl Fn(u32) -> bool,
 ) -> Vec<[u8; EVENT_BYTES]> {
     let fd_events: Vec<[u8; EVENT_BYTES]> = subscriptions

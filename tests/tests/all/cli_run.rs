@@ -2,6 +2,7 @@
 //! the status, clear errors for bad files and sizes.
 
 use std::process::{Command, Output};
+use wasmhive_tests::grid::TempDir;
 use wasmhive_tests::wasmhive_binary;
 
 fn wasmhive(args: &[&str]) -> Output {
@@ -80,11 +81,21 @@ fn simulate_trust_plays_a_named_attack_and_names_the_attacks_it_knows() {
 }
 
 /// The README's first command: a local grid verifies a primes job at quorum 2. (It stalled
-/// once, when both in-process workers connected from one address: one network.)
+/// once, when both in-process workers connected from one address: one network.) Run as
+/// `cargo install` leaves it: a copy of the binary alone in a folder of its own, started
+/// from another empty folder with nothing of the environment (no repository, no cargo,
+/// no PATH): the built-in tasks travel inside the binary.
 #[test]
-fn the_demo_verifies_its_job_on_two_workers() {
-    let mut demo = Command::new(wasmhive_binary())
+fn an_installed_copy_of_the_binary_runs_the_demo_from_any_directory() {
+    let installed = TempDir::new("installed-bin");
+    let elsewhere = TempDir::new("elsewhere");
+    let binary = installed.path().join("wasmhive");
+    std::fs::copy(wasmhive_binary(), &binary).unwrap();
+    let mut demo = Command::new(&binary)
         .args(["demo", "--end", "1000000", "--step", "50000"])
+        .current_dir(elsewhere.path())
+        .env_clear()
+        .env("HOME", elsewhere.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -25,4 +25,5 @@ mod task_answers;
 mod task_files;
 mod task_languages;
 mod volunteer_controls;
+mod wasi_functions;
 mod work_push;
