@@ -5,7 +5,7 @@
 //! results times, units/s over both, against native rayon measured in the same run;
 //! checks every sum.
 //!
-//! Needs `target/release/wasmhive`: `cargo build --release -p wasmhive` first.
+//! Needs `target/release/wasmhive`: `cargo build --profile bench -p wasmhive` first.
 //! `cargo bench -p wasmhive-tests --bench cli_end_to_end [-- RUNS [UNITS]]`
 
 use rayon::prelude::*;

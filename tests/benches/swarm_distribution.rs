@@ -7,7 +7,7 @@
 //! once; all uplinks together carry N copies; downloads are not capped here).
 //!
 //! Processes of the release build on loopback addresses (127.0.0.1 the owner, 127.0.0.2…
-//! the peers): `cargo build --release -p wasmhive` first.
+//! the peers): `cargo build --profile bench -p wasmhive` first.
 //! `cargo bench -p wasmhive-tests --bench swarm_distribution [-- RUNS [MIB [PEERS [U_S_MIB [U_I_MIB]]]]]`
 
 use std::net::SocketAddr;

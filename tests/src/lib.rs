@@ -77,11 +77,12 @@ pub fn wasmhive_binary() -> PathBuf {
     let test_executable = std::env::current_exe().expect("the test executable's path");
     let profile_dir = test_executable.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
     let binary = profile_dir.join("wasmhive");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build -p wasmhive` (scripts/test does this) and run the tests again",
-        binary.display()
-    );
+    let build = if profile_dir.ends_with("release") {
+        "`cargo build --profile bench -p wasmhive`"
+    } else {
+        "`cargo build -p wasmhive` (scripts/test does this)"
+    };
+    assert!(binary.exists(), "{} is missing: build it with {build} and run again", binary.display());
     binary
 }
 
