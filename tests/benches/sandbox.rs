@@ -3,8 +3,8 @@
 //! Run with `cargo bench -p wasmhive-tests --bench sandbox [-- tiny|kernels]`. Prints
 //! figures and ratios against the native kernels, measured in the same run on the same
 //! machine: an integer kernel (`collatz`), a u64-division kernel (`primes`), a float kernel
-//! (`mandelbrot`) and a kernel native code runs with SIMD (`hashcash`: blake3, whose native
-//! build compresses with SSE). Each configuration runs [`REPEATS`] times, interleaved with
+//! (`mandelbrot`) and a hashing kernel (`hashcash`: blake3 of a short message per try,
+//! whose native build compresses with SSE). Each configuration runs [`REPEATS`] times, interleaved with
 //! the native kernel; medians with (min–max). It asserts nothing about speed; it does
 //! check that every run's output equals the native one.
 
