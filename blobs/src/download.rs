@@ -118,8 +118,19 @@ impl Download {
         Ok(())
     }
 
-    /// Moves the complete blob into the store.
+    /// Syncs the complete blob to disk and moves it into the store (a blob that must
+    /// survive a power cut: an owner's results).
     pub fn finish(self) -> Result<Hash, BlobError> {
+        self.finish_with(true)
+    }
+
+    /// Moves the complete blob into the store without syncing it (a cache's copy): after
+    /// an unclean stop the store checks it again before anything reads it (`unsynced.rs`).
+    pub fn finish_unsynced(self) -> Result<Hash, BlobError> {
+        self.finish_with(false)
+    }
+
+    fn finish_with(self, sync: bool) -> Result<Hash, BlobError> {
         if !self.is_complete() {
             let missing = self.missing().count();
             return Err(BlobError::Missing(format!(
@@ -132,8 +143,12 @@ impl Download {
         }
         let (data_path, outboard_path) =
             (self.store.partial_path(&self.hash, "data"), self.store.partial_path(&self.hash, "obao"));
-        self.data.sync_all().map_err(io_error("syncing", &data_path))?;
-        self.outboard.data.sync_all().map_err(io_error("syncing", &outboard_path))?;
+        if sync {
+            self.data.sync_all().map_err(io_error("syncing", &data_path))?;
+            self.outboard.data.sync_all().map_err(io_error("syncing", &outboard_path))?;
+        } else {
+            self.store.mark_unsynced_downloads()?;
+        }
         self.store.move_into_place(&self.hash, &data_path, &outboard_path)?;
         let have_path = self.store.partial_path(&self.hash, "have");
         std::fs::remove_file(&have_path).map_err(io_error("removing", &have_path))?;

@@ -40,6 +40,7 @@ mod holds;
 mod pieces;
 mod serving;
 mod store;
+mod unsynced;
 mod upload_budget;
 
 pub use download::{Download, PieceError};

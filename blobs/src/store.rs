@@ -3,7 +3,8 @@
 //! Layout under the store's root:
 //! - `complete/<hash>` and `complete/<hash>.obao`: a blob and its pre-order outboard;
 //! - `partial/<hash>.*`: a download in progress (`download.rs`);
-//! - `tmp/`: imports being written (emptied when the store opens).
+//! - `tmp/`: imports being written (emptied when the store opens);
+//! - `unsynced-downloads`: present while complete blobs may be unsynced (`unsynced.rs`).
 
 use crate::pieces::{piece_chunks, tree_of};
 use bao_tree::io::outboard::PreOrderOutboard;
@@ -12,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wasmhive_protocol::Hash;
 
 /// What went wrong with a blob; each names the blob or file and the cause.
@@ -38,13 +39,16 @@ pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(
 
 /// A folder of blobs, safe to share between threads (its methods block on disk IO).
 pub struct BlobStore {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     budget_bytes: AtomicU64,
     /// When each complete blob was last used, on the store's own clock (eviction order).
     last_used: Mutex<HashMap<Hash, u64>>,
     clock: AtomicU64,
     /// Holds per blob (`holds.rs`): a held blob is never evicted.
     holds: Mutex<HashMap<Hash, usize>>,
+    /// Whether the unsynced-downloads marker is on disk (`unsynced.rs`).
+    pub(crate) unsynced_marker_written: AtomicBool,
+    pub(crate) removed_after_unclean_stop: AtomicUsize,
 }
 
 impl BlobStore {
@@ -65,7 +69,11 @@ impl BlobStore {
             last_used: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
             holds: Mutex::new(HashMap::new()),
+            unsynced_marker_written: AtomicBool::new(false),
+            removed_after_unclean_stop: AtomicUsize::new(0),
         };
+        let removed = store.check_blobs_after_unclean_stop()?;
+        store.removed_after_unclean_stop.store(removed, Ordering::Relaxed);
         for (hash, _) in store.complete_blobs_by_age()? {
             store.touch(&hash);
         }
@@ -287,7 +295,7 @@ impl BlobStore {
     }
 
     /// Every complete blob (one with its outboard) and its size, oldest file first.
-    fn complete_blobs_by_age(&self) -> Result<Vec<(Hash, u64)>, BlobError> {
+    pub(crate) fn complete_blobs_by_age(&self) -> Result<Vec<(Hash, u64)>, BlobError> {
         let folder = self.root.join("complete");
         let mut blobs = Vec::new();
         for entry in std::fs::read_dir(&folder).map_err(io_error("listing", &folder))? {

@@ -330,3 +330,51 @@ fn a_held_blob_is_never_evicted_until_every_hold_and_clone_is_dropped() {
     expected.sort();
     assert_eq!(removed, expected, "released: evicted");
 }
+
+/// A worker's downloads are finished without an fsync (a cache: the owner still has every
+/// blob). A power cut can then leave a complete blob torn, so a store opened after a stop
+/// that did not sync them (its marker is still there) checks every complete blob against
+/// its hashes and removes what no longer matches, before any unit can read it.
+#[test]
+fn blobs_finished_unsynced_are_checked_again_after_an_unclean_stop() {
+    let (source_folder, folder) = (Folder::new("unsynced-source"), Folder::new("unsynced"));
+    let source = open_store(&source_folder.0, u64::MAX).unwrap();
+    let (first, second) = (bytes(3 * PIECE_BYTES as usize, 1), bytes(1000, 2));
+    let (first_hash, second_hash) = (import(&source, &first), import(&source, &second));
+    let store = open_store(&folder.0, u64::MAX).unwrap();
+    for (hash, size) in [(first_hash, first.len()), (second_hash, second.len())] {
+        let mut download = store.download(hash, size as u64).unwrap();
+        fetch_all(&source, &mut download);
+        download.finish_unsynced().unwrap();
+    }
+    // A kill -9 or a power cut: nothing of the store runs at the end ...
+    std::mem::forget(store);
+    // ... and the first blob's last bytes never reached the disk.
+    let torn = std::fs::OpenOptions::new()
+        .write(true)
+        .open(folder.0.join("complete").join(first_hash.to_hex()))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&torn, &[0; 100], first.len() as u64 - 100).unwrap();
+    let reopened = open_store(&folder.0, u64::MAX).unwrap();
+    assert!(!reopened.has(&first_hash), "a torn blob must never reach a unit");
+    assert_eq!(read_all(&reopened, &second_hash), second);
+    assert_eq!(reopened.removed_after_unclean_stop(), 1);
+}
+
+#[test]
+fn a_store_closed_cleanly_syncs_its_unsynced_blobs_and_the_next_open_checks_nothing() {
+    let (source_folder, folder) = (Folder::new("clean-source"), Folder::new("clean"));
+    let source = open_store(&source_folder.0, u64::MAX).unwrap();
+    let data = bytes(2 * PIECE_BYTES as usize + 5, 3);
+    let hash = import(&source, &data);
+    let store = open_store(&folder.0, u64::MAX).unwrap();
+    let mut download = store.download(hash, data.len() as u64).unwrap();
+    fetch_all(&source, &mut download);
+    download.finish_unsynced().unwrap();
+    let marker = folder.0.join("unsynced-downloads");
+    assert!(marker.exists(), "the marker is durable before the first unsynced blob is listed");
+    drop(store);
+    assert!(!marker.exists());
+    let reopened = open_store(&folder.0, u64::MAX).unwrap();
+    assert_eq!((reopened.removed_after_unclean_stop(), read_all(&reopened, &hash)), (0, data));
+}

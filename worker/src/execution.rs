@@ -59,10 +59,19 @@ pub type BlobFetcher =
     Arc<dyn Fn(Hash, String) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync>;
 
 fn open_blob_store(folder: &std::path::Path) -> Result<wasmhive_blobs::BlobStore, WorkerError> {
-    wasmhive_blobs::BlobStore::open(folder, u64::MAX).map_err(|error| WorkerError::DataDirectory {
-        path: folder.to_path_buf(),
-        source: std::io::Error::other(error.to_string()),
-    })
+    let store =
+        wasmhive_blobs::BlobStore::open(folder, u64::MAX).map_err(|error| WorkerError::DataDirectory {
+            path: folder.to_path_buf(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+    let removed = store.removed_after_unclean_stop();
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "blobs cut short by the last unclean stop were removed; they are fetched again"
+        );
+    }
+    Ok(store)
 }
 
 /// wasmtime compiles a module's functions on rayon's global pool. In a worker (and a peer)

@@ -89,7 +89,8 @@ impl Worker {
             let events = self.swarm_events_sender.clone();
             tokio::spawn(async move {
                 let hash = download.hash();
-                let finished = tokio::task::spawn_blocking(move || download.finish().map(drop)).await;
+                let finished =
+                    tokio::task::spawn_blocking(move || download.finish_unsynced().map(drop)).await;
                 let result = match finished {
                     Ok(result) => result.map_err(|error| error.to_string()),
                     Err(error) => Err(format!("finishing the download failed: {error}")),
