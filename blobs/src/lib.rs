@@ -33,7 +33,10 @@
 //! - the store stays within its byte budget by evicting the least recently used blobs
 //!   that nothing holds ([`BlobStore::evict_to_budget`]): a queued or running unit holds
 //!   the blobs it reads ([`BlobStore::hold`], released when the hold is dropped), an owner
-//!   names its running jobs' blobs as needed.
+//!   names its running jobs' blobs as needed;
+//! - a worker's download may finish without an fsync (`Download::finish_unsynced`): it is
+//!   a copy of a blob others hold, and a torn one is found and removed at the next open
+//!   after an unclean stop (`unsynced.rs`). An owner's blobs are always synced.
 
 mod download;
 mod holds;
