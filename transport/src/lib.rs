@@ -11,6 +11,7 @@
 //! - `known_hosts.rs`: ids learnt on first use, like ssh's `known_hosts`.
 //! - `dial.rs`: dial a peer (TLS, then a WebSocket) expecting an id.
 //! - `listen.rs`: accept TLS connections for axum, with the proven id beside each.
+//! - `tls_server_stream.rs`: an accepted TLS connection that holds no buffer while idle.
 //! - `key_file.rs`: the peer key in the data directory.
 //! - `http_server.rs`: the HTTP server loop over any of those listeners, with time limits.
 //!
@@ -30,6 +31,9 @@ mod listen;
 mod peer_address;
 #[cfg(test)]
 mod tests;
+mod tls_server_stream;
+#[cfg(test)]
+mod tls_server_stream_tests;
 mod verifier;
 
 pub use certificate::{TlsIdentity, peer_id_of_certificate};

@@ -11,6 +11,7 @@
 //! plain HTTP answer saying this port speaks TLS.
 
 use crate::certificate::{TlsIdentity, peer_id_of_certificate};
+use crate::tls_server_stream::TlsServerStream;
 use crate::verifier::PeerClientVerifier;
 use rustls::ServerConfig;
 use std::collections::HashMap;
@@ -22,7 +23,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::server::TlsStream;
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
@@ -94,7 +94,7 @@ impl Drop for ConnectionSlot {
 
 /// An accepted TLS connection; its place under the connection caps is held until it drops.
 pub struct PeerStream {
-    stream: TlsStream<TcpStream>,
+    stream: TlsServerStream,
     _slot: ConnectionSlot,
 }
 
@@ -152,21 +152,26 @@ impl TlsListener {
         limits: ConnectionLimits,
     ) -> std::io::Result<TlsListener> {
         let local_address = listener.local_addr()?;
-        let mut config = ServerConfig::builder_with_provider(crate::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("ring supports TLS 1.3")
-            .with_client_cert_verifier(Arc::new(PeerClientVerifier))
-            .with_single_cert(vec![identity.certificate.clone()], identity.private_key())
-            .map_err(std::io::Error::other)?;
-        // No resumption: every connection proves both keys afresh, and no session state is
-        // kept per connection or in a cache.
-        config.send_tls13_tickets = 0;
-        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let config = server_config(identity)?;
         let (sender, accepted) = mpsc::channel(64);
-        let accepting = tokio::spawn(accept_forever(listener, acceptor, sender, limits));
+        let accepting = tokio::spawn(accept_forever(listener, Arc::new(config), sender, limits));
         Ok(TlsListener { accepted, local_address, accepting })
     }
+}
+
+/// TLS 1.3 as `identity`, a client's peer key proven if it sends one.
+pub(crate) fn server_config(identity: &TlsIdentity) -> std::io::Result<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(crate::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("ring supports TLS 1.3")
+        .with_client_cert_verifier(Arc::new(PeerClientVerifier))
+        .with_single_cert(vec![identity.certificate.clone()], identity.private_key())
+        .map_err(std::io::Error::other)?;
+    // No resumption: every connection proves both keys afresh, and no session state is
+    // kept per connection or in a cache.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(config)
 }
 
 impl Drop for TlsListener {
@@ -177,7 +182,7 @@ impl Drop for TlsListener {
 
 async fn accept_forever(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    config: Arc<ServerConfig>,
     accepted: mpsc::Sender<(PeerStream, Remote)>,
     limits: ConnectionLimits,
 ) {
@@ -197,10 +202,10 @@ async fn accept_forever(
             tracing::debug!(%address, "connection refused: over the connection caps");
             continue;
         };
-        let acceptor = acceptor.clone();
+        let config = config.clone();
         let accepted = accepted.clone();
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, tcp, address)).await;
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(config, tcp, address)).await;
             drop(permit);
             match handshake {
                 Ok(Ok((stream, remote))) => {
@@ -214,10 +219,10 @@ async fn accept_forever(
 }
 
 async fn handshake(
-    acceptor: tokio_rustls::TlsAcceptor,
+    config: Arc<ServerConfig>,
     mut tcp: TcpStream,
     address: SocketAddr,
-) -> Result<(TlsStream<TcpStream>, Remote), String> {
+) -> Result<(TlsServerStream, Remote), String> {
     let _ = tcp.set_nodelay(true);
     let mut first = [0u8; 1];
     let peeked = tcp.peek(&mut first).await.map_err(|error| error.to_string())?;
@@ -229,10 +234,8 @@ async fn handshake(
         let _ = tcp.shutdown().await;
         return Err("plain text on the TLS port".into());
     }
-    let stream = acceptor.accept(tcp).await.map_err(|error| error.to_string())?;
+    let stream = TlsServerStream::accept(tcp, config).await.map_err(|error| error.to_string())?;
     let peer_id = stream
-        .get_ref()
-        .1
         .peer_certificates()
         .and_then(|certificates| certificates.first())
         .and_then(|certificate| peer_id_of_certificate(certificate).ok());
