@@ -87,7 +87,8 @@ pub struct FetchProgress {
 pub struct OutputFetches {
     blobs: Arc<BlobStore>,
     under_way: FetchesUnderWay,
-    current: Option<OutputFetch>,
+    /// Boxed: a session that fetches nothing carries a pointer, not the fetch (issue 15).
+    current: Option<Box<OutputFetch>>,
     waiting: VecDeque<(BlobRef, Vec<OutcomeReport>)>,
     /// When to look again at a blob another session was fetching (the first waiting one).
     look_again_at: Option<Instant>,
@@ -199,7 +200,7 @@ impl OutputFetches {
         let mut progress = FetchProgress::default();
         if fetch.to_ask.is_empty() && fetch.asked.is_empty() {
             let fetch = self.current.take().expect("the fetch is current");
-            progress.ready.push(finish(fetch).await?);
+            progress.ready.push(finish(*fetch).await?);
             self.start_next(&mut progress).await?;
         } else {
             progress.send = ask_more(fetch);
@@ -254,7 +255,7 @@ impl OutputFetches {
                 continue;
             }
             progress.send.extend(ask_more(&mut fetch));
-            self.current = Some(fetch);
+            self.current = Some(Box::new(fetch));
         }
         Ok(())
     }

@@ -8,6 +8,11 @@
 //! that stopped reading) ends the connection. A bad frame ends only this connection, with
 //! its reason in a `goodbye` message and the close frame. A worker silent for
 //! [`SILENCE_MAX`] is dropped and its leases re-queued.
+//!
+//! Memory: an idle session is a task waiting in `session_loop`'s `select!`. A future is as
+//! large as its largest state, so everything a session does only now and then (the hello,
+//! handling a message, sending, closing) runs as a boxed future of its own: the idle task
+//! holds only the socket, the session's state and one timer (issue 15: 4.9 KiB → 1.7 KiB).
 
 use super::off_the_runtime;
 use super::outcomes::WorkerSeen;
@@ -30,7 +35,7 @@ use wasmhive_transport::Remote;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_BUFFER_BYTES: usize = 1 << 10;
+const READ_BUFFER_BYTES: usize = 256;
 /// A worker silent this long is gone (its TCP connection may never say so): its leases go
 /// back to the queue. Workers ping every 15 s.
 const SILENCE_MAX: Duration = Duration::from_secs(60);
@@ -105,36 +110,58 @@ enum Ending {
     WorkerLeft,
 }
 
-async fn serve_worker(
+/// Not an `async fn`: an async fn's future keeps its arguments twice (once as passed, once
+/// as its locals; rustc issue 62958), and the socket is the largest thing an idle session
+/// holds. A block that uses what it captured keeps one copy.
+#[allow(clippy::manual_async_fn, reason = "an async fn would hold the socket twice")]
+fn serve_worker(
     mut socket: WebSocket,
     coordinator: Arc<Coordinator>,
     worker_id: String,
     address: IpAddr,
-) {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(&mut socket)).await {
+) -> impl Future<Output = ()> {
+    async move {
+        let opened = Box::pin(open_session(&mut socket, &coordinator, worker_id, address)).await;
+        let (worker, connection) = match opened {
+            Ok(opened) => opened,
+            Err(Some(ending)) => return Box::pin(close(socket, ending)).await,
+            Err(None) => return,
+        };
+        let network = &connection.network;
+        let connection_id = connection.connection_id;
+        let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
+        let ending = Box::pin(session_loop(&mut socket, &session, &connection.pushed)).await;
+        coordinator.connection_closed(connection_id, &worker.worker_id);
+        if let Some(ending) = ending {
+            if !matches!(ending, Ending::WorkerLeft) {
+                tracing::warn!(worker = %worker.worker_id, reason = %ending, "closing worker connection");
+            }
+            Box::pin(close(socket, ending)).await;
+        }
+    }
+}
+
+/// The hello, the welcome and the connection registered: the worker and its connection,
+/// or why the session ends before it began (`None`: the worker is gone).
+async fn open_session(
+    socket: &mut WebSocket,
+    coordinator: &Coordinator,
+    worker_id: String,
+    address: IpAddr,
+) -> Result<(WorkerSeen, super::connections::OpenedConnection), Option<Ending>> {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, receive_hello(socket)).await {
         Ok(Ok(hello)) => hello,
-        Ok(Err(ending)) => return close(socket, ending).await,
-        Err(_) => return close(socket, Ending::NoHello).await,
+        Ok(Err(ending)) => return Err(Some(ending)),
+        Err(_) => return Err(Some(Ending::NoHello)),
     };
     let welcome =
         Message::Welcome { protocol_version: PROTOCOL_VERSION, owner_id: coordinator.owner_id().to_string() };
-    if send(&mut socket, &welcome).await.is_err() {
-        return;
-    }
+    send(socket, &welcome).await.map_err(|_| None)?;
     let worker = WorkerSeen::new(&worker_id, &hello.engine);
     let connection = coordinator.connection_opened(&worker, address, hello.cores);
     let network = &connection.network;
     tracing::info!(worker = %worker_id, %network, cores = hello.cores, agent = %wasmhive_protocol::printable(&hello.agent, 200), "worker connected");
-    let connection_id = connection.connection_id;
-    let session = Session { coordinator: &coordinator, worker: &worker, network, connection_id };
-    let ending = session_loop(&mut socket, &session, &connection.pushed).await;
-    coordinator.connection_closed(connection.connection_id, &worker_id);
-    if let Some(ending) = ending {
-        if !matches!(ending, Ending::WorkerLeft) {
-            tracing::warn!(worker = %worker_id, reason = %ending, "closing worker connection");
-        }
-        close(socket, ending).await;
-    }
+    Ok((worker, connection))
 }
 
 async fn receive_hello(socket: &mut WebSocket) -> Result<Hello, Ending> {
@@ -223,20 +250,31 @@ async fn session_loop(
     };
     loop {
         let reading = state.commits.len() < COMMITS_IN_FLIGHT_MAX;
+        // One timer per session: the silence limit while reading, or an output fetch's
+        // deadline when that comes first.
+        let silent_at = Instant::now() + SILENCE_MAX;
+        let wake_at = match state.outputs.deadline() {
+            Some(deadline) => deadline.min(silent_at),
+            None => silent_at,
+        };
         let frame = tokio::select! {
-            frame = tokio::time::timeout(SILENCE_MAX, socket.recv()), if reading => match frame {
-                Ok(frame) => frame,
-                Err(_) => return Some(Ending::Silent),
-            },
+            frame = socket.recv(), if reading => frame,
             message = pushed.next() => {
-                if send(socket, &message).await.is_err() {
+                if Box::pin(send(socket, &message)).await.is_err() {
                     return None;
                 }
                 continue;
             }
-            () = sleep_until_set(state.outputs.deadline()), if state.outputs.deadline().is_some() => {
-                let progressed = match state.outputs.deadline_passed().await {
-                    Ok(progress) => fetch_progress(socket, session, &mut state, progress).await,
+            () = tokio::time::sleep_until(wake_at.into()) => {
+                let now = Instant::now();
+                if reading && now >= silent_at {
+                    return Some(Ending::Silent);
+                }
+                if state.outputs.deadline().is_none_or(|deadline| now < deadline) {
+                    continue;
+                }
+                let progressed = match Box::pin(state.outputs.deadline_passed()).await {
+                    Ok(progress) => Box::pin(fetch_progress(socket, session, &mut state, progress)).await,
                     Err(error) => Err(error.into()),
                 };
                 if let Err(ending) = progressed {
@@ -245,14 +283,14 @@ async fn session_loop(
                 continue;
             }
             Some(prepared) = state.pieces.join_next(), if !state.pieces.is_empty() => {
-                if let Err(ending) = send_prepared_piece(socket, prepared).await {
+                if let Err(ending) = Box::pin(send_prepared_piece(socket, prepared)).await {
                     return Some(ending);
                 }
                 continue;
             }
             Some(committed) = state.commits.join_next(), if !state.commits.is_empty() => {
                 let committed = committed.unwrap_or_else(|error| Err(Ending::OwnerTask(error.to_string())));
-                if let Err(ending) = acknowledge(socket, session, committed).await {
+                if let Err(ending) = Box::pin(acknowledge(socket, session, committed)).await {
                     return Some(ending);
                 }
                 continue;
@@ -264,9 +302,9 @@ async fn session_loop(
             Some(Ok(Frame::Binary(bytes))) => match decode_binary(&bytes) {
                 Ok(BinaryFrame::Message(message)) => Ok(message),
                 Ok(BinaryFrame::Piece { hash, index, encoded }) => {
-                    let arrived = state.outputs.piece_arrived(hash, index, encoded.to_vec()).await;
+                    let arrived = Box::pin(state.outputs.piece_arrived(hash, index, encoded.to_vec())).await;
                     let progressed = match arrived {
-                        Ok(progress) => fetch_progress(socket, session, &mut state, progress).await,
+                        Ok(progress) => Box::pin(fetch_progress(socket, session, &mut state, progress)).await,
                         Err(error) => Err(error.into()),
                     };
                     if let Err(ending) = progressed {
@@ -283,7 +321,7 @@ async fn session_loop(
             Ok(message) => message,
             Err(error) => return Some(error.into()),
         };
-        if let Err(ending) = handle_message(socket, session, message, &mut state).await {
+        if let Err(ending) = Box::pin(handle_message(socket, session, message, &mut state)).await {
             return Some(ending);
         }
     }
@@ -487,14 +525,6 @@ async fn send_prepared_piece(
 ) -> Result<(), Ending> {
     let frame = prepared.map_err(|error| Ending::OwnerTask(error.to_string()))??;
     send_frame(socket, frame).await
-}
-
-/// Sleeps until `at` (never returns for `None`: the select! branch is off then).
-async fn sleep_until_set(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn send(socket: &mut WebSocket, message: &Message) -> Result<(), Ending> {
