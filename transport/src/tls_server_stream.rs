@@ -27,9 +27,12 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Room made for one read from the socket: one whole TLS record (16 KiB of data and the
-/// record's overhead).
+/// Room made for one read from the socket while a record is incomplete: one whole TLS
+/// record (16 KiB of data and the record's overhead).
 const READ_BYTES: usize = 16 * 1024 + 512;
+/// Room made for a read that starts a record: handshake flights and small messages fit,
+/// and a connection mid-handshake holds 4 KiB, not 16 (owners run many handshakes at once).
+const FIRST_READ_BYTES: usize = 4 * 1024;
 /// TLS bytes kept while a record (or a handshake message spread over records, up to
 /// rustls's own 64 KiB limit) is incomplete.
 pub(crate) const INCOMING_BYTES_MAX: usize = 80 * 1024;
@@ -181,7 +184,7 @@ impl TlsServerStream {
             if let Err(error) = ready!(self.tcp.poll_read_ready(context)) {
                 return Poll::Ready(Err(error));
             }
-            self.incoming.reserve(READ_BYTES);
+            self.incoming.reserve(if self.incoming.is_empty() { FIRST_READ_BYTES } else { READ_BYTES });
             match self.tcp.try_read_buf(&mut self.incoming) {
                 Ok(read) => return Poll::Ready(Ok(read)),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
