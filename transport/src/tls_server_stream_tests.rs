@@ -160,3 +160,27 @@ fn a_client_that_leaves_in_the_middle_of_the_handshake_is_an_error() {
     let error = handshake_against(&[0x16, 0x03, 0x01, 0x00, 0x40, 0x01], true);
     assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{error}");
 }
+
+/// Each key update the client requests asks the server to answer with its own: a client
+/// that floods them (and never reads) must not make the server queue answers.
+#[test]
+fn a_flood_of_key_update_requests_ends_the_stream() {
+    runtime().block_on(async {
+        let (address, accepting) = accept_one().await;
+        let mut client = dial(&address).await;
+        let mut server = accepting.await.unwrap().unwrap();
+        for _ in 0..5_000 {
+            client.get_mut().1.refresh_traffic_keys().unwrap();
+            client.write_all(b"").await.unwrap();
+        }
+        client.write_all(b"x").await.unwrap();
+        client.flush().await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), server.read(&mut byte)).await.unwrap();
+        let error = read.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+        assert!(error.to_string().contains("KeyUpdate"), "{error}");
+        let held = server.buffered_capacity();
+        assert!(held <= 4096, "only the read it was processing, no answers queued: {held} bytes");
+    });
+}
