@@ -5,7 +5,9 @@
 //! (b) keeps every one of them requesting tiny units (a `sum` job at quorum 1, answered
 //!     with the right sums, computed natively here): units/s, the time from a request to
 //!     its leases (median, 99th percentile, max), and each process's CPU time, which says
-//!     what bounds the rate.
+//!     what bounds the rate;
+//! (c) the owner's memory once they are idle again after that load: an upper bound on what
+//!     a session keeps once it has worked (it counts the finished job's state as well).
 //! The descriptor limit is raised here, in the benchmark (soft to hard), not in the product.
 //!
 //! `cargo bench -p wasmhive-tests --bench owner_scale [-- CONNECTIONS [UNITS]]` (defaults
@@ -52,12 +54,14 @@ fn main() {
     let directory = TempDir::new("bench-owner-scale");
     let mut owner = OwnerProcess::start(directory.path(), connections + 64);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sockets = runtime.block_on(open_idle(&owner, connections));
-    runtime.block_on(load(&mut owner, sockets, units));
+    let (sockets, base) = runtime.block_on(open_idle(&owner, connections));
+    let sockets = runtime.block_on(load(&mut owner, sockets, units));
+    runtime.block_on(idle_after_load(&owner, &sockets, base));
 }
 
 /// Phase (a): opens the connections, reading the owner's memory at 1,000 and at the end.
-async fn open_idle(owner: &OwnerProcess, connections: usize) -> Vec<Socket> {
+/// Returns them with the owner's resident bytes before they opened.
+async fn open_idle(owner: &OwnerProcess, connections: usize) -> (Vec<Socket>, u64) {
     let mut sockets = vec![open_connection(owner.address, 0).await];
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base = resident_bytes(owner.pid());
@@ -84,7 +88,7 @@ async fn open_idle(owner: &OwnerProcess, connections: usize) -> Vec<Socket> {
             started.elapsed().as_secs_f64()
         );
     }
-    sockets
+    (sockets, base)
 }
 
 async fn open_connection(address: SocketAddr, index: usize) -> Socket {
@@ -95,7 +99,7 @@ async fn open_connection(address: SocketAddr, index: usize) -> Socket {
 
 /// Phase (b): every connection asks for a unit, answers it, and asks again, until every
 /// unit is answered (or the deadline).
-async fn load(owner: &mut OwnerProcess, sockets: Vec<Socket>, units: u64) {
+async fn load(owner: &mut OwnerProcess, sockets: Vec<Socket>, units: u64) -> Vec<Socket> {
     let connections = sockets.len();
     let owner_cpu_before = owner.cpu_seconds();
     let own_cpu_before = own_cpu_seconds();
@@ -108,11 +112,16 @@ async fn load(owner: &mut OwnerProcess, sockets: Vec<Socket>, units: u64) {
         tasks.spawn(keep_requesting(socket, answered.clone(), units, deadline));
     }
     let mut latencies: Vec<u32> = Vec::new();
+    let mut sockets = Vec::with_capacity(connections);
     let mut peak_resident = 0;
     loop {
         tokio::select! {
             done = tasks.join_next() => match done {
-                Some(result) => latencies.extend(result.unwrap()),
+                Some(result) => {
+                    let (socket, times) = result.unwrap();
+                    sockets.push(socket);
+                    latencies.extend(times);
+                }
                 None => break,
             },
             () = tokio::time::sleep(Duration::from_millis(500)) => {
@@ -143,6 +152,20 @@ async fn load(owner: &mut OwnerProcess, sockets: Vec<Socket>, units: u64) {
         elapsed.as_secs_f64(),
         peak_resident as f64 / 1048576.0
     );
+    sockets
+}
+
+/// Phase (c): the same connections idle again after the load: what a session keeps once
+/// it has worked (buffers sized by the frames it carried).
+async fn idle_after_load(owner: &OwnerProcess, sockets: &[Socket], base: u64) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let resident = resident_bytes(owner.pid());
+    println!(
+        "(c) {:>6} connections idle again after the load · owner RSS {:.1} MiB · at most {:.2} KiB per connection (this counts what the owner keeps of the finished job too)",
+        sockets.len(),
+        resident as f64 / 1048576.0,
+        resident.saturating_sub(base) as f64 / sockets.len() as f64 / 1024.0
+    );
 }
 
 /// One connection's loop; returns its request-to-leases times in microseconds.
@@ -151,7 +174,7 @@ async fn keep_requesting(
     answered: Arc<AtomicU64>,
     units: u64,
     deadline: Instant,
-) -> Vec<u32> {
+) -> (Socket, Vec<u32>) {
     let mut latencies = Vec::new();
     while answered.load(Ordering::Relaxed) < units && Instant::now() < deadline {
         let asked = Instant::now();
@@ -178,7 +201,7 @@ async fn keep_requesting(
         }
         let _acknowledged = next_reply(&mut socket).await;
     }
-    latencies
+    (socket, latencies)
 }
 
 /// The owner alone in a child process (so its memory and CPU time can be read from /proc),
