@@ -18,6 +18,7 @@ mod dashboard;
 mod explain;
 mod job_modules;
 mod job_runtime;
+mod lazy_join_set;
 mod metrics;
 mod observe;
 mod outcomes;

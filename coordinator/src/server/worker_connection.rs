@@ -14,6 +14,7 @@
 //! handling a message, sending, closing) runs as a boxed future of its own: the idle task
 //! holds only the socket, the session's state and one timer (issue 15: 4.9 KiB → 1.7 KiB).
 
+use super::lazy_join_set::LazyJoinSet;
 use super::off_the_runtime;
 use super::outcomes::WorkerSeen;
 use super::output_fetches::{FetchProgress, OutputFetches};
@@ -205,7 +206,7 @@ struct SessionState {
     terms_sent: TermsSent,
     /// Outcome batches on their way through the store writer (at most
     /// [`COMMITS_IN_FLIGHT_MAX`]).
-    commits: tokio::task::JoinSet<Committed>,
+    commits: LazyJoinSet<Committed>,
     /// Blobs this session's leases named: the only ones it may ask pieces of (at most
     /// [`LEASED_BLOBS_MAX`], the oldest forgotten first).
     leased_blobs: std::collections::VecDeque<wasmhive_protocol::Hash>,
@@ -213,7 +214,7 @@ struct SessionState {
     outputs: OutputFetches,
     /// Input pieces the worker asked for, being read and encoded (at most
     /// [`PIECES_PREPARED_MAX`]).
-    pieces: tokio::task::JoinSet<Result<Frame, Ending>>,
+    pieces: LazyJoinSet<Result<Frame, Ending>>,
 }
 
 /// Pieces one connection prepares at once, at most; a request beyond waits for one of them.
@@ -240,9 +241,9 @@ async fn session_loop(
     let mut state = SessionState {
         credit_due: Instant::now(),
         terms_sent: TermsSent::default(),
-        commits: tokio::task::JoinSet::new(),
+        commits: LazyJoinSet::new(),
         leased_blobs: std::collections::VecDeque::new(),
-        pieces: tokio::task::JoinSet::new(),
+        pieces: LazyJoinSet::new(),
         outputs: OutputFetches::new(
             session.coordinator.blobs.clone(),
             session.coordinator.output_fetches.clone(),
