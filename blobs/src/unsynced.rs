@@ -9,6 +9,10 @@
 //!   cleanly: kill -9, a crash, a power cut) checks every complete blob against its hashes
 //!   and removes the ones that no longer match, before anything can read them;
 //! - a store dropped normally syncs every complete blob, then removes the marker.
+//!
+//! Limits: the check after an unclean stop reads every complete blob once (a 16 GiB cache
+//! takes about as long as reading 16 GiB) before the store opens; a clean close opens and
+//! syncs every complete blob, which costs little for blobs already on disk.
 
 use crate::pieces::tree_of;
 use crate::store::{BlobError, BlobStore, io_error};
