@@ -77,7 +77,12 @@ pub fn engine_class_name(arch: &str) -> String {
 /// that name it hold every replica of the units pinned to it, so such claims count as no
 /// class at all.
 pub fn is_known_engine_class(claimed: &str) -> bool {
-    KNOWN_ARCHES.iter().any(|arch| claimed == engine_class_name(arch))
+    known_engine_classes().any(|class| claimed == class)
+}
+
+/// Every engine class a host of this release can have, one per ISA wasmtime compiles for.
+pub fn known_engine_classes() -> impl Iterator<Item = String> {
+    KNOWN_ARCHES.iter().map(|arch| engine_class_name(arch))
 }
 
 /// The wasmtime version compiled in (artifacts of other versions are never loaded).

@@ -41,7 +41,9 @@ mod unit_state;
 mod virtual_sleep;
 
 pub use deterministic_wasi::{MONOTONIC_STEP, random_get_stream};
-pub use engine::{EPOCH_TICK, engine_class_name, is_known_engine_class, wasmtime_version};
+pub use engine::{
+    EPOCH_TICK, engine_class_name, is_known_engine_class, known_engine_classes, wasmtime_version,
+};
 pub use limits::{
     Limits, MEMORY_BYTES_MAX_CEILING, TABLE_ELEMENTS_MAX_CEILING, WALL_TIME_MAX_DEFAULT,
     WASM_STACK_BYTES_MAX_CEILING,

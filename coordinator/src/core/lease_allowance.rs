@@ -74,28 +74,17 @@ pub struct LeaseAllowances {
     limits: Option<LeaseLimits>,
     identities: HashMap<String, Allowance>,
     networks: HashMap<Network, Allowance>,
-    cores: HashMap<String, u32>,
 }
 
 impl LeaseAllowances {
     pub fn new(limits: Option<LeaseLimits>) -> LeaseAllowances {
-        LeaseAllowances {
-            limits,
-            identities: HashMap::new(),
-            networks: HashMap::new(),
-            cores: HashMap::new(),
-        }
+        LeaseAllowances { limits, identities: HashMap::new(), networks: HashMap::new() }
     }
 
-    /// The cores `worker_id` advertised (its allowance's ceiling).
-    pub fn set_cores(&mut self, worker_id: &str, cores: u32) {
-        self.cores.insert(worker_id.to_string(), cores.clamp(1, CORES_COUNTED_MAX));
-    }
-
-    /// How many more leases `worker_id` on `network` may take now.
-    pub fn room(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> u32 {
+    /// How many more leases `worker_id` on `network`, which advertised `cores`, may take now.
+    pub fn room(&mut self, worker_id: &str, network: &Network, cores: u32, now_ms: u64) -> u32 {
         let Some(limits) = self.limits else { return u32::MAX };
-        let cores = self.cores.get(worker_id).copied().unwrap_or(1);
+        let cores = cores.clamp(1, CORES_COUNTED_MAX);
         let identity_ceiling = limits.per_core.saturating_mul(cores);
         let Some([identity, network]) = self.both(worker_id, network, now_ms) else { return u32::MAX };
         identity.room(identity_ceiling, now_ms).min(network.room(limits.network_max, now_ms))
@@ -145,11 +134,6 @@ impl LeaseAllowances {
         };
         self.identities.retain(|_, allowance| !idle(allowance));
         self.networks.retain(|_, allowance| !idle(allowance));
-    }
-
-    /// `worker_id` left: its advertised cores are forgotten (its allowance is not).
-    pub fn forget_cores(&mut self, worker_id: &str) {
-        self.cores.remove(worker_id);
     }
 
     /// The identity's and the network's allowances, new ones started at `now_ms` (none

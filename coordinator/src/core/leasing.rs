@@ -2,9 +2,9 @@
 //! next replica (a random draw, not the next to ask), known-answer probes, and leases
 //! that are returned, expire or lose their worker.
 
+use super::connected_workers::ConnectedWorkers;
 use super::recent_workers::RecentWorkers;
 use super::unit::Asker;
-use std::collections::HashMap;
 
 /// How a lease ended without an outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,9 +16,7 @@ pub(super) enum LeaseEnding {
     /// Its deadline passed at this time: the allowance of its worker and network halves.
     Expired(u64),
 }
-use super::{
-    Core, EngineClass, LeaseGrant, LeaseId, Network, OpenLease, PROBE_PER_MILLE, ReputationBook, is_trusted,
-};
+use super::{Core, LeaseGrant, LeaseId, Network, OpenLease, PROBE_PER_MILLE, ReputationBook, is_trusted};
 
 /// Candidates a draw looks at before it lets the asking worker take the replica.
 const DRAW_TRIES: usize = 16;
@@ -30,7 +28,7 @@ pub(super) struct ReplicaDraw<'a> {
     recent: &'a RecentWorkers,
     reputations: &'a ReputationBook,
     random: &'a mut fastrand::Rng,
-    engines: &'a HashMap<String, EngineClass>,
+    connected: &'a ConnectedWorkers,
 }
 
 impl ReplicaDraw<'_> {
@@ -47,7 +45,7 @@ impl ReplicaDraw<'_> {
     ) -> Option<String> {
         for _ in 0..DRAW_TRIES {
             let candidate = self.recent.draw(self.random)?;
-            let engine = self.engines.get(&candidate.worker_id).map_or("", |engine| engine);
+            let engine = self.connected.engine_of(&candidate.worker_id);
             if can_take(&candidate.worker_id, &candidate.network, engine)
                 && !self.reputations.is_quarantined(&candidate.worker_id, now_ms)
             {
@@ -76,12 +74,13 @@ impl Core {
             return grants;
         }
         self.recent_workers.asked(worker_id, network, now_ms);
-        let slots = slots.min(self.allowances.room(worker_id, network, now_ms));
+        let cores = self.connected.cores_of(worker_id);
+        let slots = slots.min(self.allowances.room(worker_id, network, cores, now_ms));
         if slots == 0 {
             return grants;
         }
         grants.extend(self.known_answer_probe(worker_id, network, now_ms));
-        let engine = self.engine_of(worker_id);
+        let engine = self.connected.engine_class_of(worker_id);
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
@@ -96,7 +95,7 @@ impl Core {
                     recent: &self.recent_workers,
                     reputations: &self.reputations,
                     random: &mut self.random,
-                    engines: &self.engines,
+                    connected: &self.connected,
                 };
                 let asker = Asker { worker_id, network, engine: &engine };
                 match job.take_unit_for(&asker, now_ms, &mut scanned_up_to[position], &mut draw) {
@@ -183,8 +182,7 @@ impl Core {
             self.close_lease(*lease_id, LeaseEnding::Returned);
         }
         self.recent_workers.forget(worker_id);
-        self.allowances.forget_cores(worker_id);
-        self.engines.remove(worker_id);
+        self.connected.forget(worker_id);
         lease_ids.len()
     }
 

@@ -27,6 +27,7 @@ mod arbitration;
 mod arbitration_tests;
 #[cfg(test)]
 mod attack_tests;
+mod connected_workers;
 mod credit;
 mod deciding_sets;
 mod job;
@@ -49,6 +50,7 @@ pub use network::{Network, NetworkPrefixes};
 pub use reputation::{BANNED_UNTIL_MS, QUARANTINE_MS, Reputation, ReputationBook};
 pub use validator_classes::class_of;
 
+use connected_workers::ConnectedWorkers;
 use job::CoreJob;
 use lease_allowance::LeaseAllowances;
 use leasing::{LeaseEnding, ReplicaDraw};
@@ -188,8 +190,8 @@ pub struct Core {
     jobs_added: u64,
     /// How many units each set of identities decided together (`deciding_sets.rs`).
     deciding_sets: deciding_sets::DecidingSets,
-    /// Each connected worker's engine class (workers that named none share the empty one).
-    engines: HashMap<String, EngineClass>,
+    /// Each connected worker's cores and engine class.
+    connected: ConnectedWorkers,
 }
 
 impl Default for Core {
@@ -229,7 +231,7 @@ impl Core {
             arbitrations_dropped: 0,
             jobs_added: 0,
             deciding_sets: deciding_sets::DecidingSets::default(),
-            engines: HashMap::new(),
+            connected: ConnectedWorkers::default(),
         }
     }
 
@@ -240,17 +242,13 @@ impl Core {
 
     /// The cores `worker_id` advertised: its lease allowance grows up to `per_core` × them.
     pub fn set_worker_cores(&mut self, worker_id: &str, cores: u32) {
-        self.allowances.set_cores(worker_id, cores);
+        self.connected.set_cores(worker_id, cores);
     }
 
     /// The engine class `worker_id` runs units on (forgotten when it disconnects); empty for
     /// a class the server does not recognise, which takes no unit of a job pinned to a class.
     pub fn set_worker_engine(&mut self, worker_id: &str, engine: &str) {
-        self.engines.insert(worker_id.to_string(), EngineClass::from(engine));
-    }
-
-    fn engine_of(&self, worker_id: &str) -> EngineClass {
-        self.engines.get(worker_id).cloned().unwrap_or_else(|| EngineClass::from(""))
+        self.connected.set_engine(worker_id, engine);
     }
 
     /// Adds a job, fresh (`resume` empty) or as the store left it.
@@ -316,7 +314,7 @@ impl Core {
     /// When every running job is pinned to an engine class `worker_id` does not have: that
     /// class (so the worker can be told why it gets nothing).
     pub fn engine_every_job_needs(&self, worker_id: &str) -> Option<EngineClass> {
-        let worker_engine = self.engine_of(worker_id);
+        let worker_engine = self.connected.engine_of(worker_id);
         let mut needed = None;
         for job in self.jobs.values() {
             match &job.policy.engine {

@@ -10,10 +10,19 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-/// The network a worker connects from (compare them; print them for people).
+/// The network a worker connects from (compare them; print them for people). An address
+/// block is kept as its masked address and prefix length (no allocation: every worker
+/// connection holds one); other names (a worker without an address) as shared text.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Network(String);
+pub struct Network(NetworkName);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum NetworkName {
+    Block { masked: IpAddr, bits: u8 },
+    Named(Arc<str>),
+}
 
 /// How many leading bits of an address name its network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,37 +56,60 @@ impl Network {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        match address {
-            IpAddr::V4(v4) if v4.is_loopback() => Network(format!("{v4}/32")),
-            IpAddr::V6(v6) if v6.is_loopback() => Network(format!("{v6}/128")),
+        let bits = match address {
+            IpAddr::V4(v4) if v4.is_loopback() => 32,
+            IpAddr::V6(v6) if v6.is_loopback() => 128,
+            IpAddr::V4(_) => prefixes.ipv4_bits.min(32),
+            IpAddr::V6(_) => prefixes.ipv6_bits.min(128),
+        };
+        Network::block(address, bits)
+    }
+
+    /// The block of `bits` leading bits of `address`.
+    fn block(address: IpAddr, bits: u8) -> Network {
+        let masked = match address {
             IpAddr::V4(v4) => {
-                let bits = prefixes.ipv4_bits.min(32);
-                let masked = u32::from(v4) & (u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0));
-                Network(format!("{}/{bits}", Ipv4Addr::from(masked)))
+                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
             }
             IpAddr::V6(v6) => {
-                let bits = prefixes.ipv6_bits.min(128);
-                let masked = u128::from(v6) & (u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0));
-                Network(format!("{}/{bits}", Ipv6Addr::from(masked)))
+                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
             }
-        }
+        };
+        Network(NetworkName::Block { masked, bits })
     }
 
     /// A network as the store keeps it (its text; empty in stores from before networks
     /// were recorded, when the replica's identity stands for its network).
     pub fn stored(text: &str, worker_id: &str) -> Network {
-        if text.is_empty() { Network::of_identity(worker_id) } else { Network(text.to_string()) }
+        if text.is_empty() {
+            return Network::of_identity(worker_id);
+        }
+        let block = text.split_once('/').and_then(|(address, bits)| {
+            let address: IpAddr = address.parse().ok()?;
+            let bits: u8 = bits.parse().ok()?;
+            let within = bits <= if address.is_ipv4() { 32 } else { 128 };
+            within.then(|| Network::block(address, bits))
+        });
+        match block {
+            Some(network) if network.to_string() == text => network,
+            _ => Network(NetworkName::Named(Arc::from(text))),
+        }
     }
 
     /// The network of a worker the core has no address for: its own identity.
     pub fn of_identity(worker_id: &str) -> Network {
-        Network(format!("identity {worker_id}"))
+        Network(NetworkName::Named(Arc::from(format!("identity {worker_id}"))))
     }
 }
 
 impl fmt::Display for Network {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
+        match &self.0 {
+            NetworkName::Block { masked, bits } => write!(formatter, "{masked}/{bits}"),
+            NetworkName::Named(text) => formatter.write_str(text),
+        }
     }
 }
 
@@ -113,5 +145,18 @@ mod tests {
         );
         assert!(NetworkPrefixes::new(0, 48).unwrap_err().contains("1 to 32"));
         assert!(NetworkPrefixes::new(24, 129).is_err());
+    }
+
+    #[test]
+    fn a_stored_network_is_the_network_it_was_stored_from() {
+        for address in ["203.0.113.7", "2001:db8:1:2::5", "127.0.0.2", "::1", "::ffff:203.0.113.9"] {
+            let network = Network::of_address(address.parse().unwrap(), NetworkPrefixes::default());
+            assert_eq!(Network::stored(&network.to_string(), "w"), network, "{address}");
+        }
+        assert_eq!(Network::stored("", "w"), Network::of_identity("w"));
+        assert_eq!(Network::stored("identity w", "x"), Network::of_identity("w"));
+        for odd in ["203.0.113.7/24", "203.0.113.0/33", "2001:db8::/300", "garbage/24", "1.2.3.0/024"] {
+            assert_eq!(Network::stored(odd, "w").to_string(), odd, "kept as written");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use wasmhive_protocol::Message;
 
 struct WorkerConnection {
-    worker_id: String,
+    worker_id: Arc<str>,
     network: Network,
     cores: u32,
     pushed: PushedMessages,
@@ -70,12 +70,12 @@ pub struct OpenedConnection {
 
 impl Connections {
     /// Registers a connection from `address`.
-    pub fn open(&mut self, worker_id: &str, address: IpAddr, cores: u32) -> OpenedConnection {
+    pub fn open(&mut self, worker_id: &Arc<str>, address: IpAddr, cores: u32) -> OpenedConnection {
         let pushed = PushedMessages::default();
         self.next_id += 1;
         let network = Network::of_address(address, self.network_prefixes);
         let connection = WorkerConnection {
-            worker_id: worker_id.to_string(),
+            worker_id: worker_id.clone(),
             network: network.clone(),
             cores,
             pushed: pushed.clone(),
@@ -93,7 +93,7 @@ impl Connections {
 
     /// Pushes a message to every connection of `worker_id` (dropped if its queue is full).
     pub fn push_to(&self, worker_id: &str, message: &Message) {
-        for connection in self.open.values().filter(|connection| connection.worker_id == worker_id) {
+        for connection in self.open.values().filter(|connection| &*connection.worker_id == worker_id) {
             connection.pushed.push(message.clone());
         }
     }
@@ -143,7 +143,7 @@ impl Connections {
         newest_first.sort_by_key(|(connection_id, _)| std::cmp::Reverse(**connection_id));
         for (_, connection) in newest_first {
             let (cores, _) = workers
-                .entry(connection.worker_id.clone())
+                .entry(connection.worker_id.to_string())
                 .or_insert_with(|| (0, connection.network.clone()));
             *cores = (*cores).max(connection.cores);
         }
@@ -155,7 +155,7 @@ impl Coordinator {
     /// Registers a worker connection from `address`: its id, network, and the receiver of
     /// messages pushed to it (cancels).
     pub fn connection_opened(&self, worker: &WorkerSeen, address: IpAddr, cores: u32) -> OpenedConnection {
-        let worker_id = worker.worker_id.as_str();
+        let worker_id = &*worker.worker_id;
         {
             let mut core = self.core.lock().expect("core lock");
             core.set_worker_cores(worker_id, cores);
@@ -164,7 +164,7 @@ impl Coordinator {
                 if wasmhive_sandbox::is_known_engine_class(&worker.engine) { &worker.engine } else { "" };
             core.set_worker_engine(worker_id, engine);
         }
-        self.connections.lock().expect("connections lock").open(worker_id, address, cores)
+        self.connections.lock().expect("connections lock").open(&worker.worker_id, address, cores)
     }
 
     /// A worker connection ended: its open leases go back to the queue (and waiting

@@ -209,7 +209,7 @@ impl Coordinator {
         mut reports: Vec<OutcomeReport>,
         class_digests: &[Hash],
     ) -> RecordedOutcomes {
-        let worker_id = worker.worker_id.as_str();
+        let worker_id = &*worker.worker_id;
         let now_ms = self.now_ms();
         let mut core = self.core.lock().expect("core lock");
         let mut batch = OutcomeBatch::default();
@@ -347,18 +347,29 @@ pub const ENGINE_CHARS_MAX: usize = 64;
 /// (recorded with each replica).
 #[derive(Clone, Debug)]
 pub struct WorkerSeen {
-    pub worker_id: String,
-    pub engine: String,
+    /// Shared with the owner's record of the connection.
+    pub worker_id: std::sync::Arc<str>,
+    pub engine: std::sync::Arc<str>,
 }
 
 impl WorkerSeen {
     /// The proven `worker_id` and the engine its `hello` named, kept short and printable
     /// (it is stored with every replica the worker returns).
     pub fn new(worker_id: &str, engine: &str) -> WorkerSeen {
-        WorkerSeen {
-            worker_id: worker_id.to_string(),
-            engine: wasmhive_protocol::printable(engine, ENGINE_CHARS_MAX),
-        }
+        WorkerSeen { worker_id: std::sync::Arc::from(worker_id), engine: engine_name(engine) }
+    }
+}
+
+/// An engine name as sessions keep it: this release's classes are shared by every session
+/// (an idle connection holds no copy of its own); other names are kept as sent, printable
+/// and short.
+fn engine_name(engine: &str) -> std::sync::Arc<str> {
+    static KNOWN: std::sync::OnceLock<Vec<std::sync::Arc<str>>> = std::sync::OnceLock::new();
+    let known =
+        KNOWN.get_or_init(|| wasmhive_sandbox::known_engine_classes().map(std::sync::Arc::from).collect());
+    match known.iter().find(|class| ***class == *engine) {
+        Some(class) => class.clone(),
+        None => std::sync::Arc::from(wasmhive_protocol::printable(engine, ENGINE_CHARS_MAX)),
     }
 }
 
@@ -471,6 +482,9 @@ mod tests {
         let seen = WorkerSeen::new("worker", &forged);
         assert!(seen.engine.chars().count() <= super::ENGINE_CHARS_MAX, "{} characters", seen.engine.len());
         assert!(!seen.engine.chars().any(char::is_control), "{:?}", seen.engine);
-        assert_eq!(WorkerSeen::new("worker", "wasmtime-48.0.8-x86_64").engine, "wasmtime-48.0.8-x86_64");
+        let known = wasmhive_sandbox::engine_class_name("x86_64");
+        let [one, other] = [WorkerSeen::new("one", &known), WorkerSeen::new("other", &known)];
+        assert_eq!(&*one.engine, known);
+        assert!(std::sync::Arc::ptr_eq(&one.engine, &other.engine), "sessions share a known class's name");
     }
 }

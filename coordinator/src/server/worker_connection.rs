@@ -350,7 +350,7 @@ async fn handle_message(
     state: &mut SessionState,
 ) -> Result<(), Ending> {
     let Session { coordinator, worker, network, connection_id } = *session;
-    let worker_id = worker.worker_id.as_str();
+    let worker_id = &*worker.worker_id;
     match message {
         Message::RequestWork { slots } => {
             // On the runtime: the core's lock is short, and the store is locked only for
