@@ -11,7 +11,10 @@
 //! - bounded: at most [`INCOMING_BYTES_MAX`] of TLS bytes wait for a record to complete (a
 //!   longer handshake message is an error); more is read from the socket only once the
 //!   plaintext already decrypted has been read; a write is refused (pending) while
-//!   [`OUTGOING_BYTES_MAX`] of encrypted bytes wait to be sent;
+//!   [`OUTGOING_BYTES_MAX`] of encrypted bytes wait to be sent, and otherwise takes all it
+//!   is given (the caller's buffer, a WebSocket frame, is in memory already: taken in
+//!   record-sized parts, its writer would move the rest to the front after each part, a
+//!   256 KiB piece frame copied 2 MiB), so at most that limit plus one write wait;
 //! - bytes leave in the order rustls produced them (handshake messages, key updates,
 //!   alerts and application data share one queue, `outgoing`);
 //! - a peer's garbage ends the stream with an error naming what was wrong; it never
@@ -38,8 +41,6 @@ const FIRST_READ_BYTES: usize = 4 * 1024;
 pub(crate) const INCOMING_BYTES_MAX: usize = 80 * 1024;
 /// Encrypted bytes waiting for the socket before a write is refused.
 const OUTGOING_BYTES_MAX: usize = 64 * 1024;
-/// Application bytes encrypted per write call (one TLS record).
-const PLAINTEXT_PER_WRITE_MAX: usize = 16 * 1024;
 
 pub struct TlsServerStream {
     tcp: TcpStream,
@@ -271,8 +272,8 @@ impl AsyncWrite for TlsServerStream {
         if stream.outgoing.len() - stream.outgoing_sent >= OUTGOING_BYTES_MAX {
             ready!(stream.poll_send_outgoing(context))?;
         }
-        let taken = bytes.len().min(PLAINTEXT_PER_WRITE_MAX);
-        if stream.process(Some(&bytes[..taken]))? != Reached::Traffic {
+        let taken = bytes.len();
+        if stream.process(Some(bytes))? != Reached::Traffic {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the TLS connection is closed",

@@ -184,3 +184,32 @@ fn a_flood_of_key_update_requests_ends_the_stream() {
         assert!(held <= 4096, "only the read it was processing, no answers queued: {held} bytes");
     });
 }
+
+/// A WebSocket writer hands over a whole frame and moves what is not taken to the front of
+/// its buffer after every partial write: a 256 KiB piece taken 16 KiB at a time cost the
+/// owner 2 MiB of copying. A write is taken whole while little waits to be sent, and
+/// refused (pending) once the queue is full.
+#[test]
+fn a_large_write_is_taken_whole_while_little_waits_and_refused_once_the_queue_is_full() {
+    runtime().block_on(async {
+        let (address, accepting) = accept_one().await;
+        let mut client = dial(&address).await;
+        let mut server = accepting.await.unwrap().unwrap();
+        let frame = pattern(256 << 10);
+        let taken = server.write(&frame).await.unwrap();
+        assert_eq!(taken, frame.len(), "the whole frame in one write");
+        // The client reads nothing: the socket's buffers fill, then the stream's queue.
+        let mut written = taken;
+        let refused = loop {
+            match tokio::time::timeout(Duration::from_millis(300), server.write(&frame)).await {
+                Ok(result) => written += result.unwrap(),
+                Err(_) => break true,
+            }
+            assert!(written < 64 << 20, "writes are refused before 64 MiB wait unread");
+        };
+        assert!(refused);
+        let mut received = vec![0u8; frame.len()];
+        client.read_exact(&mut received).await.unwrap();
+        assert!(received == frame, "the first frame arrives whole, in order");
+    });
+}

@@ -111,7 +111,8 @@ pub struct PieceWrite {
     pub download: Arc<Mutex<Download>>,
     pub hash: Hash,
     pub index: u64,
-    pub encoded: Vec<u8>,
+    /// A slice of the frame it came in: pieces are not copied on their way to the disk.
+    pub encoded: bytes::Bytes,
     pub from: Option<String>,
 }
 
@@ -212,7 +213,7 @@ impl<L> InputFetches<L> {
         &mut self,
         hash: Hash,
         index: u64,
-        encoded: &[u8],
+        encoded: bytes::Bytes,
     ) -> Result<Progress<L>, SessionLost> {
         let unasked = || SessionLost::UnaskedBlob(format!("{} (piece {index})", hash.short()));
         let fetch = self.fetches.get_mut(&hash).ok_or_else(unasked)?;
@@ -225,7 +226,7 @@ impl<L> InputFetches<L> {
             download: fetch.download.clone(),
             hash,
             index,
-            encoded: encoded.to_vec(),
+            encoded,
             from: None,
         });
         Ok(progress)

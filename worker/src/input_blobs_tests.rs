@@ -40,10 +40,10 @@ fn blob(stores: &Stores, pieces: u64) -> BlobRef {
     BlobRef { hash: stores.seeder.import(&data[..], data.len() as u64).unwrap(), size: data.len() as u64 }
 }
 
-fn piece(store: &BlobStore, hash: &Hash, index: u64) -> Vec<u8> {
+fn piece(store: &BlobStore, hash: &Hash, index: u64) -> bytes::Bytes {
     let mut encoded = Vec::new();
     store.encode_piece(hash, index, &mut encoded).unwrap();
-    encoded
+    encoded.into()
 }
 
 /// Runs the piece writes `progress` asks for (the session runs them on blocking threads;
@@ -129,7 +129,7 @@ fn pieces_peers_hold_are_fetched_from_them_and_not_from_the_owner() {
     let (mut ready, mut complete) = (Vec::new(), Vec::new());
     for index in owner_asked {
         let arrived =
-            fetches.piece_arrived(blob.hash, index, &piece(&stores.seeder, &blob.hash, index)).unwrap();
+            fetches.piece_arrived(blob.hash, index, piece(&stores.seeder, &blob.hash, index)).unwrap();
         let progress = settle(&mut fetches, arrived);
         assert!(owner_pieces(&progress).is_empty(), "the owner is not asked for pieces a peer holds");
         peer_queue.extend(pieces_asked_of(&progress, "peer-a"));
@@ -167,12 +167,12 @@ fn a_peer_that_sends_a_bad_piece_is_dropped_and_its_piece_asked_elsewhere() {
     let blob = blob(&stores, 12);
     let (mut fetches, progress) = fetch_from_peers(&stores, blob, &["poisoner", "honest"]);
     let index = pieces_asked_of(&progress, "poisoner")[0];
-    let mut poisoned = piece(&stores.seeder, &blob.hash, index);
+    let mut poisoned = piece(&stores.seeder, &blob.hash, index).to_vec();
     let last = poisoned.len() - 1;
     poisoned[last] ^= 1;
     let arrived = fetches
         .swarm_event(
-            answer("poisoner", Question::Piece(blob.hash, index), Answer::Piece(poisoned)),
+            answer("poisoner", Question::Piece(blob.hash, index), Answer::Piece(poisoned.into())),
             Instant::now(),
         )
         .unwrap();
@@ -251,9 +251,9 @@ fn a_piece_being_written_is_neither_taken_again_nor_asked_again() {
     let started = fetches.lease_arrived(&stores.fetcher, blob, 1).unwrap();
     let index = owner_pieces(&started)[0];
     let encoded = piece(&stores.seeder, &blob.hash, index);
-    let arrived = fetches.piece_arrived(blob.hash, index, &encoded).unwrap();
+    let arrived = fetches.piece_arrived(blob.hash, index, encoded.clone()).unwrap();
     assert_eq!(arrived.write.len(), 1, "written off the session's thread");
-    assert!(fetches.piece_arrived(blob.hash, index, &encoded).is_err(), "the same piece again is unasked");
+    assert!(fetches.piece_arrived(blob.hash, index, encoded).is_err(), "the same piece again is unasked");
     let refreshed = fetches.refresh(Instant::now()).unwrap();
     assert!(!owner_pieces(&refreshed).contains(&index), "not asked again while it is written");
     let written = settle(&mut fetches, arrived);

@@ -260,7 +260,8 @@ impl Worker {
                         Ok(())
                     }
                     BinaryFrame::Piece { hash, index, encoded } => {
-                        let progress = self.input_fetches.piece_arrived(hash, index, encoded)?;
+                        let progress =
+                            self.input_fetches.piece_arrived(hash, index, bytes.slice_ref(encoded))?;
                         self.input_progress(socket, progress).await
                     }
                 }

@@ -47,8 +47,9 @@ pub enum Answer {
         size: u64,
         ranges: Vec<Range<u64>>,
     },
-    /// A bao-encoded piece (not yet verified: the asker verifies it).
-    Piece(Vec<u8>),
+    /// A bao-encoded piece (not yet verified: the asker verifies it), a slice of the frame
+    /// it came in (no copy).
+    Piece(bytes::Bytes),
     /// A module's bytes, checked against its hash.
     Module(Vec<u8>),
     NotHeld,
@@ -143,7 +144,7 @@ fn received(
         Frame::Binary(bytes) => match decode_binary(bytes).map_err(|error| error.to_string())? {
             BinaryFrame::Piece { hash, index, encoded } => {
                 let delivered =
-                    deliver(waiting, Question::Piece(hash, index), Answer::Piece(encoded.to_vec()));
+                    deliver(waiting, Question::Piece(hash, index), Answer::Piece(bytes.slice_ref(encoded)));
                 if delivered.is_ok() {
                     connection.swarm.piece_from(connection.peer_id);
                 }
