@@ -35,6 +35,8 @@ pub struct EngineKey {
 pub struct EngineWithLinker {
     pub engine: Engine,
     pub linker: Linker<UnitState>,
+    /// [`EngineKey::class_name`], formatted once (every outcome names it).
+    pub class_name: std::sync::Arc<str>,
 }
 
 impl EngineKey {
@@ -106,7 +108,7 @@ pub fn build_engine(key: EngineKey) -> wasmtime::Result<EngineWithLinker> {
     crate::environment_wasi::define_environment_functions(&mut linker)?;
     crate::read_only_files_wasi::define_file_functions(&mut linker)?;
     register_with_epoch_ticker(&engine);
-    Ok(EngineWithLinker { engine, linker })
+    Ok(EngineWithLinker { engine, linker, class_name: key.class_name().into() })
 }
 
 fn pooling_config() -> PoolingAllocationConfig {

@@ -18,7 +18,7 @@ pub struct Outcome {
     /// Host wall time of compile (if not cached) + instantiate + run.
     pub wall_time: Duration,
     /// Engine version, host ISA and determinism settings this outcome was produced with.
-    pub engine_class: String,
+    pub engine_class: std::sync::Arc<str>,
     /// A readable account of how the run ended, for people.
     pub message: String,
 }

@@ -46,7 +46,7 @@ pub fn run_unit(
                 }
                 ModuleRejection::TooSlowToCompile(reason) => (Status::HostTimeout, reason),
             };
-            return finish(status, Vec::new(), Vec::new(), None, started, engine_key, message);
+            return finish(status, Vec::new(), Vec::new(), None, started, engine, message);
         }
     };
     let stdout = CappedPipe::new(limits.stdout_bytes_max, OverflowPolicy::TrapGuest);
@@ -54,7 +54,7 @@ pub fn run_unit(
     let files = match UnitFiles::new(request.input.clone(), request.shared, request.job_time) {
         Ok(files) => files,
         Err(problem) => {
-            return finish(Status::HostTimeout, Vec::new(), Vec::new(), None, started, engine_key, problem);
+            return finish(Status::HostTimeout, Vec::new(), Vec::new(), None, started, engine, problem);
         }
     };
     let stdio = Stdio { stdout: stdout.clone(), stderr: stderr.clone(), closed: [false; 3] };
@@ -80,7 +80,7 @@ pub fn run_unit(
         Ok(()) => (Status::Success, "the task returned from _start".to_string()),
         Err(error) => classify_error(&error, limit_hit, stdout.overflowed()),
     };
-    finish(status, stdout.take_contents(), stderr.take_contents(), fuel_used, started, engine_key, message)
+    finish(status, stdout.take_contents(), stderr.take_contents(), fuel_used, started, engine, message)
 }
 
 /// The wall-clock guard as a callback every [`CHECKPOINT_INTERVAL`]: running time only
@@ -173,7 +173,7 @@ fn finish(
     stderr: Vec<u8>,
     fuel_used: Option<u64>,
     started: Instant,
-    engine_key: EngineKey,
+    engine: &EngineWithLinker,
     message: String,
 ) -> Outcome {
     let digest = outcome_digest(&status, &stdout);
@@ -184,7 +184,7 @@ fn finish(
         fuel_used,
         digest,
         wall_time: started.elapsed(),
-        engine_class: engine_key.class_name(),
+        engine_class: engine.class_name.clone(),
         message,
     }
 }

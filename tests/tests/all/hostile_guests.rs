@@ -273,7 +273,7 @@ fn a_module_too_slow_to_compile_here_is_retried_not_failed_and_its_late_artifact
     let slow = wat(&format!(r#"(module (func (export "_start") (local i64) {body}))"#));
     let first = run_unit(&sandbox, &slow, b"", &[], &quick_compile);
     assert_eq!(first.status, Status::HostTimeout, "{}", first.message);
-    let artifact = directory.path().join(&first.engine_class).join(format!("{}.cwasm", slow.hash.to_hex()));
+    let artifact = directory.path().join(&*first.engine_class).join(format!("{}.cwasm", slow.hash.to_hex()));
     wasmhive_tests::grid::wait_until(Duration::from_secs(60), "the background compilation", || {
         artifact.exists()
     });

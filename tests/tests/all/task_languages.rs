@@ -167,7 +167,7 @@ fn a_compiled_module_is_loaded_from_disk_not_compiled_again() {
         || SandboxConfig { artifact_dir: Some(directory.path().to_path_buf()), ..SandboxConfig::default() };
     let first = run_unit(&Sandbox::new(config()), &go, b"0 1000", &[], &Limits::default());
     assert_eq!(first.stdout, b"168\n");
-    let artifact = directory.path().join(&first.engine_class).join(format!("{}.cwasm", go.hash.to_hex()));
+    let artifact = directory.path().join(&*first.engine_class).join(format!("{}.cwasm", go.hash.to_hex()));
     let written =
         std::fs::metadata(&artifact).and_then(|metadata| metadata.modified()).expect("the artifact was kept");
     let again = run_unit(&Sandbox::new(config()), &go, b"0 1000", &[], &Limits::default());
