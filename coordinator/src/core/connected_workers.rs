@@ -12,7 +12,6 @@ use std::collections::HashMap;
 const SHARED_CLASSES_MAX: usize = 16;
 
 /// One connected worker.
-#[derive(Clone)]
 pub(super) struct ConnectedWorker {
     pub(super) cores: u32,
     pub(super) engine: EngineClass,
