@@ -92,14 +92,14 @@ impl CoreJob {
         // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
         let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::super::DRAWN_WORKER_WAIT_MS);
         let start = scanned_up_to.map_or(self.scan_cursor, |unit_index| unit_index + 1);
-        let candidates: Vec<u64> = self
+        // Field by field (no copy of the candidates): the scan reads `needs_replica` while
+        // it changes `active`, `reserved` and the cursor.
+        let candidates = self
             .needs_replica
             .range(start..)
             .chain(self.needs_replica.range(..start))
-            .copied()
-            .take(WAITING_UNITS_SCANNED_MAX)
-            .collect();
-        for unit_index in candidates {
+            .take(WAITING_UNITS_SCANNED_MAX);
+        for &unit_index in candidates {
             *scanned_up_to = Some(unit_index);
             self.scan_cursor = unit_index + 1;
             let Some(unit) = self.active.get_mut(&unit_index) else { continue };
