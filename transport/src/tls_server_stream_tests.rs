@@ -29,6 +29,13 @@ async fn accept_one() -> (String, tokio::task::JoinHandle<std::io::Result<TlsSer
     (address, accepting)
 }
 
+/// A client (key 2) and the server stream that accepted it, both past the handshake.
+async fn connected() -> (tokio_rustls::client::TlsStream<TcpStream>, TlsServerStream) {
+    let (address, accepting) = accept_one().await;
+    let client = dial(&address).await;
+    (client, accepting.await.unwrap().unwrap())
+}
+
 async fn dial(address: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
     let dialer = Dialer::new(Some(TlsIdentity::new(&key(2))), None);
     dialer.dial(&PeerAddress::pinned(address, &key(1).peer_id())).await.unwrap().0
@@ -42,9 +49,7 @@ fn pattern(length: usize) -> Vec<u8> {
 #[test]
 fn a_megabyte_each_way_in_odd_pieces_arrives_whole_and_an_idle_stream_holds_no_buffer() {
     runtime().block_on(async {
-        let (address, accepting) = accept_one().await;
-        let mut client = dial(&address).await;
-        let mut server = accepting.await.unwrap().unwrap();
+        let (mut client, mut server) = connected().await;
         assert_eq!(
             server.peer_certificates().map(|certificates| certificates.len()),
             Some(1),
@@ -91,9 +96,7 @@ fn a_megabyte_each_way_in_odd_pieces_arrives_whole_and_an_idle_stream_holds_no_b
 #[test]
 fn a_key_update_from_the_client_is_followed_both_ways() {
     runtime().block_on(async {
-        let (address, accepting) = accept_one().await;
-        let mut client = dial(&address).await;
-        let mut server = accepting.await.unwrap().unwrap();
+        let (mut client, mut server) = connected().await;
         let mut buffer = [0u8; 5];
         for round in 0..3u8 {
             client.get_mut().1.refresh_traffic_keys().unwrap();
@@ -116,9 +119,7 @@ fn a_key_update_from_the_client_is_followed_both_ways() {
 #[test]
 fn garbage_after_the_handshake_ends_the_stream_with_an_error() {
     runtime().block_on(async {
-        let (address, accepting) = accept_one().await;
-        let mut client = dial(&address).await;
-        let mut server = accepting.await.unwrap().unwrap();
+        let (mut client, mut server) = connected().await;
         client.get_mut().0.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
         let mut buffer = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(5), server.read(&mut buffer)).await.unwrap();
@@ -166,9 +167,7 @@ fn a_client_that_leaves_in_the_middle_of_the_handshake_is_an_error() {
 #[test]
 fn a_flood_of_key_update_requests_ends_the_stream() {
     runtime().block_on(async {
-        let (address, accepting) = accept_one().await;
-        let mut client = dial(&address).await;
-        let mut server = accepting.await.unwrap().unwrap();
+        let (mut client, mut server) = connected().await;
         for _ in 0..5_000 {
             client.get_mut().1.refresh_traffic_keys().unwrap();
             client.write_all(b"").await.unwrap();
@@ -192,9 +191,7 @@ fn a_flood_of_key_update_requests_ends_the_stream() {
 #[test]
 fn a_large_write_is_taken_whole_while_little_waits_and_refused_once_the_queue_is_full() {
     runtime().block_on(async {
-        let (address, accepting) = accept_one().await;
-        let mut client = dial(&address).await;
-        let mut server = accepting.await.unwrap().unwrap();
+        let (mut client, mut server) = connected().await;
         let frame = pattern(256 << 10);
         let taken = server.write(&frame).await.unwrap();
         assert_eq!(taken, frame.len(), "the whole frame in one write");
