@@ -263,7 +263,7 @@ fn every_replica_of_a_job_pinned_to_the_owners_engine_class_runs_on_that_class()
             ("x86", owner_class),
             ("x86-b", owner_class),
         ] {
-            core.set_worker_engine(worker, class);
+            core.set_worker_engine(worker, Some(class.into()));
         }
         for other in ["arm", "colluder"] {
             let leases = core.request_work(other, &Network::of_identity(other), 4, 0);
@@ -282,7 +282,7 @@ fn every_replica_of_a_job_pinned_to_the_owners_engine_class_runs_on_that_class()
         // second replica would almost surely reserve it for one of them.
         for index in 0..8 {
             let arm = format!("arm-{index}");
-            core.set_worker_engine(&arm, "wasmtime-48.0.8-aarch64");
+            core.set_worker_engine(&arm, Some("wasmtime-48.0.8-aarch64".into()));
             let leases = core.request_work(&arm, &Network::of_identity(&arm), 4, later_ms);
             assert!(leases.is_empty(), "a replica went to another engine class");
         }

@@ -245,9 +245,9 @@ impl Core {
         self.connected.set_cores(worker_id, cores);
     }
 
-    /// The engine class `worker_id` runs units on (forgotten when it disconnects); empty for
+    /// The engine class `worker_id` runs units on (forgotten when it disconnects); `None` for
     /// a class the server does not recognise, which takes no unit of a job pinned to a class.
-    pub fn set_worker_engine(&mut self, worker_id: &str, engine: &str) {
+    pub fn set_worker_engine(&mut self, worker_id: &str, engine: Option<EngineClass>) {
         self.connected.set_engine(worker_id, engine);
     }
 

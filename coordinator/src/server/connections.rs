@@ -161,7 +161,7 @@ impl Coordinator {
             core.set_worker_cores(worker_id, cores);
             // An unknown class counts as none: it gets no unit whose replicas share a class.
             let engine =
-                if wasmhive_sandbox::is_known_engine_class(&worker.engine) { &worker.engine } else { "" };
+                wasmhive_sandbox::is_known_engine_class(&worker.engine).then(|| worker.engine.clone());
             core.set_worker_engine(worker_id, engine);
         }
         self.connections.lock().expect("connections lock").open(&worker.worker_id, address, cores)
