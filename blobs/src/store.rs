@@ -38,11 +38,15 @@ pub(crate) fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(
 }
 
 /// A folder of blobs, safe to share between threads (its methods block on disk IO).
+///
+/// Invariant: one store per folder at a time (one per data directory), so its list of
+/// complete blobs, read from the folder once when it opens, stays the folder's truth: what
+/// is here, its size and the bytes in all (a budget check costs no folder listing, which
+/// once made every finished download of a job list every blob before it).
 pub struct BlobStore {
     pub(crate) root: PathBuf,
     budget_bytes: AtomicU64,
-    /// When each complete blob was last used, on the store's own clock (eviction order).
-    last_used: Mutex<HashMap<Hash, u64>>,
+    complete: Mutex<CompleteBlobs>,
     clock: AtomicU64,
     /// Holds per blob (`holds.rs`): a held blob is never evicted.
     holds: Mutex<HashMap<Hash, usize>>,
@@ -66,7 +70,7 @@ impl BlobStore {
         let store = BlobStore {
             root: root.to_path_buf(),
             budget_bytes: AtomicU64::new(budget_bytes),
-            last_used: Mutex::new(HashMap::new()),
+            complete: Mutex::new(CompleteBlobs::default()),
             clock: AtomicU64::new(0),
             holds: Mutex::new(HashMap::new()),
             unsynced_marker_written: AtomicBool::new(false),
@@ -74,8 +78,8 @@ impl BlobStore {
         };
         let removed = store.check_blobs_after_unclean_stop()?;
         store.removed_after_unclean_stop.store(removed, Ordering::Relaxed);
-        for (hash, _) in store.complete_blobs_by_age()? {
-            store.touch(&hash);
+        for (hash, size) in store.complete_blobs_by_age()? {
+            store.listed(&hash, size);
         }
         Ok(store)
     }
@@ -147,30 +151,33 @@ impl BlobStore {
         if let Some(expected) = expected.filter(|expected| *expected != hash) {
             return Err(BlobError::WrongHash { expected: expected.to_hex(), actual: hash.to_hex() });
         }
-        self.move_into_place(&hash, data_path, outboard_path)?;
+        self.move_into_place(&hash, announced_bytes, data_path, outboard_path)?;
         Ok(hash)
     }
 
-    pub(crate) fn move_into_place(&self, hash: &Hash, data: &Path, outboard: &Path) -> Result<(), BlobError> {
+    pub(crate) fn move_into_place(
+        &self,
+        hash: &Hash,
+        size: u64,
+        data: &Path,
+        outboard: &Path,
+    ) -> Result<(), BlobError> {
         // The outboard first: a blob file whose outboard is missing is never listed.
         let (final_data, final_outboard) = self.complete_paths(hash);
         std::fs::rename(outboard, &final_outboard).map_err(io_error("moving", outboard))?;
         std::fs::rename(data, &final_data).map_err(io_error("moving", data))?;
-        self.touch(hash);
+        self.listed(hash, size);
         Ok(())
     }
 
     /// Whether the complete blob is here.
     pub fn has(&self, hash: &Hash) -> bool {
-        self.last_used.lock().expect("blob clock poisoned").contains_key(hash)
+        self.complete().by_hash.contains_key(hash)
     }
 
     /// The blob's size in bytes, if it is here.
     pub fn size(&self, hash: &Hash) -> Option<u64> {
-        if !self.has(hash) {
-            return None;
-        }
-        std::fs::metadata(self.complete_paths(hash).0).ok().map(|metadata| metadata.len())
+        self.complete().by_hash.get(hash).map(|blob| blob.size)
     }
 
     /// The blob's bytes, to stream.
@@ -196,7 +203,7 @@ impl BlobStore {
     /// its hash is removed and reported, never sent.
     pub fn encode_piece(&self, hash: &Hash, index: u64, encoded: &mut Vec<u8>) -> Result<(), BlobError> {
         let data = self.open_blob(hash)?;
-        let size = data.metadata().map_err(io_error("reading", &self.complete_paths(hash).0))?.len();
+        let size = self.size(hash).ok_or_else(|| BlobError::Missing(hash.to_hex()))?;
         let chunks = piece_chunks(size, index).ok_or_else(|| BlobError::NoSuchPiece {
             hash: hash.to_hex(),
             index,
@@ -224,7 +231,11 @@ impl BlobStore {
 
     /// Deletes a complete blob (nothing if it is not here).
     pub fn remove(&self, hash: &Hash) -> Result<(), BlobError> {
-        self.last_used.lock().expect("blob clock poisoned").remove(hash);
+        let mut complete = self.complete();
+        if let Some(removed) = complete.by_hash.remove(hash) {
+            complete.bytes -= removed.size;
+        }
+        drop(complete);
         let (data, outboard) = self.complete_paths(hash);
         for path in [data, outboard] {
             match std::fs::remove_file(&path) {
@@ -238,14 +249,14 @@ impl BlobStore {
     }
 
     /// Bytes of complete blobs here.
-    pub fn total_bytes(&self) -> Result<u64, BlobError> {
-        Ok(self.complete_blobs_by_age()?.iter().map(|(_, size)| size).sum())
+    pub fn total_bytes(&self) -> u64 {
+        self.complete().bytes
     }
 
     /// Whether the complete blobs here take more than the budget (so eviction has work:
     /// callers check this before gathering what eviction must spare).
-    pub fn over_budget(&self) -> Result<bool, BlobError> {
-        Ok(self.total_bytes()? > self.budget_bytes.load(Ordering::Relaxed))
+    pub fn over_budget(&self) -> bool {
+        self.total_bytes() > self.budget_bytes.load(Ordering::Relaxed)
     }
 
     /// Changes the byte budget [`BlobStore::evict_to_budget`] keeps to.
@@ -272,15 +283,16 @@ impl BlobStore {
     /// nor in `needed` until the store holds at most its budget; returns what it removed.
     /// Held and needed blobs are never removed, even over budget.
     pub fn evict_to_budget(&self, needed: &HashSet<Hash>) -> Result<Vec<Hash>, BlobError> {
-        let mut blobs = self.complete_blobs_by_age()?;
-        let mut total: u64 = blobs.iter().map(|(_, size)| size).sum();
-        {
-            let last_used = self.last_used.lock().expect("blob clock poisoned");
-            blobs.sort_by_key(|(hash, _)| last_used.get(hash).copied().unwrap_or(0));
-        }
+        let (mut blobs, mut total) = {
+            let complete = self.complete();
+            let blobs: Vec<(Hash, CompleteBlob)> =
+                complete.by_hash.iter().map(|(hash, blob)| (*hash, *blob)).collect();
+            (blobs, complete.bytes)
+        };
+        blobs.sort_by_key(|(_, blob)| blob.last_used);
         let mut removed = Vec::new();
         let budget_bytes = self.budget_bytes.load(Ordering::Relaxed);
-        for (hash, size) in blobs {
+        for (hash, CompleteBlob { size, .. }) in blobs {
             if total <= budget_bytes {
                 break;
             }
@@ -313,9 +325,23 @@ impl BlobStore {
         Ok(blobs.into_iter().map(|(_, hash, size)| (hash, size)).collect())
     }
 
+    fn complete(&self) -> std::sync::MutexGuard<'_, CompleteBlobs> {
+        self.complete.lock().expect("blob list poisoned")
+    }
+
+    /// Records a blob now complete here (again, if it was already: counted once).
+    fn listed(&self, hash: &Hash, size: u64) {
+        let last_used = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut complete = self.complete();
+        let before = complete.by_hash.insert(*hash, CompleteBlob { size, last_used });
+        complete.bytes = complete.bytes - before.map_or(0, |blob| blob.size) + size;
+    }
+
     fn touch(&self, hash: &Hash) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
-        self.last_used.lock().expect("blob clock poisoned").insert(*hash, now);
+        if let Some(blob) = self.complete().by_hash.get_mut(hash) {
+            blob.last_used = now;
+        }
     }
 
     pub(crate) fn complete_paths(&self, hash: &Hash) -> (PathBuf, PathBuf) {
@@ -327,6 +353,21 @@ impl BlobStore {
     pub(crate) fn partial_path(&self, hash: &Hash, extension: &str) -> PathBuf {
         self.root.join("partial").join(format!("{}.{extension}", hash.to_hex()))
     }
+}
+
+/// The complete blobs here (see [`BlobStore`]'s invariant).
+#[derive(Default)]
+struct CompleteBlobs {
+    by_hash: HashMap<Hash, CompleteBlob>,
+    /// The sum of their sizes.
+    bytes: u64,
+}
+
+#[derive(Clone, Copy)]
+struct CompleteBlob {
+    size: u64,
+    /// When it was last used, on the store's own clock (eviction order).
+    last_used: u64,
 }
 
 /// Copies what it reads into a file, counting it.

@@ -82,7 +82,7 @@ fn an_import_that_is_shorter_or_longer_than_announced_is_refused_and_leaves_noth
     let long = store.import(&data[..], 99_000).unwrap_err();
     assert!(matches!(long, BlobError::WrongLength { announced: 99_000, .. }), "{long}");
     assert!(!store.has(&Hash::of(&data)) && !store.has(&Hash::of(&data[..99_000])));
-    assert_eq!(store.total_bytes().unwrap(), 0);
+    assert_eq!(store.total_bytes(), 0);
     assert_eq!(std::fs::read_dir(folder.0.join("tmp")).unwrap().count(), 0, "no half import left behind");
 }
 
@@ -213,10 +213,38 @@ fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
     let needed: HashSet<Hash> = [hashes[1]].into();
     let removed = store.evict_to_budget(&needed).unwrap();
     assert_eq!(removed, [hashes[2], hashes[3]], "least recently used first, the needed one skipped");
-    assert_eq!(store.total_bytes().unwrap(), 3000);
+    assert_eq!(store.total_bytes(), 3000);
     let everything_needed: HashSet<Hash> = hashes.iter().copied().collect();
     let tight = open_store(&folder.0, 0).unwrap();
     assert!(tight.evict_to_budget(&everything_needed).unwrap().is_empty(), "needed blobs stay over budget");
+}
+
+#[test]
+fn the_stores_byte_count_follows_imports_downloads_removals_and_a_reopen() {
+    let (folder, seeder_folder) = (Folder::new("bytes"), Folder::new("bytes-seeder"));
+    let store = open_store(&folder.0, 2_500).unwrap();
+    let (first, second) = (bytes(1000, 1), bytes(PIECE_BYTES as usize + 1000, 2));
+    let first_hash = import(&store, &first);
+    import(&store, &first);
+    assert_eq!(store.total_bytes(), 1000, "a blob imported twice counts once");
+    assert!(!store.over_budget());
+    let seeder = open_store(&seeder_folder.0, u64::MAX).unwrap();
+    let second_hash = import(&seeder, &second);
+    let mut download = store.download(second_hash, second.len() as u64).unwrap();
+    assert_eq!(store.total_bytes(), 1000, "a download under way is not counted");
+    fetch_all(&seeder, &mut download);
+    download.finish_unsynced().unwrap();
+    assert_eq!(store.total_bytes(), 1000 + second.len() as u64);
+    assert_eq!(store.size(&second_hash), Some(second.len() as u64));
+    assert!(store.over_budget());
+    store.remove(&first_hash).unwrap();
+    store.remove(&first_hash).unwrap();
+    assert_eq!(store.total_bytes(), second.len() as u64, "a blob removed twice is subtracted once");
+    drop(store);
+    let reopened = open_store(&folder.0, 2_500).unwrap();
+    assert_eq!(reopened.total_bytes(), second.len() as u64);
+    assert_eq!(reopened.evict_to_budget(&HashSet::new()).unwrap(), [second_hash]);
+    assert_eq!(reopened.total_bytes(), 0);
 }
 
 #[test]

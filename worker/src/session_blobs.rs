@@ -129,7 +129,7 @@ impl Worker {
 /// no queued or running lease holds (and, on a peer, no running job of its own reads) go
 /// first.
 fn evict_unheld_blobs(execution: &crate::Execution) {
-    if !execution.blobs.over_budget().unwrap_or(true) {
+    if !execution.blobs.over_budget() {
         return;
     }
     let needed = match execution.blobs_needed.get() {

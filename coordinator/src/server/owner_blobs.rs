@@ -25,7 +25,7 @@ impl Coordinator {
     /// `also_needed` (a blob just uploaded for a job not yet submitted). Run on a blocking
     /// thread: it lists and removes files.
     pub fn evict_blobs(&self, also_needed: Option<Hash>) {
-        if !self.blobs.over_budget().unwrap_or(true) {
+        if !self.blobs.over_budget() {
             return;
         }
         let Some(mut needed) = self.blobs_needed() else { return };
