@@ -39,6 +39,7 @@
 //!   after an unclean stop (`unsynced.rs`). An owner's blobs are always synced.
 
 mod download;
+mod gathered_writes;
 mod holds;
 mod pieces;
 mod serving;
