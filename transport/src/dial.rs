@@ -19,6 +19,11 @@ pub type PeerSocket = WebSocketStream<TlsStream<TcpStream>>;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most a WebSocket read asks of TLS at once: one record's plaintext, about what a
+/// read returns. tungstenite zeroes this much of its buffer before every read, so its
+/// default (128 KiB) zeroed eight times the bytes a piece download carried.
+const READ_BYTES_MAX: usize = 16 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     #[error("cannot connect to {address}: {reason}")]
@@ -99,6 +104,7 @@ impl Dialer {
     ) -> Result<(PeerSocket, String), DialError> {
         let (stream, proven) = self.dial(address).await?;
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BYTES_MAX)
             .max_message_size(Some(message_bytes_max))
             .max_frame_size(Some(message_bytes_max));
         let url = format!("wss://{}{path}", address.host_port);
