@@ -6,8 +6,9 @@
 //! set-up times (TCP, TLS handshake, session start). Everything runs over TLS 1.3.
 //!
 //! `cargo bench -p wasmhive-tests --bench grid [-- w1 [UNITS]|w2|peers|handshake|connections|data [sha256|checksum] [RUNS]]`
-//! (`data`: issue 16's data workload, 256 units of 4 MiB, only when named). Prints figures; asserts
-//! only that every result is right.
+//! (`data`: issue 16's data workload, 256 units of 4 MiB, only when named; it also prints the
+//! CPU time of unit threads and of all others, steadier than wall time on a noisy machine).
+//! Prints figures; asserts only that every result is right.
 
 use rayon::prelude::*;
 use std::io::BufRead;
@@ -20,7 +21,7 @@ use wasmhive_peer::{PeerConfig, RunningPeer, start_peer};
 use wasmhive_protocol::api::{BlobInput, JobInputs, JobSubmission};
 use wasmhive_protocol::identity::PeerKey;
 use wasmhive_tests::grid::TempDir;
-use wasmhive_tests::{W1_STEP, bench_job, resident_bytes, w1_job};
+use wasmhive_tests::{ThreadCpu, W1_STEP, bench_job, resident_bytes, w1_job};
 use wasmhive_worker::{WorkerConfig, run_worker};
 
 const W1_UNITS: u64 = 10_000;
@@ -406,6 +407,7 @@ fn data(runtime: &tokio::runtime::Runtime, cores: usize, kernel: &str, runs: usi
         (DATA_UNITS * DATA_UNIT_BYTES) >> 20
     );
     let mut times: [Vec<f64>; 4] = Default::default();
+    let mut grid_cpu: [Vec<ThreadCpu>; 2] = Default::default();
     for _ in 0..runs {
         let started = Instant::now();
         let outputs: Vec<String> = paths.par_iter().map(|path| native_kernel(path)).collect();
@@ -413,8 +415,9 @@ fn data(runtime: &tokio::runtime::Runtime, cores: usize, kernel: &str, runs: usi
         assert_eq!(outputs, expected);
         times[1].push(sandbox_data_time(&paths, kernel, &expected).as_secs_f64());
         for quorum in [1, 2] {
-            let time = runtime.block_on(run_data_job(&paths, kernel, &expected, quorum, cores));
+            let (time, cpu) = runtime.block_on(run_data_job(&paths, kernel, &expected, quorum, cores));
             times[1 + quorum as usize].push(time.as_secs_f64());
+            grid_cpu[quorum as usize - 1].push(cpu);
         }
     }
     let [native, sandbox, quorum_1, quorum_2] = times.map(|mut values| {
@@ -433,6 +436,18 @@ fn data(runtime: &tokio::runtime::Runtime, cores: usize, kernel: &str, runs: usi
     line("sandbox only, rayon", sandbox);
     line("grid, quorum 1", quorum_1);
     line("grid, quorum 2", quorum_2);
+    for (quorum, cpu) in grid_cpu.iter_mut().enumerate() {
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let units = median(cpu.iter().map(|cpu| cpu.units_s).collect());
+        let others = median(cpu.iter().map(|cpu| cpu.others_s).collect());
+        println!(
+            "  grid, quorum {} CPU: unit threads {units:.2} s, every other thread (moving the data, the owner) {others:.2} s (medians)",
+            quorum + 1
+        );
+    }
 }
 
 /// `DATA_UNITS` files of `DATA_UNIT_BYTES` each, distinct bytes.
@@ -476,14 +491,15 @@ fn sandbox_data_time(paths: &[std::path::PathBuf], kernel: &str, expected: &[Str
 }
 
 /// One data job on a fresh owner (inputs uploaded first, not timed) and `quorum` workers
-/// of `cores` threads each: submission to completion, every output checked.
+/// of `cores` threads each: submission to completion, every output checked, and the CPU
+/// the process used meanwhile.
 async fn run_data_job(
     paths: &[std::path::PathBuf],
     kernel: &str,
     expected: &[String],
     quorum: u32,
     cores: usize,
-) -> Duration {
+) -> (Duration, ThreadCpu) {
     let directory = TempDir::new("bench-data-grid");
     let owner = InProcessOwner::start(&directory).await;
     let coordinator = owner.coordinator.clone();
@@ -502,10 +518,10 @@ async fn run_data_job(
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), ThreadCpu::now());
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
     coordinator.job_ended(&job.job_id).await;
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), ThreadCpu::now().since(cpu_before));
     let results = coordinator
         .results_page(&job.job_id, 0, DATA_UNITS as u32)
         .map_err(|problem| problem.message)
@@ -518,5 +534,5 @@ async fn run_data_job(
         let _ = worker.await;
     }
     owner.stop().await;
-    elapsed
+    (elapsed, cpu)
 }

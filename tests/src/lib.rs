@@ -93,6 +93,41 @@ pub fn resident_bytes(pid: u32) -> u64 {
     line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0) * 1024
 }
 
+/// CPU seconds (user + system) this process's threads have used, summed by kind: unit
+/// threads (`wasmhive-unit-*`, running tasks) and all others (the owner's and workers'
+/// runtimes, their blocking pools, the store writer). Threads that exited are not counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadCpu {
+    pub units_s: f64,
+    pub others_s: f64,
+}
+
+impl ThreadCpu {
+    pub fn now() -> ThreadCpu {
+        let ticks_per_second = 100.0; // USER_HZ on Linux
+        let mut cpu = ThreadCpu::default();
+        let Ok(threads) = std::fs::read_dir("/proc/self/task") else { return cpu };
+        for thread in threads.flatten() {
+            let Ok(stat) = std::fs::read_to_string(thread.path().join("stat")) else { continue };
+            // `pid (name) state ...`: the name may hold spaces; fields count from its `)`.
+            let Some((name_part, fields)) = stat.rsplit_once(')') else { continue };
+            let fields: Vec<&str> = fields.split_whitespace().collect();
+            let ticks: f64 = [11, 12].iter().filter_map(|at| fields.get(*at)?.parse::<f64>().ok()).sum();
+            if name_part.contains("(wasmhive-unit-") {
+                cpu.units_s += ticks / ticks_per_second;
+            } else {
+                cpu.others_s += ticks / ticks_per_second;
+            }
+        }
+        cpu
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(self, earlier: ThreadCpu) -> ThreadCpu {
+        ThreadCpu { units_s: self.units_s - earlier.units_s, others_s: self.others_s - earlier.others_s }
+    }
+}
+
 /// Integers each tiny W1 benchmark unit sums.
 pub const W1_STEP: u64 = 1_000;
 
