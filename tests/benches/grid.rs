@@ -52,7 +52,7 @@ fn main() {
         });
         println!("W2: {W2_UNITS} `primes` units (last unit alone natively: {:.2} s)", one_unit.as_secs_f64());
         for quorum in [1, 2] {
-            let (grid, _, _) = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores));
+            let grid = runtime.block_on(run_grid_job(w2_job(quorum), quorum, cores)).elapsed;
             report(quorum, W2_UNITS, ("grid", grid), ("native rayon", native));
         }
     }
@@ -63,7 +63,7 @@ fn main() {
         data(&runtime, cores, kernel, runs);
     }
     if section.is_empty() || section == "peers" {
-        let (single, _, _) = runtime.block_on(run_grid_job(w1_job(1, W1_UNITS), 1, cores));
+        let single = runtime.block_on(run_grid_job(w1_job(1, W1_UNITS), 1, cores)).elapsed;
         println!(
             "W1 on 4 peers (1 core each, gossip mesh, submitted to one peer) vs the single coordinator + 1 worker:"
         );
@@ -134,7 +134,7 @@ fn w1(runtime: &tokio::runtime::Runtime, units: u64, cores: usize) {
     let sandbox_rate = units as f64 / sandbox_only.as_secs_f64();
     println!("  sandbox only, rayon: {:>8.3} s {sandbox_rate:>9.0} units/s", sandbox_only.as_secs_f64());
     for quorum in [1, 2] {
-        let (grid, first_lease, commits) =
+        let FinishedJob { elapsed: grid, first_lease, commits, cpu, .. } =
             runtime.block_on(run_grid_job(w1_job(quorum, units), quorum, cores));
         report(quorum, units, ("grid", grid), ("native rayon", native));
         println!(
@@ -145,6 +145,10 @@ fn w1(runtime: &tokio::runtime::Runtime, units: u64, cores: usize) {
             first_lease.as_secs_f64() * 1000.0,
             commits.1,
             commits.0
+        );
+        println!(
+            "            CPU: unit threads {:.2} s, store writer {:.2} s, every other thread {:.2} s",
+            cpu.units_s, cpu.store_writer_s, cpu.others_s
         );
     }
 }
@@ -210,11 +214,7 @@ fn report(quorum: u32, units: u64, measured: (&str, Duration), baseline: (&str, 
 /// unit's replicas need distinct workers); returns submit-to-completion time. The module
 /// is compiled once beforehand so the figure is the steady state. Returns (submit to
 /// completion, submit to first lease, (store transactions, outcome batches)).
-async fn run_grid_job(
-    submission: JobSubmission,
-    quorum: u32,
-    cores: usize,
-) -> (Duration, Duration, (u64, u64)) {
+async fn run_grid_job(submission: JobSubmission, quorum: u32, cores: usize) -> FinishedJob {
     let directory = TempDir::new("bench-grid");
     let owner = InProcessOwner::start(&directory).await;
     let coordinator = owner.coordinator.clone();
@@ -222,13 +222,13 @@ async fn run_grid_job(
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
-    let times = finish(&coordinator, submission).await;
+    let finished = finish(&coordinator, submission).await;
     let _ = owner.stop.send(true);
     for worker in workers {
         let _ = worker.await;
     }
     owner.stop().await;
-    times
+    finished
 }
 
 /// Runs one job on `count` in-process peers that found each other by gossip; returns
@@ -250,7 +250,7 @@ async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 8, step: 1 };
     finish(&owner, warm_up).await;
-    let (elapsed, _, _) = finish(&owner, submission).await;
+    let elapsed = finish(&owner, submission).await.elapsed;
     for peer in peers {
         peer.stop().await;
     }
@@ -259,23 +259,34 @@ async fn run_peer_job(submission: JobSubmission, count: usize) -> Duration {
 
 /// Submits and waits for completion: (submit to completion, submit to first lease, (store
 /// transactions, outcome batches) the job took).
-async fn finish(
-    coordinator: &Arc<Coordinator>,
-    submission: JobSubmission,
-) -> (Duration, Duration, (u64, u64)) {
+/// A benchmark job run to its end.
+struct FinishedJob {
+    job_id: String,
+    /// Submission to the job's end.
+    elapsed: Duration,
+    /// Submission to its first lease.
+    first_lease: Duration,
+    /// Store transactions (fsyncs) and the outcome batches they committed.
+    commits: (u64, u64),
+    /// CPU this process used meanwhile.
+    cpu: ThreadCpu,
+}
+
+async fn finish(coordinator: &Arc<Coordinator>, submission: JobSubmission) -> FinishedJob {
     let commits_before = coordinator.outcome_commits();
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), ThreadCpu::now());
     let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
     // Woken by the job's end: polling `status` every 2 ms took a sixth of the CPU samples
     // (perf) from the grid it measures.
     coordinator.job_ended(&job.job_id).await;
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), ThreadCpu::now().since(cpu_before));
     let status = coordinator.status(&job.job_id).unwrap();
     assert_eq!(status.verified, status.units, "every unit verified: {status:?}");
     let first_lease = coordinator.first_lease_at(&job.job_id).expect("a lease was built");
     let commits_after = coordinator.outcome_commits();
     let commits = (commits_after.0 - commits_before.0, commits_after.1 - commits_before.1);
-    (elapsed, first_lease.duration_since(started), commits)
+    let first_lease = first_lease.duration_since(started);
+    FinishedJob { job_id: job.job_id, elapsed, first_lease, commits, cpu }
 }
 
 /// A coordinator served in this process on a loopback port.
@@ -518,14 +529,9 @@ async fn run_data_job(
     let mut warm_up = submission.clone();
     warm_up.inputs = JobInputs::Range { start: 0, end: 2 * quorum as u64, step: 1 };
     finish(&coordinator, warm_up).await;
-    let (started, cpu_before) = (Instant::now(), ThreadCpu::now());
-    let job = coordinator.submit(submission).map_err(|problem| problem.message).unwrap();
-    coordinator.job_ended(&job.job_id).await;
-    let (elapsed, cpu) = (started.elapsed(), ThreadCpu::now().since(cpu_before));
-    let results = coordinator
-        .results_page(&job.job_id, 0, DATA_UNITS as u32)
-        .map_err(|problem| problem.message)
-        .unwrap();
+    let FinishedJob { job_id, elapsed, cpu, .. } = finish(&coordinator, submission).await;
+    let results =
+        coordinator.results_page(&job_id, 0, DATA_UNITS as u32).map_err(|problem| problem.message).unwrap();
     let outputs: Vec<String> =
         results.iter().map(|(_, result)| String::from_utf8_lossy(&result.output).into_owned()).collect();
     assert_eq!(outputs, expected, "every unit's digest");

@@ -94,11 +94,13 @@ pub fn resident_bytes(pid: u32) -> u64 {
 }
 
 /// CPU seconds (user + system) this process's threads have used, summed by kind: unit
-/// threads (`wasmhive-unit-*`, running tasks) and all others (the owner's and workers'
-/// runtimes, their blocking pools, the store writer). Threads that exited are not counted.
+/// threads (`wasmhive-unit-*`, running tasks), the owner's store writer, and all others
+/// (the owner's and workers' runtimes and blocking pools). Threads that exited are not
+/// counted.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadCpu {
     pub units_s: f64,
+    pub store_writer_s: f64,
     pub others_s: f64,
 }
 
@@ -113,18 +115,25 @@ impl ThreadCpu {
             let Some((name_part, fields)) = stat.rsplit_once(')') else { continue };
             let fields: Vec<&str> = fields.split_whitespace().collect();
             let ticks: f64 = [11, 12].iter().filter_map(|at| fields.get(*at)?.parse::<f64>().ok()).sum();
-            if name_part.contains("(wasmhive-unit-") {
-                cpu.units_s += ticks / ticks_per_second;
+            let kind = if name_part.contains("(wasmhive-unit-") {
+                &mut cpu.units_s
+            } else if name_part.contains("(store-writer") {
+                &mut cpu.store_writer_s
             } else {
-                cpu.others_s += ticks / ticks_per_second;
-            }
+                &mut cpu.others_s
+            };
+            *kind += ticks / ticks_per_second;
         }
         cpu
     }
 
     /// What was used since `earlier`.
     pub fn since(self, earlier: ThreadCpu) -> ThreadCpu {
-        ThreadCpu { units_s: self.units_s - earlier.units_s, others_s: self.others_s - earlier.others_s }
+        ThreadCpu {
+            units_s: self.units_s - earlier.units_s,
+            store_writer_s: self.store_writer_s - earlier.store_writer_s,
+            others_s: self.others_s - earlier.others_s,
+        }
     }
 }
 
