@@ -16,10 +16,10 @@
 //! - a blob in the store is complete and its bytes hash to its name: imports hash while
 //!   they write and rename into place only at the end; a download is renamed into place
 //!   only when every piece verified;
-//! - a piece is written only after it verified against the blob's hash; a bad
+//! - a piece is written only after all of it verified against the blob's hash (it is
+//!   decoded into memory, then written in a few runs: `gathered_writes.rs`); a bad
 //!   piece (wrong bytes, wrong proof, a size claim that is not the blob's, trailing bytes)
-//!   is an error naming the piece, and counts for nothing (what it wrote before the
-//!   failing hash was verified bytes of the blob). The blob's size is proven by its last
+//!   is an error naming the piece, writes nothing and counts for nothing. The blob's size is proven by its last
 //!   piece alone (bao), so a download asks for the last piece first: a wrong size claim
 //!   fails on the first piece fetched;
 //! - a download survives a restart: the pieces it verified are listed in a file beside it
@@ -30,6 +30,8 @@
 //! - a download under way serves the pieces it verified, each only while its bytes and
 //!   hashes on disk still prove it (`serving.rs`);
 //! - imports stream: memory does not grow with the blob's size;
+//! - one store per folder at a time: it lists its complete blobs once, when it opens, and
+//!   keeps their sizes and total in memory, so a budget check reads no folder;
 //! - the store stays within its byte budget by evicting the least recently used blobs
 //!   that nothing holds ([`BlobStore::evict_to_budget`]): a queued or running unit holds
 //!   the blobs it reads ([`BlobStore::hold`], released when the hold is dropped), an owner
