@@ -37,9 +37,6 @@ pub struct Download {
     outboard: PreOrderOutboard<File>,
     have: BTreeSet<u64>,
     have_file: File,
-    /// The piece being written: its bytes and hash pairs, kept for the next piece.
-    piece_data: GatheredWrites,
-    piece_hashes: GatheredWrites,
 }
 
 impl BlobStore {
@@ -66,17 +63,8 @@ impl BlobStore {
         let outboard = PreOrderOutboard { root: blake3::Hash::from_bytes(hash.0), tree, data: outboard_file };
         let mut listed = Vec::new();
         have_file.read_to_end(&mut listed).map_err(io_error("reading", &self.partial_path(&hash, "have")))?;
-        let mut download = Download {
-            store: self.clone(),
-            hash,
-            size,
-            data,
-            outboard,
-            have: BTreeSet::new(),
-            have_file,
-            piece_data: GatheredWrites::default(),
-            piece_hashes: GatheredWrites::default(),
-        };
+        let mut download =
+            Download { store: self.clone(), hash, size, data, outboard, have: BTreeSet::new(), have_file };
         for entry in listed.chunks_exact(8) {
             let index = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
             if download.piece_still_verifies(index) {
@@ -119,19 +107,20 @@ impl Download {
             return Ok(());
         }
         let mut reader = encoded;
-        self.piece_data.clear();
-        self.piece_hashes.clear();
-        let outboard = GatheringOutboard { outboard: &self.outboard, saves: &mut self.piece_hashes };
-        bao_tree::io::sync::decode_ranges(&mut reader, &chunks, &mut self.piece_data, outboard)
+        // Gathered only while this piece is written: an idle download holds no piece (an
+        // owner may have one output download per worker session under way).
+        let (mut piece_data, mut piece_hashes) = (GatheredWrites::default(), GatheredWrites::default());
+        let outboard = GatheringOutboard { outboard: &self.outboard, saves: &mut piece_hashes };
+        bao_tree::io::sync::decode_ranges(&mut reader, &chunks, &mut piece_data, outboard)
             .map_err(|error| PieceError::Invalid { index, reason: error.to_string() })?;
         if !reader.is_empty() {
             let reason = format!("{} bytes follow the piece", reader.len());
             return Err(PieceError::Invalid { index, reason });
         }
         let data_path = self.store.partial_path(&self.hash, "data");
-        self.piece_data.write_to(&self.data).map_err(io_error("writing", &data_path))?;
+        piece_data.write_to(&self.data).map_err(io_error("writing", &data_path))?;
         let outboard_path = self.store.partial_path(&self.hash, "obao");
-        self.piece_hashes.write_to(&self.outboard.data).map_err(io_error("writing", &outboard_path))?;
+        piece_hashes.write_to(&self.outboard.data).map_err(io_error("writing", &outboard_path))?;
         let have_path = self.store.partial_path(&self.hash, "have");
         self.have_file.write_all(&index.to_le_bytes()).map_err(io_error("writing", &have_path))?;
         self.have.insert(index);

@@ -22,12 +22,6 @@ pub(crate) struct GatheredWrites {
 }
 
 impl GatheredWrites {
-    /// Forgets what was gathered, keeping the memory for the next piece.
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.runs.clear();
-    }
-
     /// Writes every run at its offset, in the order they were gathered (so a later write
     /// to the same place wins, as it would have).
     pub(crate) fn write_to(&self, file: &File) -> io::Result<()> {
@@ -113,8 +107,6 @@ mod tests {
         assert_eq!(gathered.runs(), 3, "10..16 is one run; 2..4 and the rewrite at 11 are others");
         gathered.write_to(&file).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"\0\0xy\0\0\0\0\0\0aBcdef");
-        gathered.clear();
-        assert_eq!(gathered.runs(), 0);
         std::fs::remove_dir_all(&folder).unwrap();
     }
 }
