@@ -5,7 +5,7 @@
 use super::credit::CreditGrants;
 use super::{Store, StoreResult, first_output_of_class, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
-use rusqlite::{Transaction, params};
+use rusqlite::{CachedStatement, Transaction, params};
 use wasmhive_protocol::Status;
 
 /// One worker's `outcomes` message as the store commits it. Owned: it crosses to the store
@@ -41,8 +41,11 @@ impl Store {
     pub fn commit_outcome_batches(&mut self, batches: &[&OutcomeBatch]) -> StoreResult<()> {
         let transaction = self.write_transaction()?;
         let mut grants = CreditGrants::default();
-        for batch in batches {
-            commit_batch(&transaction, &mut grants, batch)?;
+        {
+            let mut inserts = Inserts::prepare(&transaction)?;
+            for batch in batches {
+                commit_batch(&transaction, &mut inserts, &mut grants, batch)?;
+            }
         }
         grants.write(&transaction)?;
         transaction.commit()?;
@@ -50,8 +53,31 @@ impl Store {
     }
 }
 
+/// The statements a transaction runs once per outcome, looked up once per transaction.
+struct Inserts<'transaction> {
+    replica: CachedStatement<'transaction>,
+    result: CachedStatement<'transaction>,
+}
+
+impl<'transaction> Inserts<'transaction> {
+    fn prepare(transaction: &'transaction Transaction<'_>) -> StoreResult<Inserts<'transaction>> {
+        Ok(Inserts {
+            replica: transaction.prepare_cached(
+                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            result: transaction.prepare_cached(
+                "INSERT OR REPLACE INTO results
+                 (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+        })
+    }
+}
+
 fn commit_batch(
     transaction: &Transaction<'_>,
+    inserts: &mut Inserts<'_>,
     grants: &mut CreditGrants,
     batch: &OutcomeBatch,
 ) -> StoreResult<()> {
@@ -59,16 +85,16 @@ fn commit_batch(
         save_reputation(transaction, worker_id, reputation)?;
     }
     for outcome in &batch.outcomes {
-        insert_replica(transaction, outcome)?;
+        insert_replica(&mut inserts.replica, outcome)?;
         match &outcome.effect.decision {
             Some(UnitDecision::Accepted { digest, status, replicas }) => {
                 for grant in &outcome.effect.credit {
                     grants.add(&outcome.effect.job_id, grant);
                 }
-                insert_accepted_result(transaction, outcome, digest, status, *replicas)?;
+                insert_accepted_result(transaction, &mut inserts.result, outcome, digest, status, *replicas)?;
             }
             Some(UnitDecision::Failed { reason, replicas }) => {
-                insert_failed_result(transaction, &outcome.effect, reason, *replicas)?;
+                insert_failed_result(&mut inserts.result, &outcome.effect, reason, *replicas)?;
             }
             None => {}
         }
@@ -81,31 +107,27 @@ fn commit_batch(
     Ok(())
 }
 
-fn insert_replica(transaction: &Transaction<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
+fn insert_replica(insert: &mut CachedStatement<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
     let effect = &outcome.effect;
     let Some(replica) = &effect.replica else { return Ok(()) };
-    transaction
-        .prepare_cached(
-            "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            effect.job_id,
-            effect.unit_index as i64,
-            replica.worker_id,
-            outcome.lease_id as i64,
-            serde_json::to_string(&replica.status).expect("status serialises"),
-            replica.digest.to_hex(),
-            replica.fuel_used.map(|fuel| i64::try_from(fuel).unwrap_or(i64::MAX)),
-            outcome.engine_class,
-            outcome.keep_output.then_some(outcome.output.as_slice()),
-            replica.network.to_string(),
-        ])?;
+    insert.execute(params![
+        effect.job_id,
+        effect.unit_index as i64,
+        replica.worker_id,
+        outcome.lease_id as i64,
+        serde_json::to_string(&replica.status).expect("status serialises"),
+        replica.digest.to_hex(),
+        replica.fuel_used.map(|fuel| i64::try_from(fuel).unwrap_or(i64::MAX)),
+        outcome.engine_class,
+        outcome.keep_output.then_some(outcome.output.as_slice()),
+        replica.network.to_string(),
+    ])?;
     Ok(())
 }
 
 fn insert_accepted_result(
     transaction: &Transaction<'_>,
+    insert: &mut CachedStatement<'_>,
     outcome: &OutcomeToCommit,
     digest: &wasmhive_protocol::Hash,
     status: &Status,
@@ -124,17 +146,17 @@ fn insert_accepted_result(
         Some(bytes) => ResultOutput::Bytes(bytes),
         None => outcome.output_blob.map_or(ResultOutput::Bytes(&outcome.output), ResultOutput::Blob),
     };
-    insert_result(transaction, effect, status, Some(digest.to_hex()), output, replicas, failure.as_deref())
+    insert_result(insert, effect, status, Some(digest.to_hex()), output, replicas, failure.as_deref())
 }
 
 fn insert_failed_result(
-    transaction: &Transaction<'_>,
+    insert: &mut CachedStatement<'_>,
     effect: &OutcomeEffect,
     reason: &str,
     replicas: u32,
 ) -> StoreResult<()> {
     let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
-    insert_result(transaction, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
+    insert_result(insert, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
 }
 
 /// A result's output: its bytes in the row, or its blob in the owner's blob store.
@@ -144,7 +166,7 @@ enum ResultOutput<'a> {
 }
 
 fn insert_result(
-    transaction: &Transaction<'_>,
+    insert: &mut CachedStatement<'_>,
     effect: &OutcomeEffect,
     status: &Status,
     digest: Option<String>,
@@ -156,22 +178,16 @@ fn insert_result(
         ResultOutput::Bytes(bytes) => (bytes, None),
         ResultOutput::Blob(blob) => (&[][..], Some(blob)),
     };
-    transaction
-        .prepare_cached(
-            "INSERT OR REPLACE INTO results
-             (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            effect.job_id,
-            effect.unit_index as i64,
-            serde_json::to_string(status).expect("status serialises"),
-            digest,
-            bytes,
-            replicas,
-            failure,
-            blob.map(|blob| blob.hash.to_hex()),
-            blob.map(|blob| blob.size as i64),
-        ])?;
+    insert.execute(params![
+        effect.job_id,
+        effect.unit_index as i64,
+        serde_json::to_string(status).expect("status serialises"),
+        digest,
+        bytes,
+        replicas,
+        failure,
+        blob.map(|blob| blob.hash.to_hex()),
+        blob.map(|blob| blob.size as i64),
+    ])?;
     Ok(())
 }
