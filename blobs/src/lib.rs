@@ -26,7 +26,8 @@
 //!   and checked again against their data when it resumes (a piece whose bytes were lost
 //!   in a crash is fetched again);
 //! - a piece is served only from data that still matches its hashes (a blob corrupted on
-//!   disk is never sent on);
+//!   disk, or cut short, is never sent on); its bytes are read at once and its hash pairs
+//!   a page at a time, then checked as they are encoded (`piece_reads.rs`);
 //! - a download under way serves the pieces it verified, each only while its bytes and
 //!   hashes on disk still prove it (`serving.rs`);
 //! - imports stream: memory does not grow with the blob's size;
@@ -43,6 +44,7 @@
 mod download;
 mod gathered_writes;
 mod holds;
+mod piece_reads;
 mod pieces;
 mod serving;
 mod store;

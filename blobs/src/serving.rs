@@ -3,7 +3,8 @@
 //! any task may serve while another downloads: a piece of a partial blob is sent only when
 //! its bytes and the tree hashes on its path still prove it against the blob's hash.
 
-use crate::pieces::{piece_chunks, tree_of};
+use crate::piece_reads::encode_piece_read_once;
+use crate::pieces::{piece_chunks, piece_range, tree_of};
 use crate::store::{BlobError, BlobStore, io_error};
 use crate::{Hash, piece_count};
 use bao_tree::io::outboard::PreOrderOutboard;
@@ -64,13 +65,8 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        let start = encoded.len();
-        encoded.reserve(crate::PIECE_BYTES as usize + (8 << 10));
-        if bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut *encoded).is_err() {
-            encoded.truncate(start);
-            return Ok(false);
-        }
-        Ok(true)
+        let range = piece_range(size, index).expect("a piece with chunks has bytes");
+        Ok(encode_piece_read_once(&data, &outboard, range, &chunks, encoded).is_ok())
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `tmp/`: imports being written (emptied when the store opens);
 //! - `unsynced-downloads`: present while complete blobs may be unsynced (`unsynced.rs`).
 
+use crate::piece_reads::encode_piece_read_once;
 use crate::pieces::{piece_chunks, tree_of};
 use bao_tree::io::outboard::PreOrderOutboard;
 use std::collections::{HashMap, HashSet};
@@ -216,15 +217,11 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        // Straight into `encoded` (a frame being built, say): no copy of the piece.
-        let start = encoded.len();
-        encoded.reserve(crate::PIECE_BYTES as usize + (8 << 10));
-        if let Err(error) =
-            bao_tree::io::sync::encode_ranges_validated(&data, &outboard, &chunks, &mut *encoded)
-        {
-            encoded.truncate(start);
+        let range = crate::piece_range(size, index).expect("a piece with chunks has bytes");
+        // Straight into `encoded` (a frame being built, say).
+        if let Err(reason) = encode_piece_read_once(&data, &outboard, range, &chunks, encoded) {
             self.remove(hash)?;
-            return Err(BlobError::Corrupt { hash: hash.to_hex(), reason: error.to_string() });
+            return Err(BlobError::Corrupt { hash: hash.to_hex(), reason });
         }
         Ok(())
     }

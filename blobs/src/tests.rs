@@ -205,6 +205,45 @@ fn a_blob_damaged_on_disk_is_never_served_and_is_removed() {
 }
 
 #[test]
+fn pieces_read_at_once_encode_exactly_as_bao_reading_the_files_does() {
+    // 41 pieces: the outboard (64 bytes per 16 KiB) spans three 4 KiB pages.
+    let folder = Folder::new("read-once");
+    let store = open_store(&folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 40 + 12_345, 12);
+    let hash = import(&store, &data);
+    let (data_path, outboard_path) = store.complete_paths(&hash);
+    let size = data.len() as u64;
+    for index in [0, 1, 15, 16, 17, 31, 32, 39, 40] {
+        let outboard = bao_tree::io::outboard::PreOrderOutboard {
+            root: blake3::Hash::from_bytes(hash.0),
+            tree: crate::pieces::tree_of(size),
+            data: std::fs::File::open(&outboard_path).unwrap(),
+        };
+        let chunks = crate::pieces::piece_chunks(size, index).unwrap();
+        let mut by_bao = Vec::new();
+        let file = std::fs::File::open(&data_path).unwrap();
+        bao_tree::io::sync::encode_ranges_validated(&file, &outboard, &chunks, &mut by_bao).unwrap();
+        assert_eq!(encoded_piece(&store, &hash, index), by_bao, "piece {index}");
+    }
+}
+
+#[test]
+fn a_blob_cut_short_on_disk_is_never_served_and_is_removed() {
+    let folder = Folder::new("cut-short");
+    let store = open_store(&folder.0, u64::MAX).unwrap();
+    let data = bytes(PIECE_BYTES as usize * 2 + 100, 13);
+    let hash = import(&store, &data);
+    let path = store.complete_paths(&hash).0;
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(PIECE_BYTES * 2 - 10).unwrap();
+    assert!(!encoded_piece(&store, &hash, 0).is_empty(), "a piece before the cut is still served");
+    let mut encoded = b"frame start".to_vec();
+    let error = store.encode_piece(&hash, 1, &mut encoded).unwrap_err();
+    assert!(matches!(error, BlobError::Corrupt { .. }), "{error}");
+    assert_eq!(encoded, b"frame start", "nothing of the piece is left in the frame");
+    assert!(!store.has(&hash), "a blob cut short is dropped");
+}
+
+#[test]
 fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
     let folder = Folder::new("evict");
     let store = open_store(&folder.0, 3 * 1000).unwrap();
