@@ -30,7 +30,8 @@
 //!   a page at a time, then checked as they are encoded (`piece_reads.rs`);
 //! - a download under way serves the pieces it verified, each only while its bytes and
 //!   hashes on disk still prove it (`serving.rs`);
-//! - imports stream: memory does not grow with the blob's size;
+//! - imports stream: memory does not grow with the blob's size (bytes go to disk in 256 KiB
+//!   writes, hash pairs in runs of neighbours, at most 16,384 pairs kept: `outboard_write_back.rs`);
 //! - one store per folder at a time: it lists its complete blobs once, when it opens, and
 //!   keeps their sizes and total in memory, so a budget check reads no folder;
 //! - the store stays within its byte budget by evicting the least recently used blobs
@@ -44,6 +45,7 @@
 mod download;
 mod gathered_writes;
 mod holds;
+mod outboard_write_back;
 mod piece_reads;
 mod pieces;
 mod serving;

@@ -6,16 +6,20 @@
 //! - `tmp/`: imports being written (emptied when the store opens);
 //! - `unsynced-downloads`: present while complete blobs may be unsynced (`unsynced.rs`).
 
+use crate::outboard_write_back::{OutboardWriteBack, PAIRS_KEPT_MAX};
 use crate::piece_reads::encode_piece_read_once;
 use crate::pieces::{piece_chunks, tree_of};
 use bao_tree::io::outboard::PreOrderOutboard;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wasmhive_protocol::Hash;
+
+/// An import's bytes reach its file in writes of this size (bao reads 16 KiB at a time).
+const IMPORT_WRITE_BYTES: usize = 256 << 10;
 
 /// What went wrong with a blob; each names the blob or file and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +134,11 @@ impl BlobStore {
     ) -> Result<Hash, BlobError> {
         let data = File::create(data_path).map_err(io_error("creating", data_path))?;
         let outboard_file = File::create(outboard_path).map_err(io_error("creating", outboard_path))?;
+        let written_back = OutboardWriteBack::new(outboard_file, PAIRS_KEPT_MAX);
         let mut outboard =
-            PreOrderOutboard { root: blake3::hash(b""), tree: tree_of(announced_bytes), data: outboard_file };
-        let mut tee = TeeReader { inner: reader.take(announced_bytes), copy: data, read: 0 };
+            PreOrderOutboard { root: blake3::hash(b""), tree: tree_of(announced_bytes), data: written_back };
+        let copy = BufWriter::with_capacity(IMPORT_WRITE_BYTES, data);
+        let mut tee = TeeReader { inner: reader.take(announced_bytes), copy, read: 0 };
         let root = match bao_tree::io::sync::outboard(&mut tee, tree_of(announced_bytes), &mut outboard) {
             Ok(root) => root,
             Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
@@ -146,8 +152,11 @@ impl BlobStore {
             let read = tee.read + more as u64;
             return Err(BlobError::WrongLength { announced: announced_bytes, read });
         }
-        tee.copy.sync_all().map_err(io_error("syncing", data_path))?;
-        outboard.data.sync_all().map_err(io_error("syncing", outboard_path))?;
+        let data =
+            tee.copy.into_inner().map_err(|error| io_error("writing", data_path)(error.into_error()))?;
+        data.sync_all().map_err(io_error("syncing", data_path))?;
+        let outboard_file = outboard.data.finish().map_err(io_error("writing", outboard_path))?;
+        outboard_file.sync_all().map_err(io_error("syncing", outboard_path))?;
         let hash = Hash(*root.as_bytes());
         if let Some(expected) = expected.filter(|expected| *expected != hash) {
             return Err(BlobError::WrongHash { expected: expected.to_hex(), actual: hash.to_hex() });
@@ -370,7 +379,7 @@ struct CompleteBlob {
 /// Copies what it reads into a file, counting it.
 struct TeeReader<R> {
     inner: R,
-    copy: File,
+    copy: BufWriter<File>,
     read: u64,
 }
 
