@@ -95,9 +95,9 @@ mod tests {
 
     #[test]
     fn neighbouring_writes_merge_into_one_run_and_every_write_lands_where_it_was_aimed() {
-        let folder = std::env::temp_dir().join(format!("wasmhive-gathered-{}", std::process::id()));
-        std::fs::create_dir_all(&folder).unwrap();
-        let path = folder.join("file");
+        let folder = crate::tests::Folder::new("gathered");
+        std::fs::create_dir_all(&folder.0).unwrap();
+        let path = folder.0.join("file");
         let file = File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
         let mut gathered = GatheredWrites::default();
         gathered.write_all_at(10, b"abc").unwrap();
@@ -107,6 +107,5 @@ mod tests {
         assert_eq!(gathered.runs(), 3, "10..16 is one run; 2..4 and the rewrite at 11 are others");
         gathered.write_to(&file).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"\0\0xy\0\0\0\0\0\0aBcdef");
-        std::fs::remove_dir_all(&folder).unwrap();
     }
 }

@@ -82,21 +82,19 @@ mod tests {
     /// pairs are written at the end or many times on the way.
     #[test]
     fn an_outboard_written_back_equals_one_written_pair_by_pair() {
-        let folder = std::env::temp_dir().join(format!("wasmhive-write-back-{}", std::process::id()));
-        std::fs::create_dir_all(&folder).unwrap();
-        let data: Vec<u8> =
-            (0..5_000_000u32).map(|at| (at.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let folder = crate::tests::Folder::new("write-back");
+        std::fs::create_dir_all(&folder.0).unwrap();
+        let data = crate::tests::bytes(5_000_000, 14);
         let tree = crate::pieces::tree_of(data.len() as u64);
         let mut by_pair = PreOrderOutboard { root: blake3::hash(b""), tree, data: Vec::new() };
         let root = bao_tree::io::sync::outboard(&data[..], tree, &mut by_pair).unwrap();
         for (name, pairs_kept_max) in [("all", PAIRS_KEPT_MAX), ("few", 7)] {
-            let path = folder.join(name);
+            let path = folder.0.join(name);
             let back = OutboardWriteBack::new(File::create(&path).unwrap(), pairs_kept_max);
             let mut written_back = PreOrderOutboard { root: blake3::hash(b""), tree, data: back };
             assert_eq!(bao_tree::io::sync::outboard(&data[..], tree, &mut written_back).unwrap(), root);
             drop(written_back.data.finish().unwrap());
             assert_eq!(std::fs::read(&path).unwrap(), by_pair.data, "pairs kept at most {pairs_kept_max}");
         }
-        std::fs::remove_dir_all(&folder).unwrap();
     }
 }

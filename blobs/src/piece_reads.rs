@@ -8,9 +8,10 @@
 //! two). Everything read is still checked against the blob's hash while it is encoded: a
 //! short or damaged file fails the encode, as it did read by read.
 
+use crate::pieces::chunks_of;
 use bao_tree::io::outboard::PreOrderOutboard;
 use bao_tree::io::sync::{Outboard, ReadAt};
-use bao_tree::{BaoTree, ChunkRanges, TreeNode};
+use bao_tree::{BaoTree, TreeNode};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
@@ -20,21 +21,22 @@ use std::os::unix::fs::FileExt;
 /// Bytes of outboard read at once.
 const PAGE_BYTES: u64 = 4 << 10;
 
-/// Appends to `encoded` the bytes `range` of the blob in `data` (those of `chunks`) with
-/// their proof against `outboard`; on `Err` (why it does not verify) `encoded` is as it
-/// was.
+/// Appends to `encoded` the piece `range` of the blob in `data` (from [`piece_range`]) with
+/// its proof against `outboard`; on `Err` (why it does not verify) `encoded` is as it was.
+///
+/// [`piece_range`]: crate::piece_range
 pub(crate) fn encode_piece_read_once(
     data: &File,
     outboard: &PreOrderOutboard<File>,
     range: Range<u64>,
-    chunks: &ChunkRanges,
     encoded: &mut Vec<u8>,
 ) -> Result<(), String> {
+    let chunks = chunks_of(&range);
     let piece = PieceBytes::read(data, range).map_err(|error| error.to_string())?;
     let outboard = PagedOutboard { outboard, pages: RefCell::new(Vec::new()) };
     let start = encoded.len();
     encoded.reserve(piece.bytes.len() + (8 << 10));
-    bao_tree::io::sync::encode_ranges_validated(&piece, &outboard, chunks, &mut *encoded).map_err(|error| {
+    bao_tree::io::sync::encode_ranges_validated(&piece, &outboard, &chunks, &mut *encoded).map_err(|error| {
         encoded.truncate(start);
         error.to_string()
     })

@@ -24,10 +24,14 @@ pub fn piece_range(size: u64, index: u64) -> Option<std::ops::Range<u64>> {
 
 /// The chunk ranges a bao query for piece `index` names.
 pub(crate) fn piece_chunks(size: u64, index: u64) -> Option<ChunkRanges> {
-    let bytes = piece_range(size, index)?;
+    piece_range(size, index).map(|bytes| chunks_of(&bytes))
+}
+
+/// The chunk ranges covering `bytes` (a piece's, from [`piece_range`]).
+pub(crate) fn chunks_of(bytes: &std::ops::Range<u64>) -> ChunkRanges {
     let start = ChunkNum(bytes.start / CHUNK_BYTES);
     let end = ChunkNum(bytes.end.div_ceil(CHUNK_BYTES));
-    Some(ChunkRanges::from(start..end))
+    ChunkRanges::from(start..end)
 }
 
 pub(crate) fn tree_of(size: u64) -> BaoTree {

@@ -4,7 +4,7 @@
 //! its bytes and the tree hashes on its path still prove it against the blob's hash.
 
 use crate::piece_reads::encode_piece_read_once;
-use crate::pieces::{piece_chunks, piece_range, tree_of};
+use crate::pieces::{piece_range, tree_of};
 use crate::store::{BlobError, BlobStore, io_error};
 use crate::{Hash, piece_count};
 use bao_tree::io::outboard::PreOrderOutboard;
@@ -57,7 +57,7 @@ impl BlobStore {
         let data_path = self.partial_path(hash, "data");
         let Ok(data) = File::open(&data_path) else { return Ok(false) };
         let size = data.metadata().map_err(io_error("reading", &data_path))?.len();
-        let Some(chunks) = piece_chunks(size, index) else { return Ok(false) };
+        let Some(range) = piece_range(size, index) else { return Ok(false) };
         let outboard_path = self.partial_path(hash, "obao");
         let Ok(outboard_file) = File::open(&outboard_path) else { return Ok(false) };
         let outboard = PreOrderOutboard {
@@ -65,8 +65,7 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        let range = piece_range(size, index).expect("a piece with chunks has bytes");
-        Ok(encode_piece_read_once(&data, &outboard, range, &chunks, encoded).is_ok())
+        Ok(encode_piece_read_once(&data, &outboard, range, encoded).is_ok())
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::outboard_write_back::{OutboardWriteBack, PAIRS_KEPT_MAX};
 use crate::piece_reads::encode_piece_read_once;
-use crate::pieces::{piece_chunks, tree_of};
+use crate::pieces::tree_of;
 use bao_tree::io::outboard::PreOrderOutboard;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -214,7 +214,7 @@ impl BlobStore {
     pub fn encode_piece(&self, hash: &Hash, index: u64, encoded: &mut Vec<u8>) -> Result<(), BlobError> {
         let data = self.open_blob(hash)?;
         let size = self.size(hash).ok_or_else(|| BlobError::Missing(hash.to_hex()))?;
-        let chunks = piece_chunks(size, index).ok_or_else(|| BlobError::NoSuchPiece {
+        let range = crate::piece_range(size, index).ok_or_else(|| BlobError::NoSuchPiece {
             hash: hash.to_hex(),
             index,
             pieces: crate::piece_count(size),
@@ -226,9 +226,8 @@ impl BlobStore {
             tree: tree_of(size),
             data: outboard_file,
         };
-        let range = crate::piece_range(size, index).expect("a piece with chunks has bytes");
         // Straight into `encoded` (a frame being built, say).
-        if let Err(reason) = encode_piece_read_once(&data, &outboard, range, &chunks, encoded) {
+        if let Err(reason) = encode_piece_read_once(&data, &outboard, range, encoded) {
             self.remove(hash)?;
             return Err(BlobError::Corrupt { hash: hash.to_hex(), reason });
         }

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// A fresh folder under the system's temporary directory, removed when dropped.
-struct Folder(PathBuf);
+pub(crate) struct Folder(pub(crate) PathBuf);
 
 impl Folder {
-    fn new(name: &str) -> Folder {
+    pub(crate) fn new(name: &str) -> Folder {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path =
@@ -26,7 +26,7 @@ impl Drop for Folder {
 }
 
 /// Bytes that differ at every position (a piece swapped for another is caught).
-fn bytes(size: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn bytes(size: usize, seed: u8) -> Vec<u8> {
     (0..size).map(|index| (index as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed).collect()
 }
 
