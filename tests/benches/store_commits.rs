@@ -13,6 +13,7 @@ use wasmhive_coordinator::core::{
 };
 use wasmhive_coordinator::store::{OutcomeBatch, OutcomeToCommit, Store};
 use wasmhive_protocol::{Hash, Status};
+use wasmhive_tests::ThreadCpu;
 use wasmhive_tests::grid::TempDir;
 
 fn main() {
@@ -34,12 +35,12 @@ fn main() {
             .map(|unit_indexes| w1_batch(&worker_id, unit_indexes))
             .collect();
         transactions = batches.len();
-        let (started, cpu_before) = (Instant::now(), thread_cpu_seconds());
+        let (started, cpu_before) = (Instant::now(), ThreadCpu::this_thread_s());
         for batch in &batches {
             store.commit_outcome_batches(&[batch]).unwrap();
         }
         wall.push(started.elapsed().as_secs_f64());
-        cpu.push(thread_cpu_seconds() - cpu_before);
+        cpu.push(ThreadCpu::this_thread_s() - cpu_before);
     }
     let per = |seconds: f64, count: u64| seconds * 1e6 / count as f64;
     for (name, mut times) in [("wall", wall), ("CPU", cpu)] {
@@ -96,12 +97,4 @@ fn w1_batch(worker_id: &str, unit_indexes: &[u64]) -> OutcomeBatch {
         next_fresh: vec![("job-0123456789abcdef".into(), last + 1)],
         reputations: vec![(worker_id.to_string(), reputation)],
     }
-}
-
-/// CPU seconds (user + system) this thread has used.
-fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map_or("", |(_, fields)| fields).split_whitespace().collect();
-    [11, 12].iter().filter_map(|at| fields.get(*at)?.parse::<f64>().ok()).sum::<f64>() / 100.0
 }

@@ -106,25 +106,27 @@ pub struct ThreadCpu {
 
 impl ThreadCpu {
     pub fn now() -> ThreadCpu {
-        let ticks_per_second = 100.0; // USER_HZ on Linux
         let mut cpu = ThreadCpu::default();
         let Ok(threads) = std::fs::read_dir("/proc/self/task") else { return cpu };
         for thread in threads.flatten() {
             let Ok(stat) = std::fs::read_to_string(thread.path().join("stat")) else { continue };
-            // `pid (name) state ...`: the name may hold spaces; fields count from its `)`.
-            let Some((name_part, fields)) = stat.rsplit_once(')') else { continue };
-            let fields: Vec<&str> = fields.split_whitespace().collect();
-            let ticks: f64 = [11, 12].iter().filter_map(|at| fields.get(*at)?.parse::<f64>().ok()).sum();
-            let kind = if name_part.contains("(wasmhive-unit-") {
+            let Some((name, seconds)) = thread_stat_cpu(&stat) else { continue };
+            let kind = if name.starts_with("wasmhive-unit-") {
                 &mut cpu.units_s
-            } else if name_part.contains("(store-writer") {
+            } else if name.starts_with("store-writer") {
                 &mut cpu.store_writer_s
             } else {
                 &mut cpu.others_s
             };
-            *kind += ticks / ticks_per_second;
+            *kind += seconds;
         }
         cpu
+    }
+
+    /// CPU seconds the calling thread has used.
+    pub fn this_thread_s() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        thread_stat_cpu(&stat).map_or(0.0, |(_, seconds)| seconds)
     }
 
     /// What was used since `earlier`.
@@ -135,6 +137,17 @@ impl ThreadCpu {
             others_s: self.others_s - earlier.others_s,
         }
     }
+}
+
+/// A thread's name and CPU seconds (user + system) from its `/proc/.../stat` line
+/// (`pid (name) state ...`: the name may hold spaces, so fields count from its last `)`).
+fn thread_stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let (name_part, fields) = stat.rsplit_once(')')?;
+    let name = name_part.split_once('(')?.1;
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|at| fields.get(*at)?.parse::<f64>().ok()).sum();
+    Some((name, ticks / ticks_per_second))
 }
 
 /// Integers each tiny W1 benchmark unit sums.
