@@ -35,7 +35,9 @@
 //! - one store per folder at a time: it lists its complete blobs once, when it opens, and
 //!   keeps their sizes and total in memory, so a budget check reads no folder;
 //! - the store stays within its byte budget by evicting the least recently used blobs
-//!   that nothing holds ([`BlobStore::evict_to_budget`]): a queued or running unit holds
+//!   that nothing holds ([`BlobStore::evict_to_budget`]), spent ones first
+//!   ([`BlobStore::mark_spent`]: this host will not read them again), and keeps spent
+//!   ones within a quarter of the budget (256 MiB at most): a queued or running unit holds
 //!   the blobs it reads ([`BlobStore::hold`], released when the hold is dropped), an owner
 //!   names its running jobs' blobs as needed;
 //! - a worker's download may finish without an fsync (`Download::finish_unsynced`): it is

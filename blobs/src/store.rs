@@ -239,6 +239,7 @@ impl BlobStore {
         let mut complete = self.complete();
         if let Some(removed) = complete.by_hash.remove(hash) {
             complete.bytes -= removed.size;
+            complete.spent_bytes -= if removed.spent { removed.size } else { 0 };
         }
         drop(complete);
         let (data, outboard) = self.complete_paths(hash);
@@ -253,15 +254,30 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Marks a blob spent: this host will not read it again (the input of a unit it ran).
+    /// It stays only to serve other peers, within its allowance ([`spent_bytes_max`]), and
+    /// is evicted before any blob still wanted. Reading it again unmarks it.
+    pub fn mark_spent(&self, hash: &Hash) {
+        let mut complete = self.complete();
+        let CompleteBlobs { by_hash, spent_bytes, .. } = &mut *complete;
+        if let Some(blob) = by_hash.get_mut(hash).filter(|blob| !blob.spent) {
+            blob.spent = true;
+            *spent_bytes += blob.size;
+        }
+    }
+
     /// Bytes of complete blobs here.
     pub fn total_bytes(&self) -> u64 {
         self.complete().bytes
     }
 
-    /// Whether the complete blobs here take more than the budget (so eviction has work:
-    /// callers check this before gathering what eviction must spare).
+    /// Whether the complete blobs here take more than the budget, or the spent ones more
+    /// than their allowance (so eviction has work: callers check this before gathering
+    /// what eviction must spare).
     pub fn over_budget(&self) -> bool {
-        self.total_bytes() > self.budget_bytes.load(Ordering::Relaxed)
+        let budget_bytes = self.budget_bytes.load(Ordering::Relaxed);
+        let complete = self.complete();
+        complete.bytes > budget_bytes || complete.spent_bytes > spent_bytes_max(budget_bytes)
     }
 
     /// Changes the byte budget [`BlobStore::evict_to_budget`] keeps to.
@@ -284,21 +300,23 @@ impl BlobStore {
         }
     }
 
-    /// Removes the least recently used blobs that are neither held ([`BlobStore::hold`])
-    /// nor in `needed` until the store holds at most its budget; returns what it removed.
-    /// Held and needed blobs are never removed, even over budget.
+    /// Removes blobs that are neither held ([`BlobStore::hold`]) nor in `needed`, spent
+    /// ones first, each group least recently used first, until the spent blobs fit their
+    /// allowance and the store its budget; returns what it removed. Held and needed blobs
+    /// are never removed, even over budget.
     pub fn evict_to_budget(&self, needed: &HashSet<Hash>) -> Result<Vec<Hash>, BlobError> {
-        let (mut blobs, mut total) = {
+        let (mut blobs, mut total, mut spent_total) = {
             let complete = self.complete();
             let blobs: Vec<(Hash, CompleteBlob)> =
                 complete.by_hash.iter().map(|(hash, blob)| (*hash, *blob)).collect();
-            (blobs, complete.bytes)
+            (blobs, complete.bytes, complete.spent_bytes)
         };
-        blobs.sort_by_key(|(_, blob)| blob.last_used);
+        blobs.sort_by_key(|(_, blob)| (!blob.spent, blob.last_used));
         let mut removed = Vec::new();
         let budget_bytes = self.budget_bytes.load(Ordering::Relaxed);
-        for (hash, CompleteBlob { size, .. }) in blobs {
-            if total <= budget_bytes {
+        for (hash, CompleteBlob { size, spent, .. }) in blobs {
+            let over_allowance = spent && spent_total > spent_bytes_max(budget_bytes);
+            if !over_allowance && total <= budget_bytes {
                 break;
             }
             if needed.contains(&hash) || self.holds.lock().expect("blob holds poisoned").contains_key(&hash) {
@@ -306,6 +324,7 @@ impl BlobStore {
             }
             self.remove(&hash)?;
             total -= size;
+            spent_total -= if spent { size } else { 0 };
             removed.push(hash);
         }
         Ok(removed)
@@ -338,14 +357,24 @@ impl BlobStore {
     fn listed(&self, hash: &Hash, size: u64) {
         let last_used = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut complete = self.complete();
-        let before = complete.by_hash.insert(*hash, CompleteBlob { size, last_used });
-        complete.bytes = complete.bytes - before.map_or(0, |blob| blob.size) + size;
+        let before = complete.by_hash.insert(*hash, CompleteBlob { size, last_used, spent: false });
+        if let Some(before) = before {
+            complete.bytes -= before.size;
+            complete.spent_bytes -= if before.spent { before.size } else { 0 };
+        }
+        complete.bytes += size;
     }
 
     fn touch(&self, hash: &Hash) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
-        if let Some(blob) = self.complete().by_hash.get_mut(hash) {
+        let mut complete = self.complete();
+        let CompleteBlobs { by_hash, spent_bytes, .. } = &mut *complete;
+        if let Some(blob) = by_hash.get_mut(hash) {
             blob.last_used = now;
+            if blob.spent {
+                blob.spent = false;
+                *spent_bytes -= blob.size;
+            }
         }
     }
 
@@ -366,6 +395,8 @@ struct CompleteBlobs {
     by_hash: HashMap<Hash, CompleteBlob>,
     /// The sum of their sizes.
     bytes: u64,
+    /// The sum of the spent ones' sizes.
+    spent_bytes: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -373,6 +404,16 @@ struct CompleteBlob {
     size: u64,
     /// When it was last used, on the store's own clock (eviction order).
     last_used: u64,
+    /// This host will not read it again ([`BlobStore::mark_spent`]).
+    spent: bool,
+}
+
+/// Spent blobs are kept to serve other peers (a unit's other replicas fetch its input
+/// around the same time), up to a quarter of the budget and at most this.
+const SPENT_BYTES_KEPT_MAX: u64 = 256 << 20;
+
+fn spent_bytes_max(budget_bytes: u64) -> u64 {
+    (budget_bytes / 4).min(SPENT_BYTES_KEPT_MAX)
 }
 
 /// Copies what it reads into a file, counting it.

@@ -259,6 +259,31 @@ fn eviction_keeps_needed_blobs_and_removes_the_least_recently_used() {
 }
 
 #[test]
+fn spent_blobs_beyond_their_allowance_go_first_oldest_first_unless_held_or_read_again() {
+    let folder = Folder::new("spent");
+    let store = open_store(&folder.0, 8_000).unwrap(); // spent blobs may keep a quarter: 2,000 bytes
+    let hashes: Vec<Hash> = (0..6).map(|seed| import(&store, &bytes(1000, seed))).collect();
+    for hash in &hashes[..4] {
+        store.mark_spent(hash);
+    }
+    let hold = store.hold([hashes[0]]);
+    store.open_blob(&hashes[3]).unwrap(); // read again: needed, no longer spent
+    assert!(store.over_budget(), "3,000 bytes spent, 2,000 allowed, though 6,000 of 8,000 in all");
+    let removed = store.evict_to_budget(&HashSet::new()).unwrap();
+    assert_eq!(removed, [hashes[1]], "the oldest spent blob not held, until the spent bytes fit");
+    assert!(!store.over_budget());
+
+    store.mark_spent(&hashes[5]);
+    store.set_budget_bytes(4_000); // 5,000 bytes here; spent may keep 1,000
+    let removed = store.evict_to_budget(&HashSet::new()).unwrap();
+    assert_eq!(removed, [hashes[2], hashes[5]], "spent blobs go before older ones still wanted");
+    assert_eq!(store.total_bytes(), 3_000);
+    drop(hold);
+    assert!(!store.over_budget(), "the held one, now free, fits the allowance");
+    assert!(store.evict_to_budget(&HashSet::new()).unwrap().is_empty());
+}
+
+#[test]
 fn the_stores_byte_count_follows_imports_downloads_removals_and_a_reopen() {
     let (folder, seeder_folder) = (Folder::new("bytes"), Folder::new("bytes-seeder"));
     let store = open_store(&folder.0, 2_500).unwrap();

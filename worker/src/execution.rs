@@ -374,6 +374,10 @@ pub fn spawn_lease(
         execution.running.fetch_add(1, Ordering::Relaxed);
         controls.gate.unit_starting();
         let report = run_lease(&execution, &module, &lease);
+        // Its replicas run on distinct peers: this host will not read the input again.
+        if let Some(input) = lease.lease.input_blob {
+            execution.blobs.mark_spent(&input.hash);
+        }
         controls.gate.unit_finished();
         execution.running.fetch_sub(1, Ordering::Relaxed);
         controls.unit_finished(report.fuel_used);

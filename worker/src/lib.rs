@@ -55,7 +55,8 @@ pub struct WorkerConfig {
     /// Bytes per second this host sends to the swarm (`--upload-rate`; `None`: no limit).
     pub upload_bytes_per_second: Option<u64>,
     /// Bytes of blobs (unit inputs, shared files) kept on disk (`--blob-cache`); the least
-    /// recently used that no queued or running lease reads are evicted beyond it.
+    /// recently used that no queued or running lease reads are evicted beyond it, the
+    /// inputs of units already run here first (they keep at most a quarter of it).
     pub blob_cache_bytes_max: u64,
 }
 

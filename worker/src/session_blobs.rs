@@ -100,8 +100,7 @@ impl Worker {
         }
         if !progress.fetched.is_empty() {
             progress.fetched.clear();
-            let execution = self.execution.clone();
-            tokio::task::spawn_blocking(move || evict_unheld_blobs(&execution));
+            self.evict_if_over_budget();
         }
         for (peer_id, reason) in progress.drop_peers.drain(..) {
             self.execution.swarm.drop_peer(&peer_id, &reason);
@@ -125,13 +124,21 @@ impl Worker {
     }
 }
 
-/// Keeps the blob store within its budget (`--blob-cache`): the least recently used blobs
-/// no queued or running lease holds (and, on a peer, no running job of its own reads) go
-/// first.
-fn evict_unheld_blobs(execution: &crate::Execution) {
-    if !execution.blobs.over_budget() {
-        return;
+impl Worker {
+    /// Evicts blobs off the session's thread when the store is over its budget or its
+    /// allowance for spent inputs (checked here first: it costs no IO).
+    pub(crate) fn evict_if_over_budget(&self) {
+        if self.execution.blobs.over_budget() {
+            let execution = self.execution.clone();
+            tokio::task::spawn_blocking(move || evict_unheld_blobs(&execution));
+        }
     }
+}
+
+/// Keeps the blob store within its budget (`--blob-cache`): spent inputs beyond their
+/// allowance, then the least recently used blobs, that no queued or running lease holds
+/// (and, on a peer, no running job of its own reads).
+fn evict_unheld_blobs(execution: &crate::Execution) {
     let needed = match execution.blobs_needed.get() {
         Some(needed_elsewhere) => match needed_elsewhere() {
             Some(needed) => needed,

@@ -64,3 +64,45 @@ fn worker_and_owner_keep_within_their_blob_cache_and_never_evict_a_blob_in_use()
     assert!(grid.workers[0].log_text().contains("blobs evicted to stay within --blob-cache"));
     assert!(grid.coordinator.log_text().contains("blobs no running job needs evicted"));
 }
+
+/// A unit's input, once the unit has run here, is spent: this worker will not read it
+/// again (a unit's replicas run on distinct peers). It is kept only to serve the unit's
+/// other replicas, within a quarter of `--blob-cache`, so a worker does not fill its disk
+/// and the machine's page cache with inputs it is done with.
+#[test]
+fn a_worker_keeps_the_inputs_of_units_it_ran_only_within_a_quarter_of_its_blob_cache() {
+    let mut grid = TestGrid::start("spent-inputs", 0);
+    let worker_data = grid.directory.path().join("worker");
+    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", "8 MiB"]));
+    let jobs = grid.directory.path().join("jobs");
+    std::fs::create_dir_all(jobs.join("data")).unwrap();
+    let inputs: Vec<Hash> = (0..8u8)
+        .map(|seed| {
+            let data: Vec<u8> = (0..1 << 20).map(|index| (index % 251) as u8 ^ seed).collect();
+            std::fs::write(jobs.join("data").join(format!("{seed}.bin")), &data).unwrap();
+            Hash::of(&data)
+        })
+        .collect();
+    let spec = jobs.join("inputs.toml");
+    std::fs::write(
+        &spec,
+        "name = \"inputs\"\nmodule = \"probe\"\nargs = [\"count-input\"]\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n",
+    )
+    .unwrap();
+    let job_id = submit(grid.address, &grid.coordinator_data, spec.to_str().unwrap(), true);
+    let results = grid.results(&job_id);
+    assert_eq!(results.len(), 8);
+    for unit in results {
+        let output = unit.output.unwrap_or_default();
+        assert!(output.contains("1048576 bytes"), "every unit read its whole input: {output}");
+    }
+    // 8 MiB of inputs fit the 8 MiB budget; spent, they may keep 2 MiB.
+    let worker_blobs = worker_data.join("blobs");
+    let kept = || inputs.iter().filter(|hash| holds(&worker_blobs, hash)).count();
+    wasmhive_tests::grid::wait_until(
+        std::time::Duration::from_secs(20),
+        "spent inputs to be evicted",
+        || kept() <= 2,
+    );
+    assert!(grid.workers[0].log_text().contains("blobs evicted to stay within --blob-cache"));
+}
