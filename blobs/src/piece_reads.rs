@@ -21,6 +21,9 @@ use std::os::unix::fs::FileExt;
 /// Bytes of outboard read at once.
 const PAGE_BYTES: u64 = 4 << 10;
 
+/// Room kept for a piece's proof beyond its bytes (more is grown into if ever needed).
+const PROOF_BYTES_EXPECTED: usize = 4 << 10;
+
 /// Appends to `encoded` the piece `range` of the blob in `data` (from [`piece_range`]) with
 /// its proof against `outboard`; on `Err` (why it does not verify) `encoded` is as it was.
 ///
@@ -35,7 +38,10 @@ pub(crate) fn encode_piece_read_once(
     let piece = PieceBytes::read(data, range).map_err(|error| error.to_string())?;
     let outboard = PagedOutboard { outboard, pages: RefCell::new(Vec::new()) };
     let start = encoded.len();
-    encoded.reserve(piece.bytes.len() + (8 << 10));
+    // A piece's proof is its subtree's pairs (15 × 64 bytes) and one pair per level above
+    // it (22 levels for a TiB): a frame started with room for a piece and 8 KiB is not
+    // reallocated (that copied the whole old buffer: a GiB served, a GiB copied).
+    encoded.reserve(piece.bytes.len() + PROOF_BYTES_EXPECTED);
     bao_tree::io::sync::encode_ranges_validated(&piece, &outboard, &chunks, &mut *encoded).map_err(|error| {
         encoded.truncate(start);
         error.to_string()
