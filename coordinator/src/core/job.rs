@@ -3,6 +3,7 @@
 
 mod decoy;
 mod unit_choice;
+pub(super) use unit_choice::WaitingScan;
 
 /// Answers that disagreed with a unit's accepted success: a decoy's replicas (`decoy.rs`),
 /// the losers of a quorum, or the deciders of a reopened unit's earlier acceptance. Settled

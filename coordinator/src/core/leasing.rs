@@ -3,6 +3,7 @@
 //! that are returned, expire or lose their worker.
 
 use super::connected_workers::ConnectedWorkers;
+use super::job::WaitingScan;
 use super::recent_workers::RecentWorkers;
 use super::unit::Asker;
 
@@ -25,10 +26,10 @@ const DRAW_TRIES: usize = 16;
 /// take it (not on a network that ran or runs it, not quarantined), with the owner's
 /// secret stream, so no worker chooses which replicas it gets.
 pub(super) struct ReplicaDraw<'a> {
-    recent: &'a RecentWorkers,
-    reputations: &'a ReputationBook,
-    random: &'a mut fastrand::Rng,
-    connected: &'a ConnectedWorkers,
+    pub(super) recent: &'a RecentWorkers,
+    pub(super) reputations: &'a ReputationBook,
+    pub(super) random: &'a mut fastrand::Rng,
+    pub(super) connected: &'a ConnectedWorkers,
 }
 
 impl ReplicaDraw<'_> {
@@ -84,7 +85,7 @@ impl Core {
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
         let mut exhausted = vec![false; job_ids.len()];
-        let mut scanned_up_to = vec![None; job_ids.len()];
+        let mut scans = vec![WaitingScan::default(); job_ids.len()];
         while grants.len() < slots as usize && exhausted.iter().any(|done| !done) {
             for (position, job_id) in job_ids.iter().enumerate() {
                 if grants.len() >= slots as usize || exhausted[position] {
@@ -98,7 +99,7 @@ impl Core {
                     connected: &self.connected,
                 };
                 let asker = Asker { worker_id, network, engine: &engine };
-                match job.take_unit_for(&asker, now_ms, &mut scanned_up_to[position], &mut draw) {
+                match job.take_unit_for(&asker, now_ms, &mut scans[position], &mut draw) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
                         self.next_lease_id += 1;

@@ -455,3 +455,28 @@ fn a_job_is_not_complete_while_a_recorded_batch_waits_for_the_store() {
     core.outcomes_stored("job", generation);
     assert!(core.progress("job").unwrap().is_complete());
 }
+
+#[test]
+fn a_request_passes_over_each_unit_waiting_for_a_replica_at_most_once() {
+    // A worker holding the first replica of many quorum-2 units asks for more: none of them
+    // is for it, so each lease it gets is a fresh unit, and the request must not look at
+    // the waiting units again for every lease (that was 64 looks per lease).
+    let mut core = Core::new();
+    core.add_job("job", 100_000, POLICY, ResumeState::default());
+    let network = Network::of_identity("first");
+    assert_eq!(core.request_work("first", &network, 200, 0).len(), 200);
+    let job = core.jobs.get_mut("job").unwrap();
+    let mut draw = ReplicaDraw {
+        recent: &core.recent_workers,
+        reputations: &core.reputations,
+        random: &mut core.random,
+        connected: &core.connected,
+    };
+    let asker = unit::Asker { worker_id: "first", network: &network, engine: "" };
+    let mut scan = job::WaitingScan::default();
+    for _ in 0..100 {
+        let unit_index = job.take_unit_for(&asker, 1, &mut scan, &mut draw).expect("a fresh unit");
+        assert!(unit_index >= 200, "unit {unit_index} already has this worker's replica");
+    }
+    assert!(scan.passed_over <= 200, "the 200 waiting units were passed over {} times", scan.passed_over);
+}

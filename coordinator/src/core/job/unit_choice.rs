@@ -6,14 +6,26 @@ use super::super::unit::{ActiveUnit, Asker, Drawn};
 use super::super::{ACTIVE_UNITS_MAX, ReplicaDraw};
 use super::{CoreJob, WAITING_UNITS_SCANNED_MAX};
 
+/// Where one request's scans of a job's units waiting for a replica are. A request passes
+/// over each waiting unit at most once: with every lease of a request scanning on from the
+/// last, a worker holding the first replicas of the waiting units looked at 64 of them per
+/// fresh lease it got.
+#[derive(Clone, Copy, Debug, Default)]
+pub(in crate::core) struct WaitingScan {
+    /// The last unit looked at.
+    last: Option<u64>,
+    /// Units looked at and passed over (they still wait for a replica).
+    pub(in crate::core) passed_over: usize,
+}
+
 impl CoreJob {
-    /// A unit this worker may run next: one waiting for another replica (after `scanned_up_to`,
-    /// the last waiting unit a previous call of the same request looked at), else a fresh one.
+    /// A unit this worker may run next: one waiting for another replica (going on from where
+    /// the previous call of the same request stopped, `scan`), else a fresh one.
     pub(in crate::core) fn take_unit_for(
         &mut self,
         asker: &Asker<'_>,
         now_ms: u64,
-        scanned_up_to: &mut Option<u64>,
+        scan: &mut WaitingScan,
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
         let network = asker.network;
@@ -23,7 +35,7 @@ impl CoreJob {
         if let Some(reserved) = self.take_reserved_unit(asker, now_ms) {
             return Some(reserved);
         }
-        if let Some(waiting) = self.scan_waiting_units(asker, now_ms, scanned_up_to, draw) {
+        if let Some(waiting) = self.scan_waiting_units(asker, now_ms, scan, draw) {
             return Some(waiting);
         }
         if self.active.len() >= ACTIVE_UNITS_MAX {
@@ -79,40 +91,53 @@ impl CoreJob {
     }
 
     /// Looks at up to [`WAITING_UNITS_SCANNED_MAX`] units waiting for a replica, from where
-    /// the last scan of this job stopped (after `scanned_up_to` within one request), going
-    /// round: the first one whose replica is drawn for this worker. Units drawn for others
-    /// are reserved for them.
+    /// the last scan of this job stopped (within one request, where its previous call
+    /// stopped), going round: the first one whose replica is drawn for this worker. Units
+    /// drawn for others are reserved for them.
     fn scan_waiting_units(
         &mut self,
         asker: &Asker<'_>,
         now_ms: u64,
-        scanned_up_to: &mut Option<u64>,
+        scan: &mut WaitingScan,
         draw: &mut ReplicaDraw<'_>,
     ) -> Option<u64> {
         // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
         let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::super::DRAWN_WORKER_WAIT_MS);
-        let start = scanned_up_to.map_or(self.scan_cursor, |unit_index| unit_index + 1);
+        // Once a request has looked at every waiting unit it looks no more: its clock stands
+        // still, so a second round would find nothing the first did not.
+        let unseen = self.needs_replica.len().saturating_sub(scan.passed_over);
+        if unseen == 0 {
+            return None;
+        }
+        let start = scan.last.map_or(self.scan_cursor, |unit_index| unit_index + 1);
         // Field by field (no copy of the candidates): the scan reads `needs_replica` while
         // it changes `active`, `reserved` and the cursor.
         let candidates = self
             .needs_replica
             .range(start..)
             .chain(self.needs_replica.range(..start))
-            .take(WAITING_UNITS_SCANNED_MAX);
+            .take(WAITING_UNITS_SCANNED_MAX.min(unseen));
         for &unit_index in candidates {
-            *scanned_up_to = Some(unit_index);
+            scan.last = Some(unit_index);
             self.scan_cursor = unit_index + 1;
-            let Some(unit) = self.active.get_mut(&unit_index) else { continue };
-            if !unit.worker_can_take(asker, now_ms) {
-                continue;
-            }
-            match unit.drawn_worker_for(asker.worker_id, now_ms, wait_ms, self.policy.engine.as_ref(), draw) {
-                Drawn::Asker => return Some(unit_index),
-                Drawn::NewlyOther(drawn) => {
-                    self.reserved.entry(drawn).or_default().insert(unit_index);
+            if let Some(unit) = self.active.get_mut(&unit_index)
+                && unit.worker_can_take(asker, now_ms)
+            {
+                match unit.drawn_worker_for(
+                    asker.worker_id,
+                    now_ms,
+                    wait_ms,
+                    self.policy.engine.as_ref(),
+                    draw,
+                ) {
+                    Drawn::Asker => return Some(unit_index),
+                    Drawn::NewlyOther(drawn) => {
+                        self.reserved.entry(drawn).or_default().insert(unit_index);
+                    }
+                    Drawn::AlreadyOther => {}
                 }
-                Drawn::AlreadyOther => {}
             }
+            scan.passed_over += 1;
         }
         None
     }
