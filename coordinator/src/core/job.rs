@@ -517,7 +517,7 @@ impl CoreJob {
     }
 }
 
-/// Units waiting for a replica one request looks at, per job (the next request goes on
-/// from there: scanning every waiting unit per request cost 4× the owner's time with
-/// 1,000 workers, measured with `simulate trust --peers 1000 --units 20000`).
-const WAITING_UNITS_SCANNED_MAX: usize = 64;
+/// Units waiting for a replica one request passes over at most, per job (the next request
+/// goes on from there: scanning every waiting unit per request cost 4× the owner's time
+/// with 1,000 workers, measured with `simulate trust --peers 1000 --units 20000`).
+pub(super) const WAITING_UNITS_SCANNED_MAX: usize = 64;

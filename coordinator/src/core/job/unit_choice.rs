@@ -7,9 +7,9 @@ use super::super::{ACTIVE_UNITS_MAX, ReplicaDraw};
 use super::{CoreJob, WAITING_UNITS_SCANNED_MAX};
 
 /// Where one request's scans of a job's units waiting for a replica are. A request passes
-/// over each waiting unit at most once: with every lease of a request scanning on from the
-/// last, a worker holding the first replicas of the waiting units looked at 64 of them per
-/// fresh lease it got.
+/// over at most [`WAITING_UNITS_SCANNED_MAX`] of them in all, each at most once (it took
+/// that many per lease, going round: a worker holding the first replicas of the waiting
+/// units looked at 64 of them per fresh lease it got).
 #[derive(Clone, Copy, Debug, Default)]
 pub(in crate::core) struct WaitingScan {
     /// The last unit looked at.
@@ -90,10 +90,10 @@ impl CoreJob {
         found
     }
 
-    /// Looks at up to [`WAITING_UNITS_SCANNED_MAX`] units waiting for a replica, from where
-    /// the last scan of this job stopped (within one request, where its previous call
-    /// stopped), going round: the first one whose replica is drawn for this worker. Units
-    /// drawn for others are reserved for them.
+    /// Looks at units waiting for a replica, from where the last scan of this job stopped
+    /// (within one request, where its previous call stopped), going round: the first one
+    /// whose replica is drawn for this worker. Units drawn for others are reserved for
+    /// them. A request passes over at most [`WAITING_UNITS_SCANNED_MAX`] in all.
     fn scan_waiting_units(
         &mut self,
         asker: &Asker<'_>,
@@ -103,20 +103,17 @@ impl CoreJob {
     ) -> Option<u64> {
         // The drawn worker has a quarter of the lease time to ask, at most DRAWN_WORKER_WAIT_MS.
         let wait_ms = (self.policy.lease_ms / 4).clamp(1, super::super::DRAWN_WORKER_WAIT_MS);
-        // Once a request has looked at every waiting unit it looks no more: its clock stands
-        // still, so a second round would find nothing the first did not.
-        let unseen = self.needs_replica.len().saturating_sub(scan.passed_over);
+        // A request passes over at most WAITING_UNITS_SCANNED_MAX units (and never one twice:
+        // its clock stands still, so a second round would find nothing the first did not).
+        let unseen = self.needs_replica.len().min(WAITING_UNITS_SCANNED_MAX).saturating_sub(scan.passed_over);
         if unseen == 0 {
             return None;
         }
         let start = scan.last.map_or(self.scan_cursor, |unit_index| unit_index + 1);
         // Field by field (no copy of the candidates): the scan reads `needs_replica` while
         // it changes `active`, `reserved` and the cursor.
-        let candidates = self
-            .needs_replica
-            .range(start..)
-            .chain(self.needs_replica.range(..start))
-            .take(WAITING_UNITS_SCANNED_MAX.min(unseen));
+        let candidates =
+            self.needs_replica.range(start..).chain(self.needs_replica.range(..start)).take(unseen);
         for &unit_index in candidates {
             scan.last = Some(unit_index);
             self.scan_cursor = unit_index + 1;
