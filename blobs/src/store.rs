@@ -254,7 +254,8 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Marks a blob spent: this host will not read it again (the input of a unit it ran).
+    /// Marks a blob spent: this host will not read it again (the input of a unit it ran,
+    /// an output its owner has).
     /// It stays only to serve other peers, within its allowance ([`spent_bytes_max`]), and
     /// is evicted before any blob still wanted. Reading it again unmarks it.
     pub fn mark_spent(&self, hash: &Hash) {

@@ -98,7 +98,8 @@ pub struct VolunteerArgs {
     pub cache: Option<String>,
     /// Bytes of blobs (unit inputs, shared data) kept on disk; the least recently used that
     /// no queued or running unit reads are evicted beyond it (default: 16 GiB). Inputs of
-    /// units already run here keep at most a quarter of it (256 MiB at most) and go first.
+    /// units already run here and acknowledged outputs keep at most a quarter of it (256 MiB
+    /// at most) and go first.
     #[arg(long, value_name = "SIZE")]
     pub blob_cache: Option<String>,
     /// Bytes per second of blobs this host sends (to the swarm, and as an owner to its

@@ -56,7 +56,8 @@ pub struct WorkerConfig {
     pub upload_bytes_per_second: Option<u64>,
     /// Bytes of blobs (unit inputs, shared files) kept on disk (`--blob-cache`); the least
     /// recently used that no queued or running lease reads are evicted beyond it, the
-    /// inputs of units already run here first (they keep at most a quarter of it).
+    /// inputs of units already run here and acknowledged outputs first (they keep at most
+    /// a quarter of it).
     pub blob_cache_bytes_max: u64,
 }
 

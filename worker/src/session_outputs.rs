@@ -4,7 +4,7 @@
 //! outcome, so a second replica with the same bytes sends none of them.
 //!
 //! Invariants: a reported output blob is held (never evicted) until the owner
-//! acknowledges its outcome; the owner may ask only for pieces of outputs reported on
+//! acknowledges its outcome, and is spent from then on (evicted first); the owner may ask only for pieces of outputs reported on
 //! this worker and not yet acknowledged, at most [`OUTPUT_PIECES_IN_FLIGHT_MAX`] at once;
 //! pieces are read and paced by the upload budget off the session loop, which only sends
 //! them.
@@ -71,10 +71,18 @@ impl Worker {
         self.output_holds.insert(lease_id, (blob.hash, hold));
     }
 
-    /// Lets go of the outputs of acknowledged outcomes.
+    /// Lets go of the outputs of acknowledged outcomes: the owner has them, and no one else
+    /// asks a worker for its outputs, so they are spent.
     pub(crate) fn outputs_acknowledged(&mut self, lease_ids: &[u64]) {
+        let mut spent = false;
         for lease_id in lease_ids {
-            self.output_holds.remove(lease_id);
+            if let Some((hash, _hold)) = self.output_holds.remove(lease_id) {
+                self.execution.blobs.mark_spent(&hash);
+                spent = true;
+            }
+        }
+        if spent {
+            self.evict_if_over_budget();
         }
     }
 

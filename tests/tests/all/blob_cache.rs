@@ -106,3 +106,40 @@ fn a_worker_keeps_the_inputs_of_units_it_ran_only_within_a_quarter_of_its_blob_c
     );
     assert!(grid.workers[0].log_text().contains("blobs evicted to stay within --blob-cache"));
 }
+
+/// An output blob, once the owner has acknowledged its outcome, is spent too: the owner
+/// fetched it, and no one else asks a worker for its outputs.
+#[test]
+fn a_worker_keeps_acknowledged_output_blobs_only_within_a_quarter_of_its_blob_cache() {
+    let mut grid = TestGrid::start("spent-outputs", 0);
+    let worker_data = grid.directory.path().join("worker");
+    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", "16 MiB"]));
+    let jobs = grid.directory.path().join("jobs");
+    std::fs::create_dir_all(jobs.join("data")).unwrap();
+    let outputs: Vec<Hash> = (0..4u8)
+        .map(|seed| {
+            let data: Vec<u8> = (0..1 << 20).map(|index| (index % 241) as u8 ^ seed).collect();
+            std::fs::write(jobs.join("data").join(format!("{seed}.bin")), &data).unwrap();
+            Hash::of(&data.repeat(2))
+        })
+        .collect();
+    let spec = jobs.join("repeat.toml");
+    std::fs::write(
+        &spec,
+        "name = \"repeat\"\nmodule = \"probe\"\nargs = [\"repeat\", \"2\"]\n[inputs]\nfiles = \"data/*.bin\"\n\
+         [verify]\nquorum = 1\n[limits]\noutput = \"4 MiB\"\n",
+    )
+    .unwrap();
+    let job_id = submit(grid.address, &grid.coordinator_data, spec.to_str().unwrap(), true);
+    let named: Vec<Hash> =
+        grid.results(&job_id).iter().filter_map(|unit| unit.output_blob.map(|blob| blob.hash)).collect();
+    assert_eq!(named.len(), 4, "every output travelled as a blob");
+    // 4 MiB of inputs and 8 MiB of outputs fit the 16 MiB budget; spent, they may keep 4 MiB.
+    let worker_blobs = worker_data.join("blobs");
+    let kept = || outputs.iter().filter(|hash| holds(&worker_blobs, hash)).count();
+    wasmhive_tests::grid::wait_until(
+        std::time::Duration::from_secs(20),
+        "spent outputs to be evicted",
+        || kept() <= 2,
+    );
+}
