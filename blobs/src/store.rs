@@ -55,6 +55,8 @@ pub struct BlobStore {
     clock: AtomicU64,
     /// Holds per blob (`holds.rs`): a held blob is never evicted.
     holds: Mutex<HashMap<Hash, usize>>,
+    /// A blob was marked spent since [`BlobStore::take_newly_spent`] last looked.
+    newly_spent: AtomicBool,
     /// Whether the unsynced-downloads marker is on disk (`unsynced.rs`).
     pub(crate) unsynced_marker_written: AtomicBool,
     pub(crate) removed_after_unclean_stop: AtomicUsize,
@@ -78,6 +80,7 @@ impl BlobStore {
             complete: Mutex::new(CompleteBlobs::default()),
             clock: AtomicU64::new(0),
             holds: Mutex::new(HashMap::new()),
+            newly_spent: AtomicBool::new(false),
             unsynced_marker_written: AtomicBool::new(false),
             removed_after_unclean_stop: AtomicUsize::new(0),
         };
@@ -264,7 +267,13 @@ impl BlobStore {
         if let Some(blob) = by_hash.get_mut(hash).filter(|blob| !blob.spent) {
             blob.spent = true;
             *spent_bytes += blob.size;
+            self.newly_spent.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Whether a blob was marked spent since the last call (so eviction may have work).
+    pub fn take_newly_spent(&self) -> bool {
+        self.newly_spent.swap(false, Ordering::Relaxed)
     }
 
     /// Bytes of complete blobs here.
@@ -320,7 +329,14 @@ impl BlobStore {
             if !over_allowance && total <= budget_bytes {
                 break;
             }
-            if needed.contains(&hash) || self.holds.lock().expect("blob holds poisoned").contains_key(&hash) {
+            if needed.contains(&hash) {
+                // Wanted here after all (a peer's own job reads it): no longer spent.
+                if spent && self.unspend(&hash) {
+                    spent_total -= size;
+                }
+                continue;
+            }
+            if self.holds.lock().expect("blob holds poisoned").contains_key(&hash) {
                 continue;
             }
             self.remove(&hash)?;
@@ -368,14 +384,23 @@ impl BlobStore {
 
     fn touch(&self, hash: &Hash) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        if let Some(blob) = self.complete().by_hash.get_mut(hash) {
+            blob.last_used = now;
+        }
+        self.unspend(hash);
+    }
+
+    /// Unmarks a spent blob; whether it was spent.
+    fn unspend(&self, hash: &Hash) -> bool {
         let mut complete = self.complete();
         let CompleteBlobs { by_hash, spent_bytes, .. } = &mut *complete;
-        if let Some(blob) = by_hash.get_mut(hash) {
-            blob.last_used = now;
-            if blob.spent {
+        match by_hash.get_mut(hash).filter(|blob| blob.spent) {
+            Some(blob) => {
                 blob.spent = false;
                 *spent_bytes -= blob.size;
+                true
             }
+            None => false,
         }
     }
 

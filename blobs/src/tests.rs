@@ -301,6 +301,26 @@ fn spent_blobs_beyond_their_allowance_go_first_oldest_first_unless_held_or_read_
 }
 
 #[test]
+fn a_spent_blob_eviction_finds_needed_is_wanted_again_and_checked_once() {
+    // A peer's own job may need what its worker side spent (an output that became a
+    // result): eviction keeps it, and it no longer counts against the spent allowance,
+    // so the store is not over budget for ever (an eviction pass after every unit).
+    let folder = Folder::new("spent-needed");
+    let store = open_store(&folder.0, 4_000).unwrap(); // spent may keep 1,000
+    let hashes: Vec<Hash> = (0..2).map(|seed| import(&store, &bytes(1000, seed))).collect();
+    assert!(!store.take_newly_spent());
+    store.mark_spent(&hashes[0]);
+    store.mark_spent(&hashes[1]);
+    store.mark_spent(&hashes[1]);
+    assert!(store.take_newly_spent());
+    assert!(!store.take_newly_spent(), "taken once");
+    assert!(store.over_budget());
+    let needed: HashSet<Hash> = hashes.iter().copied().collect();
+    assert!(store.evict_to_budget(&needed).unwrap().is_empty());
+    assert!(!store.over_budget(), "needed blobs are not spent");
+}
+
+#[test]
 fn the_stores_byte_count_follows_imports_downloads_removals_and_a_reopen() {
     let (folder, seeder_folder) = (Folder::new("bytes"), Folder::new("bytes-seeder"));
     let store = open_store(&folder.0, 2_500).unwrap();

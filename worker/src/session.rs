@@ -440,7 +440,9 @@ impl Worker {
     fn collect_finished(&mut self) {
         let now = Instant::now();
         // The inputs of units that ran are spent (`spawn_lease`): keep within the budget.
-        self.evict_if_over_budget();
+        if self.execution.blobs.take_newly_spent() {
+            self.evict_if_over_budget();
+        }
         for finished in self.finished.take() {
             if let Finished::Ran(report, hold) = finished {
                 if let (Some(hold), Some(blob)) = (hold, report.output_blob) {
