@@ -193,8 +193,15 @@ impl BlobStore {
         self.complete().by_hash.get(hash).map(|blob| blob.size)
     }
 
-    /// The blob's bytes, to stream.
+    /// The blob's bytes, for this host to read (a spent blob read again is wanted again).
     pub fn open_blob(&self, hash: &Hash) -> Result<File, BlobError> {
+        let file = self.open_to_serve(hash)?;
+        self.unspend(hash);
+        Ok(file)
+    }
+
+    /// The blob's bytes, to serve to a peer: recently used, but a spent blob stays spent.
+    fn open_to_serve(&self, hash: &Hash) -> Result<File, BlobError> {
         if !self.has(hash) {
             return Err(BlobError::Missing(hash.to_hex()));
         }
@@ -215,7 +222,7 @@ impl BlobStore {
     /// data is checked against the outboard as it is read: a blob that no longer matches
     /// its hash is removed and reported, never sent.
     pub fn encode_piece(&self, hash: &Hash, index: u64, encoded: &mut Vec<u8>) -> Result<(), BlobError> {
-        let data = self.open_blob(hash)?;
+        let data = self.open_to_serve(hash)?;
         let size = self.size(hash).ok_or_else(|| BlobError::Missing(hash.to_hex()))?;
         let range = crate::piece_range(size, index).ok_or_else(|| BlobError::NoSuchPiece {
             hash: hash.to_hex(),
@@ -257,10 +264,10 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Marks a blob spent: this host will not read it again (the input of a unit it ran,
-    /// an output its owner has).
-    /// It stays only to serve other peers, within its allowance ([`spent_bytes_max`]), and
-    /// is evicted before any blob still wanted. Reading it again unmarks it.
+    /// Marks a blob spent: this host will not read it again (the input of a unit it ran, an
+    /// output its owner has). It stays only to serve other peers, within its allowance
+    /// ([`spent_bytes_max`]), and is evicted before any blob still wanted. Serving it
+    /// leaves it spent; reading it here ([`BlobStore::open_blob`]) unmarks it.
     pub fn mark_spent(&self, hash: &Hash) {
         let mut complete = self.complete();
         let CompleteBlobs { by_hash, spent_bytes, .. } = &mut *complete;
@@ -387,7 +394,6 @@ impl BlobStore {
         if let Some(blob) = self.complete().by_hash.get_mut(hash) {
             blob.last_used = now;
         }
-        self.unspend(hash);
     }
 
     /// Unmarks a spent blob; whether it was spent.
