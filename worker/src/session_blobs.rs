@@ -122,9 +122,7 @@ impl Worker {
             });
         }
     }
-}
 
-impl Worker {
     /// Evicts blobs off the session's thread when the store is over its budget or its
     /// allowance for spent inputs (checked here first: it costs no IO).
     pub(crate) fn evict_if_over_budget(&self) {
