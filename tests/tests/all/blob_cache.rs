@@ -4,7 +4,8 @@
 //! never evicted, even over budget.
 
 use crate::grid_support::{TestGrid, submit};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use wasmhive_protocol::Hash;
 use wasmhive_tests::grid::{start_coordinator_with, start_worker_with};
 
@@ -65,31 +66,51 @@ fn worker_and_owner_keep_within_their_blob_cache_and_never_evict_a_blob_in_use()
     assert!(grid.coordinator.log_text().contains("blobs no running job needs evicted"));
 }
 
+/// A grid with one worker of `--blob-cache CACHE` that has run a job of one `probe ARGS`
+/// unit per file of `count` files of 1 MiB (quorum 1; `limits` is the spec's `[limits]`).
+/// Returns the grid, the worker's blob folder, the files' bytes and the job's id.
+fn job_of_files(
+    name: &str,
+    cache: &str,
+    count: u8,
+    args: &str,
+    limits: &str,
+) -> (TestGrid, PathBuf, Vec<Vec<u8>>, String) {
+    let mut grid = TestGrid::start(name, 0);
+    let worker_data = grid.directory.path().join("worker");
+    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", cache]));
+    let jobs = grid.directory.path().join("jobs");
+    std::fs::create_dir_all(jobs.join("data")).unwrap();
+    let files: Vec<Vec<u8>> = (0..count)
+        .map(|seed| {
+            let data: Vec<u8> = (0..1 << 20).map(|index| (index % 251) as u8 ^ seed).collect();
+            std::fs::write(jobs.join("data").join(format!("{seed}.bin")), &data).unwrap();
+            data
+        })
+        .collect();
+    let spec = jobs.join("job.toml");
+    let text = format!(
+        "name = \"{name}\"\nmodule = \"probe\"\nargs = {args}\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n[limits]\n{limits}\n"
+    );
+    std::fs::write(&spec, text).unwrap();
+    let job_id = submit(grid.address, &grid.coordinator_data, spec.to_str().unwrap(), true);
+    (grid, worker_data.join("blobs"), files, job_id)
+}
+
+/// Waits until at most `most` of `blobs` are left in the blob folder.
+fn wait_until_at_most(most: usize, blobs: &[Hash], blob_folder: &Path) {
+    let kept = || blobs.iter().filter(|hash| holds(blob_folder, hash)).count();
+    wasmhive_tests::grid::wait_until(Duration::from_secs(20), "spent blobs to be evicted", || kept() <= most);
+}
+
 /// A unit's input, once the unit has run here, is spent: this worker will not read it
 /// again (a unit's replicas run on distinct peers). It is kept only to serve the unit's
 /// other replicas, within a quarter of `--blob-cache`, so a worker does not fill its disk
 /// and the machine's page cache with inputs it is done with.
 #[test]
 fn a_worker_keeps_the_inputs_of_units_it_ran_only_within_a_quarter_of_its_blob_cache() {
-    let mut grid = TestGrid::start("spent-inputs", 0);
-    let worker_data = grid.directory.path().join("worker");
-    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", "8 MiB"]));
-    let jobs = grid.directory.path().join("jobs");
-    std::fs::create_dir_all(jobs.join("data")).unwrap();
-    let inputs: Vec<Hash> = (0..8u8)
-        .map(|seed| {
-            let data: Vec<u8> = (0..1 << 20).map(|index| (index % 251) as u8 ^ seed).collect();
-            std::fs::write(jobs.join("data").join(format!("{seed}.bin")), &data).unwrap();
-            Hash::of(&data)
-        })
-        .collect();
-    let spec = jobs.join("inputs.toml");
-    std::fs::write(
-        &spec,
-        "name = \"inputs\"\nmodule = \"probe\"\nargs = [\"count-input\"]\n[inputs]\nfiles = \"data/*.bin\"\n[verify]\nquorum = 1\n",
-    )
-    .unwrap();
-    let job_id = submit(grid.address, &grid.coordinator_data, spec.to_str().unwrap(), true);
+    let (grid, worker_blobs, files, job_id) =
+        job_of_files("spent-inputs", "8 MiB", 8, "[\"count-input\"]", "");
     let results = grid.results(&job_id);
     assert_eq!(results.len(), 8);
     for unit in results {
@@ -97,13 +118,8 @@ fn a_worker_keeps_the_inputs_of_units_it_ran_only_within_a_quarter_of_its_blob_c
         assert!(output.contains("1048576 bytes"), "every unit read its whole input: {output}");
     }
     // 8 MiB of inputs fit the 8 MiB budget; spent, they may keep 2 MiB.
-    let worker_blobs = worker_data.join("blobs");
-    let kept = || inputs.iter().filter(|hash| holds(&worker_blobs, hash)).count();
-    wasmhive_tests::grid::wait_until(
-        std::time::Duration::from_secs(20),
-        "spent inputs to be evicted",
-        || kept() <= 2,
-    );
+    let inputs: Vec<Hash> = files.iter().map(|data| Hash::of(data)).collect();
+    wait_until_at_most(2, &inputs, &worker_blobs);
     assert!(grid.workers[0].log_text().contains("blobs evicted to stay within --blob-cache"));
 }
 
@@ -111,35 +127,12 @@ fn a_worker_keeps_the_inputs_of_units_it_ran_only_within_a_quarter_of_its_blob_c
 /// fetched it, and no one else asks a worker for its outputs.
 #[test]
 fn a_worker_keeps_acknowledged_output_blobs_only_within_a_quarter_of_its_blob_cache() {
-    let mut grid = TestGrid::start("spent-outputs", 0);
-    let worker_data = grid.directory.path().join("worker");
-    grid.workers.push(start_worker_with(grid.address, &worker_data, 1, &["--blob-cache", "16 MiB"]));
-    let jobs = grid.directory.path().join("jobs");
-    std::fs::create_dir_all(jobs.join("data")).unwrap();
-    let outputs: Vec<Hash> = (0..4u8)
-        .map(|seed| {
-            let data: Vec<u8> = (0..1 << 20).map(|index| (index % 241) as u8 ^ seed).collect();
-            std::fs::write(jobs.join("data").join(format!("{seed}.bin")), &data).unwrap();
-            Hash::of(&data.repeat(2))
-        })
-        .collect();
-    let spec = jobs.join("repeat.toml");
-    std::fs::write(
-        &spec,
-        "name = \"repeat\"\nmodule = \"probe\"\nargs = [\"repeat\", \"2\"]\n[inputs]\nfiles = \"data/*.bin\"\n\
-         [verify]\nquorum = 1\n[limits]\noutput = \"4 MiB\"\n",
-    )
-    .unwrap();
-    let job_id = submit(grid.address, &grid.coordinator_data, spec.to_str().unwrap(), true);
+    let (grid, worker_blobs, files, job_id) =
+        job_of_files("spent-outputs", "16 MiB", 4, "[\"repeat\", \"2\"]", "output = \"4 MiB\"");
     let named: Vec<Hash> =
         grid.results(&job_id).iter().filter_map(|unit| unit.output_blob.map(|blob| blob.hash)).collect();
     assert_eq!(named.len(), 4, "every output travelled as a blob");
     // 4 MiB of inputs and 8 MiB of outputs fit the 16 MiB budget; spent, they may keep 4 MiB.
-    let worker_blobs = worker_data.join("blobs");
-    let kept = || outputs.iter().filter(|hash| holds(&worker_blobs, hash)).count();
-    wasmhive_tests::grid::wait_until(
-        std::time::Duration::from_secs(20),
-        "spent outputs to be evicted",
-        || kept() <= 2,
-    );
+    let outputs: Vec<Hash> = files.iter().map(|data| Hash::of(&data.repeat(2))).collect();
+    wait_until_at_most(2, &outputs, &worker_blobs);
 }
