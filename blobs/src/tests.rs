@@ -229,15 +229,14 @@ fn pieces_read_at_once_encode_exactly_as_bao_reading_the_files_does() {
 
 #[test]
 fn a_piece_fits_a_frame_started_with_room_for_a_piece_and_8_kib() {
-    // How the owner and workers build a piece frame (`piece_frame_start`): a 41-byte header
-    // in a buffer of 264 KiB. Growing it would copy the whole buffer, per piece served.
+    // A piece frame as the owner and workers start one: a 41-byte header in a buffer of
+    // 264 KiB. Growing it would copy the whole buffer, per piece served.
     let folder = Folder::new("frame-room");
     let store = open_store(&folder.0, u64::MAX).unwrap();
     let data = bytes(PIECE_BYTES as usize * 40 + 12_345, 3);
     let hash = import(&store, &data);
     for index in [0, 17, 39, 40] {
-        let mut frame = Vec::with_capacity(PIECE_BYTES as usize + (8 << 10));
-        frame.extend_from_slice(&[7u8; 41]);
+        let mut frame = wasmhive_protocol::piece_frame_start(&hash, index);
         let buffer = frame.as_ptr();
         store.encode_piece(&hash, index, &mut frame).unwrap();
         assert_eq!(frame.as_ptr(), buffer, "piece {index} was encoded without growing its frame");
