@@ -11,6 +11,7 @@ const TASKS: &[(&str, &str)] = &[
     ("task-pi", "pi"),
     ("task-mandelbrot", "mandelbrot"),
     ("task-hashcash", "hashcash"),
+    ("task-heat", "heat"),
     ("task-probe", "probe"),
     ("task-sum-columns", "sum-columns"),
     ("task-collatz", "collatz"),

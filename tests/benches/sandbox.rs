@@ -3,9 +3,11 @@
 //! Run with `cargo bench -p wasmhive-tests --bench sandbox [-- tiny|kernels]`. Prints
 //! figures and ratios against the native kernels, measured in the same run on the same
 //! machine: an integer kernel (`collatz`), a u64-division kernel (`primes`), a float kernel
-//! (`mandelbrot`) and a hashing kernel (`hashcash`: blake3 of a short message per try,
-//! whose native build compresses with SSE). Each configuration runs [`REPEATS`] times, interleaved with
-//! the native kernel; medians with (min–max). It asserts nothing about speed; it does
+//! (`mandelbrot`), a hashing kernel (`hashcash`: blake3 of a short message per try, whose
+//! native build picks the CPU's widest vector code at run time) and a SIMD-friendly kernel
+//! (`heat`: a stencil the compiler vectorises, with SSE2 natively and `simd128` in wasm).
+//! Each configuration runs [`REPEATS`] times, interleaved with the native kernel; medians
+//! with (min–max). It asserts nothing about speed; it does
 //! check that every run's output equals the native one.
 
 use rayon::prelude::*;
@@ -18,11 +20,12 @@ const REPEATS: usize = 5;
 /// A native kernel: input to output, as the task module computes it.
 type NativeKernel = fn(&str) -> Result<Vec<u8>, String>;
 
-const KERNELS: [(&str, &str, NativeKernel); 4] = [
+const KERNELS: [(&str, &str, NativeKernel); 5] = [
     ("collatz", "1 300000", task_kernels::collatz::run),
     ("primes", "0 3000000", task_kernels::primes::run),
     ("mandelbrot", "1200 800 0 800 2000", task_kernels::mandelbrot::run),
     ("hashcash", "wasmhive 19", task_kernels::hashcash::run),
+    ("heat", "300 300 3000", task_kernels::heat::run),
 ];
 
 /// (fuel, NaN canonicalisation): the job default first.

@@ -16,7 +16,7 @@ pub struct ModuleArgs {
 
 pub fn module(arguments: ModuleArgs) -> anyhow::Result<i32> {
     let Some(bytes) = task_modules::by_name(&arguments.name) else {
-        let names: Vec<&str> = task_modules::ALL.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = task_modules::task_names().collect();
         anyhow::bail!("no built-in task {:?}; the built-in tasks are {}", arguments.name, names.join(", "));
     };
     std::fs::write(&arguments.out, bytes).with_context(|| format!("writing {}", arguments.out.display()))?;

@@ -13,8 +13,8 @@ use wasmhive_sandbox::{FileSource, Limits, ModuleBytes, Sandbox, SandboxConfig, 
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// A task module (.wasm file), or the name of a built-in task: sum, primes, pi,
-    /// mandelbrot, hashcash.
+    /// A task module (.wasm file), or the name of a built-in task (`primes`, `heat`, ...;
+    /// an unknown name lists them).
     module: String,
     /// Read the unit's input from FILE, or from stdin with `-`.
     #[arg(long, value_name = "FILE|-", conflicts_with = "input_text")]
@@ -110,9 +110,10 @@ fn load_module(module: &str) -> anyhow::Result<(String, Vec<u8>)> {
         return Ok((name, bytes));
     }
     match task_modules::by_name(module) {
-        Some(bytes) if module != "probe" => Ok((module.to_string(), bytes.to_vec())),
+        Some(bytes) if module != task_modules::TEST_GUEST => Ok((module.to_string(), bytes.to_vec())),
         _ => bail!(
-            "no module file {module:?}; give the path of a .wasm file or a built-in task: sum, primes, pi, mandelbrot, hashcash"
+            "no module file {module:?}; give the path of a .wasm file or a built-in task: {}",
+            task_modules::task_names().collect::<Vec<_>>().join(", ")
         ),
     }
 }

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod digest;
 pub mod guest;
 pub mod hashcash;
+pub mod heat;
 pub mod input;
 pub mod mandelbrot;
 pub mod pi;

@@ -7,6 +7,7 @@
 //! | `pi` | `SAMPLES` | `HITS SAMPLES ESTIMATE` (Monte Carlo, seeded WASI random) |
 //! | `mandelbrot` | `WIDTH HEIGHT ROW_START ROW_END MAX_ITER` | PGM tile of those rows |
 //! | `hashcash` | `PREFIX BITS` | `NONCE HASH_HEX` |
+//! | `heat` | `WIDTH HEIGHT STEPS` | `MEAN HASH`: heat diffusion on a plate (vectorised) |
 //! | `probe` | (argv selects a misbehaviour) | test guest for the sandbox |
 //! | `collatz` | `START END` | `N STEPS`: the longest Collatz trajectory in [START, END) |
 //! | `sum-columns` | accepted outputs, concatenated | column sums (a reducer) |
@@ -24,6 +25,7 @@ pub const PRIMES: &[u8] = task_module!("primes");
 pub const PI: &[u8] = task_module!("pi");
 pub const MANDELBROT: &[u8] = task_module!("mandelbrot");
 pub const HASHCASH: &[u8] = task_module!("hashcash");
+pub const HEAT: &[u8] = task_module!("heat");
 pub const PROBE: &[u8] = task_module!("probe");
 pub const SUM_COLUMNS: &[u8] = task_module!("sum-columns");
 pub const COLLATZ: &[u8] = task_module!("collatz");
@@ -37,12 +39,21 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("pi", PI),
     ("mandelbrot", MANDELBROT),
     ("hashcash", HASHCASH),
+    ("heat", HEAT),
     ("probe", PROBE),
     ("sum-columns", SUM_COLUMNS),
     ("collatz", COLLATZ),
     ("tolerant-compare", TOLERANT_COMPARE),
     ("digest", DIGEST),
 ];
+
+/// The test guest among [`ALL`]: embedded for the tests, not a task anyone submits.
+pub const TEST_GUEST: &str = "probe";
+
+/// The names of the built-in tasks (every embedded module but the test guest).
+pub fn task_names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|(name, _)| *name).filter(|name| *name != TEST_GUEST)
+}
 
 /// The module named `name`, if embedded.
 pub fn by_name(name: &str) -> Option<&'static [u8]> {

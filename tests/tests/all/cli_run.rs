@@ -59,6 +59,12 @@ fn run_explains_bad_modules_and_bad_sizes() {
     let missing = wasmhive(&["run", "no-such-module.wasm"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("built-in task"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("collatz, tolerant-compare, digest"),
+        "every task listed: {}",
+        stderr(&missing)
+    );
+    assert!(!stderr(&missing).contains("probe"), "the test guest is not offered: {}", stderr(&missing));
     let not_wasm = wasmhive(&["run", "Cargo.toml"]);
     assert_eq!(not_wasm.status.code(), Some(2));
     assert!(stderr(&not_wasm).contains("not a WebAssembly module"), "{}", stderr(&not_wasm));

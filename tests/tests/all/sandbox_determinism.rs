@@ -11,6 +11,7 @@ const UNITS: &[(&str, &str)] = &[
     ("pi", "20000"),
     ("mandelbrot", "64 32 0 32 200"),
     ("hashcash", "determinism 10"),
+    ("heat", "64 32 50"),
 ];
 
 fn metered() -> Limits {

@@ -53,9 +53,18 @@ fn hashcash_matches_native() {
 }
 
 #[test]
+fn heat_matches_native_bit_for_bit() {
+    for input in ["3 3 1", "17 5 40", "64 48 300", "250 3 10"] {
+        check("heat", input, task_kernels::heat::run);
+    }
+}
+
+#[test]
 fn bad_input_is_a_deterministic_failure_with_a_message() {
     let sandbox = Sandbox::new(SandboxConfig::default());
-    for (task, input) in [("primes", "ten twenty"), ("sum", "5 1"), ("mandelbrot", "0 0 0 0 0"), ("pi", "")] {
+    for (task, input) in
+        [("primes", "ten twenty"), ("sum", "5 1"), ("mandelbrot", "0 0 0 0 0"), ("pi", ""), ("heat", "2 2 1")]
+    {
         let outcome = run_unit_as(&sandbox, &task_module(task), input.as_bytes(), &[], &Limits::default(), 0);
         assert_eq!(outcome.status, Status::ExitCode { code: 2 }, "{task} {input:?}");
         let stderr = String::from_utf8_lossy(&outcome.stderr);
