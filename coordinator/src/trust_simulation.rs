@@ -188,8 +188,8 @@ impl Conspiracy {
 /// accepted one.
 #[derive(Default)]
 struct OwnerRecord {
-    replicas: HashMap<u64, Vec<(String, Hash)>>,
-    accepted: BTreeMap<u64, (Hash, Vec<String>)>,
+    replicas: HashMap<u64, Vec<(crate::core::WorkerId, Hash)>>,
+    accepted: BTreeMap<u64, (Hash, Vec<crate::core::WorkerId>)>,
 }
 
 impl OwnerRecord {
@@ -210,7 +210,7 @@ impl OwnerRecord {
         core: &mut Core,
         conspiracy: &mut Conspiracy,
         figures: &mut TrustFigures,
-    ) -> Vec<String> {
+    ) -> Vec<crate::core::WorkerId> {
         let mut banned = Vec::new();
         for arbitration in core.take_arbitrations() {
             let deciders = self
@@ -346,7 +346,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
                 for judgement in &effect.judgements {
                     let judged = workers
                         .iter()
-                        .position(|candidate| *candidate == judgement.worker_id)
+                        .position(|candidate| **candidate == *judgement.worker_id)
                         .expect("a known worker");
                     if attacking[judged] && judgement.reputation.quarantined_until_ms.is_some() {
                         quarantined_after
@@ -370,7 +370,7 @@ pub fn simulate_trust(scenario: &TrustScenario) -> TrustFigures {
             }
             for banned in owner.settle(&mut core, &mut conspiracy, &mut figures) {
                 let judged =
-                    workers.iter().position(|candidate| *candidate == banned).expect("a known worker");
+                    workers.iter().position(|candidate| **candidate == *banned).expect("a known worker");
                 if attacking[judged] {
                     quarantined_after.entry(judged).or_insert(reported.get(&judged).copied().unwrap_or(0));
                 } else {

@@ -47,19 +47,18 @@ const PIECE: u8 = 4;
 /// Encodes a message: leases, outcomes and acknowledgements as binary frames, every other
 /// message as JSON text.
 pub fn encode_message(message: &Message) -> Encoded {
-    let binary = |kind: u8, body: Result<Vec<u8>, postcard::Error>| {
-        let mut frame = body.expect("wire messages always serialise");
-        frame.insert(0, kind);
-        Encoded::Binary(frame)
-    };
     match message {
-        Message::Leases { leases } => binary(LEASES, postcard::to_allocvec(leases)),
-        Message::Outcomes { outcomes } => binary(OUTCOMES, postcard::to_allocvec(outcomes)),
-        Message::Acknowledged { lease_ids, credit } => {
-            binary(ACKNOWLEDGED, postcard::to_allocvec(&(lease_ids, credit)))
-        }
+        Message::Leases { leases } => binary_frame(LEASES, leases),
+        Message::Outcomes { outcomes } => binary_frame(OUTCOMES, outcomes),
+        Message::Acknowledged { lease_ids, credit } => binary_frame(ACKNOWLEDGED, &(lease_ids, credit)),
         other => Encoded::Text(serde_json::to_string(other).expect("wire messages always serialise")),
     }
+}
+
+/// A binary frame: the kind byte, then the body written after it (not shifted along to
+/// make room).
+fn binary_frame<T: serde::Serialize + ?Sized>(kind: u8, body: &T) -> Encoded {
+    Encoded::Binary(postcard::to_extend(body, vec![kind]).expect("wire messages always serialise"))
 }
 
 /// Decodes the text of a frame, checking the size limits of its kind.

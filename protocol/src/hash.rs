@@ -16,7 +16,13 @@ impl Hash {
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+        self.hex().to_string()
+    }
+
+    /// 64 lowercase hex digits on the stack (no allocation: for hot paths that only read
+    /// them, like binding a store row).
+    pub fn hex(&self) -> impl std::ops::Deref<Target = str> + use<> {
+        blake3::Hash::from_bytes(self.0).to_hex()
     }
 
     /// The first 12 hex digits, for logs and file names shown to people.
@@ -33,7 +39,7 @@ impl From<blake3::Hash> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.to_hex())
+        formatter.write_str(&self.hex())
     }
 }
 

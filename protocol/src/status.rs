@@ -62,16 +62,16 @@ impl Status {
 
     /// The canonical text that goes into an outcome digest. Stable across versions of
     /// Task ABI v1: changing it changes every digest.
-    pub fn canonical_text(&self) -> String {
+    pub fn canonical_text(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Status::Success => "success".to_string(),
-            Status::ExitCode { code } => format!("exit:{code}"),
-            Status::Trap { trap } => format!("trap:{}", trap.name()),
-            Status::FuelExhausted => "fuel_exhausted".to_string(),
-            Status::MemoryLimit => "memory_limit".to_string(),
-            Status::OutputLimit => "output_limit".to_string(),
-            Status::HostTimeout => "host_timeout".to_string(),
-            Status::InvalidModule { reason } => format!("invalid_module:{reason}"),
+            Status::Success => "success".into(),
+            Status::ExitCode { code } => format!("exit:{code}").into(),
+            Status::Trap { trap } => format!("trap:{}", trap.name()).into(),
+            Status::FuelExhausted => "fuel_exhausted".into(),
+            Status::MemoryLimit => "memory_limit".into(),
+            Status::OutputLimit => "output_limit".into(),
+            Status::HostTimeout => "host_timeout".into(),
+            Status::InvalidModule { reason } => format!("invalid_module:{reason}").into(),
         }
     }
 
@@ -189,7 +189,8 @@ mod tests {
             Status::HostTimeout,
             Status::InvalidModule { reason: "no _start".into() },
         ];
-        let texts: std::collections::HashSet<String> = statuses.iter().map(Status::canonical_text).collect();
+        let texts: std::collections::HashSet<String> =
+            statuses.iter().map(|status| status.canonical_text().into_owned()).collect();
         assert_eq!(texts.len(), statuses.len());
         for status in statuses {
             let json = serde_json::to_string(&status).unwrap();

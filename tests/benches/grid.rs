@@ -5,7 +5,8 @@
 //! coordinator's memory per idle worker connection with 1,000 connections open; connection
 //! set-up times (TCP, TLS handshake, session start). Everything runs over TLS 1.3.
 //!
-//! `cargo bench -p wasmhive-tests --bench grid [-- w1 [UNITS]|w2|peers|handshake|connections|data [sha256|checksum] [RUNS]]`
+//! `cargo bench -p wasmhive-tests --bench grid [-- w1 [UNITS] [q1|q2]|w2|peers|handshake|connections|data [sha256|checksum] [RUNS]]`
+//! (`q1`, `q2`: W1 at that quorum only, e.g. to profile one)
 //! (`data`: issue 16's data workload, 256 units of 4 MiB, only when named; it also prints the
 //! CPU time of unit threads and of all others, steadier than wall time on a noisy machine).
 //! Prints figures; asserts only that every result is right.
@@ -43,7 +44,12 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if section.is_empty() || section == "w1" {
         let units = arguments.iter().skip(2).find_map(|argument| argument.parse().ok()).unwrap_or(W1_UNITS);
-        w1(&runtime, units, cores);
+        let quorums: &[u32] = match arguments.iter().find(|argument| argument.starts_with('q')) {
+            Some(quorum) if quorum == "q1" => &[1],
+            Some(quorum) if quorum == "q2" => &[2],
+            _ => &[1, 2],
+        };
+        w1(&runtime, units, quorums, cores);
     }
     if section.is_empty() || section == "w2" {
         let one_unit = native_time(|| drop(task_kernels::primes::run(&w2_input(W2_UNITS - 1))));
@@ -125,7 +131,7 @@ fn median_min_max_ms(mut times: Vec<Duration>) -> String {
 
 /// W1 at quorum 1 and 2 against native rayon and the sandbox alone on a rayon pool (the
 /// same units, the same cores), both measured in this run.
-fn w1(runtime: &tokio::runtime::Runtime, units: u64, cores: usize) {
+fn w1(runtime: &tokio::runtime::Runtime, units: u64, quorums: &[u32], cores: usize) {
     let native = native_time(|| {
         (0..units).into_par_iter().for_each(|unit| drop(task_kernels::sum::run(&w1_input(unit))))
     });
@@ -133,7 +139,7 @@ fn w1(runtime: &tokio::runtime::Runtime, units: u64, cores: usize) {
     println!("W1: {units} `sum` units (tiny: {W1_STEP} integers each)");
     let sandbox_rate = units as f64 / sandbox_only.as_secs_f64();
     println!("  sandbox only, rayon: {:>8.3} s {sandbox_rate:>9.0} units/s", sandbox_only.as_secs_f64());
-    for quorum in [1, 2] {
+    for &quorum in quorums {
         let FinishedJob { elapsed: grid, first_lease, commits, cpu, .. } =
             runtime.block_on(run_grid_job(w1_job(quorum, units), quorum, cores));
         report(quorum, units, ("grid", grid), ("native rayon", native));

@@ -64,7 +64,7 @@ fn w1_batch(worker_id: &str, unit_indexes: &[u64]) -> OutcomeBatch {
         .map(|(position, unit_index)| {
             let digest = Hash::of(&unit_index.to_le_bytes());
             let replica = ReplicaRecord {
-                worker_id: worker_id.to_string(),
+                worker_id: worker_id.into(),
                 network: Network::of_identity(worker_id),
                 status: Status::Success,
                 digest,
@@ -77,7 +77,7 @@ fn w1_batch(worker_id: &str, unit_indexes: &[u64]) -> OutcomeBatch {
                 decision: Some(UnitDecision::Accepted { digest, status: Status::Success, replicas: 1 }),
                 judgements: Vec::new(),
                 unfinished: Vec::new(),
-                credit: vec![CreditGrant { worker_id: worker_id.to_string(), amount: 100, validated: false }],
+                credit: vec![CreditGrant { worker_id: worker_id.into(), amount: 100, validated: false }],
             };
             OutcomeToCommit {
                 position,
@@ -95,6 +95,6 @@ fn w1_batch(worker_id: &str, unit_indexes: &[u64]) -> OutcomeBatch {
     OutcomeBatch {
         outcomes,
         next_fresh: vec![("job-0123456789abcdef".into(), last + 1)],
-        reputations: vec![(worker_id.to_string(), reputation)],
+        reputations: vec![(worker_id.into(), reputation)],
     }
 }

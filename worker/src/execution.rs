@@ -348,7 +348,7 @@ impl FinishedQueue {
 /// A report, or word that a queued lease was skipped.
 pub enum Finished {
     /// The report, and the hold on its output when the output is a blob.
-    Ran(Box<OutcomeReport>, Option<wasmhive_blobs::BlobHold>),
+    Ran(OutcomeReport, Option<wasmhive_blobs::BlobHold>),
     Skipped,
 }
 
@@ -382,7 +382,7 @@ pub fn spawn_lease(
         execution.running.fetch_sub(1, Ordering::Relaxed);
         controls.unit_finished(report.fuel_used);
         let (report, output_hold) = crate::session_outputs::output_as_blob(&execution.blobs, report);
-        finished.push(Finished::Ran(Box::new(report), output_hold));
+        finished.push(Finished::Ran(report, output_hold));
     });
 }
 

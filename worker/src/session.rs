@@ -448,7 +448,7 @@ impl Worker {
                 if let (Some(hold), Some(blob)) = (hold, report.output_blob) {
                     self.output_reported(report.lease_id, hold, blob);
                 }
-                self.core.finished(*report, now);
+                self.core.finished(report, now);
             }
         }
     }

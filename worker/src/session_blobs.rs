@@ -20,8 +20,10 @@ impl Worker {
         socket: &mut Socket,
         lease: LeaseToRun,
     ) -> Result<(), SessionLost> {
-        let mut leases = vec![lease];
-        while let Some(lease) = leases.pop() {
+        // Leases whose last blob arrived meanwhile wait here (most leases need none).
+        let mut leases = Vec::new();
+        let mut next = Some(lease);
+        while let Some(lease) = next.take().or_else(|| leases.pop()) {
             match first_missing_blob(&self.execution.blobs, &lease) {
                 Some(blob) => {
                     let mut progress =

@@ -28,7 +28,7 @@ pub const ARBITRATIONS_WAITING_MAX: usize = 64;
 /// What one identity answered for a unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
-    pub worker_id: String,
+    pub worker_id: super::WorkerId,
     pub status: Status,
     pub digest: Hash,
 }
@@ -42,7 +42,7 @@ impl From<ReplicaRecord> for Answer {
 /// A unit the owner must run itself to settle a dispute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arbitration {
-    pub job_id: String,
+    pub job_id: super::JobId,
     pub unit_index: u64,
     /// The digest the unit was accepted with.
     pub accepted_digest: Hash,
@@ -56,7 +56,7 @@ pub struct Arbitration {
 pub struct ReopenedUnit {
     pub unit_index: u64,
     pub accepted_digest: Hash,
-    pub deciders: Vec<String>,
+    pub deciders: Vec<super::WorkerId>,
 }
 
 /// What the owner's run proved.
@@ -94,7 +94,7 @@ impl Core {
         arbitration: &Arbitration,
         status: &Status,
         digest: Hash,
-        deciders: &[String],
+        deciders: &[super::WorkerId],
     ) -> Verdict {
         if !status.is_deterministic() {
             let reason = format!("the owner's own run failed on its host: {status:?}");
@@ -114,7 +114,7 @@ impl Core {
             };
         }
         let accepted_was_wrong = owner_answer != accepted_answer;
-        let mut proven_wrong: Vec<String> = arbitration
+        let mut proven_wrong: Vec<super::WorkerId> = arbitration
             .answers
             .iter()
             .filter(|answer| answer_of(answer) != owner_answer)
@@ -198,12 +198,7 @@ impl Core {
         if let Some(job) = self.jobs.get_mut(job_id) {
             job.arbitrations_open += 1;
         }
-        self.arbitrations.push(Arbitration {
-            job_id: job_id.to_string(),
-            unit_index,
-            accepted_digest,
-            answers,
-        });
+        self.arbitrations.push(Arbitration { job_id: job_id.into(), unit_index, accepted_digest, answers });
         None
     }
 }

@@ -22,7 +22,7 @@ fn core_with_an_accepted_lie() -> Core {
 }
 
 fn unit_zero_as_the_colluders_decided_it() -> Vec<ReopenedUnit> {
-    let deciders = vec!["c".to_string(), "d".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["c".into(), "d".into()];
     vec![ReopenedUnit { unit_index: 0, accepted_digest: Hash::of(b"shared lie"), deciders }]
 }
 
@@ -61,10 +61,10 @@ fn honest_workers_disagree_with_the_lie(core: &mut Core) -> Arbitration {
 fn a_poisoned_known_answer_bans_its_deciders_and_never_the_honest_workers_who_disagree() {
     let mut core = core_with_an_accepted_lie();
     let arbitration = honest_workers_disagree_with_the_lie(&mut core);
-    let deciders = ["c".to_string(), "d".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["c".into(), "d".into()];
     let verdict = core.settle_arbitration(&arbitration, &Status::Success, honest_digest("job", 0), &deciders);
     assert!(verdict.accepted_was_wrong);
-    let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
+    let banned: Vec<&str> = verdict.banned.iter().map(|judged| &*judged.worker_id).collect();
     assert_eq!(banned, ["c", "d"]);
     for worker in ["e", "f"] {
         assert!(!core.reputation(worker).is_some_and(|reputation| reputation.is_banned()), "{worker} banned");
@@ -79,7 +79,7 @@ fn a_poisoned_known_answer_bans_its_deciders_and_never_the_honest_workers_who_di
 fn a_unit_accepted_by_a_proven_liar_runs_again_to_the_full_quorum_and_ends_right() {
     let mut core = core_with_an_accepted_lie();
     let arbitration = honest_workers_disagree_with_the_lie(&mut core);
-    let deciders = ["c".to_string(), "d".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["c".into(), "d".into()];
     core.settle_arbitration(&arbitration, &Status::Success, honest_digest("job", 0), &deciders);
     assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
     assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 0, "reopened once");
@@ -132,7 +132,7 @@ fn a_job_with_an_open_dispute_is_not_complete_until_the_owner_settles_it() {
         &arbitration,
         &Status::Success,
         honest_digest("job", 0),
-        &["c".into(), "d".into()],
+        &["c".into(), "d".into()] as &[crate::core::WorkerId],
     );
     core.reopen_units("job", unit_zero_as_the_colluders_decided_it());
     core.arbitration_ended(&arbitration);
@@ -166,7 +166,7 @@ fn a_proven_liar_that_keeps_reporting_counts_for_nothing() {
         &arbitration,
         &Status::Success,
         honest_digest("job", 0),
-        &["c".into(), "d".into()],
+        &["c".into(), "d".into()] as &[crate::core::WorkerId],
     );
     let rejection = core.report_outcome("c", held.lease_id, &Status::Success, Hash::of(b"lie"), LATER_MS);
     assert_eq!(rejection, Err(OutcomeRejection::Banned));
@@ -177,7 +177,7 @@ fn a_proven_liar_that_keeps_reporting_counts_for_nothing() {
 fn an_owner_run_that_matches_no_replica_bans_nobody() {
     let mut core = core_with_an_accepted_lie();
     let arbitration = honest_workers_disagree_with_the_lie(&mut core);
-    let deciders = ["c".to_string(), "d".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["c".into(), "d".into()];
     let verdict =
         core.settle_arbitration(&arbitration, &Status::Success, Hash::of(b"third answer"), &deciders);
     assert!(verdict.banned.is_empty() && verdict.no_verdict.is_some(), "{verdict:?}");
@@ -226,10 +226,10 @@ fn colluders_who_outvote_an_honest_worker_are_banned_and_the_unit_runs_again() {
     );
     let arbitrations = core.take_arbitrations();
     assert_eq!(arbitrations.len(), 1, "the quorum's loser is a dispute");
-    let deciders = ["c".to_string(), "d".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["c".into(), "d".into()];
     let verdict =
         core.settle_arbitration(&arbitrations[0], &Status::Success, honest_digest("job", 0), &deciders);
-    let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
+    let banned: Vec<&str> = verdict.banned.iter().map(|judged| &*judged.worker_id).collect();
     assert_eq!(banned, ["c", "d"]);
     assert!(verdict.accepted_was_wrong);
     assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
@@ -249,10 +249,10 @@ fn a_liar_outvoted_by_honest_workers_is_banned_at_its_first_lie() {
     }
     let arbitrations = core.take_arbitrations();
     assert_eq!(arbitrations.len(), 1);
-    let deciders = ["e".to_string(), "f".to_string()];
+    let deciders: Vec<crate::core::WorkerId> = vec!["e".into(), "f".into()];
     let verdict =
         core.settle_arbitration(&arbitrations[0], &Status::Success, honest_digest("job", 0), &deciders);
-    let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
+    let banned: Vec<&str> = verdict.banned.iter().map(|judged| &*judged.worker_id).collect();
     assert_eq!(banned, ["liar"]);
     assert!(!verdict.accepted_was_wrong);
 }
@@ -273,7 +273,12 @@ fn an_accomplice_that_agreed_with_a_proven_liar_is_banned_when_the_unit_is_decid
             digest: Hash::of(b"shared lie"),
         }],
     };
-    let verdict = core.settle_arbitration(&proven, &Status::Success, honest_digest("job", 0), &[]);
+    let verdict = core.settle_arbitration(
+        &proven,
+        &Status::Success,
+        honest_digest("job", 0),
+        &[] as &[crate::core::WorkerId],
+    );
     assert_eq!(verdict.banned.len(), 1, "only c is proven wrong so far");
     assert_eq!(core.reopen_units("job", unit_zero_as_the_colluders_decided_it()), 1);
     for worker in ["e", "f"] {
@@ -288,9 +293,9 @@ fn an_accomplice_that_agreed_with_a_proven_liar_is_banned_when_the_unit_is_decid
         &arbitrations[0],
         &Status::Success,
         honest_digest("job", 0),
-        &["e".into(), "f".into()],
+        &["e".into(), "f".into()] as &[crate::core::WorkerId],
     );
-    let banned: Vec<&str> = verdict.banned.iter().map(|judged| judged.worker_id.as_str()).collect();
+    let banned: Vec<&str> = verdict.banned.iter().map(|judged| &*judged.worker_id).collect();
     assert_eq!(banned, ["d"], "c was banned already; d now");
     assert!(!verdict.accepted_was_wrong);
 }

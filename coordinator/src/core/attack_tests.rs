@@ -52,13 +52,15 @@ fn second_replicas_go_to_a_worker_drawn_at_random_not_to_the_next_to_ask() {
     }
     let first = core.request_work("a", &Network::of_identity("a"), 64, 1);
     let units_of_a: HashSet<u64> =
-        first.iter().filter(|grant| grant.job_id == "job").map(|grant| grant.unit_index).collect();
+        first.iter().filter(|grant| &*grant.job_id == "job").map(|grant| grant.unit_index).collect();
     for grant in &first {
         core.report_outcome("a", grant.lease_id, &Status::Success, Hash::of(b"forged"), 1).unwrap();
     }
     let second = core.request_work("b", &Network::of_identity("b"), 64, 2);
-    let shared =
-        second.iter().filter(|grant| grant.job_id == "job" && units_of_a.contains(&grant.unit_index)).count();
+    let shared = second
+        .iter()
+        .filter(|grant| &*grant.job_id == "job" && units_of_a.contains(&grant.unit_index))
+        .count();
     println!("B got {shared} of the {} second replicas of A's units", units_of_a.len());
     assert!(units_of_a.len() > 20 && shared * 4 < units_of_a.len(), "B got {shared} of {}", units_of_a.len());
     // The drawn workers get those replicas when they ask.
@@ -67,7 +69,7 @@ fn second_replicas_go_to_a_worker_drawn_at_random_not_to_the_next_to_ask() {
         let grants = core.request_work(worker, &Network::of_identity(worker), 64, 3);
         second_replicas += grants
             .iter()
-            .filter(|grant| units_of_a.contains(&grant.unit_index) && grant.job_id == "job")
+            .filter(|grant| units_of_a.contains(&grant.unit_index) && &*grant.job_id == "job")
             .count();
     }
     assert_eq!(second_replicas, units_of_a.len(), "every unit of A got its second replica");
@@ -141,7 +143,7 @@ fn two_griefers_alternating_host_timeouts_do_not_fail_a_unit_and_lose_trust() {
         .report_outcome("honest", grant.lease_id, &Status::Success, honest_digest("job", 0), now)
         .unwrap();
     assert!(matches!(effect.decision, Some(UnitDecision::Accepted { .. })));
-    let mut penalised: Vec<&str> = effect.unfinished.iter().map(|judged| judged.worker_id.as_str()).collect();
+    let mut penalised: Vec<&str> = effect.unfinished.iter().map(|judged| &*judged.worker_id).collect();
     penalised.sort();
     assert_eq!(penalised, ["g1", "g2"]);
     for judged in &effect.unfinished {
@@ -197,7 +199,7 @@ fn a_decoy_is_a_decided_unit_replicated_like_a_new_one_and_decides_nothing() {
     }
     let arbitrations = core.take_arbitrations();
     assert_eq!(arbitrations.len(), 1, "the decoy ends in one arbitration");
-    let workers: Vec<&str> = arbitrations[0].answers.iter().map(|answer| answer.worker_id.as_str()).collect();
+    let workers: Vec<&str> = arbitrations[0].answers.iter().map(|answer| &*answer.worker_id).collect();
     assert_eq!(workers, ["c", "d"], "with both its replicas");
     assert_eq!(core.progress("job").unwrap().succeeded, 1, "no count changed");
 }

@@ -18,7 +18,7 @@ use wasmhive_protocol::Hash;
 /// Credit granted to one worker for one replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreditGrant {
-    pub worker_id: String,
+    pub worker_id: super::WorkerId,
     pub amount: u64,
     /// Confirmed by another replica (counts towards the job's mean).
     pub validated: bool,
@@ -82,7 +82,7 @@ mod tests {
 
     fn replica(worker_id: &str, output: &[u8], fuel_used: Option<u64>) -> ReplicaRecord {
         ReplicaRecord {
-            worker_id: worker_id.to_string(),
+            worker_id: worker_id.into(),
             network: Network::of_identity(worker_id),
             status: Status::Success,
             digest: Hash::of(output),
@@ -97,7 +97,7 @@ mod tests {
             [replica("a", b"ok", Some(900)), replica("b", b"ok", Some(1_000)), replica("c", b"lie", Some(5))];
         let grants = grants_for_accepted_unit(&replicas, &Hash::of(b"ok"), true, &mut validated);
         let earned: Vec<(&str, u64, bool)> =
-            grants.iter().map(|grant| (grant.worker_id.as_str(), grant.amount, grant.validated)).collect();
+            grants.iter().map(|grant| (&*grant.worker_id, grant.amount, grant.validated)).collect();
         assert_eq!(earned, [("a", 900, true), ("b", 900, true)]);
         assert_eq!(validated, ValidatedCredit { replicas: 2, amount: 1_800 });
     }

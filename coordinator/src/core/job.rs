@@ -92,7 +92,7 @@ pub(super) struct KnownAnswer {
 /// A completed replica: who ran it, from which network, and what it produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaRecord {
-    pub worker_id: String,
+    pub worker_id: super::WorkerId,
     pub network: Network,
     pub status: Status,
     pub digest: Hash,
@@ -154,7 +154,7 @@ pub(super) struct CoreJob {
     needs_replica: BTreeSet<u64>,
     /// Units whose next replica is reserved for a worker, by worker (entries may be stale:
     /// checked when taken).
-    reserved: HashMap<String, BTreeSet<u64>>,
+    reserved: HashMap<super::WorkerId, BTreeSet<u64>>,
     /// Where the next scan of waiting units starts (it goes round, so none waits long).
     scan_cursor: u64,
     succeeded: u64,
@@ -162,9 +162,9 @@ pub(super) struct CoreJob {
     /// Leases open on this job's units (kept, not summed, so `progress` is O(1)).
     open_leases: u64,
     /// Replicas judged by the last acceptance, until the core takes them.
-    judged: Vec<(String, bool)>,
+    judged: Vec<(super::WorkerId, bool)>,
     /// Replicas of a decoy judged against its known answer, until the core takes them.
-    judged_by_known_answer: Vec<(String, bool)>,
+    judged_by_known_answer: Vec<(super::WorkerId, bool)>,
     /// Disputes (decoys and quorums with losers), until the core takes them.
     disputes: Vec<Dispute>,
     /// Accepted units reopened because an identity that helped decide them was proven
@@ -177,7 +177,7 @@ pub(super) struct CoreJob {
     /// See [`super::Core::outcomes_recorded`].
     pub(super) batches_unstored: u64,
     /// Identities that timed out on the unit accepted last, until the core takes them.
-    unfinished: Vec<String>,
+    unfinished: Vec<super::WorkerId>,
     /// Recently accepted units with their canonical digests, newest last.
     known_answers: VecDeque<KnownAnswer>,
     /// Accepted units to send out again as decoys before fresh units (`deciding_sets.rs`).
@@ -294,7 +294,7 @@ impl CoreJob {
         }
         unit.leases.push(OpenReplica {
             lease_id,
-            worker_id: asker.worker_id.to_string(),
+            worker_id: asker.worker_id.clone(),
             network: asker.network.clone(),
         });
         unit.timed_out_worker = None;
@@ -475,7 +475,7 @@ impl CoreJob {
 
     /// The (worker, agreed with the canonical result) pairs of the unit accepted last;
     /// taken once by the core for reputation.
-    pub(super) fn take_judged(&mut self) -> Vec<(String, bool)> {
+    pub(super) fn take_judged(&mut self) -> Vec<(super::WorkerId, bool)> {
         std::mem::take(&mut self.judged)
     }
 
@@ -486,7 +486,7 @@ impl CoreJob {
 
     /// The identities that timed out on the unit accepted last, which others finished;
     /// taken once by the core for reputation.
-    pub(super) fn take_unfinished(&mut self) -> Vec<String> {
+    pub(super) fn take_unfinished(&mut self) -> Vec<super::WorkerId> {
         std::mem::take(&mut self.unfinished)
     }
 

@@ -42,8 +42,8 @@ impl ReplicaDraw<'_> {
     pub(super) fn eligible_worker(
         &mut self,
         now_ms: u64,
-        can_take: impl Fn(&str, &Network, &str) -> bool,
-    ) -> Option<String> {
+        can_take: impl Fn(&super::WorkerId, &Network, &str) -> bool,
+    ) -> Option<super::WorkerId> {
         for _ in 0..DRAW_TRIES {
             let candidate = self.recent.draw(self.random)?;
             let engine = self.connected.engine_of(&candidate.worker_id);
@@ -74,13 +74,13 @@ impl Core {
         if self.reputations.is_quarantined(worker_id, now_ms) || slots == 0 {
             return grants;
         }
-        self.recent_workers.asked(worker_id, network, now_ms);
+        let worker = self.recent_workers.asked(worker_id, network, now_ms);
         let cores = self.connected.cores_of(worker_id);
         let slots = slots.min(self.allowances.room(worker_id, network, cores, now_ms));
         if slots == 0 {
             return grants;
         }
-        grants.extend(self.known_answer_probe(worker_id, network, now_ms));
+        grants.extend(self.known_answer_probe(&worker, network, now_ms));
         let engine = self.connected.engine_class_of(worker_id);
         let trusted = is_trusted(self.reputations.get(worker_id).as_ref());
         let job_ids = self.jobs_in_round_robin_order();
@@ -98,7 +98,7 @@ impl Core {
                     random: &mut self.random,
                     connected: &self.connected,
                 };
-                let asker = Asker { worker_id, network, engine: &engine };
+                let asker = Asker { worker_id: &worker, network, engine: &engine };
                 match job.take_unit_for(&asker, now_ms, &mut scans[position], &mut draw) {
                     Some(unit_index) => {
                         let lease_id = self.next_lease_id;
@@ -108,7 +108,7 @@ impl Core {
                         let lease = OpenLease {
                             job_id: job_id.clone(),
                             unit_index,
-                            worker_id: worker_id.to_string(),
+                            worker_id: worker.clone(),
                             network: network.clone(),
                             deadline_ms,
                             known_answer: None,
@@ -132,7 +132,12 @@ impl Core {
     /// results than some job's `known_answer_probes`, and for any worker of a job that uses
     /// known answers once in [`PROBE_PER_MILLE`] requests (so trust, once earned, is still
     /// tested).
-    fn known_answer_probe(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> Option<LeaseGrant> {
+    fn known_answer_probe(
+        &mut self,
+        worker_id: &super::WorkerId,
+        network: &Network,
+        now_ms: u64,
+    ) -> Option<LeaseGrant> {
         if self.probe_holders.contains(worker_id) {
             return None;
         }
@@ -152,20 +157,20 @@ impl Core {
         let lease = OpenLease {
             job_id: job_id.clone(),
             unit_index: known.unit_index,
-            worker_id: worker_id.to_string(),
+            worker_id: worker_id.clone(),
             network: network.clone(),
             deadline_ms,
             known_answer: Some(known.digest),
         };
         self.leases.insert(lease_id, lease);
-        self.probe_holders.insert(worker_id.to_string());
+        self.probe_holders.insert(worker_id.clone());
         Some(grant)
     }
 
     /// A worker gives leases back unrun; their units go back to the queue.
     pub fn return_leases(&mut self, worker_id: &str, lease_ids: &[LeaseId]) {
         for lease_id in lease_ids {
-            if self.leases.get(lease_id).is_some_and(|lease| lease.worker_id == worker_id) {
+            if self.leases.get(lease_id).is_some_and(|lease| *lease.worker_id == *worker_id) {
                 self.close_lease(*lease_id, LeaseEnding::Returned);
             }
         }
@@ -176,7 +181,7 @@ impl Core {
         let lease_ids: Vec<LeaseId> = self
             .leases
             .iter()
-            .filter(|(_, lease)| lease.worker_id == worker_id)
+            .filter(|(_, lease)| *lease.worker_id == *worker_id)
             .map(|(lease_id, _)| *lease_id)
             .collect();
         for lease_id in &lease_ids {
@@ -226,8 +231,8 @@ impl Core {
         }
     }
 
-    fn jobs_in_round_robin_order(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.jobs.keys().cloned().collect();
+    fn jobs_in_round_robin_order(&self) -> Vec<super::JobId> {
+        let mut ids: Vec<super::JobId> = self.jobs.keys().cloned().collect();
         if let Some(cursor) = &self.job_cursor
             && let Some(position) = ids.iter().position(|id| id == cursor)
         {

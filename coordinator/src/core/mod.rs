@@ -93,11 +93,18 @@ fn timeout_counts(reputation: Option<&Reputation>) -> bool {
     })
 }
 
+/// A worker's identity (its peer id) as the core keeps it: shared, never copied per lease,
+/// replica or judgement.
+pub type WorkerId = std::sync::Arc<str>;
+
+/// A job's id as the core keeps it: shared by the job, its leases and its outcomes.
+pub type JobId = std::sync::Arc<str>;
+
 /// A lease the server must send to a worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseGrant {
     pub lease_id: LeaseId,
-    pub job_id: String,
+    pub job_id: JobId,
     pub unit_index: u64,
     pub deadline_ms: u64,
 }
@@ -105,9 +112,9 @@ pub struct LeaseGrant {
 /// A lease the core remembers until its outcome arrives or it ends.
 #[derive(Clone, Debug)]
 struct OpenLease {
-    job_id: String,
+    job_id: JobId,
     unit_index: u64,
-    worker_id: String,
+    worker_id: WorkerId,
     /// The network the worker asked from (a replica counts for it).
     network: Network,
     deadline_ms: u64,
@@ -118,7 +125,7 @@ struct OpenLease {
 /// What the server must persist after an outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutcomeEffect {
-    pub job_id: String,
+    pub job_id: JobId,
     pub unit_index: u64,
     /// The replica to record (absent for a host timeout, which is not a result).
     pub replica: Option<ReplicaRecord>,
@@ -136,7 +143,7 @@ pub struct OutcomeEffect {
 /// One replica of an accepted unit, judged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// The replica matched the canonical result (and earns credit).
     pub agreed: bool,
     pub reputation: Reputation,
@@ -168,14 +175,14 @@ pub enum OutcomeRejection {
 
 /// The scheduling state of one owner.
 pub struct Core {
-    jobs: BTreeMap<String, CoreJob>,
+    jobs: BTreeMap<JobId, CoreJob>,
     leases: HashMap<LeaseId, OpenLease>,
     next_lease_id: LeaseId,
     /// Job to start the next round-robin pass at.
-    job_cursor: Option<String>,
+    job_cursor: Option<JobId>,
     reputations: ReputationBook,
     /// Workers holding a known-answer lease (at most one each).
-    probe_holders: HashSet<String>,
+    probe_holders: HashSet<WorkerId>,
     /// The owner's secret draws (adaptive replication): seeded from the OS by the
     /// server, from a fixed seed by tests and simulations.
     random: fastrand::Rng,
@@ -257,7 +264,7 @@ impl Core {
         assert!(policy.max_replicas >= policy.quorum, "max_replicas is validated to be at least quorum");
         self.jobs_added += 1;
         let job = CoreJob::resumed(unit_count, policy, resume, self.jobs_added);
-        self.jobs.insert(job_id.to_string(), job);
+        self.jobs.insert(JobId::from(job_id), job);
     }
 
     /// A batch of outcomes touching this job was recorded and is on its way to the store:
@@ -284,12 +291,12 @@ impl Core {
     }
 
     /// Stops handing out a job's units; returns the open leases to cancel, per worker.
-    pub fn remove_job(&mut self, job_id: &str) -> Vec<(String, LeaseId)> {
+    pub fn remove_job(&mut self, job_id: &str) -> Vec<(WorkerId, LeaseId)> {
         self.jobs.remove(job_id);
-        let cancelled: Vec<(String, LeaseId)> = self
+        let cancelled: Vec<(WorkerId, LeaseId)> = self
             .leases
             .iter()
-            .filter(|(_, lease)| lease.job_id == job_id)
+            .filter(|(_, lease)| *lease.job_id == *job_id)
             .map(|(lease_id, lease)| (lease.worker_id.clone(), *lease_id))
             .collect();
         for (_, lease_id) in &cancelled {
@@ -307,7 +314,7 @@ impl Core {
         self.jobs.get(job_id).map(CoreJob::next_fresh_unit)
     }
 
-    pub fn job_ids(&self) -> impl Iterator<Item = &String> {
+    pub fn job_ids(&self) -> impl Iterator<Item = &JobId> {
         self.jobs.keys()
     }
 
@@ -350,7 +357,7 @@ impl Core {
         now_ms: u64,
     ) -> Result<OutcomeEffect, OutcomeRejection> {
         let lease = self.leases.get(&lease_id).ok_or(OutcomeRejection::UnknownLease(lease_id))?;
-        if lease.worker_id != worker_id {
+        if *lease.worker_id != *worker_id {
             return Err(OutcomeRejection::NotYourLease(lease_id));
         }
         let lease = self.leases.remove(&lease_id).expect("checked above");
@@ -368,7 +375,7 @@ impl Core {
             // owner's own run (the known answer may be a colluders' accepted lie).
             self.probe_holders.remove(worker_id);
             let replica = ReplicaRecord {
-                worker_id: worker_id.to_string(),
+                worker_id: lease.worker_id.clone(),
                 network: lease.network.clone(),
                 status: status.clone(),
                 digest,
@@ -376,7 +383,7 @@ impl Core {
             };
             let judgements = if status.is_success() && digest == known {
                 let reputation = self.reputations.record(worker_id, true, now_ms);
-                vec![Judgement { worker_id: worker_id.to_string(), agreed: true, reputation }]
+                vec![Judgement { worker_id: lease.worker_id.clone(), agreed: true, reputation }]
             } else {
                 self.queue_arbitration(&lease.job_id, lease.unit_index, known, vec![replica.into()]);
                 Vec::new()
@@ -399,7 +406,7 @@ impl Core {
         });
         let (replica, decision) = {
             let replica = ReplicaRecord {
-                worker_id: worker_id.to_string(),
+                worker_id: lease.worker_id.clone(),
                 network: lease.network.clone(),
                 status: status.clone(),
                 digest,
@@ -418,11 +425,8 @@ impl Core {
             && *replicas >= 2
             && job.policy.decoy_per_mille > 0
         {
-            let deciders: Vec<&str> = judged
-                .iter()
-                .filter(|(_, agreed)| *agreed)
-                .map(|(worker_id, _)| worker_id.as_str())
-                .collect();
+            let deciders: Vec<&str> =
+                judged.iter().filter(|(_, agreed)| *agreed).map(|(worker_id, _)| &**worker_id).collect();
             if let Some(set) = self.deciding_sets.needs_audit(&deciders)
                 && job.queue_audit(lease.unit_index)
             {
@@ -463,8 +467,8 @@ impl Core {
     /// True when `lease_id` is open, held by `worker_id` and for this (job, unit).
     /// The (job, unit) of an open lease `worker_id` holds.
     pub fn held_lease_target(&self, worker_id: &str, lease_id: LeaseId) -> Option<(&str, u64)> {
-        let lease = self.leases.get(&lease_id).filter(|lease| lease.worker_id == worker_id)?;
-        Some((lease.job_id.as_str(), lease.unit_index))
+        let lease = self.leases.get(&lease_id).filter(|lease| *lease.worker_id == *worker_id)?;
+        Some((&lease.job_id, lease.unit_index))
     }
 
     /// Reputations as the store kept them (on start).
@@ -489,7 +493,7 @@ impl Core {
     pub fn leases_per_worker(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for lease in self.leases.values() {
-            *counts.entry(lease.worker_id.clone()).or_insert(0) += 1;
+            *counts.entry(lease.worker_id.to_string()).or_insert(0) += 1;
         }
         counts
     }

@@ -15,32 +15,38 @@ pub const RECENT_WORKER_MS: u64 = 60_000;
 #[derive(Default)]
 pub struct RecentWorkers {
     entries: Vec<RecentWorker>,
-    position: HashMap<String, usize>,
+    position: HashMap<super::WorkerId, usize>,
 }
 
 pub struct RecentWorker {
-    pub worker_id: String,
+    pub worker_id: super::WorkerId,
     pub network: Network,
     last_asked_ms: u64,
 }
 
 impl RecentWorkers {
-    /// `worker_id` asked for work from `network` at `now_ms`.
-    pub fn asked(&mut self, worker_id: &str, network: &Network, now_ms: u64) {
+    /// `worker_id` asked for work from `network` at `now_ms`; returns the identity as the
+    /// core shares it (one allocation per worker while it keeps asking, not one per lease).
+    pub fn asked(&mut self, worker_id: &str, network: &Network, now_ms: u64) -> super::WorkerId {
         match self.position.get(worker_id) {
             Some(&index) => {
                 let entry = &mut self.entries[index];
-                entry.network = network.clone();
+                if entry.network != *network {
+                    entry.network = network.clone();
+                }
                 entry.last_asked_ms = entry.last_asked_ms.max(now_ms);
+                entry.worker_id.clone()
             }
             None => {
-                self.position.insert(worker_id.to_string(), self.entries.len());
+                let shared = super::WorkerId::from(worker_id);
+                self.position.insert(shared.clone(), self.entries.len());
                 let entry = RecentWorker {
-                    worker_id: worker_id.to_string(),
+                    worker_id: shared.clone(),
                     network: network.clone(),
                     last_asked_ms: now_ms,
                 };
                 self.entries.push(entry);
+                shared
             }
         }
     }
@@ -102,7 +108,7 @@ mod tests {
         assert_eq!(pool.len(), 2);
         pool.forget_idle(RECENT_WORKER_MS + 25);
         let mut random = fastrand::Rng::with_seed(1);
-        assert_eq!(pool.draw(&mut random).unwrap().worker_id, "c", "a asked last at 20: idle");
+        assert_eq!(&*pool.draw(&mut random).unwrap().worker_id, "c", "a asked last at 20: idle");
         pool.forget("c");
         assert!(pool.draw(&mut random).is_none());
     }

@@ -76,9 +76,17 @@ pub struct ReputationBook {
 }
 
 impl ReputationBook {
+    /// The worker's reputation, created empty on first use (its id copied only then).
+    fn entry(&mut self, worker_id: &str) -> &mut Reputation {
+        if !self.workers.contains_key(worker_id) {
+            self.workers.insert(worker_id.to_string(), Reputation::default());
+        }
+        self.workers.get_mut(worker_id).expect("inserted above")
+    }
+
     /// Records one judged replica; returns the worker's new reputation.
     pub fn record(&mut self, worker_id: &str, agreed: bool, now_ms: u64) -> Reputation {
-        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        let reputation = self.entry(worker_id);
         if agreed {
             reputation.valid += 1;
             reputation.consecutive_valid += 1;
@@ -100,7 +108,7 @@ impl ReputationBook {
     /// Bans a worker the owner's own run proved wrong: one more invalid result, no trust, no
     /// leases ever again.
     pub fn ban(&mut self, worker_id: &str) -> Reputation {
-        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        let reputation = self.entry(worker_id);
         reputation.invalid += 1;
         reputation.consecutive_valid = 0;
         reputation.error_rate = 1.0;
@@ -112,7 +120,7 @@ impl ReputationBook {
     /// is not a liar), but trust drops (a quarter of the way to none) and the run of valid
     /// results ends, so a worker that times out much more than its peers is not trusted.
     pub fn record_unfinished(&mut self, worker_id: &str) -> Reputation {
-        let reputation = self.workers.entry(worker_id.to_string()).or_default();
+        let reputation = self.entry(worker_id);
         reputation.unfinished += 1;
         reputation.consecutive_valid = 0;
         reputation.error_rate += (1.0 - reputation.error_rate) / 4.0;

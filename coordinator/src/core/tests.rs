@@ -187,8 +187,8 @@ fn simulate(seed: u64) {
     }
     let workers: Vec<String> = (0..6).map(|index| format!("worker-{index}")).collect();
     let mut open: Vec<(String, LeaseGrant)> = Vec::new();
-    let mut decided: HashSet<(String, u64)> = HashSet::new();
-    let mut runners: HashSet<(String, u64, String)> = HashSet::new();
+    let mut decided: HashSet<(JobId, u64)> = HashSet::new();
+    let mut runners: HashSet<(JobId, u64, WorkerId)> = HashSet::new();
     for now in 0..3000u64 {
         let faults = now < 300;
         let worker = &workers[random.usize(..workers.len())];
@@ -274,7 +274,7 @@ fn without_arbitration_a_worker_that_disagrees_with_canonical_results_is_quarant
             lies_judged += finish_leases(&mut core, worker, &grants, false)
                 .iter()
                 .flat_map(|effect| effect.judgements.iter())
-                .filter(|judgement| judgement.worker_id == "liar")
+                .filter(|judgement| &*judgement.worker_id == "liar")
                 .count();
         }
     }
@@ -387,7 +387,7 @@ fn a_stranger_first_runs_a_known_answer_unit_and_a_wrong_answer_is_settled_by_th
     let verdict =
         core.settle_arbitration(&arbitrations[0], &Status::Success, truth, &["a".into(), "b".into()]);
     assert_eq!(verdict.banned.len(), 1);
-    assert_eq!(verdict.banned[0].worker_id, "liar");
+    assert_eq!(&*verdict.banned[0].worker_id, "liar");
     assert!(core.reputation("liar").unwrap().is_banned());
     assert_eq!(core.progress("job").unwrap().succeeded, 4, "a known-answer unit decides nothing");
 }
@@ -472,7 +472,8 @@ fn a_request_passes_over_at_most_64_units_waiting_for_a_replica() {
         random: &mut core.random,
         connected: &core.connected,
     };
-    let asker = unit::Asker { worker_id: "first", network: &network, engine: "" };
+    let first: WorkerId = "first".into();
+    let asker = unit::Asker { worker_id: &first, network: &network, engine: "" };
     let mut scan = job::WaitingScan::default();
     for _ in 0..100 {
         let unit_index = job.take_unit_for(&asker, 1, &mut scan, &mut draw).expect("a fresh unit");

@@ -12,13 +12,13 @@ pub(super) struct ActiveUnit {
     pub(super) leases: Vec<OpenReplica>,
     /// The worker whose host timed out on this unit last, and until when (Unix ms) it is
     /// kept out: the next replica goes elsewhere if another worker can take it in that time.
-    pub(super) timed_out_worker: Option<(String, u64)>,
+    pub(super) timed_out_worker: Option<(super::WorkerId, u64)>,
     /// The worker drawn for the next replica, and until when (Unix ms) it is reserved for it.
-    pub(super) drawn_worker: Option<(String, u64)>,
+    pub(super) drawn_worker: Option<(super::WorkerId, u64)>,
     pub(super) host_timeouts: u32,
     /// Identities whose hosts timed out on this unit (each once), their networks, and
     /// whether their timeouts count towards failing it.
-    pub(super) timed_out: Vec<(String, Network, bool)>,
+    pub(super) timed_out: Vec<(super::WorkerId, Network, bool)>,
     /// Matching replicas this unit needs: `policy.quorum`, or 1 while an adaptive unit's
     /// only replica belongs to a trusted worker.
     pub(super) quorum: u32,
@@ -30,7 +30,7 @@ pub(super) struct ActiveUnit {
 
 /// The worker asking for work: its proven identity, its network and its engine class.
 pub(super) struct Asker<'a> {
-    pub(super) worker_id: &'a str,
+    pub(super) worker_id: &'a super::WorkerId,
     pub(super) network: &'a Network,
     pub(super) engine: &'a str,
 }
@@ -38,7 +38,7 @@ pub(super) struct Asker<'a> {
 /// A replica being run: its lease, and the worker and network running it.
 pub(super) struct OpenReplica {
     pub(super) lease_id: LeaseId,
-    pub(super) worker_id: String,
+    pub(super) worker_id: super::WorkerId,
     pub(super) network: Network,
 }
 
@@ -46,17 +46,19 @@ impl ActiveUnit {
     /// Two replicas of a unit never come from one identity or from one network.
     pub(super) fn worker_can_take(&self, asker: &Asker<'_>, now_ms: u64) -> bool {
         let (worker_id, network) = (asker.worker_id, asker.network);
-        !self.replicas.iter().any(|replica| replica.worker_id == worker_id || replica.network == *network)
-            && !self.leases.iter().any(|open| open.worker_id == worker_id || open.network == *network)
+        !self.replicas.iter().any(|replica| replica.worker_id == *worker_id || replica.network == *network)
+            && !self.leases.iter().any(|open| open.worker_id == *worker_id || open.network == *network)
             && !self
                 .timed_out_worker
                 .as_ref()
-                .is_some_and(|(timed_out, until_ms)| timed_out == worker_id && now_ms < *until_ms)
+                .is_some_and(|(timed_out, until_ms)| *timed_out == *worker_id && now_ms < *until_ms)
     }
 
     /// Whether this replica is reserved for `worker_id` now.
     pub(super) fn is_reserved_for(&self, worker_id: &str, now_ms: u64) -> bool {
-        self.drawn_worker.as_ref().is_some_and(|(drawn, until_ms)| drawn == worker_id && *until_ms > now_ms)
+        self.drawn_worker
+            .as_ref()
+            .is_some_and(|(drawn, until_ms)| **drawn == *worker_id && *until_ms > now_ms)
     }
 
     /// Who gets this replica, asked by `worker_id` (which can take the unit): the worker it
@@ -74,14 +76,14 @@ impl ActiveUnit {
         if let Some((drawn, until_ms)) = &self.drawn_worker
             && *until_ms > now_ms
         {
-            return if drawn == worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
+            return if **drawn == *worker_id { Drawn::Asker } else { Drawn::AlreadyOther };
         }
         let drawn = draw.eligible_worker(now_ms, |worker_id, network, engine| {
             job_engine.is_none_or(|class| **class == *engine)
                 && self.worker_can_take(&Asker { worker_id, network, engine }, now_ms)
         });
         match drawn {
-            Some(drawn) if drawn != worker_id => {
+            Some(drawn) if *drawn != *worker_id => {
                 self.drawn_worker = Some((drawn.clone(), now_ms.saturating_add(wait_ms)));
                 Drawn::NewlyOther(drawn)
             }
@@ -116,7 +118,7 @@ impl ActiveUnit {
 pub(super) enum Drawn {
     Asker,
     AlreadyOther,
-    NewlyOther(String),
+    NewlyOther(super::WorkerId),
 }
 
 /// What the core knows of the worker reporting an outcome, for the unit's decision.

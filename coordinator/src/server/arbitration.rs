@@ -29,7 +29,7 @@ impl Coordinator {
                 self.arbitrate(&arbitration);
                 self.core.lock().expect("core lock").arbitration_ended(&arbitration);
                 // Its job may have decided its last unit while the dispute was open.
-                self.finish_completed_jobs(std::iter::once(arbitration.job_id.as_str()));
+                self.finish_completed_jobs(std::iter::once(&*arbitration.job_id));
                 std::thread::sleep(started.elapsed() * ARBITRATION_REST_FACTOR);
             }
         }

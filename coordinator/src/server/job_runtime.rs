@@ -64,8 +64,8 @@ impl JobRuntime {
         blobs: &wasmhive_blobs::BlobStore,
         unit_index: u64,
     ) -> StoreResult<(String, FileSource)> {
-        if let Some((label, bytes)) = self.range_input(unit_index) {
-            return Ok((label, FileSource::Memory(bytes.into())));
+        if let Some(text) = self.range_input(unit_index) {
+            return Ok((text.clone(), FileSource::Memory(text.into_bytes().into())));
         }
         let Some((label, input)) = store.unit_input(&self.stored.job_id, unit_index)? else {
             return Ok((String::new(), FileSource::Memory(Vec::new().into())));
@@ -94,8 +94,8 @@ impl JobRuntime {
         blobs: &wasmhive_blobs::BlobStore,
         unit_index: u64,
     ) -> StoreResult<LeaseInput> {
-        if let Some((_, bytes)) = self.range_input(unit_index) {
-            return Ok(LeaseInput::Bytes(bytes));
+        if let Some(text) = self.range_input(unit_index) {
+            return Ok(LeaseInput::Bytes(text.into_bytes()));
         }
         match store.unit_input(&self.stored.job_id, unit_index)? {
             None => Ok(LeaseInput::Bytes(Vec::new())),
@@ -116,7 +116,7 @@ impl JobRuntime {
     /// The unit's label for people, without reading its input.
     pub fn unit_label(&self, store: &Store, unit_index: u64) -> StoreResult<String> {
         match self.range_input(unit_index) {
-            Some((label, _)) => Ok(label),
+            Some(text) => Ok(text),
             None => Ok(store
                 .unit_input(&self.stored.job_id, unit_index)?
                 .map(|(label, _)| label)
@@ -126,12 +126,17 @@ impl JobRuntime {
 
     /// The input of a unit of a range job, computed (no store needed); `None` for jobs
     /// whose inputs are stored.
-    pub fn range_input(&self, unit_index: u64) -> Option<(String, Vec<u8>)> {
+    /// The text is both the unit's label and its input's bytes.
+    pub fn range_input(&self, unit_index: u64) -> Option<String> {
+        use std::fmt::Write as _;
         let (start, end, step) = self.stored.range?;
         // Saturating: a range may end at 2^64 - 1.
         let from = start.saturating_add(unit_index.saturating_mul(step));
-        let text = format!("{from} {}", from.saturating_add(step).min(end));
-        Some((text.clone(), text.into_bytes()))
+        // Two u64s and a space: one allocation, never grown.
+        let mut text = String::with_capacity(2 * 20 + 1);
+        write!(text, "{from} {}", from.saturating_add(step).min(end))
+            .expect("writing to a String cannot fail");
+        Some(text)
     }
 
     /// What every lease of this job shares, numbered for one session.

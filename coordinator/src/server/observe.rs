@@ -32,9 +32,9 @@ impl Coordinator {
             for judgement in effect.judgements.iter().filter(|judgement| !judgement.agreed) {
                 self.metrics.quorum_disagreements.inc();
                 activity.disagreement(Disagreement {
-                    job_id: effect.job_id.clone(),
+                    job_id: effect.job_id.to_string(),
                     unit: effect.unit_index,
-                    worker_id: judgement.worker_id.clone(),
+                    worker_id: judgement.worker_id.to_string(),
                     at_s: unix_s(),
                 });
             }
@@ -45,7 +45,7 @@ impl Coordinator {
     pub fn sample_activity(&self) {
         let jobs: Vec<(String, u64)> = {
             let core = self.core.lock().expect("core lock");
-            let job_ids: Vec<String> = core.job_ids().cloned().collect();
+            let job_ids: Vec<String> = core.job_ids().map(|job_id| job_id.to_string()).collect();
             job_ids
                 .into_iter()
                 .filter_map(|job_id| core.progress(&job_id).map(|progress| (job_id, progress.decided())))

@@ -228,8 +228,7 @@ impl Coordinator {
                 Err(rejection) => tracing::debug!(worker = %worker_id, %rejection, "outcome ignored"),
             }
         }
-        let mut job_ids: Vec<&str> =
-            batch.outcomes.iter().map(|outcome| outcome.effect.job_id.as_str()).collect();
+        let mut job_ids: Vec<&str> = batch.outcomes.iter().map(|outcome| &*outcome.effect.job_id).collect();
         job_ids.sort_unstable();
         job_ids.dedup();
         batch.next_fresh = job_ids
@@ -262,7 +261,7 @@ impl Coordinator {
         &self,
         position: usize,
         report: &mut OutcomeReport,
-        engine: &str,
+        engine: &Arc<str>,
         effect: OutcomeEffect,
     ) -> OutcomeToCommit {
         let job = self.job(&effect.job_id);
@@ -277,7 +276,7 @@ impl Coordinator {
                 Vec::new()
             },
             output_blob: report.output_blob.filter(|_| effect.decision.is_some()),
-            engine_class: engine.to_string(),
+            engine_class: engine.clone(),
             keep_output,
             effect,
         }

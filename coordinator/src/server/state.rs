@@ -134,7 +134,7 @@ impl Coordinator {
             }
             jobs.insert(stored.job_id.clone(), Arc::new(JobRuntime::load(stored, &store)?));
         }
-        let running: Vec<String> = core.job_ids().cloned().collect();
+        let running: Vec<String> = core.job_ids().map(|job_id| job_id.to_string()).collect();
         let writer_store = Store::open(&store_path)?;
         let blobs = Arc::new(wasmhive_blobs::BlobStore::open(&data_dir.join("blobs"), BLOB_STORE_BYTES_MAX)?);
         let mut writer_failed = None;
@@ -320,7 +320,7 @@ impl Coordinator {
     /// Running jobs with undecided units, and how many (from the core alone: cheap).
     pub fn jobs_with_undecided_units(&self) -> Vec<(String, u64)> {
         let core = self.core.lock().expect("core lock");
-        let ids: Vec<String> = core.job_ids().cloned().collect();
+        let ids: Vec<String> = core.job_ids().map(|job_id| job_id.to_string()).collect();
         ids.into_iter()
             .filter_map(|job_id| {
                 let progress = core.progress(&job_id)?;
@@ -397,7 +397,7 @@ impl Coordinator {
             .expect("store lock")
             .set_job_state(job_id, JobState::Cancelled)
             .map_err(ApiProblem::internal)?;
-        let mut by_worker: HashMap<String, Vec<LeaseId>> = HashMap::new();
+        let mut by_worker: HashMap<crate::core::WorkerId, Vec<LeaseId>> = HashMap::new();
         for (worker_id, lease_id) in cancelled {
             by_worker.entry(worker_id).or_default().push(lease_id);
         }
@@ -431,7 +431,7 @@ impl Coordinator {
         for grant in grants {
             let Some(job) = self.job(&grant.job_id) else { continue };
             let input = match job.range_input(grant.unit_index) {
-                Some((_, bytes)) => LeaseInput::Bytes(bytes),
+                Some(text) => LeaseInput::Bytes(text.into_bytes()),
                 None => {
                     let store = store.get_or_insert_with(|| self.store.lock().expect("store lock"));
                     job.lease_input(store, &self.blobs, grant.unit_index)?

@@ -2,7 +2,7 @@
 //! (`core/credit.rs` decides; this adds up and reads).
 
 use super::{Store, StoreResult};
-use crate::core::{CreditGrant, ValidatedCredit};
+use crate::core::{CreditGrant, JobId, ValidatedCredit, WorkerId};
 use rusqlite::params;
 use std::collections::HashMap;
 
@@ -11,16 +11,17 @@ use std::collections::HashMap;
 /// accepted replica.
 #[derive(Default)]
 pub(super) struct CreditGrants {
-    /// (job, worker) → (replicas, amount, validated replicas, their amount).
-    sums: HashMap<(String, String), [i64; 4]>,
+    /// (job, worker) → (replicas, amount, validated replicas, their amount). The ids are
+    /// the core's shared ones: adding a grant copies no text.
+    sums: HashMap<(JobId, WorkerId), [i64; 4]>,
 }
 
 impl CreditGrants {
     /// Adds what the core granted (`core/credit.rs`).
-    pub(super) fn add(&mut self, job_id: &str, grant: &CreditGrant) {
+    pub(super) fn add(&mut self, job_id: &JobId, grant: &CreditGrant) {
         let (worker_id, validated) = (&grant.worker_id, grant.validated);
         let amount = i64::try_from(grant.amount).unwrap_or(i64::MAX);
-        let sums = self.sums.entry((job_id.to_string(), worker_id.to_string())).or_default();
+        let sums = self.sums.entry((job_id.clone(), worker_id.clone())).or_default();
         let validated = i64::from(validated);
         for (sum, added) in sums.iter_mut().zip([1, amount, validated, validated * amount]) {
             *sum = sum.saturating_add(added);
@@ -41,7 +42,7 @@ impl CreditGrants {
                  THEN 9223372036854775807 ELSE validated_amount + ?6 END",
         )?;
         for ((job_id, worker_id), [replicas, amount, validated, validated_amount]) in self.sums.drain() {
-            add.execute(params![job_id, worker_id, replicas, amount, validated, validated_amount])?;
+            add.execute(params![&*job_id, &*worker_id, replicas, amount, validated, validated_amount])?;
         }
         Ok(())
     }
@@ -117,7 +118,7 @@ mod tests {
     use wasmhive_protocol::{Hash, Status};
 
     fn grant(worker_id: &str, amount: u64, validated: bool) -> CreditGrant {
-        CreditGrant { worker_id: worker_id.to_string(), amount, validated }
+        CreditGrant { worker_id: worker_id.into(), amount, validated }
     }
 
     #[test]
@@ -144,7 +145,7 @@ mod tests {
             lease_id: 1,
             output: Vec::new(),
             output_blob: None,
-            engine_class: String::new(),
+            engine_class: "".into(),
             keep_output: false,
         };
         let batch = OutcomeBatch { outcomes: vec![outcome], ..OutcomeBatch::default() };

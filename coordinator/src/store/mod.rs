@@ -332,7 +332,7 @@ impl Store {
             let worker_id: String = row.get(1)?;
             let network = Network::stored(&row.get::<_, String>(4)?, &worker_id);
             let replica = ReplicaRecord {
-                worker_id,
+                worker_id: worker_id.into(),
                 network,
                 status: schema::status_from_json(&row.get::<_, String>(2)?)?,
                 digest: schema::hash_from_hex(&row.get::<_, String>(3)?)?,
@@ -503,20 +503,29 @@ impl Store {
         drop(rows);
         for result in &mut results {
             if let Some(digest) = &result.digest {
-                result.replica_workers = self.replica_workers(job_id, result.unit_index, digest)?;
+                result.replica_workers = self
+                    .replica_workers(job_id, result.unit_index, digest)?
+                    .iter()
+                    .map(|worker| worker.to_string())
+                    .collect();
             }
         }
         Ok(results)
     }
 
     /// Workers whose replicas of `unit_index` produced `digest`.
-    pub fn replica_workers(&self, job_id: &str, unit_index: u64, digest: &Hash) -> StoreResult<Vec<String>> {
+    pub fn replica_workers(
+        &self,
+        job_id: &str,
+        unit_index: u64,
+        digest: &Hash,
+    ) -> StoreResult<Vec<crate::core::WorkerId>> {
         let mut select = self.connection.prepare_cached(
             "SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3 ORDER BY rowid",
         )?;
-        let workers =
-            select.query_map(params![job_id, unit_index as i64, digest.to_hex()], |row| row.get(0))?;
-        Ok(workers.collect::<Result<_, _>>()?)
+        let workers = select
+            .query_map(params![job_id, unit_index as i64, digest.to_hex()], |row| row.get::<_, String>(0))?;
+        Ok(workers.map(|worker| worker.map(Into::into)).collect::<Result<_, _>>()?)
     }
 }
 

@@ -6,6 +6,8 @@ use super::credit::CreditGrants;
 use super::{Store, StoreResult, first_output_of_class, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
 use rusqlite::{CachedStatement, Transaction, params};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use wasmhive_protocol::Status;
 
 /// One worker's `outcomes` message as the store commits it. Owned: it crosses to the store
@@ -16,7 +18,7 @@ pub struct OutcomeBatch {
     /// Each job's fresh-unit mark when the batch was recorded (stored as a maximum).
     pub next_fresh: Vec<(String, u64)>,
     /// Reputations the batch changed (`quarantined_until_ms` in Unix milliseconds).
-    pub reputations: Vec<(String, Reputation)>,
+    pub reputations: Vec<(crate::core::WorkerId, Reputation)>,
 }
 
 /// One outcome of a batch, as the server hands it to the store.
@@ -30,7 +32,8 @@ pub struct OutcomeToCommit {
     pub output: Vec<u8>,
     /// The output's blob (in the owner's store) when it became the result and is a blob.
     pub output_blob: Option<wasmhive_protocol::BlobRef>,
-    pub engine_class: String,
+    /// The engine class the worker named (shared by its session's outcomes).
+    pub engine_class: std::sync::Arc<str>,
     /// Keep the replica's output (jobs with a validator compare later replicas with it).
     pub keep_output: bool,
 }
@@ -47,16 +50,42 @@ impl Store {
                 commit_batch(&transaction, &mut inserts, &mut grants, batch)?;
             }
         }
+        save_latest_reputations(&transaction, batches)?;
         grants.write(&transaction)?;
         transaction.commit()?;
         Ok(())
     }
 }
 
-/// The statements a transaction runs once per outcome, looked up once per transaction.
+/// Each worker's reputation as the last batch that changed it left it: one row write per
+/// worker and transaction (at quorum 2 every replica of an accepted unit is judged, and
+/// a transaction holds hundreds of them, mostly of the same few workers).
+fn save_latest_reputations(transaction: &Transaction<'_>, batches: &[&OutcomeBatch]) -> StoreResult<()> {
+    let mut latest: HashMap<&str, &Reputation> = HashMap::new();
+    for (worker_id, reputation) in batches.iter().flat_map(|batch| &batch.reputations) {
+        latest.insert(worker_id, reputation);
+    }
+    for (worker_id, reputation) in latest {
+        save_reputation(transaction, worker_id, reputation)?;
+    }
+    Ok(())
+}
+
+/// The statements a transaction runs once per outcome, looked up once per transaction,
+/// and the text their rows bind, written into buffers kept for the transaction (a row
+/// costs no allocation for its status, digest or network).
 struct Inserts<'transaction> {
     replica: CachedStatement<'transaction>,
     result: CachedStatement<'transaction>,
+    status_json: Vec<u8>,
+    network_text: String,
+}
+
+/// `status` as its stored JSON text, written into `buffer`.
+fn status_json<'buffer>(buffer: &'buffer mut Vec<u8>, status: &Status) -> &'buffer str {
+    buffer.clear();
+    serde_json::to_writer(&mut *buffer, status).expect("status serialises");
+    std::str::from_utf8(buffer).expect("JSON is UTF-8")
 }
 
 impl<'transaction> Inserts<'transaction> {
@@ -71,6 +100,8 @@ impl<'transaction> Inserts<'transaction> {
                  (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
+            status_json: Vec::new(),
+            network_text: String::new(),
         })
     }
 }
@@ -81,20 +112,17 @@ fn commit_batch(
     grants: &mut CreditGrants,
     batch: &OutcomeBatch,
 ) -> StoreResult<()> {
-    for (worker_id, reputation) in &batch.reputations {
-        save_reputation(transaction, worker_id, reputation)?;
-    }
     for outcome in &batch.outcomes {
-        insert_replica(&mut inserts.replica, outcome)?;
+        insert_replica(inserts, outcome)?;
         match &outcome.effect.decision {
             Some(UnitDecision::Accepted { digest, status, replicas }) => {
                 for grant in &outcome.effect.credit {
                     grants.add(&outcome.effect.job_id, grant);
                 }
-                insert_accepted_result(transaction, &mut inserts.result, outcome, digest, status, *replicas)?;
+                insert_accepted_result(transaction, inserts, outcome, digest, status, *replicas)?;
             }
             Some(UnitDecision::Failed { reason, replicas }) => {
-                insert_failed_result(&mut inserts.result, &outcome.effect, reason, *replicas)?;
+                insert_failed_result(inserts, &outcome.effect, reason, *replicas)?;
             }
             None => {}
         }
@@ -107,27 +135,31 @@ fn commit_batch(
     Ok(())
 }
 
-fn insert_replica(insert: &mut CachedStatement<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
+fn insert_replica(inserts: &mut Inserts<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
     let effect = &outcome.effect;
     let Some(replica) = &effect.replica else { return Ok(()) };
-    insert.execute(params![
-        effect.job_id,
+    inserts.network_text.clear();
+    write!(inserts.network_text, "{}", replica.network).expect("writing to a String cannot fail");
+    let digest = replica.digest.hex();
+    let status = status_json(&mut inserts.status_json, &replica.status);
+    inserts.replica.execute(params![
+        &*effect.job_id,
         effect.unit_index as i64,
-        replica.worker_id,
+        &*replica.worker_id,
         outcome.lease_id as i64,
-        serde_json::to_string(&replica.status).expect("status serialises"),
-        replica.digest.to_hex(),
+        status,
+        &*digest,
         replica.fuel_used.map(|fuel| i64::try_from(fuel).unwrap_or(i64::MAX)),
-        outcome.engine_class,
+        &*outcome.engine_class,
         outcome.keep_output.then_some(outcome.output.as_slice()),
-        replica.network.to_string(),
+        inserts.network_text.as_str(),
     ])?;
     Ok(())
 }
 
 fn insert_accepted_result(
     transaction: &Transaction<'_>,
-    insert: &mut CachedStatement<'_>,
+    inserts: &mut Inserts<'_>,
     outcome: &OutcomeToCommit,
     digest: &wasmhive_protocol::Hash,
     status: &Status,
@@ -146,17 +178,17 @@ fn insert_accepted_result(
         Some(bytes) => ResultOutput::Bytes(bytes),
         None => outcome.output_blob.map_or(ResultOutput::Bytes(&outcome.output), ResultOutput::Blob),
     };
-    insert_result(insert, effect, status, Some(digest.to_hex()), output, replicas, failure.as_deref())
+    insert_result(inserts, effect, status, Some(digest), output, replicas, failure.as_deref())
 }
 
 fn insert_failed_result(
-    insert: &mut CachedStatement<'_>,
+    inserts: &mut Inserts<'_>,
     effect: &OutcomeEffect,
     reason: &str,
     replicas: u32,
 ) -> StoreResult<()> {
     let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
-    insert_result(insert, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
+    insert_result(inserts, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
 }
 
 /// A result's output: its bytes in the row, or its blob in the owner's blob store.
@@ -166,10 +198,10 @@ enum ResultOutput<'a> {
 }
 
 fn insert_result(
-    insert: &mut CachedStatement<'_>,
+    inserts: &mut Inserts<'_>,
     effect: &OutcomeEffect,
     status: &Status,
-    digest: Option<String>,
+    digest: Option<&wasmhive_protocol::Hash>,
     output: ResultOutput<'_>,
     replicas: u32,
     failure: Option<&str>,
@@ -178,11 +210,12 @@ fn insert_result(
         ResultOutput::Bytes(bytes) => (bytes, None),
         ResultOutput::Blob(blob) => (&[][..], Some(blob)),
     };
-    insert.execute(params![
-        effect.job_id,
+    let digest = digest.map(wasmhive_protocol::Hash::hex);
+    inserts.result.execute(params![
+        &*effect.job_id,
         effect.unit_index as i64,
-        serde_json::to_string(status).expect("status serialises"),
-        digest,
+        status_json(&mut inserts.status_json, status),
+        digest.as_deref(),
         bytes,
         replicas,
         failure,
@@ -190,4 +223,34 @@ fn insert_result(
         blob.map(|blob| blob.size as i64),
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_stores_each_workers_reputation_as_its_last_batch_left_it() {
+        let directory = std::env::temp_dir().join(format!("wasmhive-reputation-test-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("owner.db");
+        let reputation = |valid| Reputation { valid, ..Reputation::default() };
+        let first = OutcomeBatch {
+            reputations: vec![
+                ("a".into(), reputation(1)),
+                ("b".into(), reputation(7)),
+                ("a".into(), reputation(2)),
+            ],
+            ..OutcomeBatch::default()
+        };
+        let second =
+            OutcomeBatch { reputations: vec![("a".into(), reputation(3))], ..OutcomeBatch::default() };
+        Store::open(&path).unwrap().commit_outcome_batches(&[&first, &second]).unwrap();
+        let mut stored = Store::open(&path).unwrap().reputations().unwrap();
+        stored.sort_by(|left, right| left.0.cmp(&right.0));
+        let valid: Vec<(&str, u64)> =
+            stored.iter().map(|(worker, kept)| (worker.as_str(), kept.valid)).collect();
+        assert_eq!(valid, [("a", 3), ("b", 7)], "the later batch's reputation wins, every worker kept");
+        std::fs::remove_dir_all(&directory).ok();
+    }
 }

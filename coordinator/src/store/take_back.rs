@@ -77,7 +77,8 @@ fn forget_unit(
             "SELECT worker_id FROM replicas WHERE job_id = ?1 AND unit_index = ?2 AND digest = ?3",
         )?
         .query_map(params![job_id, unit_index as i64, digest], |row| row.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+        .map(|worker| worker.map(|worker: String| crate::core::WorkerId::from(worker)))
+        .collect::<Result<Vec<_>, _>>()?;
     transaction.prepare_cached("DELETE FROM results WHERE job_id = ?1 AND unit_index = ?2")?.execute(unit)?;
     transaction
         .prepare_cached("DELETE FROM replicas WHERE job_id = ?1 AND unit_index = ?2")?

@@ -105,7 +105,7 @@ impl CoreJob {
     }
 
     /// The replicas of decoys that agreed with the known answer since the core last asked.
-    pub(in crate::core) fn take_judged_by_known_answer(&mut self) -> Vec<(String, bool)> {
+    pub(in crate::core) fn take_judged_by_known_answer(&mut self) -> Vec<(crate::core::WorkerId, bool)> {
         std::mem::take(&mut self.judged_by_known_answer)
     }
 
