@@ -5,7 +5,6 @@
 //! server hands over the name its sessions share, so workers of one class share one copy).
 
 use super::EngineClass;
-use std::collections::HashMap;
 
 /// One connected worker.
 pub(super) struct ConnectedWorker {
@@ -15,14 +14,14 @@ pub(super) struct ConnectedWorker {
 
 /// The connected workers, by identity.
 pub(super) struct ConnectedWorkers {
-    workers: HashMap<String, ConnectedWorker>,
+    workers: super::FastHashMap<String, ConnectedWorker>,
     /// The class of workers that named none (shared by all of them).
     unnamed: EngineClass,
 }
 
 impl Default for ConnectedWorkers {
     fn default() -> ConnectedWorkers {
-        ConnectedWorkers { workers: HashMap::new(), unnamed: EngineClass::from("") }
+        ConnectedWorkers { workers: super::FastHashMap::default(), unnamed: EngineClass::from("") }
     }
 }
 

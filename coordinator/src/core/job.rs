@@ -25,7 +25,7 @@ use super::unit::{
     timeouts_fail,
 };
 use super::{EngineClass, LeaseId, Network, ReopenedUnit, ResumeState, UnitDecision};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wasmhive_protocol::{Hash, Status};
 
 /// A job's verification and lease settings.
@@ -154,7 +154,7 @@ pub(super) struct CoreJob {
     needs_replica: BTreeSet<u64>,
     /// Units whose next replica is reserved for a worker, by worker (entries may be stale:
     /// checked when taken).
-    reserved: HashMap<super::WorkerId, BTreeSet<u64>>,
+    reserved: super::FastHashMap<super::WorkerId, BTreeSet<u64>>,
     /// Where the next scan of waiting units starts (it goes round, so none waits long).
     scan_cursor: u64,
     succeeded: u64,
@@ -204,7 +204,7 @@ impl CoreJob {
             next_fresh_unit: resume.next_fresh_unit.min(unit_count),
             active: BTreeMap::new(),
             needs_replica: BTreeSet::new(),
-            reserved: HashMap::new(),
+            reserved: super::FastHashMap::default(),
             scan_cursor: 0,
             succeeded: resume.succeeded_units,
             failed: resume.failed_units,

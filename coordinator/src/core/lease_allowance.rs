@@ -15,7 +15,6 @@
 //!   cores, by the workers connected).
 
 use super::Network;
-use std::collections::HashMap;
 
 /// Cores an identity may claim for its allowance.
 pub const CORES_COUNTED_MAX: u32 = 256;
@@ -72,13 +71,17 @@ impl Allowance {
 pub struct LeaseAllowances {
     /// `None`: no limit beyond the slots asked for (unit tests of other rules).
     limits: Option<LeaseLimits>,
-    identities: HashMap<String, Allowance>,
-    networks: HashMap<Network, Allowance>,
+    identities: super::FastHashMap<String, Allowance>,
+    networks: super::FastHashMap<Network, Allowance>,
 }
 
 impl LeaseAllowances {
     pub fn new(limits: Option<LeaseLimits>) -> LeaseAllowances {
-        LeaseAllowances { limits, identities: HashMap::new(), networks: HashMap::new() }
+        LeaseAllowances {
+            limits,
+            identities: super::FastHashMap::default(),
+            networks: super::FastHashMap::default(),
+        }
     }
 
     /// How many more leases `worker_id` on `network`, which advertised `cores`, may take now.

@@ -93,6 +93,11 @@ fn timeout_counts(reputation: Option<&Reputation>) -> bool {
     })
 }
 
+/// The core's hash maps: keyed by lease ids and peer ids, looked up several times per
+/// replica. foldhash is seeded at random per process like std's SipHash, and several
+/// times faster on these short keys.
+type FastHashMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A worker's identity (its peer id) as the core keeps it: shared, never copied per lease,
 /// replica or judgement.
 pub type WorkerId = std::sync::Arc<str>;
@@ -176,13 +181,13 @@ pub enum OutcomeRejection {
 /// The scheduling state of one owner.
 pub struct Core {
     jobs: BTreeMap<JobId, CoreJob>,
-    leases: HashMap<LeaseId, OpenLease>,
+    leases: FastHashMap<LeaseId, OpenLease>,
     next_lease_id: LeaseId,
     /// Job to start the next round-robin pass at.
     job_cursor: Option<JobId>,
     reputations: ReputationBook,
     /// Workers holding a known-answer lease (at most one each).
-    probe_holders: HashSet<WorkerId>,
+    probe_holders: HashSet<WorkerId, foldhash::fast::RandomState>,
     /// The owner's secret draws (adaptive replication): seeded from the OS by the
     /// server, from a fixed seed by tests and simulations.
     random: fastrand::Rng,
@@ -226,11 +231,11 @@ impl Core {
         assert!(first > 0, "lease ids start above 0");
         Core {
             jobs: BTreeMap::new(),
-            leases: HashMap::new(),
+            leases: FastHashMap::default(),
             next_lease_id: first,
             job_cursor: None,
             reputations: ReputationBook::default(),
-            probe_holders: HashSet::new(),
+            probe_holders: HashSet::default(),
             recent_workers: RecentWorkers::default(),
             random: fastrand::Rng::with_seed(seed),
             allowances: LeaseAllowances::new(Some(LeaseLimits::OWNER)),

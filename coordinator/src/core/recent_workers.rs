@@ -7,7 +7,6 @@
 //! that window; a draw is uniform over the entries.
 
 use super::Network;
-use std::collections::HashMap;
 
 /// How long a worker stays in the pool after it last asked for work.
 pub const RECENT_WORKER_MS: u64 = 60_000;
@@ -15,7 +14,7 @@ pub const RECENT_WORKER_MS: u64 = 60_000;
 #[derive(Default)]
 pub struct RecentWorkers {
     entries: Vec<RecentWorker>,
-    position: HashMap<super::WorkerId, usize>,
+    position: super::FastHashMap<super::WorkerId, usize>,
 }
 
 pub struct RecentWorker {
