@@ -21,8 +21,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wasmhive_protocol::{Lease, Message, OutcomeReport};
 
-/// How long a finished outcome waits for others to share its message.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(1);
+/// How long a finished outcome waits for others to share its message. Each message costs
+/// both ends a frame, a record, an acknowledgement and part of a store transaction: 3 ms
+/// (not 1) took W1 at quorum 2 from 1,871 to 1,365 messages and from 1,423 to 1,016
+/// transactions per 100,000 units, for 2 ms more before an outcome leaves.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(3);
 /// Outcomes sent in one message at most.
 pub const OUTCOMES_PER_MESSAGE_MAX: usize = 256;
 /// The prefetch target never grows beyond this many leases.
