@@ -107,8 +107,9 @@ fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_re
         core.expire_leases(now + 1_000);
     }
     assert_eq!(allowed, [4, 2, 1, 0], "each expiry halves the allowance, down to nothing");
-    // A worker that returns work earns more leases, up to 256 per advertised core.
-    core.set_worker_cores("honest", 4);
+    // A worker that returns work earns more leases, up to the per-core ceiling for each
+    // advertised core (2 cores: below the network's own ceiling).
+    core.set_worker_cores("honest", 2);
     let away = Network::of_identity("away");
     let mut batch = core.request_work("honest", &away, 4_000, 0);
     assert_eq!(batch.len(), 8);
@@ -116,7 +117,9 @@ fn a_hoarder_holds_few_leases_and_fewer_after_they_expire_while_a_worker_that_re
         finish_leases(&mut core, "honest", &batch, false);
         batch = core.request_work("honest", &away, 4_000, round);
     }
-    assert_eq!(batch.len(), 4 * 256, "4 cores × 256, earned by returned work");
+    let ceiling = 2 * LeaseLimits::OWNER.per_core as usize;
+    assert!(ceiling < LeaseLimits::OWNER.network_max as usize);
+    assert_eq!(batch.len(), ceiling, "2 cores × the per-core ceiling, earned by returned work");
 }
 
 #[test]
