@@ -35,7 +35,7 @@ pub struct LeaseLimits {
 impl LeaseLimits {
     /// The owner's rules: 1024 open leases per advertised core (tiny units need a deep
     /// pipeline: a lease is open from its grant until its outcome arrives, several
-    /// milliseconds (queued, run, up to the worker's 3 ms `FLUSH_DELAY`, recorded), in
+    /// milliseconds (queued, run, up to the worker's `FLUSH_DELAY`, recorded), in
     /// which a core runs hundreds of tiny units; 10,000 tiny units ran at 10,241 units/s
     /// with 8 per core, 18,064 with 64; 50,000 at about 26,000 with 64 and 45,000 with 256;
     /// W1 with 100,000 at 60,238 with 1024 against 50,719 with 256, 5 runs alternately,
