@@ -124,9 +124,8 @@ impl JobRuntime {
         }
     }
 
-    /// The input of a unit of a range job, computed (no store needed); `None` for jobs
-    /// whose inputs are stored.
-    /// The text is both the unit's label and its input's bytes.
+    /// The input of a unit of a range job, computed (no store needed), which is also its
+    /// label; `None` for jobs whose inputs are stored.
     pub fn range_input(&self, unit_index: u64) -> Option<String> {
         use std::fmt::Write as _;
         let (start, end, step) = self.stored.range?;
