@@ -123,9 +123,8 @@ mod tests {
 
     #[test]
     fn a_jobs_validated_credit_is_read_back_for_the_core_after_a_restart() {
-        let directory = std::env::temp_dir().join(format!("wasmhive-credit-test-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).unwrap();
-        let path = directory.join("owner.db");
+        let store = crate::store::TemporaryStore::new("credit-test");
+        let path = &store.path;
         let effect = OutcomeEffect {
             job_id: "job".into(),
             unit_index: 0,
@@ -149,13 +148,11 @@ mod tests {
             keep_output: false,
         };
         let batch = OutcomeBatch { outcomes: vec![outcome], ..OutcomeBatch::default() };
-        Store::open(&path).unwrap().commit_outcome_batches(&[&batch]).unwrap();
-        let reopened = Store::open(&path).unwrap();
+        Store::open(path).unwrap().commit_outcome_batches(&[&batch]).unwrap();
+        let reopened = Store::open(path).unwrap();
         assert_eq!(reopened.validated_credit("job").unwrap(), ValidatedCredit { replicas: 2, amount: 600 });
         let credit_of_c =
             reopened.credits(Some("job")).unwrap().into_iter().find(|credit| credit.worker_id == "c");
         assert_eq!(credit_of_c.unwrap().amount, i64::MAX as u64, "an amount beyond i64 saturates");
-        drop(reopened);
-        std::fs::remove_dir_all(&directory).ok();
     }
 }

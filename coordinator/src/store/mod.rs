@@ -12,6 +12,10 @@ mod credit;
 mod outcome_commit;
 mod schema;
 mod take_back;
+#[cfg(test)]
+mod temporary_store;
+#[cfg(test)]
+pub(crate) use temporary_store::TemporaryStore;
 
 pub use credit::StoredCredit;
 pub use outcome_commit::{OutcomeBatch, OutcomeToCommit};

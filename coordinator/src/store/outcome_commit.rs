@@ -231,9 +231,8 @@ mod tests {
 
     #[test]
     fn a_transaction_stores_each_workers_reputation_as_its_last_batch_left_it() {
-        let directory = std::env::temp_dir().join(format!("wasmhive-reputation-test-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).unwrap();
-        let path = directory.join("owner.db");
+        let store = crate::store::TemporaryStore::new("reputation-test");
+        let path = &store.path;
         let reputation = |valid| Reputation { valid, ..Reputation::default() };
         let first = OutcomeBatch {
             reputations: vec![
@@ -245,12 +244,11 @@ mod tests {
         };
         let second =
             OutcomeBatch { reputations: vec![("a".into(), reputation(3))], ..OutcomeBatch::default() };
-        Store::open(&path).unwrap().commit_outcome_batches(&[&first, &second]).unwrap();
-        let mut stored = Store::open(&path).unwrap().reputations().unwrap();
+        Store::open(path).unwrap().commit_outcome_batches(&[&first, &second]).unwrap();
+        let mut stored = Store::open(path).unwrap().reputations().unwrap();
         stored.sort_by(|left, right| left.0.cmp(&right.0));
         let valid: Vec<(&str, u64)> =
             stored.iter().map(|(worker, kept)| (worker.as_str(), kept.valid)).collect();
         assert_eq!(valid, [("a", 3), ("b", 7)], "the later batch's reputation wins, every worker kept");
-        std::fs::remove_dir_all(&directory).ok();
     }
 }
