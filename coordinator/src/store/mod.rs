@@ -10,6 +10,7 @@
 
 mod credit;
 mod outcome_commit;
+mod outcome_rows;
 mod schema;
 mod take_back;
 #[cfg(test)]

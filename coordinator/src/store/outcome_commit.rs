@@ -3,11 +3,11 @@
 //! commit: one fsync for all of them, see `server/store_writer.rs`).
 
 use super::credit::CreditGrants;
+use super::outcome_rows::{Failure, OutcomeRows, ReplicaRow, ResultRow};
 use super::{Store, StoreResult, first_output_of_class, save_reputation};
 use crate::core::{OutcomeEffect, Reputation, UnitDecision};
-use rusqlite::{CachedStatement, Transaction, params};
+use rusqlite::{Transaction, params};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use wasmhive_protocol::Status;
 
 /// One worker's `outcomes` message as the store commits it. Owned: it crosses to the store
@@ -44,12 +44,11 @@ impl Store {
     pub fn commit_outcome_batches(&mut self, batches: &[&OutcomeBatch]) -> StoreResult<()> {
         let transaction = self.write_transaction()?;
         let mut grants = CreditGrants::default();
-        {
-            let mut inserts = Inserts::prepare(&transaction)?;
-            for batch in batches {
-                commit_batch(&transaction, &mut inserts, &mut grants, batch)?;
-            }
+        let mut rows = OutcomeRows::default();
+        for batch in batches {
+            commit_batch(&transaction, &mut rows, &mut grants, batch)?;
         }
+        rows.insert_all(&transaction)?;
         save_latest_reputations(&transaction, batches)?;
         grants.write(&transaction)?;
         transaction.commit()?;
@@ -71,58 +70,37 @@ fn save_latest_reputations(transaction: &Transaction<'_>, batches: &[&OutcomeBat
     Ok(())
 }
 
-/// The statements a transaction runs once per outcome, looked up once per transaction,
-/// and the text their rows bind, written into buffers kept for the transaction (a row
-/// costs no allocation for its status, digest or network).
-struct Inserts<'transaction> {
-    replica: CachedStatement<'transaction>,
-    result: CachedStatement<'transaction>,
-    status_json: Vec<u8>,
-    network_text: String,
-}
+/// The status a failed unit's result keeps when no replica ran it to an end.
+static NO_REPLICA_STATUS: Status = Status::HostTimeout;
 
-/// `status` as its stored JSON text, written into `buffer`.
-fn status_json<'buffer>(buffer: &'buffer mut Vec<u8>, status: &Status) -> &'buffer str {
-    buffer.clear();
-    serde_json::to_writer(&mut *buffer, status).expect("status serialises");
-    std::str::from_utf8(buffer).expect("JSON is UTF-8")
-}
-
-impl<'transaction> Inserts<'transaction> {
-    fn prepare(transaction: &'transaction Transaction<'_>) -> StoreResult<Inserts<'transaction>> {
-        Ok(Inserts {
-            replica: transaction.prepare_cached(
-                "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?,
-            result: transaction.prepare_cached(
-                "INSERT OR REPLACE INTO results
-                 (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?,
-            status_json: Vec::new(),
-            network_text: String::new(),
-        })
-    }
-}
-
-fn commit_batch(
+fn commit_batch<'batch>(
     transaction: &Transaction<'_>,
-    inserts: &mut Inserts<'_>,
+    rows: &mut OutcomeRows<'batch>,
     grants: &mut CreditGrants,
-    batch: &OutcomeBatch,
+    batch: &'batch OutcomeBatch,
 ) -> StoreResult<()> {
     for outcome in &batch.outcomes {
-        insert_replica(inserts, outcome)?;
-        match &outcome.effect.decision {
+        add_replica(rows, outcome);
+        let effect = &outcome.effect;
+        match &effect.decision {
             Some(UnitDecision::Accepted { digest, status, replicas }) => {
-                for grant in &outcome.effect.credit {
-                    grants.add(&outcome.effect.job_id, grant);
+                for grant in &effect.credit {
+                    grants.add(&effect.job_id, grant);
                 }
-                insert_accepted_result(transaction, inserts, outcome, digest, status, *replicas)?;
+                add_accepted_result(transaction, rows, outcome, digest, status, *replicas)?;
             }
             Some(UnitDecision::Failed { reason, replicas }) => {
-                insert_failed_result(inserts, &outcome.effect, reason, *replicas)?;
+                let status = effect.replica.as_ref().map_or(&NO_REPLICA_STATUS, |replica| &replica.status);
+                rows.add_result(ResultRow {
+                    job_id: &effect.job_id,
+                    unit_index: effect.unit_index,
+                    status,
+                    digest: None,
+                    output: &[],
+                    replicas: *replicas,
+                    failure: Some(Failure::Reason(reason)),
+                    output_blob: None,
+                });
             }
             None => {}
         }
@@ -135,93 +113,57 @@ fn commit_batch(
     Ok(())
 }
 
-fn insert_replica(inserts: &mut Inserts<'_>, outcome: &OutcomeToCommit) -> StoreResult<()> {
+fn add_replica<'batch>(rows: &mut OutcomeRows<'batch>, outcome: &'batch OutcomeToCommit) {
     let effect = &outcome.effect;
-    let Some(replica) = &effect.replica else { return Ok(()) };
-    inserts.network_text.clear();
-    write!(inserts.network_text, "{}", replica.network).expect("writing to a String cannot fail");
-    let digest = replica.digest.hex();
-    let status = status_json(&mut inserts.status_json, &replica.status);
-    inserts.replica.execute(params![
-        &*effect.job_id,
-        effect.unit_index as i64,
-        &*replica.worker_id,
-        outcome.lease_id as i64,
-        status,
-        &*digest,
-        replica.fuel_used.map(|fuel| i64::try_from(fuel).unwrap_or(i64::MAX)),
-        &*outcome.engine_class,
-        outcome.keep_output.then_some(outcome.output.as_slice()),
-        inserts.network_text.as_str(),
-    ])?;
-    Ok(())
+    let Some(replica) = &effect.replica else { return };
+    rows.add_replica(ReplicaRow {
+        job_id: &effect.job_id,
+        unit_index: effect.unit_index,
+        worker_id: &replica.worker_id,
+        lease_id: outcome.lease_id,
+        status: &replica.status,
+        digest: &replica.digest,
+        fuel_used: replica.fuel_used,
+        engine_class: &outcome.engine_class,
+        output: outcome.keep_output.then_some(outcome.output.as_slice()),
+        network: &replica.network,
+    });
 }
 
-fn insert_accepted_result(
+fn add_accepted_result<'batch>(
     transaction: &Transaction<'_>,
-    inserts: &mut Inserts<'_>,
-    outcome: &OutcomeToCommit,
-    digest: &wasmhive_protocol::Hash,
-    status: &Status,
+    rows: &mut OutcomeRows<'batch>,
+    outcome: &'batch OutcomeToCommit,
+    digest: &'batch wasmhive_protocol::Hash,
+    status: &'batch Status,
     replicas: u32,
 ) -> StoreResult<()> {
     let effect = &outcome.effect;
-    let failure = (!status.is_success()).then(|| status.to_string());
-    // Under a validator the replicas of a class differ in their bytes: the result is the
-    // class's first replica, not the one that happened to complete the quorum.
-    let first_of_class: Option<Vec<u8>> = if outcome.keep_output {
-        first_output_of_class(transaction, &effect.job_id, effect.unit_index, digest)?
-    } else {
-        None
-    };
-    let output = match &first_of_class {
-        Some(bytes) => ResultOutput::Bytes(bytes),
-        None => outcome.output_blob.map_or(ResultOutput::Bytes(&outcome.output), ResultOutput::Blob),
-    };
-    insert_result(inserts, effect, status, Some(digest), output, replicas, failure.as_deref())
-}
-
-fn insert_failed_result(
-    inserts: &mut Inserts<'_>,
-    effect: &OutcomeEffect,
-    reason: &str,
-    replicas: u32,
-) -> StoreResult<()> {
-    let status = effect.replica.as_ref().map_or(Status::HostTimeout, |replica| replica.status.clone());
-    insert_result(inserts, effect, &status, None, ResultOutput::Bytes(&[]), replicas, Some(reason))
-}
-
-/// A result's output: its bytes in the row, or its blob in the owner's blob store.
-enum ResultOutput<'a> {
-    Bytes(&'a [u8]),
-    Blob(wasmhive_protocol::BlobRef),
-}
-
-fn insert_result(
-    inserts: &mut Inserts<'_>,
-    effect: &OutcomeEffect,
-    status: &Status,
-    digest: Option<&wasmhive_protocol::Hash>,
-    output: ResultOutput<'_>,
-    replicas: u32,
-    failure: Option<&str>,
-) -> StoreResult<()> {
-    let (bytes, blob) = match output {
-        ResultOutput::Bytes(bytes) => (bytes, None),
-        ResultOutput::Blob(blob) => (&[][..], Some(blob)),
-    };
-    let digest = digest.map(wasmhive_protocol::Hash::hex);
-    inserts.result.execute(params![
-        &*effect.job_id,
-        effect.unit_index as i64,
-        status_json(&mut inserts.status_json, status),
-        digest.as_deref(),
-        bytes,
+    let result = |output: &'batch [u8]| ResultRow {
+        job_id: &effect.job_id,
+        unit_index: effect.unit_index,
+        status,
+        digest: Some(digest),
+        output,
         replicas,
-        failure,
-        blob.map(|blob| blob.hash.to_hex()),
-        blob.map(|blob| blob.size as i64),
-    ])?;
+        failure: (!status.is_success()).then_some(Failure::Status(status)),
+        output_blob: None,
+    };
+    if outcome.keep_output {
+        // Under a validator the replicas of a class differ in their bytes: the result is
+        // the class's first replica (the lowest rowid), not the one that completed the
+        // quorum. The rows so far go in first, so the query sees this batch's replicas.
+        rows.insert_all(transaction)?;
+        if let Some(first) = first_output_of_class(transaction, &effect.job_id, effect.unit_index, digest)? {
+            let mut first_of_class = OutcomeRows::default();
+            first_of_class.add_result(ResultRow { output: &first, ..result(&[]) });
+            return first_of_class.insert_all(transaction);
+        }
+    }
+    match outcome.output_blob {
+        Some(blob) => rows.add_result(ResultRow { output_blob: Some(blob), ..result(&[]) }),
+        None => rows.add_result(result(&outcome.output)),
+    }
     Ok(())
 }
 
