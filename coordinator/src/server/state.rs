@@ -116,7 +116,7 @@ impl Coordinator {
         let token = read_or_create_token(&token_path).map_err(directory_error)?;
         let tls_identity = TlsIdentity::new(&load_or_create_peer_key(data_dir)?);
         let store_path = data_dir.join("coordinator.sqlite");
-        let store = Store::open(&store_path)?;
+        let store = Store::open_for_readers(&store_path)?;
         let started_unix_ms = unix_ms();
         let secret_seed = getrandom::u64().map_err(|error| CoordinatorError::DataDirectory {
             path: data_dir.to_path_buf(),
