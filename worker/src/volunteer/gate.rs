@@ -84,16 +84,23 @@ impl VolunteerGate {
         ran * (100 - self.cpu_percent) / self.cpu_percent
     }
 
+    /// Whether units rest at all (below 100%): at 100% no clock is read for the cycle.
+    fn holds_a_duty_cycle(&self) -> bool {
+        self.cpu_percent < 100
+    }
+
     fn rest(&self, ran: Duration) {
-        if self.cpu_percent < 100 {
+        if self.holds_a_duty_cycle() {
             std::thread::sleep(self.duty_cycle_rest(ran));
+            LAST_REST.set(Some(Instant::now()));
         }
-        LAST_REST.set(Some(Instant::now()));
     }
 
     /// Called on the unit's thread before it runs.
     pub fn unit_starting(&self) {
-        LAST_REST.set(Some(Instant::now()));
+        if self.holds_a_duty_cycle() {
+            LAST_REST.set(Some(Instant::now()));
+        }
     }
 
     /// Called on the unit's thread after it ran: rests for the running time since the last
@@ -113,7 +120,9 @@ impl RunGate for VolunteerGate {
             reasons = self.resumed.wait(reasons).expect("pause reasons lock");
         }
         drop(reasons);
-        LAST_REST.set(Some(Instant::now()));
+        if self.holds_a_duty_cycle() {
+            LAST_REST.set(Some(Instant::now()));
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod busy;
 mod gate;
 mod memory_budget;
 pub mod priority;
+mod recent_units;
 mod schedule;
 
 pub use battery::{POWER_SUPPLY_DIR, on_battery};
@@ -30,7 +31,8 @@ pub use gate::{PauseReason, VolunteerGate};
 pub use memory_budget::{MemoryBudget, MemoryReservation};
 pub use schedule::{LocalMoment, Schedule};
 
-use std::collections::{BTreeMap, VecDeque};
+use recent_units::RecentUnits;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -97,8 +99,8 @@ pub fn half_of_physical_memory() -> u64 {
 struct WorkStats {
     units_done: u64,
     fuel_used: u64,
-    /// Completion times in the last minute (for the rate).
-    recent: VecDeque<Instant>,
+    /// Units finished in the last minute (for the rate).
+    recent: RecentUnits,
     /// Credit as each owner last reported it, by owner address.
     credit: BTreeMap<String, (u64, u64)>,
     /// Owners whose last answer was `no_work`, with their reason.
@@ -149,11 +151,7 @@ impl VolunteerControls {
         let mut stats = self.stats.lock().expect("work stats lock");
         stats.units_done += 1;
         stats.fuel_used += fuel_used.unwrap_or(0);
-        let now = Instant::now();
-        stats.recent.push_back(now);
-        while stats.recent.front().is_some_and(|done| now.duration_since(*done) > Duration::from_secs(60)) {
-            stats.recent.pop_front();
-        }
+        stats.recent.record(self.started.elapsed().as_secs());
     }
 
     /// `owner_id` (proven by the session's handshake) has no work, for `reason` (the
@@ -181,9 +179,7 @@ impl VolunteerControls {
         owners: usize,
     ) -> WorkerControlStatus {
         let stats = self.stats.lock().expect("work stats lock");
-        let now = Instant::now();
-        let last_minute =
-            stats.recent.iter().filter(|done| now.duration_since(**done) <= Duration::from_secs(60)).count();
+        let last_minute = stats.recent.last_minute(self.started.elapsed().as_secs());
         let minutes = self.started.elapsed().as_secs_f64().clamp(1.0, 60.0) / 60.0;
         WorkerControlStatus {
             peer_id,
