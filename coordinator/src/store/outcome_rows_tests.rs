@@ -1,6 +1,7 @@
 use super::*;
 use crate::core::{Network, NetworkPrefixes};
 use rusqlite::Connection;
+use rusqlite::types::Value;
 use wasmhive_protocol::TrapKind;
 
 /// Two full statements of [`ROWS_PER_INSERT`] rows and a remainder inserted one by one.
@@ -17,6 +18,18 @@ fn networks() -> [Network; 2] {
 
 fn digests() -> Vec<Hash> {
     (0..ROWS).map(|unit| Hash::of(&unit.to_le_bytes())).collect()
+}
+
+/// Every row `sql` selects, each column as SQLite typed it.
+fn stored_rows(transaction: &rusqlite::Transaction<'_>, sql: &str) -> Vec<Vec<Value>> {
+    let mut select = transaction.prepare(sql).unwrap();
+    let columns = select.column_count();
+    let rows = select.query_map([], |row| (0..columns).map(|column| row.get(column)).collect());
+    rows.unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+fn text(text: &str) -> Value {
+    Value::Text(text.to_string())
 }
 
 #[test]
@@ -44,43 +57,24 @@ fn replica_rows_go_in_order_with_their_texts_across_statement_boundaries() {
     }
     rows.insert_all(&transaction).unwrap();
     rows.insert_all(&transaction).unwrap();
-    let mut select = transaction
-        .prepare(
-            "SELECT unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network
-             FROM replicas ORDER BY rowid",
-        )
-        .unwrap();
-    type Stored = (i64, String, i64, String, String, Option<i64>, String, Option<Vec<u8>>, String);
-    let stored: Vec<Stored> = select
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let stored = stored_rows(
+        &transaction,
+        "SELECT unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network
+         FROM replicas ORDER BY rowid",
+    );
     assert_eq!(stored.len() as u64, ROWS, "every row once, however often insert_all runs");
     for (unit, row) in stored.iter().enumerate() {
-        let expected: Stored = (
-            unit as i64,
-            if unit % 2 == 0 { "worker-a" } else { "worker-b" }.to_string(),
-            1000 + unit as i64,
-            serde_json::to_string(&statuses[unit % 3]).unwrap(),
-            digests[unit].to_hex(),
-            (unit % 4 != 0).then_some(unit as i64 * 10),
-            "engine".to_string(),
-            (unit % 5 == 0).then(|| output.clone()),
-            networks[unit % 2].to_string(),
-        );
+        let expected = vec![
+            Value::Integer(unit as i64),
+            text(if unit % 2 == 0 { "worker-a" } else { "worker-b" }),
+            Value::Integer(1000 + unit as i64),
+            text(&serde_json::to_string(&statuses[unit % 3]).unwrap()),
+            text(&digests[unit].to_hex()),
+            (unit % 4 != 0).then_some(unit as i64 * 10).map_or(Value::Null, Value::Integer),
+            text("engine"),
+            (unit % 5 == 0).then(|| output.clone()).map_or(Value::Null, Value::Blob),
+            text(&networks[unit % 2].to_string()),
+        ];
         assert_eq!(row, &expected, "replica row {unit}");
     }
 }
@@ -112,46 +106,29 @@ fn result_rows_keep_their_optional_texts_apart_across_statement_boundaries() {
         });
     }
     rows.insert_all(&transaction).unwrap();
-    let mut select = transaction
-        .prepare(
-            "SELECT unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size
-             FROM results ORDER BY unit_index",
-        )
-        .unwrap();
-    type Stored = (i64, String, Option<String>, Vec<u8>, i64, Option<String>, Option<String>, Option<i64>);
-    let stored: Vec<Stored> = select
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let stored = stored_rows(
+        &transaction,
+        "SELECT unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size
+         FROM results ORDER BY unit_index",
+    );
     assert_eq!(stored.len() as u64, ROWS);
     for (unit, row) in stored.iter().enumerate() {
         let failure = match unit % 3 {
-            0 => None,
-            1 => Some("replicas disagreed".to_string()),
-            _ => Some(statuses[unit % 3].to_string()),
+            0 => Value::Null,
+            1 => text("replicas disagreed"),
+            _ => text(&statuses[unit % 3].to_string()),
         };
-        let expected: Stored = (
-            unit as i64,
-            serde_json::to_string(&statuses[unit % 3]).unwrap(),
-            (unit % 2 == 0).then(|| digests[unit].to_hex()),
-            if unit % 4 == 0 { Vec::new() } else { b"result".to_vec() },
-            2,
+        let blob_row = unit % 4 == 0;
+        let expected = vec![
+            Value::Integer(unit as i64),
+            text(&serde_json::to_string(&statuses[unit % 3]).unwrap()),
+            if unit % 2 == 0 { text(&digests[unit].to_hex()) } else { Value::Null },
+            Value::Blob(if blob_row { Vec::new() } else { b"result".to_vec() }),
+            Value::Integer(2),
             failure,
-            (unit % 4 == 0).then(|| blob.hash.to_hex()),
-            (unit % 4 == 0).then_some(1 << 20),
-        );
+            if blob_row { text(&blob.hash.to_hex()) } else { Value::Null },
+            if blob_row { Value::Integer(1 << 20) } else { Value::Null },
+        ];
         assert_eq!(row, &expected, "result row {unit}");
     }
 }
