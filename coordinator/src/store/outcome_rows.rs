@@ -22,10 +22,9 @@ use wasmhive_protocol::{BlobRef, Hash, Status};
 /// Rows per multi-row INSERT statement (a transaction's last few go one per statement).
 pub const ROWS_PER_INSERT: usize = 32;
 
-const REPLICA_COLUMNS: &str = "replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network)";
+const REPLICA_INSERT: &str = "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network) VALUES";
 const REPLICA_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-const RESULT_COLUMNS: &str =
-    "results (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size)";
+const RESULT_INSERT: &str = "INSERT OR REPLACE INTO results (job_id, unit_index, status, digest, output, replicas, failure, output_blob, output_blob_size) VALUES";
 const RESULT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// A replica of a unit, as stored.
@@ -109,14 +108,14 @@ impl<'batch> OutcomeRows<'batch> {
         let mut values = Vec::with_capacity(ROWS_PER_INSERT * 10);
         insert_in_chunks(
             transaction,
-            (REPLICA_COLUMNS, REPLICA_VALUES),
+            (REPLICA_INSERT, REPLICA_VALUES),
             &self.replicas,
             &mut values,
             |row, values| replica_values(row, texts, values),
         )?;
         insert_in_chunks(
             transaction,
-            (RESULT_COLUMNS, RESULT_VALUES),
+            (RESULT_INSERT, RESULT_VALUES),
             &self.results,
             &mut values,
             |row, values| result_values(row, texts, values),
@@ -138,18 +137,18 @@ impl<'batch> OutcomeRows<'batch> {
 /// Inserts `rows` with one statement per [`ROWS_PER_INSERT`] of them, the rest one each.
 fn insert_in_chunks<'texts, Row>(
     transaction: &Transaction<'_>,
-    (columns, row_values): (&str, &str),
+    (insert, row_values): (&str, &str),
     rows: &'texts [Row],
     values: &mut Vec<ToSqlOutput<'texts>>,
     row_to_values: impl Fn(&'texts Row, &mut Vec<ToSqlOutput<'texts>>),
 ) -> StoreResult<()> {
     let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
     if rows.len() >= ROWS_PER_INSERT {
-        let many = transaction.prepare_cached(&insert_sql(columns, row_values, ROWS_PER_INSERT))?;
+        let many = transaction.prepare_cached(&insert_sql(insert, row_values, ROWS_PER_INSERT))?;
         execute_chunks(many, chunks.by_ref(), values, &row_to_values)?;
     }
     if !chunks.remainder().is_empty() {
-        let one = transaction.prepare_cached(&insert_sql(columns, row_values, 1))?;
+        let one = transaction.prepare_cached(&insert_sql(insert, row_values, 1))?;
         execute_chunks(one, chunks.remainder().chunks(1), values, &row_to_values)?;
     }
     Ok(())
@@ -169,9 +168,9 @@ fn execute_chunks<'texts, Row: 'texts>(
     Ok(())
 }
 
-fn insert_sql(columns: &str, row_values: &str, rows: usize) -> String {
-    let verb = if columns.starts_with("results") { "INSERT OR REPLACE" } else { "INSERT" };
-    format!("{verb} INTO {columns} VALUES {}", vec![row_values; rows].join(", "))
+/// `insert` (up to VALUES) with `rows` rows of placeholders.
+fn insert_sql(insert: &str, row_values: &str, rows: usize) -> String {
+    format!("{insert} {}", vec![row_values; rows].join(", "))
 }
 
 fn replica_values<'texts>(
