@@ -206,10 +206,16 @@ pub fn owner_id(owner: &Running) -> String {
     id.to_string()
 }
 
-/// Runs `wasmhive ARGS` to completion.
+/// Runs `wasmhive ARGS` to completion, with a default data directory and config folder
+/// of its own (removed afterwards): no test reads or records the user's (`known_hosts`
+/// entries of earlier runs' ports, keys, a config file). `--data` and `--config` still win.
 pub fn wasmhive(args: &[&str]) -> Output {
+    let own = TempDir::new("cli");
     let mut child = Command::new(wasmhive_binary())
         .args(args)
+        .env("WASMHIVE_DATA", own.path().join("data"))
+        .env("XDG_CONFIG_HOME", own.path().join("config"))
+        .env_remove("WASMHIVE_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,12 +2,8 @@
 //! the status, clear errors for bad files and sizes.
 
 use std::process::{Command, Output};
-use wasmhive_tests::grid::TempDir;
+use wasmhive_tests::grid::{TempDir, wasmhive};
 use wasmhive_tests::wasmhive_binary;
-
-fn wasmhive(args: &[&str]) -> Output {
-    Command::new(wasmhive_binary()).args(args).output().expect("running wasmhive")
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -118,4 +114,21 @@ fn an_installed_copy_of_the_binary_runs_the_demo_from_any_directory() {
     let text =
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success() && text.contains("matches the known count 78498"), "{text}");
+}
+
+/// A test's CLI runs never read or record the user's own data or config (`known_hosts` of
+/// an earlier run's port made an unrelated test fail: that port's owner had a new key).
+#[test]
+fn the_cli_under_test_has_a_data_directory_and_no_config_file_of_its_own() {
+    let output = wasmhive(&["worker", "--cpus", "1", "--print-config"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let data_line = text.lines().find(|line| line.starts_with("data ")).unwrap_or_default();
+    let home_data =
+        std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/share/wasmhive"));
+    let home_data = home_data.map(|path| path.display().to_string()).unwrap_or_default();
+    assert!(!data_line.contains(&home_data), "the user's data directory: {data_line}");
+    assert!(data_line.contains("wasmhive-test-"), "a test folder: {data_line}");
+    let config_line = text.lines().next().unwrap_or_default();
+    assert!(config_line.contains("none") && config_line.contains("wasmhive-test-"), "{config_line}");
 }
