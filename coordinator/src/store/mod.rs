@@ -106,7 +106,7 @@ pub struct Store {
 
 /// Write-ahead log pages past which the readers' connection checkpoints: only when it
 /// wrote most of them itself (a large submission while the writer is idle).
-pub const READERS_CHECKPOINT_PAGES: u32 = 10_000;
+const READERS_CHECKPOINT_PAGES: u32 = 10_000;
 
 impl Store {
     pub fn open(path: &Path) -> StoreResult<Store> {
@@ -117,7 +117,7 @@ impl Store {
 
     /// The owner's readers' connection, which also stores submissions. Its commits
     /// checkpoint (copy the write-ahead log into the database) only past
-    /// [`READERS_CHECKPOINT_PAGES`], so the store writer, which commits every few
+    /// `READERS_CHECKPOINT_PAGES`, so the store writer, which commits every few
     /// milliseconds under load and checkpoints past SQLite's 1,000, does that work: a
     /// submission arriving when the writer's log is near 1,000 pages does not copy them.
     pub fn open_for_readers(path: &Path) -> StoreResult<Store> {

@@ -20,7 +20,7 @@ use std::ops::Range;
 use wasmhive_protocol::{BlobRef, Hash, Status};
 
 /// Rows per multi-row INSERT statement (a transaction's last few go one per statement).
-pub const ROWS_PER_INSERT: usize = 32;
+const ROWS_PER_INSERT: usize = 32;
 
 const REPLICA_INSERT: &str = "INSERT INTO replicas (job_id, unit_index, worker_id, lease_id, status, digest, fuel_used, engine_class, output, network) VALUES";
 const REPLICA_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
